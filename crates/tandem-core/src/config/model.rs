@@ -1,0 +1,151 @@
+//! The configuration model: executor → cluster → port → server, as dscontrol has it.
+//!
+//! This is plain data. The grammar (`super::grammar`) turns command words into
+//! [`super::Command`]s and [`Config::apply`](super::Config::apply) changes a model; the data
+//! plane compiles a model into its lookup snapshot.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Forwarding method of a port (`port add ... method mac|nat`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Dispatch / direct server return: the frame goes unchanged to the server's MAC.
+    Mac,
+    /// Directed: destination rewritten to the server, source to its returnaddress.
+    Nat,
+}
+
+/// Transport protocol of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+/// `selectionalgorithm` of a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Selection {
+    /// A server picked afresh (by weight) for each new connection.
+    Connection,
+    /// A client IP keeps its server while its affinity record lives (stickytime).
+    Affinity,
+    /// Both: affinity when a live record exists, else by weight.
+    #[serde(rename = "conn+affin")]
+    ConnAffin,
+    /// Weighted Maglev lookup on the flow hash: no shared state needed.
+    Hash,
+}
+
+/// `repstrategy` of a port: which records are replicated to the HA partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RepStrategy {
+    None,
+    Connection,
+    Affinity,
+    Both,
+}
+
+/// The executor: the forwarding engine of a node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Executor {
+    /// `executor start` has been run (and `stop` not since).
+    pub started: bool,
+    /// Non-forwarding address: the node's own address on the forwarding interface.
+    pub nfa: Option<IpAddr>,
+    /// Router through which traffic back to clients goes (NAT).
+    pub clientgateway: Option<IpAddr>,
+    /// HA heartbeat timeout, seconds (default 2).
+    pub hatimeout: f64,
+}
+
+impl Default for Executor {
+    fn default() -> Self {
+        Executor { started: false, nfa: None, clientgateway: None, hatimeout: 2.0 }
+    }
+}
+
+/// A cluster: a virtual address that clients connect to.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Cluster {
+    pub address: IpAddr,
+    pub ports: BTreeMap<u16, Port>,
+}
+
+/// A port of a cluster and its servers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Port {
+    pub number: u16,
+    pub method: Method,
+    pub protocol: Protocol,
+    pub selection: Selection,
+    /// Seconds an affinity record lives without a new connection; 0 = no affinity.
+    pub stickytime: u32,
+    /// Seconds of inactivity after which a connection record is removed.
+    pub staletimeout: u32,
+    /// Largest weight a server may have on this port (1–100).
+    pub weightbound: u32,
+    /// Send a TCP RST to clients of a server that goes down (weight 0 / `server down`).
+    pub reset: bool,
+    pub repstrategy: RepStrategy,
+    /// Servers by address.
+    pub servers: BTreeMap<IpAddr, Server>,
+}
+
+impl Port {
+    /// A port with IBM's defaults: method mac, tcp, selectionalgorithm connection,
+    /// stickytime 0, weightbound 20, staletimeout 300 (900 on port 21, 32000000 on port 23).
+    pub fn with_defaults(number: u16) -> Port {
+        Port {
+            number,
+            method: Method::Mac,
+            protocol: Protocol::Tcp,
+            selection: Selection::Connection,
+            stickytime: 0,
+            staletimeout: default_staletimeout(number),
+            weightbound: 20,
+            reset: false,
+            repstrategy: RepStrategy::None,
+            servers: BTreeMap::new(),
+        }
+    }
+}
+
+/// IBM's default staletimeout for a port number.
+pub fn default_staletimeout(port: u16) -> u32 {
+    match port {
+        21 => 900,
+        23 => 32_000_000,
+        _ => 300,
+    }
+}
+
+/// A server behind a port.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Server {
+    pub address: IpAddr,
+    /// 0..=weightbound; 0 = no new connections. Default weightbound/2.
+    pub weight: u32,
+    /// The manager never changes a fixed weight.
+    pub fixedweight: bool,
+    /// NAT: source address of forwarded requests (servers reply to it).
+    pub returnaddress: Option<IpAddr>,
+    /// Next hop towards the server (defaults to the server itself).
+    pub router: Option<IpAddr>,
+    /// NAT: destination port on the server (defaults to the cluster port).
+    pub mapport: Option<u16>,
+    /// `server down`: no new connections; open ones continue.
+    pub down: bool,
+}
+
+impl Server {
+    /// Whether the server may receive new connections.
+    pub fn accepts_new(&self) -> bool {
+        !self.down && self.weight > 0
+    }
+}

@@ -1,0 +1,10 @@
+//! Sans-IO logic of Tandem.
+//!
+//! Nothing in this crate opens a socket, reads the clock or sleeps: time comes in as a
+//! `now: Instant` argument and effects go out as return values. That is what lets the
+//! selection, tables and (later) the HA machine be tested deterministically.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod flow;
+pub mod select;
