@@ -71,7 +71,7 @@ impl Default for Executor {
 }
 
 /// A cluster: a virtual address that clients connect to.
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cluster {
     pub address: IpAddr,
     pub ports: BTreeMap<u16, Port>,

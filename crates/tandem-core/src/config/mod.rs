@@ -1,0 +1,3 @@
+//! Configuration model and dscontrol grammar.
+pub mod model;
+pub use model::*;
