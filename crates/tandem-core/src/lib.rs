@@ -7,4 +7,5 @@
 
 pub mod config;
 pub mod flow;
+pub mod forward;
 pub mod select;

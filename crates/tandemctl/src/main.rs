@@ -1,1 +1,176 @@
-fn main() {}
+//! `tandemctl`: the operator's CLI for a Tandem node.
+//!
+//! It is deliberately thin: the command words go unchanged to the daemon over its Unix socket,
+//! where the same grammar that reads configuration files parses them. One parser, one set of
+//! error messages. With no command it reads commands from standard input, one per line, like
+//! `dscontrol` with no arguments (`exit` or `quit` ends it).
+//!
+//! ```text
+//! tandemctl [--socket PATH] [--json] COMMAND...
+//! tandemctl port add 192.0.2.100@80 method nat
+//! tandemctl --json server report 192.0.2.100@80@
+//! ```
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+/// Where `tandemd` listens unless told otherwise.
+const DEFAULT_SOCKET: &str = "/run/tandem/tandemd.sock";
+
+#[derive(Serialize)]
+struct Request<'a> {
+    words: &'a [String],
+    json: bool,
+}
+
+#[derive(Deserialize)]
+struct Response {
+    ok: bool,
+    #[serde(default)]
+    output: String,
+    #[serde(default)]
+    data: serde_json::Value,
+    #[serde(default)]
+    error: String,
+}
+
+struct Options {
+    socket: String,
+    json: bool,
+    words: Vec<String>,
+}
+
+const USAGE: &str = "usage: tandemctl [--socket PATH] [--json] COMMAND...\n\
+  COMMAND is a dscontrol command, e.g. `executor status`, `port add 192.0.2.100@80 method nat`.\n\
+  With no COMMAND, commands are read from standard input, one per line.";
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
+    let mut socket = std::env::var("TANDEM_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
+    let mut json = false;
+    let mut words = Vec::new();
+    let mut args = args.peekable();
+    while let Some(a) = args.next() {
+        if !words.is_empty() {
+            words.push(a);
+            continue;
+        }
+        match a.as_str() {
+            "--socket" | "-s" => socket = args.next().context("--socket needs a path")?,
+            "--json" | "-j" => json = true,
+            "--help" | "-h" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            s if s.starts_with("--socket=") => socket = s["--socket=".len()..].to_string(),
+            s if s.starts_with("--") => bail!("unknown option '{s}'\n{USAGE}"),
+            _ => words.push(a),
+        }
+    }
+    // IBM-style invocations sometimes keep the program name: `tandemctl dscontrol executor status`.
+    if words.first().is_some_and(|w| w == "dscontrol" || w == "tandemctl") {
+        words.remove(0);
+    }
+    Ok(Options { socket, json, words })
+}
+
+fn send(socket: &str, words: &[String], json: bool) -> Result<Response> {
+    let mut stream = UnixStream::connect(socket)
+        .with_context(|| format!("cannot reach tandemd at {socket} (is it running? see --socket)"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let mut line = serde_json::to_string(&Request { words, json })?;
+    line.push('\n');
+    stream.write_all(line.as_bytes())?;
+    let mut reply = String::new();
+    BufReader::new(stream).read_line(&mut reply).context("reading tandemd's answer")?;
+    serde_json::from_str(&reply).with_context(|| format!("tandemd sent an unreadable answer: {reply:?}"))
+}
+
+/// Runs one command; prints its output; returns whether it succeeded.
+fn run_one(opts: &Options, words: &[String]) -> Result<bool> {
+    let resp = send(&opts.socket, words, opts.json)?;
+    if !resp.ok {
+        eprintln!("error: {}", resp.error);
+        return Ok(false);
+    }
+    if opts.json {
+        println!("{}", serde_json::to_string_pretty(&resp.data)?);
+    } else if !resp.output.is_empty() {
+        print!("{}", resp.output);
+        if !resp.output.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(true)
+}
+
+fn main() {
+    let code = match real_main() {
+        Ok(true) => 0,
+        Ok(false) => 1,
+        Err(e) => {
+            eprintln!("tandemctl: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn real_main() -> Result<bool> {
+    let opts = parse_args(std::env::args().skip(1))?;
+    if !opts.words.is_empty() {
+        return run_one(&opts, &opts.words);
+    }
+    // Interactive / scripted mode.
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    let mut all_ok = true;
+    loop {
+        if interactive {
+            print!("tandemctl> ");
+            std::io::stdout().flush()?;
+        }
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let words: Vec<String> = line.split('#').next().unwrap_or("").split_whitespace().map(String::from).collect();
+        match words.first().map(String::as_str) {
+            None => continue,
+            Some("exit" | "quit") => break,
+            _ => {}
+        }
+        all_ok &= run_one(&opts, &words)?;
+    }
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> impl Iterator<Item = String> {
+        s.split_whitespace().map(String::from).collect::<Vec<_>>().into_iter()
+    }
+
+    #[test]
+    fn options_stop_at_the_first_command_word() {
+        let o = parse_args(args("--socket /tmp/x.sock --json server report 192.0.2.100@80@ --json")).unwrap();
+        assert_eq!(o.socket, "/tmp/x.sock");
+        assert!(o.json);
+        assert_eq!(o.words, ["server", "report", "192.0.2.100@80@", "--json"]);
+    }
+
+    #[test]
+    fn leading_dscontrol_is_ignored() {
+        let o = parse_args(args("dscontrol executor status")).unwrap();
+        assert_eq!(o.words, ["executor", "status"]);
+    }
+
+    #[test]
+    fn unknown_option_is_an_error() {
+        assert!(parse_args(args("--bogus executor status")).is_err());
+    }
+}

@@ -1,3 +1,40 @@
 //! Configuration model and dscontrol grammar.
+//!
+//! * [`model`]: the plain data (executor → cluster → port → server, plus [`HaConfig`]).
+//! * [`parse`] / [`parse_line`]: dscontrol words → [`Command`] (syntax and value ranges).
+//! * [`Config::apply`]: runs a [`Command`] against a [`Config`], atomically, and checks the
+//!   rules that need the configuration (the cluster exists, the weight is within the port's
+//!   weightbound, NAT servers have a valid returnaddress, ...).
+//! * [`load_file`] / [`Config::to_commands`]: a configuration file (a script of dscontrol
+//!   lines) in and out, in IBM's `file save` order.
+//!
+//! Everything here is sans-IO: files come in and go out as text.
+
+mod apply;
+mod file;
+mod grammar;
 pub mod model;
+
+#[cfg(test)]
+mod tests;
+
+pub use apply::{Applied, ConfigError, Resolved};
+pub use file::{CommandError, FileError, load_file};
+pub use grammar::{
+    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget, ServerOptions,
+    ServerTarget, Targets, is_mutation, parse, parse_line,
+};
 pub use model::*;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// A whole configuration: what `file save` writes and `file newload` reads.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Config {
+    pub executor: Executor,
+    /// Clusters by address.
+    pub clusters: BTreeMap<IpAddr, Cluster>,
+    pub ha: HaConfig,
+}

@@ -149,3 +149,126 @@ impl Server {
         !self.down && self.weight > 0
     }
 }
+
+impl Method {
+    /// The dscontrol keyword (`mac`, `nat`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Method::Mac => "mac",
+            Method::Nat => "nat",
+        }
+    }
+}
+
+impl Protocol {
+    /// The dscontrol keyword (`tcp`, `udp`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+impl Selection {
+    /// The dscontrol keyword (`connection`, `affinity`, `conn+affin`, `hash`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Selection::Connection => "connection",
+            Selection::Affinity => "affinity",
+            Selection::ConnAffin => "conn+affin",
+            Selection::Hash => "hash",
+        }
+    }
+}
+
+impl RepStrategy {
+    /// The dscontrol keyword (`none`, `connection`, `affinity`, `both`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            RepStrategy::None => "none",
+            RepStrategy::Connection => "connection",
+            RepStrategy::Affinity => "affinity",
+            RepStrategy::Both => "both",
+        }
+    }
+}
+
+/// Role of this node in an HA pair (`highavailability backup add primary|backup ...`).
+///
+/// IBM's third role, `both` (mutual HA), is not supported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Primary,
+    Backup,
+}
+
+impl Role {
+    /// The dscontrol keyword (`primary`, `backup`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Role::Primary => "primary",
+            Role::Backup => "backup",
+        }
+    }
+}
+
+/// Recovery strategy of an HA pair: whether a recovered primary takes Active back by itself
+/// (`auto`) or only on `highavailability takeover` (`manual`). Failover is the same in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    Auto,
+    Manual,
+}
+
+impl Recovery {
+    /// The dscontrol keyword (`auto`, `manual`).
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Recovery::Auto => "auto",
+            Recovery::Manual => "manual",
+        }
+    }
+}
+
+/// `highavailability backup add ROLE RECOVERY PORT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Backup {
+    pub role: Role,
+    pub recovery: Recovery,
+    /// UDP port that carries the heartbeats; the same on both nodes.
+    pub port: u16,
+}
+
+/// The high-availability part of a configuration (`highavailability ...` statements and
+/// `manager reach set interval`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HaConfig {
+    /// Heartbeat pairs (source on this node, destination on the partner), in the order added.
+    pub heartbeats: Vec<(IpAddr, IpAddr)>,
+    /// Reach targets, in the order added.
+    pub reach: Vec<IpAddr>,
+    /// Role, recovery strategy and heartbeat port; `None` = no HA (stand-alone, Idle).
+    pub backup: Option<Backup>,
+    /// Path of the file holding the HMAC key that authenticates heartbeats.
+    pub key_file: Option<String>,
+    /// Directory holding the goActive / goStandby / ... scripts.
+    pub script_dir: Option<String>,
+    /// Seconds between reach-target probes (`manager reach set interval`, default 2).
+    pub reach_interval: f64,
+}
+
+impl Default for HaConfig {
+    fn default() -> Self {
+        HaConfig {
+            heartbeats: Vec::new(),
+            reach: Vec::new(),
+            backup: None,
+            key_file: None,
+            script_dir: None,
+            reach_interval: 2.0,
+        }
+    }
+}

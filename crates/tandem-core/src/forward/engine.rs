@@ -1,0 +1,444 @@
+//! The per-frame forwarding decision.
+//!
+//! [`Engine::handle`] takes one received Ethernet frame (which it may rewrite in place), the
+//! time, and a place for frames to send besides it (ARP replies and requests), and says whether
+//! to transmit the frame. It is shared by all workers (`&self`); state lives in the tables.
+//!
+//! ```text
+//!  frame ─▶ parse ─┬─ ARP ──────────▶ learn neighbour; answer for owned addresses
+//!                  ├─ to returnaddress ─▶ NAT reply: find record, translate back, to client
+//!                  ├─ to cluster:port ──▶ record? ─yes─▶ forward to its server
+//!                  │                        └─no──▶ SYN/UDP/hash: select, record, forward
+//!                  └─ anything else ────▶ not ours: left to the node's kernel
+//! ```
+
+use super::conn::{Conn, ConnTable, NatMapping};
+use super::neighbor::NeighborTable;
+use super::plan::{CounterRegistry, Plan, PortPlan};
+use super::stats::{DropReason, NodeCounters};
+use crate::config::{Method, Selection};
+use crate::flow::{FlowKey, IPPROTO_TCP};
+use crate::select::{AffinityKey, AffinityTable, NatPool};
+use arc_swap::ArcSwap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use tandem_wire as wire;
+
+/// What the ring told us about a frame.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RxMeta {
+    /// The TCP/UDP checksum is still partial (local sender with checksum offload).
+    pub csum_not_ready: bool,
+    /// The kernel stripped a VLAN tag.
+    pub vlan: bool,
+    /// The frame did not fit the ring slot (a coalesced super-frame).
+    pub truncated: bool,
+}
+
+/// What to do with the received frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the rewritten frame (its first `n` bytes).
+    Transmit(usize),
+    /// Tandem handled it (e.g. an ARP request); nothing to send on.
+    Consumed,
+    /// Not Tandem's business: the node's kernel gets its own copy anyway.
+    Pass,
+    /// Dropped and counted.
+    Drop(DropReason),
+}
+
+/// A record change that replication (a later stage) may want to hear about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEvent {
+    ConnectionStarted(FlowKey),
+    ConnectionEnded(FlowKey),
+}
+
+/// The shared forwarding state of a node.
+pub struct Engine {
+    plan: ArcSwap<Plan>,
+    pub conns: ConnTable,
+    pub affinity: AffinityTable,
+    pub natpool: NatPool,
+    pub neighbors: NeighborTable,
+    pub node: NodeCounters,
+    pub counters: CounterRegistry,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine {
+            plan: ArcSwap::from_pointee(Plan::default()),
+            conns: ConnTable::default(),
+            affinity: AffinityTable::default(),
+            natpool: NatPool::new(crate::select::DEFAULT_PORT_RANGE),
+            neighbors: NeighborTable::default(),
+            node: NodeCounters::default(),
+            counters: CounterRegistry::default(),
+        }
+    }
+}
+
+const MTU_FRAME: usize = 1514;
+
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
+
+impl Engine {
+    /// The plan in force.
+    pub fn plan(&self) -> Arc<Plan> {
+        self.plan.load_full()
+    }
+
+    /// Installs a new plan. Returns frames to send: gratuitous ARPs for addresses Tandem newly
+    /// answers for, ARP requests for next hops not yet resolved, and TCP resets for clients of
+    /// servers that went down on `reset yes` ports.
+    pub fn install(&self, plan: Plan, now: Instant) -> Vec<Vec<u8>> {
+        let old = self.plan.swap(Arc::new(plan));
+        let new = self.plan.load();
+        let mut out = Vec::new();
+        let before: std::collections::HashSet<IpAddr> = old.owned_addresses().into_iter().collect();
+        for ip in new.owned_addresses() {
+            if !before.contains(&ip)
+                && let Some(a) = v4(ip)
+            {
+                out.push(wire::gratuitous_arp(new.our_mac, a, false).to_vec());
+                out.push(wire::gratuitous_arp(new.our_mac, a, true).to_vec());
+                self.node.arp_sent.fetch_add(2, Relaxed);
+            }
+        }
+        self.neighbors.retain(|ip| new.neighbors.contains(&ip));
+        out.extend(self.ask_neighbors(&new, now));
+        if !new.forwarding {
+            // Executor stopped (or standing by): records go.
+            let gone = self.conns.remove_where(|_| true);
+            self.release(&gone);
+        } else {
+            out.extend(self.reset_and_prune(&new));
+        }
+        out
+    }
+
+    /// Gratuitous ARPs (request and reply form) for every owned address, e.g. to re-announce.
+    pub fn announcements(&self) -> Vec<Vec<u8>> {
+        let plan = self.plan.load();
+        let mut out = Vec::new();
+        for ip in plan.owned_addresses() {
+            if let Some(a) = v4(ip) {
+                out.push(wire::gratuitous_arp(plan.our_mac, a, false).to_vec());
+                out.push(wire::gratuitous_arp(plan.our_mac, a, true).to_vec());
+                self.node.arp_sent.fetch_add(2, Relaxed);
+            }
+        }
+        out
+    }
+
+    fn ask_neighbors(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
+        let Some(nfa) = plan.nfa else { return Vec::new() };
+        let mut out = Vec::new();
+        for &ip in &plan.neighbors {
+            if self.neighbors.get(ip).is_none() && self.neighbors.should_ask(ip, now) {
+                out.push(wire::arp_request(plan.our_mac, nfa, ip).to_vec());
+            }
+        }
+        out
+    }
+
+    /// Records of servers no longer configured end; clients of servers that went down on
+    /// `reset yes` ports get a TCP reset.
+    fn reset_and_prune(&self, plan: &Plan) -> Vec<Vec<u8>> {
+        let mut resets = Vec::new();
+        let gone = self.conns.remove_where(|c| {
+            let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else { return true };
+            let Some(server) = port.server(c.server) else { return true };
+            if server.accepts_new || !port.config.reset || c.key.proto != IPPROTO_TCP {
+                return false;
+            }
+            if let (Some(cluster), Some(client)) = (v4(c.key.dst_ip), v4(c.key.src_ip)) {
+                resets.push(wire::tcp_rst_ipv4(
+                    plan.our_mac,
+                    c.client_mac,
+                    SocketAddrV4::new(cluster, c.key.dst_port),
+                    SocketAddrV4::new(client, c.key.src_port),
+                    c.client_ack,
+                    None,
+                ));
+            }
+            true
+        });
+        self.node.resets_sent.fetch_add(resets.len() as u64, Relaxed);
+        self.release(&gone);
+        resets
+    }
+
+    fn release(&self, gone: &[Conn]) {
+        for c in gone {
+            c.counters.active.fetch_sub(1, Relaxed);
+            if let Some(n) = c.nat {
+                self.natpool.release(n.returnaddress, c.key.proto, n.nat_port);
+            }
+        }
+    }
+
+    /// Periodic work: ends expired connection and affinity records, asks again for unresolved
+    /// next hops. Returns frames to send and the number of records ended.
+    pub fn housekeeping(&self, now: Instant) -> (Vec<Vec<u8>>, usize) {
+        let plan = self.plan.load();
+        let fin = plan.fin_timeout;
+        let gone = self.conns.remove_where(|c| c.expired(now, fin));
+        self.release(&gone);
+        self.affinity.expire(now, |cluster, port| {
+            plan.ports
+                .iter()
+                .find(|((c, p, _), _)| *c == cluster && *p == port)
+                .map(|(_, pp)| pp.stickytime())
+        });
+        (self.ask_neighbors(&plan, now), gone.len())
+    }
+
+    /// Decides what happens to one received frame. `out` receives extra frames to send.
+    pub fn handle(&self, frame: &mut [u8], meta: RxMeta, now: Instant, out: &mut Vec<Vec<u8>>) -> Verdict {
+        self.node.received.fetch_add(1, Relaxed);
+        let plan = self.plan.load();
+        let verdict = self.decide(&plan, frame, meta, now, out);
+        match verdict {
+            Verdict::Drop(r) => self.node.drop(r),
+            Verdict::Pass => {
+                self.node.passed.fetch_add(1, Relaxed);
+            }
+            Verdict::Transmit(n) => {
+                self.node.forwarded.fetch_add(1, Relaxed);
+                self.node.forwarded_bytes.fetch_add(n as u64, Relaxed);
+            }
+            Verdict::Consumed => {}
+        }
+        verdict
+    }
+
+    fn decide(&self, plan: &Plan, frame: &mut [u8], meta: RxMeta, now: Instant, out: &mut Vec<Vec<u8>>) -> Verdict {
+        if !plan.forwarding {
+            return Verdict::Pass;
+        }
+        let parsed = match wire::parse(frame) {
+            Ok(p) => p,
+            Err(m) => return Verdict::Drop(malformed(m)),
+        };
+        let pkt = match parsed {
+            wire::Frame::Arp(arp) => return self.arp(plan, &arp, out),
+            wire::Frame::Ip(pkt) => pkt,
+            wire::Frame::IpOther { dst_ip, .. } => {
+                return if plan.owns(dst_ip) { Verdict::Drop(DropReason::UnsupportedProtocol) } else { Verdict::Pass };
+            }
+            _ => return Verdict::Pass,
+        };
+        if pkt.dst_mac != plan.our_mac || !plan.owns(pkt.dst_ip) {
+            return Verdict::Pass;
+        }
+        if meta.vlan {
+            return Verdict::Drop(DropReason::Vlan);
+        }
+        if meta.truncated || frame.len() > MTU_FRAME {
+            return Verdict::Drop(DropReason::Oversize);
+        }
+        if meta.csum_not_ready {
+            wire::fill_l4_checksum(frame, &pkt);
+        }
+        if plan.return_addresses.contains(&pkt.dst_ip) {
+            return self.from_server(plan, frame, &pkt, now);
+        }
+        match plan.port(pkt.dst_ip, pkt.dst_port, pkt.proto) {
+            Some(port) => self.to_server(plan, port, frame, &pkt, now, out),
+            None => Verdict::Drop(DropReason::NoPort),
+        }
+    }
+
+    fn arp(&self, plan: &Plan, arp: &wire::Arp, out: &mut Vec<Vec<u8>>) -> Verdict {
+        if plan.neighbors.contains(&arp.sender_ip) {
+            self.neighbors.learn(arp.sender_ip, arp.sender_mac);
+        }
+        if arp.op == wire::ARP_REQUEST && arp.sender_ip != arp.target_ip && plan.owns(IpAddr::V4(arp.target_ip)) {
+            out.push(wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip).to_vec());
+            self.node.arp_sent.fetch_add(1, Relaxed);
+            return Verdict::Consumed;
+        }
+        Verdict::Pass
+    }
+
+    /// Client → cluster.
+    fn to_server(
+        &self,
+        plan: &Plan,
+        port: &PortPlan,
+        frame: &mut [u8],
+        pkt: &wire::Packet,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
+        let key = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
+        let tcp = pkt.proto == IPPROTO_TCP;
+        let syn = tcp && pkt.is_syn();
+        let ending = tcp && (pkt.is_fin() || pkt.is_rst());
+        let ack = if tcp { tcp_ack(frame, pkt) } else { 0 };
+        // Existing record?
+        let existing = self.conns.with(&key, |c| match c {
+            // A new SYN on a closing record starts a new connection.
+            Some(c) if !(syn && c.closing_since.is_some()) => {
+                c.last_seen = now;
+                c.staletimeout = port.staletimeout();
+                if ack != 0 {
+                    c.client_ack = ack;
+                }
+                if ending && c.closing_since.is_none() {
+                    c.closing_since = Some(now);
+                }
+                Some((c.server, c.nat, c.counters.clone()))
+            }
+            _ => None,
+        });
+        let (server_addr, nat, counters) = match existing {
+            Some(found) => found,
+            None => {
+                let affinity_key = AffinityKey { cluster: port.cluster, port: port.config.number, client: pkt.src_ip };
+                // Choose a server.
+                let chosen = if port.config.selection == Selection::Hash {
+                    port.maglev.as_ref().and_then(|m| m.lookup(key.stable_hash()))
+                } else if tcp && !syn {
+                    // Mid-connection segment without a record: only a live affinity record
+                    // (e.g. replicated from the partner) can place it.
+                    if port.uses_affinity() {
+                        self.affinity.lookup(&affinity_key, now, port.stickytime())
+                    } else {
+                        None
+                    }
+                    .or(None)
+                } else {
+                    let sticky = if port.uses_affinity() {
+                        self.affinity
+                            .lookup(&affinity_key, now, port.stickytime())
+                            .filter(|s| port.server(*s).is_some_and(|s| s.accepts_new))
+                    } else {
+                        None
+                    };
+                    sticky.or_else(|| port.picker.pick())
+                };
+                let Some(server_addr) = chosen else {
+                    return Verdict::Drop(if tcp && !syn && port.config.selection != Selection::Hash {
+                        DropReason::NoConnection
+                    } else {
+                        DropReason::NoServer
+                    });
+                };
+                let Some(server) = port.server(server_addr) else { return Verdict::Drop(DropReason::NoServer) };
+                let nat = match (port.config.method, server.returnaddress) {
+                    (Method::Nat, Some(ret)) => match self.natpool.allocate(ret, pkt.proto) {
+                        Some(p) => Some(NatMapping { returnaddress: ret, nat_port: p, server_port: server.server_port }),
+                        None => return Verdict::Drop(DropReason::NatPortsExhausted),
+                    },
+                    (Method::Nat, None) => return Verdict::Drop(DropReason::NoServer),
+                    (Method::Mac, _) => None,
+                };
+                if port.uses_affinity() && (syn || !tcp) {
+                    self.affinity.touch_new_connection(&affinity_key, server_addr, now);
+                }
+                server.counters.total.fetch_add(1, Relaxed);
+                server.counters.active.fetch_add(1, Relaxed);
+                let conn = Conn {
+                    key,
+                    server: server_addr,
+                    nat,
+                    client_mac: pkt.src_mac,
+                    created: now,
+                    last_seen: now,
+                    closing_since: if ending { Some(now) } else { None },
+                    staletimeout: port.staletimeout(),
+                    client_ack: ack,
+                    replicated_at: None,
+                    counters: server.counters.clone(),
+                };
+                if let Some(old) = self.conns.insert(conn) {
+                    self.release(std::slice::from_ref(&old));
+                }
+                (server_addr, nat, server.counters.clone())
+            }
+        };
+        let Some(server) = port.server(server_addr) else { return Verdict::Drop(DropReason::NoServer) };
+        let Some(next_hop) = v4(server.next_hop) else { return Verdict::Drop(DropReason::NeighborUnresolved) };
+        let Some(mac) = self.neighbors.get(next_hop) else {
+            if let Some(nfa) = plan.nfa
+                && self.neighbors.should_ask(next_hop, now)
+            {
+                out.push(wire::arp_request(plan.our_mac, nfa, next_hop).to_vec());
+            }
+            return Verdict::Drop(DropReason::NeighborUnresolved);
+        };
+        if let Some(n) = nat {
+            let (Some(srv), Some(ret)) = (v4(server_addr), v4(n.returnaddress)) else {
+                return Verdict::Drop(DropReason::NoServer);
+            };
+            wire::rewrite_dst(frame, pkt, srv, n.server_port);
+            wire::rewrite_src(frame, pkt, ret, n.nat_port);
+        }
+        wire::set_src_mac(frame, plan.our_mac);
+        wire::set_dst_mac(frame, mac);
+        counters.count(frame.len());
+        Verdict::Transmit(frame.len())
+    }
+
+    /// Server → returnaddress (NAT replies).
+    fn from_server(&self, plan: &Plan, frame: &mut [u8], pkt: &wire::Packet, now: Instant) -> Verdict {
+        let rkey = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
+        let Some(key) = self.conns.lookup_reverse(&rkey) else { return Verdict::Drop(DropReason::NoConnection) };
+        let ending = pkt.proto == IPPROTO_TCP && (pkt.is_fin() || pkt.is_rst());
+        let found = self.conns.with(&key, |c| {
+            c.map(|c| {
+                c.last_seen = now;
+                if ending && c.closing_since.is_none() {
+                    c.closing_since = Some(now);
+                }
+                (c.client_mac, c.counters.clone())
+            })
+        });
+        let Some((client_mac, counters)) = found else { return Verdict::Drop(DropReason::NoConnection) };
+        let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
+        wire::rewrite_src(frame, pkt, cluster, key.dst_port);
+        wire::rewrite_dst(frame, pkt, client, key.src_port);
+        wire::set_src_mac(frame, plan.our_mac);
+        wire::set_dst_mac(frame, client_mac);
+        counters.count(frame.len());
+        Verdict::Transmit(frame.len())
+    }
+}
+
+/// The ACK number of a TCP segment (0 when the ACK flag is off).
+fn tcp_ack(frame: &[u8], pkt: &wire::Packet) -> u32 {
+    if pkt.tcp_flags & 0x10 == 0 {
+        return 0;
+    }
+    frame
+        .get(pkt.l4 + 8..pkt.l4 + 12)
+        .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        .unwrap_or(0)
+}
+
+fn malformed(m: wire::Malformed) -> DropReason {
+    use wire::Malformed as M;
+    match m {
+        M::Truncated => DropReason::Truncated,
+        M::BadIpVersion => DropReason::BadIpVersion,
+        M::BadIhl => DropReason::BadIhl,
+        M::BadTotalLength => DropReason::BadTotalLength,
+        M::Fragment => DropReason::Fragment,
+        M::BadTcpHeader => DropReason::BadTcpHeader,
+        M::BadUdpLength => DropReason::BadUdpLength,
+        M::BadArp => DropReason::BadArp,
+    }
+}

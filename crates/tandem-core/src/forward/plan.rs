@@ -1,0 +1,196 @@
+//! The forwarding plan: a configuration compiled into what the packet path looks up.
+//!
+//! A plan is immutable. Each committed configuration change compiles a new one, which the
+//! engine swaps in atomically; workers never wait for the control plane.
+
+use super::stats::ServerCounters;
+use crate::config::{Config, Method, Port, Protocol, Selection};
+use crate::flow::{IPPROTO_TCP, IPPROTO_UDP};
+use crate::select::{Maglev, WeightedPicker};
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a connection record lives after its FIN or RST.
+pub const DEFAULT_FIN_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// A server as the packet path needs it.
+#[derive(Debug)]
+pub struct ServerPlan {
+    pub address: IpAddr,
+    /// Where frames for this server go on the link: its router, or the server itself.
+    pub next_hop: IpAddr,
+    /// Weight above 0 and not `down`.
+    pub accepts_new: bool,
+    /// Destination port on the server (NAT).
+    pub server_port: u16,
+    /// NAT source address.
+    pub returnaddress: Option<IpAddr>,
+    pub counters: Arc<ServerCounters>,
+}
+
+/// A cluster port as the packet path needs it.
+pub struct PortPlan {
+    pub cluster: IpAddr,
+    /// The port's configuration (its `servers` map is left empty; see `servers`).
+    pub config: Port,
+    pub proto: u8,
+    pub servers: Vec<ServerPlan>,
+    pub picker: WeightedPicker,
+    /// Built for `selectionalgorithm hash` only.
+    pub maglev: Option<Maglev>,
+}
+
+impl PortPlan {
+    pub fn server(&self, address: IpAddr) -> Option<&ServerPlan> {
+        self.servers.iter().find(|s| s.address == address)
+    }
+    /// Whether new connections use affinity records.
+    pub fn uses_affinity(&self) -> bool {
+        self.config.stickytime > 0 && self.config.selection != Selection::Hash
+    }
+    pub fn stickytime(&self) -> Duration {
+        Duration::from_secs(self.config.stickytime as u64)
+    }
+    pub fn staletimeout(&self) -> Duration {
+        Duration::from_secs(self.config.staletimeout as u64)
+    }
+}
+
+/// Where the packet path finds a cluster port.
+pub type PortKey = (IpAddr, u16, u8);
+
+/// An immutable, compiled configuration.
+#[derive(Default)]
+pub struct Plan {
+    /// Forwarding on (`executor start`, and this node is the one that should forward).
+    pub forwarding: bool,
+    /// MAC address of the forwarding interface.
+    pub our_mac: [u8; 6],
+    /// The node's own address on the forwarding interface.
+    pub nfa: Option<Ipv4Addr>,
+    pub clusters: HashSet<IpAddr>,
+    pub return_addresses: HashSet<IpAddr>,
+    pub ports: HashMap<PortKey, Arc<PortPlan>>,
+    /// Next hops whose MAC addresses Tandem resolves.
+    pub neighbors: HashSet<Ipv4Addr>,
+    pub fin_timeout: Duration,
+}
+
+impl Plan {
+    /// Whether Tandem answers ARP for `ip` (and forwards its traffic).
+    pub fn owns(&self, ip: IpAddr) -> bool {
+        self.forwarding && (self.clusters.contains(&ip) || self.return_addresses.contains(&ip))
+    }
+
+    /// Addresses Tandem answers for, sorted.
+    pub fn owned_addresses(&self) -> Vec<IpAddr> {
+        if !self.forwarding {
+            return Vec::new();
+        }
+        let mut v: Vec<IpAddr> = self.clusters.iter().chain(self.return_addresses.iter()).copied().collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn port(&self, cluster: IpAddr, port: u16, proto: u8) -> Option<&Arc<PortPlan>> {
+        self.ports.get(&(cluster, port, proto))
+    }
+}
+
+/// Counters of every configured server, kept across plans.
+#[derive(Default)]
+pub struct CounterRegistry {
+    map: Mutex<HashMap<(IpAddr, u16, IpAddr), Arc<ServerCounters>>>,
+}
+
+impl CounterRegistry {
+    fn get(&self, cluster: IpAddr, port: u16, server: IpAddr) -> Arc<ServerCounters> {
+        self.map.lock().entry((cluster, port, server)).or_default().clone()
+    }
+    /// Drops counters of servers no longer configured.
+    fn retain(&self, keep: &HashSet<(IpAddr, u16, IpAddr)>) {
+        self.map.lock().retain(|k, _| keep.contains(k));
+    }
+    /// Counters of one server, if configured.
+    pub fn lookup(&self, cluster: IpAddr, port: u16, server: IpAddr) -> Option<Arc<ServerCounters>> {
+        self.map.lock().get(&(cluster, port, server)).cloned()
+    }
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => IPPROTO_TCP,
+        Protocol::Udp => IPPROTO_UDP,
+    }
+}
+
+impl Plan {
+    /// Compiles `config`. `forwarding` says whether this node forwards now (executor started
+    /// and, in a pair, Active or stand-alone).
+    pub fn compile(config: &Config, forwarding: bool, our_mac: [u8; 6], counters: &CounterRegistry) -> Plan {
+        let mut plan = Plan {
+            forwarding,
+            our_mac,
+            nfa: match config.executor.nfa {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+            fin_timeout: DEFAULT_FIN_TIMEOUT,
+            ..Plan::default()
+        };
+        let mut keep = HashSet::new();
+        for (caddr, cluster) in &config.clusters {
+            plan.clusters.insert(*caddr);
+            for (pnum, port) in &cluster.ports {
+                let mut servers = Vec::new();
+                let mut weights = Vec::new();
+                for (saddr, server) in &port.servers {
+                    keep.insert((*caddr, *pnum, *saddr));
+                    let next_hop = server.router.unwrap_or(*saddr);
+                    if let IpAddr::V4(nh) = next_hop {
+                        plan.neighbors.insert(nh);
+                    }
+                    let returnaddress = if port.method == Method::Nat { server.returnaddress } else { None };
+                    if let Some(r) = returnaddress {
+                        plan.return_addresses.insert(r);
+                    }
+                    let accepts_new = server.accepts_new();
+                    weights.push((*saddr, if accepts_new { server.weight } else { 0 }));
+                    servers.push(ServerPlan {
+                        address: *saddr,
+                        next_hop,
+                        accepts_new,
+                        server_port: if port.method == Method::Nat { server.mapport.unwrap_or(*pnum) } else { *pnum },
+                        returnaddress,
+                        counters: counters.get(*caddr, *pnum, *saddr),
+                    });
+                }
+                let maglev = (port.selection == Selection::Hash)
+                    .then(|| Maglev::new(&weights, crate::select::maglev::DEFAULT_SIZE));
+                let mut cfg = port.clone();
+                cfg.servers.clear();
+                let proto = proto_number(port.protocol);
+                plan.ports.insert(
+                    (*caddr, *pnum, proto),
+                    Arc::new(PortPlan {
+                        cluster: *caddr,
+                        config: cfg,
+                        proto,
+                        servers,
+                        picker: WeightedPicker::new(&weights),
+                        maglev,
+                    }),
+                );
+            }
+        }
+        if let Some(IpAddr::V4(gw)) = config.executor.clientgateway {
+            plan.neighbors.insert(gw);
+        }
+        counters.retain(&keep);
+        plan
+    }
+}

@@ -1,0 +1,132 @@
+//! Facts about the node's network interfaces, and the few settings the data plane needs.
+
+use anyhow::{Context, Result, bail};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// The forwarding interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    pub name: String,
+    pub index: i32,
+    pub mac: [u8; 6],
+    /// MTU in bytes (IP packet size).
+    pub mtu: usize,
+}
+
+/// Finds the interface that holds `addr` (the nfa).
+pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
+    let IpAddr::V4(want) = addr else { bail!("IPv6 nfa {addr} is not supported yet") };
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills ifap with a list we free below.
+    if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getifaddrs");
+    }
+    let mut found = None;
+    let mut cur = ifap;
+    while !cur.is_null() {
+        // SAFETY: cur is a node of the list getifaddrs returned.
+        let ifa = unsafe { &*cur };
+        if !ifa.ifa_addr.is_null() {
+            // SAFETY: ifa_addr is non-null and points to a sockaddr of its family.
+            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
+            if family == libc::AF_INET {
+                // SAFETY: AF_INET addresses are sockaddr_in.
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if ip == want {
+                    // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+                    found = Some(name);
+                    break;
+                }
+            }
+        }
+        cur = ifa.ifa_next;
+    }
+    // SAFETY: freeing the list getifaddrs allocated.
+    unsafe { libc::freeifaddrs(ifap) };
+    let name = found.with_context(|| format!("no interface of this node holds the nfa {addr}"))?;
+    interface_by_name(&name)
+}
+
+/// Reads an interface's index, MAC and MTU.
+pub fn interface_by_name(name: &str) -> Result<Interface> {
+    let index = crate::afpacket::ifindex(name).with_context(|| format!("interface {name}"))?;
+    let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
+        .with_context(|| format!("reading the MAC address of {name}"))?;
+    let mac = parse_mac(mac_text.trim()).with_context(|| format!("MAC address of {name}: {mac_text:?}"))?;
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1500);
+    Ok(Interface { name: name.to_string(), index, mac, mtu })
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in mac.iter_mut() {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Turns generic receive offload off on `name`, so the rings never see coalesced super-frames
+/// (which must not be forwarded above the MTU). Returns whether it was on.
+pub fn disable_gro(name: &str) -> Result<bool> {
+    const ETHTOOL_GGRO: u32 = 0x2b;
+    const ETHTOOL_SGRO: u32 = 0x2c;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    #[repr(C)]
+    struct Ifreq {
+        name: [u8; 16],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error()).context("socket for ethtool");
+    }
+    let run = |cmd: u32, data: u32| -> std::io::Result<u32> {
+        let mut val = EthtoolValue { cmd, data };
+        let mut req = Ifreq { name: [0; 16], data: &mut val, _pad: [0; 16] };
+        let n = name.len().min(15);
+        req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        // SAFETY: req is a valid ifreq whose data points to a live ethtool_value.
+        let r = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req) };
+        if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(val.data) }
+    };
+    let result = (|| {
+        let was = run(ETHTOOL_GGRO, 0)? != 0;
+        if was {
+            run(ETHTOOL_SGRO, 0)?;
+        }
+        Ok::<bool, std::io::Error>(was)
+    })();
+    // SAFETY: closing our own descriptor.
+    unsafe { libc::close(fd) };
+    result.with_context(|| format!("turning GRO off on {name}"))
+}
+
+/// Formats a MAC address.
+pub fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:00:5e:00:01:0a"), Some([2, 0, 0x5e, 0, 1, 10]));
+        assert_eq!(parse_mac("02:00:5e:00:01"), None);
+        assert_eq!(parse_mac("02:00:5e:00:01:0a:00"), None);
+        assert_eq!(mac_string([2, 0, 0x5e, 0, 1, 10]), "02:00:5e:00:01:0a");
+    }
+}

@@ -1,0 +1,408 @@
+//! Reports: `executor status|report`, `cluster|port|server report|status`, rendered as readable
+//! tables or as JSON from the same data.
+
+use crate::afpacket::RingVersion;
+use crate::netdev::{Interface, mac_string};
+use anyhow::{Result, bail};
+use serde::Serialize;
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+use tandem_core::config::{Command, Config, PortTarget, ServerTarget, Targets};
+use tandem_core::forward::{Engine, ServerCountersView};
+
+/// What a report can see.
+pub struct View<'a> {
+    pub config: &'a Config,
+    pub engine: &'a Engine,
+    pub interface: Option<&'a Interface>,
+    pub workers: usize,
+    pub ring: RingVersion,
+    pub uptime: Duration,
+}
+
+/// Renders a query command: (text, JSON data).
+pub fn render(v: &View, cmd: &Command) -> Result<(String, serde_json::Value)> {
+    match cmd {
+        Command::ExecutorStatus | Command::ExecutorReport => json(executor(v), |e| executor_text(e)),
+        Command::ClusterReport(t) | Command::ClusterStatus(t) => {
+            let rows = clusters(v, t)?;
+            json(rows, |r| clusters_text(r))
+        }
+        Command::PortReport(t) | Command::PortStatus(t) => {
+            let rows = ports(v, t)?;
+            json(rows, |r| ports_text(r))
+        }
+        Command::ServerReport(t) | Command::ServerStatus(t) => {
+            let rows = servers(v, t)?;
+            json(rows, |r| servers_text(r))
+        }
+        Command::HaStatus => {
+            let ha = &v.config.ha;
+            let text = format!(
+                "High Availability Status:\n-------------------------\nState ....................... {}\n(heartbeats configured: {}, reach targets: {})\n",
+                if ha.backup.is_some() { "configured (the HA engine is not part of this build)" } else { "Idle (stand-alone)" },
+                ha.heartbeats.len(),
+                ha.reach.len()
+            );
+            Ok((text, serde_json::to_value(ha)?))
+        }
+        other => bail!("'{other}' is not available in this build"),
+    }
+}
+
+fn json<T: Serialize>(data: T, text: impl FnOnce(&T) -> String) -> Result<(String, serde_json::Value)> {
+    let t = text(&data);
+    Ok((t, serde_json::to_value(&data)?))
+}
+
+#[derive(Serialize)]
+struct ExecutorView {
+    state: &'static str,
+    nfa: Option<IpAddr>,
+    interface: Option<String>,
+    mac: Option<String>,
+    clientgateway: Option<IpAddr>,
+    hatimeout: f64,
+    workers: usize,
+    ring: String,
+    uptime_seconds: u64,
+    clusters: usize,
+    ports: usize,
+    servers: usize,
+    frames_received: u64,
+    frames_forwarded: u64,
+    bytes_forwarded: u64,
+    frames_passed_to_kernel: u64,
+    arp_sent: u64,
+    resets_sent: u64,
+    connection_records: usize,
+    affinity_records: usize,
+    drops_total: u64,
+    drops: Vec<(String, u64)>,
+}
+
+fn executor(v: &View) -> ExecutorView {
+    let e = v.engine;
+    let ports: usize = v.config.clusters.values().map(|c| c.ports.len()).sum();
+    let servers: usize = v.config.clusters.values().flat_map(|c| c.ports.values()).map(|p| p.servers.len()).sum();
+    ExecutorView {
+        state: match (v.config.executor.started, v.interface.is_some()) {
+            (true, true) => "started",
+            (true, false) => "started, waiting for an nfa (executor set nfa ADDR)",
+            (false, _) => "stopped",
+        },
+        nfa: v.config.executor.nfa,
+        interface: v.interface.map(|i| i.name.clone()),
+        mac: v.interface.map(|i| mac_string(i.mac)),
+        clientgateway: v.config.executor.clientgateway,
+        hatimeout: v.config.executor.hatimeout,
+        workers: v.workers,
+        ring: format!("{:?}", v.ring).to_lowercase(),
+        uptime_seconds: v.uptime.as_secs(),
+        clusters: v.config.clusters.len(),
+        ports,
+        servers,
+        frames_received: e.node.received.load(Relaxed),
+        frames_forwarded: e.node.forwarded.load(Relaxed),
+        bytes_forwarded: e.node.forwarded_bytes.load(Relaxed),
+        frames_passed_to_kernel: e.node.passed.load(Relaxed),
+        arp_sent: e.node.arp_sent.load(Relaxed),
+        resets_sent: e.node.resets_sent.load(Relaxed),
+        connection_records: e.conns.len(),
+        affinity_records: e.affinity.len(),
+        drops_total: e.node.total_drops(),
+        drops: e.node.drops().into_iter().map(|(r, n)| (r.name().to_string(), n)).collect(),
+    }
+}
+
+fn dots(out: &mut String, label: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{label} {} {value}", ".".repeat(28usize.saturating_sub(label.len())));
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn executor_text(e: &ExecutorView) -> String {
+    let mut s = String::from("Executor Status:\n----------------\n");
+    dots(&mut s, "State", e.state);
+    dots(&mut s, "Nonforwarding address", opt(&e.nfa));
+    dots(&mut s, "Interface", format!("{} ({})", opt(&e.interface), opt(&e.mac)));
+    dots(&mut s, "Client gateway", opt(&e.clientgateway));
+    dots(&mut s, "HA timeout", format!("{} s", e.hatimeout));
+    dots(&mut s, "Workers / ring", format!("{} / {}", e.workers, e.ring));
+    dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
+    dots(&mut s, "Clusters / ports / servers", format!("{} / {} / {}", e.clusters, e.ports, e.servers));
+    dots(&mut s, "Frames received", e.frames_received);
+    dots(&mut s, "Frames forwarded", format!("{} ({} bytes)", e.frames_forwarded, e.bytes_forwarded));
+    dots(&mut s, "Frames left to the kernel", e.frames_passed_to_kernel);
+    dots(&mut s, "ARP frames sent", e.arp_sent);
+    dots(&mut s, "Resets sent", e.resets_sent);
+    dots(&mut s, "Connection records", e.connection_records);
+    dots(&mut s, "Affinity records", e.affinity_records);
+    dots(&mut s, "Frames dropped", e.drops_total);
+    for (reason, n) in &e.drops {
+        if *n > 0 {
+            dots(&mut s, &format!("  {reason}"), n);
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct ClusterRow {
+    cluster: IpAddr,
+    ports: Vec<u16>,
+    #[serde(flatten)]
+    traffic: ServerCountersView,
+}
+
+fn select_clusters(v: &View, t: &Targets<IpAddr>) -> Result<Vec<IpAddr>> {
+    let list: Vec<IpAddr> = match t {
+        Targets::All => v.config.clusters.keys().copied().collect(),
+        Targets::List(l) => l.clone(),
+    };
+    for c in &list {
+        if !v.config.clusters.contains_key(c) {
+            bail!("cluster {c} does not exist");
+        }
+    }
+    Ok(list)
+}
+
+fn traffic(v: &View, cluster: IpAddr, port: u16, server: IpAddr) -> ServerCountersView {
+    v.engine.counters.lookup(cluster, port, server).map(|c| c.read()).unwrap_or_default()
+}
+
+fn clusters(v: &View, t: &Targets<IpAddr>) -> Result<Vec<ClusterRow>> {
+    let mut rows = Vec::new();
+    for c in select_clusters(v, t)? {
+        let cl = &v.config.clusters[&c];
+        let mut sum = ServerCountersView::default();
+        for (p, port) in &cl.ports {
+            for s in port.servers.keys() {
+                sum += traffic(v, c, *p, *s);
+            }
+        }
+        rows.push(ClusterRow { cluster: c, ports: cl.ports.keys().copied().collect(), traffic: sum });
+    }
+    Ok(rows)
+}
+
+fn clusters_text(rows: &Vec<ClusterRow>) -> String {
+    let mut t = Table::new(&["Cluster", "Ports", "Packets", "Bytes", "Active", "Total"]);
+    for r in rows {
+        let ports = r.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("+");
+        t.row(vec![
+            r.cluster.to_string(),
+            if ports.is_empty() { "-".into() } else { ports },
+            r.traffic.packets.to_string(),
+            r.traffic.bytes.to_string(),
+            r.traffic.active.to_string(),
+            r.traffic.total.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+#[derive(Serialize)]
+struct PortRow {
+    cluster: IpAddr,
+    port: u16,
+    method: String,
+    protocol: String,
+    selectionalgorithm: String,
+    stickytime: u32,
+    staletimeout: u32,
+    weightbound: u32,
+    reset: bool,
+    repstrategy: String,
+    servers: usize,
+    #[serde(flatten)]
+    traffic: ServerCountersView,
+}
+
+fn select_ports(v: &View, t: &PortTarget) -> Result<Vec<(IpAddr, u16)>> {
+    let mut out = Vec::new();
+    for c in select_clusters(v, &t.clusters)? {
+        let cl = &v.config.clusters[&c];
+        match &t.ports {
+            Targets::All => out.extend(cl.ports.keys().map(|p| (c, *p))),
+            Targets::List(l) => {
+                for p in l {
+                    if !cl.ports.contains_key(p) {
+                        if t.clusters.is_all() {
+                            continue;
+                        }
+                        bail!("port {c}@{p} does not exist");
+                    }
+                    out.push((c, *p));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn keyword<T: Serialize>(x: &T) -> String {
+    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+fn ports(v: &View, t: &PortTarget) -> Result<Vec<PortRow>> {
+    let mut rows = Vec::new();
+    for (c, p) in select_ports(v, t)? {
+        let port = &v.config.clusters[&c].ports[&p];
+        let mut sum = ServerCountersView::default();
+        for s in port.servers.keys() {
+            sum += traffic(v, c, p, *s);
+        }
+        rows.push(PortRow {
+            cluster: c,
+            port: p,
+            method: keyword(&port.method),
+            protocol: keyword(&port.protocol),
+            selectionalgorithm: keyword(&port.selection),
+            stickytime: port.stickytime,
+            staletimeout: port.staletimeout,
+            weightbound: port.weightbound,
+            reset: port.reset,
+            repstrategy: keyword(&port.repstrategy),
+            servers: port.servers.len(),
+            traffic: sum,
+        });
+    }
+    Ok(rows)
+}
+
+fn ports_text(rows: &Vec<PortRow>) -> String {
+    let mut t = Table::new(&[
+        "Cluster", "Port", "Method", "Proto", "Selection", "Sticky", "Stale", "Bound", "Servers", "Packets", "Bytes", "Active", "Total",
+    ]);
+    for r in rows {
+        t.row(vec![
+            r.cluster.to_string(),
+            r.port.to_string(),
+            r.method.clone(),
+            r.protocol.clone(),
+            r.selectionalgorithm.clone(),
+            r.stickytime.to_string(),
+            r.staletimeout.to_string(),
+            r.weightbound.to_string(),
+            r.servers.to_string(),
+            r.traffic.packets.to_string(),
+            r.traffic.bytes.to_string(),
+            r.traffic.active.to_string(),
+            r.traffic.total.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+#[derive(Serialize)]
+struct ServerRow {
+    cluster: IpAddr,
+    port: u16,
+    server: IpAddr,
+    weight: u32,
+    state: &'static str,
+    returnaddress: Option<IpAddr>,
+    mapport: Option<u16>,
+    router: Option<IpAddr>,
+    #[serde(flatten)]
+    traffic: ServerCountersView,
+}
+
+fn servers(v: &View, t: &ServerTarget) -> Result<Vec<ServerRow>> {
+    let mut rows = Vec::new();
+    for (c, p) in select_ports(v, &t.port_target())? {
+        let port = &v.config.clusters[&c].ports[&p];
+        let list: Vec<IpAddr> = match &t.servers {
+            Targets::All => port.servers.keys().copied().collect(),
+            Targets::List(l) => {
+                let mut out = Vec::new();
+                for s in l {
+                    if port.servers.contains_key(s) {
+                        out.push(*s);
+                    } else if !(t.clusters.is_all() || t.ports.is_all()) {
+                        bail!("server {c}@{p}@{s} does not exist");
+                    }
+                }
+                out
+            }
+        };
+        for s in list {
+            let srv = &port.servers[&s];
+            rows.push(ServerRow {
+                cluster: c,
+                port: p,
+                server: s,
+                weight: srv.weight,
+                state: if srv.down { "down" } else if srv.weight == 0 { "weight 0" } else { "up" },
+                returnaddress: srv.returnaddress,
+                mapport: srv.mapport,
+                router: srv.router,
+                traffic: traffic(v, c, p, s),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+fn servers_text(rows: &Vec<ServerRow>) -> String {
+    let mut t = Table::new(&["Cluster", "Port", "Server", "Weight", "State", "Packets", "Bytes", "Active", "Total"]);
+    for r in rows {
+        t.row(vec![
+            r.cluster.to_string(),
+            r.port.to_string(),
+            r.server.to_string(),
+            r.weight.to_string(),
+            r.state.to_string(),
+            r.traffic.packets.to_string(),
+            r.traffic.bytes.to_string(),
+            r.traffic.active.to_string(),
+            r.traffic.total.to_string(),
+        ]);
+    }
+    t.render()
+}
+
+/// A plain text table with aligned columns.
+pub struct Table {
+    head: Vec<String>,
+    rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(head: &[&str]) -> Table {
+        Table { head: head.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+    }
+    pub fn row(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+    pub fn render(&self) -> String {
+        let mut widths: Vec<usize> = self.head.iter().map(|h| h.len()).collect();
+        for r in &self.rows {
+            for (i, c) in r.iter().enumerate() {
+                if i < widths.len() {
+                    widths[i] = widths[i].max(c.len());
+                }
+            }
+        }
+        let mut out = String::new();
+        let line = |cells: &[String], out: &mut String| {
+            let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+            let _ = writeln!(out, "{}", parts.join("  ").trim_end());
+        };
+        line(&self.head, &mut out);
+        let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        for r in &self.rows {
+            line(r, &mut out);
+        }
+        if self.rows.is_empty() {
+            out.push_str("(none)\n");
+        }
+        out
+    }
+}
