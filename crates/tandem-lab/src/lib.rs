@@ -73,7 +73,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 pub use addr::{check_lab_ip, check_target, mac_for};
-pub use lab::{Host, LAB_PREFIX, Lab, cleanup_leftovers, remove_leftovers};
+pub use lab::{Host, LAB_PREFIX, Lab, cleanup_leftovers, remove_leftovers, remove_stale_log_dirs};
 pub use process::LabProcess;
 pub use signals::{install_signal_cleanup, interrupted};
 pub use traffic::{
@@ -138,4 +138,11 @@ pub fn find_binary(name: &str) -> Result<PathBuf> {
         "executable `{name}` not found in {dirs:?} (build it first, e.g. `cargo build -p <crate>`, \
          or point TANDEM_BIN_DIR at the directory holding it)"
     )
+}
+
+/// Cleans up every lab of this process that has not been dropped yet (what the signal
+/// handler does); returns how many had anything to clean. The `tandem-lab` binary calls this
+/// on its way out. Labs cleaned this way become unusable.
+pub fn cleanup_live_labs() -> usize {
+    lab::cleanup_registered()
 }

@@ -234,16 +234,23 @@ mod tests {
     #[test]
     fn test_emit() {
         let r = repr();
-        assert_eq!(build::arp_request(r.sender_mac, r.sender_ip, r.target_ip), FRAME_BYTES);
+        assert_eq!(
+            build::arp_request(r.sender_mac, r.sender_ip, r.target_ip),
+            FRAME_BYTES
+        );
     }
 
     #[test]
     fn test_malformed() {
         assert_eq!(parse(&FRAME_BYTES[..41]), Err(Malformed::Truncated));
-        for (at, value) in [(14, 0x00), (15, 0x06), (16, 0x86), (18, 0x08), (19, 0x10)] {
+        for (at, value) in [(14, 0x01), (15, 0x06), (16, 0x86), (18, 0x08), (19, 0x10)] {
             let mut bad = FRAME_BYTES;
             bad[at] = value;
-            assert_eq!(parse(&bad), Err(Malformed::BadArp), "byte {at} = {value:#x}");
+            assert_eq!(
+                parse(&bad),
+                Err(Malformed::BadArp),
+                "byte {at} = {value:#x}"
+            );
         }
         let mut bad_op = FRAME_BYTES;
         bad_op[21] = 3; // RARP request

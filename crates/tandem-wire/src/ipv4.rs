@@ -153,9 +153,7 @@ impl<T: AsRef<[u8]>> Ipv4Header<T> {
     pub fn verify_checksum(&self) -> bool {
         let hl = self.header_len();
         match self.buffer.as_ref().get(..hl) {
-            Some(h) if hl >= field::HEADER_LEN => {
-                checksum::ones_complement_sum(h) == 0xffff
-            }
+            Some(h) if hl >= field::HEADER_LEN => checksum::ones_complement_sum(h) == 0xffff,
             _ => false,
         }
     }
@@ -260,7 +258,10 @@ mod tests {
             .sum();
         let folded = (words & 0xffff) + (words >> 16);
         let expected = !((folded & 0xffff) + (folded >> 16)) as u16;
-        assert_eq!(checksum::ipv4_header_checksum(&HEADER_BYTES[..20]), expected);
+        assert_eq!(
+            checksum::ipv4_header_checksum(&HEADER_BYTES[..20]),
+            expected
+        );
     }
 
     #[test]
@@ -309,7 +310,11 @@ mod tests {
         );
         let mut bad_ihl = header_bytes();
         bad_ihl[0] = 0x4f; // 60 bytes of header in a 24-byte buffer
-        assert!(!Ipv4Header::new_checked(&bad_ihl[..]).unwrap().verify_checksum());
+        assert!(
+            !Ipv4Header::new_checked(&bad_ihl[..])
+                .unwrap()
+                .verify_checksum()
+        );
     }
 
     fn in_frame(ip: &[u8]) -> Vec<u8> {
@@ -334,7 +339,8 @@ mod tests {
     #[test]
     fn test_malformed() {
         let good = header_bytes();
-        let cases: [(fn(&mut Vec<u8>), Malformed); 10] = [
+        type Mangle = fn(&mut Vec<u8>);
+        let cases: [(Mangle, Malformed); 10] = [
             (|f| f.truncate(14 + 19), Malformed::Truncated),
             (|f| f[14] = 0x65, Malformed::BadIpVersion),
             (|f| f[14] = 0x44, Malformed::BadIhl),

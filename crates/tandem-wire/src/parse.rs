@@ -249,10 +249,17 @@ impl Packet {
         }
         let ip_end = self.l3.checked_add(usize::from(self.ip_total_len));
         let ok = self.l3 >= ethernet::field::HEADER_LEN
-            && self.l3.checked_add(ipv4::field::HEADER_LEN).is_some_and(|x| x <= self.l4)
+            && self
+                .l3
+                .checked_add(ipv4::field::HEADER_LEN)
+                .is_some_and(|x| x <= self.l4)
             && self.l4.checked_add(min_l4).is_some_and(|x| x <= self.end)
             && ip_end.is_some_and(|x| self.end <= x && x <= frame.len());
-        if ok { Ok(()) } else { Err(RewriteError::Mismatch) }
+        if ok {
+            Ok(())
+        } else {
+            Err(RewriteError::Mismatch)
+        }
     }
 }
 
@@ -326,7 +333,12 @@ fn parse_arp(msg: &[u8]) -> Result<Arp, Malformed> {
 }
 
 /// `ip` is the frame from the IP header on; `l3` its offset in the frame.
-fn parse_ipv4(ip: &[u8], l3: usize, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Result<Frame, Malformed> {
+fn parse_ipv4(
+    ip: &[u8],
+    l3: usize,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+) -> Result<Frame, Malformed> {
     let h = Ipv4Header::new_checked(ip)?;
     if h.version() != 4 {
         return Err(Malformed::BadIpVersion);
@@ -365,9 +377,21 @@ fn parse_ipv4(ip: &[u8], l3: usize, src_mac: [u8; 6], dst_mac: [u8; 6]) -> Resul
             if len < udp::field::HEADER_LEN || len > seg.len() {
                 return Err(Malformed::BadUdpLength);
             }
-            (u.src_port(), u.dst_port(), 0, l4 + udp::field::HEADER_LEN, l4 + len)
+            (
+                u.src_port(),
+                u.dst_port(),
+                0,
+                l4 + udp::field::HEADER_LEN,
+                l4 + len,
+            )
         }
-        _ => return Ok(Frame::IpOther { proto, src_ip, dst_ip }),
+        _ => {
+            return Ok(Frame::IpOther {
+                proto,
+                src_ip,
+                dst_ip,
+            });
+        }
     };
     Ok(Frame::Ip(Packet {
         src_mac,

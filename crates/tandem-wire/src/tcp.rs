@@ -101,7 +101,12 @@ impl<T: AsRef<[u8]>> TcpHeader<T> {
 
     /// Header length in bytes (data offset × 4).
     pub fn header_len(&self) -> usize {
-        let b = self.buffer.as_ref().get(field::DATA_OFF).copied().unwrap_or(0);
+        let b = self
+            .buffer
+            .as_ref()
+            .get(field::DATA_OFF)
+            .copied()
+            .unwrap_or(0);
         usize::from(b >> 4) * 4
     }
 
@@ -176,7 +181,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpHeader<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::{Frame, IPPROTO_TCP, checksum, parse};
     use std::net::{IpAddr, Ipv4Addr};
@@ -234,7 +239,18 @@ mod tests {
     pub(crate) fn frame_with(tcp: &[u8]) -> Vec<u8> {
         let total = 20 + tcp.len();
         let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
-        f.extend_from_slice(&[0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 6]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0x40,
+            0,
+            64,
+            6,
+        ]);
         f.extend_from_slice(&[0, 0, 192, 0, 2, 1, 192, 0, 2, 100]);
         let c = checksum::ipv4_header_checksum(&f[14..34]);
         f[24..26].copy_from_slice(&c.to_be_bytes());
@@ -245,7 +261,9 @@ mod tests {
     #[test]
     fn test_parse() {
         let mut f = frame_with(&HEADER_BYTES);
-        let Ok(Frame::Ip(p)) = parse(&f) else { panic!("{:?}", parse(&f)) };
+        let Ok(Frame::Ip(p)) = parse(&f) else {
+            panic!("{:?}", parse(&f))
+        };
         assert_eq!(p.src_mac, [2, 0, 0, 0, 0, 2]);
         assert_eq!(p.dst_mac, [2, 0, 0, 0, 0, 1]);
         assert_eq!((p.l3, p.l4, p.payload, p.end), (14, 34, 54, 58));
@@ -275,13 +293,17 @@ mod tests {
         let mut with_opts = HEADER_BYTES.to_vec();
         with_opts[12] = 0x60;
         let f = frame_with(&with_opts);
-        let Ok(Frame::Ip(p)) = parse(&f) else { panic!() };
+        let Ok(Frame::Ip(p)) = parse(&f) else {
+            panic!()
+        };
         assert_eq!((p.payload, p.payload_len()), (58, 0));
 
         // Ethernet padding is not payload.
         let mut padded = frame_with(&HEADER_BYTES[..20]);
         padded.resize(60, 0);
-        let Ok(Frame::Ip(p)) = parse(&padded) else { panic!() };
+        let Ok(Frame::Ip(p)) = parse(&padded) else {
+            panic!()
+        };
         assert_eq!((p.end, p.payload_len()), (54, 0));
     }
 
@@ -290,7 +312,9 @@ mod tests {
         let with = |fl: u8| {
             let mut h = HEADER_BYTES;
             h[13] = fl;
-            let Ok(Frame::Ip(p)) = parse(&frame_with(&h)) else { panic!() };
+            let Ok(Frame::Ip(p)) = parse(&frame_with(&h)) else {
+                panic!()
+            };
             p
         };
         assert!(with(flags::SYN).is_syn());
@@ -303,7 +327,10 @@ mod tests {
     #[test]
     fn test_malformed() {
         // Segment shorter than a TCP header.
-        assert_eq!(parse(&frame_with(&HEADER_BYTES[..19])), Err(Malformed::BadTcpHeader));
+        assert_eq!(
+            parse(&frame_with(&HEADER_BYTES[..19])),
+            Err(Malformed::BadTcpHeader)
+        );
         // Data offset below 5.
         let mut h = HEADER_BYTES;
         h[12] = 0x40;

@@ -155,7 +155,9 @@ mod tests {
     #[test]
     fn test_parse() {
         let f = frame_with(&HEADER_BYTES);
-        let Ok(Frame::Ip(p)) = parse(&f) else { panic!("{:?}", parse(&f)) };
+        let Ok(Frame::Ip(p)) = parse(&f) else {
+            panic!("{:?}", parse(&f))
+        };
         assert_eq!(p.proto, IPPROTO_UDP);
         assert_eq!(p.src_ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
         assert_eq!(p.dst_ip, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
@@ -170,13 +172,18 @@ mod tests {
         let mut short = HEADER_BYTES;
         short[5] = 10;
         let f = frame_with(&short);
-        let Ok(Frame::Ip(p)) = parse(&f) else { panic!() };
+        let Ok(Frame::Ip(p)) = parse(&f) else {
+            panic!()
+        };
         assert_eq!((p.end, p.payload_len()), (44, 2));
     }
 
     #[test]
     fn test_malformed() {
-        assert_eq!(parse(&frame_with(&HEADER_BYTES[..7])), Err(Malformed::BadUdpLength));
+        assert_eq!(
+            parse(&frame_with(&HEADER_BYTES[..7])),
+            Err(Malformed::BadUdpLength)
+        );
         let mut h = HEADER_BYTES;
         h[5] = 7; // below the header
         assert_eq!(parse(&frame_with(&h)), Err(Malformed::BadUdpLength));

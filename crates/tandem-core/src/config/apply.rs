@@ -1,11 +1,11 @@
 //! Running a [`Command`] against a [`Config`].
 
+use super::Config;
 use super::grammar::{
-    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, PortOptions, PortTarget, ServerOptions, ServerTarget,
-    Targets,
+    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, PortOptions, PortTarget, ServerOptions,
+    ServerTarget, Targets,
 };
 use super::model::{Cluster, Method, Port, Selection, Server};
-use super::Config;
 use serde::Serialize;
 use std::net::IpAddr;
 
@@ -67,20 +67,30 @@ pub enum ConfigError {
     /// A changing command whose wildcards select nothing.
     #[error("no {kind} matches '{target}'")]
     NothingSelected { kind: &'static str, target: String },
-    #[error("weight {weight} out of range 0-{weightbound} (the weightbound of port {cluster}@{port})")]
+    #[error(
+        "weight {weight} out of range 0-{weightbound} (the weightbound of port {cluster}@{port})"
+    )]
     WeightAboveBound { cluster: IpAddr, port: u16, weight: u32, weightbound: u32 },
     #[error(
         "port {cluster}@{port}: selectionalgorithm affinity does not work with method nat \
          (use connection, conn+affin or hash)"
     )]
     NatAffinity { cluster: IpAddr, port: u16 },
-    #[error("server {cluster}@{port}@{server} needs a returnaddress: port {cluster}@{port} uses method nat")]
+    #[error(
+        "server {cluster}@{port}@{server} needs a returnaddress: port {cluster}@{port} uses method nat"
+    )]
     MissingReturnAddress { cluster: IpAddr, port: u16, server: IpAddr },
     #[error(
         "returnaddress {returnaddress} of server {cluster}@{port}@{server} must differ from the cluster, \
          server and nfa addresses (it is {clash})"
     )]
-    ReturnAddressClash { cluster: IpAddr, port: u16, server: IpAddr, returnaddress: IpAddr, clash: String },
+    ReturnAddressClash {
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+        returnaddress: IpAddr,
+        clash: String,
+    },
     #[error(
         "the returnaddress of server {cluster}@{port}@{server} cannot be changed with server set; \
          remove the server and add it again"
@@ -98,7 +108,9 @@ pub enum ConfigError {
     ReachExists(IpAddr),
     #[error("reach target {0} does not exist")]
     ReachNotFound(IpAddr),
-    #[error("high availability backup is already configured; run 'highavailability backup delete' first")]
+    #[error(
+        "high availability backup is already configured; run 'highavailability backup delete' first"
+    )]
     BackupExists,
     #[error("no high availability backup is configured")]
     NoBackup,
@@ -124,7 +136,11 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
 }
 
 /// Fails with [`ConfigError::NothingSelected`] when a changing command selected nothing.
-fn non_empty<T>(items: Vec<T>, kind: &'static str, target: &dyn std::fmt::Display) -> Result<Vec<T>, ConfigError> {
+fn non_empty<T>(
+    items: Vec<T>,
+    kind: &'static str,
+    target: &dyn std::fmt::Display,
+) -> Result<Vec<T>, ConfigError> {
     if items.is_empty() {
         Err(ConfigError::NothingSelected { kind, target: target.to_string() })
     } else {
@@ -167,10 +183,13 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::ServerAdd { options, .. } if options.mapport == Some(0) => {
             invalid("mapport 0 out of range 1-65535".to_string())
         }
-        Command::ServerSet { options, .. } if options.mapport.is_some() => {
-            invalid("option 'mapport' is not allowed in server set: it can only be given at server add".to_string())
+        Command::ServerSet { options, .. } if options.mapport.is_some() => invalid(
+            "option 'mapport' is not allowed in server set: it can only be given at server add"
+                .to_string(),
+        ),
+        Command::HaBackupAdd(b) if b.port == 0 => {
+            invalid("port 0 out of range 1-65535".to_string())
         }
-        Command::HaBackupAdd(b) if b.port == 0 => invalid("port 0 out of range 1-65535".to_string()),
         Command::HaKey(p) | Command::HaScripts(p) if !path_ok(p) => {
             invalid(format!("bad path '{p}' (must not be empty or contain whitespace or '#')"))
         }
@@ -199,10 +218,18 @@ impl Config {
     /// clusters, ports and servers must exist; wildcards may select nothing.
     fn query(&self, cmd: &Command) -> Result<Applied, ConfigError> {
         let resolved = match cmd {
-            Command::ClusterReport(t) | Command::ClusterStatus(t) => Resolved::Clusters(self.select_clusters(t)?),
-            Command::PortReport(t) | Command::PortStatus(t) => Resolved::Ports(self.select_ports(t, port_not_found)?),
-            Command::ServerReport(t) | Command::ServerStatus(t) => Resolved::Servers(self.select_servers(t)?),
-            Command::HaStatus | Command::HaTakeover(_) | Command::HaMaintenance => Resolved::HighAvailability,
+            Command::ClusterReport(t) | Command::ClusterStatus(t) => {
+                Resolved::Clusters(self.select_clusters(t)?)
+            }
+            Command::PortReport(t) | Command::PortStatus(t) => {
+                Resolved::Ports(self.select_ports(t, port_not_found)?)
+            }
+            Command::ServerReport(t) | Command::ServerStatus(t) => {
+                Resolved::Servers(self.select_servers(t)?)
+            }
+            Command::HaStatus | Command::HaTakeover(_) | Command::HaMaintenance => {
+                Resolved::HighAvailability
+            }
             _ => Resolved::Executor,
         };
         Ok(Applied::Query(resolved))
@@ -234,7 +261,9 @@ impl Config {
             }
             Command::ClusterAdd(clusters) => {
                 if clusters.is_empty() {
-                    return Err(ConfigError::Invalid("cluster add needs at least one cluster".to_string()));
+                    return Err(ConfigError::Invalid(
+                        "cluster add needs at least one cluster".to_string(),
+                    ));
                 }
                 for &address in clusters {
                     if self.clusters.contains_key(&address) {
@@ -253,7 +282,9 @@ impl Config {
                 }
                 Resolved::Clusters(clusters)
             }
-            Command::PortAdd { target, options } => Resolved::Ports(self.port_add(target, options)?),
+            Command::PortAdd { target, options } => {
+                Resolved::Ports(self.port_add(target, options)?)
+            }
             Command::PortSet { target, options } => {
                 let ports = non_empty(self.select_ports(target, port_not_found)?, "port", target)?;
                 for &(c, p) in &ports {
@@ -273,8 +304,12 @@ impl Config {
                 }
                 Resolved::Ports(ports)
             }
-            Command::ServerAdd { target, options } => Resolved::Servers(self.server_add(target, options)?),
-            Command::ServerSet { target, options } => Resolved::Servers(self.server_set(target, options)?),
+            Command::ServerAdd { target, options } => {
+                Resolved::Servers(self.server_add(target, options)?)
+            }
+            Command::ServerSet { target, options } => {
+                Resolved::Servers(self.server_set(target, options)?)
+            }
             Command::ServerDown(target) | Command::ServerUp(target) => {
                 let down = matches!(cmd, Command::ServerDown(_));
                 let servers = non_empty(self.select_servers(target)?, "server", target)?;
@@ -365,13 +400,18 @@ impl Config {
     }
 
     /// `port add`: every selected cluster gets every listed port, none of which may exist.
-    fn port_add(&mut self, target: &PortTarget, options: &PortOptions) -> Result<Vec<(IpAddr, u16)>, ConfigError> {
+    fn port_add(
+        &mut self,
+        target: &PortTarget,
+        options: &PortOptions,
+    ) -> Result<Vec<(IpAddr, u16)>, ConfigError> {
         let Targets::List(numbers) = &target.ports else {
             return Err(ConfigError::Invalid(format!(
                 "the '@' wildcard is not allowed for the port in '{target}' (port add needs explicit ports)"
             )));
         };
-        let clusters = non_empty(self.select_clusters(&target.clusters)?, "cluster", &target.clusters)?;
+        let clusters =
+            non_empty(self.select_clusters(&target.clusters)?, "cluster", &target.clusters)?;
         let mut added = Vec::new();
         for &c in &clusters {
             let Some(cluster) = self.clusters.get_mut(&c) else { continue };
@@ -402,7 +442,11 @@ impl Config {
             )));
         };
         let port_target = target.port_target();
-        let ports = non_empty(self.select_ports(&port_target, server_on_unknown_port)?, "port", &port_target)?;
+        let ports = non_empty(
+            self.select_ports(&port_target, server_on_unknown_port)?,
+            "port",
+            &port_target,
+        )?;
         let mut added = Vec::new();
         for &(c, p) in &ports {
             let Some(port) = self.port_mut(c, p) else { continue };
@@ -449,7 +493,12 @@ impl Config {
             let Some(server) = port.servers.get_mut(&s) else { continue };
             if let Some(weight) = options.weight {
                 if weight > weightbound {
-                    return Err(ConfigError::WeightAboveBound { cluster: c, port: p, weight, weightbound });
+                    return Err(ConfigError::WeightAboveBound {
+                        cluster: c,
+                        port: p,
+                        weight,
+                        weightbound,
+                    });
                 }
                 server.weight = weight;
             }
@@ -483,14 +532,24 @@ impl Config {
             Targets::All => Ok(self.clusters.keys().copied().collect()),
             Targets::List(clusters) => clusters
                 .iter()
-                .map(|c| if self.clusters.contains_key(c) { Ok(*c) } else { Err(ConfigError::ClusterNotFound(*c)) })
+                .map(|c| {
+                    if self.clusters.contains_key(c) {
+                        Ok(*c)
+                    } else {
+                        Err(ConfigError::ClusterNotFound(*c))
+                    }
+                })
                 .collect(),
         }
     }
 
     /// Expands a port target to existing ports. A listed port of a listed cluster must
     /// exist (else `missing`); under a cluster wildcard, clusters without it are skipped.
-    fn select_ports(&self, target: &PortTarget, missing: MissingPort) -> Result<Vec<(IpAddr, u16)>, ConfigError> {
+    fn select_ports(
+        &self,
+        target: &PortTarget,
+        missing: MissingPort,
+    ) -> Result<Vec<(IpAddr, u16)>, ConfigError> {
         let mut selected = Vec::new();
         for c in self.select_clusters(&target.clusters)? {
             let Some(cluster) = self.clusters.get(&c) else { continue };
@@ -512,11 +571,16 @@ impl Config {
 
     /// Expands a server target to existing servers. A listed server under a listed port of
     /// a listed cluster must exist; under any wildcard, ports without it are skipped.
-    fn select_servers(&self, target: &ServerTarget) -> Result<Vec<(IpAddr, u16, IpAddr)>, ConfigError> {
+    fn select_servers(
+        &self,
+        target: &ServerTarget,
+    ) -> Result<Vec<(IpAddr, u16, IpAddr)>, ConfigError> {
         let all_explicit = !target.clusters.is_all() && !target.ports.is_all();
         let mut selected = Vec::new();
         for (c, p) in self.select_ports(&target.port_target(), port_not_found)? {
-            let Some(port) = self.clusters.get(&c).and_then(|cl| cl.ports.get(&p)) else { continue };
+            let Some(port) = self.clusters.get(&c).and_then(|cl| cl.ports.get(&p)) else {
+                continue;
+            };
             match &target.servers {
                 Targets::All => selected.extend(port.servers.keys().map(|s| (c, p, *s))),
                 Targets::List(servers) => {
@@ -524,7 +588,11 @@ impl Config {
                         if port.servers.contains_key(&s) {
                             selected.push((c, p, s));
                         } else if all_explicit {
-                            return Err(ConfigError::ServerNotFound { cluster: c, port: p, server: s });
+                            return Err(ConfigError::ServerNotFound {
+                                cluster: c,
+                                port: p,
+                                server: s,
+                            });
                         }
                     }
                 }
@@ -539,7 +607,10 @@ impl Config {
     }
 
     /// Checks the rules that span objects, for the given clusters.
-    fn check_clusters(&self, clusters: impl IntoIterator<Item = IpAddr>) -> Result<(), ConfigError> {
+    fn check_clusters(
+        &self,
+        clusters: impl IntoIterator<Item = IpAddr>,
+    ) -> Result<(), ConfigError> {
         for c in clusters {
             if let Some(cluster) = self.clusters.get(&c) {
                 self.check_cluster(cluster)?;
@@ -593,7 +664,11 @@ impl Config {
                 }
                 match server.returnaddress {
                     None if nat => {
-                        return Err(ConfigError::MissingReturnAddress { cluster: c, port: p, server: s });
+                        return Err(ConfigError::MissingReturnAddress {
+                            cluster: c,
+                            port: p,
+                            server: s,
+                        });
                     }
                     None => {}
                     Some(ra) => {

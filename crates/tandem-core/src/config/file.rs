@@ -4,8 +4,8 @@
 use super::Config;
 use super::apply::{Applied, ConfigError};
 use super::grammar::{
-    Command, ExecutorSetting, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget, Targets,
-    parse_line,
+    Command, ExecutorSetting, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget,
+    Targets, parse_line,
 };
 use super::model::Executor;
 
@@ -39,7 +39,8 @@ pub struct FileError {
 pub fn load_file(text: &str, file_name: &str, base: &Config) -> Result<Config, FileError> {
     let mut config = base.clone();
     for (index, line) in text.lines().enumerate() {
-        let fail = |error: CommandError| FileError { file: file_name.to_string(), line: index + 1, error };
+        let fail =
+            |error: CommandError| FileError { file: file_name.to_string(), line: index + 1, error };
         let Some(cmd) = parse_line(line).map_err(|e| fail(e.into()))? else {
             continue;
         };
@@ -95,7 +96,8 @@ impl Config {
                     reset: Some(port.reset),
                     repstrategy: Some(port.repstrategy),
                 };
-                let target = PortTarget { clusters: Targets::List(vec![c]), ports: Targets::List(vec![p]) };
+                let target =
+                    PortTarget { clusters: Targets::List(vec![c]), ports: Targets::List(vec![p]) };
                 cmds.push(Command::PortAdd { target, options });
             }
         }

@@ -74,7 +74,9 @@ pub enum ParseError {
     #[error("bad target '{word}' (expected {expected})")]
     BadTarget { word: String, expected: &'static str },
     /// The `@` wildcard where the command needs named objects.
-    #[error("the '@' wildcard is not allowed for the {part} in '{word}' ({command} needs explicit {part}s)")]
+    #[error(
+        "the '@' wildcard is not allowed for the {part} in '{word}' ({command} needs explicit {part}s)"
+    )]
     WildcardNotAllowed { word: String, part: &'static str, command: &'static str },
     /// An option given twice in one command.
     #[error("option '{0}' given twice")]
@@ -464,14 +466,15 @@ const PORT_OPTIONS: &[&str] = &[
     "reset",
     "repstrategy",
 ];
-const SERVER_ADD_OPTIONS: &[&str] = &["weight", "fixedweight", "returnaddress", "router", "mapport"];
+const SERVER_ADD_OPTIONS: &[&str] =
+    &["weight", "fixedweight", "returnaddress", "router", "mapport"];
 const SERVER_SET_OPTIONS: &[&str] = &["weight", "fixedweight", "returnaddress", "router"];
 const METHODS: &[&str] = &["mac", "nat"];
 const PROTOCOLS: &[&str] = &["tcp", "udp"];
 const SELECTIONS: &[&str] = &["connection", "affinity", "conn+affin", "hash"];
 const REPSTRATEGIES: &[&str] = &["none", "connection", "affinity", "both"];
 const YES_NO: &[&str] = &["yes", "no"];
-const ROLES: &[&str] = &["primary", "backup", "both"];
+const ROLES: &[&str] = &["primary", "backup"];
 const RECOVERIES: &[&str] = &["auto", "manual"];
 
 /// Resolves `word` to one of `choices`: an exact (case-insensitive) match, or else the only
@@ -523,7 +526,10 @@ impl<'w> Words<'w> {
     fn keyword(&mut self, choices: &[&'static str]) -> Result<&'static str, ParseError> {
         match self.next() {
             Some(word) => match_keyword(word, choices),
-            None => Err(ParseError::MissingKeyword { after: self.previous(), expected: choices.to_vec() }),
+            None => Err(ParseError::MissingKeyword {
+                after: self.previous(),
+                expected: choices.to_vec(),
+            }),
         }
     }
 
@@ -579,7 +585,12 @@ fn parse_port(word: &str) -> Result<u16, ParseError> {
     parse_number(word, "port", 1, 65535, "1-65535").map(|n| n as u16)
 }
 
-fn parse_u32(word: &str, what: &'static str, min: u64, range: &'static str) -> Result<u32, ParseError> {
+fn parse_u32(
+    word: &str,
+    what: &'static str,
+    min: u64,
+    range: &'static str,
+) -> Result<u32, ParseError> {
     parse_number(word, what, min, u64::from(u32::MAX), range).map(|n| n as u32)
 }
 
@@ -634,7 +645,10 @@ fn parse_cluster_target(word: &str) -> Result<Targets<IpAddr>, ParseError> {
         return Ok(Targets::All);
     }
     if word.contains('@') {
-        return Err(ParseError::BadTarget { word: word.to_string(), expected: "CLUSTER[+CLUSTER...] or @" });
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER[+CLUSTER...] or @",
+        });
     }
     parse_part(word, word, parse_address)
 }
@@ -653,7 +667,10 @@ fn parse_port_target(word: &str) -> Result<PortTarget, ParseError> {
 fn parse_server_target(word: &str) -> Result<ServerTarget, ParseError> {
     let parts: Vec<&str> = word.split('@').collect();
     let [clusters, ports, servers] = parts[..] else {
-        return Err(ParseError::BadTarget { word: word.to_string(), expected: "CLUSTER@PORT@SERVER" });
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER@PORT@SERVER",
+        });
     };
     Ok(ServerTarget {
         clusters: parse_part(word, clusters, parse_address)?,
@@ -891,15 +908,15 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
         },
         "backup" => match w.keyword(ADD_DELETE)? {
             "add" => {
+                // IBM's third role gets a clear refusal, but does not make `b` ambiguous.
+                if w.words.get(w.pos).is_some_and(|r| r.eq_ignore_ascii_case("both")) {
+                    return Err(ParseError::Invalid(
+                        "role 'both' (mutual high availability) is not supported; use primary or backup".to_string(),
+                    ));
+                }
                 let role = match w.keyword(ROLES)? {
                     "primary" => Role::Primary,
-                    "backup" => Role::Backup,
-                    _ => {
-                        return Err(ParseError::Invalid(
-                            "role 'both' (mutual high availability) is not supported; use primary or backup"
-                                .to_string(),
-                        ));
-                    }
+                    _ => Role::Backup,
                 };
                 let recovery = match w.keyword(RECOVERIES)? {
                     "auto" => Recovery::Auto,
@@ -916,7 +933,9 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
             None => None,
         }),
         "key" => Command::HaKey(parse_path(w.value("key file")?, "key file")?),
-        "scripts" => Command::HaScripts(parse_path(w.value("script directory")?, "script directory")?),
+        "scripts" => {
+            Command::HaScripts(parse_path(w.value("script directory")?, "script directory")?)
+        }
         _ => Command::HaMaintenance,
     };
     w.end()?;
@@ -968,7 +987,10 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
     if PROGRAM_NAMES.contains(&words[0].to_ascii_lowercase().as_str()) {
         let program = words.remove(0);
         if words.is_empty() {
-            return Err(ParseError::MissingKeyword { after: program.to_string(), expected: OBJECTS.to_vec() });
+            return Err(ParseError::MissingKeyword {
+                after: program.to_string(),
+                expected: OBJECTS.to_vec(),
+            });
         }
     }
     parse(&words).map(Some)

@@ -21,8 +21,8 @@ mod tests;
 pub use apply::{Applied, ConfigError, Resolved};
 pub use file::{CommandError, FileError, load_file};
 pub use grammar::{
-    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget, ServerOptions,
-    ServerTarget, Targets, is_mutation, parse, parse_line,
+    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget,
+    ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line,
 };
 pub use model::*;
 

@@ -247,8 +247,8 @@ impl Engine {
         if meta.truncated || frame.len() > MTU_FRAME {
             return Verdict::Drop(DropReason::Oversize);
         }
-        if meta.csum_not_ready {
-            wire::fill_l4_checksum(frame, &pkt);
+        if meta.csum_not_ready && wire::fill_l4_checksum(frame, &pkt).is_err() {
+            return Verdict::Drop(DropReason::Truncated);
         }
         if plan.return_addresses.contains(&pkt.dst_ip) {
             return self.from_server(plan, frame, &pkt, now);
@@ -263,7 +263,7 @@ impl Engine {
         if plan.neighbors.contains(&arp.sender_ip) {
             self.neighbors.learn(arp.sender_ip, arp.sender_mac);
         }
-        if arp.op == wire::ARP_REQUEST && arp.sender_ip != arp.target_ip && plan.owns(IpAddr::V4(arp.target_ip)) {
+        if arp.op == wire::ArpOp::Request && arp.sender_ip != arp.target_ip && plan.owns(IpAddr::V4(arp.target_ip)) {
             out.push(wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip).to_vec());
             self.node.arp_sent.fetch_add(1, Relaxed);
             return Verdict::Consumed;
@@ -382,11 +382,15 @@ impl Engine {
             let (Some(srv), Some(ret)) = (v4(server_addr), v4(n.returnaddress)) else {
                 return Verdict::Drop(DropReason::NoServer);
             };
-            wire::rewrite_dst(frame, pkt, srv, n.server_port);
-            wire::rewrite_src(frame, pkt, ret, n.nat_port);
+            if wire::rewrite_dst(frame, pkt, srv, n.server_port).is_err()
+                || wire::rewrite_src(frame, pkt, ret, n.nat_port).is_err()
+            {
+                return Verdict::Drop(DropReason::Truncated);
+            }
         }
-        wire::set_src_mac(frame, plan.our_mac);
-        wire::set_dst_mac(frame, mac);
+        if wire::set_src_mac(frame, plan.our_mac).is_err() || wire::set_dst_mac(frame, mac).is_err() {
+            return Verdict::Drop(DropReason::Truncated);
+        }
         counters.count(frame.len());
         Verdict::Transmit(frame.len())
     }
@@ -409,10 +413,13 @@ impl Engine {
         let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
             return Verdict::Drop(DropReason::NoConnection);
         };
-        wire::rewrite_src(frame, pkt, cluster, key.dst_port);
-        wire::rewrite_dst(frame, pkt, client, key.src_port);
-        wire::set_src_mac(frame, plan.our_mac);
-        wire::set_dst_mac(frame, client_mac);
+        if wire::rewrite_src(frame, pkt, cluster, key.dst_port).is_err()
+            || wire::rewrite_dst(frame, pkt, client, key.src_port).is_err()
+            || wire::set_src_mac(frame, plan.our_mac).is_err()
+            || wire::set_dst_mac(frame, client_mac).is_err()
+        {
+            return Verdict::Drop(DropReason::Truncated);
+        }
         counters.count(frame.len());
         Verdict::Transmit(frame.len())
     }
