@@ -46,10 +46,17 @@ pub fn check_target(target: SocketAddr) -> Result<()> {
 /// documentation address.
 pub(crate) fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8)> {
     let (ip, len) = match text.split_once('/') {
-        Some((ip, len)) => (ip, len.parse::<u8>().with_context(|| format!("prefix length in {text:?}"))?),
+        Some((ip, len)) => (
+            ip,
+            len.parse::<u8>()
+                .with_context(|| format!("prefix length in {text:?}"))?,
+        ),
         None => (text, 32),
     };
-    let ip: Ipv4Addr = ip.trim().parse().with_context(|| format!("IPv4 address in {text:?}"))?;
+    let ip: Ipv4Addr = ip
+        .trim()
+        .parse()
+        .with_context(|| format!("IPv4 address in {text:?}"))?;
     if len > 32 {
         bail!("prefix length {len} in {text:?} is over 32");
     }
@@ -67,7 +74,10 @@ pub fn mac_for(name: &str) -> String {
         hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
     }
     let b = hash.to_be_bytes();
-    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[3], b[4], b[5], b[6], b[7])
+    format!(
+        "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+        b[3], b[4], b[5], b[6], b[7]
+    )
 }
 
 #[cfg(test)]
@@ -79,8 +89,18 @@ mod tests {
         for ok in ["192.0.2.1", "198.51.100.200", "203.0.113.9", "2001:db8::1"] {
             check_lab_ip(ok.parse().unwrap()).unwrap();
         }
-        for bad in ["10.0.0.1", "192.168.1.1", "8.8.8.8", "192.0.3.1", "127.0.0.1", "fe80::1"] {
-            assert!(check_lab_ip(bad.parse().unwrap()).is_err(), "{bad} accepted");
+        for bad in [
+            "10.0.0.1",
+            "192.168.1.1",
+            "8.8.8.8",
+            "192.0.3.1",
+            "127.0.0.1",
+            "fe80::1",
+        ] {
+            assert!(
+                check_lab_ip(bad.parse().unwrap()).is_err(),
+                "{bad} accepted"
+            );
         }
         check_target("127.0.0.1:80".parse().unwrap()).unwrap();
         check_target("192.0.2.100:80".parse().unwrap()).unwrap();
@@ -89,8 +109,14 @@ mod tests {
 
     #[test]
     fn cidr_parsing() {
-        assert_eq!(parse_cidr("192.0.2.10/24").unwrap(), ("192.0.2.10".parse().unwrap(), 24));
-        assert_eq!(parse_cidr("192.0.2.100").unwrap(), ("192.0.2.100".parse().unwrap(), 32));
+        assert_eq!(
+            parse_cidr("192.0.2.10/24").unwrap(),
+            ("192.0.2.10".parse().unwrap(), 24)
+        );
+        assert_eq!(
+            parse_cidr("192.0.2.100").unwrap(),
+            ("192.0.2.100".parse().unwrap(), 32)
+        );
         assert!(parse_cidr("192.0.2.10/33").is_err());
         assert!(parse_cidr("10.1.2.3/8").is_err());
         assert!(parse_cidr("nonsense").is_err());

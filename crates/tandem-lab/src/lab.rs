@@ -30,7 +30,9 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 static REGISTRY: Mutex<Vec<Arc<Shared>>> = Mutex::new(Vec::new());
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What a lab made, shared by the lab, its hosts and its processes.
@@ -38,6 +40,9 @@ pub(crate) struct Shared {
     id: String,
     log_dir: PathBuf,
     state: Mutex<State>,
+    /// Held for the whole of a cleanup, so that a second cleaner (the signal thread racing a
+    /// Drop) waits for the first to finish instead of exiting the process under it.
+    cleaning: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -77,13 +82,17 @@ impl Shared {
     /// Kills every process group, then everything left in the namespaces, then deletes the
     /// namespaces (hosts first, the switch last). Idempotent. Returns the errors met.
     fn cleanup(&self) -> Vec<String> {
+        let _cleaning = lock(&self.cleaning);
         let (pgids, namespaces) = {
             let mut state = self.state();
             if state.cleaned {
                 return Vec::new();
             }
             state.cleaned = true;
-            (std::mem::take(&mut state.pgids), std::mem::take(&mut state.namespaces))
+            (
+                std::mem::take(&mut state.pgids),
+                std::mem::take(&mut state.namespaces),
+            )
         };
         for pgid in pgids {
             // SAFETY: killpg(2) has no memory effects. The group's leader is unreaped (it is
@@ -106,7 +115,9 @@ impl Shared {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| program.clone());
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", ns]).arg(template.get_program()).args(template.get_args());
+        cmd.args(["netns", "exec", ns])
+            .arg(template.get_program())
+            .args(template.get_args());
         for (key, value) in template.get_envs() {
             match value {
                 Some(value) => cmd.env(key, value),
@@ -126,7 +137,9 @@ impl Shared {
         let label = format!("{host}-{base}-{}", state.spawned);
         let log = self.log_dir.join(format!("{label}.log"));
         let file = File::create(&log).with_context(|| format!("creating {}", log.display()))?;
-        cmd.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file);
+        cmd.stdin(Stdio::null())
+            .stdout(file.try_clone()?)
+            .stderr(file);
         let args: Vec<_> = template.get_args().collect();
         let child = cmd
             .spawn()
@@ -143,8 +156,12 @@ pub(crate) fn cleanup_registered() -> usize {
     let mut cleaned = 0;
     for lab in labs {
         let was_clean = lab.state().cleaned;
-        for error in lab.cleanup() {
+        let errors = lab.cleanup();
+        for error in &errors {
             eprintln!("tandem-lab: cleaning up {}: {error}", lab.id);
+        }
+        if errors.is_empty() && std::env::var_os(KEEP_LOGS_ENV).is_none() {
+            let _ = std::fs::remove_dir_all(&lab.log_dir);
         }
         if !was_clean {
             cleaned += 1;
@@ -166,7 +183,10 @@ pub struct Lab {
 
 impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lab").field("id", &self.shared.id).field("log_dir", &self.shared.log_dir).finish()
+        f.debug_struct("Lab")
+            .field("id", &self.shared.id)
+            .field("log_dir", &self.shared.log_dir)
+            .finish()
     }
 }
 
@@ -205,7 +225,10 @@ impl Lab {
         }
         match remove_leftovers(false) {
             Ok(removed) if !removed.is_empty() => {
-                eprintln!("tandem-lab: removed leftover namespaces of dead labs: {}", removed.join(", "))
+                eprintln!(
+                    "tandem-lab: removed leftover namespaces of dead labs: {}",
+                    removed.join(", ")
+                )
             }
             Ok(_) => {}
             Err(e) => eprintln!("tandem-lab: warning: removing leftovers: {e:#}"),
@@ -220,18 +243,27 @@ impl Lab {
             } else {
                 format!("{LAB_PREFIX}{pid:x}-{n}-{tag}")
             };
-            let taken = netns::list()?.iter().any(|ns| ns.starts_with(&format!("{id}-")));
+            let taken = netns::list()?
+                .iter()
+                .any(|ns| ns.starts_with(&format!("{id}-")));
             if !taken {
                 break id;
             }
         };
         let log_dir = std::env::temp_dir().join(&id);
         if log_dir.exists() {
-            std::fs::remove_dir_all(&log_dir).with_context(|| format!("removing stale {}", log_dir.display()))?;
+            std::fs::remove_dir_all(&log_dir)
+                .with_context(|| format!("removing stale {}", log_dir.display()))?;
         }
-        std::fs::create_dir_all(&log_dir).with_context(|| format!("creating {}", log_dir.display()))?;
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("creating {}", log_dir.display()))?;
 
-        let shared = Arc::new(Shared { id: id.clone(), log_dir, state: Mutex::new(State::default()) });
+        let shared = Arc::new(Shared {
+            id: id.clone(),
+            log_dir,
+            state: Mutex::new(State::default()),
+            cleaning: Mutex::new(()),
+        });
         lock(&REGISTRY).push(Arc::clone(&shared));
         let switch_ns = format!("{id}-sw");
         let switch = Host {
@@ -244,7 +276,12 @@ impl Lab {
             lab: Arc::clone(&shared),
         };
         // From here on, an early return drops `lab`, which cleans up.
-        let mut lab = Lab { shared, switch, hosts: Mutex::new(Vec::new()), torn_down: false };
+        let mut lab = Lab {
+            shared,
+            switch,
+            hosts: Mutex::new(Vec::new()),
+            torn_down: false,
+        };
         lab.setup_switch()?;
         lab.switch.mac = lab
             .switch
@@ -257,9 +294,18 @@ impl Lab {
     fn setup_switch(&self) -> Result<()> {
         let sw = &self.switch.ns;
         self.shared.create_ns(sw)?;
-        netns::sysctls(sw, &[("net.ipv6.conf.all.disable_ipv6", "1"), ("net.ipv6.conf.default.disable_ipv6", "1")])?;
+        netns::sysctls(
+            sw,
+            &[
+                ("net.ipv6.conf.all.disable_ipv6", "1"),
+                ("net.ipv6.conf.default.disable_ipv6", "1"),
+            ],
+        )?;
         netns::run("ip", &["-n", sw, "link", "set", "dev", "lo", "up"])?;
-        netns::run("ip", &["-n", sw, "link", "add", "name", "br0", "type", "bridge"])?;
+        netns::run(
+            "ip",
+            &["-n", sw, "link", "add", "name", "br0", "type", "bridge"],
+        )?;
         netns::run("ip", &["-n", sw, "link", "set", "dev", "br0", "up"])?;
         Ok(())
     }
@@ -307,7 +353,8 @@ impl Lab {
     /// leave with partial checksums, as from a real NIC's driver).
     pub fn add_host(&self, name: &str, addrs: &[&str]) -> Result<Host> {
         validate_host_name(name)?;
-        let parsed: Vec<(Ipv4Addr, u8)> = addrs.iter().map(|a| parse_cidr(a)).collect::<Result<_>>()?;
+        let parsed: Vec<(Ipv4Addr, u8)> =
+            addrs.iter().map(|a| parse_cidr(a)).collect::<Result<_>>()?;
         let mac = mac_for(name);
         {
             let state = self.shared.state();
@@ -315,7 +362,9 @@ impl Lab {
                 bail!("lab {} already has a host named {name}", self.id());
             }
             if let Some((other, _)) = state.hosts.iter().find(|(_, m)| **m == mac) {
-                bail!("host names {name} and {other} hash to the same MAC {mac}; pick another name");
+                bail!(
+                    "host names {name} and {other} hash to the same MAC {mac}; pick another name"
+                );
             }
         }
         let ns = format!("{}-{name}", self.id());
@@ -334,23 +383,73 @@ impl Lab {
                     ("net.ipv4.conf.default.send_redirects", "0"),
                 ],
             )?;
-            netns::run("ip", &["-n", sw, "link", "add", "name", name, "type", "veth", "peer", "name", "eth0", "netns", &ns])?;
-            netns::run("ip", &["-n", &ns, "link", "set", "dev", "eth0", "address", &mac])?;
-            netns::run("ip", &["netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off", "gro", "off"])?;
+            netns::run(
+                "ip",
+                &[
+                    "-n", sw, "link", "add", "name", name, "type", "veth", "peer", "name", "eth0",
+                    "netns", &ns,
+                ],
+            )?;
+            netns::run(
+                "ip",
+                &["-n", &ns, "link", "set", "dev", "eth0", "address", &mac],
+            )?;
+            netns::run(
+                "ip",
+                &[
+                    "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
+                    "gro", "off",
+                ],
+            )?;
             // Best effort: UDP segmentation offload, and the same on the switch side.
-            let _ = netns::output("ip", &["netns", "exec", &ns, "ethtool", "-K", "eth0", "tx-udp-segmentation", "off"]);
-            let _ = netns::output("ip", &["netns", "exec", sw, "ethtool", "-K", name, "tso", "off", "gso", "off", "gro", "off"]);
-            netns::run("ip", &["-n", sw, "link", "set", "dev", name, "master", "br0"])?;
+            let _ = netns::output(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &ns,
+                    "ethtool",
+                    "-K",
+                    "eth0",
+                    "tx-udp-segmentation",
+                    "off",
+                ],
+            );
+            let _ = netns::output(
+                "ip",
+                &[
+                    "netns", "exec", sw, "ethtool", "-K", name, "tso", "off", "gso", "off", "gro",
+                    "off",
+                ],
+            );
+            netns::run(
+                "ip",
+                &["-n", sw, "link", "set", "dev", name, "master", "br0"],
+            )?;
             netns::run("ip", &["-n", sw, "link", "set", "dev", name, "up"])?;
             netns::run("ip", &["-n", &ns, "link", "set", "dev", "lo", "up"])?;
             netns::run("ip", &["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
             for (ip, len) in &parsed {
-                netns::run("ip", &["-n", &ns, "addr", "add", &format!("{ip}/{len}"), "dev", "eth0"])?;
+                netns::run(
+                    "ip",
+                    &[
+                        "-n",
+                        &ns,
+                        "addr",
+                        "add",
+                        &format!("{ip}/{len}"),
+                        "dev",
+                        "eth0",
+                    ],
+                )?;
             }
             Ok(())
         };
         setup().with_context(|| format!("setting up host {name} in lab {}", self.id()))?;
-        self.shared.state().hosts.insert(name.to_string(), mac.clone());
+        self.shared
+            .state()
+            .hosts
+            .insert(name.to_string(), mac.clone());
         let host = Host {
             name: name.to_string(),
             ns,
@@ -367,7 +466,11 @@ impl Lab {
     /// Tears the lab down now (what `Drop` does), reporting cleanup errors.
     pub fn shutdown(mut self) -> Result<()> {
         let errors = self.teardown();
-        if errors.is_empty() { Ok(()) } else { Err(anyhow!("cleaning up lab: {}", errors.join("; "))) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(anyhow!("cleaning up lab: {}", errors.join("; ")))
+        }
     }
 
     fn teardown(&mut self) -> Vec<String> {
@@ -383,7 +486,11 @@ impl Lab {
         lock(&REGISTRY).retain(|lab| !Arc::ptr_eq(lab, &self.shared));
         let keep = panicking || !errors.is_empty() || std::env::var_os(KEEP_LOGS_ENV).is_some();
         if keep {
-            eprintln!("tandem-lab: logs of lab {} kept in {}", self.id(), self.log_dir().display());
+            eprintln!(
+                "tandem-lab: logs of lab {} kept in {}",
+                self.id(),
+                self.log_dir().display()
+            );
         } else {
             let _ = std::fs::remove_dir_all(self.log_dir());
         }
@@ -393,12 +500,20 @@ impl Lab {
     /// Prints the tail of every process log to stderr (done automatically when a panic drops
     /// the lab).
     pub fn dump_logs(&self) {
-        let Ok(entries) = std::fs::read_dir(self.log_dir()) else { return };
+        let Ok(entries) = std::fs::read_dir(self.log_dir()) else {
+            return;
+        };
         let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths {
-            let text = std::fs::read(&path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
-            eprintln!("----- {} (last 40 lines) -----\n{}", path.display(), tail(&text, 40));
+            let text = std::fs::read(&path)
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            eprintln!(
+                "----- {} (last 40 lines) -----\n{}",
+                path.display(),
+                tail(&text, 40)
+            );
         }
     }
 }
@@ -415,10 +530,14 @@ fn validate_host_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 15
         && name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !["sw", "lo", "br0"].contains(&name);
     if !ok {
-        bail!("bad host name {name:?}: use 1-15 characters [a-z0-9-] starting with a letter, not sw/lo/br0");
+        bail!(
+            "bad host name {name:?}: use 1-15 characters [a-z0-9-] starting with a letter, not sw/lo/br0"
+        );
     }
     Ok(())
 }
@@ -461,7 +580,10 @@ impl Host {
 
     /// Addresses given to [`Lab::add_host`] as `"a.b.c.d/len"`.
     pub fn addrs(&self) -> Vec<String> {
-        self.addrs.iter().map(|(ip, len)| format!("{ip}/{len}")).collect()
+        self.addrs
+            .iter()
+            .map(|(ip, len)| format!("{ip}/{len}"))
+            .collect()
     }
 
     /// Runs a command inside the namespace (`ip netns exec <ns> args...`) to completion and
@@ -471,11 +593,16 @@ impl Host {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         if args.is_empty() {
             bail!("exec: empty command");
         }
-        let mut full: Vec<&OsStr> = vec![OsStr::new("netns"), OsStr::new("exec"), OsStr::new(&self.ns)];
+        let mut full: Vec<&OsStr> = vec![
+            OsStr::new("netns"),
+            OsStr::new("exec"),
+            OsStr::new(&self.ns),
+        ];
         full.extend(args.iter().map(|a| a.as_os_str()));
         netns::output("ip", &full)
     }
@@ -486,9 +613,13 @@ impl Host {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let args: Vec<std::ffi::OsString> =
+            args.into_iter().map(|a| a.as_ref().to_owned()).collect();
         let out = self.exec(&args)?;
-        let program = args.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default();
+        let program = args
+            .first()
+            .map(|a| a.to_string_lossy().into_owned())
+            .unwrap_or_default();
         netns::check(&program, &args[1..], out).with_context(|| format!("in host {}", self.name))
     }
 
@@ -500,7 +631,9 @@ impl Host {
         S: AsRef<OsStr>,
     {
         let mut args = args.into_iter();
-        let Some(program) = args.next() else { bail!("spawn: empty command") };
+        let Some(program) = args.next() else {
+            bail!("spawn: empty command")
+        };
         let mut cmd = Command::new(program);
         cmd.args(args);
         self.spawn_command(&cmd)
@@ -563,32 +696,66 @@ impl Host {
     }
 
     fn port(&self) -> Result<&str> {
-        self.port.as_deref().ok_or_else(|| anyhow!("{} has no switch port", self.name))
+        self.port
+            .as_deref()
+            .ok_or_else(|| anyhow!("{} has no switch port", self.name))
     }
 
     /// "Cuts the cable": sets the switch-side end of the host's veth down. The host's `eth0`
     /// loses carrier and nothing passes either way until [`Host::link_up`].
     pub fn link_down(&self) -> Result<()> {
         let port = self.port()?;
-        netns::run("ip", &["-n", &self.switch_ns, "link", "set", "dev", port, "down"]).map(drop)
+        netns::run(
+            "ip",
+            &["-n", &self.switch_ns, "link", "set", "dev", port, "down"],
+        )
+        .map(drop)
     }
 
     /// Reconnects the cable cut by [`Host::link_down`].
     pub fn link_up(&self) -> Result<()> {
         let port = self.port()?;
-        netns::run("ip", &["-n", &self.switch_ns, "link", "set", "dev", port, "up"]).map(drop)
+        netns::run(
+            "ip",
+            &["-n", &self.switch_ns, "link", "set", "dev", port, "up"],
+        )
+        .map(drop)
     }
 
     /// Adds an address (`"192.0.2.11/24"`, documentation ranges only) to `eth0`.
     pub fn add_address(&self, cidr: &str) -> Result<()> {
         let (ip, len) = parse_cidr(cidr)?;
-        netns::run("ip", &["-n", &self.ns, "addr", "add", &format!("{ip}/{len}"), "dev", "eth0"]).map(drop)
+        netns::run(
+            "ip",
+            &[
+                "-n",
+                &self.ns,
+                "addr",
+                "add",
+                &format!("{ip}/{len}"),
+                "dev",
+                "eth0",
+            ],
+        )
+        .map(drop)
     }
 
     /// Removes an address from `eth0`.
     pub fn del_address(&self, cidr: &str) -> Result<()> {
         let (ip, len) = parse_cidr(cidr)?;
-        netns::run("ip", &["-n", &self.ns, "addr", "del", &format!("{ip}/{len}"), "dev", "eth0"]).map(drop)
+        netns::run(
+            "ip",
+            &[
+                "-n",
+                &self.ns,
+                "addr",
+                "del",
+                &format!("{ip}/{len}"),
+                "dev",
+                "eth0",
+            ],
+        )
+        .map(drop)
     }
 
     /// Server setup for MAC forwarding: puts `ip` (e.g. the cluster address `192.0.2.100`,
@@ -602,7 +769,19 @@ impl Host {
             ("net.ipv4.conf.eth0.arp_ignore", "1"),
             ("net.ipv4.conf.eth0.arp_announce", "2"),
         ])?;
-        netns::run("ip", &["-n", &self.ns, "addr", "add", &format!("{ip}/{len}"), "dev", "lo"]).map(drop)
+        netns::run(
+            "ip",
+            &[
+                "-n",
+                &self.ns,
+                "addr",
+                "add",
+                &format!("{ip}/{len}"),
+                "dev",
+                "lo",
+            ],
+        )
+        .map(drop)
     }
 
     /// Sets one sysctl inside the namespace (`key` dotted, e.g. `net.ipv4.ip_forward`).
@@ -620,9 +799,11 @@ impl Host {
     pub fn wait_tcp_port(&self, port: u16, timeout: Duration) -> Result<()> {
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         self.in_ns(|| {
-            crate::wait_until(timeout, &format!("{addr} to accept in {}", self.name), || {
-                TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok()
-            })
+            crate::wait_until(
+                timeout,
+                &format!("{addr} to accept in {}", self.name),
+                || TcpStream::connect_timeout(&addr, Duration::from_millis(500)).is_ok(),
+            )
         })?
     }
 
@@ -630,12 +811,29 @@ impl Host {
     pub fn ping(&self, ip: &str, count: u32) -> Result<bool> {
         let target: Ipv4Addr = ip.parse().with_context(|| format!("bad address {ip:?}"))?;
         crate::check_lab_ip(target.into())?;
-        let out = self.exec(["ping", "-n", "-q", "-c", &count.to_string(), "-i", "0.2", "-W", "1", ip])?;
+        let out = self.exec([
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.2",
+            "-W",
+            "1",
+            ip,
+        ])?;
         Ok(out.status.success())
     }
 
     /// [`traffic::http_load`] from this host.
-    pub fn http_load(&self, target: SocketAddr, count: usize, concurrency: usize, timeout: Duration) -> Result<LoadReport> {
+    pub fn http_load(
+        &self,
+        target: SocketAddr,
+        count: usize,
+        concurrency: usize,
+        timeout: Duration,
+    ) -> Result<LoadReport> {
         self.in_ns(|| traffic::http_load(target, count, concurrency, timeout))
     }
 
@@ -645,7 +843,12 @@ impl Host {
     }
 
     /// [`traffic::udp_request`] from this host.
-    pub fn udp_request(&self, target: SocketAddr, payload: &str, timeout: Duration) -> Result<String> {
+    pub fn udp_request(
+        &self,
+        target: SocketAddr,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<String> {
         self.in_ns(|| traffic::udp_request(target, payload, timeout))?
     }
 
@@ -655,7 +858,12 @@ impl Host {
     }
 
     /// [`LongLivedSet::start`] from this host (its threads stay in this namespace).
-    pub fn long_lived_set(&self, target: SocketAddr, connections: usize, interval: Duration) -> Result<LongLivedSet> {
+    pub fn long_lived_set(
+        &self,
+        target: SocketAddr,
+        connections: usize,
+        interval: Duration,
+    ) -> Result<LongLivedSet> {
         self.in_ns(|| LongLivedSet::start(target, connections, interval))?
     }
 }
@@ -708,9 +916,16 @@ pub fn remove_stale_log_dirs() -> Result<Vec<PathBuf>> {
     let mut removed = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name.starts_with(LAB_PREFIX) && owner_pid(&name).is_some_and(|pid| !process_alive(pid)) && path.is_dir() {
-            std::fs::remove_dir_all(&path).with_context(|| format!("removing {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with(LAB_PREFIX)
+            && owner_pid(&name).is_some_and(|pid| !process_alive(pid))
+            && path.is_dir()
+        {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
             removed.push(path);
         }
     }
@@ -728,7 +943,16 @@ mod tests {
         assert_eq!(owner_pid("other-1f2e"), None);
         validate_host_name("c1").unwrap();
         validate_host_name("node-a").unwrap();
-        for bad in ["", "sw", "br0", "lo", "1abc", "UPPER", "waytoolongname16", "a_b"] {
+        for bad in [
+            "",
+            "sw",
+            "br0",
+            "lo",
+            "1abc",
+            "UPPER",
+            "waytoolongname16",
+            "a_b",
+        ] {
             assert!(validate_host_name(bad).is_err(), "{bad:?} accepted");
         }
     }

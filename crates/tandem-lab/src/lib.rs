@@ -90,7 +90,9 @@ static SERIAL: Mutex<()> = Mutex::new(());
 /// Across processes (nextest runs every test in its own process) use the nextest test group
 /// `lab` from `.config/nextest.toml`.
 pub fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Polls `cond` (every 20 ms at first, backing off to 200 ms) until it returns true, or fails

@@ -23,7 +23,11 @@ use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "tandem-lab", version, about = "Network-namespace lab for Tandem: test servers, load clients, demo, bench")]
+#[command(
+    name = "tandem-lab",
+    version,
+    about = "Network-namespace lab for Tandem: test servers, load clients, demo, bench"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -155,11 +159,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
 }
 
 fn code(ok: bool) -> ExitCode {
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let config = tandem_lab::ServeConfig { name: args.name, http: args.http, udp: args.udp, echo: args.echo };
+    let config = tandem_lab::ServeConfig {
+        name: args.name,
+        http: args.http,
+        udp: args.udp,
+        echo: args.echo,
+    };
     let server = tandem_lab::serve(&config)?;
     let ports = |addrs: &[SocketAddr]| addrs.iter().map(|a| a.port()).collect::<Vec<_>>();
     println!(
@@ -203,16 +216,26 @@ fn http_load(args: HttpLoadArgs) -> Result<ExitCode> {
 }
 
 fn udp_request(args: UdpRequestArgs) -> Result<ExitCode> {
-    let answer = tandem_lab::udp_request(args.target, &args.payload, Duration::from_millis(args.timeout_ms))?;
+    let answer = tandem_lab::udp_request(
+        args.target,
+        &args.payload,
+        Duration::from_millis(args.timeout_ms),
+    )?;
     println!("{answer}");
     Ok(ExitCode::SUCCESS)
 }
 
 fn long_lived(args: LongLivedArgs) -> Result<ExitCode> {
-    let set = tandem_lab::LongLivedSet::start(args.target, args.connections, Duration::from_millis(args.interval_ms))?;
+    let set = tandem_lab::LongLivedSet::start(
+        args.target,
+        args.connections,
+        Duration::from_millis(args.interval_ms),
+    )?;
     let until = Instant::now() + Duration::from_secs(args.duration_secs);
     while Instant::now() < until && !tandem_lab::interrupted() {
-        std::thread::sleep(Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())));
+        std::thread::sleep(
+            Duration::from_millis(100).min(until.saturating_duration_since(Instant::now())),
+        );
     }
     let stats = set.stop();
     if args.json {

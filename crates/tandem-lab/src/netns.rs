@@ -33,7 +33,12 @@ pub(crate) fn output<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Outpu
         .args(args)
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("could not run `{}` (is it installed?)", render(program, args)))
+        .with_context(|| {
+            format!(
+                "could not run `{}` (is it installed?)",
+                render(program, args)
+            )
+        })
 }
 
 /// Runs a command; fails (with its stderr) unless it exits 0. Returns its stdout.
@@ -143,7 +148,11 @@ pub(crate) fn enter(ns: &str) -> Result<()> {
 /// Writes sysctls inside the namespace in one `sysctl -w` run (keys in dotted form, e.g.
 /// `net.ipv4.ip_forward`).
 pub(crate) fn sysctls(ns: &str, settings: &[(&str, &str)]) -> Result<()> {
-    let mut args: Vec<String> = ["netns", "exec", ns, "sysctl", "-q", "-w"].map(String::from).to_vec();
+    let mut args: Vec<String> = ["netns", "exec", ns, "sysctl", "-q", "-w"]
+        .map(String::from)
+        .to_vec();
     args.extend(settings.iter().map(|(k, v)| format!("{k}={v}")));
-    run("ip", &args).map(drop).with_context(|| format!("setting sysctls in {ns}"))
+    run("ip", &args)
+        .map(drop)
+        .with_context(|| format!("setting sysctls in {ns}"))
 }

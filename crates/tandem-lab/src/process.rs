@@ -42,7 +42,14 @@ fn killpg(pgid: i32, sig: libc::c_int) {
 impl LabProcess {
     pub(crate) fn new(child: Child, label: String, log: PathBuf, lab: Arc<Shared>) -> Self {
         let pid = child.id() as i32;
-        LabProcess { child, pid, label, log, lab, status: None }
+        LabProcess {
+            child,
+            pid,
+            label,
+            log,
+            lab,
+            status: None,
+        }
     }
 
     /// Process id (also the process group id).
@@ -62,7 +69,9 @@ impl LabProcess {
 
     /// Everything the process printed so far (stdout and stderr interleaved).
     pub fn log(&self) -> String {
-        std::fs::read(&self.log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        std::fs::read(&self.log)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     }
 
     /// The exit status if the process has exited (reaping it), `None` while it runs. When the
@@ -123,7 +132,11 @@ impl LabProcess {
     pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
         match self.wait_timeout(timeout)? {
             Some(status) => Ok(status),
-            None => bail!("{} still running after {timeout:?}; log:\n{}", self.label, tail(&self.log(), 40)),
+            None => bail!(
+                "{} still running after {timeout:?}; log:\n{}",
+                self.label,
+                tail(&self.log(), 40)
+            ),
         }
     }
 
@@ -165,7 +178,8 @@ impl LabProcess {
         }
         // SAFETY: killpg(2) has no memory effects; the group is ours while the leader is unreaped.
         if unsafe { libc::killpg(self.pid, sig) } != 0 {
-            return Err(std::io::Error::last_os_error()).with_context(|| format!("signalling {}", self.label));
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("signalling {}", self.label));
         }
         Ok(())
     }

@@ -50,7 +50,11 @@ pub fn install_signal_cleanup() -> Result<()> {
             *INSTALL_ERROR.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
         }
     });
-    match INSTALL_ERROR.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+    match INSTALL_ERROR
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+    {
         Some(e) => Err(anyhow!("installing signal handlers: {e}")),
         None => Ok(()),
     }
@@ -76,7 +80,10 @@ fn install() -> Result<(), String> {
             action.sa_flags = libc::SA_RESTART;
             libc::sigemptyset(&mut action.sa_mask);
             if libc::sigaction(sig, &action, std::ptr::null_mut()) != 0 {
-                return Err(format!("sigaction({sig}): {}", std::io::Error::last_os_error()));
+                return Err(format!(
+                    "sigaction({sig}): {}",
+                    std::io::Error::last_os_error()
+                ));
             }
         }
     }

@@ -37,7 +37,13 @@ impl LatencySummary {
         samples.sort();
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
-        LatencySummary { min_ms: at(0.0), p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), max_ms: at(1.0) }
+        LatencySummary {
+            min_ms: at(0.0),
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
     }
 }
 
@@ -74,7 +80,11 @@ impl LoadReport {
     /// Successful requests per second.
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();
-        if secs > 0.0 { self.ok as f64 / secs } else { 0.0 }
+        if secs > 0.0 {
+            self.ok as f64 / secs
+        } else {
+            0.0
+        }
     }
 
     fn record_error(&mut self, message: String) {
@@ -128,13 +138,18 @@ fn http_request(target: SocketAddr, path: &str, timeout: Duration) -> Result<Str
     let deadline = Instant::now() + timeout;
     let mut stream = TcpStream::connect_timeout(&target, timeout).context("connect")?;
     stream.set_nodelay(true).context("nodelay")?;
-    stream.set_write_timeout(Some(left(deadline).context("send")?)).context("send")?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nUser-Agent: tandem-lab\r\n\r\n");
+    stream
+        .set_write_timeout(Some(left(deadline).context("send")?))
+        .context("send")?;
+    let request =
+        format!("GET {path} HTTP/1.0\r\nHost: {target}\r\nUser-Agent: tandem-lab\r\n\r\n");
     stream.write_all(request.as_bytes()).context("send")?;
     let mut response = Vec::with_capacity(512);
     let mut chunk = [0u8; 16 * 1024];
     loop {
-        stream.set_read_timeout(Some(left(deadline).context("receive")?)).context("receive")?;
+        stream
+            .set_read_timeout(Some(left(deadline).context("receive")?))
+            .context("receive")?;
         match stream.read(&mut chunk) {
             Ok(0) => break,
             // Keep the head and the start of the body; count (and drop) filler.
@@ -143,7 +158,12 @@ fn http_request(target: SocketAddr, path: &str, timeout: Duration) -> Result<Str
                 response.extend_from_slice(&chunk[..n.min(room)]);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 bail!("receive: timed out")
             }
             Err(e) => return Err(e).context("receive"),
@@ -152,7 +172,10 @@ fn http_request(target: SocketAddr, path: &str, timeout: Duration) -> Result<Str
     let text = String::from_utf8_lossy(&response);
     let status = text.lines().next().unwrap_or("");
     if !status.starts_with("HTTP/1.") || status.split_whitespace().nth(1) != Some("200") {
-        bail!("bad answer: {:?}", status.chars().take(80).collect::<String>());
+        bail!(
+            "bad answer: {:?}",
+            status.chars().take(80).collect::<String>()
+        );
     }
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     body.lines()
@@ -167,7 +190,12 @@ pub fn http_get(target: SocketAddr, timeout: Duration) -> Result<String> {
 }
 
 /// [`http_load_path`] for `/`.
-pub fn http_load(target: SocketAddr, count: usize, concurrency: usize, timeout: Duration) -> LoadReport {
+pub fn http_load(
+    target: SocketAddr,
+    count: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> LoadReport {
     http_load_path(target, "/", count, concurrency, timeout)
 }
 
@@ -175,8 +203,18 @@ pub fn http_load(target: SocketAddr, count: usize, concurrency: usize, timeout: 
 /// threads; `timeout` bounds each request (connect to end of answer). Never fails as a whole:
 /// failures are counted in the report. A target outside the lab's address rules fails every
 /// request without sending anything.
-pub fn http_load_path(target: SocketAddr, path: &str, count: usize, concurrency: usize, timeout: Duration) -> LoadReport {
-    let mut report = LoadReport { target: target.to_string(), requested: count, ..LoadReport::default() };
+pub fn http_load_path(
+    target: SocketAddr,
+    path: &str,
+    count: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> LoadReport {
+    let mut report = LoadReport {
+        target: target.to_string(),
+        requested: count,
+        ..LoadReport::default()
+    };
     let start = Instant::now();
     if let Err(e) = check_target(target) {
         let message = format!("{e:#}");
@@ -245,18 +283,29 @@ pub fn http_load_path(target: SocketAddr, path: &str, count: usize, concurrency:
 /// `timeout`. No retries.
 pub fn udp_request(target: SocketAddr, payload: &str, timeout: Duration) -> Result<String> {
     check_target(target)?;
-    let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let bind: SocketAddr = if target.is_ipv4() {
+        ([0, 0, 0, 0], 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
     let socket = UdpSocket::bind(bind).context("bind")?;
     socket.connect(target).context("connect")?;
     socket.send(payload.as_bytes()).context("send")?;
     let deadline = Instant::now() + timeout;
     let mut buf = vec![0u8; 65536];
     loop {
-        socket.set_read_timeout(Some(left(deadline).map_err(|_| anyhow!("no answer from {target} within {timeout:?}"))?))?;
+        socket.set_read_timeout(Some(
+            left(deadline).map_err(|_| anyhow!("no answer from {target} within {timeout:?}"))?,
+        ))?;
         match socket.recv(&mut buf) {
             Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 bail!("no answer from {target} within {timeout:?}")
             }
             Err(e) => return Err(e).with_context(|| format!("receive from {target}")),
@@ -288,7 +337,9 @@ impl std::fmt::Display for Ended {
 
 fn classify(e: &io::Error) -> Ended {
     match e.kind() {
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe => Ended::Reset,
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Ended::Reset,
         _ => Ended::Error(e.to_string()),
     }
 }
@@ -348,7 +399,8 @@ impl LongLived {
         if name.is_empty() || name.chars().any(char::is_whitespace) {
             bail!("connection name {name:?} must be non-empty without whitespace");
         }
-        let stream = TcpStream::connect_timeout(&target, timeout).with_context(|| format!("connect to {target}"))?;
+        let stream = TcpStream::connect_timeout(&target, timeout)
+            .with_context(|| format!("connect to {target}"))?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
         Ok(LongLived {
@@ -388,13 +440,24 @@ impl LongLived {
         let deadline = Instant::now() + self.timeout;
         match self.exchange(Some(deadline), None) {
             Ok(echo) => Ok(echo),
-            Err(PingFailure::TimedOut) => bail!("ping {} of {} timed out after {:?}", self.seq, self.name, self.timeout),
+            Err(PingFailure::TimedOut) => bail!(
+                "ping {} of {} timed out after {:?}",
+                self.seq,
+                self.name,
+                self.timeout
+            ),
             Err(PingFailure::Stopped) => bail!("stopped"),
-            Err(PingFailure::Ended(end)) => bail!("connection {} to {}: {end}", self.name, self.target),
+            Err(PingFailure::Ended(end)) => {
+                bail!("connection {} to {}: {end}", self.name, self.target)
+            }
         }
     }
 
-    fn exchange(&mut self, deadline: Option<Instant>, stop: Option<&AtomicBool>) -> Result<Echo, PingFailure> {
+    fn exchange(
+        &mut self,
+        deadline: Option<Instant>,
+        stop: Option<&AtomicBool>,
+    ) -> Result<Echo, PingFailure> {
         self.seq += 1;
         let sent = Instant::now();
         let expected = format!("{} {}", self.name, self.seq);
@@ -402,7 +465,10 @@ impl LongLived {
             .write_all(format!("{expected}\n").as_bytes())
             .map_err(|e| PingFailure::Ended(classify(&e)))?;
         loop {
-            let event = self.reader.next_line(&mut self.stream, deadline, stop).map_err(|e| PingFailure::Ended(classify(&e)))?;
+            let event = self
+                .reader
+                .next_line(&mut self.stream, deadline, stop)
+                .map_err(|e| PingFailure::Ended(classify(&e)))?;
             let line = match event {
                 LineEvent::Line(line) => line,
                 LineEvent::Eof => return Err(PingFailure::Ended(Ended::Eof)),
@@ -412,7 +478,11 @@ impl LongLived {
             let (server, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
             if rest == expected {
                 self.server = Some(server.to_string());
-                return Ok(Echo { server: server.to_string(), rtt: sent.elapsed(), seq: self.seq });
+                return Ok(Echo {
+                    server: server.to_string(),
+                    rtt: sent.elapsed(),
+                    seq: self.seq,
+                });
             }
             let stale = rest
                 .strip_prefix(&self.name)
@@ -420,7 +490,9 @@ impl LongLived {
                 .and_then(|n| n.parse::<u64>().ok())
                 .is_some_and(|n| n < self.seq);
             if !stale {
-                return Err(PingFailure::Ended(Ended::Error(format!("unexpected answer {line:?} to {expected:?}"))));
+                return Err(PingFailure::Ended(Ended::Error(format!(
+                    "unexpected answer {line:?} to {expected:?}"
+                ))));
             }
         }
     }
@@ -497,7 +569,12 @@ impl LongLivedSet {
     /// namespace. Returns at once; see [`LongLivedSet::wait_echoes`].
     pub fn start(target: SocketAddr, connections: usize, interval: Duration) -> Result<Self> {
         check_target(target)?;
-        let mut set = LongLivedSet { stop: Arc::new(AtomicBool::new(false)), conns: Vec::new(), threads: Vec::new(), frozen: None };
+        let mut set = LongLivedSet {
+            stop: Arc::new(AtomicBool::new(false)),
+            conns: Vec::new(),
+            threads: Vec::new(),
+            frozen: None,
+        };
         for index in 0..connections {
             let state = Arc::new(Mutex::new(ConnState {
                 stats: ConnStats {
@@ -541,20 +618,34 @@ impl LongLivedSet {
             return frozen.clone();
         }
         let now = Instant::now();
-        self.conns.iter().map(|c| lock_state(c).snapshot(now)).collect()
+        self.conns
+            .iter()
+            .map(|c| lock_state(c).snapshot(now))
+            .collect()
     }
 
     /// Waits until every connection has at least `min` echoes; fails at once if one ended.
     pub fn wait_echoes(&self, min: u64, timeout: Duration) -> Result<()> {
         let mut failure = None;
-        let result = crate::wait_until(timeout, &format!("{} connections to get {min} echoes", self.len()), || {
-            let snap = self.snapshot();
-            if let Some(dead) = snap.iter().find(|c| c.ended.is_some()) {
-                failure = Some(format!("connection {} ended: {}", dead.index, dead.ended.as_ref().map(|e| e.to_string()).unwrap_or_default()));
-                return true;
-            }
-            snap.iter().all(|c| c.echoes >= min)
-        });
+        let result = crate::wait_until(
+            timeout,
+            &format!("{} connections to get {min} echoes", self.len()),
+            || {
+                let snap = self.snapshot();
+                if let Some(dead) = snap.iter().find(|c| c.ended.is_some()) {
+                    failure = Some(format!(
+                        "connection {} ended: {}",
+                        dead.index,
+                        dead.ended
+                            .as_ref()
+                            .map(|e| e.to_string())
+                            .unwrap_or_default()
+                    ));
+                    return true;
+                }
+                snap.iter().all(|c| c.echoes >= min)
+            },
+        );
         if let Some(failure) = failure {
             bail!(failure);
         }
@@ -573,7 +664,11 @@ impl LongLivedSet {
         }
         self.stop.store(true, Ordering::SeqCst);
         let now = Instant::now();
-        let frozen: Vec<ConnStats> = self.conns.iter().map(|c| lock_state(c).snapshot(now)).collect();
+        let frozen: Vec<ConnStats> = self
+            .conns
+            .iter()
+            .map(|c| lock_state(c).snapshot(now))
+            .collect();
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
@@ -587,14 +682,21 @@ impl Drop for LongLivedSet {
     }
 }
 
-fn conn_thread(index: usize, target: SocketAddr, interval: Duration, stop: &AtomicBool, state: &Mutex<ConnState>) {
-    let mut conn = match LongLived::connect_timeout(target, &format!("c{index}"), Duration::from_secs(10)) {
-        Ok(conn) => conn,
-        Err(e) => {
-            lock_state(state).stats.ended = Some(Ended::Error(format!("{e:#}")));
-            return;
-        }
-    };
+fn conn_thread(
+    index: usize,
+    target: SocketAddr,
+    interval: Duration,
+    stop: &AtomicBool,
+    state: &Mutex<ConnState>,
+) {
+    let mut conn =
+        match LongLived::connect_timeout(target, &format!("c{index}"), Duration::from_secs(10)) {
+            Ok(conn) => conn,
+            Err(e) => {
+                lock_state(state).stats.ended = Some(Ended::Error(format!("{e:#}")));
+                return;
+            }
+        };
     {
         let mut s = lock_state(state);
         s.stats.local_addr = conn.local_addr().ok();
@@ -609,7 +711,9 @@ fn conn_thread(index: usize, target: SocketAddr, interval: Duration, stop: &Atom
             Ok(echo) => {
                 let now = Instant::now();
                 let mut s = lock_state(state);
-                let gap = s.last_ok.map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
+                let gap = s
+                    .last_ok
+                    .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
                 s.last_ok = Some(now);
                 let stats = &mut s.stats;
                 stats.echoes += 1;

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub use client::{
-    ConnStats, Echo, Ended, LatencySummary, LoadReport, LongLived, LongLivedSet, http_get, http_load,
-    http_load_path, udp_request,
+    ConnStats, Echo, Ended, LatencySummary, LoadReport, LongLived, LongLivedSet, http_get,
+    http_load, http_load_path, udp_request,
 };
 pub use server::{ServeConfig, Server, ServerStats, serve};
 
@@ -61,7 +61,9 @@ impl LineReader {
             if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=pos).collect();
                 let text = String::from_utf8_lossy(&line);
-                return Ok(LineEvent::Line(text.trim_end_matches(['\r', '\n']).to_string()));
+                return Ok(LineEvent::Line(
+                    text.trim_end_matches(['\r', '\n']).to_string(),
+                ));
             }
             if self.buf.len() > MAX_LINE {
                 return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
@@ -81,7 +83,13 @@ impl LineReader {
             match stream.read(&mut chunk) {
                 Ok(0) => return Ok(LineEvent::Eof),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -92,29 +92,45 @@ impl std::fmt::Debug for Server {
 /// threads in the calling thread's network namespace.
 pub fn serve(config: &ServeConfig) -> Result<Server> {
     if config.name.is_empty() || config.name.chars().any(char::is_whitespace) {
-        bail!("server name {:?} must be non-empty without whitespace", config.name);
+        bail!(
+            "server name {:?} must be non-empty without whitespace",
+            config.name
+        );
     }
     if config.http.is_empty() && config.udp.is_empty() && config.echo.is_empty() {
         bail!("nothing to serve: give at least one HTTP, UDP or echo port");
     }
-    let ctx = Arc::new(Ctx { name: config.name.clone(), stop: AtomicBool::new(false), counters: Counters::default() });
-    let mut server = Server { ctx: Arc::clone(&ctx), threads: Vec::new(), http: Vec::new(), udp: Vec::new(), echo: Vec::new() };
+    let ctx = Arc::new(Ctx {
+        name: config.name.clone(),
+        stop: AtomicBool::new(false),
+        counters: Counters::default(),
+    });
+    let mut server = Server {
+        ctx: Arc::clone(&ctx),
+        threads: Vec::new(),
+        http: Vec::new(),
+        udp: Vec::new(),
+        echo: Vec::new(),
+    };
     // Bind everything first, so a failure leaves nothing running.
     let mut http = Vec::new();
     for &port in &config.http {
-        let l = TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("binding HTTP port {port}"))?;
+        let l = TcpListener::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding HTTP port {port}"))?;
         server.http.push(l.local_addr()?);
         http.push(l);
     }
     let mut echo = Vec::new();
     for &port in &config.echo {
-        let l = TcpListener::bind(("0.0.0.0", port)).with_context(|| format!("binding echo port {port}"))?;
+        let l = TcpListener::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding echo port {port}"))?;
         server.echo.push(l.local_addr()?);
         echo.push(l);
     }
     let mut udp = Vec::new();
     for &port in &config.udp {
-        let s = UdpSocket::bind(("0.0.0.0", port)).with_context(|| format!("binding UDP port {port}"))?;
+        let s = UdpSocket::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding UDP port {port}"))?;
         enable_pktinfo(&s).context("IP_PKTINFO")?;
         server.udp.push(s.local_addr()?);
         udp.push(s);
@@ -217,7 +233,11 @@ fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, kind: Kind) {
     }
     let fd = listener.as_raw_fd();
     while !ctx.stop.load(Ordering::SeqCst) {
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         let ready = unsafe { libc::poll(&mut pfd, 1, 200) };
         if ready <= 0 {
@@ -228,15 +248,18 @@ fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, kind: Kind) {
                 Ok((stream, _peer)) => {
                     ctx.counters.connections.fetch_add(1, Ordering::Relaxed);
                     let conn_ctx = Arc::clone(&ctx);
-                    let spawned = std::thread::Builder::new().stack_size(256 * 1024).spawn(move || {
-                        let result = match kind {
-                            Kind::Http => handle_http(stream, &conn_ctx),
-                            Kind::Echo => handle_echo(stream, &conn_ctx),
-                        };
-                        if let Err(e) = result {
-                            conn_ctx.counters.error("connection", &e);
-                        }
-                    });
+                    let spawned =
+                        std::thread::Builder::new()
+                            .stack_size(256 * 1024)
+                            .spawn(move || {
+                                let result = match kind {
+                                    Kind::Http => handle_http(stream, &conn_ctx),
+                                    Kind::Echo => handle_echo(stream, &conn_ctx),
+                                };
+                                if let Err(e) = result {
+                                    conn_ctx.counters.error("connection", &e);
+                                }
+                            });
                     if let Err(e) = spawned {
                         ctx.counters.error("spawning a connection thread", &e);
                     }
@@ -273,7 +296,10 @@ fn handle_http(mut stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
             break i;
         }
         if request.len() > 16 * 1024 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "request head over 16 KiB"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "request head over 16 KiB",
+            ));
         }
         let n = stream.read(&mut chunk)?;
         if n == 0 {
@@ -344,7 +370,11 @@ fn enable_pktinfo(socket: &UdpSocket) -> io::Result<()> {
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// Control-message buffer, aligned for `cmsghdr`.
@@ -352,13 +382,19 @@ fn enable_pktinfo(socket: &UdpSocket) -> io::Result<()> {
 struct Control([u8; 128]);
 
 /// Receives a datagram: (length, source, destination address from IP_PKTINFO).
-fn recv_with_dst(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, libc::sockaddr_in, Option<libc::in_addr>)> {
+fn recv_with_dst(
+    fd: libc::c_int,
+    buf: &mut [u8],
+) -> io::Result<(usize, libc::sockaddr_in, Option<libc::in_addr>)> {
     // SAFETY: all pointers in msghdr point at live local buffers of the stated sizes; CMSG_*
     // walk only the control buffer the kernel filled.
     unsafe {
         let mut src: libc::sockaddr_in = std::mem::zeroed();
         let mut control = Control([0; 128]);
-        let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_name = (&mut src as *mut libc::sockaddr_in).cast();
         msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -384,11 +420,19 @@ fn recv_with_dst(fd: libc::c_int, buf: &mut [u8]) -> io::Result<(usize, libc::so
 }
 
 /// Sends `data` to `to`, from source address `from` when given.
-fn send_from(fd: libc::c_int, data: &[u8], to: &libc::sockaddr_in, from: Option<libc::in_addr>) -> io::Result<()> {
+fn send_from(
+    fd: libc::c_int,
+    data: &[u8],
+    to: &libc::sockaddr_in,
+    from: Option<libc::in_addr>,
+) -> io::Result<()> {
     // SAFETY: as in recv_with_dst; the control buffer is large enough for one in_pktinfo.
     unsafe {
         let mut control = Control([0; 128]);
-        let mut iov = libc::iovec { iov_base: data.as_ptr() as *mut _, iov_len: data.len() };
+        let mut iov = libc::iovec {
+            iov_base: data.as_ptr() as *mut _,
+            iov_len: data.len(),
+        };
         let mut msg: libc::msghdr = std::mem::zeroed();
         msg.msg_name = (to as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
         msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -402,7 +446,11 @@ fn send_from(fd: libc::c_int, data: &[u8], to: &libc::sockaddr_in, from: Option<
             (*cmsg).cmsg_level = libc::IPPROTO_IP;
             (*cmsg).cmsg_type = libc::IP_PKTINFO;
             (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-            let info = libc::in_pktinfo { ipi_ifindex: 0, ipi_spec_dst: from, ipi_addr: libc::in_addr { s_addr: 0 } };
+            let info = libc::in_pktinfo {
+                ipi_ifindex: 0,
+                ipi_spec_dst: from,
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
         }
         if libc::sendmsg(fd, &msg, 0) < 0 {
@@ -428,7 +476,16 @@ fn udp_loop(socket: UdpSocket, ctx: Arc<Ctx>) {
     while !ctx.stop.load(Ordering::SeqCst) {
         let (n, src, dst) = match recv_with_dst(fd, &mut buf) {
             Ok(r) => r,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
             Err(e) => {
                 // e.g. ECONNREFUSED from an earlier reply's ICMP error: keep serving.
                 ctx.counters.error("udp receive", &e);
