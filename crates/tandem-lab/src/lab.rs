@@ -307,6 +307,14 @@ impl Lab {
             &["-n", sw, "link", "add", "name", "br0", "type", "bridge"],
         )?;
         netns::run("ip", &["-n", sw, "link", "set", "dev", "br0", "up"])?;
+        // A switch forwards frames, it does not judge them. With br_netfilter loaded on the
+        // machine (Docker loads it), bridged IPv4 goes through the netfilter hooks, which drop
+        // malformed headers before they reach the node under test: turn that off here (the
+        // sysctls are per namespace; they exist only when the module is loaded).
+        for key in ["iptables", "ip6tables", "arptables"] {
+            let path = format!("net.bridge.bridge-nf-call-{key}");
+            let _ = netns::run("ip", &["netns", "exec", sw, "sysctl", "-qw", &format!("{path}=0")]);
+        }
         Ok(())
     }
 

@@ -60,6 +60,7 @@
 //! ```
 
 mod addr;
+pub mod cluster;
 mod lab;
 mod netns;
 mod process;

@@ -80,6 +80,9 @@ impl Node {
 
     /// Runs one command given as words (the dscontrol grammar).
     pub fn execute(&self, words: &[String], _json: bool) -> Reply {
+        if let Some(reply) = self.file_command(words) {
+            return reply;
+        }
         let line = words.join(" ");
         let cmd = match config::parse_line(&line) {
             Ok(Some(cmd)) => cmd,
@@ -101,6 +104,49 @@ impl Node {
             Ok((text, data)) => Reply::ok(text, data),
             Err(e) => Reply::err(format!("{e:#}")),
         }
+    }
+
+    /// `file newload|appendload|save FILE`: the dscontrol file commands, which touch the node's
+    /// file system and so live here rather than in the (I/O-free) grammar.
+    fn file_command(&self, words: &[String]) -> Option<Reply> {
+        let first = words.first()?.to_ascii_lowercase();
+        if first.len() < 2 || !"file".starts_with(&first) {
+            return None;
+        }
+        let verbs = ["newload", "appendload", "save"];
+        let Some(verb) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
+            return Some(Reply::err("missing keyword after 'file' (expected one of: newload, appendload, save)".into()));
+        };
+        let matches: Vec<&str> = verbs.iter().copied().filter(|v| v.starts_with(verb.as_str())).collect();
+        let verb = match matches.as_slice() {
+            [one] => *one,
+            [] => return Some(Reply::err(format!("unknown keyword '{verb}' (expected one of: newload, appendload, save)"))),
+            many => return Some(Reply::err(format!("ambiguous keyword '{verb}': {}", many.join(", ")))),
+        };
+        let (Some(path), None) = (words.get(2), words.get(3)) else {
+            return Some(Reply::err(format!("file {verb} takes exactly one FILE")));
+        };
+        let mut st = self.state.lock();
+        let result = match verb {
+            "save" => {
+                let mut text = String::from("# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n");
+                for line in st.config.to_commands() {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+                std::fs::write(path, text).with_context(|| format!("writing {path}"))
+            }
+            _ => (|| {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                let base = if verb == "newload" { Config::default() } else { st.config.clone() };
+                let new = config::load_file(&text, path, &base).map_err(|e| anyhow!("{e}"))?;
+                self.commit(&mut st, new)
+            })(),
+        };
+        Some(match result {
+            Ok(()) => Reply::ok(String::new(), serde_json::json!({"done": format!("file {verb} {path}")})),
+            Err(e) => Reply::err(format!("{e:#}")),
+        })
     }
 
     fn query(&self, st: &State, cmd: &Command) -> Result<(String, serde_json::Value)> {

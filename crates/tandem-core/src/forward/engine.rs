@@ -251,7 +251,7 @@ impl Engine {
             return Verdict::Drop(DropReason::Truncated);
         }
         if plan.return_addresses.contains(&pkt.dst_ip) {
-            return self.from_server(plan, frame, &pkt, now);
+            return self.reply_from_server(plan, frame, &pkt, now);
         }
         match plan.port(pkt.dst_ip, pkt.dst_port, pkt.proto) {
             Some(port) => self.to_server(plan, port, frame, &pkt, now, out),
@@ -396,7 +396,7 @@ impl Engine {
     }
 
     /// Server → returnaddress (NAT replies).
-    fn from_server(&self, plan: &Plan, frame: &mut [u8], pkt: &wire::Packet, now: Instant) -> Verdict {
+    fn reply_from_server(&self, plan: &Plan, frame: &mut [u8], pkt: &wire::Packet, now: Instant) -> Verdict {
         let rkey = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
         let Some(key) = self.conns.lookup_reverse(&rkey) else { return Verdict::Drop(DropReason::NoConnection) };
         let ending = pkt.proto == IPPROTO_TCP && (pkt.is_fin() || pkt.is_rst());

@@ -1,0 +1,1485 @@
+//! The HA state machine: one node's view of its pair, sans IO.
+//!
+//! Inputs are method calls carrying `now`; outputs are [`Action`]s drained with
+//! [`Machine::poll_action`]; the shell sleeps until [`Machine::poll_timeout`] and then calls
+//! [`Machine::handle_timeout`]. Nothing here reads a clock, opens a socket or sleeps.
+//!
+//! # States
+//!
+//! ```text
+//!                    executor_started, HA configured
+//!        ┌──────┐ ─────────────────────────────────▶ ┌────────┐ partner heard Active
+//!        │ Down │                                    │ Listen │ ─────────────────────┐
+//!        └──────┘ ◀── executor_stopped (from any) ── └────────┘                      │
+//!          │  ▲                                        │  ▲ HA configured           │
+//!   executor_started, no HA                            │  │ while Idle               │
+//!          ▼  │                                        │  │                          ▼
+//!        ┌──────┐ ◀── HA deleted (from any) ──         │ ┌──────┐            ┌─────────┐
+//!        │ Idle │                                      │ │ Idle │            │ Standby │
+//!        └──────┘   nothing heard for hatimeout, or    │ └──────┘            └─────────┘
+//!                   preferred over a non-Active partner│                      │      ▲
+//!                                                      ▼                      │      │
+//!                                                  ┌────────┐ ◀───────────────┘      │
+//!                                                  │ Active │  partner lost / left;  │
+//!                                                  └────────┘  partner yielded to our│
+//!                                                      │       takeover request; both│
+//!                                                      │       Standby and preferred │
+//!                                                      └─────────────────────────────┘
+//!                                     yields: partner's takeover request (Synchronized),
+//!                                     partner reaches strictly more (Synchronized),
+//!                                     maintenance; loses a dual-Active tie-break;
+//!                                     partner Active and deaf to us
+//! ```
+//!
+//! Sub-state: **Synchronized** when the partner is in two-way contact (it is heard, and its
+//! acks show it hears us), runs a compatible version (same V.R), and, with replication on, the
+//! standby holds the full table ([`Machine::sync_complete`]). Otherwise **Not Synchronized**.
+//!
+//! # Rules
+//!
+//! * Heartbeats go out every interval (default hatimeout/4) on every pair, and at once whenever
+//!   what they say changes (state, sub-state, request, reach, maintenance), so handshakes take
+//!   one trip rather than one interval. A node that sees its partner's view of it is stale
+//!   (its ack is old) replies at once, at most four times an interval.
+//! * **Heard**: some pair delivered a heartbeat within hatimeout and the partner has not said it
+//!   is leaving. **Deaf** (PH33032): heard for at least hatimeout, but its last ack names a seq
+//!   of ours sent more than hatimeout before that heartbeat arrived — it does not hear us.
+//!   Either silence or deafness means the partner is lost (`PartnerLost`, Not Synchronized).
+//!   Silence makes a Standby take over. Deafness never makes a node go Active: a deaf partner
+//!   believes we are gone and will itself be (or become) Active, so we follow it — an Active
+//!   node that hears a deaf Active partner yields. ("The deaf side leads, the hearing side
+//!   follows": IBM's literal rule would take over here and make both Active.)
+//! * Start: Listen; Active when nothing is heard for hatimeout; Standby as soon as an Active
+//!   partner is heard; when the partner is heard but not Active (both starting), the preferred
+//!   node (see below) goes Active.
+//! * Standby takes over when the partner is silent for hatimeout or leaves. While Synchronized,
+//!   an Active whose Standby partner reaches strictly more targets yields to it (equal counts
+//!   change nothing).
+//! * Handover is always yield-first, so there is no moment with both Active while heartbeats
+//!   flow: the requester (operator [`Machine::takeover`] on a Synchronized Standby, or an `auto`
+//!   primary that is Standby, Synchronized and in contact for `failback_hold`) sends
+//!   `TakeoverRequest`; the Active goes Standby and answers `YieldAck`; then the requester goes
+//!   Active. An attempt the partner does not answer within `takeover_timeout` is abandoned.
+//! * A node entering Standby sends `StandbyEntered` until an Active partner acknowledges it; the
+//!   Active answers with [`Action::Announce`] (PH36755).
+//! * Dual Active while in contact (a healed partition): resolved at once. Maintenance loses;
+//!   then more reach targets wins; then with `auto` the primary wins, with `manual` the backup
+//!   (the current holder). Both not Active (both starting): the same, but the primary wins the
+//!   role tie whatever the recovery. Same roles (misconfigured): the older epoch, then the lower
+//!   source address of the first heartbeat pair.
+//! * An incompatible partner (different V.R) is still heard, so it is never dual-Active with us;
+//!   it is never Synchronized: no replication, no failback, no reach takeover, no `takeover`.
+//! * `executor_stopped`: Down at once, and one last heartbeat with `Leaving`, so that the partner
+//!   takes over without waiting for hatimeout. Deleting HA: Idle (stand-alone forwarding), also
+//!   with a `Leaving` heartbeat.
+//!
+//! Scripts: after each state action come `RunScript(goX)` then `RunScript(highavailChange, goX)`:
+//! goActive (→Active), goStandby (→Standby), goIdle (→Idle), goInOp (→Down, and Down→Listen at
+//! executor start). Idle→Listen runs none.
+
+use super::heartbeat::{DropKind, Heartbeat, ProductVersion, ReplayGuard, Request, State, SubState};
+use crate::config::{Backup, Config, RepStrategy, Recovery, Role};
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Script names, as IBM's Dispatcher calls them.
+pub const GO_ACTIVE: &str = "goActive";
+pub const GO_STANDBY: &str = "goStandby";
+pub const GO_IN_OP: &str = "goInOp";
+pub const GO_IDLE: &str = "goIdle";
+pub const HIGHAVAIL_CHANGE: &str = "highavailChange";
+
+/// How many transitions the status keeps.
+pub const HISTORY: usize = 16;
+
+/// The HA part of the configuration, as the machine needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HaSettings {
+    /// Role, recovery and port; `None` = HA off (stand-alone, Idle).
+    pub backup: Option<Backup>,
+    /// Heartbeat pairs: (source on this node, destination on the partner).
+    pub heartbeats: Vec<(IpAddr, IpAddr)>,
+    /// Reach targets.
+    pub reach: Vec<IpAddr>,
+    /// `executor set hatimeout` (default 2 s).
+    pub hatimeout: Duration,
+    /// Heartbeat interval; `None` = hatimeout / 4.
+    pub interval: Option<Duration>,
+    /// How long a takeover request waits for the partner to yield; `None` = 2 × hatimeout.
+    pub takeover_timeout: Option<Duration>,
+    /// How long an `auto` primary stays in contact and Synchronized before it asks for Active
+    /// back (damps flapping); `None` = hatimeout.
+    pub failback_hold: Option<Duration>,
+    /// Some port replicates records: Synchronized then also needs [`Machine::sync_complete`].
+    pub replication: bool,
+    /// Digest of the whole configuration, reported in heartbeats.
+    pub config_digest: u64,
+}
+
+impl Default for HaSettings {
+    fn default() -> Self {
+        HaSettings {
+            backup: None,
+            heartbeats: Vec::new(),
+            reach: Vec::new(),
+            hatimeout: Duration::from_secs(2),
+            interval: None,
+            takeover_timeout: None,
+            failback_hold: None,
+            replication: false,
+            config_digest: 0,
+        }
+    }
+}
+
+impl HaSettings {
+    /// The settings a configuration gives (digest left at 0: the caller knows its digest).
+    pub fn from_config(cfg: &Config) -> Self {
+        let replication = cfg
+            .clusters
+            .values()
+            .flat_map(|c| c.ports.values())
+            .any(|p| p.repstrategy != RepStrategy::None);
+        HaSettings {
+            backup: cfg.ha.backup,
+            heartbeats: cfg.ha.heartbeats.clone(),
+            reach: cfg.ha.reach.clone(),
+            hatimeout: Duration::try_from_secs_f64(cfg.executor.hatimeout)
+                .unwrap_or(Duration::from_secs(2)),
+            replication,
+            ..HaSettings::default()
+        }
+    }
+
+    /// hatimeout, at least 10 ms.
+    pub fn hatimeout(&self) -> Duration {
+        self.hatimeout.max(Duration::from_millis(10))
+    }
+
+    /// Heartbeat interval: the configured one within 1 ms..=hatimeout, else hatimeout / 4.
+    pub fn interval(&self) -> Duration {
+        let h = self.hatimeout();
+        self.interval.unwrap_or(h / 4).clamp(Duration::from_millis(1), h)
+    }
+
+    pub fn takeover_timeout(&self) -> Duration {
+        self.takeover_timeout.unwrap_or(self.hatimeout() * 2).max(self.interval())
+    }
+
+    pub fn failback_hold(&self) -> Duration {
+        self.failback_hold.unwrap_or(self.hatimeout())
+    }
+}
+
+/// What the shell must do. Process in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Encode `heartbeat` (add replication records to it if any are queued; add the key) and
+    /// send it from `source` to `destination`:`port`.
+    SendHeartbeat { pair: usize, source: IpAddr, destination: IpAddr, port: u16, heartbeat: Heartbeat },
+    /// In one step: forward, answer ARP for the cluster and return addresses, send gratuitous
+    /// ARPs for them.
+    GoActive,
+    /// First stop forwarding and answering ARP for the addresses (then scripts run).
+    GoStandby,
+    /// HA starting: not forwarding (as Standby).
+    GoListen,
+    /// Stand-alone: forward and own the addresses (as Active).
+    GoIdle,
+    /// Executor stopped: not forwarding.
+    GoDown,
+    /// Re-send the gratuitous ARPs (the partner has just entered Standby: PH36755).
+    Announce,
+    /// Run script `name` (if the file exists), with `arg` as `$1`.
+    RunScript { name: &'static str, arg: Option<&'static str> },
+    /// Send the whole connection/affinity table (and configuration) to the partner.
+    RequestFullSync,
+    /// Two-way contact with the partner lost (silence, leaving, or deafness).
+    PartnerLost,
+    /// Two-way contact with the partner (re)established.
+    PartnerFound { compatible: bool },
+}
+
+impl Action {
+    /// For the data plane: `Some(true)` = forward and own the addresses, `Some(false)` = do
+    /// not, `None` = no change.
+    pub fn forwarding(&self) -> Option<bool> {
+        match self {
+            Action::GoActive | Action::GoIdle => Some(true),
+            Action::GoStandby | Action::GoListen | Action::GoDown => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// Why `takeover` was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TakeoverError {
+    #[error("high availability is not configured on this node")]
+    NotConfigured,
+    #[error("the executor is not started")]
+    ExecutorStopped,
+    #[error("this node is already Active")]
+    AlreadyActive,
+    #[error("this node is {0}; takeover runs on the Standby node")]
+    NotStandby(State),
+    #[error("this node is Standby but Not Synchronized ({0}); takeover needs a Synchronized Standby")]
+    NotSynchronized(String),
+    #[error(
+        "the partner runs {partner}, incompatible with this node's {local}: stop the partner's executor to hand over"
+    )]
+    Incompatible { local: ProductVersion, partner: ProductVersion },
+    #[error("the partner reaches more targets ({partner} > {local}) and would take Active straight back")]
+    FewerReach { local: u16, partner: u16 },
+    #[error(
+        "recovery is auto and this node is the backup: the primary would take Active straight back (use manual recovery)"
+    )]
+    AutoBackup,
+    #[error("a takeover is already in progress")]
+    InProgress,
+}
+
+/// What became of a heartbeat handed to [`Machine::handle_heartbeat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Received {
+    /// New: its records (if any) may be processed.
+    New,
+    /// A copy of a heartbeat already received on another pair: liveness only.
+    Duplicate,
+    /// HA is not running here (Idle or Down): ignored.
+    Ignored,
+    /// Dropped and counted.
+    Dropped(DropKind),
+}
+
+/// Liveness of one heartbeat pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PairLiveness {
+    /// A heartbeat arrived within hatimeout.
+    Ok,
+    /// Nothing has arrived on it yet.
+    Trying,
+    /// Heartbeats arrived, but none within hatimeout.
+    Down,
+}
+
+/// How this node sees its partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Contact {
+    /// Two-way: heard, and it hears us.
+    Ok,
+    /// Heard; its acks do not show it hearing us yet.
+    Pending,
+    /// Heard, but its acks are older than hatimeout: it does not hear us.
+    Deaf,
+    /// Not heard within hatimeout.
+    Silent,
+    /// It said it was leaving (executor stopped or HA deleted).
+    Left,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct DropCounters {
+    pub truncated: u64,
+    pub bad_magic: u64,
+    pub unsupported_format: u64,
+    pub bad_mac: u64,
+    pub missing_mac: u64,
+    pub malformed: u64,
+    pub replayed: u64,
+    pub own: u64,
+    pub unknown_pair: u64,
+}
+
+impl DropCounters {
+    fn count(&mut self, kind: DropKind) {
+        let c = match kind {
+            DropKind::Truncated => &mut self.truncated,
+            DropKind::BadMagic => &mut self.bad_magic,
+            DropKind::UnsupportedFormat => &mut self.unsupported_format,
+            DropKind::BadMac => &mut self.bad_mac,
+            DropKind::MissingMac => &mut self.missing_mac,
+            DropKind::Malformed => &mut self.malformed,
+            DropKind::Replayed => &mut self.replayed,
+            DropKind::Own => &mut self.own,
+            DropKind::UnknownPair => &mut self.unknown_pair,
+        };
+        *c += 1;
+    }
+}
+
+/// `highavailability status`, serializable. Ages are in ms before the `now` given.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HaStatus {
+    pub configured: bool,
+    pub role: Option<Role>,
+    pub recovery: Option<Recovery>,
+    pub port: Option<u16>,
+    pub state: State,
+    pub sub_state: SubState,
+    pub maintenance: bool,
+    pub version: ProductVersion,
+    pub epoch: u64,
+    pub hatimeout_ms: u64,
+    pub interval_ms: u64,
+    pub reach_count: u16,
+    pub reach_total: u16,
+    pub partner: Option<PartnerStatus>,
+    pub heartbeats: Vec<PairStatus>,
+    pub reach: Vec<ReachStatus>,
+    pub dropped: DropCounters,
+    /// A takeover in progress, or how the last one ended.
+    pub takeover: Option<String>,
+    /// Configuration differences and other things an operator should fix.
+    pub warnings: Vec<String>,
+    /// Last transitions, newest first.
+    pub transitions: Vec<TransitionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartnerStatus {
+    /// Destination of the pair it was last heard on.
+    pub address: Option<IpAddr>,
+    pub contact: Contact,
+    pub role: Role,
+    pub recovery: Recovery,
+    pub state: State,
+    pub sub_state: SubState,
+    pub version: ProductVersion,
+    pub compatible: bool,
+    pub epoch: u64,
+    pub last_heard_ms: u64,
+    pub reach_count: u16,
+    pub reach_total: u16,
+    pub maintenance: bool,
+    pub request: Request,
+    pub config_matches: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairStatus {
+    pub source: IpAddr,
+    pub destination: IpAddr,
+    pub status: PairLiveness,
+    pub last_heard_ms: Option<u64>,
+    pub received: u64,
+    /// Heartbeats missed on this pair (gaps in seq).
+    pub lost: u64,
+    pub sent: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReachStatus {
+    pub address: IpAddr,
+    /// `None` until the first probe result.
+    pub reachable: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TransitionStatus {
+    pub age_ms: u64,
+    pub from: State,
+    pub to: State,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct Pair {
+    source: IpAddr,
+    destination: IpAddr,
+    guard: ReplayGuard,
+    last_heard: Option<Instant>,
+    received: u64,
+    lost: u64,
+    sent: u64,
+}
+
+impl Pair {
+    fn new(source: IpAddr, destination: IpAddr) -> Self {
+        Pair { source, destination, guard: ReplayGuard::new(), last_heard: None, received: 0, lost: 0, sent: 0 }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Reach {
+    address: IpAddr,
+    reachable: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+struct Partner {
+    /// Latest heartbeat content (records dropped).
+    hb: Heartbeat,
+    last_heard: Instant,
+    /// Start of the current run of hearing it.
+    heard_since: Instant,
+    /// Its last ack named a seq of ours sent within hatimeout of that heartbeat's arrival.
+    fresh_ack: bool,
+    /// Destination of the pair it was last heard on.
+    address: IpAddr,
+}
+
+impl Partner {
+    fn left(&self) -> bool {
+        self.hb.request == Request::Leaving || matches!(self.hb.state, State::Down | State::Idle)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttemptKind {
+    Operator,
+    Failback,
+}
+
+impl fmt::Display for AttemptKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AttemptKind::Operator => "takeover",
+            AttemptKind::Failback => "auto failback",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Attempt {
+    kind: AttemptKind,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Notice {
+    None,
+    /// Entered Standby; not sent yet.
+    Pending,
+    /// First sent in this seq; repeated until an Active partner acks it.
+    Sent(u64),
+}
+
+#[derive(Debug, Clone)]
+struct Transition {
+    at: Instant,
+    from: State,
+    to: State,
+    reason: String,
+}
+
+/// What a heartbeat says about us that, when it changes, is sent at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    state: State,
+    sub_state: SubState,
+    request: Request,
+    reach: (u16, u16),
+    maintenance: bool,
+}
+
+/// One node's HA state machine. See the module documentation.
+#[derive(Debug)]
+pub struct Machine {
+    epoch: u64,
+    version: ProductVersion,
+    settings: HaSettings,
+    executor: bool,
+    state: State,
+    maintenance: bool,
+
+    seq: u64,
+    /// Send time of each recent seq (for ack lag).
+    sent: VecDeque<(u64, Instant)>,
+    next_send: Option<Instant>,
+    last_round: Option<Instant>,
+    first_send: Option<Instant>,
+    sent_signature: Option<Signature>,
+    /// First seq that carried the current signature.
+    change_seq: u64,
+
+    pairs: Vec<Pair>,
+    reach: Vec<Reach>,
+
+    partner: Option<Partner>,
+    contact: bool,
+    contact_since: Option<Instant>,
+    synced: bool,
+    sync_requested: bool,
+
+    listen_deadline: Option<Instant>,
+    attempt: Option<Attempt>,
+    failback_not_before: Option<Instant>,
+    /// Yielded to the partner's request; don't take Active back before this, unless it fails.
+    yielded: Option<Instant>,
+    notice: Notice,
+    takeover_note: Option<String>,
+
+    actions: VecDeque<Action>,
+    history: VecDeque<Transition>,
+    drops: DropCounters,
+    last_now: Option<Instant>,
+}
+
+fn secs(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{}s", d.as_secs_f64()) }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Machine {
+    /// A node with executor stopped and HA off. `epoch` must grow across restarts (start time
+    /// in ms since the Unix epoch does).
+    pub fn new(epoch: u64, version: ProductVersion) -> Self {
+        Machine {
+            epoch,
+            version,
+            settings: HaSettings::default(),
+            executor: false,
+            state: State::Down,
+            maintenance: false,
+            seq: 0,
+            sent: VecDeque::new(),
+            next_send: None,
+            last_round: None,
+            first_send: None,
+            sent_signature: None,
+            change_seq: 0,
+            pairs: Vec::new(),
+            reach: Vec::new(),
+            partner: None,
+            contact: false,
+            contact_since: None,
+            synced: false,
+            sync_requested: false,
+            listen_deadline: None,
+            attempt: None,
+            failback_not_before: None,
+            yielded: None,
+            notice: Notice::None,
+            takeover_note: None,
+            actions: VecDeque::new(),
+            history: VecDeque::new(),
+            drops: DropCounters::default(),
+            last_now: None,
+        }
+    }
+
+    // ----- accessors -----
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn sub_state(&self) -> SubState {
+        let ok = self.contact
+            && self.compatible()
+            && (!self.settings.replication || self.synced)
+            && self.ha_running();
+        if ok { SubState::Synchronized } else { SubState::NotSynchronized }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    pub fn version(&self) -> ProductVersion {
+        self.version
+    }
+
+    pub fn settings(&self) -> &HaSettings {
+        &self.settings
+    }
+
+    /// Whether HA is configured (`highavailability backup add` given).
+    pub fn configured(&self) -> bool {
+        self.settings.backup.is_some()
+    }
+
+    /// Whether the data plane should forward (Active or Idle).
+    pub fn forwarding(&self) -> bool {
+        self.state.forwarding()
+    }
+
+    /// Whether the partner is in two-way contact.
+    pub fn in_contact(&self) -> bool {
+        self.contact
+    }
+
+    /// Whether the partner (if known) runs a compatible version.
+    pub fn partner_compatible(&self) -> Option<bool> {
+        self.partner.as_ref().map(|p| p.hb.version.compatible(&self.version))
+    }
+
+    pub fn drops(&self) -> &DropCounters {
+        &self.drops
+    }
+
+    /// The index of the heartbeat pair (local source, partner destination), if configured.
+    pub fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
+        self.pairs.iter().position(|p| p.source == local && p.destination == remote)
+    }
+
+    /// The next action to carry out, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// When to call [`Machine::handle_timeout`] next (never a time already handled).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if !self.ha_running() {
+            return None;
+        }
+        let h = self.settings.hatimeout();
+        let mut c: Vec<Instant> = Vec::new();
+        c.extend(self.next_send);
+        c.extend(self.listen_deadline);
+        c.extend(self.attempt.map(|a| a.deadline));
+        c.extend(self.yielded);
+        c.extend(self.failback_not_before);
+        c.extend(self.contact_since.map(|t| t + self.settings.failback_hold()));
+        c.extend(self.first_send.map(|t| t + h));
+        if let Some(p) = &self.partner {
+            c.push(p.last_heard + h);
+            c.push(p.heard_since + h);
+        }
+        c.into_iter().filter(|&t| self.last_now.is_none_or(|n| t > n)).min()
+    }
+
+    // ----- inputs -----
+
+    /// Applies (new) HA settings. HA off → Idle (if the executor runs); HA added while Idle
+    /// → Listen; other changes keep the state and re-evaluate.
+    pub fn configure(&mut self, now: Instant, settings: &HaSettings) {
+        let now = self.tick(now);
+        if *settings == self.settings {
+            return;
+        }
+        let was_on = self.configured();
+        let on = settings.backup.is_some();
+        if was_on && !on && self.ha_running() {
+            self.transition(now, State::Idle, "high availability deleted".into());
+            self.send_round(now);
+            self.reset_run();
+        }
+        let mut old_pairs = std::mem::take(&mut self.pairs);
+        self.pairs = settings
+            .heartbeats
+            .iter()
+            .map(|&(s, d)| match old_pairs.iter().position(|p| p.source == s && p.destination == d) {
+                Some(i) => old_pairs.swap_remove(i),
+                None => Pair::new(s, d),
+            })
+            .collect();
+        let old_reach = std::mem::take(&mut self.reach);
+        self.reach = settings
+            .reach
+            .iter()
+            .map(|&a| Reach {
+                address: a,
+                reachable: old_reach.iter().find(|r| r.address == a).and_then(|r| r.reachable),
+            })
+            .collect();
+        self.settings = settings.clone();
+        if !on {
+            self.reset_run();
+        }
+        if !was_on && on && self.executor {
+            self.enter_listen(now, "high availability configured".into());
+        }
+        if self.ha_running() {
+            let interval = self.settings.interval();
+            self.next_send = Some(self.next_send.map_or(now, |t| t.min(now + interval)));
+            self.evaluate(now);
+        }
+    }
+
+    /// The executor started: Listen (HA) or Idle (stand-alone).
+    pub fn executor_started(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if self.executor {
+            return;
+        }
+        self.executor = true;
+        if self.configured() {
+            self.enter_listen(now, "executor started".into());
+            self.evaluate(now);
+        } else {
+            self.transition(now, State::Idle, "executor started (stand-alone)".into());
+        }
+    }
+
+    /// The executor stopped: Down, with one last `Leaving` heartbeat so the partner takes over
+    /// at once.
+    pub fn executor_stopped(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if !self.executor {
+            return;
+        }
+        self.executor = false;
+        let was_ha = self.ha_running();
+        self.transition(now, State::Down, "executor stopped".into());
+        if was_ha {
+            self.send_round(now);
+        }
+        self.reset_run();
+    }
+
+    /// A decoded, authenticated heartbeat arrived on heartbeat pair `pair`. Replays are
+    /// refused here (one guard per pair).
+    pub fn handle_heartbeat(&mut self, now: Instant, pair: usize, hb: &Heartbeat) -> Received {
+        let now = self.tick(now);
+        if !self.ha_running() {
+            return Received::Ignored;
+        }
+        let role = self.role();
+        let Some(p) = self.pairs.get_mut(pair) else {
+            self.drops.count(DropKind::UnknownPair);
+            return Received::Dropped(DropKind::UnknownPair);
+        };
+        if hb.epoch == self.epoch && hb.version == self.version && Some(hb.role) == role {
+            self.drops.count(DropKind::Own);
+            return Received::Dropped(DropKind::Own);
+        }
+        let before = p.guard.last();
+        if p.guard.accept(hb.epoch, hb.seq).is_err() {
+            self.drops.count(DropKind::Replayed);
+            return Received::Dropped(DropKind::Replayed);
+        }
+        if let Some((e, s)) = before {
+            if e == hb.epoch {
+                p.lost = p.lost.saturating_add(hb.seq - s - 1);
+            }
+        }
+        p.received += 1;
+        p.last_heard = Some(now);
+        let address = p.destination;
+
+        // Same partner, older epoch (through a pair that had not seen the new one), or a
+        // copy of a heartbeat already taken from another pair.
+        if let Some(old) = &mut self.partner {
+            if hb.epoch < old.hb.epoch {
+                self.drops.count(DropKind::Replayed);
+                return Received::Dropped(DropKind::Replayed);
+            }
+            if hb.epoch == old.hb.epoch && hb.seq <= old.hb.seq {
+                if !old.left() {
+                    old.last_heard = old.last_heard.max(now);
+                }
+                return Received::Duplicate;
+            }
+            if hb.epoch > old.hb.epoch {
+                // The partner restarted: it is a new partner (rejoin).
+                self.partner = None;
+                self.drop_contact();
+            }
+        }
+
+        let h = self.settings.hatimeout();
+        let was_heard = self.heard(now);
+        let ack_sent = if hb.ack_epoch == self.epoch { self.send_time(hb.ack) } else { None };
+        let fresh_ack = ack_sent.is_some_and(|t| now.saturating_duration_since(t) <= h);
+        let prev_request = self.partner.as_ref().map(|p| p.hb.request);
+        let heard_since = match &self.partner {
+            Some(p) if was_heard => p.heard_since,
+            _ => now,
+        };
+        let mut content = hb.clone();
+        content.records = Vec::new();
+        self.partner = Some(Partner { hb: content, last_heard: now, heard_since, fresh_ack, address });
+
+        // PH36755: the partner has just entered Standby: re-announce our addresses.
+        if self.state == State::Active
+            && hb.request == Request::StandbyEntered
+            && prev_request != Some(Request::StandbyEntered)
+        {
+            self.actions.push_back(Action::Announce);
+        }
+        // Our own Standby notice is acknowledged once an Active partner has seen it.
+        if let Notice::Sent(seq) = self.notice {
+            if hb.state == State::Active && hb.ack_epoch == self.epoch && hb.ack >= seq {
+                self.notice = Notice::None;
+            }
+        }
+
+        let interval = self.settings.interval();
+        let stale_view = hb.ack < self.change_seq
+            || ack_sent.is_none_or(|t| now.saturating_duration_since(t) > interval + interval / 2);
+        self.evaluate(now);
+        let may_reply = self.last_round.is_none_or(|t| now >= t + interval / 4);
+        if stale_view && may_reply && self.ha_running() {
+            self.send_round(now);
+        }
+        Received::New
+    }
+
+    /// A datagram on the heartbeat port failed to decode (`HeartbeatError::kind()`).
+    pub fn record_bad_datagram(&mut self, kind: DropKind) {
+        self.drops.count(kind);
+    }
+
+    /// A reach-target probe result. Unknown targets are ignored (returns false).
+    pub fn handle_reach(&mut self, now: Instant, target: IpAddr, reachable: bool) -> bool {
+        let now = self.tick(now);
+        let Some(r) = self.reach.iter_mut().find(|r| r.address == target) else {
+            return false;
+        };
+        r.reachable = Some(reachable);
+        self.evaluate(now);
+        true
+    }
+
+    /// Timers: heartbeat sends, hatimeout, Listen, takeover attempts.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if !self.ha_running() {
+            return;
+        }
+        self.evaluate(now);
+        if self.ha_running() && self.next_send.is_some_and(|t| now >= t) {
+            self.send_round(now);
+        }
+    }
+
+    /// Replication reports that the partner pair holds the full table.
+    pub fn sync_complete(&mut self, now: Instant) {
+        let now = self.tick(now);
+        if self.contact {
+            self.synced = true;
+            self.evaluate(now);
+        }
+    }
+
+    /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
+    pub fn takeover(&mut self, now: Instant) -> Result<(), TakeoverError> {
+        let now = self.tick(now);
+        if !self.configured() {
+            return Err(TakeoverError::NotConfigured);
+        }
+        if !self.executor {
+            return Err(TakeoverError::ExecutorStopped);
+        }
+        match self.state {
+            State::Standby => {}
+            State::Active => return Err(TakeoverError::AlreadyActive),
+            s => return Err(TakeoverError::NotStandby(s)),
+        }
+        if self.attempt.is_some() {
+            return Err(TakeoverError::InProgress);
+        }
+        let heard = self.heard(now);
+        let p = self.partner.as_ref().filter(|_| heard);
+        if let Some(p) = p {
+            if !p.hb.version.compatible(&self.version) {
+                return Err(TakeoverError::Incompatible { local: self.version, partner: p.hb.version });
+            }
+        }
+        if self.sub_state() != SubState::Synchronized {
+            let why = match (p, self.contact) {
+                (None, _) => "partner not heard".to_string(),
+                (Some(_), false) => "partner does not hear this node yet".to_string(),
+                (Some(_), true) => "replication has not completed".to_string(),
+            };
+            return Err(TakeoverError::NotSynchronized(why));
+        }
+        let p = p.expect("Synchronized implies a heard partner");
+        let local = self.reach_count();
+        if p.hb.reach_count > local {
+            return Err(TakeoverError::FewerReach { local, partner: p.hb.reach_count });
+        }
+        if self.role() == Some(Role::Backup) && p.hb.role == Role::Primary && p.hb.recovery == Recovery::Auto
+        {
+            return Err(TakeoverError::AutoBackup);
+        }
+        self.start_attempt(now, AttemptKind::Operator);
+        self.evaluate(now);
+        Ok(())
+    }
+
+    /// Maintenance on or off. In maintenance a node hands Active to a Synchronized partner,
+    /// loses every tie-break, and does not fail back; it still takes over from a lost partner.
+    pub fn set_maintenance(&mut self, now: Instant, on: bool) {
+        let now = self.tick(now);
+        if self.maintenance != on {
+            self.maintenance = on;
+            self.evaluate(now);
+        }
+    }
+
+    pub fn maintenance(&self) -> bool {
+        self.maintenance
+    }
+
+    /// The status report; ages relative to `now`.
+    pub fn status(&self, now: Instant) -> HaStatus {
+        let h = self.settings.hatimeout();
+        let age = |t: Instant| ms(now.saturating_duration_since(t));
+        let partner = self.partner.as_ref().map(|p| PartnerStatus {
+            address: Some(p.address),
+            contact: self.contact_kind(now),
+            role: p.hb.role,
+            recovery: p.hb.recovery,
+            state: p.hb.state,
+            sub_state: p.hb.sub_state,
+            version: p.hb.version,
+            compatible: p.hb.version.compatible(&self.version),
+            epoch: p.hb.epoch,
+            last_heard_ms: age(p.last_heard),
+            reach_count: p.hb.reach_count,
+            reach_total: p.hb.reach_total,
+            maintenance: p.hb.maintenance,
+            request: p.hb.request,
+            config_matches: p.hb.config_digest == self.settings.config_digest,
+        });
+        let heartbeats = self
+            .pairs
+            .iter()
+            .map(|p| PairStatus {
+                source: p.source,
+                destination: p.destination,
+                status: match p.last_heard {
+                    None => PairLiveness::Trying,
+                    Some(t) if now < t + h => PairLiveness::Ok,
+                    Some(_) => PairLiveness::Down,
+                },
+                last_heard_ms: p.last_heard.map(age),
+                received: p.received,
+                lost: p.lost,
+                sent: p.sent,
+            })
+            .collect();
+        let takeover = match self.attempt {
+            Some(a) => Some(format!(
+                "{} in progress: waiting for the partner to yield ({} left)",
+                a.kind,
+                secs(a.deadline.saturating_duration_since(now))
+            )),
+            None => self.takeover_note.clone(),
+        };
+        HaStatus {
+            configured: self.configured(),
+            role: self.role(),
+            recovery: self.settings.backup.map(|b| b.recovery),
+            port: self.settings.backup.map(|b| b.port),
+            state: self.state,
+            sub_state: self.sub_state(),
+            maintenance: self.maintenance,
+            version: self.version,
+            epoch: self.epoch,
+            hatimeout_ms: ms(h),
+            interval_ms: ms(self.settings.interval()),
+            reach_count: self.reach_count(),
+            reach_total: self.reach_total(),
+            partner,
+            heartbeats,
+            reach: self.reach.iter().map(|r| ReachStatus { address: r.address, reachable: r.reachable }).collect(),
+            dropped: self.drops.clone(),
+            takeover,
+            warnings: self.warnings(now),
+            transitions: self
+                .history
+                .iter()
+                .rev()
+                .map(|t| TransitionStatus { age_ms: age(t.at), from: t.from, to: t.to, reason: t.reason.clone() })
+                .collect(),
+        }
+    }
+
+    // ----- internals -----
+
+    fn tick(&mut self, now: Instant) -> Instant {
+        let now = self.last_now.map_or(now, |l| l.max(now));
+        self.last_now = Some(now);
+        now
+    }
+
+    fn role(&self) -> Option<Role> {
+        self.settings.backup.map(|b| b.role)
+    }
+
+    fn recovery(&self) -> Recovery {
+        self.settings.backup.map_or(Recovery::Auto, |b| b.recovery)
+    }
+
+    fn ha_running(&self) -> bool {
+        matches!(self.state, State::Listen | State::Active | State::Standby)
+    }
+
+    fn reach_count(&self) -> u16 {
+        let n = self.reach.iter().filter(|r| r.reachable == Some(true)).count();
+        u16::try_from(n).unwrap_or(u16::MAX)
+    }
+
+    fn reach_total(&self) -> u16 {
+        u16::try_from(self.reach.len()).unwrap_or(u16::MAX)
+    }
+
+    fn compatible(&self) -> bool {
+        self.partner.as_ref().is_some_and(|p| p.hb.version.compatible(&self.version))
+    }
+
+    fn send_time(&self, seq: u64) -> Option<Instant> {
+        self.sent.binary_search_by_key(&seq, |&(s, _)| s).ok().map(|i| self.sent[i].1)
+    }
+
+    /// The partner is heard: a heartbeat within hatimeout, and not leaving.
+    fn heard(&self, now: Instant) -> bool {
+        self.partner
+            .as_ref()
+            .is_some_and(|p| !p.left() && now < p.last_heard + self.settings.hatimeout())
+    }
+
+    fn deaf(&self, now: Instant) -> bool {
+        let h = self.settings.hatimeout();
+        self.heard(now)
+            && self.partner.as_ref().is_some_and(|p| !p.fresh_ack && now >= p.heard_since + h)
+            && self.first_send.is_some_and(|t| now >= t + h)
+    }
+
+    fn contact_kind(&self, now: Instant) -> Contact {
+        match &self.partner {
+            Some(p) if p.left() => Contact::Left,
+            _ if !self.heard(now) => Contact::Silent,
+            _ if self.contact => Contact::Ok,
+            _ if self.deaf(now) => Contact::Deaf,
+            _ => Contact::Pending,
+        }
+    }
+
+    /// Forget the partner's contact (lost, or restarted).
+    fn drop_contact(&mut self) {
+        if self.contact {
+            self.actions.push_back(Action::PartnerLost);
+        }
+        self.contact = false;
+        self.contact_since = None;
+        self.synced = false;
+        self.sync_requested = false;
+    }
+
+    /// Clears everything that belongs to one HA run (executor stop, HA delete).
+    fn reset_run(&mut self) {
+        self.partner = None;
+        self.contact = false;
+        self.contact_since = None;
+        self.synced = false;
+        self.sync_requested = false;
+        self.listen_deadline = None;
+        self.attempt = None;
+        self.failback_not_before = None;
+        self.yielded = None;
+        self.notice = Notice::None;
+        self.next_send = None;
+        self.first_send = None;
+        self.sent_signature = None;
+        self.sent.clear();
+        for p in &mut self.pairs {
+            p.last_heard = None;
+        }
+    }
+
+    fn enter_listen(&mut self, now: Instant, reason: String) {
+        self.reset_run();
+        self.transition(now, State::Listen, reason);
+        self.next_send = Some(now);
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: String) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        self.state = to;
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Transition { at: now, from, to, reason });
+        let (action, script) = match to {
+            State::Active => (Action::GoActive, Some(GO_ACTIVE)),
+            State::Standby => (Action::GoStandby, Some(GO_STANDBY)),
+            State::Idle => (Action::GoIdle, Some(GO_IDLE)),
+            State::Down => (Action::GoDown, Some(GO_IN_OP)),
+            State::Listen => (Action::GoListen, (from == State::Down).then_some(GO_IN_OP)),
+        };
+        self.actions.push_back(action);
+        if let Some(name) = script {
+            self.actions.push_back(Action::RunScript { name, arg: None });
+            self.actions.push_back(Action::RunScript { name: HIGHAVAIL_CHANGE, arg: Some(name) });
+        }
+        match to {
+            State::Active => {
+                if let Some(a) = self.attempt.take() {
+                    self.takeover_note = Some(format!("{} completed", a.kind));
+                }
+                self.yielded = None;
+                self.notice = Notice::None;
+                self.listen_deadline = None;
+            }
+            State::Standby => {
+                self.attempt = None;
+                self.notice = Notice::Pending;
+                self.listen_deadline = None;
+            }
+            State::Listen => {
+                self.listen_deadline = Some(now + self.settings.hatimeout());
+                self.attempt = None;
+                self.yielded = None;
+                self.notice = Notice::None;
+            }
+            State::Idle | State::Down => {
+                self.listen_deadline = None;
+                self.attempt = None;
+                self.yielded = None;
+                self.notice = Notice::None;
+            }
+        }
+    }
+
+    fn start_attempt(&mut self, now: Instant, kind: AttemptKind) {
+        self.attempt = Some(Attempt { kind, deadline: now + self.settings.takeover_timeout() });
+        self.takeover_note = None;
+    }
+
+    fn abandon_attempt(&mut self, now: Instant, why: String) {
+        if let Some(a) = self.attempt.take() {
+            self.takeover_note = Some(format!("{} abandoned: {why}", a.kind));
+            if a.kind == AttemptKind::Failback {
+                self.failback_not_before = Some(now + self.settings.failback_hold());
+            }
+        }
+    }
+
+    fn signature(&self) -> Signature {
+        Signature {
+            state: self.state,
+            sub_state: self.sub_state(),
+            request: self.outgoing_request(),
+            reach: (self.reach_count(), self.reach_total()),
+            maintenance: self.maintenance,
+        }
+    }
+
+    fn outgoing_request(&self) -> Request {
+        if !self.ha_running() {
+            Request::Leaving
+        } else if self.yielded.is_some() && self.state == State::Standby {
+            Request::YieldAck
+        } else if self.attempt.is_some() {
+            Request::TakeoverRequest
+        } else if self.state == State::Standby && self.notice != Notice::None {
+            Request::StandbyEntered
+        } else {
+            Request::None
+        }
+    }
+
+    /// One heartbeat on every pair.
+    fn send_round(&mut self, now: Instant) {
+        let Some(backup) = self.settings.backup else { return };
+        self.seq += 1;
+        let seq = self.seq;
+        let sig = self.signature();
+        if self.sent_signature != Some(sig) {
+            self.sent_signature = Some(sig);
+            self.change_seq = seq;
+        }
+        let request = sig.request;
+        if request == Request::StandbyEntered && self.notice == Notice::Pending {
+            self.notice = Notice::Sent(seq);
+        }
+        let h = self.settings.hatimeout();
+        let interval = self.settings.interval();
+        while self.sent.front().is_some_and(|&(_, t)| now.saturating_duration_since(t) > h * 2 + interval) {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((seq, now));
+        self.first_send.get_or_insert(now);
+        self.last_round = Some(now);
+        self.next_send = self.ha_running().then(|| now + interval);
+        let (ack_epoch, ack) = self.partner.as_ref().map_or((0, 0), |p| (p.hb.epoch, p.hb.seq));
+        let heartbeat = Heartbeat {
+            version: self.version,
+            epoch: self.epoch,
+            seq,
+            ack_epoch,
+            ack,
+            role: backup.role,
+            state: self.state,
+            sub_state: sig.sub_state,
+            recovery: backup.recovery,
+            reach_count: sig.reach.0,
+            reach_total: sig.reach.1,
+            config_digest: self.settings.config_digest,
+            request,
+            maintenance: self.maintenance,
+            hatimeout_ms: u32::try_from(h.as_millis()).unwrap_or(u32::MAX),
+            interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
+            records: Vec::new(),
+        };
+        for (i, p) in self.pairs.iter_mut().enumerate() {
+            p.sent += 1;
+            self.actions.push_back(Action::SendHeartbeat {
+                pair: i,
+                source: p.source,
+                destination: p.destination,
+                port: backup.port,
+                heartbeat: heartbeat.clone(),
+            });
+        }
+    }
+
+    /// Re-decides everything from the current facts, then sends a heartbeat if what we say
+    /// changed.
+    fn evaluate(&mut self, now: Instant) {
+        if !self.ha_running() {
+            return;
+        }
+        for _ in 0..4 {
+            self.update_contact(now);
+            self.update_attempt(now);
+            if !self.decide(now) {
+                break;
+            }
+        }
+        self.update_contact(now);
+        self.maybe_failback(now);
+        if self.sent_signature != Some(self.signature()) {
+            self.send_round(now);
+        }
+    }
+
+    fn update_contact(&mut self, now: Instant) {
+        let heard = self.heard(now);
+        let contact = heard && self.partner.as_ref().is_some_and(|p| p.fresh_ack);
+        if contact && !self.contact {
+            self.contact = true;
+            self.contact_since = Some(now);
+            let compatible = self.compatible();
+            self.actions.push_back(Action::PartnerFound { compatible });
+        } else if !contact && self.contact {
+            self.drop_contact();
+        }
+        if let Some(y) = self.yielded {
+            let partner_active = self.partner.as_ref().is_some_and(|p| p.hb.state == State::Active);
+            if now >= y || !heard || partner_active {
+                self.yielded = None;
+            }
+        }
+        if self.contact && self.compatible() {
+            let p = self.partner.as_ref().expect("contact implies a partner");
+            if self.state == State::Active && p.hb.sub_state == SubState::Synchronized {
+                self.synced = true;
+            }
+            if self.state == State::Active && !self.synced && !self.sync_requested {
+                self.sync_requested = true;
+                self.actions.push_back(Action::RequestFullSync);
+            }
+        }
+    }
+
+    fn update_attempt(&mut self, now: Instant) {
+        let Some(a) = self.attempt else { return };
+        if self.state != State::Standby {
+            self.attempt = None;
+        } else if !self.contact {
+            self.abandon_attempt(now, "lost contact with the partner".into());
+        } else if now >= a.deadline {
+            let why = format!("the partner did not yield within {}", secs(self.settings.takeover_timeout()));
+            self.abandon_attempt(now, why);
+        }
+    }
+
+    fn loss_reason(&self) -> String {
+        match &self.partner {
+            Some(p) if p.left() => match p.hb.state {
+                State::Idle => "partner left high availability".into(),
+                _ => "partner left (executor stopped)".into(),
+            },
+            Some(_) => format!("heartbeat timeout (hatimeout {} exceeded)", secs(self.settings.hatimeout())),
+            None => format!("no partner heard within hatimeout ({})", secs(self.settings.hatimeout())),
+        }
+    }
+
+    /// Who should be Active when the two disagree: `(this node wins, why)`. Symmetric, so both
+    /// nodes reach the same answer from the same facts.
+    fn prefer_self(&self, p: &Heartbeat, both_active: bool) -> (bool, String) {
+        if self.maintenance != p.maintenance {
+            let why = if self.maintenance { "this node is in maintenance" } else { "partner is in maintenance" };
+            return (!self.maintenance, why.into());
+        }
+        let mine = self.reach_count();
+        if mine != p.reach_count {
+            return (mine > p.reach_count, format!("reach targets {mine} here, {} on partner", p.reach_count));
+        }
+        let role = self.role().unwrap_or(Role::Primary);
+        if role != p.role {
+            let primary_recovery = if role == Role::Primary { self.recovery() } else { p.recovery };
+            let primary_wins = !both_active || primary_recovery == Recovery::Auto;
+            let win = (role == Role::Primary) == primary_wins;
+            let why = match (both_active, primary_wins) {
+                (false, _) => "the primary goes Active",
+                (true, true) => "recovery auto: the primary keeps Active",
+                (true, false) => "recovery manual: the backup keeps Active",
+            };
+            return (win, why.into());
+        }
+        if self.epoch != p.epoch {
+            return (self.epoch < p.epoch, "same role on both nodes: the longer-running one wins".into());
+        }
+        let win = self.pairs.first().is_none_or(|pair| pair.source < pair.destination);
+        (win, "same role and epoch: the lower address wins".into())
+    }
+
+    /// Neither is Active: should this node go Active now?
+    fn wins_vacancy(&self, p: &Heartbeat) -> Option<String> {
+        let mine = self.attempt.is_some();
+        let theirs = p.request == Request::TakeoverRequest;
+        if mine && !theirs {
+            return Some("takeover: partner is not Active".into());
+        }
+        if theirs && !mine {
+            return None;
+        }
+        let (win, why) = self.prefer_self(p, false);
+        win.then(|| format!("partner is {}; {why}", p.state))
+    }
+
+    /// One decision step; true if the state changed.
+    fn decide(&mut self, now: Instant) -> bool {
+        let heard = self.heard(now);
+        let deaf = self.deaf(now);
+        let contact = self.contact;
+        let p = self.partner.as_ref().filter(|_| heard).map(|p| p.hb.clone());
+        let before = self.state;
+        match (self.state, p) {
+            (State::Listen, None) => {
+                if self.listen_deadline.is_some_and(|d| now >= d) {
+                    let reason = self.loss_reason();
+                    self.transition(now, State::Active, reason);
+                }
+            }
+            (State::Listen, Some(p)) => {
+                if p.state == State::Active {
+                    self.transition(now, State::Standby, "partner is Active".into());
+                } else if contact && !deaf {
+                    if let Some(why) = self.wins_vacancy(&p) {
+                        self.transition(now, State::Active, why);
+                    }
+                }
+            }
+            (State::Standby, None) => {
+                let reason = self.loss_reason();
+                self.transition(now, State::Active, reason);
+            }
+            (State::Standby, Some(p)) => {
+                if p.state != State::Active && contact && !deaf {
+                    if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
+                        let why = format!("{}: partner yielded", a.kind);
+                        self.transition(now, State::Active, why);
+                    } else if self.yielded.is_none() {
+                        if let Some(why) = self.wins_vacancy(&p) {
+                            self.transition(now, State::Active, why);
+                        }
+                    }
+                }
+            }
+            (State::Active, Some(p)) => {
+                let sync = self.sub_state() == SubState::Synchronized;
+                let mine = self.reach_count();
+                if p.state == State::Active {
+                    if deaf {
+                        self.transition(now, State::Standby, "partner is Active and does not hear this node".into());
+                    } else if contact {
+                        let (win, why) = self.prefer_self(&p, true);
+                        if !win {
+                            self.transition(now, State::Standby, format!("both Active: {why}"));
+                        }
+                    }
+                } else if contact && sync && p.state == State::Standby {
+                    let partner_maint_only = p.maintenance && !self.maintenance;
+                    let why = if p.request == Request::TakeoverRequest && mine <= p.reach_count && !partner_maint_only
+                    {
+                        Some("partner requested takeover".to_string())
+                    } else if p.reach_count > mine && !partner_maint_only {
+                        Some(format!("partner reaches more targets ({} > {mine})", p.reach_count))
+                    } else if self.maintenance && !p.maintenance {
+                        Some("maintenance: handing Active over to the partner".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(why) = why {
+                        self.transition(now, State::Standby, why);
+                        self.yielded = Some(now + self.settings.takeover_timeout());
+                        self.actions.push_back(Action::RequestFullSync);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.state != before
+    }
+
+    fn maybe_failback(&mut self, now: Instant) {
+        if self.state != State::Standby
+            || self.role() != Some(Role::Primary)
+            || self.recovery() != Recovery::Auto
+            || self.maintenance
+            || self.attempt.is_some()
+            || self.yielded.is_some()
+            || self.sub_state() != SubState::Synchronized
+            || self.failback_not_before.is_some_and(|t| now < t)
+            || self.contact_since.is_none_or(|t| now < t + self.settings.failback_hold())
+        {
+            return;
+        }
+        let Some(p) = &self.partner else { return };
+        if p.hb.state == State::Active && p.hb.role == Role::Backup && self.reach_count() >= p.hb.reach_count {
+            self.start_attempt(now, AttemptKind::Failback);
+        }
+    }
+
+    fn warnings(&self, now: Instant) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.configured() && self.pairs.is_empty() {
+            w.push("no heartbeat pair configured: the partner can never be heard".into());
+        }
+        let Some(p) = &self.partner else { return w };
+        if !p.hb.version.compatible(&self.version) {
+            w.push(format!(
+                "partner runs {}, incompatible with {} here: no replication, no failback, no takeover",
+                p.hb.version, self.version
+            ));
+        }
+        if Some(p.hb.role) == self.role() {
+            w.push(format!("both nodes are configured as {}", p.hb.role.keyword()));
+        }
+        if p.hb.recovery != self.recovery() {
+            w.push(format!(
+                "recovery strategies differ ({} here, {} on the partner)",
+                self.recovery().keyword(),
+                p.hb.recovery.keyword()
+            ));
+        }
+        if p.hb.config_digest != self.settings.config_digest {
+            w.push("configurations differ from the partner's".into());
+        }
+        let h = u32::try_from(self.settings.hatimeout().as_millis()).unwrap_or(u32::MAX);
+        if p.hb.hatimeout_ms != h {
+            w.push(format!("hatimeout differs ({h} ms here, {} ms on the partner)", p.hb.hatimeout_ms));
+        }
+        if p.hb.reach_total != self.reach_total() {
+            w.push(format!(
+                "reach target counts differ ({} here, {} on the partner)",
+                self.reach_total(),
+                p.hb.reach_total
+            ));
+        }
+        if self.contact_kind(now) == Contact::Deaf {
+            w.push("the partner does not hear this node (its acks are older than hatimeout)".into());
+        }
+        w
+    }
+}

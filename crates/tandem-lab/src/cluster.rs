@@ -1,0 +1,193 @@
+//! The standard Tandem lab: a client, load-balancer nodes running `tandemd`, and servers.
+//!
+//! ```text
+//!  client 192.0.2.10 ─┐
+//!  lb1    192.0.2.2  ─┤  (tandemd; cluster 192.0.2.100, NAT return address 192.0.2.200)
+//!  lb2    192.0.2.3  ─┤  (second node of a pair, when asked for)
+//!  s1..sN 192.0.2.11+ ┘  (tandem-lab serve: HTTP 80, UDP 9999, echo 7; cluster on loopback)
+//! ```
+//!
+//! Used by the demo, the benchmarks and the integration tests, so that they all exercise the
+//! same real hosts and the real daemon binary.
+
+use crate::{Host, Lab, LabProcess, find_binary, wait_until};
+use anyhow::{Context, Result, bail};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+pub const CLIENT_IP: &str = "192.0.2.10";
+pub const CLUSTER_IP: &str = "192.0.2.100";
+pub const RETURN_IP: &str = "192.0.2.200";
+pub const HTTP_PORT: u16 = 80;
+pub const UDP_PORT: u16 = 9999;
+pub const ECHO_PORT: u16 = 7;
+
+/// Address of load balancer node `n` (1-based).
+pub fn lb_ip(n: usize) -> String {
+    format!("192.0.2.{}", 1 + n)
+}
+
+/// Address of server `n` (1-based).
+pub fn server_ip(n: usize) -> String {
+    format!("192.0.2.{}", 10 + n)
+}
+
+/// A running `tandemd` in a lab host, with its admin socket.
+pub struct TandemNode {
+    pub host: Host,
+    pub socket: PathBuf,
+    pub config: PathBuf,
+    pub process: Option<LabProcess>,
+    extra_args: Vec<String>,
+}
+
+impl TandemNode {
+    /// Starts `tandemd` in `host` with `config` (the text of a command file), and waits until
+    /// it answers on its socket.
+    pub fn start(lab: &Lab, host: &Host, config: &str, extra_args: &[&str]) -> Result<TandemNode> {
+        let cfg_path = lab.log_dir().join(format!("{}.cfg", host.name));
+        std::fs::write(&cfg_path, config).with_context(|| format!("writing {}", cfg_path.display()))?;
+        let socket = lab.log_dir().join(format!("{}.sock", host.name));
+        let mut node = TandemNode {
+            host: host.clone(),
+            socket,
+            config: cfg_path,
+            process: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        node.restart()?;
+        Ok(node)
+    }
+
+    /// Starts (again) the daemon with the same configuration file.
+    pub fn restart(&mut self) -> Result<()> {
+        let tandemd = find_binary("tandemd")?;
+        let _ = std::fs::remove_file(&self.socket);
+        let mut args = vec![
+            tandemd.display().to_string(),
+            "--config".into(),
+            self.config.display().to_string(),
+            "--socket".into(),
+            self.socket.display().to_string(),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        let mut p = self.host.spawn(&args)?;
+        p.wait_for_log("tandemd ready", Duration::from_secs(20))
+            .with_context(|| format!("tandemd on {} did not start", self.host.name))?;
+        self.process = Some(p);
+        Ok(())
+    }
+
+    /// `kill -9` of the daemon.
+    pub fn kill(&mut self) -> Result<()> {
+        if let Some(mut p) = self.process.take() {
+            p.kill()?;
+        }
+        Ok(())
+    }
+
+    /// Runs `tandemctl --socket S ARGS...`, returning its raw output (any exit status).
+    pub fn ctl_output(&self, args: &[&str]) -> Result<Output> {
+        let tandemctl = find_binary("tandemctl")?;
+        std::process::Command::new(tandemctl)
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .context("running tandemctl")
+    }
+
+    /// Runs a tandemctl command that must succeed; returns its standard output.
+    pub fn ctl(&self, args: &[&str]) -> Result<String> {
+        let out = self.ctl_output(args)?;
+        if !out.status.success() {
+            bail!(
+                "tandemctl {} failed: {}{}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr),
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs a tandemctl command with `--json` and parses the answer.
+    pub fn ctl_json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let text = self.ctl(&all)?;
+        serde_json::from_str(&text).with_context(|| format!("tandemctl --json {}: {text}", args.join(" ")))
+    }
+
+    /// The daemon's log so far.
+    pub fn log(&self) -> String {
+        self.process.as_ref().map(|p| p.log()).unwrap_or_default()
+    }
+}
+
+/// The standard lab with a client, `nodes` load balancers (not started) and `servers` servers
+/// (started, serving HTTP, UDP and echo, cluster address on loopback).
+pub struct ClusterLab {
+    pub lab: Lab,
+    pub client: Host,
+    pub lbs: Vec<Host>,
+    pub servers: Vec<Host>,
+    pub server_procs: Vec<LabProcess>,
+}
+
+impl ClusterLab {
+    pub fn new(tag: &str, nodes: usize, servers: usize) -> Result<ClusterLab> {
+        let lab = Lab::new(tag)?;
+        let client = lab.add_host("client", &[&format!("{CLIENT_IP}/24")])?;
+        let mut lbs = Vec::new();
+        for n in 1..=nodes {
+            lbs.push(lab.add_host(&format!("lb{n}"), &[&format!("{}/24", lb_ip(n))])?);
+        }
+        let bin = find_binary("tandem-lab")?;
+        let mut hosts = Vec::new();
+        let mut procs = Vec::new();
+        for n in 1..=servers {
+            let name = format!("s{n}");
+            let h = lab.add_host(&name, &[&format!("{}/24", server_ip(n))])?;
+            h.add_loopback_address(CLUSTER_IP)?;
+            let p = h.spawn([
+                bin.display().to_string(),
+                "serve".into(),
+                "--name".into(),
+                name.clone(),
+                "--http".into(),
+                HTTP_PORT.to_string(),
+                "--udp".into(),
+                UDP_PORT.to_string(),
+                "--echo".into(),
+                ECHO_PORT.to_string(),
+            ])?;
+            hosts.push(h);
+            procs.push(p);
+        }
+        for p in &mut procs {
+            p.wait_for_log("ready", Duration::from_secs(20))?;
+        }
+        Ok(ClusterLab { lab, client, lbs, servers: hosts, server_procs: procs })
+    }
+
+    /// `CLUSTER:port`.
+    pub fn cluster(port: u16) -> SocketAddr {
+        format!("{CLUSTER_IP}:{port}").parse().expect("static address")
+    }
+
+    /// Waits until an HTTP GET from the client through `port` succeeds.
+    pub fn wait_serving(&self, port: u16, timeout: Duration) -> Result<()> {
+        let target = Self::cluster(port);
+        wait_until(timeout, &format!("HTTP through {target}"), || {
+            self.client.http_get(target, Duration::from_millis(500)).is_ok()
+        })
+    }
+}
+
+/// The demo configuration (examples/demo.cfg), with the nfa of node `n`.
+pub fn demo_config(n: usize) -> String {
+    include_str!("../../../examples/demo.cfg").replace("nfa 192.0.2.2", &format!("nfa {}", lb_ip(n)))
+}
