@@ -8,4 +8,5 @@
 pub mod config;
 pub mod flow;
 pub mod forward;
+pub mod ha;
 pub mod select;

@@ -180,7 +180,10 @@ impl Engine {
 
     fn release(&self, gone: &[Conn]) {
         for c in gone {
-            c.counters.active.fetch_sub(1, Relaxed);
+            // Closing records stopped counting as active when their FIN or RST went by.
+            if c.closing_since.is_none() {
+                c.counters.active.fetch_sub(1, Relaxed);
+            }
             if let Some(n) = c.nat {
                 self.natpool.release(n.returnaddress, c.key.proto, n.nat_port);
             }
@@ -297,6 +300,7 @@ impl Engine {
                 }
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
+                    c.counters.active.fetch_sub(1, Relaxed);
                 }
                 Some((c.server, c.nat, c.counters.clone()))
             }
@@ -348,7 +352,9 @@ impl Engine {
                     self.affinity.touch_new_connection(&affinity_key, server_addr, now);
                 }
                 server.counters.total.fetch_add(1, Relaxed);
-                server.counters.active.fetch_add(1, Relaxed);
+                if !ending {
+                    server.counters.active.fetch_add(1, Relaxed);
+                }
                 let conn = Conn {
                     key,
                     server: server_addr,
@@ -405,6 +411,7 @@ impl Engine {
                 c.last_seen = now;
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
+                    c.counters.active.fetch_sub(1, Relaxed);
                 }
                 (c.client_mac, c.counters.clone())
             })

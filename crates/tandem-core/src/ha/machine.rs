@@ -519,6 +519,8 @@ pub struct Machine {
     history: VecDeque<Transition>,
     drops: DropCounters,
     last_now: Option<Instant>,
+    /// Everything due at or before this instant has been handled.
+    last_eval: Option<Instant>,
 }
 
 fn secs(d: Duration) -> String {
@@ -565,6 +567,7 @@ impl Machine {
             history: VecDeque::new(),
             drops: DropCounters::default(),
             last_now: None,
+            last_eval: None,
         }
     }
 
@@ -646,7 +649,7 @@ impl Machine {
             c.push(p.last_heard + h);
             c.push(p.heard_since + h);
         }
-        c.into_iter().filter(|&t| self.last_now.is_none_or(|n| t > n)).min()
+        c.into_iter().filter(|&t| self.last_eval.is_none_or(|n| t > n)).min()
     }
 
     // ----- inputs -----
@@ -835,13 +838,7 @@ impl Machine {
     /// Timers: heartbeat sends, hatimeout, Listen, takeover attempts.
     pub fn handle_timeout(&mut self, now: Instant) {
         let now = self.tick(now);
-        if !self.ha_running() {
-            return;
-        }
         self.evaluate(now);
-        if self.ha_running() && self.next_send.is_some_and(|t| now >= t) {
-            self.send_round(now);
-        }
     }
 
     /// Replication reports that the partner pair holds the full table.
@@ -849,8 +846,8 @@ impl Machine {
         let now = self.tick(now);
         if self.contact {
             self.synced = true;
-            self.evaluate(now);
         }
+        self.evaluate(now);
     }
 
     /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
@@ -903,10 +900,8 @@ impl Machine {
     /// loses every tie-break, and does not fail back; it still takes over from a lost partner.
     pub fn set_maintenance(&mut self, now: Instant, on: bool) {
         let now = self.tick(now);
-        if self.maintenance != on {
-            self.maintenance = on;
-            self.evaluate(now);
-        }
+        self.maintenance = on;
+        self.evaluate(now);
     }
 
     pub fn maintenance(&self) -> bool {
@@ -1246,9 +1241,10 @@ impl Machine {
         }
         self.update_contact(now);
         self.maybe_failback(now);
-        if self.sent_signature != Some(self.signature()) {
+        if self.sent_signature != Some(self.signature()) || self.next_send.is_some_and(|t| now >= t) {
             self.send_round(now);
         }
+        self.last_eval = Some(now);
     }
 
     fn update_contact(&mut self, now: Instant) {
