@@ -441,7 +441,8 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
     }
 
     let u16_at = |o: usize| u16::from_be_bytes([bytes[o], bytes[o + 1]]);
-    let u32_at = |o: usize| u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
+    let u32_at =
+        |o: usize| u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
     let u64_at = |o: usize| {
         let mut b = [0u8; 8];
         b.copy_from_slice(&bytes[o..o + 8]);

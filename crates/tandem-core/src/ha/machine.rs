@@ -77,8 +77,10 @@
 //! goActive (→Active), goStandby (→Standby), goIdle (→Idle), goInOp (→Down, and Down→Listen at
 //! executor start). Idle→Listen runs none.
 
-use super::heartbeat::{DropKind, Heartbeat, ProductVersion, ReplayGuard, Request, State, SubState};
-use crate::config::{Backup, Config, RepStrategy, Recovery, Role};
+use super::heartbeat::{
+    DropKind, Heartbeat, ProductVersion, ReplayGuard, Request, State, SubState,
+};
+use crate::config::{Backup, Config, Recovery, RepStrategy, Role};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::fmt;
@@ -179,7 +181,13 @@ impl HaSettings {
 pub enum Action {
     /// Encode `heartbeat` (add replication records to it if any are queued; add the key) and
     /// send it from `source` to `destination`:`port`.
-    SendHeartbeat { pair: usize, source: IpAddr, destination: IpAddr, port: u16, heartbeat: Heartbeat },
+    SendHeartbeat {
+        pair: usize,
+        source: IpAddr,
+        destination: IpAddr,
+        port: u16,
+        heartbeat: Heartbeat,
+    },
     /// In one step: forward, answer ARP for the cluster and return addresses, send gratuitous
     /// ARPs for them.
     GoActive,
@@ -226,13 +234,17 @@ pub enum TakeoverError {
     AlreadyActive,
     #[error("this node is {0}; takeover runs on the Standby node")]
     NotStandby(State),
-    #[error("this node is Standby but Not Synchronized ({0}); takeover needs a Synchronized Standby")]
+    #[error(
+        "this node is Standby but Not Synchronized ({0}); takeover needs a Synchronized Standby"
+    )]
     NotSynchronized(String),
     #[error(
         "the partner runs {partner}, incompatible with this node's {local}: stop the partner's executor to hand over"
     )]
     Incompatible { local: ProductVersion, partner: ProductVersion },
-    #[error("the partner reaches more targets ({partner} > {local}) and would take Active straight back")]
+    #[error(
+        "the partner reaches more targets ({partner} > {local}) and would take Active straight back"
+    )]
     FewerReach { local: u16, partner: u16 },
     #[error(
         "recovery is auto and this node is the backup: the primary would take Active straight back (use manual recovery)"
@@ -401,7 +413,15 @@ struct Pair {
 
 impl Pair {
     fn new(source: IpAddr, destination: IpAddr) -> Self {
-        Pair { source, destination, guard: ReplayGuard::new(), last_heard: None, received: 0, lost: 0, sent: 0 }
+        Pair {
+            source,
+            destination,
+            guard: ReplayGuard::new(),
+            last_heard: None,
+            received: 0,
+            lost: 0,
+            sent: 0,
+        }
     }
 }
 
@@ -525,7 +545,11 @@ pub struct Machine {
 
 fn secs(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 == 0 { format!("{}s", ms / 1000) } else { format!("{}s", d.as_secs_f64()) }
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -672,9 +696,11 @@ impl Machine {
         self.pairs = settings
             .heartbeats
             .iter()
-            .map(|&(s, d)| match old_pairs.iter().position(|p| p.source == s && p.destination == d) {
-                Some(i) => old_pairs.swap_remove(i),
-                None => Pair::new(s, d),
+            .map(|&(s, d)| {
+                match old_pairs.iter().position(|p| p.source == s && p.destination == d) {
+                    Some(i) => old_pairs.swap_remove(i),
+                    None => Pair::new(s, d),
+                }
             })
             .collect();
         let old_reach = std::mem::take(&mut self.reach);
@@ -752,10 +778,10 @@ impl Machine {
             self.drops.count(DropKind::Replayed);
             return Received::Dropped(DropKind::Replayed);
         }
-        if let Some((e, s)) = before {
-            if e == hb.epoch {
-                p.lost = p.lost.saturating_add(hb.seq - s - 1);
-            }
+        if let Some((e, s)) = before
+            && e == hb.epoch
+        {
+            p.lost = p.lost.saturating_add(hb.seq - s - 1);
         }
         p.received += 1;
         p.last_heard = Some(now);
@@ -792,7 +818,8 @@ impl Machine {
         };
         let mut content = hb.clone();
         content.records = Vec::new();
-        self.partner = Some(Partner { hb: content, last_heard: now, heard_since, fresh_ack, address });
+        self.partner =
+            Some(Partner { hb: content, last_heard: now, heard_since, fresh_ack, address });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.
         if self.state == State::Active
@@ -802,10 +829,12 @@ impl Machine {
             self.actions.push_back(Action::Announce);
         }
         // Our own Standby notice is acknowledged once an Active partner has seen it.
-        if let Notice::Sent(seq) = self.notice {
-            if hb.state == State::Active && hb.ack_epoch == self.epoch && hb.ack >= seq {
-                self.notice = Notice::None;
-            }
+        if let Notice::Sent(seq) = self.notice
+            && hb.state == State::Active
+            && hb.ack_epoch == self.epoch
+            && hb.ack >= seq
+        {
+            self.notice = Notice::None;
         }
 
         let interval = self.settings.interval();
@@ -869,10 +898,10 @@ impl Machine {
         }
         let heard = self.heard(now);
         let p = self.partner.as_ref().filter(|_| heard);
-        if let Some(p) = p {
-            if !p.hb.version.compatible(&self.version) {
-                return Err(TakeoverError::Incompatible { local: self.version, partner: p.hb.version });
-            }
+        if let Some(p) = p
+            && !p.hb.version.compatible(&self.version)
+        {
+            return Err(TakeoverError::Incompatible { local: self.version, partner: p.hb.version });
         }
         if self.sub_state() != SubState::Synchronized {
             let why = match (p, self.contact) {
@@ -887,7 +916,9 @@ impl Machine {
         if p.hb.reach_count > local {
             return Err(TakeoverError::FewerReach { local, partner: p.hb.reach_count });
         }
-        if self.role() == Some(Role::Backup) && p.hb.role == Role::Primary && p.hb.recovery == Recovery::Auto
+        if self.role() == Some(Role::Backup)
+            && p.hb.role == Role::Primary
+            && p.hb.recovery == Recovery::Auto
         {
             return Err(TakeoverError::AutoBackup);
         }
@@ -970,7 +1001,11 @@ impl Machine {
             reach_total: self.reach_total(),
             partner,
             heartbeats,
-            reach: self.reach.iter().map(|r| ReachStatus { address: r.address, reachable: r.reachable }).collect(),
+            reach: self
+                .reach
+                .iter()
+                .map(|r| ReachStatus { address: r.address, reachable: r.reachable })
+                .collect(),
             dropped: self.drops.clone(),
             takeover,
             warnings: self.warnings(now),
@@ -978,7 +1013,12 @@ impl Machine {
                 .history
                 .iter()
                 .rev()
-                .map(|t| TransitionStatus { age_ms: age(t.at), from: t.from, to: t.to, reason: t.reason.clone() })
+                .map(|t| TransitionStatus {
+                    age_ms: age(t.at),
+                    from: t.from,
+                    to: t.to,
+                    reason: t.reason.clone(),
+                })
                 .collect(),
         }
     }
@@ -1187,7 +1227,11 @@ impl Machine {
         }
         let h = self.settings.hatimeout();
         let interval = self.settings.interval();
-        while self.sent.front().is_some_and(|&(_, t)| now.saturating_duration_since(t) > h * 2 + interval) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|&(_, t)| now.saturating_duration_since(t) > h * 2 + interval)
+        {
             self.sent.pop_front();
         }
         self.sent.push_back((seq, now));
@@ -1241,7 +1285,8 @@ impl Machine {
         }
         self.update_contact(now);
         self.maybe_failback(now);
-        if self.sent_signature != Some(self.signature()) || self.next_send.is_some_and(|t| now >= t) {
+        if self.sent_signature != Some(self.signature()) || self.next_send.is_some_and(|t| now >= t)
+        {
             self.send_round(now);
         }
         self.last_eval = Some(now);
@@ -1283,7 +1328,10 @@ impl Machine {
         } else if !self.contact {
             self.abandon_attempt(now, "lost contact with the partner".into());
         } else if now >= a.deadline {
-            let why = format!("the partner did not yield within {}", secs(self.settings.takeover_timeout()));
+            let why = format!(
+                "the partner did not yield within {}",
+                secs(self.settings.takeover_timeout())
+            );
             self.abandon_attempt(now, why);
         }
     }
@@ -1294,8 +1342,13 @@ impl Machine {
                 State::Idle => "partner left high availability".into(),
                 _ => "partner left (executor stopped)".into(),
             },
-            Some(_) => format!("heartbeat timeout (hatimeout {} exceeded)", secs(self.settings.hatimeout())),
-            None => format!("no partner heard within hatimeout ({})", secs(self.settings.hatimeout())),
+            Some(_) => format!(
+                "heartbeat timeout (hatimeout {} exceeded)",
+                secs(self.settings.hatimeout())
+            ),
+            None => {
+                format!("no partner heard within hatimeout ({})", secs(self.settings.hatimeout()))
+            }
         }
     }
 
@@ -1303,12 +1356,19 @@ impl Machine {
     /// nodes reach the same answer from the same facts.
     fn prefer_self(&self, p: &Heartbeat, both_active: bool) -> (bool, String) {
         if self.maintenance != p.maintenance {
-            let why = if self.maintenance { "this node is in maintenance" } else { "partner is in maintenance" };
+            let why = if self.maintenance {
+                "this node is in maintenance"
+            } else {
+                "partner is in maintenance"
+            };
             return (!self.maintenance, why.into());
         }
         let mine = self.reach_count();
         if mine != p.reach_count {
-            return (mine > p.reach_count, format!("reach targets {mine} here, {} on partner", p.reach_count));
+            return (
+                mine > p.reach_count,
+                format!("reach targets {mine} here, {} on partner", p.reach_count),
+            );
         }
         let role = self.role().unwrap_or(Role::Primary);
         if role != p.role {
@@ -1323,7 +1383,10 @@ impl Machine {
             return (win, why.into());
         }
         if self.epoch != p.epoch {
-            return (self.epoch < p.epoch, "same role on both nodes: the longer-running one wins".into());
+            return (
+                self.epoch < p.epoch,
+                "same role on both nodes: the longer-running one wins".into(),
+            );
         }
         let win = self.pairs.first().is_none_or(|pair| pair.source < pair.destination);
         (win, "same role and epoch: the lower address wins".into())
@@ -1351,35 +1414,32 @@ impl Machine {
         let p = self.partner.as_ref().filter(|_| heard).map(|p| p.hb.clone());
         let before = self.state;
         match (self.state, p) {
-            (State::Listen, None) => {
-                if self.listen_deadline.is_some_and(|d| now >= d) {
-                    let reason = self.loss_reason();
-                    self.transition(now, State::Active, reason);
-                }
+            (State::Listen, None) if self.listen_deadline.is_some_and(|d| now >= d) => {
+                let reason = self.loss_reason();
+                self.transition(now, State::Active, reason);
             }
             (State::Listen, Some(p)) => {
                 if p.state == State::Active {
                     self.transition(now, State::Standby, "partner is Active".into());
-                } else if contact && !deaf {
-                    if let Some(why) = self.wins_vacancy(&p) {
-                        self.transition(now, State::Active, why);
-                    }
+                } else if contact
+                    && !deaf
+                    && let Some(why) = self.wins_vacancy(&p)
+                {
+                    self.transition(now, State::Active, why);
                 }
             }
             (State::Standby, None) => {
                 let reason = self.loss_reason();
                 self.transition(now, State::Active, reason);
             }
-            (State::Standby, Some(p)) => {
-                if p.state != State::Active && contact && !deaf {
-                    if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
-                        let why = format!("{}: partner yielded", a.kind);
-                        self.transition(now, State::Active, why);
-                    } else if self.yielded.is_none() {
-                        if let Some(why) = self.wins_vacancy(&p) {
-                            self.transition(now, State::Active, why);
-                        }
-                    }
+            (State::Standby, Some(p)) if p.state != State::Active && contact && !deaf => {
+                if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
+                    let why = format!("{}: partner yielded", a.kind);
+                    self.transition(now, State::Active, why);
+                } else if self.yielded.is_none()
+                    && let Some(why) = self.wins_vacancy(&p)
+                {
+                    self.transition(now, State::Active, why);
                 }
             }
             (State::Active, Some(p)) => {
@@ -1387,7 +1447,11 @@ impl Machine {
                 let mine = self.reach_count();
                 if p.state == State::Active {
                     if deaf {
-                        self.transition(now, State::Standby, "partner is Active and does not hear this node".into());
+                        self.transition(
+                            now,
+                            State::Standby,
+                            "partner is Active and does not hear this node".into(),
+                        );
                     } else if contact {
                         let (win, why) = self.prefer_self(&p, true);
                         if !win {
@@ -1396,7 +1460,9 @@ impl Machine {
                     }
                 } else if contact && sync && p.state == State::Standby {
                     let partner_maint_only = p.maintenance && !self.maintenance;
-                    let why = if p.request == Request::TakeoverRequest && mine <= p.reach_count && !partner_maint_only
+                    let why = if p.request == Request::TakeoverRequest
+                        && mine <= p.reach_count
+                        && !partner_maint_only
                     {
                         Some("partner requested takeover".to_string())
                     } else if p.reach_count > mine && !partner_maint_only {
@@ -1432,7 +1498,10 @@ impl Machine {
             return;
         }
         let Some(p) = &self.partner else { return };
-        if p.hb.state == State::Active && p.hb.role == Role::Backup && self.reach_count() >= p.hb.reach_count {
+        if p.hb.state == State::Active
+            && p.hb.role == Role::Backup
+            && self.reach_count() >= p.hb.reach_count
+        {
             self.start_attempt(now, AttemptKind::Failback);
         }
     }
@@ -1464,7 +1533,10 @@ impl Machine {
         }
         let h = u32::try_from(self.settings.hatimeout().as_millis()).unwrap_or(u32::MAX);
         if p.hb.hatimeout_ms != h {
-            w.push(format!("hatimeout differs ({h} ms here, {} ms on the partner)", p.hb.hatimeout_ms));
+            w.push(format!(
+                "hatimeout differs ({h} ms here, {} ms on the partner)",
+                p.hb.hatimeout_ms
+            ));
         }
         if p.hb.reach_total != self.reach_total() {
             w.push(format!(
@@ -1474,7 +1546,9 @@ impl Machine {
             ));
         }
         if self.contact_kind(now) == Contact::Deaf {
-            w.push("the partner does not hear this node (its acks are older than hatimeout)".into());
+            w.push(
+                "the partner does not hear this node (its acks are older than hatimeout)".into(),
+            );
         }
         w
     }

@@ -77,7 +77,8 @@ pub struct ReceiveOutcome {
     pub records: Vec<Record>,
     /// The acknowledgement to send back (`None` for garbage).
     pub ack: Option<Ack>,
-    /// A full synchronisation has completed: every record it carried has been delivered.
+    /// A full synchronisation has completed: every record it carried has been delivered
+    /// (one payload may complete more than one: see [`ReceiverStats::syncs_completed`]).
     pub sync_complete: bool,
     /// The receiver has started following a new sender session. If it did not start at the
     /// session's beginning, records sent before may be missing: request a full sync unless
@@ -115,6 +116,8 @@ pub struct ReceiverStats {
     pub gaps: u64,
     /// Batches held waiting for an earlier one.
     pub held: usize,
+    /// Full synchronisations completed.
+    pub syncs_completed: u64,
     /// Epoch of the full synchronisation being received, if any.
     pub sync_in_progress: Option<u32>,
     pub last_full_sync: Option<ReceivedSync>,
@@ -280,6 +283,7 @@ impl Receiver {
                     {
                         self.sync = None;
                         out.sync_complete = true;
+                        self.stats.syncs_completed += 1;
                         self.stats.last_full_sync = Some(ReceivedSync {
                             epoch,
                             records: n,

@@ -22,7 +22,7 @@ fn sa(s: &str) -> SocketAddr {
 fn nat_conn(i: u32) -> ConnectionRecord {
     ConnectionRecord {
         proto: Protocol::Tcp,
-        client: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xcb00_0000 | (i >> 16))), (i & 0xffff) as u16 | 1),
+        client: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xcb00_0000 | (i >> 16))), (i & 0xffff) as u16),
         cluster: sa("192.0.2.100:80"),
         server: ip("10.0.0.1"),
         nat: Some(NatMapping { returnaddress: ip("10.0.0.200"), nat_port: 2001, server_port: 80 }),
@@ -273,7 +273,6 @@ fn messages() {
     assert_eq!(message_kind(&bytes), Some(MessageKind::Ack));
     assert_eq!(Ack::decode(&bytes), Ok(ack));
     assert!(ack.covers(u32::MAX - 1) && !ack.covers(u32::MAX) && ack.covers(0) && !ack.covers(1));
-    assert!(ack.covers(1u32.wrapping_add(0)) || !ack.covers(1));
     assert_eq!(Ack::decode(&[&bytes[..], &[0]].concat()), Err(MessageError::TrailingBytes));
     assert_eq!(Ack::decode(&bytes[..17]), Err(MessageError::Truncated));
     assert_eq!(Ack::decode(&[2, 2]), Err(MessageError::Version(2)));
@@ -378,12 +377,11 @@ fn validation_refuses_bad_records_by_reason() {
     assert_eq!(out.records, vec![nat_conn(2).into()]);
     assert_eq!(out.dropped.invalid, counts);
     assert_eq!(rx.stats().dropped.invalid.get(Invalid::Expired), 2);
-    let json = serde_json_like(&rx.stats().dropped.invalid);
-    assert!(json.contains("returnaddress_mismatch"));
+    assert!(names(&rx.stats().dropped.invalid).contains("returnaddress_mismatch=1"));
 }
 
 /// The reason names, as a report would list them.
-fn serde_json_like(c: &InvalidCounts) -> String {
+fn names(c: &InvalidCounts) -> String {
     c.iter().map(|(r, n)| format!("{}={n} ", r.name())).collect()
 }
 
@@ -559,7 +557,8 @@ fn pacing_is_a_token_bucket() {
     let left = s.pace(t0);
     assert!(left < 1400);
     // 1 ms at 1 MB/s: 1000 more bytes.
-    assert_eq!(s.pace(t0 + Duration::from_millis(1)), left + 1000);
+    let refilled = s.pace(t0 + Duration::from_millis(1));
+    assert!((left + 999..=left + 1000).contains(&refilled), "{refilled}");
     assert_eq!(s.pace(t0 + Duration::from_secs(5)), 10_000, "capped at the burst");
     // A clock that goes back does not add.
     assert_eq!(s.pace(t0), 10_000);
@@ -794,7 +793,7 @@ fn arb_op() -> impl Strategy<Value = Op> {
         3 => (any::<u16>(), proptest::bool::weighted(0.2)).prop_map(|(i, d)| Op::DeliverAck(i, d)),
         1 => any::<u16>().prop_map(Op::LoseAck),
         2 => (0u16..3000).prop_map(Op::Advance),
-        1 => Just(Op::FullSync).boxed().prop_map(|o| o),
+        1 => Just(Op::FullSync),
     ]
 }
 
@@ -970,7 +969,8 @@ proptest! {
             }
         }
         prop_assert_eq!(&applied, &latest);
-        prop_assert!(completed >= syncs.min(1), "completed {} of {} syncs", completed, syncs);
+        prop_assert_eq!(completed > 0, syncs > 0);
+        prop_assert_eq!(rx.stats().syncs_completed, u64::from(syncs));
         if syncs > 0 {
             let last = rx.stats().last_full_sync.map(|f| f.epoch);
             prop_assert_eq!(last, Some(syncs));
