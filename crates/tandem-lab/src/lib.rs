@@ -59,6 +59,7 @@
 //! assert_eq!(report.ok, 100);
 //! ```
 
+pub mod bench;
 mod addr;
 pub mod cluster;
 mod lab;

@@ -91,7 +91,6 @@ pub struct Ring {
     slot_size: usize,
     slot_count: usize,
     next: usize,
-    ifindex: i32,
 }
 
 // SAFETY: the mapping is owned by this Ring alone; it is only touched through `&mut self`.
@@ -216,18 +215,13 @@ impl Ring {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         });
-        let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0, ifindex };
+        let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0 };
         bound?;
         if let Some(group) = fanout_group {
             let arg: libc::c_int = (group as libc::c_int) | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
             setsockopt(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
         }
         Ok(ring)
-    }
-
-    /// The interface this ring is bound to.
-    pub fn ifindex(&self) -> i32 {
-        self.ifindex
     }
 
     /// Waits up to `timeout_ms` for frames.
@@ -409,22 +403,6 @@ impl Ring {
         }
     }
 
-    /// Kernel ring statistics since the last call: (packets, drops).
-    pub fn kernel_stats(&self) -> (u64, u64) {
-        let mut st = libc::tpacket_stats_v3 { tp_packets: 0, tp_drops: 0, tp_freeze_q_cnt: 0 };
-        let mut len = std::mem::size_of::<libc::tpacket_stats_v3>() as libc::socklen_t;
-        // SAFETY: st is large enough for either stats layout; len tells the kernel its size.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_PACKET,
-                libc::PACKET_STATISTICS,
-                &mut st as *mut _ as *mut libc::c_void,
-                &mut len,
-            )
-        };
-        if r < 0 { (0, 0) } else { (st.tp_packets as u64, st.tp_drops as u64) }
-    }
 }
 
 impl Drop for Ring {

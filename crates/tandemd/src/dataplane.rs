@@ -13,7 +13,6 @@ use tandem_core::forward::{Engine, RxMeta, Verdict};
 pub struct Dataplane {
     pub interface: Interface,
     pub workers: usize,
-    pub ring: RingConfig,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     pub tx: Arc<TxSocket>,
@@ -56,7 +55,7 @@ impl Dataplane {
             );
         }
         tracing::info!(interface = %interface.name, workers, ring = ?ring.version, "data plane started");
-        Ok(Dataplane { interface, workers, ring, stop, threads, tx })
+        Ok(Dataplane { interface, workers, stop, threads, tx })
     }
 
     /// Sends control-plane frames now.

@@ -10,6 +10,7 @@
 mod admin;
 mod afpacket;
 mod dataplane;
+mod ha;
 mod netdev;
 mod node;
 mod report;
@@ -76,6 +77,10 @@ fn run(args: Args) -> Result<()> {
         tracing::info!(config = %path.display(), "configuration loaded");
     }
     admin::serve(&args.socket, node.clone())?;
+    {
+        let node = node.clone();
+        std::thread::Builder::new().name("ha".into()).spawn(move || node.run_ha())?;
+    }
     tracing::info!(socket = %args.socket.display(), "tandemd ready");
     wait_for_signal();
     tracing::info!("stopping");

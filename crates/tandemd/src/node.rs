@@ -16,6 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_core::config::{self, Command, Config};
 use tandem_core::forward::{Engine, Plan};
+use tandem_core::ha::{Action, HaSettings};
+use crate::ha::{HaShell, ScriptJob, Sockets};
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -50,6 +52,7 @@ impl Reply {
 struct State {
     config: Config,
     dataplane: Option<Dataplane>,
+    ha: HaShell,
 }
 
 /// One Tandem node.
@@ -63,7 +66,7 @@ pub struct Node {
 impl Node {
     pub fn new(opts: NodeOptions) -> Node {
         Node {
-            state: Mutex::new(State { config: Config::default(), dataplane: None }),
+            state: Mutex::new(State { config: Config::default(), dataplane: None, ha: HaShell::new() }),
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
@@ -100,7 +103,7 @@ impl Node {
                 Err(e) => Reply::err(format!("{e:#}")),
             };
         }
-        match self.query(&st, &cmd) {
+        match self.query(&mut st, &cmd) {
             Ok((text, data)) => Reply::ok(text, data),
             Err(e) => Reply::err(format!("{e:#}")),
         }
@@ -149,7 +152,24 @@ impl Node {
         })
     }
 
-    fn query(&self, st: &State, cmd: &Command) -> Result<(String, serde_json::Value)> {
+    fn query(&self, st: &mut State, cmd: &Command) -> Result<(String, serde_json::Value)> {
+        let now = Instant::now();
+        match cmd {
+            Command::HaStatus => {
+                let status = st.ha.machine.status(now);
+                let events: Vec<(u64, String)> =
+                    st.ha.events.iter().map(|(t, e)| (now.saturating_duration_since(*t).as_millis() as u64, e.clone())).collect();
+                return report::ha_status(&status, &events);
+            }
+            Command::HaTakeover(_) => {
+                st.ha.machine.takeover(now).map_err(|e| anyhow!("takeover refused: {e}"))?;
+                st.ha.event(now, "takeover requested by the operator".into());
+                self.drain(st, now);
+                return Ok(("takeover started: the partner yields, then this node goes Active\n".into(), serde_json::json!({"takeover": "started"})));
+            }
+            Command::HaMaintenance => return report::maintenance(&st.config, &self.engine),
+            _ => {}
+        }
         let view = report::View {
             config: &st.config,
             engine: &self.engine,
@@ -161,13 +181,45 @@ impl Node {
         report::render(&view, cmd)
     }
 
-    /// Brings the data plane in line with `new`, then makes it the running configuration.
+    /// Brings the data plane and HA in line with `new`, then makes it the running
+    /// configuration. Everything that can fail (interface, sockets, key file) is prepared
+    /// first, so a failure changes nothing.
     fn commit(&self, st: &mut State, new: Config) -> Result<()> {
+        let now = Instant::now();
         // The forwarding interface: the one holding the nfa (or the one named at start).
         let wanted = match (&self.opts.interface, new.executor.nfa) {
             (Some(name), _) => Some(netdev::interface_by_name(name)?),
             (None, Some(nfa)) => Some(netdev::interface_with_address(nfa)?),
             (None, None) => None,
+        };
+        // HA: settings, sockets and key, prepared before anything changes.
+        let mut settings = HaSettings::from_config(&new);
+        settings.config_digest = config_digest(&new);
+        let ha_changed = settings != *st.ha.machine.settings();
+        let new_sockets = if ha_changed
+            && (settings.backup != st.ha.machine.settings().backup
+                || settings.heartbeats != st.ha.machine.settings().heartbeats)
+        {
+            // Keep the sockets still wanted; on failure put them back untouched.
+            let old = st.ha.sockets.take();
+            let keep_port = old.as_ref().map(|o| o.port);
+            match Sockets::bind(&settings, old) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    if keep_port.is_some() {
+                        // Rebind what we had (its sockets were consumed); best effort.
+                        let prev = HaSettings::from_config(&st.config);
+                        st.ha.sockets = Sockets::bind(&prev, None).ok().flatten();
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        let key = match &new.ha.key_file {
+            Some(path) => Some(read_key(path)?),
+            None => None,
         };
         let current = st.dataplane.as_ref().map(|d| d.interface.clone());
         if wanted != current {
@@ -182,9 +234,32 @@ impl Node {
                 st.dataplane = Some(Dataplane::start(self.engine.clone(), iface, self.opts.workers, self.opts.ring)?);
             }
         }
-        let forwarding = new.executor.started && st.dataplane.is_some();
+        let was_started = st.config.executor.started;
+        st.config = new;
+        st.ha.key = key;
+        st.ha.reach_interval = Duration::try_from_secs_f64(st.config.ha.reach_interval).unwrap_or(Duration::from_secs(2));
+        if let Some(sockets) = new_sockets {
+            st.ha.sockets = sockets;
+        }
+        if ha_changed {
+            st.ha.machine.configure(now, &settings);
+        }
+        match (was_started, st.config.executor.started) {
+            (false, true) => st.ha.machine.executor_started(now),
+            (true, false) => st.ha.machine.executor_stopped(now),
+            _ => {}
+        }
+        self.drain(st, now);
+        self.refresh_plan(st);
+        Ok(())
+    }
+
+    /// Compiles and installs the plan for the running configuration and HA state; sends what
+    /// the change calls for (gratuitous ARPs, resets, ARP requests).
+    fn refresh_plan(&self, st: &mut State) {
+        let forwarding = st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
         let mac = st.dataplane.as_ref().map(|d| d.interface.mac).unwrap_or_default();
-        let plan = Plan::compile(&new, forwarding, mac, &self.engine.counters);
+        let plan = Plan::compile(&st.config, forwarding, mac, &self.engine.counters);
         let frames = self.engine.install(plan, Instant::now());
         if let Some(dp) = &st.dataplane {
             dp.send(&frames);
@@ -193,8 +268,67 @@ impl Node {
                 self.repeat_announcements(dp);
             }
         }
-        st.config = new;
-        Ok(())
+    }
+
+    /// Carries out the HA machine's actions, in order.
+    fn drain(&self, st: &mut State, now: Instant) {
+        while let Some(action) = st.ha.machine.poll_action() {
+            match &action {
+                Action::SendHeartbeat { source, destination, port, heartbeat, .. } => {
+                    st.ha.send(*source, *destination, *port, heartbeat);
+                }
+                Action::Announce => {
+                    if let Some(dp) = &st.dataplane {
+                        dp.send(&self.engine.announcements());
+                    }
+                    st.ha.event(now, "partner entered Standby: gratuitous ARPs sent again".into());
+                }
+                Action::RunScript { name, arg } => {
+                    let job = ScriptJob { name, arg: *arg, env: script_env(st, name) };
+                    if let Some(dir) = &st.config.ha.script_dir {
+                        st.ha.scripts.queue(dir.into(), job);
+                    }
+                }
+                Action::PartnerLost => st.ha.event(now, "partner lost".into()),
+                Action::PartnerFound { compatible } => {
+                    st.ha.event(now, format!("partner found ({})", if *compatible { "compatible" } else { "incompatible version" }))
+                }
+                Action::RequestFullSync => {}
+                other => {
+                    if let Some(fwd) = other.forwarding() {
+                        self.refresh_plan(st);
+                        st.ha.event(
+                            now,
+                            format!("{other:?}: {} (state {})", if fwd { "forwarding" } else { "not forwarding" }, st.ha.machine.state()),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The HA thread: heartbeats in, timers, reach probes, actions out.
+    pub fn run_ha(self: Arc<Self>) {
+        loop {
+            let (fds, wake) = {
+                let st = self.state.lock();
+                (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
+            };
+            let timeout = wake.saturating_duration_since(Instant::now()).as_millis().min(50) as i32;
+            let mut pfds: Vec<libc::pollfd> = fds.iter().map(|fd| libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 }).collect();
+            if pfds.is_empty() {
+                std::thread::sleep(Duration::from_millis(timeout.max(1) as u64));
+            } else {
+                // SAFETY: pfds is a valid array of pollfd for the call.
+                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout.max(1)) };
+            }
+            let now = Instant::now();
+            let mut st = self.state.lock();
+            st.ha.receive(now);
+            st.ha.probe(now);
+            st.ha.machine.handle_timeout(now);
+            self.drain(&mut st, now);
+        }
     }
 
     /// Sends the gratuitous ARPs again, `garp_count - 1` more times, spaced, off the command path.
@@ -211,4 +345,49 @@ impl Node {
             }
         });
     }
+}
+
+/// A digest of the configuration the pair must agree on (everything but the HA statements,
+/// which differ between the two nodes by design).
+fn config_digest(cfg: &Config) -> u64 {
+    let text: Vec<String> = cfg.to_commands().into_iter().filter(|l| !l.starts_with("highavailability") && !l.contains("nfa")).collect();
+    xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
+}
+
+/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed.
+fn read_key(path: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the HA key file {path}"))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let key = text.trim().as_bytes().to_vec();
+    if key.len() < 16 {
+        anyhow::bail!("the HA key in {path} is too short ({} bytes; use at least 16)", key.len());
+    }
+    Ok(key)
+}
+
+/// The environment of an HA script.
+fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
+    let status = st.ha.machine.status(Instant::now());
+    let clusters: Vec<String> = st.config.clusters.keys().map(|c| c.to_string()).collect();
+    let mut returns: Vec<String> = st
+        .config
+        .clusters
+        .values()
+        .flat_map(|c| c.ports.values())
+        .flat_map(|p| p.servers.values())
+        .filter_map(|s| s.returnaddress.map(|r| r.to_string()))
+        .collect();
+    returns.sort();
+    returns.dedup();
+    vec![
+        ("TANDEM_SCRIPT".into(), name.to_string()),
+        ("TANDEM_ROLE".into(), status.role.map(|r| r.keyword().to_string()).unwrap_or_else(|| "none".into())),
+        ("TANDEM_STATE".into(), status.state.to_string()),
+        ("TANDEM_SUBSTATE".into(), status.sub_state.to_string()),
+        ("TANDEM_PARTNER".into(), status.partner.as_ref().and_then(|p| p.address).map(|a| a.to_string()).unwrap_or_default()),
+        ("TANDEM_PARTNER_STATE".into(), status.partner.as_ref().map(|p| p.state.to_string()).unwrap_or_default()),
+        ("TANDEM_CLUSTERS".into(), clusters.join(" ")),
+        ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
+        ("TANDEM_NFA".into(), st.config.executor.nfa.map(|a| a.to_string()).unwrap_or_default()),
+    ]
 }

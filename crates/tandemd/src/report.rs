@@ -38,16 +38,6 @@ pub fn render(v: &View, cmd: &Command) -> Result<(String, serde_json::Value)> {
             let rows = servers(v, t)?;
             json(rows, |r| servers_text(r))
         }
-        Command::HaStatus => {
-            let ha = &v.config.ha;
-            let text = format!(
-                "High Availability Status:\n-------------------------\nState ....................... {}\n(heartbeats configured: {}, reach targets: {})\n",
-                if ha.backup.is_some() { "configured (the HA engine is not part of this build)" } else { "Idle (stand-alone)" },
-                ha.heartbeats.len(),
-                ha.reach.len()
-            );
-            Ok((text, serde_json::to_value(ha)?))
-        }
         other => bail!("'{other}' is not available in this build"),
     }
 }
@@ -405,4 +395,136 @@ impl Table {
         }
         out
     }
+}
+
+/// `highavailability status`, in the Dispatcher's layout, with the real liveness of each
+/// heartbeat pair (not PH57722's frozen neighbour state) and the recent transitions.
+pub fn ha_status(st: &tandem_core::ha::HaStatus, events: &[(u64, String)]) -> Result<(String, serde_json::Value)> {
+    let mut s = String::from("High Availability Status:\n-------------------------\n");
+    let kw = |x: Option<String>| x.unwrap_or_else(|| "-".into());
+    dots(&mut s, "Role", kw(st.role.map(|r| r.keyword().to_string())));
+    dots(&mut s, "Recovery strategy", kw(st.recovery.map(|r| r.keyword().to_string())));
+    dots(&mut s, "State", st.state);
+    dots(&mut s, "Sub-state", st.sub_state);
+    dots(&mut s, "Port", kw(st.port.map(|p| p.to_string())));
+    dots(&mut s, "Version", st.version);
+    dots(&mut s, "HA timeout / interval", format!("{} ms / {} ms", st.hatimeout_ms, st.interval_ms));
+    match &st.partner {
+        Some(p) => {
+            dots(&mut s, "Partner", kw(p.address.map(|a| a.to_string())));
+            dots(&mut s, "Partner state", format!("{} / {} ({:?} contact)", p.state, p.sub_state, p.contact));
+            dots(
+                &mut s,
+                "Partner version",
+                format!("{} ({})", p.version, if p.compatible { "compatible" } else { "INCOMPATIBLE: no replication" }),
+            );
+            dots(&mut s, "Partner last heard", format!("{} ms ago", p.last_heard_ms));
+            dots(&mut s, "Partner reach", format!("{}/{}", p.reach_count, p.reach_total));
+        }
+        None => dots(&mut s, "Partner", "not heard"),
+    }
+    if let Some(t) = &st.takeover {
+        dots(&mut s, "Takeover", t);
+    }
+    s.push_str("\nHeartbeat Status:\n-----------------\n");
+    dots(&mut s, "Count", st.heartbeats.len());
+    for h in &st.heartbeats {
+        dots(
+            &mut s,
+            "Source/destination",
+            format!(
+                "{}/{} {:?} (last heard {}, received {}, lost {}, sent {})",
+                h.source,
+                h.destination,
+                h.status,
+                h.last_heard_ms.map(|m| format!("{m} ms ago")).unwrap_or_else(|| "never".into()),
+                h.received,
+                h.lost,
+                h.sent
+            ),
+        );
+    }
+    s.push_str("\nReachability Status:\n--------------------\n");
+    dots(&mut s, "Count", format!("{} (reaching {})", st.reach.len(), st.reach_count));
+    for r in &st.reach {
+        let state = match r.reachable {
+            Some(true) => "reachable",
+            Some(false) => "unreachable",
+            None => "not probed yet",
+        };
+        dots(&mut s, "Address", format!("{} {state}", r.address));
+    }
+    let d = &st.dropped;
+    let dropped = d.truncated + d.bad_magic + d.unsupported_format + d.bad_mac + d.missing_mac + d.malformed + d.replayed + d.own + d.unknown_pair;
+    s.push_str("\nDropped heartbeats:\n-------------------\n");
+    dots(&mut s, "Total", dropped);
+    if dropped > 0 {
+        let v = serde_json::to_value(d)?;
+        if let Some(map) = v.as_object() {
+            for (k, n) in map {
+                if n.as_u64().unwrap_or(0) > 0 {
+                    dots(&mut s, &format!("  {k}"), n);
+                }
+            }
+        }
+    }
+    for w in &st.warnings {
+        let _ = writeln!(s, "WARNING: {w}");
+    }
+    s.push_str("\nRecent transitions (newest first):\n");
+    for t in &st.transitions {
+        let _ = writeln!(s, "  {:>8} ms ago  {} -> {}  ({})", t.age_ms, t.from, t.to, t.reason);
+    }
+    let mut data = serde_json::to_value(st)?;
+    data["events"] = serde_json::to_value(events)?;
+    Ok((s, data))
+}
+
+/// `highavailability maintenance`: how to upgrade the pair without dropping connections,
+/// computed from live data as IBM's maintenance procedure describes.
+pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_json::Value)> {
+    use tandem_core::config::RepStrategy;
+    #[derive(Serialize)]
+    struct Row {
+        cluster: IpAddr,
+        port: u16,
+        repstrategy: String,
+        active: u64,
+        stickytime: u32,
+        staletimeout: u32,
+        counts: u32,
+    }
+    let mut rows = Vec::new();
+    for (c, cl) in &config.clusters {
+        for (p, port) in &cl.ports {
+            if port.repstrategy == RepStrategy::None {
+                continue;
+            }
+            let active: u64 = port.servers.keys().map(|s| engine.counters.lookup(*c, *p, *s).map(|x| x.read().active).unwrap_or(0)).sum();
+            let mut counts = 0;
+            if matches!(port.repstrategy, RepStrategy::Affinity | RepStrategy::Both) && port.stickytime > 0 {
+                counts = counts.max(port.stickytime);
+            }
+            if matches!(port.repstrategy, RepStrategy::Connection | RepStrategy::Both) {
+                counts = counts.max(port.staletimeout);
+            }
+            rows.push(Row { cluster: *c, port: *p, repstrategy: keyword(&port.repstrategy), active, stickytime: port.stickytime, staletimeout: port.staletimeout, counts });
+        }
+    }
+    let largest = rows.iter().filter(|r| r.active > 0).map(|r| r.counts).max().unwrap_or(0);
+    let wait = largest as f64 / 2.0;
+    let mut t = Table::new(&["Cluster", "Port", "Repstrategy", "Active", "Stickytime", "Staletimeout"]);
+    for r in &rows {
+        t.row(vec![r.cluster.to_string(), r.port.to_string(), r.repstrategy.clone(), r.active.to_string(), r.stickytime.to_string(), r.staletimeout.to_string()]);
+    }
+    let mut s = String::from("Replicating ports:\n");
+    s.push_str(&t.render());
+    let _ = writeln!(s, "\nIdeal wait time: {wait} s (half the largest stickytime/staletimeout in use on ports with open connections)\n");
+    s.push_str("Steps to upgrade the pair without dropping connections:\n");
+    s.push_str("  1. On both nodes: highavailability backup delete, then backup add ... manual PORT (manual recovery: no automatic takeover while you work).\n");
+    s.push_str("  2. Upgrade the Standby node first; restart it with the same configuration; wait for highavailability status to show Synchronized.\n");
+    let _ = writeln!(s, "  3. Wait the ideal wait time ({wait} s) on the Active node so every replicated record has been refreshed on the Standby.");
+    s.push_str("  4. Run highavailability takeover on the upgraded Standby; it becomes Active with the connections.\n");
+    s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
+    Ok((s, serde_json::json!({"ports": rows, "ideal_wait_seconds": wait})))
 }

@@ -115,6 +115,12 @@ pub struct HaSettings {
     /// How long an `auto` primary stays in contact and Synchronized before it asks for Active
     /// back (damps flapping); `None` = hatimeout.
     pub failback_hold: Option<Duration>,
+    /// Seconds between reach probes (`manager reach set interval`, default 2 s).
+    pub reach_interval: Duration,
+    /// How long a Standby must reach strictly more targets than the Active before the Active
+    /// yields to it; `None` = reach interval + hatimeout. Probes on two nodes see a shared
+    /// target fail at different moments: without this hold they would swap for nothing.
+    pub reach_hold: Option<Duration>,
     /// Some port replicates records: Synchronized then also needs [`Machine::sync_complete`].
     pub replication: bool,
     /// Digest of the whole configuration, reported in heartbeats.
@@ -131,6 +137,8 @@ impl Default for HaSettings {
             interval: None,
             takeover_timeout: None,
             failback_hold: None,
+            reach_interval: Duration::from_secs(2),
+            reach_hold: None,
             replication: false,
             config_digest: 0,
         }
@@ -150,6 +158,8 @@ impl HaSettings {
             heartbeats: cfg.ha.heartbeats.clone(),
             reach: cfg.ha.reach.clone(),
             hatimeout: Duration::try_from_secs_f64(cfg.executor.hatimeout)
+                .unwrap_or(Duration::from_secs(2)),
+            reach_interval: Duration::try_from_secs_f64(cfg.ha.reach_interval)
                 .unwrap_or(Duration::from_secs(2)),
             replication,
             ..HaSettings::default()
@@ -173,6 +183,10 @@ impl HaSettings {
 
     pub fn failback_hold(&self) -> Duration {
         self.failback_hold.unwrap_or(self.hatimeout())
+    }
+
+    pub fn reach_hold(&self) -> Duration {
+        self.reach_hold.unwrap_or(self.reach_interval + self.hatimeout())
     }
 }
 
@@ -532,6 +546,11 @@ pub struct Machine {
     failback_not_before: Option<Instant>,
     /// Yielded to the partner's request; don't take Active back before this, unless it fails.
     yielded: Option<Instant>,
+    /// Since when the Standby partner has reached strictly more targets than this Active node.
+    reach_behind_since: Option<Instant>,
+    /// Partner epoch that our last heartbeat acknowledged.
+    acked_epoch: Option<u64>,
+    last_reply: Option<Instant>,
     notice: Notice,
     takeover_note: Option<String>,
 
@@ -585,6 +604,9 @@ impl Machine {
             attempt: None,
             failback_not_before: None,
             yielded: None,
+            reach_behind_since: None,
+            acked_epoch: None,
+            last_reply: None,
             notice: Notice::None,
             takeover_note: None,
             actions: VecDeque::new(),
@@ -666,6 +688,7 @@ impl Machine {
         c.extend(self.listen_deadline);
         c.extend(self.attempt.map(|a| a.deadline));
         c.extend(self.yielded);
+        c.extend(self.reach_behind_since.map(|t| t + self.settings.reach_hold()));
         c.extend(self.failback_not_before);
         c.extend(self.contact_since.map(|t| t + self.settings.failback_hold()));
         c.extend(self.first_send.map(|t| t + h));
@@ -812,6 +835,7 @@ impl Machine {
         let ack_sent = if hb.ack_epoch == self.epoch { self.send_time(hb.ack) } else { None };
         let fresh_ack = ack_sent.is_some_and(|t| now.saturating_duration_since(t) <= h);
         let prev_request = self.partner.as_ref().map(|p| p.hb.request);
+        let prev_says = self.partner.as_ref().map(|p| (p.hb.state, p.hb.sub_state, p.hb.request));
         let heard_since = match &self.partner {
             Some(p) if was_heard => p.heard_since,
             _ => now,
@@ -837,12 +861,21 @@ impl Machine {
             self.notice = Notice::None;
         }
 
+        // Reply at once when the partner's view of us is stale, when we have never acked this
+        // partner run, or when it says something new (so it gets our ack without waiting an
+        // interval). A reply answers nothing that a reply would trigger again, so two nodes
+        // never ping-pong; the rate limit guards against floods.
         let interval = self.settings.interval();
         let stale_view = hb.ack < self.change_seq
             || ack_sent.is_none_or(|t| now.saturating_duration_since(t) > interval + interval / 2);
+        let unacked = self.acked_epoch != Some(hb.epoch);
+        let news = prev_says != Some((hb.state, hb.sub_state, hb.request));
+        let round_before = self.last_round;
         self.evaluate(now);
-        let may_reply = self.last_round.is_none_or(|t| now >= t + interval / 4);
-        if stale_view && may_reply && self.ha_running() {
+        let sent_now = self.last_round != round_before;
+        let may_reply = self.last_reply.is_none_or(|t| now >= t + interval / 4);
+        if (stale_view || unacked || news) && may_reply && !sent_now && self.ha_running() {
+            self.last_reply = Some(now);
             self.send_round(now);
         }
         Received::New
@@ -873,7 +906,7 @@ impl Machine {
     /// Replication reports that the partner pair holds the full table.
     pub fn sync_complete(&mut self, now: Instant) {
         let now = self.tick(now);
-        if self.contact {
+        if self.heard(now) {
             self.synced = true;
         }
         self.evaluate(now);
@@ -896,6 +929,10 @@ impl Machine {
         if self.attempt.is_some() {
             return Err(TakeoverError::InProgress);
         }
+        self.evaluate(now);
+        if self.state != State::Standby {
+            return Err(TakeoverError::NotStandby(self.state));
+        }
         let heard = self.heard(now);
         let p = self.partner.as_ref().filter(|_| heard);
         if let Some(p) = p
@@ -911,7 +948,9 @@ impl Machine {
             };
             return Err(TakeoverError::NotSynchronized(why));
         }
-        let p = p.expect("Synchronized implies a heard partner");
+        let Some(p) = p else {
+            return Err(TakeoverError::NotSynchronized("partner not heard".into()));
+        };
         let local = self.reach_count();
         if p.hb.reach_count > local {
             return Err(TakeoverError::FewerReach { local, partner: p.hb.reach_count });
@@ -1106,6 +1145,8 @@ impl Machine {
         self.attempt = None;
         self.failback_not_before = None;
         self.yielded = None;
+        self.reach_behind_since = None;
+        self.acked_epoch = None;
         self.notice = Notice::None;
         self.next_send = None;
         self.first_send = None;
@@ -1239,6 +1280,7 @@ impl Machine {
         self.last_round = Some(now);
         self.next_send = self.ha_running().then(|| now + interval);
         let (ack_epoch, ack) = self.partner.as_ref().map_or((0, 0), |p| (p.hb.epoch, p.hb.seq));
+        self.acked_epoch = self.partner.as_ref().map(|p| p.hb.epoch);
         let heartbeat = Heartbeat {
             version: self.version,
             epoch: self.epoch,
@@ -1279,6 +1321,7 @@ impl Machine {
         for _ in 0..4 {
             self.update_contact(now);
             self.update_attempt(now);
+            self.track_reach(now);
             if !self.decide(now) {
                 break;
             }
@@ -1465,7 +1508,10 @@ impl Machine {
                         && !partner_maint_only
                     {
                         Some("partner requested takeover".to_string())
-                    } else if p.reach_count > mine && !partner_maint_only {
+                    } else if self
+                        .reach_behind_since
+                        .is_some_and(|t| now >= t + self.settings.reach_hold())
+                    {
                         Some(format!("partner reaches more targets ({} > {mine})", p.reach_count))
                     } else if self.maintenance && !p.maintenance {
                         Some("maintenance: handing Active over to the partner".to_string())
@@ -1482,6 +1528,25 @@ impl Machine {
             _ => {}
         }
         self.state != before
+    }
+
+    /// Starts or clears the reach hold: Active, Synchronized, the Standby partner reaches
+    /// strictly more (and is not the only one in maintenance).
+    fn track_reach(&mut self, now: Instant) {
+        let mine = self.reach_count();
+        let behind = self.state == State::Active
+            && self.heard(now)
+            && self.sub_state() == SubState::Synchronized
+            && self.partner.as_ref().is_some_and(|p| {
+                p.hb.state == State::Standby
+                    && p.hb.reach_count > mine
+                    && !(p.hb.maintenance && !self.maintenance)
+            });
+        if !behind {
+            self.reach_behind_since = None;
+        } else if self.reach_behind_since.is_none() {
+            self.reach_behind_since = Some(now);
+        }
     }
 
     fn maybe_failback(&mut self, now: Instant) {

@@ -86,7 +86,11 @@ impl BatchHeader {
     pub fn decode(r: &mut Reader<'_>) -> Result<BatchHeader, MessageError> {
         check_head(r, KIND_BATCH)?;
         let t = MessageError::Truncated;
-        Ok(BatchHeader { session: r.u32().ok_or(t)?, seq: r.u32().ok_or(t)?, low: r.u32().ok_or(t)? })
+        Ok(BatchHeader {
+            session: r.u32().ok_or(t)?,
+            seq: r.u32().ok_or(t)?,
+            low: r.u32().ok_or(t)?,
+        })
     }
 }
 
@@ -120,7 +124,7 @@ impl Ack {
         if (d as i32) < 0 {
             return true;
         }
-        d >= 1 && d <= ACK_BITMAP_BITS && self.received & (1 << (d - 1)) != 0
+        (1..=ACK_BITMAP_BITS).contains(&d) && self.received & (1 << (d - 1)) != 0
     }
 
     pub fn encode(&self, out: &mut Vec<u8>) {
@@ -142,8 +146,11 @@ impl Ack {
         let mut r = Reader::new(bytes);
         check_head(&mut r, KIND_ACK)?;
         let t = MessageError::Truncated;
-        let ack =
-            Ack { session: r.u32().ok_or(t)?, next: r.u32().ok_or(t)?, received: r.u64().ok_or(t)? };
+        let ack = Ack {
+            session: r.u32().ok_or(t)?,
+            next: r.u32().ok_or(t)?,
+            received: r.u64().ok_or(t)?,
+        };
         if !r.is_empty() {
             return Err(MessageError::TrailingBytes);
         }

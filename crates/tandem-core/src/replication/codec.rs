@@ -62,7 +62,8 @@ impl<'a> Reader<'a> {
 
     /// A 24-bit big-endian unsigned integer.
     pub fn u24(&mut self) -> Option<u32> {
-        self.array::<3>().map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]))
+        self.array::<3>()
+            .map(|b| u32::from_be_bytes([0, b[0], b[1], b[2]]))
     }
 
     pub fn u32(&mut self) -> Option<u32> {

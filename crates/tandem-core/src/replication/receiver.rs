@@ -179,7 +179,12 @@ impl Receiver {
 
     /// [`on_batch`](Self::on_batch), then [`validate`] of each delivered record against
     /// `config`: refused records are removed from the outcome and counted.
-    pub fn on_batch_validated(&mut self, bytes: &[u8], now: Instant, config: &Config) -> ReceiveOutcome {
+    pub fn on_batch_validated(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        config: &Config,
+    ) -> ReceiveOutcome {
         let mut out = ReceiveOutcome::default();
         self.receive(bytes, now, &mut out);
         let invalid = &mut out.dropped.invalid;
@@ -245,8 +250,12 @@ impl Receiver {
     /// Delivers what was held before `low`, in order, and moves on to `low`.
     fn skip_to(&mut self, low: u32, now: Instant, out: &mut ReceiveOutcome) {
         let span = low.wrapping_sub(self.next);
-        let mut before: Vec<u32> =
-            self.held.keys().copied().filter(|s| s.wrapping_sub(self.next) < span).collect();
+        let mut before: Vec<u32> = self
+            .held
+            .keys()
+            .copied()
+            .filter(|s| s.wrapping_sub(self.next) < span)
+            .collect();
         before.sort_unstable_by_key(|s| s.wrapping_sub(self.next));
         for seq in before {
             if let Some(items) = self.held.remove(&seq) {
@@ -308,7 +317,11 @@ impl Receiver {
                 }
             }
         }
-        Some(Ack { session, next: self.next, received })
+        Some(Ack {
+            session,
+            next: self.next,
+            received,
+        })
     }
 
     pub fn stats(&self) -> ReceiverStats {

@@ -57,7 +57,11 @@ pub enum RecordError {
     BadFlags { kind: u8, flags: u8 },
     /// The body's length does not match the layout its flags describe.
     #[error("element type {kind:#04x}: body of {got} bytes, layout needs {expected}")]
-    Length { kind: u8, expected: usize, got: usize },
+    Length {
+        kind: u8,
+        expected: usize,
+        got: usize,
+    },
     /// A synchronisation marker where a record was expected.
     #[error("a synchronisation marker, not a record")]
     NotARecord,
@@ -120,7 +124,11 @@ pub enum Record {
 /// What a record is about: a newer record with the same key replaces an older one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum RecordKey {
-    Connection { proto: Protocol, client: SocketAddr, cluster: SocketAddr },
+    Connection {
+        proto: Protocol,
+        client: SocketAddr,
+        cluster: SocketAddr,
+    },
     Affinity(AffinityKey),
 }
 
@@ -129,9 +137,14 @@ pub enum RecordKey {
 pub enum Item {
     Record(Record),
     /// The records of full synchronisation `epoch` follow.
-    SyncStart { epoch: u32 },
+    SyncStart {
+        epoch: u32,
+    },
     /// Full synchronisation `epoch` is complete; the sender queued `records` records for it.
-    SyncEnd { epoch: u32, records: u32 },
+    SyncEnd {
+        epoch: u32,
+        records: u32,
+    },
 }
 
 fn duration_ms(d: Duration) -> u32 {
@@ -146,7 +159,8 @@ fn duration_s_ceil(d: Duration) -> u32 {
 
 /// `now - ms`, or `now` if the clock cannot go back that far.
 fn before(now: Instant, ms: u32) -> Instant {
-    now.checked_sub(Duration::from_millis(u64::from(ms))).unwrap_or(now)
+    now.checked_sub(Duration::from_millis(u64::from(ms)))
+        .unwrap_or(now)
 }
 
 /// The IP protocol number of a [`Protocol`].
@@ -218,7 +232,11 @@ impl ConnectionRecord {
     }
 
     pub fn key(&self) -> RecordKey {
-        RecordKey::Connection { proto: self.proto, client: self.client, cluster: self.cluster }
+        RecordKey::Connection {
+            proto: self.proto,
+            client: self.client,
+            cluster: self.cluster,
+        }
     }
 
     fn v6(&self) -> bool {
@@ -322,15 +340,27 @@ impl ConnectionRecord {
     fn decode_body(body: &mut Reader<'_>) -> Result<ConnectionRecord, RecordError> {
         const K: u8 = TYPE_CONNECTION;
         let got = body.remaining();
-        let flags = body.u8().ok_or(RecordError::Length { kind: K, expected: 1, got })?;
+        let flags = body.u8().ok_or(RecordError::Length {
+            kind: K,
+            expected: 1,
+            got,
+        })?;
         if flags & C_MAPPORT != 0 && flags & C_NAT == 0 {
             return Err(RecordError::BadFlags { kind: K, flags });
         }
         let expected = Self::body_len(flags);
         if got != expected {
-            return Err(RecordError::Length { kind: K, expected, got });
+            return Err(RecordError::Length {
+                kind: K,
+                expected,
+                got,
+            });
         }
-        let short = RecordError::Length { kind: K, expected, got };
+        let short = RecordError::Length {
+            kind: K,
+            expected,
+            got,
+        };
         let v6 = flags & C_V6 != 0;
         let long = flags & C_LONG != 0;
         let client_ip = body.addr(v6).ok_or(short)?;
@@ -341,9 +371,16 @@ impl ConnectionRecord {
         let nat = if flags & C_NAT != 0 {
             let returnaddress = body.addr(v6).ok_or(short)?;
             let nat_port = body.u16().ok_or(short)?;
-            let server_port =
-                if flags & C_MAPPORT != 0 { body.u16().ok_or(short)? } else { cluster_port };
-            Some(NatMapping { returnaddress, nat_port, server_port })
+            let server_port = if flags & C_MAPPORT != 0 {
+                body.u16().ok_or(short)?
+            } else {
+                cluster_port
+            };
+            Some(NatMapping {
+                returnaddress,
+                nat_port,
+                server_port,
+            })
         } else {
             None
         };
@@ -358,7 +395,11 @@ impl ConnectionRecord {
             u32::from(body.u16().ok_or(short)?)
         };
         Ok(ConnectionRecord {
-            proto: if flags & C_UDP != 0 { Protocol::Udp } else { Protocol::Tcp },
+            proto: if flags & C_UDP != 0 {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            },
             client: SocketAddr::new(client_ip, client_port),
             cluster: SocketAddr::new(cluster_ip, cluster_port),
             server,
@@ -395,12 +436,23 @@ impl AffinityRecord {
     /// before `now`).
     pub fn to_table(&self, now: Instant) -> (AffinityKey, TableAffinity) {
         let t = before(now, self.age_ms);
-        (self.affinity_key(), TableAffinity { server: self.server, last_new_connection: t, created: t })
+        (
+            self.affinity_key(),
+            TableAffinity {
+                server: self.server,
+                last_new_connection: t,
+                created: t,
+            },
+        )
     }
 
     /// The affinity table's key.
     pub fn affinity_key(&self) -> AffinityKey {
-        AffinityKey { cluster: self.cluster, port: self.port, client: self.client }
+        AffinityKey {
+            cluster: self.cluster,
+            port: self.port,
+            client: self.client,
+        }
     }
 
     pub fn key(&self) -> RecordKey {
@@ -437,16 +489,28 @@ impl AffinityRecord {
     fn decode_body(body: &mut Reader<'_>) -> Result<AffinityRecord, RecordError> {
         const K: u8 = TYPE_AFFINITY;
         let got = body.remaining();
-        let flags = body.u8().ok_or(RecordError::Length { kind: K, expected: 1, got })?;
+        let flags = body.u8().ok_or(RecordError::Length {
+            kind: K,
+            expected: 1,
+            got,
+        })?;
         if flags & !A_V6 != 0 {
             return Err(RecordError::BadFlags { kind: K, flags });
         }
         let v6 = flags & A_V6 != 0;
         let expected = Self::body_len(v6);
         if got != expected {
-            return Err(RecordError::Length { kind: K, expected, got });
+            return Err(RecordError::Length {
+                kind: K,
+                expected,
+                got,
+            });
         }
-        let short = RecordError::Length { kind: K, expected, got };
+        let short = RecordError::Length {
+            kind: K,
+            expected,
+            got,
+        };
         Ok(AffinityRecord {
             cluster: body.addr(v6).ok_or(short)?,
             port: body.u16().ok_or(short)?,
@@ -540,13 +604,16 @@ impl Item {
             if body.remaining() == expected {
                 Ok(())
             } else {
-                Err(RecordError::Length { kind, expected, got: body.remaining() })
+                Err(RecordError::Length {
+                    kind,
+                    expected,
+                    got: body.remaining(),
+                })
             }
         };
         match kind {
-            TYPE_CONNECTION => {
-                ConnectionRecord::decode_body(&mut body).map(|c| Item::Record(Record::Connection(c)))
-            }
+            TYPE_CONNECTION => ConnectionRecord::decode_body(&mut body)
+                .map(|c| Item::Record(Record::Connection(c))),
             TYPE_AFFINITY => {
                 AffinityRecord::decode_body(&mut body).map(|a| Item::Record(Record::Affinity(a)))
             }

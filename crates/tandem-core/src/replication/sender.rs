@@ -226,7 +226,10 @@ impl Sender {
         }
         self.live += 1;
         self.index.insert(key, self.head + self.queue.len() as u64);
-        self.queue.push_back(Slot { item: Item::Record(record), sync: false });
+        self.queue.push_back(Slot {
+            item: Item::Record(record),
+            sync: false,
+        });
         PushOutcome::Queued
     }
 
@@ -242,10 +245,17 @@ impl Sender {
     ///
     /// Drain the data plane's pending record events into [`push`](Self::push) first: a record
     /// pushed later than this replaces the synchronised one.
-    pub fn start_full_sync(&mut self, records: impl IntoIterator<Item = Record>, now: Instant) -> u32 {
+    pub fn start_full_sync(
+        &mut self,
+        records: impl IntoIterator<Item = Record>,
+        now: Instant,
+    ) -> u32 {
         self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
-        self.queue.push_back(Slot { item: Item::SyncStart { epoch }, sync: true });
+        self.queue.push_back(Slot {
+            item: Item::SyncStart { epoch },
+            sync: true,
+        });
         let mut count: u64 = 0;
         for record in records {
             count += 1;
@@ -259,12 +269,22 @@ impl Sender {
                 }
             } else {
                 self.index.insert(key, self.head + self.queue.len() as u64);
-                self.queue.push_back(Slot { item: Item::Record(record), sync: true });
+                self.queue.push_back(Slot {
+                    item: Item::Record(record),
+                    sync: true,
+                });
             }
         }
         let records = u32::try_from(count).unwrap_or(u32::MAX);
-        self.queue.push_back(Slot { item: Item::SyncEnd { epoch, records }, sync: true });
-        self.sync = Some(SyncProgress { epoch, records: count, started: now });
+        self.queue.push_back(Slot {
+            item: Item::SyncEnd { epoch, records },
+            sync: true,
+        });
+        self.sync = Some(SyncProgress {
+            epoch,
+            records: count,
+            started: now,
+        });
         self.stats.full_syncs_started += 1;
         epoch
     }
@@ -289,15 +309,23 @@ impl Sender {
     pub fn next_batch(&mut self, now: Instant, max_bytes: usize) -> Option<Batch> {
         if self.due > 0 {
             let una = self.una;
-            if let Some(f) = self.flight.iter_mut().find(|f| f.due && f.bytes.len() <= max_bytes) {
+            if let Some(f) = self
+                .flight
+                .iter_mut()
+                .find(|f| f.due && f.bytes.len() <= max_bytes)
+            {
                 f.due = false;
                 f.transmissions += 1;
                 f.sent_at = now;
                 if let Some(low) = f.bytes.get_mut(LOW_OFFSET..LOW_OFFSET + 4) {
                     low.copy_from_slice(&una.to_be_bytes());
                 }
-                let batch =
-                    Batch { seq: f.seq, bytes: f.bytes.clone(), records: f.records, retransmit: true };
+                let batch = Batch {
+                    seq: f.seq,
+                    bytes: f.bytes.clone(),
+                    records: f.records,
+                    retransmit: true,
+                };
                 self.due -= 1;
                 self.stats.retransmits += 1;
                 self.spend(batch.bytes.len());
@@ -313,7 +341,12 @@ impl Sender {
         }
         let seq = self.una.wrapping_add(self.flight.len() as u32);
         let mut bytes = Vec::with_capacity(max_bytes.min(64 * 1024));
-        BatchHeader { session: self.cfg.session, seq, low: self.una }.encode(&mut bytes);
+        BatchHeader {
+            session: self.cfg.session,
+            seq,
+            low: self.una,
+        }
+        .encode(&mut bytes);
         let mut records = 0;
         let mut ends_sync = None;
         while let Some(slot) = self.queue.front() {
@@ -349,7 +382,12 @@ impl Sender {
             fast_done: false,
             ends_sync,
         });
-        Some(Batch { seq, bytes, records, retransmit: false })
+        Some(Batch {
+            seq,
+            bytes,
+            records,
+            retransmit: false,
+        })
     }
 
     fn spend(&mut self, n: usize) {
@@ -395,7 +433,11 @@ impl Sender {
         }
         // Batches well before one that arrived are most likely lost: send them again now.
         if let Some(h) = highest {
-            for f in self.flight.iter_mut().take(h.saturating_sub(FAST_RETRANSMIT_AFTER - 1)) {
+            for f in self
+                .flight
+                .iter_mut()
+                .take(h.saturating_sub(FAST_RETRANSMIT_AFTER - 1))
+            {
                 if !f.acked && !f.due && !f.fast_done {
                     f.due = true;
                     f.fast_done = true;
@@ -453,7 +495,8 @@ impl Sender {
             Some(s) => s + (self.rttvar * 4).max(Duration::from_millis(1)),
         };
         let base = base.clamp(self.cfg.min_rto, self.cfg.max_rto.max(self.cfg.min_rto));
-        base.saturating_mul(1 << self.backoff).min(self.cfg.max_rto.max(self.cfg.min_rto))
+        base.saturating_mul(1 << self.backoff)
+            .min(self.cfg.max_rto.max(self.cfg.min_rto))
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) should next be called, if any batch

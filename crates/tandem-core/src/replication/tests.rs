@@ -22,10 +22,17 @@ fn sa(s: &str) -> SocketAddr {
 fn nat_conn(i: u32) -> ConnectionRecord {
     ConnectionRecord {
         proto: Protocol::Tcp,
-        client: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0xcb00_0000 | (i >> 16))), (i & 0xffff) as u16),
+        client: SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::from(0xcb00_0000 | (i >> 16))),
+            (i & 0xffff) as u16,
+        ),
         cluster: sa("192.0.2.100:80"),
         server: ip("10.0.0.1"),
-        nat: Some(NatMapping { returnaddress: ip("10.0.0.200"), nat_port: 2001, server_port: 80 }),
+        nat: Some(NatMapping {
+            returnaddress: ip("10.0.0.200"),
+            nat_port: 2001,
+            server_port: 80,
+        }),
         client_mac: [2, 0, 0, 0, 0, 9],
         client_ack: i,
         closing: false,
@@ -78,18 +85,27 @@ fn server(addr: &str, returnaddress: Option<&str>) -> Server {
 fn config() -> Config {
     let mut p80 = Port::with_defaults(80);
     p80.method = Method::Nat;
-    p80.servers.insert(ip("10.0.0.1"), server("10.0.0.1", Some("10.0.0.200")));
-    p80.servers.insert(ip("10.0.0.2"), server("10.0.0.2", Some("10.0.0.201")));
+    p80.servers
+        .insert(ip("10.0.0.1"), server("10.0.0.1", Some("10.0.0.200")));
+    p80.servers
+        .insert(ip("10.0.0.2"), server("10.0.0.2", Some("10.0.0.201")));
     let mut p443 = Port::with_defaults(443);
     p443.selection = Selection::ConnAffin;
     p443.stickytime = 60;
-    p443.servers.insert(ip("10.0.0.1"), server("10.0.0.1", None));
+    p443.servers
+        .insert(ip("10.0.0.1"), server("10.0.0.1", None));
     let mut p53 = Port::with_defaults(53);
     p53.protocol = Protocol::Udp;
     p53.servers.insert(ip("10.0.0.1"), server("10.0.0.1", None));
     let ports = BTreeMap::from([(80, p80), (443, p443), (53, p53)]);
     let mut cfg = Config::default();
-    cfg.clusters.insert(ip("192.0.2.100"), Cluster { address: ip("192.0.2.100"), ports });
+    cfg.clusters.insert(
+        ip("192.0.2.100"),
+        Cluster {
+            address: ip("192.0.2.100"),
+            ports,
+        },
+    );
     cfg
 }
 
@@ -147,7 +163,10 @@ fn sizes() {
     assert_eq!(Record::from(affinity()).encoded_len(), 25);
     // A mapport and a configured (not default) staletimeout each cost 2 bytes.
     let mut c = nat_conn(1);
-    c.nat = Some(NatMapping { server_port: 8080, ..c.nat.unwrap() });
+    c.nat = Some(NatMapping {
+        server_port: 8080,
+        ..c.nat.unwrap()
+    });
     c.staletimeout_s = 120;
     assert_eq!(Record::from(c).encoded_len(), 42);
     // Long timers: 4-byte idle and staletimeout.
@@ -157,10 +176,30 @@ fn sizes() {
         client: sa("[2001:db8::5]:40000"),
         cluster: sa("[2001:db8::100]:80"),
         server: ip("2001:db8:1::1"),
-        nat: Some(NatMapping { returnaddress: ip("2001:db8:1::200"), nat_port: 9, server_port: 80 }),
+        nat: Some(NatMapping {
+            returnaddress: ip("2001:db8:1::200"),
+            nat_port: 9,
+            server_port: 80,
+        }),
         ..nat_conn(1)
     };
     assert_eq!(Record::from(v6).encoded_len(), 86);
+    let largest = ConnectionRecord {
+        nat: Some(NatMapping {
+            server_port: 8080,
+            ..v6.nat.unwrap()
+        }),
+        idle_ms: u32::MAX,
+        staletimeout_s: 1,
+        ..v6
+    };
+    assert_eq!(Record::from(largest).encoded_len(), 93);
+    let a6 = AffinityRecord {
+        cluster: ip("2001:db8::100"),
+        ..affinity()
+    };
+    assert_eq!(Record::from(a6).encoded_len(), 61);
+    assert_eq!((1400 - BATCH_HEADER_LEN) / 45, 30);
 }
 
 #[test]
@@ -180,7 +219,7 @@ fn thirty_six_ipv4_nat_records_fit_in_1400_bytes() {
     assert!(b.bytes.len() <= 1400);
     // Even in the 1440 bytes a 1500-byte MTU leaves after IP, UDP and a 32-byte HMAC, the
     // largest IPv4 NAT record (mapport, long timers) still fits 31 times.
-    assert!(BATCH_HEADER_LEN + 31 * 45 <= 1440);
+    const { assert!(BATCH_HEADER_LEN + 31 * 45 <= 1440) };
 }
 
 #[test]
@@ -191,7 +230,11 @@ fn roundtrips() {
     let mut c = nat_conn(9);
     c.proto = Protocol::Udp;
     c.cluster = sa("192.0.2.100:53");
-    c.nat = Some(NatMapping { returnaddress: ip("10.0.0.200"), nat_port: 65535, server_port: 5353 });
+    c.nat = Some(NatMapping {
+        returnaddress: ip("10.0.0.200"),
+        nat_port: 65535,
+        server_port: 5353,
+    });
     c.closing = true;
     c.ended = true;
     c.idle_ms = u32::MAX;
@@ -203,7 +246,10 @@ fn roundtrips() {
     // Port 23's default staletimeout is not carried.
     c.cluster = sa("192.0.2.100:23");
     c.staletimeout_s = 32_000_000;
-    assert_eq!(Record::from(c).encoded_len(), 2 + 1 + 6 + 6 + 4 + 6 + 2 + 6 + 4 + 3);
+    assert_eq!(
+        Record::from(c).encoded_len(),
+        2 + 1 + 6 + 6 + 4 + 6 + 2 + 6 + 4 + 3
+    );
     roundtrip(c.into());
     // IPv6, and mixed families (IPv4 addresses travel IPv4-mapped).
     let v6 = ConnectionRecord {
@@ -213,13 +259,24 @@ fn roundtrips() {
     };
     roundtrip(v6.into());
     roundtrip(
-        AffinityRecord { client: ip("2001:db8::7"), server: ip("2001:db8::1"), ..affinity() }.into(),
+        AffinityRecord {
+            client: ip("2001:db8::7"),
+            server: ip("2001:db8::1"),
+            ..affinity()
+        }
+        .into(),
     );
 }
 
 #[test]
 fn markers_roundtrip_and_are_not_records() {
-    for item in [Item::SyncStart { epoch: 3 }, Item::SyncEnd { epoch: 3, records: 1_000_000 }] {
+    for item in [
+        Item::SyncStart { epoch: 3 },
+        Item::SyncEnd {
+            epoch: 3,
+            records: 1_000_000,
+        },
+    ] {
         let mut out = Vec::new();
         item.encode(&mut out);
         assert_eq!(out.len(), item.encoded_len());
@@ -251,9 +308,24 @@ fn bad_elements_are_skipped_by_their_length() {
     let mut r = Reader::new(&elems);
     assert!(Record::decode(&mut r).is_ok());
     assert_eq!(Record::decode(&mut r), Err(RecordError::UnknownType(0x7f)));
-    assert_eq!(Record::decode(&mut r), Err(RecordError::BadFlags { kind: TYPE_AFFINITY, flags: 0x80 }));
-    assert!(matches!(Record::decode(&mut r), Err(RecordError::Length { kind: TYPE_CONNECTION, .. })));
-    assert!(matches!(Record::decode(&mut r), Err(RecordError::BadFlags { .. })));
+    assert_eq!(
+        Record::decode(&mut r),
+        Err(RecordError::BadFlags {
+            kind: TYPE_AFFINITY,
+            flags: 0x80
+        })
+    );
+    assert!(matches!(
+        Record::decode(&mut r),
+        Err(RecordError::Length {
+            kind: TYPE_CONNECTION,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Record::decode(&mut r),
+        Err(RecordError::BadFlags { .. })
+    ));
     assert_eq!(Record::decode(&mut r), Ok(mac_conn(3).into()));
     assert_eq!(Record::decode(&mut r), Err(RecordError::Truncated));
 
@@ -262,18 +334,33 @@ fn bad_elements_are_skipped_by_their_length() {
     assert_eq!(out.records, vec![nat_conn(1).into(), mac_conn(3).into()]);
     assert_eq!(out.dropped.unknown, 1);
     assert_eq!(out.dropped.malformed, 4);
-    assert_eq!(out.ack, Some(Ack { session: 1, next: 1, received: 0 }), "accepted all the same");
+    assert_eq!(
+        out.ack,
+        Some(Ack {
+            session: 1,
+            next: 1,
+            received: 0
+        }),
+        "accepted all the same"
+    );
 }
 
 #[test]
 fn messages() {
-    let ack = Ack { session: 9, next: u32::MAX, received: 0b101 };
+    let ack = Ack {
+        session: 9,
+        next: u32::MAX,
+        received: 0b101,
+    };
     let bytes = ack.to_bytes();
     assert_eq!(bytes.len(), ACK_LEN);
     assert_eq!(message_kind(&bytes), Some(MessageKind::Ack));
     assert_eq!(Ack::decode(&bytes), Ok(ack));
     assert!(ack.covers(u32::MAX - 1) && !ack.covers(u32::MAX) && ack.covers(0) && !ack.covers(1));
-    assert_eq!(Ack::decode(&[&bytes[..], &[0]].concat()), Err(MessageError::TrailingBytes));
+    assert_eq!(
+        Ack::decode(&[&bytes[..], &[0]].concat()),
+        Err(MessageError::TrailingBytes)
+    );
     assert_eq!(Ack::decode(&bytes[..17]), Err(MessageError::Truncated));
     assert_eq!(Ack::decode(&[2, 2]), Err(MessageError::Version(2)));
     let b = batch_bytes(1, 2, 3, &[]);
@@ -293,11 +380,23 @@ fn conversions() {
     assert_eq!(conn.closing_since, None);
     assert_eq!(ConnectionRecord::from_conn(&conn, now), Some(nat_conn(4)));
     assert_eq!(conn.key, nat_conn(4).flow_key());
-    let closing = ConnectionRecord { closing: true, ..nat_conn(4) }.to_conn(now, Arc::default());
+    let closing = ConnectionRecord {
+        closing: true,
+        ..nat_conn(4)
+    }
+    .to_conn(now, Arc::default());
     assert_eq!(closing.closing_since, Some(now));
 
-    let key = AffinityKey { cluster: ip("192.0.2.100"), port: 443, client: ip("203.0.113.5") };
-    let rec = TableAffinity { server: ip("10.0.0.1"), last_new_connection: t0, created: t0 };
+    let key = AffinityKey {
+        cluster: ip("192.0.2.100"),
+        port: 443,
+        client: ip("203.0.113.5"),
+    };
+    let rec = TableAffinity {
+        server: ip("10.0.0.1"),
+        last_new_connection: t0,
+        created: t0,
+    };
     let a = AffinityRecord::from_table(&key, &rec, Duration::from_secs(60), now);
     if now.duration_since(t0) == Duration::from_secs(10) {
         assert_eq!(a, affinity());
@@ -305,9 +404,16 @@ fn conversions() {
     }
     assert_eq!(a.affinity_key(), key);
     // A clock that cannot go back that far does not panic.
-    let far = AffinityRecord { age_ms: u32::MAX, ..a };
+    let far = AffinityRecord {
+        age_ms: u32::MAX,
+        ..a
+    };
     let _ = far.to_table(now);
-    let _ = ConnectionRecord { idle_ms: u32::MAX, ..nat_conn(1) }.to_conn(now, Arc::default());
+    let _ = ConnectionRecord {
+        idle_ms: u32::MAX,
+        ..nat_conn(1)
+    }
+    .to_conn(now, Arc::default());
 }
 
 // ---------------------------------------------------------------- validation
@@ -318,10 +424,19 @@ fn validation_accepts_good_records() {
     assert_eq!(validate(&nat_conn(1).into(), &cfg), Ok(()));
     assert_eq!(validate(&mac_conn(1).into(), &cfg), Ok(()));
     assert_eq!(validate(&affinity().into(), &cfg), Ok(()));
-    let udp = ConnectionRecord { proto: Protocol::Udp, cluster: sa("192.0.2.100:53"), ..mac_conn(1) };
+    let udp = ConnectionRecord {
+        proto: Protocol::Udp,
+        cluster: sa("192.0.2.100:53"),
+        ..mac_conn(1)
+    };
     assert_eq!(validate(&udp.into(), &cfg), Ok(()));
     // A deletion needs only its cluster and port.
-    let ended = ConnectionRecord { ended: true, server: ip("10.9.9.9"), nat: None, ..nat_conn(1) };
+    let ended = ConnectionRecord {
+        ended: true,
+        server: ip("10.9.9.9"),
+        nat: None,
+        ..nat_conn(1)
+    };
     assert_eq!(validate(&ended.into(), &cfg), Ok(()));
 }
 
@@ -331,30 +446,170 @@ fn validation_refuses_bad_records_by_reason() {
     let nat = nat_conn(1);
     let ret = nat.nat.unwrap();
     let cases: Vec<(Record, Invalid)> = vec![
-        (ConnectionRecord { cluster: sa("192.0.2.100:0"), ..nat }.into(), Invalid::ZeroPort),
-        (ConnectionRecord { client: sa("203.0.113.5:0"), ..nat }.into(), Invalid::ZeroPort),
         (
-            ConnectionRecord { nat: Some(NatMapping { nat_port: 0, ..ret }), ..nat }.into(),
+            ConnectionRecord {
+                cluster: sa("192.0.2.100:0"),
+                ..nat
+            }
+            .into(),
             Invalid::ZeroPort,
         ),
-        (ConnectionRecord { client: sa("0.0.0.0:5"), ..nat }.into(), Invalid::BadClient),
-        (ConnectionRecord { client: sa("224.0.0.1:5"), ..nat }.into(), Invalid::BadClient),
-        (ConnectionRecord { cluster: sa("192.0.2.99:80"), ..nat }.into(), Invalid::UnknownCluster),
-        (ConnectionRecord { cluster: sa("192.0.2.100:81"), ..nat }.into(), Invalid::UnknownPort),
-        (ConnectionRecord { proto: Protocol::Udp, ..nat }.into(), Invalid::ProtocolMismatch),
-        (ConnectionRecord { server: ip("10.0.0.3"), ..nat }.into(), Invalid::UnknownServer),
-        (ConnectionRecord { nat: Some(ret), ..mac_conn(1) }.into(), Invalid::NatOnMacPort),
-        (ConnectionRecord { nat: None, ..nat }.into(), Invalid::NatMissing),
-        (ConnectionRecord { server: ip("10.0.0.2"), ..nat }.into(), Invalid::ReturnAddressMismatch),
-        (ConnectionRecord { staletimeout_s: 0, ..nat }.into(), Invalid::Lifetime),
-        (ConnectionRecord { idle_ms: 300_000, ..nat }.into(), Invalid::Expired),
-        (AffinityRecord { port: 80, ..affinity() }.into(), Invalid::NoAffinity),
-        (AffinityRecord { port: 0, ..affinity() }.into(), Invalid::ZeroPort),
-        (AffinityRecord { cluster: ip("192.0.2.1"), ..affinity() }.into(), Invalid::UnknownCluster),
-        (AffinityRecord { server: ip("10.0.0.9"), ..affinity() }.into(), Invalid::UnknownServer),
-        (AffinityRecord { stickytime_s: 0, ..affinity() }.into(), Invalid::Lifetime),
-        (AffinityRecord { age_ms: 60_001, ..affinity() }.into(), Invalid::Expired),
-        (AffinityRecord { client: ip("255.255.255.255"), ..affinity() }.into(), Invalid::BadClient),
+        (
+            ConnectionRecord {
+                client: sa("203.0.113.5:0"),
+                ..nat
+            }
+            .into(),
+            Invalid::ZeroPort,
+        ),
+        (
+            ConnectionRecord {
+                nat: Some(NatMapping { nat_port: 0, ..ret }),
+                ..nat
+            }
+            .into(),
+            Invalid::ZeroPort,
+        ),
+        (
+            ConnectionRecord {
+                client: sa("0.0.0.0:5"),
+                ..nat
+            }
+            .into(),
+            Invalid::BadClient,
+        ),
+        (
+            ConnectionRecord {
+                client: sa("224.0.0.1:5"),
+                ..nat
+            }
+            .into(),
+            Invalid::BadClient,
+        ),
+        (
+            ConnectionRecord {
+                cluster: sa("192.0.2.99:80"),
+                ..nat
+            }
+            .into(),
+            Invalid::UnknownCluster,
+        ),
+        (
+            ConnectionRecord {
+                cluster: sa("192.0.2.100:81"),
+                ..nat
+            }
+            .into(),
+            Invalid::UnknownPort,
+        ),
+        (
+            ConnectionRecord {
+                proto: Protocol::Udp,
+                ..nat
+            }
+            .into(),
+            Invalid::ProtocolMismatch,
+        ),
+        (
+            ConnectionRecord {
+                server: ip("10.0.0.3"),
+                ..nat
+            }
+            .into(),
+            Invalid::UnknownServer,
+        ),
+        (
+            ConnectionRecord {
+                nat: Some(ret),
+                ..mac_conn(1)
+            }
+            .into(),
+            Invalid::NatOnMacPort,
+        ),
+        (
+            ConnectionRecord { nat: None, ..nat }.into(),
+            Invalid::NatMissing,
+        ),
+        (
+            ConnectionRecord {
+                server: ip("10.0.0.2"),
+                ..nat
+            }
+            .into(),
+            Invalid::ReturnAddressMismatch,
+        ),
+        (
+            ConnectionRecord {
+                staletimeout_s: 0,
+                ..nat
+            }
+            .into(),
+            Invalid::Lifetime,
+        ),
+        (
+            ConnectionRecord {
+                idle_ms: 300_000,
+                ..nat
+            }
+            .into(),
+            Invalid::Expired,
+        ),
+        (
+            AffinityRecord {
+                port: 80,
+                ..affinity()
+            }
+            .into(),
+            Invalid::NoAffinity,
+        ),
+        (
+            AffinityRecord {
+                port: 0,
+                ..affinity()
+            }
+            .into(),
+            Invalid::ZeroPort,
+        ),
+        (
+            AffinityRecord {
+                cluster: ip("192.0.2.1"),
+                ..affinity()
+            }
+            .into(),
+            Invalid::UnknownCluster,
+        ),
+        (
+            AffinityRecord {
+                server: ip("10.0.0.9"),
+                ..affinity()
+            }
+            .into(),
+            Invalid::UnknownServer,
+        ),
+        (
+            AffinityRecord {
+                stickytime_s: 0,
+                ..affinity()
+            }
+            .into(),
+            Invalid::Lifetime,
+        ),
+        (
+            AffinityRecord {
+                age_ms: 60_001,
+                ..affinity()
+            }
+            .into(),
+            Invalid::Expired,
+        ),
+        (
+            AffinityRecord {
+                client: ip("255.255.255.255"),
+                ..affinity()
+            }
+            .into(),
+            Invalid::BadClient,
+        ),
     ];
     let mut counts = InvalidCounts::default();
     for (rec, reason) in &cases {
@@ -382,7 +637,9 @@ fn validation_refuses_bad_records_by_reason() {
 
 /// The reason names, as a report would list them.
 fn names(c: &InvalidCounts) -> String {
-    c.iter().map(|(r, n)| format!("{}={n} ", r.name())).collect()
+    c.iter()
+        .map(|(r, n)| format!("{}={n} ", r.name()))
+        .collect()
 }
 
 // ---------------------------------------------------------------- sender
@@ -393,12 +650,19 @@ fn a_newer_record_supersedes_a_queued_one() {
     let mut s = Sender::new(SenderConfig::default());
     assert_eq!(s.push(nat_conn(1).into()), PushOutcome::Queued);
     assert_eq!(s.push(mac_conn(1).into()), PushOutcome::Queued);
-    let newer = ConnectionRecord { client_ack: 99, ..nat_conn(1) };
+    let newer = ConnectionRecord {
+        client_ack: 99,
+        ..nat_conn(1)
+    };
     assert_eq!(s.push(newer.into()), PushOutcome::Superseded);
     assert_eq!(s.queued(), 2);
     let b = s.next_batch(now, 1400).unwrap();
     let out = Receiver::default().on_batch(&b.bytes, now);
-    assert_eq!(out.records, vec![newer.into(), mac_conn(1).into()], "in its original place");
+    assert_eq!(
+        out.records,
+        vec![newer.into(), mac_conn(1).into()],
+        "in its original place"
+    );
     // Once sent, the key may be queued again.
     assert_eq!(s.push(nat_conn(1).into()), PushOutcome::Queued);
     assert_eq!(s.stats().superseded, 1);
@@ -406,11 +670,18 @@ fn a_newer_record_supersedes_a_queued_one() {
 
 #[test]
 fn a_full_queue_drops_and_counts() {
-    let mut s = Sender::new(SenderConfig { max_queued: 2, ..SenderConfig::default() });
+    let mut s = Sender::new(SenderConfig {
+        max_queued: 2,
+        ..SenderConfig::default()
+    });
     assert_eq!(s.push(mac_conn(1).into()), PushOutcome::Queued);
     assert_eq!(s.push(mac_conn(2).into()), PushOutcome::Queued);
     assert_eq!(s.push(mac_conn(3).into()), PushOutcome::Dropped);
-    assert_eq!(s.push(mac_conn(2).into()), PushOutcome::Superseded, "replacing needs no room");
+    assert_eq!(
+        s.push(mac_conn(2).into()),
+        PushOutcome::Superseded,
+        "replacing needs no room"
+    );
     assert_eq!(s.stats().overflow_dropped, 1);
     // A full sync is not limited.
     s.start_full_sync((10..20).map(|p| mac_conn(p).into()), Instant::now());
@@ -423,19 +694,38 @@ fn a_full_queue_drops_and_counts() {
 #[test]
 fn batches_respect_max_bytes_and_the_window() {
     let now = Instant::now();
-    let mut s = Sender::new(SenderConfig { window: 2, ..SenderConfig::default() });
+    let mut s = Sender::new(SenderConfig {
+        window: 2,
+        ..SenderConfig::default()
+    });
     for p in 1..=10 {
         s.push(mac_conn(p).into());
     }
-    assert!(s.next_batch(now, BATCH_HEADER_LEN + 31).is_none(), "one record needs 32 bytes");
+    assert!(
+        s.next_batch(now, BATCH_HEADER_LEN + 31).is_none(),
+        "one record needs 32 bytes"
+    );
     let b = s.next_batch(now, BATCH_HEADER_LEN + 64).unwrap();
-    assert_eq!((b.seq, b.records, b.bytes.len()), (0, 2, BATCH_HEADER_LEN + 64));
+    assert_eq!(
+        (b.seq, b.records, b.bytes.len()),
+        (0, 2, BATCH_HEADER_LEN + 64)
+    );
     assert_eq!(s.next_batch(now, 1400).unwrap().records, 8);
     for p in 11..=12 {
         s.push(mac_conn(p).into());
     }
-    assert!(s.next_batch(now, 1400).is_none(), "window of 2 batches is full");
-    s.on_ack(&Ack { session: 0, next: 1, received: 0 }, now);
+    assert!(
+        s.next_batch(now, 1400).is_none(),
+        "window of 2 batches is full"
+    );
+    s.on_ack(
+        &Ack {
+            session: 0,
+            next: 1,
+            received: 0,
+        },
+        now,
+    );
     assert_eq!(s.next_batch(now, 1400).unwrap().seq, 2);
 }
 
@@ -467,8 +757,19 @@ fn lost_batches_are_retransmitted_after_the_rto() {
     s.on_ack(&out.ack.unwrap(), deadline + Duration::from_millis(1));
     assert!(s.is_idle());
     let st = s.stats();
-    assert_eq!((st.batches_sent, st.retransmits, st.records_sent, st.timeouts), (1, 1, 1, 1));
-    assert_eq!(st.rto_ms, 500, "no sample from a retransmitted batch (Karn); backoff reset");
+    assert_eq!(
+        (
+            st.batches_sent,
+            st.retransmits,
+            st.records_sent,
+            st.timeouts
+        ),
+        (1, 1, 1, 1)
+    );
+    assert_eq!(
+        st.rto_ms, 500,
+        "no sample from a retransmitted batch (Karn); backoff reset"
+    );
 }
 
 #[test]
@@ -483,7 +784,11 @@ fn rtt_is_measured() {
         let ack = rx.on_batch(&b.bytes, now).ack.unwrap();
         s.on_ack(&ack, now + Duration::from_millis(10));
     }
-    assert!(s.rto() >= Duration::from_millis(20) && s.rto() < Duration::from_millis(100), "{:?}", s.rto());
+    assert!(
+        s.rto() >= Duration::from_millis(20) && s.rto() < Duration::from_millis(100),
+        "{:?}",
+        s.rto()
+    );
 }
 
 #[test]
@@ -504,7 +809,14 @@ fn fast_retransmit_when_later_batches_arrive() {
         ack = out.ack;
     }
     let ack = ack.unwrap();
-    assert_eq!(ack, Ack { session: 0, next: 0, received: 0b111 });
+    assert_eq!(
+        ack,
+        Ack {
+            session: 0,
+            next: 0,
+            received: 0b111
+        }
+    );
     assert_eq!(rx.stats().held, 3);
     s.on_ack(&ack, now);
     let re = s.next_batch(now, 1400).unwrap();
@@ -527,12 +839,36 @@ fn fast_retransmit_when_later_batches_arrive() {
 #[test]
 fn acks_of_other_sessions_or_unsent_batches_are_ignored() {
     let now = Instant::now();
-    let mut s = Sender::new(SenderConfig { session: 5, ..SenderConfig::default() });
+    let mut s = Sender::new(SenderConfig {
+        session: 5,
+        ..SenderConfig::default()
+    });
     s.push(mac_conn(1).into());
     s.next_batch(now, 1400).unwrap();
-    s.on_ack(&Ack { session: 4, next: 1, received: 0 }, now);
-    s.on_ack(&Ack { session: 5, next: 2, received: 0 }, now);
-    s.on_ack(&Ack { session: 5, next: u32::MAX, received: 0 }, now);
+    s.on_ack(
+        &Ack {
+            session: 4,
+            next: 1,
+            received: 0,
+        },
+        now,
+    );
+    s.on_ack(
+        &Ack {
+            session: 5,
+            next: 2,
+            received: 0,
+        },
+        now,
+    );
+    s.on_ack(
+        &Ack {
+            session: 5,
+            next: u32::MAX,
+            received: 0,
+        },
+        now,
+    );
     let st = s.stats();
     assert_eq!((st.stale_acks, st.bad_acks, st.in_flight), (2, 1, 1));
 }
@@ -540,7 +876,11 @@ fn acks_of_other_sessions_or_unsent_batches_are_ignored() {
 #[test]
 fn pacing_is_a_token_bucket() {
     let t0 = Instant::now();
-    let cfg = SenderConfig { rate: 1_000_000, burst: 10_000, ..SenderConfig::default() };
+    let cfg = SenderConfig {
+        rate: 1_000_000,
+        burst: 10_000,
+        ..SenderConfig::default()
+    };
     let mut s = Sender::new(cfg);
     assert_eq!(s.pace(t0), 10_000);
     for i in 0..1000 {
@@ -549,7 +889,9 @@ fn pacing_is_a_token_bucket() {
     let mut budget = s.pace(t0);
     let mut sent = 0;
     while budget > 0 {
-        let Some(b) = s.next_batch(t0, budget.min(1400)) else { break };
+        let Some(b) = s.next_batch(t0, budget.min(1400)) else {
+            break;
+        };
         budget = budget.saturating_sub(b.bytes.len());
         sent += b.bytes.len();
     }
@@ -559,7 +901,11 @@ fn pacing_is_a_token_bucket() {
     // 1 ms at 1 MB/s: 1000 more bytes.
     let refilled = s.pace(t0 + Duration::from_millis(1));
     assert!((left + 999..=left + 1000).contains(&refilled), "{refilled}");
-    assert_eq!(s.pace(t0 + Duration::from_secs(5)), 10_000, "capped at the burst");
+    assert_eq!(
+        s.pace(t0 + Duration::from_secs(5)),
+        10_000,
+        "capped at the burst"
+    );
     // A clock that goes back does not add.
     assert_eq!(s.pace(t0), 10_000);
 }
@@ -569,26 +915,61 @@ fn pacing_is_a_token_bucket() {
 #[test]
 fn reordered_batches_are_delivered_in_order_and_acked_selectively() {
     let now = Instant::now();
-    let mut s = Sender::new(SenderConfig { session: 3, first_seq: u32::MAX - 1, ..SenderConfig::default() });
+    let mut s = Sender::new(SenderConfig {
+        session: 3,
+        first_seq: u32::MAX - 1,
+        ..SenderConfig::default()
+    });
     let mut rx = Receiver::default();
     let mut batches = Vec::new();
     for p in 1..=4 {
         s.push(mac_conn(p).into());
         batches.push(s.next_batch(now, 1400).unwrap());
     }
-    assert_eq!(batches.iter().map(|b| b.seq).collect::<Vec<_>>(), vec![u32::MAX - 1, u32::MAX, 0, 1]);
+    assert_eq!(
+        batches.iter().map(|b| b.seq).collect::<Vec<_>>(),
+        vec![u32::MAX - 1, u32::MAX, 0, 1]
+    );
     let o = rx.on_batch(&batches[3].bytes, now);
     assert!(o.new_session);
-    assert_eq!(o.ack, Some(Ack { session: 3, next: u32::MAX - 1, received: 0b100 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 3,
+            next: u32::MAX - 1,
+            received: 0b100
+        })
+    );
     let o = rx.on_batch(&batches[1].bytes, now);
-    assert_eq!(o.ack, Some(Ack { session: 3, next: u32::MAX - 1, received: 0b101 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 3,
+            next: u32::MAX - 1,
+            received: 0b101
+        })
+    );
     s.on_ack(&o.ack.unwrap(), now);
     let o = rx.on_batch(&batches[0].bytes, now);
     assert_eq!(o.records.len(), 2);
-    assert_eq!(o.ack, Some(Ack { session: 3, next: 0, received: 0b1 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 3,
+            next: 0,
+            received: 0b1
+        })
+    );
     let o = rx.on_batch(&batches[2].bytes, now);
     assert_eq!(o.records.len(), 2);
-    assert_eq!(o.ack, Some(Ack { session: 3, next: 2, received: 0 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 3,
+            next: 2,
+            received: 0
+        })
+    );
     s.on_ack(&o.ack.unwrap(), now);
     assert!(s.is_idle());
     assert_eq!(rx.stats().records, 4);
@@ -601,7 +982,14 @@ fn batches_too_far_ahead_are_dropped() {
     rx.on_batch(&batch_bytes(1, 0, 0, &[]), now);
     let o = rx.on_batch(&batch_bytes(1, 5, 1, &encode(&mac_conn(1).into())), now);
     assert_eq!(o.dropped.out_of_window, 1);
-    assert_eq!(o.ack, Some(Ack { session: 1, next: 1, received: 0 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 1,
+            next: 1,
+            received: 0
+        })
+    );
     // A `low` after the batch's own seq is nonsense: ignored.
     let o = rx.on_batch(&batch_bytes(1, 2, 3, &[]), now);
     assert_eq!(o.dropped.out_of_window, 1);
@@ -617,13 +1005,27 @@ fn sessions() {
     let o = rx.on_batch(&batch_bytes(10, 100, 98, &rec), now);
     assert!(o.new_session);
     assert!(o.records.is_empty());
-    assert_eq!(o.ack, Some(Ack { session: 10, next: 98, received: 0b10 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 10,
+            next: 98,
+            received: 0b10
+        })
+    );
     // The sender says 98 and 99 were acknowledged (by a previous incarnation of this
     // receiver): a gap, and what was held is delivered.
     let o = rx.on_batch(&batch_bytes(10, 101, 100, &rec), now);
     assert!(o.gap);
     assert_eq!(o.records.len(), 2);
-    assert_eq!(o.ack, Some(Ack { session: 10, next: 102, received: 0 }));
+    assert_eq!(
+        o.ack,
+        Some(Ack {
+            session: 10,
+            next: 102,
+            received: 0
+        })
+    );
     // The sender restarts with a new session.
     let o = rx.on_batch(&batch_bytes(11, 0, 0, &rec), now);
     assert!(o.new_session);
@@ -648,7 +1050,10 @@ fn full_sync_is_reported_complete() {
     s.push(mac_conn(1).into());
     let epoch = s.start_full_sync((0..100).map(|i| nat_conn(i).into()), t0);
     assert_eq!(s.stats().full_sync_in_progress, Some(epoch));
-    let newer = ConnectionRecord { client_ack: 1000, ..nat_conn(7) };
+    let newer = ConnectionRecord {
+        client_ack: 1000,
+        ..nat_conn(7)
+    };
     s.push(newer.into()); // replaces the synced copy in its place
     let mut got = Vec::new();
     let mut complete = 0;
@@ -664,7 +1069,10 @@ fn full_sync_is_reported_complete() {
     assert_eq!(got.len(), 101);
     assert!(got.contains(&newer.into()));
     let sync = rx.stats().last_full_sync.unwrap();
-    assert_eq!((sync.epoch, sync.records, sync.announced), (epoch, 100, 100));
+    assert_eq!(
+        (sync.epoch, sync.records, sync.announced),
+        (epoch, 100, 100)
+    );
     let st = s.stats();
     assert_eq!(st.full_sync_in_progress, None);
     let done = st.last_full_sync.unwrap();
@@ -687,7 +1095,9 @@ fn a_million_records_full_sync_in_memory() {
         batches += 1;
         let o = rx.on_batch(&b.bytes, now);
         for r in &o.records {
-            let Record::Connection(c) = r else { panic!("{r:?}") };
+            let Record::Connection(c) = r else {
+                panic!("{r:?}")
+            };
             let i = c.client_ack as usize;
             assert!(!seen[i], "record {i} delivered twice");
             seen[i] = true;
@@ -698,8 +1108,14 @@ fn a_million_records_full_sync_in_memory() {
     assert!(s.is_idle());
     assert!(complete);
     assert!(seen.iter().all(|s| *s));
-    assert_eq!(s.stats().last_full_sync.map(|f| f.records), Some(u64::from(n)));
-    assert_eq!(rx.stats().last_full_sync.map(|f| f.records), Some(u64::from(n)));
+    assert_eq!(
+        s.stats().last_full_sync.map(|f| f.records),
+        Some(u64::from(n))
+    );
+    assert_eq!(
+        rx.stats().last_full_sync.map(|f| f.records),
+        Some(u64::from(n))
+    );
     assert_eq!(s.stats().retransmits, 0);
     eprintln!(
         "full sync of {n} records: {batches} batches, {} bytes, {:?}",
@@ -719,50 +1135,83 @@ fn arb_ip() -> impl Strategy<Value = IpAddr> {
 
 fn arb_conn() -> impl Strategy<Value = ConnectionRecord> {
     (
-        (any::<bool>(), arb_ip(), any::<u16>(), arb_ip(), prop_oneof![Just(80u16), Just(23), Just(21), any::<u16>()]),
-        (arb_ip(), proptest::option::of((arb_ip(), any::<u16>(), any::<u16>()))),
+        (
+            any::<bool>(),
+            arb_ip(),
+            any::<u16>(),
+            arb_ip(),
+            prop_oneof![Just(80u16), Just(23), Just(21), any::<u16>()],
+        ),
+        (
+            arb_ip(),
+            proptest::option::of((arb_ip(), any::<u16>(), any::<u16>())),
+        ),
         (any::<[u8; 6]>(), any::<u32>(), any::<bool>(), any::<bool>()),
         (
             prop_oneof![0u32..0x0100_0000, any::<u32>()],
-            prop_oneof![Just(300u32), Just(900), Just(32_000_000), 0u32..70_000, any::<u32>()],
+            prop_oneof![
+                Just(300u32),
+                Just(900),
+                Just(32_000_000),
+                0u32..70_000,
+                any::<u32>()
+            ],
         ),
     )
-        .prop_map(|((udp, cip, cport, kip, kport), (server, nat), (mac, ack, closing, ended), (idle, stale))| {
-            ConnectionRecord {
-                proto: if udp { Protocol::Udp } else { Protocol::Tcp },
-                client: SocketAddr::new(cip, cport),
-                cluster: SocketAddr::new(kip, kport),
-                server,
-                nat: nat.map(|(returnaddress, nat_port, server_port)| NatMapping {
-                    returnaddress,
-                    nat_port,
-                    server_port,
-                }),
-                client_mac: mac,
-                client_ack: ack,
-                closing,
-                ended,
-                idle_ms: idle,
-                staletimeout_s: stale,
-            }
-        })
+        .prop_map(
+            |(
+                (udp, cip, cport, kip, kport),
+                (server, nat),
+                (mac, ack, closing, ended),
+                (idle, stale),
+            )| {
+                ConnectionRecord {
+                    proto: if udp { Protocol::Udp } else { Protocol::Tcp },
+                    client: SocketAddr::new(cip, cport),
+                    cluster: SocketAddr::new(kip, kport),
+                    server,
+                    nat: nat.map(|(returnaddress, nat_port, server_port)| NatMapping {
+                        returnaddress,
+                        nat_port,
+                        server_port,
+                    }),
+                    client_mac: mac,
+                    client_ack: ack,
+                    closing,
+                    ended,
+                    idle_ms: idle,
+                    staletimeout_s: stale,
+                }
+            },
+        )
 }
 
 fn arb_affinity() -> impl Strategy<Value = AffinityRecord> {
-    (arb_ip(), any::<u16>(), arb_ip(), arb_ip(), any::<u32>(), any::<u32>()).prop_map(
-        |(cluster, port, client, server, age_ms, stickytime_s)| AffinityRecord {
-            cluster,
-            port,
-            client,
-            server,
-            age_ms,
-            stickytime_s,
-        },
+    (
+        arb_ip(),
+        any::<u16>(),
+        arb_ip(),
+        arb_ip(),
+        any::<u32>(),
+        any::<u32>(),
     )
+        .prop_map(
+            |(cluster, port, client, server, age_ms, stickytime_s)| AffinityRecord {
+                cluster,
+                port,
+                client,
+                server,
+                age_ms,
+                stickytime_s,
+            },
+        )
 }
 
 fn arb_record() -> impl Strategy<Value = Record> {
-    prop_oneof![arb_conn().prop_map(Record::from), arb_affinity().prop_map(Record::from)]
+    prop_oneof![
+        arb_conn().prop_map(Record::from),
+        arb_affinity().prop_map(Record::from)
+    ]
 }
 
 /// Operations of the lossy-network simulation.

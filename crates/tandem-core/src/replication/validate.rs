@@ -98,7 +98,10 @@ impl InvalidCounts {
 
     /// The non-zero counts.
     pub fn iter(&self) -> impl Iterator<Item = (Invalid, u64)> + '_ {
-        Invalid::ALL.into_iter().map(|r| (r, self.get(r))).filter(|(_, n)| *n > 0)
+        Invalid::ALL
+            .into_iter()
+            .map(|r| (r, self.get(r)))
+            .filter(|(_, n)| *n > 0)
     }
 
     /// Adds `other`'s counts to these.
@@ -121,9 +124,7 @@ impl Serialize for InvalidCounts {
 }
 
 fn bad_client(ip: IpAddr) -> bool {
-    ip.is_unspecified()
-        || ip.is_multicast()
-        || matches!(ip, IpAddr::V4(a) if a.is_broadcast())
+    ip.is_unspecified() || ip.is_multicast() || matches!(ip, IpAddr::V4(a) if a.is_broadcast())
 }
 
 /// The configured port of `cluster`:`port`.
@@ -131,7 +132,10 @@ fn port_of(config: &Config, cluster: IpAddr, port: u16) -> Result<&Port, Invalid
     if port == 0 {
         return Err(Invalid::ZeroPort);
     }
-    let c = config.clusters.get(&cluster).ok_or(Invalid::UnknownCluster)?;
+    let c = config
+        .clusters
+        .get(&cluster)
+        .ok_or(Invalid::UnknownCluster)?;
     c.ports.get(&port).ok_or(Invalid::UnknownPort)
 }
 

@@ -1,1 +1,4 @@
-
+mod codec;
+mod harness;
+mod scenarios;
+mod sweep;

@@ -1,0 +1,179 @@
+//! Randomized sweep: many seeded runs of random failures, partitions, takeovers and reach
+//! changes over lossy links, checking the safety invariant and the liveness bound.
+//!
+//! **Safety invariant (dual-active).** Let H be hatimeout, I the heartbeat interval and L the
+//! largest one-way link delay (latency + jitter). A *silence* is a stretch of at least H during
+//! which one direction delivered no heartbeat at all (on any pair). Then every stretch of time
+//! during which both nodes forward
+//!   * lasts at most I + 2L, or
+//!   * ends no later than H + 2I + 2L after the end of a silence that began before it ended.
+//!
+//! In words: while the pair works (no direction silent for H), there is never dual-active for
+//! more than one heartbeat interval (plus flight time); dual-active can only follow a silence
+//! and is resolved within H + 2I of heartbeats flowing again.
+//!
+//! **Liveness bound (vacancy).** While at least one node runs with its executor started, the
+//! time with no node forwarding is at most 2H + 2I + 2L per stretch (a crash is noticed within
+//! H; a Listen lasts H; a handover costs one flight; lossy handshakes fall back within 2H).
+
+use super::harness::*;
+use crate::config::Recovery;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+struct Stats {
+    runs: usize,
+    events: usize,
+    dual_stretches: usize,
+    longest_excused_dual: Duration,
+    longest_vacancy: Duration,
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
+    let mut r = Rng::new(seed.wrapping_mul(7919).wrapping_add((loss * 1000.0) as u64));
+    let o = PairOptions {
+        recovery: if r.chance(0.5) { Recovery::Auto } else { Recovery::Manual },
+        pairs: 1 + r.below(2) as usize,
+        reach: if r.chance(0.5) { 2 } else { 0 },
+        replication: r.chance(0.5),
+        hatimeout: if r.chance(0.7) { secs(2.0) } else { secs(1.0) },
+        seed,
+        ..PairOptions::default()
+    };
+    let mut p = HaPair::new(&o);
+    let latency = Duration::from_millis(1 + r.below(20));
+    let jitter = Duration::from_millis(r.below(10));
+    for l in p.links.iter_mut().flatten() {
+        l.latency = latency;
+        l.jitter = jitter;
+        l.loss = loss;
+    }
+    let big_l = latency + jitter;
+    p.start(A);
+    if r.chance(0.5) {
+        p.run_for(secs(r.unit() * 3.0));
+    }
+    p.start(B);
+    let end = p.now + secs(120.0);
+    while p.now < end {
+        p.run_for(secs(1.0 + r.unit() * 6.0));
+        stats.events += 1;
+        let n = r.below(2) as usize;
+        match r.below(10) {
+            0 => {
+                if p.nodes[0].alive && p.nodes[1].alive {
+                    p.kill(n)
+                }
+            }
+            1 => {
+                if !p.nodes[n].alive {
+                    p.restart(n)
+                }
+            }
+            2 => p.stop(n),
+            3 => p.start(n),
+            4 => {
+                p.set_links(false);
+                p.run_for(secs(0.2 + r.unit() * 5.0));
+                p.set_links(true);
+            }
+            5 => {
+                let dir = r.below(2) as usize;
+                p.set_direction(dir, false);
+                p.run_for(secs(0.2 + r.unit() * 5.0));
+                p.set_direction(dir, true);
+            }
+            6 | 7 => {
+                let _ = p.takeover(n);
+            }
+            8 => {
+                if o.reach > 0 {
+                    let t = r.below(2) as usize;
+                    let ok = r.chance(0.5);
+                    p.set_reach(n, t, ok);
+                }
+            }
+            _ => {
+                // Bring everything back to health for a while.
+                for k in [A, B] {
+                    if !p.nodes[k].alive {
+                        p.restart(k);
+                    }
+                    p.start(k);
+                }
+            }
+        }
+    }
+    // End healthy: everything up; the pair must settle to exactly one Active.
+    for k in [A, B] {
+        if !p.nodes[k].alive {
+            p.restart(k);
+        }
+        p.start(k);
+        for t in 0..o.reach {
+            p.set_reach(k, t, true);
+        }
+    }
+    p.set_links(true);
+    p.run_for(secs(20.0) + o.hatimeout * 4);
+    p.close_trace();
+    stats.runs += 1;
+
+    let ctx = format!("seed {seed} loss {loss} opts {o:?} latency {latency:?} jitter {jitter:?}");
+    let h = p.hatimeout();
+    let i = p.interval();
+    assert!(
+        p.single_active().is_some(),
+        "{ctx}: not settled: A {:?} B {:?}",
+        p.state(A),
+        p.state(B)
+    );
+    if loss < 0.1 {
+        // Settled healthy pair: Active and Standby, both Synchronized.
+        assert_eq!(
+            [p.state(A), p.state(B)].iter().filter(|s| **s == crate::ha::State::Standby).count(),
+            1,
+            "{ctx}"
+        );
+    }
+
+    let silences: Vec<(Instant, Instant)> =
+        p.trace.silences.iter().flatten().map(|&(a, b)| (a, b.unwrap_or(p.now))).collect();
+    for &(s, e) in &p.trace.dual {
+        let e = e.unwrap_or(p.now);
+        let len = e - s;
+        stats.dual_stretches += 1;
+        if len <= i + big_l * 2 {
+            continue;
+        }
+        let excused = silences.iter().any(|&(a, b)| a < e && e <= b + h + i * 2 + big_l * 2);
+        assert!(
+            excused,
+            "{ctx}: dual-active for {len:?} from {:?} with no silence before it; silences {:?}",
+            s - p.t0,
+            silences.iter().map(|&(a, b)| (a - p.t0, b - p.t0)).collect::<Vec<_>>()
+        );
+        stats.longest_excused_dual = stats.longest_excused_dual.max(len);
+    }
+    for &(s, e) in &p.trace.vacant {
+        let len = e.unwrap_or(p.now) - s;
+        stats.longest_vacancy = stats.longest_vacancy.max(len);
+        assert!(len <= h * 2 + i * 2 + big_l * 2, "{ctx}: nobody forwarded for {len:?} from {:?}", s - p.t0);
+    }
+}
+
+#[test]
+fn randomized_sweep_never_dual_active_while_a_pair_works() {
+    let mut stats = Stats::default();
+    for seed in 0..200 {
+        for loss in [0.0, 0.05, 0.1, 0.2] {
+            run_one(seed, loss, &mut stats);
+        }
+    }
+    eprintln!("{stats:?}");
+    assert_eq!(stats.runs, 800);
+}

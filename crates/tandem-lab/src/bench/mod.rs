@@ -1,0 +1,17 @@
+//! Building blocks of `tandem-lab bench`: load generators that measure rather than test.
+//!
+//! - [`conn_rate`]: new TCP connections per second (one HTTP GET per connection), time-bounded,
+//!   with latency percentiles.
+//! - [`UdpSink`] and [`udp_flood`]: a counting UDP sink (no replies) and a bounded flood of
+//!   small datagrams from many source ports, for forwarded packets per second.
+//! - [`sys`]: CPU time, context switches and interface counters read from `/proc` and `ip`.
+//!
+//! Like the rest of [`crate::traffic`], everything runs in the network namespace of the calling
+//! thread: use [`crate::Host::in_ns`] (or [`UdpSink::start_in`]).
+
+mod load;
+pub mod sys;
+mod udp;
+
+pub use load::{ConnRate, conn_rate};
+pub use udp::{FloodReport, UdpSink, udp_flood};
