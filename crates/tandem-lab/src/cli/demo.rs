@@ -27,7 +27,7 @@ pub struct DemoArgs {
 
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("Tandem demo: building a lab (client, lb1, three servers) in network namespaces...");
-    let lab = ClusterLab::new("demo", 1, 3).context("building the lab (run as root)")?;
+    let lab = ClusterLab::new("demo", 2, 3).context("building the lab (run as root)")?;
     println!(
         "  client {}  lb1 {} (tandemd)  servers 192.0.2.11-13  cluster {CLUSTER_IP}",
         lab.client.ip(),
@@ -66,8 +66,11 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     println!("$ tandemctl executor status");
     print!("{}", node.ctl(&["executor", "status"])?);
     println!();
+    if !interrupted() {
+        ok &= failover(&lab, node)?;
+    }
+    println!();
     println!("{}", if ok { "Demo complete: every request was answered." } else { "Demo complete, with failures (see above)." });
-    drop(node);
     lab.lab.shutdown()?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
@@ -148,4 +151,121 @@ fn totals(node: &TandemNode, port: u16) -> Result<Vec<(String, u64)>> {
                 .collect()
         })
         .unwrap_or_default())
+}
+
+fn ha_state(node: &TandemNode) -> String {
+    node.ctl_json(&["highavailability", "status"])
+        .map(|v| format!("{}/{}", v["state"].as_str().unwrap_or("?"), v["sub_state"].as_str().unwrap_or("?")))
+        .unwrap_or_else(|_| "down".into())
+}
+
+fn wait_for(node: &TandemNode, want: &str, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    while ha_state(node) != want {
+        if Instant::now() > deadline {
+            anyhow::bail!("{} did not reach {want} (is {})", node.host.name, ha_state(node));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+/// The second node joins as backup (the seed procedure through tandemctl); then the active is
+/// killed in the middle of traffic and the takeover timeline is printed.
+fn failover(lab: &ClusterLab, mut lb1: TandemNode) -> Result<bool> {
+    println!("High availability: lb2 (192.0.2.3) joins as backup; heartbeats on UDP 20001, reach target 192.0.2.10");
+    let scripts = lab.lab.log_dir().join("scripts");
+    std::fs::create_dir_all(&scripts)?;
+    let log = scripts.join("ran.log");
+    for name in ["goActive", "goStandby", "highavailChange"] {
+        let path = scripts.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\necho \"$(date +%s.%N) $(basename $0) $1 $TANDEM_STATE\" >> {}\n", log.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), &[])?;
+    lb2.ctl(&["highavailability", "scripts", scripts.to_str().unwrap_or_default()])?;
+    for (node, src, dst, role) in [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")] {
+        for cmd in [
+            vec!["highavailability", "heartbeat", "add", src, dst],
+            vec!["highavailability", "reach", "add", "192.0.2.10"],
+            vec!["highavailability", "backup", "add", role, "manual", "20001"],
+        ] {
+            println!("  {}$ tandemctl {}", node.host.name, cmd.join(" "));
+            node.ctl(&cmd)?;
+        }
+    }
+    wait_for(&lb1, "Active/Synchronized", Duration::from_secs(15))?;
+    wait_for(&lb2, "Standby/Synchronized", Duration::from_secs(15))?;
+    println!("  lb1 is {}, lb2 is {}", ha_state(&lb1), ha_state(&lb2));
+    let _ = std::fs::remove_file(&log);
+
+    // Traffic: a new connection every 20 ms, recording when each succeeded.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let traffic = lab.client.in_ns_background(move || {
+        let mut samples = Vec::new();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let t = unix_now();
+            let r = tandem_lab::traffic::http_get(ClusterLab::cluster(80), Duration::from_millis(250));
+            samples.push((t, r.ok()));
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        samples
+    })?;
+    std::thread::sleep(Duration::from_secs(1));
+    println!("  traffic running; killing lb1 (kill -9) now");
+    let killed = unix_now();
+    lb1.kill()?;
+    wait_for(&lb2, "Active/Not Synchronized", Duration::from_secs(10)).or_else(|_| wait_for(&lb2, "Active/Synchronized", Duration::from_secs(1)))?;
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let samples = traffic.join().map_err(|_| anyhow::anyhow!("traffic thread panicked"))?;
+
+    let status = lb2.ctl_json(&["highavailability", "status"])?;
+    let asked = unix_now();
+    let mut timeline: Vec<(f64, String)> = vec![(0.0, "lb1 killed with kill -9 (heartbeats stop)".into())];
+    if let Some(last_ok) = samples.iter().filter(|(t, ok)| *t < killed && ok.is_some()).last() {
+        timeline.push((last_ok.0 - killed, format!("last connection before the failure answered by {}", last_ok.1.clone().unwrap_or_default())));
+    }
+    if let Some(tr) = status["transitions"].as_array().and_then(|a| a.iter().find(|t| t["to"] == "Active")) {
+        let at = asked - tr["age_ms"].as_f64().unwrap_or(0.0) / 1000.0 - killed;
+        timeline.push((at, format!("lb2 detects the failure: {} -> Active ({})", tr["from"].as_str().unwrap_or("?"), tr["reason"].as_str().unwrap_or(""))));
+        timeline.push((at, "lb2 forwards, answers ARP and sends gratuitous ARPs for 192.0.2.100 and 192.0.2.200 (same step)".into()));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for line in std::fs::read_to_string(&log).unwrap_or_default().lines() {
+        let mut w = line.split_whitespace();
+        if let (Some(t), Some(name)) = (w.next().and_then(|t| t.parse::<f64>().ok()), w.next()) {
+            let arg = w.next().unwrap_or("");
+            if t >= killed {
+                timeline.push((t - killed, format!("script {name} {arg} ran")));
+            }
+        }
+    }
+    let first_fail = samples.iter().find(|(t, ok)| *t >= killed && ok.is_none()).map(|s| s.0);
+    if let Some(ff) = first_fail
+        && let Some(back) = samples.iter().find(|(t, ok)| *t > ff && ok.is_some())
+    {
+        timeline.push((back.0 - killed, format!("traffic resumed: new connection answered by {} through lb2", back.1.clone().unwrap_or_default())));
+    } else if first_fail.is_none() {
+        timeline.push((0.0, "no client connection failed".into()));
+    }
+    timeline.sort_by(|a, b| a.0.total_cmp(&b.0));
+    println!();
+    println!("Takeover timeline (seconds after the kill; hatimeout 2 s):");
+    for (t, what) in &timeline {
+        println!("  {t:+7.3} s  {what}");
+    }
+    let failed = samples.iter().filter(|(t, ok)| *t >= killed && ok.is_none()).count();
+    let after = samples.iter().filter(|(t, _)| *t >= killed).count();
+    println!("  {failed} of {after} connection attempts after the kill failed; lb2 is now {}", ha_state(&lb2));
+    println!();
+    println!("$ tandemctl highavailability status   (on lb2)");
+    print!("{}", lb2.ctl(&["highavailability", "status"])?);
+    Ok(samples.iter().rev().take(5).all(|(_, ok)| ok.is_some()))
 }

@@ -27,6 +27,10 @@ struct Stats {
     dual_stretches: usize,
     longest_excused_dual: Duration,
     longest_vacancy: Duration,
+    /// Dual-active stretches with no silence to excuse them (allowed only if short).
+    unexcused_short_duals: usize,
+    longest_unexcused_dual: Duration,
+    transitions: usize,
 }
 
 fn secs(s: f64) -> Duration {
@@ -122,6 +126,7 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
     p.run_for(secs(20.0) + o.hatimeout * 4);
     p.close_trace();
     stats.runs += 1;
+    stats.transitions += p.nodes.iter().map(|n| n.transitions_since(p.t0)).sum::<usize>();
 
     let ctx = format!("seed {seed} loss {loss} opts {o:?} latency {latency:?} jitter {jitter:?}");
     let h = p.hatimeout();
@@ -147,10 +152,17 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
         let e = e.unwrap_or(p.now);
         let len = e - s;
         stats.dual_stretches += 1;
+        let excused = silences.iter().any(|&(a, b)| a < e && e <= b + h + i * 2 + big_l * 2);
         if len <= i + big_l * 2 {
+            if !excused {
+                stats.unexcused_short_duals += 1;
+                stats.longest_unexcused_dual = stats.longest_unexcused_dual.max(len);
+                if std::env::var_os("HA_SWEEP_VERBOSE").is_some() {
+                    eprintln!("{ctx}: short dual {len:?} at {:?}", s - p.t0);
+                }
+            }
             continue;
         }
-        let excused = silences.iter().any(|&(a, b)| a < e && e <= b + h + i * 2 + big_l * 2);
         assert!(
             excused,
             "{ctx}: dual-active for {len:?} from {:?} with no silence before it; silences {:?}",
