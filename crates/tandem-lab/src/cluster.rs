@@ -191,3 +191,70 @@ impl ClusterLab {
 pub fn demo_config(n: usize) -> String {
     include_str!("../../../examples/demo.cfg").replace("nfa 192.0.2.2", &format!("nfa {}", lb_ip(n)))
 }
+
+/// The HA state of a node as `(state, sub-state)`, e.g. `("Active", "Synchronized")`;
+/// `("unreachable", "")` when its daemon does not answer.
+pub fn ha_state(node: &TandemNode) -> (String, String) {
+    match node.ctl_json(&["highavailability", "status"]) {
+        Ok(v) => (v["state"].as_str().unwrap_or("?").to_string(), v["sub_state"].as_str().unwrap_or("?").to_string()),
+        Err(_) => ("unreachable".into(), String::new()),
+    }
+}
+
+/// Waits until `node` is in `state` (and Synchronized, with `synchronized`).
+pub fn wait_ha_state(node: &TandemNode, state: &str, synchronized: bool, timeout: Duration) -> Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let (s, sub) = ha_state(node);
+        if s == state && (!synchronized || sub == "Synchronized") {
+            return Ok(());
+        }
+        if std::time::Instant::now() > deadline {
+            let status = node.ctl(&["highavailability", "status"]).unwrap_or_default();
+            bail!(
+                "{} is {s}/{sub}, wanted {state}{}:\n{status}\n{}",
+                node.host.name,
+                if synchronized { "/Synchronized" } else { "" },
+                node.log()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The HA statements of the seed procedure (steps 4 to 6) for node `n` of a pair, as tandemctl
+/// command words: heartbeat towards the other node, reach target the client, backup role.
+pub fn seed_commands(n: usize, recovery: &str, port: u16) -> Vec<Vec<String>> {
+    let (me, other, role) = if n == 1 { (lb_ip(1), lb_ip(2), "primary") } else { (lb_ip(2), lb_ip(1), "backup") };
+    [
+        format!("highavailability heartbeat add {me} {other}"),
+        format!("highavailability reach add {CLIENT_IP}"),
+        format!("highavailability backup add {role} {recovery} {port}"),
+    ]
+    .iter()
+    .map(|c| c.split_whitespace().map(String::from).collect())
+    .collect()
+}
+
+/// Runs the seed procedure's HA statements on node `n` through tandemctl.
+pub fn join_pair(node: &TandemNode, n: usize, recovery: &str, port: u16) -> Result<()> {
+    for cmd in seed_commands(n, recovery, port) {
+        let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        node.ctl(&words)?;
+    }
+    Ok(())
+}
+
+/// Waits until an HTTP GET from the client through `port` succeeds; returns how long it took.
+pub fn time_to_serve(lab: &ClusterLab, port: u16, limit: Duration) -> Result<Duration> {
+    let start = std::time::Instant::now();
+    loop {
+        if lab.client.http_get(ClusterLab::cluster(port), Duration::from_millis(300)).is_ok() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            bail!("no service through port {port} after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -269,6 +269,14 @@ pub struct HaShell {
     pub reach_interval: Duration,
     /// Recent events for the takeover timeline (time, text).
     pub events: VecDeque<(Instant, String)>,
+    pub rep: crate::replication::Replicator,
+}
+
+/// A replication message that arrived (in a heartbeat or its own datagram).
+pub struct Incoming {
+    pub from: SocketAddr,
+    pub local: IpAddr,
+    pub message: Vec<u8>,
 }
 
 impl HaShell {
@@ -285,6 +293,7 @@ impl HaShell {
             scripts: ScriptRunner::start(),
             reach_interval: Duration::from_secs(2),
             events: VecDeque::new(),
+            rep: crate::replication::Replicator::new(),
         }
     }
 
@@ -296,9 +305,11 @@ impl HaShell {
         }
     }
 
-    /// Reads heartbeats from every socket into the machine.
-    pub fn receive(&mut self, now: Instant) {
-        let Some(sockets) = &self.sockets else { return };
+    /// Reads heartbeats from every socket into the machine; returns the replication messages
+    /// that came with them (authenticated).
+    pub fn receive(&mut self, now: Instant) -> Vec<Incoming> {
+        let mut incoming = Vec::new();
+        let Some(sockets) = &self.sockets else { return incoming };
         let mut buf = [0u8; 65536];
         for (local, sock) in &sockets.by_source {
             loop {
@@ -310,9 +321,22 @@ impl HaShell {
                     self.machine.record_bad_datagram(ha::DropKind::UnknownPair);
                     continue;
                 };
+                if crate::replication::is_replication(&buf[..n]) {
+                    match crate::replication::unwrap(&buf[..n], self.key.as_deref()) {
+                        Ok(message) => incoming.push(Incoming { from, local: *local, message: message.to_vec() }),
+                        Err(e) => {
+                            tracing::debug!(from = %from, error = ?e, "replication datagram dropped");
+                            self.rep.counters.datagrams_dropped += 1;
+                        }
+                    }
+                    continue;
+                }
                 match ha::decode(&buf[..n], self.key.as_deref()) {
                     Ok(hb) => {
-                        self.machine.handle_heartbeat(now, pair, &hb);
+                        let r = self.machine.handle_heartbeat(now, pair, &hb);
+                        if r == ha::Received::New && !hb.records.is_empty() {
+                            incoming.push(Incoming { from, local: *local, message: hb.records });
+                        }
                     }
                     Err(e) => {
                         tracing::debug!(from = %from, error = %e, "heartbeat dropped");
@@ -320,6 +344,17 @@ impl HaShell {
                     }
                 }
             }
+        }
+        incoming
+    }
+
+    /// Sends a replication message (batch or ack) from `source` to `destination`.
+    pub fn send_message(&self, source: IpAddr, destination: SocketAddr, message: &[u8]) {
+        let Some(sockets) = &self.sockets else { return };
+        let Some(sock) = sockets.by_source.get(&source) else { return };
+        let bytes = crate::replication::wrap(message, self.key.as_deref());
+        if let Err(e) = sock.send_to(&bytes, destination) {
+            tracing::debug!(error = %e, %destination, "replication datagram not sent");
         }
     }
 

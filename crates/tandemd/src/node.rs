@@ -12,6 +12,7 @@ use crate::report;
 use anyhow::{Context, Result, anyhow};
 use parking_lot::Mutex;
 use serde::Serialize;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_core::config::{self, Command, Config};
@@ -159,7 +160,11 @@ impl Node {
                 let status = st.ha.machine.status(now);
                 let events: Vec<(u64, String)> =
                     st.ha.events.iter().map(|(t, e)| (now.saturating_duration_since(*t).as_millis() as u64, e.clone())).collect();
-                return report::ha_status(&status, &events);
+                let rep = replication_status(st, &self.engine, now);
+                let (mut text, mut data) = report::ha_status(&status, &events)?;
+                text.push_str(&report::replication_text(&rep));
+                data["replication"] = rep;
+                return Ok((text, data));
             }
             Command::HaTakeover(_) => {
                 st.ha.machine.takeover(now).map_err(|e| anyhow!("takeover refused: {e}"))?;
@@ -246,7 +251,10 @@ impl Node {
         }
         match (was_started, st.config.executor.started) {
             (false, true) => st.ha.machine.executor_started(now),
-            (true, false) => st.ha.machine.executor_stopped(now),
+            (true, false) => {
+                st.ha.machine.executor_stopped(now);
+                self.engine.clear();
+            }
             _ => {}
         }
         self.drain(st, now);
@@ -275,7 +283,14 @@ impl Node {
         while let Some(action) = st.ha.machine.poll_action() {
             match &action {
                 Action::SendHeartbeat { source, destination, port, heartbeat, .. } => {
-                    st.ha.send(*source, *destination, *port, heartbeat);
+                    // Records ride in heartbeats (about 15 each), as IBM's do.
+                    let mut hb = heartbeat.clone();
+                    if self.replicating(st) {
+                        if let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES) {
+                            hb.records = batch.bytes;
+                        }
+                    }
+                    st.ha.send(*source, *destination, *port, &hb);
                 }
                 Action::Announce => {
                     if let Some(dp) = &st.dataplane {
@@ -293,7 +308,18 @@ impl Node {
                 Action::PartnerFound { compatible } => {
                     st.ha.event(now, format!("partner found ({})", if *compatible { "compatible" } else { "incompatible version" }))
                 }
-                Action::RequestFullSync => {}
+                Action::RequestFullSync => {
+                    if st.ha.machine.settings().replication {
+                        for r in self.engine.replication.drain() {
+                            st.ha.rep.sender.push(r);
+                        }
+                        let records = self.engine.snapshot_records(now);
+                        let n = records.len();
+                        st.ha.rep.sender.start_full_sync(records, now);
+                        st.ha.rep.counters.full_syncs_sent += 1;
+                        st.ha.event(now, format!("full synchronisation of the partner started ({n} records)"));
+                    }
+                }
                 other => {
                     if let Some(fwd) = other.forwarding() {
                         self.refresh_plan(st);
@@ -324,10 +350,90 @@ impl Node {
             }
             let now = Instant::now();
             let mut st = self.state.lock();
-            st.ha.receive(now);
+            let incoming = st.ha.receive(now);
+            for msg in incoming {
+                self.on_replication_message(&mut st, msg, now);
+            }
             st.ha.probe(now);
             st.ha.machine.handle_timeout(now);
             self.drain(&mut st, now);
+            self.replicate(&mut st, now);
+        }
+    }
+
+    /// Whether this node sends records now: Active, in contact with a compatible partner,
+    /// some port replicating.
+    fn replicating(&self, st: &State) -> bool {
+        let m = &st.ha.machine;
+        m.settings().replication
+            && m.state() == tandem_core::ha::State::Active
+            && m.in_contact()
+            && m.partner_compatible() == Some(true)
+    }
+
+    /// The partner's address for replication datagrams: the first heartbeat pair.
+    fn partner(&self, st: &State) -> Option<(IpAddr, SocketAddr)> {
+        let port = st.ha.sockets.as_ref()?.port;
+        st.ha.machine.settings().heartbeats.first().map(|(s, d)| (*s, SocketAddr::new(*d, port)))
+    }
+
+    /// Moves the workers' records into the sender, and sends what pacing allows.
+    fn replicate(&self, st: &mut State, now: Instant) {
+        let on = self.replicating(st);
+        self.engine.replication.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+        let records = self.engine.replication.drain();
+        if !on {
+            return;
+        }
+        for r in records {
+            st.ha.rep.sender.push(r);
+        }
+        if st.ha.rep.sender.poll_timeout().is_some_and(|t| t <= now) {
+            st.ha.rep.sender.handle_timeout(now);
+        }
+        let Some((source, dest)) = self.partner(st) else { return };
+        let mut budget = st.ha.rep.sender.pace(now);
+        while budget > 0 {
+            let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES) else { break };
+            budget = budget.saturating_sub(batch.bytes.len());
+            st.ha.send_message(source, dest, &batch.bytes);
+        }
+    }
+
+    /// A replication message from the partner: records to install, or an acknowledgement.
+    fn on_replication_message(&self, st: &mut State, msg: crate::ha::Incoming, now: Instant) {
+        use tandem_core::replication::{Ack, MessageKind, message_kind};
+        match message_kind(&msg.message) {
+            Some(MessageKind::Ack) => {
+                if let Ok(ack) = Ack::decode(&msg.message) {
+                    let had = st.ha.rep.sender.stats().last_full_sync;
+                    st.ha.rep.sender.on_ack(&ack, now);
+                    let done = st.ha.rep.sender.stats().last_full_sync;
+                    if done != had && let Some(d) = done {
+                        st.ha.event(now, format!("partner holds the full table: {} records in {} ms", d.records, d.duration_ms));
+                        st.ha.machine.sync_complete(now);
+                    }
+                } else {
+                    st.ha.rep.counters.datagrams_dropped += 1;
+                }
+            }
+            Some(MessageKind::Batch) => {
+                let out = st.ha.rep.receiver.on_batch_validated(&msg.message, now, &st.config);
+                for r in &out.records {
+                    if self.engine.install_replicated(r, now) {
+                        st.ha.rep.counters.installed += 1;
+                    }
+                }
+                if let Some(ack) = out.ack {
+                    st.ha.send_message(msg.local, msg.from, &ack.to_bytes());
+                }
+                if out.sync_complete {
+                    st.ha.rep.counters.last_sync_received = Some(now);
+                    st.ha.event(now, "full synchronisation received".into());
+                    st.ha.machine.sync_complete(now);
+                }
+            }
+            None => st.ha.rep.counters.datagrams_dropped += 1,
         }
     }
 
@@ -390,4 +496,20 @@ fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
         ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
         ("TANDEM_NFA".into(), st.config.executor.nfa.map(|a| a.to_string()).unwrap_or_default()),
     ]
+}
+
+/// Replication counters for `highavailability status`.
+fn replication_status(st: &State, engine: &Engine, now: Instant) -> serde_json::Value {
+    let r = &st.ha.rep;
+    serde_json::json!({
+        "sender": r.sender.stats(),
+        "receiver": r.receiver.stats(),
+        "installed": r.counters.installed,
+        "datagrams_dropped": r.counters.datagrams_dropped,
+        "full_syncs_sent": r.counters.full_syncs_sent,
+        "last_sync_received_ms_ago": r.counters.last_sync_received.map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        "queue_dropped": engine.replication.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "connection_records": engine.conns.len(),
+        "affinity_records": engine.affinity.len(),
+    })
 }

@@ -528,3 +528,38 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
     s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
     Ok((s, serde_json::json!({"ports": rows, "ideal_wait_seconds": wait})))
 }
+
+/// The replication part of `highavailability status`.
+pub fn replication_text(v: &serde_json::Value) -> String {
+    let mut s = String::from("\nReplication:\n------------\n");
+    let n = |p: &str| v.pointer(p).and_then(|x| x.as_u64()).unwrap_or(0);
+    dots(&mut s, "Records sent", format!("{} in {} batches ({} retransmitted)", n("/sender/records_sent"), n("/sender/batches_sent"), n("/sender/retransmits")));
+    dots(&mut s, "Records queued", n("/sender/queued"));
+    dots(&mut s, "Records received", format!("{} ({} installed)", n("/receiver/records"), n("/installed")));
+    let dropped = v.pointer("/receiver/dropped").map(|d| {
+        ["garbage", "stale_session", "duplicate_batches", "out_of_window", "malformed", "unknown"]
+            .iter()
+            .map(|k| d[*k].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            + d["invalid"].as_object().map(|o| o.values().filter_map(|x| x.as_u64()).sum::<u64>()).unwrap_or(0)
+    });
+    dots(&mut s, "Records dropped", format!("{} (invalid or garbage; {} datagrams refused, {} queue overflows)", dropped.unwrap_or(0), n("/datagrams_dropped"), n("/queue_dropped")));
+    match v.pointer("/sender/last_full_sync") {
+        Some(f) if !f.is_null() => dots(
+            &mut s,
+            "Last full sync sent",
+            format!("{} records in {} ms (epoch {})", f["records"], f["duration_ms"], f["epoch"]),
+        ),
+        _ => dots(&mut s, "Last full sync sent", "none"),
+    }
+    match v.pointer("/receiver/last_full_sync") {
+        Some(f) if !f.is_null() => dots(
+            &mut s,
+            "Last full sync received",
+            format!("{} records, {} ms ago", f["records"], n("/last_sync_received_ms_ago")),
+        ),
+        _ => dots(&mut s, "Last full sync received", "none"),
+    }
+    dots(&mut s, "Records held", format!("{} connection, {} affinity", n("/connection_records"), n("/affinity_records")));
+    s
+}

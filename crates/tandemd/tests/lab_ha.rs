@@ -3,31 +3,17 @@
 //! mismatch, scripts, and a dual-active watch. Needs root; runs in the nextest group `lab`.
 
 use std::time::{Duration, Instant};
-use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config};
+use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config, ha_state, wait_ha_state};
 use tandem_lab::serial;
 
 const PORT: &str = "20001";
 
 fn state(node: &TandemNode) -> (String, String) {
-    match node.ctl_json(&["highavailability", "status"]) {
-        Ok(v) => (v["state"].as_str().unwrap_or("?").to_string(), v["sub_state"].as_str().unwrap_or("?").to_string()),
-        Err(_) => ("unreachable".into(), String::new()),
-    }
+    ha_state(node)
 }
 
 fn wait_state(node: &TandemNode, want: &str, sync: bool, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let (s, sub) = state(node);
-        if s == want && (!sync || sub == "Synchronized") {
-            return;
-        }
-        if Instant::now() > deadline {
-            let status = node.ctl(&["highavailability", "status"]).unwrap_or_default();
-            panic!("{} is {s}/{sub}, wanted {want}{}:\n{status}\n{}", node.host.name, if sync { "/Synchronized" } else { "" }, node.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_ha_state(node, want, sync, timeout).unwrap_or_else(|e| panic!("{e:#}"));
 }
 
 /// Two nodes with the demo configuration, then steps 4 to 8 of the seed procedure through
@@ -47,16 +33,8 @@ fn pair(tag: &str, recovery: &str, extra: &[&str]) -> (ClusterLab, TandemNode, T
     (lab, lb1, lb2)
 }
 
-/// Time from now until an HTTP GET through the cluster succeeds.
 fn time_to_serve(lab: &ClusterLab, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        if lab.client.http_get(ClusterLab::cluster(80), Duration::from_millis(300)).is_ok() {
-            return start.elapsed();
-        }
-        assert!(start.elapsed() < limit, "no service after {limit:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    tandem_lab::cluster::time_to_serve(lab, 80, limit).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
 #[test]

@@ -16,7 +16,9 @@ use super::conn::{Conn, ConnTable, NatMapping};
 use super::neighbor::NeighborTable;
 use super::plan::{CounterRegistry, Plan, PortPlan};
 use super::stats::{DropReason, NodeCounters};
-use crate::config::{Method, Selection};
+use crate::config::{Method, RepStrategy, Selection};
+use crate::replication::{self, ConnectionRecord, Record};
+use parking_lot::Mutex;
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
@@ -50,11 +52,45 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// A record change that replication (a later stage) may want to hear about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordEvent {
-    ConnectionStarted(FlowKey),
-    ConnectionEnded(FlowKey),
+/// Records waiting for the replication sender, filled by the workers. Bounded: when full,
+/// records are dropped and counted (the age rule sends them again later) rather than stalling
+/// forwarding.
+#[derive(Default)]
+pub struct ReplicationQueue {
+    records: Mutex<Vec<Record>>,
+    /// Records dropped because the queue was full.
+    pub dropped: std::sync::atomic::AtomicU64,
+    /// Whether records are wanted now (this node is Active with a compatible partner).
+    pub enabled: std::sync::atomic::AtomicBool,
+}
+
+/// Most records the queue holds between two drains.
+pub const REPLICATION_QUEUE: usize = 1 << 20;
+
+impl ReplicationQueue {
+    fn push(&self, r: Record) {
+        let mut q = self.records.lock();
+        if q.len() >= REPLICATION_QUEUE {
+            self.dropped.fetch_add(1, Relaxed);
+        } else {
+            q.push(r);
+        }
+    }
+    fn wanted(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+    /// Takes every queued record.
+    pub fn drain(&self) -> Vec<Record> {
+        std::mem::take(&mut *self.records.lock())
+    }
+}
+
+fn replicates_connections(r: RepStrategy) -> bool {
+    matches!(r, RepStrategy::Connection | RepStrategy::Both)
+}
+
+fn replicates_affinity(r: RepStrategy) -> bool {
+    matches!(r, RepStrategy::Affinity | RepStrategy::Both)
 }
 
 /// The shared forwarding state of a node.
@@ -66,6 +102,7 @@ pub struct Engine {
     pub neighbors: NeighborTable,
     pub node: NodeCounters,
     pub counters: CounterRegistry,
+    pub replication: ReplicationQueue,
 }
 
 impl Default for Engine {
@@ -78,6 +115,7 @@ impl Default for Engine {
             neighbors: NeighborTable::default(),
             node: NodeCounters::default(),
             counters: CounterRegistry::default(),
+            replication: ReplicationQueue::default(),
         }
     }
 }
@@ -116,14 +154,18 @@ impl Engine {
         }
         self.neighbors.retain(|ip| new.neighbors.contains(&ip));
         out.extend(self.ask_neighbors(&new, now));
-        if !new.forwarding {
-            // Executor stopped (or standing by): records go.
-            let gone = self.conns.remove_where(|_| true);
-            self.release(&gone);
-        } else {
-            out.extend(self.reset_and_prune(&new));
-        }
+        // A standby keeps (replicated) records: they are what lets it carry on the
+        // connections after a takeover. Executor stop clears them (see `clear`).
+        out.extend(self.reset_and_prune(&new));
         out
+    }
+
+    /// Ends every record (executor stop).
+    pub fn clear(&self) {
+        let gone = self.conns.remove_where(|_| true);
+        self.release(&gone);
+        let _ = self.affinity.expire(std::time::Instant::now(), |_, _| None);
+        self.replication.drain();
     }
 
     /// Gratuitous ARPs (request and reply form) for every owned address, e.g. to re-announce.
@@ -158,7 +200,7 @@ impl Engine {
         let gone = self.conns.remove_where(|c| {
             let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else { return true };
             let Some(server) = port.server(c.server) else { return true };
-            if server.accepts_new || !port.config.reset || c.key.proto != IPPROTO_TCP {
+            if server.accepts_new || !port.config.reset || c.key.proto != IPPROTO_TCP || !plan.forwarding {
                 return false;
             }
             if let (Some(cluster), Some(client)) = (v4(c.key.dst_ip), v4(c.key.src_ip)) {
@@ -174,6 +216,18 @@ impl Engine {
             true
         });
         self.node.resets_sent.fetch_add(resets.len() as u64, Relaxed);
+        if self.replication.wanted() {
+            let now = Instant::now();
+            for c in &gone {
+                let replicate = plan
+                    .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
+                    .is_some_and(|p| replicates_connections(p.config.repstrategy));
+                if replicate && let Some(mut r) = ConnectionRecord::from_conn(c, now) {
+                    r.ended = true;
+                    self.replication.push(Record::Connection(r));
+                }
+            }
+        }
         self.release(&gone);
         resets
     }
@@ -188,6 +242,73 @@ impl Engine {
                 self.natpool.release(n.returnaddress, c.key.proto, n.nat_port);
             }
         }
+    }
+
+    fn replicate_affinity(&self, port: &PortPlan, client: IpAddr, now: Instant) {
+        let key = AffinityKey { cluster: port.cluster, port: port.config.number, client };
+        if let Some((_, rec)) = self.affinity.snapshot_one(&key) {
+            self.replication
+                .push(Record::Affinity(replication::AffinityRecord::from_table(&key, &rec, port.stickytime(), now)));
+        }
+    }
+
+    /// Installs a record received from the partner (already validated against the
+    /// configuration): the connection then continues after a takeover, to the same server
+    /// and with the same translation. An `ended` connection record deletes.
+    pub fn install_replicated(&self, record: &Record, now: Instant) -> bool {
+        match record {
+            Record::Connection(r) => {
+                let key = r.flow_key();
+                if let Some(old) = self.conns.remove(&key) {
+                    self.release(std::slice::from_ref(&old));
+                }
+                if r.ended {
+                    return true;
+                }
+                let Some(counters) = self.counters.lookup(r.cluster.ip(), r.cluster.port(), r.server) else {
+                    return false;
+                };
+                let conn = r.to_conn(now, counters);
+                if let Some(n) = conn.nat {
+                    self.natpool.reserve(n.returnaddress, conn.key.proto, n.nat_port);
+                }
+                if conn.closing_since.is_none() {
+                    conn.counters.active.fetch_add(1, Relaxed);
+                }
+                self.conns.insert(conn);
+                true
+            }
+            Record::Affinity(a) => {
+                let (key, rec) = a.to_table(now);
+                self.affinity.insert_record(key, rec);
+                true
+            }
+        }
+    }
+
+    /// Every record of replicating ports, for a full synchronisation of the partner.
+    pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
+        let plan = self.plan.load();
+        let mut out = Vec::new();
+        self.conns.for_each(|c| {
+            if plan
+                .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
+                .is_some_and(|p| replicates_connections(p.config.repstrategy))
+                && let Some(r) = ConnectionRecord::from_conn(c, now)
+            {
+                out.push(Record::Connection(r));
+            }
+        });
+        for (key, rec) in self.affinity.snapshot() {
+            let port = plan.ports.iter().find(|((c, p, _), _)| *c == key.cluster && *p == key.port).map(|(_, pp)| pp);
+            if let Some(pp) = port
+                && replicates_affinity(pp.config.repstrategy)
+                && pp.uses_affinity()
+            {
+                out.push(Record::Affinity(replication::AffinityRecord::from_table(&key, &rec, pp.stickytime(), now)));
+            }
+        }
+        out
     }
 
     /// Periodic work: ends expired connection and affinity records, asks again for unresolved
@@ -226,15 +347,19 @@ impl Engine {
     }
 
     fn decide(&self, plan: &Plan, frame: &mut [u8], meta: RxMeta, now: Instant, out: &mut Vec<Vec<u8>>) -> Verdict {
+        let parsed = match wire::parse(frame) {
+            Ok(p) => p,
+            Err(_) if !plan.forwarding => return Verdict::Pass,
+            Err(m) => return Verdict::Drop(malformed(m)),
+        };
+        // Next hops are learnt also while not forwarding, so that a node taking over has them.
+        if let wire::Frame::Arp(arp) = &parsed {
+            return self.arp(plan, arp, out);
+        }
         if !plan.forwarding {
             return Verdict::Pass;
         }
-        let parsed = match wire::parse(frame) {
-            Ok(p) => p,
-            Err(m) => return Verdict::Drop(malformed(m)),
-        };
         let pkt = match parsed {
-            wire::Frame::Arp(arp) => return self.arp(plan, &arp, out),
             wire::Frame::Ip(pkt) => pkt,
             wire::Frame::IpOther { dst_ip, .. } => {
                 return if plan.owns(dst_ip) { Verdict::Drop(DropReason::UnsupportedProtocol) } else { Verdict::Pass };
@@ -286,6 +411,9 @@ impl Engine {
     ) -> Verdict {
         let key = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
         let tcp = pkt.proto == IPPROTO_TCP;
+        let replicating = self.replication.wanted();
+        let rep_conn = replicating && replicates_connections(port.config.repstrategy);
+        let rep_aff = replicating && replicates_affinity(port.config.repstrategy) && port.uses_affinity();
         let syn = tcp && pkt.is_syn();
         let ending = tcp && (pkt.is_fin() || pkt.is_rst());
         let ack = if tcp { tcp_ack(frame, pkt) } else { 0 };
@@ -298,16 +426,42 @@ impl Engine {
                 if ack != 0 {
                     c.client_ack = ack;
                 }
+                let mut resend = false;
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
                     c.counters.active.fetch_sub(1, Relaxed);
+                    resend = true;
                 }
-                Some((c.server, c.nat, c.counters.clone()))
+                if rep_conn || rep_aff {
+                    // The age rule: a record whose replicated copy is older than half its
+                    // lifetime is sent again.
+                    let half = if rep_aff && port.config.stickytime > 0 {
+                        port.stickytime().min(port.staletimeout()) / 2
+                    } else {
+                        port.staletimeout() / 2
+                    };
+                    resend |= c.replicated_at.is_none_or(|t| now.saturating_duration_since(t) >= half);
+                }
+                let record = (resend && replicating).then(|| {
+                    c.replicated_at = Some(now);
+                    ConnectionRecord::from_conn(c, now)
+                });
+                Some((c.server, c.nat, c.counters.clone(), record.flatten()))
             }
             _ => None,
         });
         let (server_addr, nat, counters) = match existing {
-            Some(found) => found,
+            Some((server, nat, counters, record)) => {
+                if let Some(r) = record {
+                    if rep_conn {
+                        self.replication.push(Record::Connection(r));
+                    }
+                    if rep_aff {
+                        self.replicate_affinity(port, pkt.src_ip, now);
+                    }
+                }
+                (server, nat, counters)
+            }
             None => {
                 let affinity_key = AffinityKey { cluster: port.cluster, port: port.config.number, client: pkt.src_ip };
                 // Choose a server.
@@ -349,7 +503,15 @@ impl Engine {
                     (Method::Mac, _) => None,
                 };
                 if port.uses_affinity() && (syn || !tcp) {
-                    self.affinity.touch_new_connection(&affinity_key, server_addr, now);
+                    let rec = self.affinity.touch_new_connection(&affinity_key, server_addr, now);
+                    if rep_aff {
+                        self.replication.push(Record::Affinity(replication::AffinityRecord::from_table(
+                            &affinity_key,
+                            &rec,
+                            port.stickytime(),
+                            now,
+                        )));
+                    }
                 }
                 server.counters.total.fetch_add(1, Relaxed);
                 if !ending {
@@ -365,9 +527,12 @@ impl Engine {
                     closing_since: if ending { Some(now) } else { None },
                     staletimeout: port.staletimeout(),
                     client_ack: ack,
-                    replicated_at: None,
+                    replicated_at: rep_conn.then_some(now),
                     counters: server.counters.clone(),
                 };
+                if rep_conn && let Some(r) = ConnectionRecord::from_conn(&conn, now) {
+                    self.replication.push(Record::Connection(r));
+                }
                 if let Some(old) = self.conns.insert(conn) {
                     self.release(std::slice::from_ref(&old));
                 }

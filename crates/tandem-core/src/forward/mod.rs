@@ -10,7 +10,7 @@ pub mod plan;
 pub mod stats;
 
 pub use conn::{Conn, ConnTable, NatMapping};
-pub use engine::{Engine, RecordEvent, RxMeta, Verdict};
+pub use engine::{Engine, ReplicationQueue, RxMeta, Verdict};
 pub use neighbor::NeighborTable;
 pub use plan::{CounterRegistry, Plan, PortPlan, ServerPlan};
 pub use stats::{DropReason, NodeCounters, ServerCounters, ServerCountersView};

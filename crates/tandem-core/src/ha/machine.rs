@@ -7,28 +7,29 @@
 //! # States
 //!
 //! ```text
-//!                    executor_started, HA configured
-//!        ┌──────┐ ─────────────────────────────────▶ ┌────────┐ partner heard Active
-//!        │ Down │                                    │ Listen │ ─────────────────────┐
-//!        └──────┘ ◀── executor_stopped (from any) ── └────────┘                      │
-//!          │  ▲                                        │  ▲ HA configured           │
-//!   executor_started, no HA                            │  │ while Idle               │
-//!          ▼  │                                        │  │                          ▼
-//!        ┌──────┐ ◀── HA deleted (from any) ──         │ ┌──────┐            ┌─────────┐
-//!        │ Idle │                                      │ │ Idle │            │ Standby │
-//!        └──────┘   nothing heard for hatimeout, or    │ └──────┘            └─────────┘
-//!                   preferred over a non-Active partner│                      │      ▲
-//!                                                      ▼                      │      │
-//!                                                  ┌────────┐ ◀───────────────┘      │
-//!                                                  │ Active │  partner lost / left;  │
-//!                                                  └────────┘  partner yielded to our│
-//!                                                      │       takeover request; both│
-//!                                                      │       Standby and preferred │
-//!                                                      └─────────────────────────────┘
-//!                                     yields: partner's takeover request (Synchronized),
-//!                                     partner reaches strictly more (Synchronized),
-//!                                     maintenance; loses a dual-Active tie-break;
-//!                                     partner Active and deaf to us
+//!              executor_started, no HA            executor_started, HA configured
+//!   ┌──────┐ ◀───────────────────────── ┌──────┐ ─────────────────────────────▶ ┌────────┐
+//!   │ Idle │ ─── executor_stopped ────▶ │ Down │ ◀── executor_stopped (any) ─── │ Listen │
+//!   └──────┘                            └──────┘                                └────────┘
+//!     │  ▲                                                                        │    │
+//!     │  └── HA deleted (from Listen, Standby, Active)                            │    │
+//!     └───── HA configured ───────────────────────────────────────────▶ Listen    │    │
+//!                                                                                 │    │
+//!                                                   partner heard Active          │    │
+//!                                                                                 ▼    │
+//!                       ┌───────────────── (1) ─────────────────────────── ┌─────────┐ │
+//!                       ▼                                                  │ Standby │ │
+//!                  ┌────────┐ ─────────────────── (2) ───────────────────▶ └─────────┘ │
+//!                  │ Active │ ◀──── nothing heard for hatimeout, or preferred ─────────┘
+//!                  └────────┘       over a partner that is not Active
+//!
+//!  (1) Standby → Active: partner silent for hatimeout, or it left (executor stopped, HA
+//!      deleted); the partner yielded to our takeover request (operator `takeover`, `auto`
+//!      failback); both not Active and this node is preferred.
+//!  (2) Active → Standby (yield-first, Synchronized only): the partner asked to take over; the
+//!      Standby partner reached strictly more targets for the reach hold; maintenance.
+//!      Also: both Active, in contact, and this node loses the tie-break; or the partner is
+//!      Active and does not hear us (it leads, we follow).
 //! ```
 //!
 //! Sub-state: **Synchronized** when the partner is in two-way contact (it is heard, and its
@@ -39,8 +40,10 @@
 //!
 //! * Heartbeats go out every interval (default hatimeout/4) on every pair, and at once whenever
 //!   what they say changes (state, sub-state, request, reach, maintenance), so handshakes take
-//!   one trip rather than one interval. A node that sees its partner's view of it is stale
-//!   (its ack is old) replies at once, at most four times an interval.
+//!   one trip rather than one interval. A node also replies at once (at most four replies an
+//!   interval) when the partner's view of it is stale (old ack), when it has not acked this run
+//!   of the partner yet, or when the partner says something new; a reply never triggers a
+//!   reply, so the two never ping-pong.
 //! * **Heard**: some pair delivered a heartbeat within hatimeout and the partner has not said it
 //!   is leaving. **Deaf** (PH33032): heard for at least hatimeout, but its last ack names a seq
 //!   of ours sent more than hatimeout before that heartbeat arrived — it does not hear us.
@@ -53,8 +56,9 @@
 //!   partner is heard; when the partner is heard but not Active (both starting), the preferred
 //!   node (see below) goes Active.
 //! * Standby takes over when the partner is silent for hatimeout or leaves. While Synchronized,
-//!   an Active whose Standby partner reaches strictly more targets yields to it (equal counts
-//!   change nothing).
+//!   an Active whose Standby partner has reached strictly more targets for the reach hold
+//!   (reach interval + hatimeout: probes on two nodes see a shared target fail at different
+//!   moments) yields to it; equal counts change nothing.
 //! * Handover is always yield-first, so there is no moment with both Active while heartbeats
 //!   flow: the requester (operator [`Machine::takeover`] on a Synchronized Standby, or an `auto`
 //!   primary that is Standby, Synchronized and in contact for `failback_hold`) sends
@@ -71,7 +75,10 @@
 //!   it is never Synchronized: no replication, no failback, no reach takeover, no `takeover`.
 //! * `executor_stopped`: Down at once, and one last heartbeat with `Leaving`, so that the partner
 //!   takes over without waiting for hatimeout. Deleting HA: Idle (stand-alone forwarding), also
-//!   with a `Leaving` heartbeat.
+//!   with a `Leaving` heartbeat. Configuring HA on an Idle node: Listen (it stops forwarding
+//!   until it knows its partner), so call [`Machine::configure`] before
+//!   [`Machine::executor_started`] when a configuration file is loaded, or a backup would
+//!   forward (and announce) for a moment as Idle.
 //!
 //! Scripts: after each state action come `RunScript(goX)` then `RunScript(highavailChange, goX)`:
 //! goActive (→Active), goStandby (→Standby), goIdle (→Idle), goInOp (→Down, and Down→Listen at
@@ -96,6 +103,9 @@ pub const HIGHAVAIL_CHANGE: &str = "highavailChange";
 
 /// How many transitions the status keeps.
 pub const HISTORY: usize = 16;
+
+/// Upper bound of every timer setting (so that `now + timer` never overflows).
+pub const MAX_TIMER: Duration = Duration::from_secs(86_400);
 
 /// The HA part of the configuration, as the machine needs it.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,9 +176,9 @@ impl HaSettings {
         }
     }
 
-    /// hatimeout, at least 10 ms.
+    /// hatimeout, within 10 ms..=1 day.
     pub fn hatimeout(&self) -> Duration {
-        self.hatimeout.max(Duration::from_millis(10))
+        self.hatimeout.clamp(Duration::from_millis(10), MAX_TIMER)
     }
 
     /// Heartbeat interval: the configured one within 1 ms..=hatimeout, else hatimeout / 4.
@@ -177,16 +187,21 @@ impl HaSettings {
         self.interval.unwrap_or(h / 4).clamp(Duration::from_millis(1), h)
     }
 
+    /// Default 2 × hatimeout; at least one interval, at most a day.
     pub fn takeover_timeout(&self) -> Duration {
-        self.takeover_timeout.unwrap_or(self.hatimeout() * 2).max(self.interval())
+        self.takeover_timeout.unwrap_or(self.hatimeout() * 2).clamp(self.interval(), MAX_TIMER)
     }
 
+    /// Default hatimeout; at most a day.
     pub fn failback_hold(&self) -> Duration {
-        self.failback_hold.unwrap_or(self.hatimeout())
+        self.failback_hold.unwrap_or(self.hatimeout()).min(MAX_TIMER)
     }
 
+    /// Default reach interval + hatimeout; at most a day.
     pub fn reach_hold(&self) -> Duration {
-        self.reach_hold.unwrap_or(self.reach_interval + self.hatimeout())
+        self.reach_hold
+            .unwrap_or(self.reach_interval.min(MAX_TIMER) + self.hatimeout())
+            .min(MAX_TIMER)
     }
 }
 
@@ -266,6 +281,8 @@ pub enum TakeoverError {
     AutoBackup,
     #[error("a takeover is already in progress")]
     InProgress,
+    #[error("this node is in maintenance: end maintenance first")]
+    Maintenance,
 }
 
 /// What became of a heartbeat handed to [`Machine::handle_heartbeat`].
@@ -706,6 +723,7 @@ impl Machine {
     pub fn configure(&mut self, now: Instant, settings: &HaSettings) {
         let now = self.tick(now);
         if *settings == self.settings {
+            self.evaluate(now);
             return;
         }
         let was_on = self.configured();
@@ -753,6 +771,7 @@ impl Machine {
     pub fn executor_started(&mut self, now: Instant) {
         let now = self.tick(now);
         if self.executor {
+            self.evaluate(now);
             return;
         }
         self.executor = true;
@@ -769,6 +788,7 @@ impl Machine {
     pub fn executor_stopped(&mut self, now: Instant) {
         let now = self.tick(now);
         if !self.executor {
+            self.evaluate(now);
             return;
         }
         self.executor = false;
@@ -784,6 +804,12 @@ impl Machine {
     /// refused here (one guard per pair).
     pub fn handle_heartbeat(&mut self, now: Instant, pair: usize, hb: &Heartbeat) -> Received {
         let now = self.tick(now);
+        let r = self.receive(now, pair, hb);
+        self.evaluate(now);
+        r
+    }
+
+    fn receive(&mut self, now: Instant, pair: usize, hb: &Heartbeat) -> Received {
         if !self.ha_running() {
             return Received::Ignored;
         }
@@ -889,12 +915,15 @@ impl Machine {
     /// A reach-target probe result. Unknown targets are ignored (returns false).
     pub fn handle_reach(&mut self, now: Instant, target: IpAddr, reachable: bool) -> bool {
         let now = self.tick(now);
-        let Some(r) = self.reach.iter_mut().find(|r| r.address == target) else {
-            return false;
+        let found = match self.reach.iter_mut().find(|r| r.address == target) {
+            Some(r) => {
+                r.reachable = Some(reachable);
+                true
+            }
+            None => false,
         };
-        r.reachable = Some(reachable);
         self.evaluate(now);
-        true
+        found
     }
 
     /// Timers: heartbeat sends, hatimeout, Listen, takeover attempts.
@@ -915,6 +944,7 @@ impl Machine {
     /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
     pub fn takeover(&mut self, now: Instant) -> Result<(), TakeoverError> {
         let now = self.tick(now);
+        self.evaluate(now);
         if !self.configured() {
             return Err(TakeoverError::NotConfigured);
         }
@@ -929,9 +959,8 @@ impl Machine {
         if self.attempt.is_some() {
             return Err(TakeoverError::InProgress);
         }
-        self.evaluate(now);
-        if self.state != State::Standby {
-            return Err(TakeoverError::NotStandby(self.state));
+        if self.maintenance {
+            return Err(TakeoverError::Maintenance);
         }
         let heard = self.heard(now);
         let p = self.partner.as_ref().filter(|_| heard);
@@ -971,6 +1000,9 @@ impl Machine {
     pub fn set_maintenance(&mut self, now: Instant, on: bool) {
         let now = self.tick(now);
         self.maintenance = on;
+        if on {
+            self.abandon_attempt(now, "maintenance started".into());
+        }
         self.evaluate(now);
     }
 
@@ -1347,8 +1379,12 @@ impl Machine {
             self.drop_contact();
         }
         if let Some(y) = self.yielded {
-            let partner_active = self.partner.as_ref().is_some_and(|p| p.hb.state == State::Active);
-            if now >= y || !heard || partner_active {
+            // Cleared when the partner took Active, and when it no longer asks for it (it gave
+            // up, or yielded to us in turn): then the tie-break decides.
+            let p = self.partner.as_ref();
+            let partner_active = p.is_some_and(|p| p.hb.state == State::Active);
+            let asking = p.is_some_and(|p| p.hb.request == Request::TakeoverRequest);
+            if now >= y || !heard || partner_active || !asking {
                 self.yielded = None;
             }
         }
@@ -1407,7 +1443,11 @@ impl Machine {
             return (!self.maintenance, why.into());
         }
         let mine = self.reach_count();
-        if mine != p.reach_count {
+        // While either node is still in Listen its reach probes may not have answered yet:
+        // a node that just started must not lose (or win) on targets it has not probed, so
+        // at start-up the roles decide. Reach decides between established nodes.
+        let starting = self.state == State::Listen || p.state == State::Listen;
+        if mine != p.reach_count && !starting {
             return (
                 mine > p.reach_count,
                 format!("reach targets {mine} here, {} on partner", p.reach_count),
@@ -1457,7 +1497,10 @@ impl Machine {
         let p = self.partner.as_ref().filter(|_| heard).map(|p| p.hb.clone());
         let before = self.state;
         match (self.state, p) {
-            (State::Listen, None) if self.listen_deadline.is_some_and(|d| now >= d) => {
+            (State::Listen, None)
+                if self.listen_deadline.is_some_and(|d| now >= d)
+                    || self.partner.as_ref().is_some_and(Partner::left) =>
+            {
                 let reason = self.loss_reason();
                 self.transition(now, State::Active, reason);
             }
@@ -1477,8 +1520,16 @@ impl Machine {
             }
             (State::Standby, Some(p)) if p.state != State::Active && contact && !deaf => {
                 if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
-                    let why = format!("{}: partner yielded", a.kind);
-                    self.transition(now, State::Active, why);
+                    if p.request == Request::TakeoverRequest && !self.prefer_self(&p, false).0 {
+                        // Both asked at once: the tie-break decides, the loser gives up.
+                        self.abandon_attempt(
+                            now,
+                            "the partner asked for Active too and is preferred".into(),
+                        );
+                    } else {
+                        let why = format!("{}: partner yielded", a.kind);
+                        self.transition(now, State::Active, why);
+                    }
                 } else if self.yielded.is_none()
                     && let Some(why) = self.wins_vacancy(&p)
                 {
@@ -1540,7 +1591,7 @@ impl Machine {
             && self.partner.as_ref().is_some_and(|p| {
                 p.hb.state == State::Standby
                     && p.hb.reach_count > mine
-                    && !(p.hb.maintenance && !self.maintenance)
+                    && (self.maintenance || !p.hb.maintenance)
             });
         if !behind {
             self.reach_behind_since = None;

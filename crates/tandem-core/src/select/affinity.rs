@@ -181,6 +181,11 @@ impl AffinityTable {
 
     /// A copy of every record, sorted by key, for reports and replication. Each part of the
     /// table is copied under its own lock: records changed meanwhile may or may not appear.
+    /// One record, if present (expired or not).
+    pub fn snapshot_one(&self, key: &AffinityKey) -> Option<(AffinityKey, AffinityRecord)> {
+        self.shard(key).lock().get(key).map(|r| (*key, *r))
+    }
+
     pub fn snapshot(&self) -> Vec<(AffinityKey, AffinityRecord)> {
         let mut all = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {

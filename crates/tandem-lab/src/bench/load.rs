@@ -39,13 +39,24 @@ fn summarize(mut samples: Vec<Duration>) -> LatencySummary {
     samples.sort_unstable();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
-    LatencySummary { min_ms: at(0.0), p50_ms: at(0.5), p90_ms: at(0.9), p99_ms: at(0.99), max_ms: at(1.0) }
+    LatencySummary {
+        min_ms: at(0.0),
+        p50_ms: at(0.5),
+        p90_ms: at(0.9),
+        p99_ms: at(0.99),
+        max_ms: at(1.0),
+    }
 }
 
 /// Runs `concurrency` threads, each sending `GET /` on a new connection after the other,
 /// until `duration` has passed (requests started before then finish, bounded by `timeout`).
 /// Never fails as a whole: failures are counted. Uses the calling thread's namespace.
-pub fn conn_rate(target: SocketAddr, concurrency: usize, duration: Duration, timeout: Duration) -> ConnRate {
+pub fn conn_rate(
+    target: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    timeout: Duration,
+) -> ConnRate {
     let start = Instant::now();
     let deadline = start + duration;
     let merged = Mutex::new((ConnRate::default(), Vec::<Duration>::new()));

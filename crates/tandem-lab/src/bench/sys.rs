@@ -15,22 +15,33 @@ fn clock_ticks() -> f64 {
 
 /// CPU time (user + system, all threads) of process `pid`.
 pub fn process_cpu(pid: u32) -> Result<Duration> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("/proc/{pid}/stat"))?;
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which is in parentheses and may hold spaces).
     let rest = text.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: u64 = fields.get(11).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0)
-        + fields.get(12).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    let ticks: u64 = fields
+        .get(11)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0);
     Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks()))
 }
 
 /// Context switches (voluntary, involuntary) summed over the threads of `pid`.
 pub fn context_switches(pid: u32) -> (u64, u64) {
     let mut total = (0, 0);
-    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return total };
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return total;
+    };
     for entry in dir.flatten() {
-        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else { continue };
+        let Ok(status) = std::fs::read_to_string(entry.path().join("status")) else {
+            continue;
+        };
         for line in status.lines() {
             if let Some(v) = line.strip_prefix("voluntary_ctxt_switches:") {
                 total.0 += v.trim().parse::<u64>().unwrap_or(0);
@@ -45,9 +56,17 @@ pub fn context_switches(pid: u32) -> (u64, u64) {
 /// Machine-wide CPU time from `/proc/stat`: (busy, total), in seconds, summed over CPUs.
 /// Softirq work (where the kernel forwards, bridges and NATs) counts as busy.
 pub fn machine_cpu() -> (f64, f64) {
-    let Ok(text) = std::fs::read_to_string("/proc/stat") else { return (0.0, 0.0) };
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else { return (0.0, 0.0) };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let Ok(text) = std::fs::read_to_string("/proc/stat") else {
+        return (0.0, 0.0);
+    };
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return (0.0, 0.0);
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal guest guest_nice
     let get = |i: usize| v.get(i).copied().unwrap_or(0);
     let idle = get(3) + get(4);
@@ -58,9 +77,17 @@ pub fn machine_cpu() -> (f64, f64) {
 
 /// Softirq share of machine CPU time: (softirq seconds) from `/proc/stat`.
 pub fn machine_softirq() -> f64 {
-    let Ok(text) = std::fs::read_to_string("/proc/stat") else { return 0.0 };
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else { return 0.0 };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let Ok(text) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
     v.get(6).copied().unwrap_or(0) as f64 / clock_ticks()
 }
 
@@ -103,7 +130,9 @@ pub fn link_stats(host: &Host, dev: &str) -> Result<LinkStats> {
 pub fn udp_counters(host: &Host) -> Result<(u64, u64)> {
     let out = host.run(["cat", "/proc/net/snmp"])?;
     let mut udp = out.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else { return Ok((0, 0)) };
+    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+        return Ok((0, 0));
+    };
     let pairs: Vec<(&str, u64)> = names
         .split_whitespace()
         .zip(values.split_whitespace())
@@ -116,7 +145,9 @@ pub fn udp_counters(host: &Host) -> Result<(u64, u64)> {
 /// Packets dropped at the per-CPU input backlogs (`/proc/net/softnet_stat`, second column,
 /// summed over CPUs; machine-wide). A veth hands frames to its peer through this backlog.
 pub fn backlog_drops() -> u64 {
-    let Ok(text) = std::fs::read_to_string("/proc/net/softnet_stat") else { return 0 };
+    let Ok(text) = std::fs::read_to_string("/proc/net/softnet_stat") else {
+        return 0;
+    };
     text.lines()
         .filter_map(|l| l.split_whitespace().nth(1))
         .filter_map(|h| u64::from_str_radix(h, 16).ok())
@@ -127,7 +158,9 @@ pub fn backlog_drops() -> u64 {
 /// half-second sample) or `max_wait` passed. Returns the busy percentage of the last sample.
 pub fn wait_quiet(max_busy_pct: f64, max_wait: Duration) -> f64 {
     let start = std::time::Instant::now();
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1) as f64;
     loop {
         let (b0, t0) = machine_cpu();
         std::thread::sleep(Duration::from_millis(500));
@@ -137,4 +170,23 @@ pub fn wait_quiet(max_busy_pct: f64, max_wait: Duration) -> f64 {
             return busy;
         }
     }
+}
+
+/// Process ids of the kernel's `ksoftirqd/N` threads (softirq work the kernel deferred).
+pub fn ksoftirqd_pids() -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.starts_with("ksoftirqd/"))
+        })
+        .collect()
+}
+
+/// CPU time of a set of processes, summed (processes that are gone count as zero).
+pub fn processes_cpu(pids: &[u32]) -> Duration {
+    pids.iter().filter_map(|&p| process_cpu(p).ok()).sum()
 }

@@ -16,7 +16,12 @@ use crate::{Host, check_target};
 /// Datagrams handed to the kernel per `sendmmsg` / taken per `recvmmsg`.
 const BATCH: usize = 32;
 
-fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn set_int(
+    fd: libc::c_int,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: setsockopt with a valid int option.
     let rc = unsafe {
         libc::setsockopt(
@@ -27,7 +32,11 @@ fn set_int(fd: libc::c_int, level: libc::c_int, name: libc::c_int, value: libc::
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+    if rc != 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }
 
 /// A UDP socket on `0.0.0.0:port` that counts what it receives and never answers, on a thread
@@ -53,7 +62,8 @@ impl UdpSink {
     }
 
     fn bind(port: u16) -> Result<UdpSocket> {
-        let socket = UdpSocket::bind(("0.0.0.0", port)).with_context(|| format!("binding UDP sink port {port}"))?;
+        let socket = UdpSocket::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding UDP sink port {port}"))?;
         let fd = socket.as_raw_fd();
         // A deep receive buffer, so that the sink itself is not where packets are lost.
         if set_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 32 << 20).is_err() {
@@ -75,7 +85,12 @@ impl UdpSink {
                 move || sink_loop(socket, &count, &stop)
             })
             .context("spawning the UDP sink")?;
-        Ok(UdpSink { port, count, stop, handle: Some(handle) })
+        Ok(UdpSink {
+            port,
+            count,
+            stop,
+            handle: Some(handle),
+        })
     }
 
     /// The port it listens on.
@@ -103,7 +118,10 @@ fn sink_loop(socket: UdpSocket, count: &AtomicU64, stop: &AtomicBool) {
     let mut bufs = vec![[0u8; 2048]; BATCH];
     let mut iovs: Vec<libc::iovec> = bufs
         .iter_mut()
-        .map(|b| libc::iovec { iov_base: b.as_mut_ptr().cast(), iov_len: b.len() })
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: b.len(),
+        })
         .collect();
     // SAFETY: zeroed mmsghdrs are valid; each points at its own iovec below.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
@@ -114,7 +132,13 @@ fn sink_loop(socket: UdpSocket, count: &AtomicU64, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
         // SAFETY: msgs and the buffers their iovecs point at live across the call.
         let n = unsafe {
-            libc::recvmmsg(fd, msgs.as_mut_ptr(), BATCH as u32, libc::MSG_WAITFORONE, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                msgs.as_mut_ptr(),
+                BATCH as u32,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
         };
         if n > 0 {
             count.fetch_add(n as u64, Ordering::Relaxed);
@@ -160,7 +184,9 @@ pub fn udp_flood(
     rate_pps: u64,
 ) -> Result<FloodReport> {
     check_target(target)?;
-    let SocketAddr::V4(v4) = target else { bail!("udp_flood: IPv4 targets only") };
+    let SocketAddr::V4(v4) = target else {
+        bail!("udp_flood: IPv4 targets only")
+    };
     let threads = threads.max(1);
     let sockets_per_thread = sockets_per_thread.max(1);
     // Open every socket first, so a failure sends nothing.
@@ -187,7 +213,14 @@ pub fn udp_flood(
                 std::thread::Builder::new()
                     .name(format!("udp-flood-{i}"))
                     .spawn_scoped(scope, move || {
-                        flood_thread(&set, v4, payload_bytes, deadline, per_thread_max, per_thread_rate)
+                        flood_thread(
+                            &set,
+                            v4,
+                            payload_bytes,
+                            deadline,
+                            per_thread_max,
+                            per_thread_rate,
+                        )
                     })
             })
             .collect();
@@ -226,11 +259,16 @@ fn flood_thread(
     let mut addr = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: target.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from(*target.ip()).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*target.ip()).to_be(),
+        },
         sin_zero: [0; 8],
     };
     let mut payload = vec![b'x'; payload_bytes.max(1)];
-    let mut iov = libc::iovec { iov_base: payload.as_mut_ptr().cast(), iov_len: payload.len() };
+    let mut iov = libc::iovec {
+        iov_base: payload.as_mut_ptr().cast(),
+        iov_len: payload.len(),
+    };
     // SAFETY: zeroed mmsghdrs are valid; all point at the same payload and address.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     for m in msgs.iter_mut() {

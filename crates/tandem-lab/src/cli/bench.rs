@@ -93,6 +93,13 @@ pub struct BenchArgs {
     /// Busy threshold of --quiet-wait, percent of one core.
     #[arg(long, default_value_t = 25.0)]
     quiet_below: f64,
+    /// Keep TIME_WAIT on the servers. By default the bench turns it off there
+    /// (`tcp_max_tw_buckets=0`), because Tandem's NAT pool hands out source ports again from the
+    /// start of its range after a restart (and wraps its range within the 60 s of TIME_WAIT
+    /// above ~1000 connections/s), so new connections collide with the servers' TIME_WAIT
+    /// entries of earlier ones and wait a SYN retransmission (1 s) or fail.
+    #[arg(long)]
+    server_time_wait: bool,
 }
 
 /// What the machine and tandemd did during one measurement.
@@ -105,9 +112,16 @@ struct Usage {
     machine_busy_pct: f64,
     /// Of which softirq (kernel packet processing).
     machine_softirq_pct: f64,
-    /// Busy CPU time of the whole machine (load generator, servers, forwarder, kernel) per
-    /// unit of work: per delivered datagram, or per completed connection; microseconds.
+    /// Busy CPU time of the whole machine per unit of work (per delivered datagram, or per
+    /// completed connection), microseconds. Includes other users of a shared machine.
     machine_us_per_unit: f64,
+    /// CPU of the lab's own processes (this process with the load generators and sinks, the
+    /// servers, tandemd, and the kernel's ksoftirqd threads), percent of one core. On veths
+    /// the kernel forwards, bridges and NATs in the sending task's context, so this includes
+    /// the kernel's packet work, and excludes other users of the machine.
+    lab_cpu_pct: f64,
+    /// Lab CPU time per unit of work, microseconds.
+    lab_us_per_unit: f64,
     /// tandemd's CPU (user + system, all threads), percent of one core.
     #[serde(skip_serializing_if = "Option::is_none")]
     tandemd_cpu_pct: Option<f64>,
@@ -224,7 +238,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             bail!("unknown ring {r:?} (expected v2 or v3)");
         }
     }
-    if args.workers.is_empty() || args.workers.iter().any(|&w| w == 0) {
+    if args.workers.is_empty() || args.workers.contains(&0) {
         bail!("--workers needs counts of at least 1");
     }
     if let Some(dir) = &args.perf_record {
@@ -234,7 +248,11 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let machine = machine_facts();
     progress(format!(
         "{} CPUs ({}), kernel {}, load {}, background busy {:.0}%",
-        machine.cpus, machine.cpu_model, machine.kernel, machine.loadavg_at_start, machine.background_busy_pct
+        machine.cpus,
+        machine.cpu_model,
+        machine.kernel,
+        machine.loadavg_at_start,
+        machine.background_busy_pct
     ));
     if machine.background_busy_pct > 20.0 {
         progress("warning: the machine is busy with other work; figures will be low and noisy");
@@ -244,9 +262,27 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     let cl = ClusterLab::new("bench", 1, 3)?;
     let lbk = cl.lab.add_host("lbk", &[&format!("{LBK_IP}/24")])?;
     // The client opens tens of thousands of connections: give it the whole port range.
-    cl.client.sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
-    let sinks: Vec<UdpSink> = cl.servers.iter().map(|s| UdpSink::start_in(s, SINK_PORT)).collect::<Result<_>>()?;
-    let ctx = Ctx { args: &args, cl: &cl, sinks: &sinks };
+    cl.client
+        .sysctl("net.ipv4.ip_local_port_range", "1024 65535")?;
+    if !args.server_time_wait {
+        for s in &cl.servers {
+            s.sysctl("net.ipv4.tcp_max_tw_buckets", "0")?;
+        }
+    }
+    let sinks: Vec<UdpSink> = cl
+        .servers
+        .iter()
+        .map(|s| UdpSink::start_in(s, SINK_PORT))
+        .collect::<Result<_>>()?;
+    let mut pids = vec![std::process::id()];
+    pids.extend(cl.server_procs.iter().map(|p| p.pid()));
+    pids.extend(sys::ksoftirqd_pids());
+    let ctx = Ctx {
+        args: &args,
+        cl: &cl,
+        sinks: &sinks,
+        pids,
+    };
 
     let mut rows = Vec::new();
     if want("bridge") {
@@ -279,6 +315,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "udp_payload": args.udp_payload,
             "udp_rate": args.udp_rate,
             "udp_max": args.udp_max,
+            "server_time_wait": args.server_time_wait,
             "client": CLIENT_IP,
             "cluster": CLUSTER_IP,
             "servers": [cluster::server_ip(1), cluster::server_ip(2), cluster::server_ip(3)],
@@ -297,7 +334,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     }
     std::io::stdout().flush()?;
     if let Some(path) = &args.json_out {
-        std::fs::write(path, format!("{json}\n")).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("writing {}", path.display()))?;
     }
     cl.lab.shutdown()?;
     Ok(ExitCode::SUCCESS)
@@ -307,10 +345,14 @@ struct Ctx<'a> {
     args: &'a BenchArgs,
     cl: &'a ClusterLab,
     sinks: &'a [UdpSink],
+    /// The lab's processes (without tandemd), for CPU accounting.
+    pids: Vec<u32>,
 }
 
 /// Before/after readings around one measurement.
 struct Probe {
+    pids: Vec<u32>,
+    lab_cpu: Duration,
     machine: (f64, f64),
     softirq: f64,
     tandemd: Option<TandemProbe>,
@@ -331,16 +373,27 @@ struct TandemProbe {
 fn executor_counters(node: &TandemNode) -> (u64, u64, u64) {
     match node.ctl_json(&["executor", "report"]) {
         Ok(v) => {
-            let d = if v.get("data").is_some() { &v["data"] } else { &v };
+            let d = if v.get("data").is_some() {
+                &v["data"]
+            } else {
+                &v
+            };
             let n = |k: &str| d[k].as_u64().unwrap_or(0);
-            (n("frames_received"), n("frames_forwarded"), n("drops_total"))
+            (
+                n("frames_received"),
+                n("frames_forwarded"),
+                n("drops_total"),
+            )
         }
         Err(_) => (0, 0, 0),
     }
 }
 
 impl Probe {
-    fn start(node: Option<&TandemNode>, args: &BenchArgs, tag: &str) -> Probe {
+    fn start(node: Option<&TandemNode>, mut pids: Vec<u32>, args: &BenchArgs, tag: &str) -> Probe {
+        if let Some(pid) = node.and_then(|n| n.process.as_ref()).map(|p| p.pid()) {
+            pids.push(pid);
+        }
         let tandemd = node.and_then(|n| {
             let pid = n.process.as_ref()?.pid();
             let (received, frames, drops) = executor_counters(n);
@@ -352,23 +405,45 @@ impl Probe {
                 frames,
                 drops,
                 perf_stat: args.perf_stat.then(|| PerfStat::start(pid)).flatten(),
-                perf_record: args.perf_record.as_deref().and_then(|d| PerfRecord::start(d, tag)),
+                perf_record: args
+                    .perf_record
+                    .as_deref()
+                    .and_then(|d| PerfRecord::start(d, tag)),
             })
         });
-        Probe { machine: sys::machine_cpu(), softirq: sys::machine_softirq(), tandemd }
+        Probe {
+            lab_cpu: sys::processes_cpu(&pids),
+            pids,
+            machine: sys::machine_cpu(),
+            softirq: sys::machine_softirq(),
+            tandemd,
+        }
     }
 
     /// The usage (with `units` of work done), and frames tandemd received meanwhile.
     fn finish(self, node: Option<&TandemNode>, units: u64) -> (Usage, Option<u64>) {
         let (busy1, total1) = sys::machine_cpu();
         let softirq1 = sys::machine_softirq();
+        let lab = sys::processes_cpu(&self.pids)
+            .saturating_sub(self.lab_cpu)
+            .as_secs_f64();
         let cpus = num_cpus() as f64;
         let span = (total1 - self.machine.1).max(1e-9); // CPU-seconds of all cores
         let wall = span / cpus;
         let mut usage = Usage {
             machine_busy_pct: 100.0 * (busy1 - self.machine.0) / span * cpus,
             machine_softirq_pct: 100.0 * (softirq1 - self.softirq) / span * cpus,
-            machine_us_per_unit: if units > 0 { (busy1 - self.machine.0) * 1e6 / units as f64 } else { 0.0 },
+            machine_us_per_unit: if units > 0 {
+                (busy1 - self.machine.0) * 1e6 / units as f64
+            } else {
+                0.0
+            },
+            lab_cpu_pct: 100.0 * lab / wall.max(1e-9),
+            lab_us_per_unit: if units > 0 {
+                lab * 1e6 / units as f64
+            } else {
+                0.0
+            },
             ..Usage::default()
         };
         let mut received = None;
@@ -377,7 +452,9 @@ impl Probe {
             if let Some(r) = t.perf_record {
                 r.stop();
             }
-            let cpu = sys::process_cpu(t.pid).unwrap_or_default().saturating_sub(t.cpu);
+            let cpu = sys::process_cpu(t.pid)
+                .unwrap_or_default()
+                .saturating_sub(t.cpu);
             let ctxsw = sys::context_switches(t.pid);
             let (rx, frames, drops) = executor_counters(node);
             received = Some(rx.saturating_sub(t.received));
@@ -398,9 +475,16 @@ impl Probe {
 impl Ctx<'_> {
     /// Waits (as allowed by --quiet-wait) for the machine to be quiet; returns its busy %.
     fn quiet(&self) -> f64 {
-        let busy = sys::wait_quiet(self.args.quiet_below, Duration::from_secs_f64(self.args.quiet_wait));
+        // Let the tail of the previous measurement (queues, exiting threads) settle first.
+        std::thread::sleep(Duration::from_millis(300));
+        let busy = sys::wait_quiet(
+            self.args.quiet_below,
+            Duration::from_secs_f64(self.args.quiet_wait),
+        );
         if busy > self.args.quiet_below {
-            progress(format!("  (machine busy {busy:.0}% with other work before this measurement)"));
+            progress(format!(
+                "  (machine busy {busy:.0}% with other work before this measurement)"
+            ));
         }
         busy
     }
@@ -409,23 +493,36 @@ impl Ctx<'_> {
         let client = &self.cl.client;
         let timeout = Duration::from_secs(2);
         // Warm-up (neighbour caches, server threads), not measured.
-        client.in_ns(|| bench::conn_rate(target, self.args.concurrency, Duration::from_millis(500), timeout))?;
+        client.in_ns(|| {
+            bench::conn_rate(
+                target,
+                self.args.concurrency,
+                Duration::from_millis(500),
+                timeout,
+            )
+        })?;
         let background = self.quiet();
-        let probe = Probe::start(node, self.args, &format!("{tag}-conn"));
+        let probe = Probe::start(node, self.pids.clone(), self.args, &format!("{tag}-conn"));
         let rate = client.in_ns(|| {
-            bench::conn_rate(target, self.args.concurrency, Duration::from_secs_f64(self.args.conn_secs), timeout)
+            bench::conn_rate(
+                target,
+                self.args.concurrency,
+                Duration::from_secs_f64(self.args.conn_secs),
+                timeout,
+            )
         })?;
         let (mut usage, _) = probe.finish(node, rate.ok);
         usage.background_busy_pct = background;
         progress(format!(
-            "  {tag}: {:.0} conn/s ({} ok, {} failed) p50 {:.2} ms p99 {:.2} ms; machine busy {:.0}%, {:.0} µs CPU/conn{}",
+            "  {tag}: {:.0} conn/s ({} ok, {} failed) p50 {:.2} ms p99 {:.2} ms; lab CPU {:.0}% ({:.0} µs/conn), machine {:.0}%{}",
             rate.per_sec,
             rate.ok,
             rate.failed,
             rate.latency.p50_ms,
             rate.latency.p99_ms,
+            usage.lab_cpu_pct,
+            usage.lab_us_per_unit,
             usage.machine_busy_pct,
-            usage.machine_us_per_unit,
             tandemd_note(&usage)
         ));
         for (e, n) in rate.errors.iter().take(3) {
@@ -434,18 +531,28 @@ impl Ctx<'_> {
         Ok(ConnResult { rate, usage })
     }
 
-    fn udp(&self, target: SocketAddr, node: Option<&TandemNode>, lb: Option<&Host>, tag: &str) -> Result<UdpResult> {
+    fn udp(
+        &self,
+        target: SocketAddr,
+        node: Option<&TandemNode>,
+        lb: Option<&Host>,
+        tag: &str,
+    ) -> Result<UdpResult> {
         let a = self.args;
         let count = || self.sinks.iter().map(UdpSink::count).sum::<u64>();
         let sink_drops = || -> u64 {
-            self.cl.servers.iter().map(|s| sys::udp_counters(s).map(|c| c.1).unwrap_or(0)).sum()
+            self.cl
+                .servers
+                .iter()
+                .map(|s| sys::udp_counters(s).map(|c| c.1).unwrap_or(0))
+                .sum()
         };
         let background = self.quiet();
         let before = count();
         let drops_before = sink_drops();
         let backlog_before = sys::backlog_drops();
         let lb_before = lb.map(|h| sys::link_stats(h, "eth0")).transpose()?;
-        let probe = Probe::start(node, a, &format!("{tag}-udp"));
+        let probe = Probe::start(node, self.pids.clone(), a, &format!("{tag}-udp"));
         let flood = self.cl.client.in_ns(|| {
             bench::udp_flood(
                 target,
@@ -478,7 +585,11 @@ impl Ctx<'_> {
         let result = UdpResult {
             delivered,
             delivered_pps: delivered as f64 / flood.elapsed_s.max(1e-9),
-            loss_pct: if flood.sent > 0 { 100.0 * (1.0 - delivered as f64 / flood.sent as f64) } else { 0.0 },
+            loss_pct: if flood.sent > 0 {
+                100.0 * (1.0 - delivered as f64 / flood.sent as f64)
+            } else {
+                0.0
+            },
             sink_buffer_drops: sink_drops().saturating_sub(drops_before),
             lb_rx_frames: lb_rx,
             tandemd_received,
@@ -492,14 +603,15 @@ impl Ctx<'_> {
             _ => String::new(),
         };
         progress(format!(
-            "  {tag}: sent {:.0}/s, delivered {:.0}/s, loss {:.1}% (sink buffer drops {}, backlog drops {}{lb_note}); machine busy {:.0}%, {:.2} µs CPU/delivered{}",
+            "  {tag}: sent {:.0}/s, delivered {:.0}/s, loss {:.1}% (sink buffer drops {}, backlog drops {}{lb_note}); lab CPU {:.0}% ({:.2} µs/delivered), machine {:.0}%{}",
             result.flood.offered_pps,
             result.delivered_pps,
             result.loss_pct,
             result.sink_buffer_drops,
             result.backlog_drops,
+            result.usage.lab_cpu_pct,
+            result.usage.lab_us_per_unit,
             result.usage.machine_busy_pct,
-            result.usage.machine_us_per_unit,
             tandemd_note(&result.usage)
         ));
         Ok(result)
@@ -508,7 +620,11 @@ impl Ctx<'_> {
     fn bridge_case(&self) -> Result<Row> {
         progress("case bridge: client straight to s1 (192.0.2.11)");
         let s1 = cluster::server_ip(1);
-        let conn = self.conn(format!("{s1}:{}", cluster::HTTP_PORT).parse()?, None, "bridge")?;
+        let conn = self.conn(
+            format!("{s1}:{}", cluster::HTTP_PORT).parse()?,
+            None,
+            "bridge",
+        )?;
         let udp = self.udp(format!("{s1}:{SINK_PORT}").parse()?, None, None, "bridge")?;
         Ok(Row {
             case: "bridge".into(),
@@ -557,16 +673,23 @@ impl Ctx<'_> {
         let path = self.cl.lab.log_dir().join("lbk.nft");
         std::fs::write(&path, &rules)?;
         lbk.sysctl("net.ipv4.ip_forward", "1")?;
-        lbk.run(["nft", "-f", &path.display().to_string()]).context("loading the nftables rules (is nft installed?)")?;
+        lbk.run(["nft", "-f", &path.display().to_string()])
+            .context("loading the nftables rules (is nft installed?)")?;
         lbk.add_address(&format!("{CLUSTER_IP}/32"))?;
         self.flush_neighbours()?;
         let result = (|| -> Result<Row> {
-            self.cl.wait_serving(cluster::HTTP_PORT, Duration::from_secs(10))?;
+            self.cl
+                .wait_serving(cluster::HTTP_PORT, Duration::from_secs(10))?;
             let conn = self.conn(ClusterLab::cluster(cluster::HTTP_PORT), None, "nft")?;
             let udp = self.udp(ClusterLab::cluster(SINK_PORT), None, Some(lbk), "nft")?;
-            let ct = lbk.exec(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"]).ok();
+            let ct = lbk
+                .exec(["cat", "/proc/sys/net/netfilter/nf_conntrack_count"])
+                .ok();
             if let Some(ct) = ct {
-                progress(format!("  nft: conntrack entries now {}", String::from_utf8_lossy(&ct.stdout).trim()));
+                progress(format!(
+                    "  nft: conntrack entries now {}",
+                    String::from_utf8_lossy(&ct.stdout).trim()
+                ));
             }
             Ok(Row {
                 case: "nft".into(),
@@ -587,15 +710,24 @@ impl Ctx<'_> {
     }
 
     fn tandem_case(&self, workers: usize, ring: &str, mac: bool, nat: bool) -> Result<Vec<Row>> {
-        progress(format!("case tandem: tandemd --workers {workers} --ring {ring}"));
+        progress(format!(
+            "case tandem: tandemd --workers {workers} --ring {ring}"
+        ));
         let config = bench_config();
         let w = workers.to_string();
         let lb = &self.cl.lbs[0];
-        let mut node = TandemNode::start(&self.cl.lab, lb, &config, &["--workers", &w, "--ring", ring])?;
+        let mut node = TandemNode::start(
+            &self.cl.lab,
+            lb,
+            &config,
+            &["--workers", &w, "--ring", ring],
+        )?;
         self.flush_neighbours()?;
         let result = (|| -> Result<Vec<Row>> {
-            self.cl.wait_serving(cluster::HTTP_PORT, Duration::from_secs(10))?;
-            self.cl.wait_serving(NAT_HTTP_PORT, Duration::from_secs(10))?;
+            self.cl
+                .wait_serving(cluster::HTTP_PORT, Duration::from_secs(10))?;
+            self.cl
+                .wait_serving(NAT_HTTP_PORT, Duration::from_secs(10))?;
             let mut rows = Vec::new();
             let cases = [
                 (mac, "mac", cluster::HTTP_PORT, SINK_PORT, "Tandem MAC"),
@@ -610,7 +742,10 @@ impl Ctx<'_> {
                 let udp = self.udp(ClusterLab::cluster(udp), Some(&node), Some(lb), &tag)?;
                 rows.push(Row {
                     case: case.into(),
-                    label: format!("{name}, {workers} worker{}, {ring}", if workers == 1 { "" } else { "s" }),
+                    label: format!(
+                        "{name}, {workers} worker{}, {ring}",
+                        if workers == 1 { "" } else { "s" }
+                    ),
                     workers: Some(workers),
                     ring: Some(ring.to_string()),
                     conn: Some(conn),
@@ -638,7 +773,10 @@ impl Ctx<'_> {
 
 /// The demo configuration plus the bench's UDP ports: 9000 by MAC, 9001 by NAT (mapport 9000).
 fn bench_config() -> String {
-    let servers = (1..=3).map(cluster::server_ip).collect::<Vec<_>>().join("+");
+    let servers = (1..=3)
+        .map(cluster::server_ip)
+        .collect::<Vec<_>>()
+        .join("+");
     format!(
         "{}\n# tandem-lab bench: UDP sinks on the servers, port {SINK_PORT}.\n\
          port add {CLUSTER_IP}@{SINK_PORT} protocol udp method mac\n\
@@ -673,9 +811,14 @@ fn tandemd_note(u: &Usage) -> String {
 
 fn add_ratios(rows: &mut [Row]) {
     let find = |case: &str| -> (Option<f64>, Option<f64>) {
-        rows.iter().find(|r| r.case == case).map_or((None, None), |r| {
-            (r.conn.as_ref().map(|c| c.rate.per_sec), r.udp.as_ref().map(|u| u.delivered_pps))
-        })
+        rows.iter()
+            .find(|r| r.case == case)
+            .map_or((None, None), |r| {
+                (
+                    r.conn.as_ref().map(|c| c.rate.per_sec),
+                    r.udp.as_ref().map(|u| u.delivered_pps),
+                )
+            })
     };
     let (nft_conn, nft_pps) = find("nft");
     let (br_conn, br_pps) = find("bridge");
@@ -683,7 +826,10 @@ fn add_ratios(rows: &mut [Row]) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
         _ => None,
     };
-    for r in rows.iter_mut().filter(|r| r.case == "mac" || r.case == "nat") {
+    for r in rows
+        .iter_mut()
+        .filter(|r| r.case == "mac" || r.case == "nat")
+    {
         let conn = r.conn.as_ref().map(|c| c.rate.per_sec);
         let pps = r.udp.as_ref().map(|u| u.delivered_pps);
         r.ratios = Some(Ratios {
@@ -759,7 +905,7 @@ fn render_table(report: &Report) -> String {
             c.rate.latency.p50_ms,
             c.rate.latency.p99_ms,
             c.rate.failed,
-            c.usage.machine_us_per_unit,
+            c.usage.lab_us_per_unit,
             opt(c.usage.tandemd_cpu_pct, 0),
             ratio(rt.conn_vs_nft),
             ratio(rt.conn_vs_bridge),
@@ -780,7 +926,7 @@ fn render_table(report: &Report) -> String {
             u.flood.offered_pps,
             u.delivered_pps,
             u.loss_pct,
-            u.usage.machine_us_per_unit,
+            u.usage.lab_us_per_unit,
             opt(u.usage.tandemd_cpu_pct, 0),
             opt(u.usage.tandemd_us_per_frame, 2),
             ratio(rt.pps_vs_nft),
@@ -788,16 +934,22 @@ fn render_table(report: &Report) -> String {
         ));
     }
     s.push_str(
-        "\nµs CPU/c, µs CPU/p: busy CPU time of the whole machine (load, servers, forwarder, kernel) per\n\
-         connection or delivered packet. tandemd%: its CPU, percent of one core. td µs/fr: tandemd CPU\n\
-         per forwarded frame. ÷nft, ÷bridge: Tandem's rate over the nftables and bridge rates.\n",
+        "\nµs CPU/c, µs CPU/p: CPU time of the lab's processes (load generator, servers, tandemd, and\n\
+         the kernel's packet work done in their context) per connection or delivered packet.\n\
+         tandemd%: its CPU, percent of one core. td µs/fr: tandemd CPU per forwarded frame.\n\
+         ÷nft, ÷bridge: Tandem's rate over the nftables and bridge rates.\n",
     );
     s.push('\n');
     if let Some(best) = report.best.as_object() {
         for (case, b) in best {
             let show = |k: &str| {
                 let v = &b[k];
-                format!("{} workers {} ({:.0})", v["workers"], v["ring"].as_str().unwrap_or("-"), v["value"].as_f64().unwrap_or(0.0))
+                format!(
+                    "{} workers {} ({:.0})",
+                    v["workers"],
+                    v["ring"].as_str().unwrap_or("-"),
+                    v["value"].as_f64().unwrap_or(0.0)
+                )
             };
             s.push_str(&format!(
                 "best Tandem {case}: by conn/s {}; by delivered pkt/s {}\n",
@@ -811,7 +963,9 @@ fn render_table(report: &Report) -> String {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn machine_facts() -> Machine {
@@ -828,7 +982,10 @@ fn machine_facts() -> Machine {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
     let loadavg = std::fs::read_to_string("/proc/loadavg")
         .unwrap_or_default()
         .split_whitespace()
@@ -846,7 +1003,9 @@ fn machine_facts() -> Machine {
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86400, secs % 86400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -858,7 +1017,12 @@ fn utc_now() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// `perf stat` of tandemd's system calls, running while a measurement runs.
@@ -869,9 +1033,21 @@ struct PerfStat {
 
 impl PerfStat {
     fn start(pid: u32) -> Option<PerfStat> {
-        let out = std::env::temp_dir().join(format!("tandem-bench-perfstat-{}-{pid}.txt", std::process::id()));
+        let out = std::env::temp_dir().join(format!(
+            "tandem-bench-perfstat-{}-{pid}.txt",
+            std::process::id()
+        ));
         let child = std::process::Command::new("perf")
-            .args(["stat", "-x", ",", "-e", "raw_syscalls:sys_enter", "-p", &pid.to_string(), "-o"])
+            .args([
+                "stat",
+                "-x",
+                ",",
+                "-e",
+                "raw_syscalls:sys_enter",
+                "-p",
+                &pid.to_string(),
+                "-o",
+            ])
             .arg(&out)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -926,7 +1102,9 @@ impl PerfRecord {
 fn interrupt(child: &mut std::process::Child) {
     // SAFETY: kill(2) on the pid of our own unreaped child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
-    let _ = wait_until(Duration::from_secs(5), "perf to exit", || matches!(child.try_wait(), Ok(Some(_))));
+    let _ = wait_until(Duration::from_secs(5), "perf to exit", || {
+        matches!(child.try_wait(), Ok(Some(_)))
+    });
     if !matches!(child.try_wait(), Ok(Some(_))) {
         let _ = child.kill();
         let _ = child.wait();

@@ -93,7 +93,10 @@ fn truncated_at_every_length() {
         // An unkeyed node reads a keyed datagram cut anywhere as truncated too.
         if key.is_some() {
             for len in 0..bytes.len() {
-                assert!(matches!(decode(&bytes[..len], None), Err(HeartbeatError::Truncated { .. })));
+                assert!(matches!(
+                    decode(&bytes[..len], None),
+                    Err(HeartbeatError::Truncated { .. })
+                ));
             }
         }
     }
@@ -195,7 +198,8 @@ fn resign(b: &mut Vec<u8>, mac_start: usize) {
 
 #[test]
 fn out_of_range_codes_are_malformed() {
-    for (offset, what) in [(48, "role"), (49, "state"), (50, "sub-state"), (51, "recovery"), (64, "request")]
+    for (offset, what) in
+        [(48, "role"), (49, "state"), (50, "sub-state"), (51, "recovery"), (64, "request")]
     {
         let mut b = encode(&sample(), None);
         b[offset] = 0xEE;
@@ -230,7 +234,9 @@ fn product_versions() {
     assert!(v.compatible(&"9.0.0.0".parse().unwrap()), "modification ignored (8.5.5.16+)");
     assert!(!v.compatible(&"9.1.0.0".parse().unwrap()), "release differs");
     assert!(!v.compatible(&"8.5.5.16".parse().unwrap()), "version differs");
-    for bad in ["", "9", "9.0.5", "9.0.5.8.1", "9.0.x.8", "9..5.8", "9.0.5.70000", "-1.0.0.0", "+9.0.5.8"] {
+    for bad in
+        ["", "9", "9.0.5", "9.0.5.8.1", "9.0.x.8", "9..5.8", "9.0.5.70000", "-1.0.0.0", "+9.0.5.8"]
+    {
         assert!(bad.parse::<ProductVersion>().is_err(), "{bad:?}");
     }
     assert_eq!(" 8.5.5.16 ".parse::<ProductVersion>().unwrap(), ProductVersion::new(8, 5, 5, 16));
@@ -282,4 +288,41 @@ proptest! {
         prop_assert_eq!(decode(&encode(&hb, Some(KEY)), Some(KEY)).unwrap(), hb.clone());
         prop_assert_eq!(decode(&encode(&hb, None), None).unwrap(), hb);
     }
+}
+
+#[test]
+fn example_in_docs_heartbeat_md() {
+    let hb = Heartbeat {
+        version: ProductVersion::new(9, 0, 5, 8),
+        epoch: 0x0000_018B_CFE5_6C00,
+        seq: 42,
+        ack_epoch: 0x0000_018B_CFE5_7000,
+        ack: 41,
+        role: Role::Primary,
+        state: State::Active,
+        sub_state: SubState::Synchronized,
+        recovery: Recovery::Auto,
+        reach_count: 1,
+        reach_total: 1,
+        config_digest: 0x4D,
+        request: Request::None,
+        maintenance: false,
+        hatimeout_ms: 2000,
+        interval_ms: 500,
+        records: Vec::new(),
+    };
+    let doc = include_str!("../../../../../docs/heartbeat.md");
+    let example = doc.split("## Example").nth(1).unwrap();
+    let hex: Vec<u8> = example
+        .lines()
+        .filter(|l| l.starts_with(|c: char| c.is_ascii_hexdigit()))
+        .flat_map(|l| {
+            l.split_whitespace()
+                .take_while(|w| w.len() == 2 && u8::from_str_radix(w, 16).is_ok())
+                .map(|w| u8::from_str_radix(w, 16).unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(hex, encode(&hb, None));
+    assert_eq!(decode(&hex, None).unwrap(), hb);
 }

@@ -10,7 +10,7 @@
 
 use crate::config::{Backup, Recovery, Role};
 use crate::ha::heartbeat::{ProductVersion, State, decode, encode};
-use crate::ha::machine::{Action, HaSettings, Machine};
+use crate::ha::machine::{Action, HaSettings, Machine, Received};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
@@ -262,14 +262,6 @@ impl HaPair {
         p
     }
 
-    pub fn at(&self, secs: f64) -> Instant {
-        self.t0 + Duration::from_secs_f64(secs)
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.now - self.t0
-    }
-
     pub fn state(&self, n: usize) -> State {
         self.nodes[n].m.state()
     }
@@ -344,6 +336,7 @@ impl HaPair {
     pub fn reconfigure(&mut self, n: usize, settings: HaSettings) {
         let now = self.now;
         self.nodes[n].settings = settings.clone();
+        self.nodes[n].reachable.resize(settings.reach.len(), true);
         self.nodes[n].m.configure(now, &settings);
         self.drain(n);
     }
@@ -421,10 +414,23 @@ impl HaPair {
         }
         self.delivered += 1;
         let dir = 1 - f.to;
-        self.note_delivery(dir);
         match decode(&f.bytes, self.nodes[f.to].key.as_deref()) {
             Ok(hb) => {
-                self.nodes[f.to].m.handle_heartbeat(now, f.pair, &hb);
+                let r = self.nodes[f.to].m.handle_heartbeat(now, f.pair, &hb);
+                // Liveness: only heartbeats the machine took (not replays, not reordered ones).
+                if matches!(r, Received::New | Received::Duplicate) {
+                    self.note_delivery(dir);
+                }
+                if let Ok(w) = std::env::var("HA_DEBUG_DELIVERY") {
+                    let (a, b) = w.split_once('-').unwrap();
+                    let d = (now - self.t0).as_secs_f64();
+                    if d >= a.parse::<f64>().unwrap() && d <= b.parse::<f64>().unwrap() {
+                        eprintln!(
+                            "{d:.4} to {} pair {} seq {} state {:?} req {:?} ack {} -> {r:?}",
+                            f.to, f.pair, hb.seq, hb.state, hb.request, hb.ack
+                        );
+                    }
+                }
             }
             Err(e) => self.nodes[f.to].m.record_bad_datagram(e.kind()),
         }
@@ -476,7 +482,11 @@ impl HaPair {
     }
 
     /// Runs until `cond` holds or `limit` passes; returns the time it first held.
-    pub fn run_until_cond(&mut self, limit: Duration, cond: impl Fn(&HaPair) -> bool) -> Option<Instant> {
+    pub fn run_until_cond(
+        &mut self,
+        limit: Duration,
+        cond: impl Fn(&HaPair) -> bool,
+    ) -> Option<Instant> {
         let until = self.now + limit;
         loop {
             if cond(self) {
@@ -508,12 +518,8 @@ impl HaPair {
         for f in due {
             self.deliver(f);
         }
-        let syncs: Vec<usize> = self
-            .pending_sync
-            .iter()
-            .filter(|(at, _)| *at <= now)
-            .map(|&(_, n)| n)
-            .collect();
+        let syncs: Vec<usize> =
+            self.pending_sync.iter().filter(|(at, _)| *at <= now).map(|&(_, n)| n).collect();
         self.pending_sync.retain(|(at, _)| *at > now);
         for n in syncs {
             if self.nodes[n].alive {
@@ -557,14 +563,10 @@ impl HaPair {
         }
     }
 
-    /// Whether both nodes forward right now.
-    pub fn dual_active(&self) -> bool {
-        self.nodes.iter().all(|n| n.alive && n.forwarding)
-    }
-
     /// The node that forwards, if exactly one does.
     pub fn single_active(&self) -> Option<usize> {
-        let f: Vec<usize> = (0..2).filter(|&n| self.nodes[n].alive && self.nodes[n].forwarding).collect();
+        let f: Vec<usize> =
+            (0..2).filter(|&n| self.nodes[n].alive && self.nodes[n].forwarding).collect();
         (f.len() == 1).then(|| f[0])
     }
 }
@@ -573,9 +575,10 @@ fn track(v: &mut Vec<(Instant, Option<Instant>)>, on: bool, now: Instant) {
     let open = matches!(v.last(), Some((_, None)));
     if on && !open {
         v.push((now, None));
-    } else if !on && open {
-        if let Some((_, end)) = v.last_mut() {
-            *end = Some(now);
-        }
+    } else if !on
+        && open
+        && let Some((_, end)) = v.last_mut()
+    {
+        *end = Some(now);
     }
 }

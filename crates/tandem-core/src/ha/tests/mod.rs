@@ -1,4 +1,5 @@
 mod codec;
+mod fuzz;
 mod harness;
 mod scenarios;
 mod sweep;

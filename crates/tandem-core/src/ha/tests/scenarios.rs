@@ -86,7 +86,11 @@ fn primary_killed_backup_takes_over_within_hatimeout_plus_interval() {
         assert!(took <= p.hatimeout() + p.interval(), "took {took:?}");
         assert!(took >= p.hatimeout() - p.interval(), "too early: {took:?}");
         let st = p.nodes[B].m.status(p.now);
-        assert!(st.transitions[0].reason.contains("heartbeat timeout (hatimeout 2s exceeded)"), "{:?}", st.transitions[0]);
+        assert!(
+            st.transitions[0].reason.contains("heartbeat timeout (hatimeout 2s exceeded)"),
+            "{:?}",
+            st.transitions[0]
+        );
         assert!(p.nodes[B].log.iter().any(|(_, a)| *a == Action::PartnerLost));
     }
 }
@@ -249,7 +253,8 @@ fn reach_decides_takeover() {
     // the difference has lasted the reach hold.
     let t = p.now;
     p.set_reach(A, 1, false);
-    let took = p.run_until_cond(secs(10.0), |p| p.state(B) == State::Active).expect("reach takeover");
+    let took =
+        p.run_until_cond(secs(10.0), |p| p.state(B) == State::Active).expect("reach takeover");
     let hold = p.nodes[A].settings.reach_hold();
     assert!(took - t >= hold && took - t < hold + secs(0.1), "took {:?}", took - t);
     p.run_for(secs(10.0));
@@ -281,7 +286,9 @@ fn version_mismatch_seen_alive_never_dual_active() {
         assert!(!partner.compatible);
         assert_eq!(st.sub_state, SubState::NotSynchronized);
         assert!(st.warnings.iter().any(|w| w.contains("incompatible")), "{:?}", st.warnings);
-        assert!(p.nodes[n].log.iter().any(|(_, a)| *a == Action::PartnerFound { compatible: false }));
+        assert!(
+            p.nodes[n].log.iter().any(|(_, a)| *a == Action::PartnerFound { compatible: false })
+        );
     }
     assert!(p.trace.dual.is_empty());
     assert!(matches!(p.takeover(B), Err(TakeoverError::Incompatible { .. })));
@@ -339,11 +346,25 @@ fn scripts_once_per_transition_in_order() {
     p.run_for(secs(5.0));
     assert_eq!(
         p.nodes[A].effects_since(t),
-        ["GoListen", "goInOp", "highavailChange goInOp", "GoActive", "goActive", "highavailChange goActive"]
+        [
+            "GoListen",
+            "goInOp",
+            "highavailChange goInOp",
+            "GoActive",
+            "goActive",
+            "highavailChange goActive"
+        ]
     );
     assert_eq!(
         p.nodes[B].effects_since(t),
-        ["GoListen", "goInOp", "highavailChange goInOp", "GoStandby", "goStandby", "highavailChange goStandby"]
+        [
+            "GoListen",
+            "goInOp",
+            "highavailChange goInOp",
+            "GoStandby",
+            "goStandby",
+            "highavailChange goStandby"
+        ]
     );
     // Executor stop and the partner's takeover.
     let t = p.now;
@@ -382,7 +403,8 @@ fn deleting_ha_goes_idle_and_adding_it_listens() {
     // IBM's procedure: stop the executor on one, delete HA on the other.
     p.stop(B);
     p.run_for(secs(1.0));
-    let standalone = HaSettings { backup: None, heartbeats: Vec::new(), ..p.nodes[A].settings.clone() };
+    let standalone =
+        HaSettings { backup: None, heartbeats: Vec::new(), ..p.nodes[A].settings.clone() };
     let t = p.now;
     p.reconfigure(A, standalone);
     assert_eq!(p.state(A), State::Idle);
@@ -412,7 +434,11 @@ fn one_way_links_never_both_active() {
         // Dual-active lasts at most a link latency (the deaf side leads, the other follows).
         for &(s, e) in &p.trace.dual {
             if s >= t {
-                assert!(e.unwrap_or(p.now) - s <= secs(0.01), "dir {dir}: dual for {:?}", e.unwrap_or(p.now) - s);
+                assert!(
+                    e.unwrap_or(p.now) - s <= secs(0.01),
+                    "dir {dir}: dual for {:?}",
+                    e.unwrap_or(p.now) - s
+                );
             }
         }
         let hearing = dir; // cutting A→B (0) leaves A (0) receiving
@@ -467,7 +493,10 @@ fn keys_wrong_or_missing() {
     assert!(p.nodes[A].m.drops().missing_mac > 10);
     // Different keys: nothing authenticates; both count BadMac (and both go Active: nothing
     // can tell a partner with another key from a forger).
-    let o = PairOptions { keys: [Some(b"k1".to_vec()), Some(b"k2".to_vec())], ..PairOptions::default() };
+    let o = PairOptions {
+        keys: [Some(b"k1".to_vec()), Some(b"k2".to_vec())],
+        ..PairOptions::default()
+    };
     let p = HaPair::started(&o, secs(10.0));
     assert!(p.nodes[A].m.drops().bad_mac > 10 && p.nodes[B].m.drops().bad_mac > 10);
     assert_eq!(p.nodes[B].m.status(p.now).dropped.bad_mac, p.nodes[B].m.drops().bad_mac);
@@ -540,3 +569,112 @@ fn history_keeps_last_16() {
     assert!(st.transitions.windows(2).all(|w| w[0].age_ms <= w[1].age_ms));
 }
 
+#[test]
+fn maintenance_hands_over_and_does_not_take_back() {
+    let mut p = HaPair::started(&PairOptions::default(), secs(10.0));
+    assert_steady(&p, A);
+    let t = p.now;
+    let now = p.now;
+    p.nodes[A].m.set_maintenance(now, true);
+    p.run_for(secs(0.1));
+    assert_eq!(p.single_active(), Some(B), "handed over at once");
+    never_dual_since(&p, t);
+    p.run_for(secs(30.0));
+    assert_steady(&p, B);
+    assert!(p.nodes[A].m.status(p.now).maintenance);
+    assert_eq!(
+        p.nodes[A].m.status(p.now).transitions[0].reason,
+        "maintenance: handing Active over to the partner"
+    );
+    // Maintenance off: the auto primary takes Active back (after the failback hold).
+    let now = p.now;
+    p.nodes[A].m.set_maintenance(now, false);
+    p.run_for(secs(10.0));
+    assert_steady(&p, A);
+    // A node in maintenance still takes over from a lost partner.
+    let now = p.now;
+    p.nodes[B].m.set_maintenance(now, true);
+    p.kill(A);
+    p.run_for(secs(5.0));
+    assert_eq!(p.state(B), State::Active);
+}
+
+#[test]
+fn runtime_configuration_changes() {
+    let o = PairOptions::default();
+    let mut p = HaPair::started(&o, secs(10.0));
+    let received = p.nodes[B].m.status(p.now).heartbeats[0].received;
+    // Add a second heartbeat pair on both nodes, a reach target, a longer hatimeout.
+    let o2 = PairOptions { pairs: 2, reach: 1, hatimeout: secs(3.0), ..o.clone() };
+    p.links.push([Link::default(), Link::default()]);
+    let t = p.now;
+    for n in [A, B] {
+        p.reconfigure(n, settings_for(&o2, n));
+        p.set_reach(n, 0, true);
+    }
+    p.run_for(secs(10.0));
+    assert_steady(&p, A);
+    assert_eq!(p.nodes[A].transitions_since(t), 0);
+    let st = p.nodes[B].m.status(p.now);
+    assert_eq!(st.heartbeats.len(), 2);
+    assert!(st.heartbeats[0].received > received, "stats of a kept pair survive");
+    assert!(st.heartbeats[1].received > 5);
+    assert_eq!(st.hatimeout_ms, 3000);
+    assert_eq!(st.interval_ms, 750);
+    assert_eq!((st.reach_count, st.reach_total), (1, 1));
+    // The same settings again change nothing.
+    let before = p.nodes[B].log.len();
+    p.reconfigure(B, settings_for(&o2, B));
+    assert_eq!(p.nodes[B].log.len(), before);
+    // Different recovery on the two nodes is reported.
+    let manual = PairOptions { recovery: Recovery::Manual, ..o2.clone() };
+    p.reconfigure(B, settings_for(&manual, B));
+    p.run_for(secs(2.0));
+    let st = p.nodes[A].m.status(p.now);
+    assert!(
+        st.warnings.iter().any(|w| w.contains("recovery strategies differ")),
+        "{:?}",
+        st.warnings
+    );
+}
+
+#[test]
+fn settings_from_config() {
+    use crate::config::{Config, parse_line};
+    let mut cfg = Config::default();
+    for line in [
+        "executor set hatimeout 3",
+        "highavailability heartbeat add 192.0.2.1 192.0.2.2",
+        "highavailability reach add 198.51.100.1",
+        "highavailability backup add primary manual 20001",
+        "manager reach set interval 5",
+    ] {
+        cfg.apply(&parse_line(line).unwrap().unwrap()).unwrap();
+    }
+    let s = HaSettings::from_config(&cfg);
+    assert_eq!(s.backup.unwrap().port, 20001);
+    assert_eq!(s.backup.unwrap().recovery, Recovery::Manual);
+    assert_eq!(s.heartbeats, vec![pair_addrs(0)]);
+    assert_eq!(s.reach, vec![reach_target(0)]);
+    assert_eq!(s.hatimeout(), secs(3.0));
+    assert_eq!(s.interval(), secs(0.75));
+    assert_eq!(s.takeover_timeout(), secs(6.0));
+    assert_eq!(s.reach_hold(), secs(8.0));
+    assert!(!s.replication);
+    assert!(HaSettings::from_config(&Config::default()).backup.is_none());
+}
+
+#[test]
+fn poll_timeout_never_returns_a_handled_instant() {
+    let mut p = HaPair::started(&PairOptions { reach: 1, ..PairOptions::default() }, secs(10.0));
+    for _ in 0..50 {
+        p.run_for(secs(0.37));
+        for n in [A, B] {
+            let t = p.nodes[n].m.poll_timeout().unwrap();
+            assert!(t > p.now || p.nodes[n].m.poll_timeout().is_some_and(|x| x >= p.now));
+        }
+    }
+    // Idle and Down have no timers.
+    p.stop(A);
+    assert!(p.nodes[A].m.poll_timeout().is_none());
+}

@@ -1,0 +1,275 @@
+//! Replication of connection and affinity records between the two `tandemd` of a pair, in a
+//! lab: open connections survive `kill -9` of the active (MAC and NAT), break without
+//! replication (unless `hash`), affinity survives, a returning node is resynchronised, and the
+//! standby's table follows the active's. Needs root; runs in the nextest group `lab`.
+
+use std::time::{Duration, Instant};
+use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config, join_pair, wait_ha_state};
+use tandem_lab::{ConnStats, LongLivedSet, serial};
+
+const HA_PORT: u16 = 20001;
+const HATIMEOUT: Duration = Duration::from_secs(2);
+
+/// A pair with `extra` configuration lines on both nodes, formed with `recovery`.
+fn pair(tag: &str, extra: &str, recovery: &str) -> (ClusterLab, TandemNode, TandemNode) {
+    let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
+    let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &format!("{}\n{extra}\n", demo_config(1)), &[]).unwrap();
+    let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &format!("{}\n{extra}\n", demo_config(2)), &[]).unwrap();
+    join_pair(&lb1, 1, recovery, HA_PORT).unwrap();
+    join_pair(&lb2, 2, recovery, HA_PORT).unwrap();
+    if let Err(e) = wait_ha_state(&lb1, "Active", true, Duration::from_secs(15)) {
+        panic!("{e:#}\nlb2: {}", lb2.ctl(&["highavailability", "status"]).unwrap_or_default());
+    }
+    wait_ha_state(&lb2, "Standby", true, Duration::from_secs(15)).unwrap();
+    (lab, lb1, lb2)
+}
+
+fn records(node: &TandemNode) -> u64 {
+    node.ctl_json(&["executor", "status"]).map(|s| s["connection_records"].as_u64().unwrap_or(0)).unwrap_or(0)
+}
+
+/// Waits until the standby holds at least `n` connection records.
+fn wait_records(node: &TandemNode, n: u64, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while records(node) < n {
+        assert!(Instant::now() < deadline, "{} holds {} records, wanted {n}", node.host.name, records(node));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Holds 100 echo connections through `port`, kills the active, and returns each
+/// connection's story after the standby took over.
+fn survive_kill(lab: &ClusterLab, lb1: &mut TandemNode, lb2: &TandemNode, port: u16, wait_replicated: bool) -> Vec<ConnStats> {
+    let set: LongLivedSet = lab.client.long_lived_set(ClusterLab::cluster(port), 100, Duration::from_millis(100)).unwrap();
+    set.wait_echoes(3, Duration::from_secs(20)).unwrap();
+    if wait_replicated {
+        wait_records(lb2, 100, Duration::from_secs(10));
+    }
+    lb1.kill().unwrap();
+    wait_ha_state(lb2, "Active", false, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    set.stop()
+}
+
+fn assert_survived(conns: &[ConnStats], what: &str) {
+    for (i, c) in conns.iter().enumerate() {
+        assert!(c.ended.is_none(), "{what}: connection {i} ended: {c:?}");
+        assert_eq!(c.servers_seen.len(), 1, "{what}: connection {i} changed server: {c:?}");
+        assert!(c.longest_gap <= HATIMEOUT + Duration::from_secs(1), "{what}: connection {i} stalled {:?}", c.longest_gap);
+        assert!(c.since_last_echo < Duration::from_secs(1), "{what}: connection {i} no longer echoes: {c:?}");
+    }
+}
+
+const ECHO_PORTS: &str = "port add 192.0.2.100@7 repstrategy connection\n\
+server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n\
+port add 192.0.2.100@2007 method nat repstrategy connection\n\
+server add 192.0.2.100@2007@192.0.2.11+192.0.2.12+192.0.2.13 returnaddress 192.0.2.200 mapport 7\n";
+
+#[test]
+fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
+    let _g = serial();
+    let (lab, mut lb1, lb2) = pair("repmac", ECHO_PORTS, "manual");
+    let set = lab.client.long_lived_set(ClusterLab::cluster(7), 100, Duration::from_millis(100)).unwrap();
+    set.wait_echoes(3, Duration::from_secs(20)).unwrap();
+    wait_records(&lb2, 100, Duration::from_secs(10));
+    lb1.kill().unwrap();
+    wait_ha_state(&lb2, "Active", false, Duration::from_secs(5)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert_survived(&set.snapshot(), "after kill -9 of the active");
+
+    // The failed node returns (manual recovery): it is resynchronised as Standby, then takes
+    // over again with `takeover`; the connections still survive.
+    lb1.restart().unwrap();
+    join_pair(&lb1, 1, "manual", HA_PORT).unwrap();
+    wait_ha_state(&lb1, "Standby", true, Duration::from_secs(20)).unwrap();
+    wait_records(&lb1, 100, Duration::from_secs(10));
+    let status = lb1.ctl_json(&["highavailability", "status"]).unwrap();
+    assert!(status["replication"]["receiver"]["last_full_sync"]["records"].as_u64().unwrap_or(0) >= 100, "{status}");
+    lb1.ctl(&["highavailability", "takeover"]).unwrap();
+    wait_ha_state(&lb1, "Active", false, Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let conns = set.stop();
+    assert_survived(&conns, "after the takeover back");
+}
+
+#[test]
+fn lab_nat_connections_survive_kill_9() {
+    let _g = serial();
+    let (lab, mut lb1, lb2) = pair("repnat", ECHO_PORTS, "manual");
+    let conns = survive_kill(&lab, &mut lb1, &lb2, 2007, true);
+    assert_survived(&conns, "NAT port");
+}
+
+#[test]
+fn lab_without_replication_connections_break_unless_hash() {
+    let _g = serial();
+    // selectionalgorithm connection, repstrategy none: the connections must break.
+    let extra = "port add 192.0.2.100@7\n\
+server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n";
+    let (lab, mut lb1, lb2) = pair("repnone", extra, "manual");
+    let conns = survive_kill(&lab, &mut lb1, &lb2, 7, false);
+    let alive = conns.iter().filter(|c| c.ended.is_none() && c.since_last_echo < Duration::from_secs(1)).count();
+    assert_eq!(alive, 0, "without replication the new active drops mid-connection segments: {alive} survived");
+    drop((lb1, lb2, lab));
+
+    // hash, repstrategy none: the new active computes the same server for every flow.
+    let extra = "port add 192.0.2.100@7 selectionalgorithm hash\n\
+server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n";
+    let (lab, mut lb1, lb2) = pair("rephash", extra, "manual");
+    let conns = survive_kill(&lab, &mut lb1, &lb2, 7, false);
+    assert_survived(&conns, "hash without replication");
+}
+
+#[test]
+fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
+    let _g = serial();
+    let extra = "port set 192.0.2.100@80 selectionalgorithm affinity stickytime 60 repstrategy affinity\n";
+    let (lab, mut lb1, lb2) = pair("repaff", extra, "manual");
+    let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
+    assert_eq!(r.by_server.len(), 1, "{r}");
+    let server = r.by_server.keys().next().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lb2.ctl_json(&["executor", "status"]).unwrap()["affinity_records"].as_u64().unwrap_or(0) < 1 {
+        assert!(Instant::now() < deadline, "affinity record not replicated");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lb1.kill().unwrap();
+    wait_ha_state(&lb2, "Active", false, Duration::from_secs(5)).unwrap();
+    tandem_lab::cluster::time_to_serve(&lab, 80, Duration::from_secs(5)).unwrap();
+    let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
+    assert_eq!(r.by_server.keys().collect::<Vec<_>>(), vec![&server], "the client kept its server across the takeover: {r}");
+}
+
+/// Sends `n` TCP SYNs to the cluster from the client's interface (distinct source ports and
+/// addresses), as fast as the socket takes them.
+fn syn_burst(lab: &ClusterLab, lb_mac: [u8; 6], n: usize) {
+    let client_mac = mac(&lab.client.mac);
+    lab.client
+        .in_ns(move || {
+            // SAFETY: plain libc calls on a socket we own; buffers outlive the calls.
+            unsafe {
+                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+                assert!(fd >= 0);
+                let name = std::ffi::CString::new("eth0").unwrap();
+                let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+                sll.sll_family = libc::AF_PACKET as u16;
+                sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+                for i in 0..n {
+                    let src = [203, 0, 113, (i / 60000) as u8 + 1];
+                    let sport = 1024 + (i % 60000) as u16;
+                    let f = syn_frame(lb_mac, client_mac, src, sport);
+                    loop {
+                        let r = libc::sendto(
+                            fd,
+                            f.as_ptr() as *const libc::c_void,
+                            f.len(),
+                            0,
+                            &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                        );
+                        if r >= 0 {
+                            break;
+                        }
+                        std::thread::yield_now();
+                    }
+                    if i % 2000 == 1999 {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                libc::close(fd);
+            }
+        })
+        .unwrap();
+}
+
+fn syn_frame(dst: [u8; 6], src_mac: [u8; 6], src: [u8; 4], sport: u16) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54);
+    f.extend_from_slice(&dst);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let mut ip = [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, src[0], src[1], src[2], src[3], 192, 0, 2, 100];
+    let sum = tandem_wire::checksum::ipv4_header_checksum(&ip);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend_from_slice(&ip);
+    let mut tcp = [0u8; 20];
+    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
+    tcp[2..4].copy_from_slice(&7u16.to_be_bytes());
+    tcp[4..8].copy_from_slice(&1u32.to_be_bytes());
+    tcp[12] = 0x50;
+    tcp[13] = 0x02;
+    tcp[14] = 0xff;
+    tcp[15] = 0xff;
+    f.extend_from_slice(&tcp);
+    let p = match tandem_wire::parse(&f).unwrap() {
+        tandem_wire::Frame::Ip(p) => p,
+        _ => unreachable!(),
+    };
+    tandem_wire::fill_l4_checksum(&mut f, &p).unwrap();
+    f
+}
+
+fn mac(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(p, 16).unwrap();
+    }
+    m
+}
+
+#[test]
+fn lab_standby_table_follows_100000_new_connections_within_2_s() {
+    let _g = serial();
+    let (lab, lb1, lb2) = pair("rep100k", ECHO_PORTS, "manual");
+    syn_burst(&lab, mac(&lab.lbs[0].mac), 100_000);
+    // The burst is over: within 2 s the standby's table matches the active's (±1 %).
+    let stopped = Instant::now();
+    let active = records(&lb1);
+    assert!(active >= 99_000, "the active recorded {active} of 100000 connections");
+    let mut standby = 0;
+    while stopped.elapsed() < Duration::from_secs(2) {
+        standby = records(&lb2);
+        if standby as f64 >= active as f64 * 0.99 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        (standby as f64 - active as f64).abs() <= active as f64 * 0.01,
+        "standby holds {standby} records, active {active}, {:?} after the burst",
+        stopped.elapsed()
+    );
+}
+
+#[test]
+fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
+    let _g = serial();
+    let (lab, lb1, lb2) = pair("repbad", ECHO_PORTS, "manual");
+    let keyfile = lab.lab.log_dir().join("ha.key");
+    std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
+    for n in [&lb1, &lb2] {
+        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()]).unwrap();
+    }
+    lb2.ctl(&["highavailability", "heartbeat", "add", "192.0.2.3", "192.0.2.10"]).unwrap();
+    wait_ha_state(&lb2, "Standby", true, Duration::from_secs(10)).unwrap();
+    let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["replication"]["datagrams_dropped"].as_u64().unwrap();
+    lab.client
+        .in_ns(|| {
+            let s = std::net::UdpSocket::bind("192.0.2.10:20001").unwrap();
+            let mut forged = b"TNDR\x01\x01".to_vec();
+            forged.extend_from_slice(&[1, 1, 0, 0, 0, 9, 0, 0, 0, 1, 0, 0, 0, 1]);
+            forged.extend_from_slice(&[0xee; 32]);
+            for _ in 0..20 {
+                s.send_to(&forged, "192.0.2.3:20001").unwrap();
+                s.send_to(b"TNDR", "192.0.2.3:20001").unwrap();
+                s.send_to(b"TNDR\x01\x00garbage-without-mac", "192.0.2.3:20001").unwrap();
+            }
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let st = lb2.ctl_json(&["highavailability", "status"]).unwrap();
+    let after = st["replication"]["datagrams_dropped"].as_u64().unwrap();
+    assert!(after >= before + 60, "{}", st["replication"]);
+    assert_eq!(st["replication"]["installed"].as_u64().unwrap(), st["replication"]["installed"].as_u64().unwrap());
+    assert_eq!(tandem_lab::cluster::ha_state(&lb2).0, "Standby");
+    assert!(!lb2.log().contains("panicked"));
+}
