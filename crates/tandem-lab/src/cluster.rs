@@ -258,3 +258,58 @@ pub fn time_to_serve(lab: &ClusterLab, port: u16, limit: Duration) -> Result<Dur
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `02:xx:..` as bytes (the lab's MAC strings; see [`crate::mac_for`]).
+pub fn mac_bytes(s: &str) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(s.split(':')) {
+        *b = u8::from_str_radix(p, 16).unwrap_or(0);
+    }
+    m
+}
+
+/// Sends raw Ethernet frames out of `host`'s `eth0` (for malformed frames and SYN bursts),
+/// retrying while the socket's buffer is full. Only the frames given are sent; the lab's
+/// address rules are the caller's to keep.
+pub fn send_raw_frames(host: &Host, frames: impl Iterator<Item = Vec<u8>> + Send + 'static) -> Result<()> {
+    host.in_ns(move || -> Result<()> {
+        // SAFETY: plain libc calls on a socket this closure owns; every buffer outlives its call.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+            if fd < 0 {
+                bail!("AF_PACKET socket: {}", std::io::Error::last_os_error());
+            }
+            let name = std::ffi::CString::new("eth0").expect("static name");
+            let mut sll: libc::sockaddr_ll = std::mem::zeroed();
+            sll.sll_family = libc::AF_PACKET as u16;
+            sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+            for (i, f) in frames.enumerate() {
+                loop {
+                    let r = libc::sendto(
+                        fd,
+                        f.as_ptr() as *const libc::c_void,
+                        f.len(),
+                        0,
+                        &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                    if r >= 0 {
+                        break;
+                    }
+                    let err = std::io::Error::last_os_error();
+                    if err.raw_os_error() != Some(libc::ENOBUFS) && err.kind() != std::io::ErrorKind::WouldBlock {
+                        libc::close(fd);
+                        bail!("sendto: {err}");
+                    }
+                    std::thread::yield_now();
+                }
+                // At most about 200 000 frames/s: a burst, not a flood that overruns the rings.
+                if i % 1000 == 999 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+            }
+            libc::close(fd);
+        }
+        Ok(())
+    })?
+}

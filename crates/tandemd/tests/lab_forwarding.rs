@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tandem_lab::cluster::{CLUSTER_IP, ClusterLab, TandemNode, demo_config, server_ip};
+use tandem_lab::cluster::{CLUSTER_IP, ClusterLab, TandemNode, demo_config, mac_bytes, send_raw_frames, server_ip};
 use tandem_lab::{LoadReport, serial};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,42 +142,12 @@ fn lab_affinity_keeps_a_client_on_one_server_and_expires() {
     assert!(distinct.len() > 1, "after expiry the client was placed afresh: {rounds:?}");
 }
 
-/// Sends raw Ethernet frames from the client's interface.
 fn send_raw(lab: &ClusterLab, frames: Vec<Vec<u8>>) {
-    lab.client
-        .in_ns(move || {
-            // SAFETY: plain libc calls on a socket we own; buffers outlive the calls.
-            unsafe {
-                let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
-                assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-                let name = std::ffi::CString::new("eth0").unwrap();
-                let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-                sll.sll_family = libc::AF_PACKET as u16;
-                sll.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
-                sll.sll_halen = 6;
-                for f in &frames {
-                    let r = libc::sendto(
-                        fd,
-                        f.as_ptr() as *const libc::c_void,
-                        f.len(),
-                        0,
-                        &sll as *const libc::sockaddr_ll as *const libc::sockaddr,
-                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
-                    );
-                    assert!(r >= 0, "sendto: {}", std::io::Error::last_os_error());
-                }
-                libc::close(fd);
-            }
-        })
-        .unwrap();
+    send_raw_frames(&lab.client, frames.into_iter()).unwrap();
 }
 
 fn mac(s: &str) -> [u8; 6] {
-    let mut m = [0u8; 6];
-    for (b, p) in m.iter_mut().zip(s.split(':')) {
-        *b = u8::from_str_radix(p, 16).unwrap();
-    }
-    m
+    mac_bytes(s)
 }
 
 #[test]
