@@ -231,6 +231,16 @@ impl Node {
             // Stop the old workers before the new ones take the interface.
             st.dataplane = None;
             if let Some(iface) = wanted {
+                if std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name))
+                    .is_ok_and(|v| v.trim() == "1")
+                {
+                    tracing::warn!(
+                        interface = %iface.name,
+                        "the kernel forwards IPv4 on this interface: it will also route cluster traffic Tandem forwards \
+                         (duplicates, ICMP redirects); turn it off (sysctl net.ipv4.conf.{}.forwarding=0)",
+                        iface.name
+                    );
+                }
                 match netdev::disable_gro(&iface.name) {
                     Ok(true) => tracing::info!(interface = %iface.name, "turned generic receive offload off"),
                     Ok(false) => {}
@@ -410,6 +420,7 @@ impl Node {
                     st.ha.rep.sender.on_ack(&ack, now);
                     let done = st.ha.rep.sender.stats().last_full_sync;
                     if done != had && let Some(d) = done {
+                        st.ha.rep.counters.last_sync_sent = Some(now);
                         st.ha.event(now, format!("partner holds the full table: {} records in {} ms", d.records, d.duration_ms));
                         st.ha.machine.sync_complete(now);
                     }
@@ -508,6 +519,7 @@ fn replication_status(st: &State, engine: &Engine, now: Instant) -> serde_json::
         "datagrams_dropped": r.counters.datagrams_dropped,
         "full_syncs_sent": r.counters.full_syncs_sent,
         "last_sync_received_ms_ago": r.counters.last_sync_received.map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        "last_sync_sent_ms_ago": r.counters.last_sync_sent.map(|t| now.saturating_duration_since(t).as_millis() as u64),
         "queue_dropped": engine.replication.dropped.load(std::sync::atomic::Ordering::Relaxed),
         "connection_records": engine.conns.len(),
         "affinity_records": engine.affinity.len(),

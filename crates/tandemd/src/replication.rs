@@ -95,6 +95,9 @@ pub struct ShellCounters {
     /// When this node last finished receiving a full synchronisation (ms ago at status time).
     #[serde(skip)]
     pub last_sync_received: Option<Instant>,
+    /// When the partner last acknowledged a full synchronisation this node sent.
+    #[serde(skip)]
+    pub last_sync_sent: Option<Instant>,
 }
 
 /// Both directions of replication on one node.

@@ -548,7 +548,7 @@ pub fn replication_text(v: &serde_json::Value) -> String {
         Some(f) if !f.is_null() => dots(
             &mut s,
             "Last full sync sent",
-            format!("{} records in {} ms (epoch {})", f["records"], f["duration_ms"], f["epoch"]),
+            format!("{} records in {} ms, {} ms ago (epoch {})", f["records"], f["duration_ms"], n("/last_sync_sent_ms_ago"), f["epoch"]),
         ),
         _ => dots(&mut s, "Last full sync sent", "none"),
     }
