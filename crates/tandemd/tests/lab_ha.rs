@@ -281,3 +281,26 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
         }
     }
 }
+
+#[test]
+fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
+    let _g = serial();
+    let (lab, lb1, lb2) = pair("hastop", "manual", &[]);
+    // The IBM tip: stop the executor on one machine, delete HA on the other.
+    let t = Instant::now();
+    lb1.ctl(&["executor", "stop"]).unwrap();
+    wait_state(&lb2, "Active", false, Duration::from_secs(5));
+    assert!(t.elapsed() < Duration::from_secs(1), "the partner took over only after {:?}", t.elapsed());
+    time_to_serve(&lab, Duration::from_secs(5));
+    assert_eq!(state(&lb1).0, "Down");
+    for cmd in [
+        vec!["highavailability", "heartbeat", "delete", "192.0.2.3"],
+        vec!["highavailability", "reach", "delete", "192.0.2.10"],
+        vec!["highavailability", "backup", "delete"],
+    ] {
+        lb2.ctl(&cmd).unwrap();
+    }
+    wait_state(&lb2, "Idle", false, Duration::from_secs(5));
+    let r = lab.client.http_load(ClusterLab::cluster(80), 50, 4, Duration::from_secs(5)).unwrap();
+    assert_eq!(r.ok, 50, "stand-alone lb2 forwards: {r}");
+}
