@@ -58,7 +58,7 @@ fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> Vec<u8> {
     v
 }
 
-fn handle(e: &Engine, frame: &mut Vec<u8>, now: Instant) -> Verdict {
+fn handle(e: &Engine, frame: &mut [u8], now: Instant) -> Verdict {
     let mut out = Vec::new();
     e.handle(frame, RxMeta::default(), now, &mut out)
 }

@@ -312,11 +312,7 @@ impl HaShell {
         let Some(sockets) = &self.sockets else { return incoming };
         let mut buf = [0u8; 65536];
         for (local, sock) in &sockets.by_source {
-            loop {
-                let (n, from) = match sock.recv_from(&mut buf) {
-                    Ok(x) => x,
-                    Err(_) => break,
-                };
+            while let Ok((n, from)) = sock.recv_from(&mut buf) {
                 let Some(pair) = self.machine.pair_index(*local, from.ip()) else {
                     self.machine.record_bad_datagram(ha::DropKind::UnknownPair);
                     continue;

@@ -295,11 +295,10 @@ impl Node {
                 Action::SendHeartbeat { source, destination, port, heartbeat, .. } => {
                     // Records ride in heartbeats (about 15 each), as IBM's do.
                     let mut hb = heartbeat.clone();
-                    if self.replicating(st) {
-                        if let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES) {
+                    if self.replicating(st)
+                        && let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES) {
                             hb.records = batch.bytes;
                         }
-                    }
                     st.ha.send(*source, *destination, *port, &hb);
                 }
                 Action::Announce => {

@@ -25,18 +25,18 @@ pub struct View<'a> {
 /// Renders a query command: (text, JSON data).
 pub fn render(v: &View, cmd: &Command) -> Result<(String, serde_json::Value)> {
     match cmd {
-        Command::ExecutorStatus | Command::ExecutorReport => json(executor(v), |e| executor_text(e)),
+        Command::ExecutorStatus | Command::ExecutorReport => json(executor(v), executor_text),
         Command::ClusterReport(t) | Command::ClusterStatus(t) => {
             let rows = clusters(v, t)?;
-            json(rows, |r| clusters_text(r))
+            json(rows, clusters_text)
         }
         Command::PortReport(t) | Command::PortStatus(t) => {
             let rows = ports(v, t)?;
-            json(rows, |r| ports_text(r))
+            json(rows, ports_text)
         }
         Command::ServerReport(t) | Command::ServerStatus(t) => {
             let rows = servers(v, t)?;
-            json(rows, |r| servers_text(r))
+            json(rows, servers_text)
         }
         other => bail!("'{other}' is not available in this build"),
     }

@@ -229,7 +229,7 @@ fn failover(lab: &ClusterLab, mut lb1: TandemNode) -> Result<bool> {
     let status = lb2.ctl_json(&["highavailability", "status"])?;
     let asked = unix_now();
     let mut timeline: Vec<(f64, String)> = vec![(0.0, "lb1 killed with kill -9 (heartbeats stop)".into())];
-    if let Some(last_ok) = samples.iter().filter(|(t, ok)| *t < killed && ok.is_some()).last() {
+    if let Some(last_ok) = samples.iter().rfind(|(t, ok)| *t < killed && ok.is_some()) {
         timeline.push((last_ok.0 - killed, format!("last connection before the failure answered by {}", last_ok.1.clone().unwrap_or_default())));
     }
     if let Some(tr) = status["transitions"].as_array().and_then(|a| a.iter().find(|t| t["to"] == "Active")) {
