@@ -85,6 +85,7 @@ fn run(args: Args) -> Result<()> {
     tracing::info!(socket = %args.socket.display(), "tandemd ready");
     wait_for_signal();
     tracing::info!("stopping");
+    node.shutdown();
     let _ = std::fs::remove_file(&args.socket);
     Ok(())
 }

@@ -447,6 +447,18 @@ impl Node {
         }
     }
 
+    /// Orderly stop (SIGTERM/SIGINT): stop forwarding and tell the partner, whose takeover is
+    /// then immediate instead of waiting for hatimeout.
+    pub fn shutdown(&self) {
+        let now = Instant::now();
+        let mut st = self.state.lock();
+        st.ha.machine.executor_stopped(now);
+        self.drain(&mut st, now);
+        st.config.executor.started = false;
+        self.refresh_plan(&mut st);
+        st.dataplane = None;
+    }
+
     /// Sends the gratuitous ARPs again, `garp_count - 1` more times, spaced, off the command path.
     fn repeat_announcements(&self, dp: &Dataplane) {
         let tx = dp.tx.clone();

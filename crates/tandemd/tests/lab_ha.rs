@@ -304,3 +304,16 @@ fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
     let r = lab.client.http_load(ClusterLab::cluster(80), 50, 4, Duration::from_secs(5)).unwrap();
     assert_eq!(r.ok, 50, "stand-alone lb2 forwards: {r}");
 }
+
+#[test]
+fn lab_sigterm_of_the_active_hands_over_at_once() {
+    let _g = serial();
+    let (lab, mut lb1, lb2) = pair("haterm", "auto", &[]);
+    let t = Instant::now();
+    let mut p = lb1.process.take().unwrap();
+    p.stop(Duration::from_secs(5)).unwrap();
+    wait_state(&lb2, "Active", false, Duration::from_secs(5));
+    assert!(t.elapsed() < Duration::from_secs(1), "takeover after SIGTERM took {:?}", t.elapsed());
+    time_to_serve(&lab, Duration::from_secs(5));
+    drop(lb1);
+}
