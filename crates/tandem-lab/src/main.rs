@@ -11,6 +11,7 @@
 
 mod cli {
     pub mod bench;
+    pub mod bench_ha;
     pub mod demo;
 }
 
@@ -49,6 +50,8 @@ enum Command {
     Demo(cli::demo::DemoArgs),
     /// Benchmark Tandem in a lab.
     Bench(cli::bench::BenchArgs),
+    /// Benchmark Tandem's high availability (failover, false takeovers, replication) in a lab.
+    BenchHa(cli::bench_ha::BenchHaArgs),
 }
 
 #[derive(Args, Debug)]
@@ -155,6 +158,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Cleanup(args) => cleanup(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench(args) => cli::bench::run(args),
+        Command::BenchHa(args) => cli::bench_ha::run(args),
     }
 }
 

@@ -69,9 +69,29 @@ impl Sockets {
                 }
             };
             s.set_nonblocking(true)?;
+            set_buffers(&s);
             by_source.insert(*src, s);
         }
         Ok(Some(Sockets { port: backup.port, by_source }))
+    }
+}
+
+/// Room for a full replication window (128 datagrams of ~1.5 kB) and then some: with the
+/// default receive buffer (about 208 kB) a full synchronisation overruns it and retransmits.
+const SOCKET_BUFFER: libc::c_int = 8 << 20;
+
+fn set_buffers(s: &UdpSocket) {
+    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF, libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+        // SAFETY: setsockopt on our own socket with a valid int.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                opt,
+                &SOCKET_BUFFER as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
     }
 }
 
@@ -270,6 +290,9 @@ pub struct HaShell {
     /// Recent events for the takeover timeline (time, text).
     pub events: VecDeque<(Instant, String)>,
     pub rep: crate::replication::Replicator,
+    /// The machine asked for a full synchronisation of the partner; the HA thread takes the
+    /// snapshot off the lock.
+    pub full_sync_wanted: bool,
 }
 
 /// A replication message that arrived (in a heartbeat or its own datagram).
@@ -294,6 +317,7 @@ impl HaShell {
             reach_interval: Duration::from_secs(2),
             events: VecDeque::new(),
             rep: crate::replication::Replicator::new(),
+            full_sync_wanted: false,
         }
     }
 

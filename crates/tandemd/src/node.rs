@@ -318,15 +318,10 @@ impl Node {
                     st.ha.event(now, format!("partner found ({})", if *compatible { "compatible" } else { "incompatible version" }))
                 }
                 Action::RequestFullSync => {
+                    // The snapshot of a large table takes a while: it is taken off the node
+                    // lock (by the HA thread, see `run_ha`), so heartbeats and commands go on.
                     if st.ha.machine.settings().replication {
-                        for r in self.engine.replication.drain() {
-                            st.ha.rep.sender.push(r);
-                        }
-                        let records = self.engine.snapshot_records(now);
-                        let n = records.len();
-                        st.ha.rep.sender.start_full_sync(records, now);
-                        st.ha.rep.counters.full_syncs_sent += 1;
-                        st.ha.event(now, format!("full synchronisation of the partner started ({n} records)"));
+                        st.ha.full_sync_wanted = true;
                     }
                 }
                 other => {
@@ -344,6 +339,7 @@ impl Node {
 
     /// The HA thread: heartbeats in, timers, reach probes, actions out.
     pub fn run_ha(self: Arc<Self>) {
+        let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> = None;
         loop {
             let (fds, wake) = {
                 let st = self.state.lock();
@@ -367,6 +363,31 @@ impl Node {
             st.ha.machine.handle_timeout(now);
             self.drain(&mut st, now);
             self.replicate(&mut st, now);
+            if st.ha.rep.sender.is_idle() {
+                st.ha.rep.sender.compact();
+            }
+            if std::mem::take(&mut st.ha.full_sync_wanted) && snapshot.is_none() {
+                // Take the snapshot on its own thread, without the node lock.
+                let engine = self.engine.clone();
+                let (tx, rx) = std::sync::mpsc::channel();
+                std::thread::spawn(move || {
+                    let records = engine.snapshot_records(Instant::now());
+                    let _ = tx.send(records);
+                });
+                snapshot = Some(rx);
+            }
+            if let Some(rx) = &snapshot
+                && let Ok(records) = rx.try_recv()
+            {
+                snapshot = None;
+                for r in self.engine.replication.drain() {
+                    st.ha.rep.sender.push(r);
+                }
+                let n = records.len();
+                st.ha.rep.sender.start_full_sync(records, now);
+                st.ha.rep.counters.full_syncs_sent += 1;
+                st.ha.event(now, format!("full synchronisation of the partner started ({n} records)"));
+            }
         }
     }
 

@@ -8,13 +8,18 @@ use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config, join_pair, mac_by
 use tandem_lab::{ConnStats, LongLivedSet, serial};
 
 const HA_PORT: u16 = 20001;
-const HATIMEOUT: Duration = Duration::from_secs(2);
+/// The pairs of these tests run at hatimeout 1 s: a connection's stall is the detection time
+/// plus the client's TCP retransmission backoff (0.2, 0.6, 1.4, 3.0 s after the outage
+/// starts), so "no stall longer than hatimeout + 1 s" is met by Tandem, not by luck of the
+/// backoff schedule, only when the detection ends before the 1.4 s retransmission.
+const HATIMEOUT: Duration = Duration::from_secs(1);
 
 /// A pair with `extra` configuration lines on both nodes, formed with `recovery`.
 fn pair(tag: &str, extra: &str, recovery: &str) -> (ClusterLab, TandemNode, TandemNode) {
     let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
-    let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &format!("{}\n{extra}\n", demo_config(1)), &[]).unwrap();
-    let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &format!("{}\n{extra}\n", demo_config(2)), &[]).unwrap();
+    let cfg = |n| format!("{}\nexecutor set hatimeout {}\n{extra}\n", demo_config(n), HATIMEOUT.as_secs_f64());
+    let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &cfg(1), &[]).unwrap();
+    let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &cfg(2), &[]).unwrap();
     join_pair(&lb1, 1, recovery, HA_PORT).unwrap();
     join_pair(&lb2, 2, recovery, HA_PORT).unwrap();
     if let Err(e) = wait_ha_state(&lb1, "Active", true, Duration::from_secs(15)) {

@@ -533,6 +533,22 @@ impl Sender {
         self.queue.is_empty() && self.flight.is_empty()
     }
 
+    /// Gives back the memory a large burst (a full synchronisation of a big table) left in the
+    /// queue and its index, once they are empty. Cheap to call often: it does nothing while
+    /// they are small or in use.
+    pub fn compact(&mut self) {
+        const KEEP: usize = 4096;
+        if self.queue.is_empty() && self.queue.capacity() > KEEP {
+            self.queue = VecDeque::new();
+        }
+        if self.index.is_empty() && self.index.capacity() > KEEP {
+            self.index = HashMap::new();
+        }
+        if self.flight.is_empty() && self.flight.capacity() > KEEP {
+            self.flight = VecDeque::new();
+        }
+    }
+
     /// Elements waiting to be sent.
     pub fn queued(&self) -> usize {
         self.queue.len()

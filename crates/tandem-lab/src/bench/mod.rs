@@ -5,11 +5,13 @@
 //! - [`UdpSink`] and [`udp_flood`]: a counting UDP sink (no replies) and a bounded flood of
 //!   small datagrams from many source ports, for forwarded packets per second.
 //! - [`sys`]: CPU time, context switches and interface counters read from `/proc` and `ip`.
+//! - [`profile`]: a `perf record -g` profile sorted into buckets (where tandemd's time goes).
 //!
 //! Like the rest of [`crate::traffic`], everything runs in the network namespace of the calling
 //! thread: use [`crate::Host::in_ns`] (or [`UdpSink::start_in`]).
 
 mod load;
+pub mod profile;
 pub mod sys;
 mod udp;
 

@@ -12,10 +12,18 @@
 //!
 //! Metrics: new TCP connections per second (HTTP GET, one connection per request, time-bounded,
 //! latency p50/p99), and forwarded packets per second (a UDP flood of small datagrams from many
-//! source ports, counted by sinks on the servers: delivered/s and loss). Tandem runs once per
-//! `--workers` × `--rings` combination. With `--perf-stat`, `perf stat` counts tandemd's system
-//! calls and context switches per forwarded packet; with `--perf-record DIR`, a machine-wide
-//! `perf record -g` is taken during every Tandem measurement.
+//! source ports, counted by sinks on the servers: delivered/s and loss), each with the CPU time
+//! of the lab's processes per unit of work. Tandem runs with the first `--workers` and `--rings`
+//! values, then with each other value changed alone (`--full-matrix`: every combination). With
+//! `--perf-stat`, `perf stat` counts tandemd's system calls per forwarded frame; with
+//! `--perf-record DIR`, a machine-wide `perf record -g` is taken during every measurement and
+//! sorted into buckets ([`tandem_lab::bench::profile`]).
+//!
+//! The servers run without TIME_WAIT by default (`--server-time-wait` keeps it), because
+//! Tandem's NAT source ports collide with it (see BENCHMARKS.md). On a shared machine,
+//! `--quiet-wait` waits for other work to calm down before each measurement, and the busy
+//! share before each measurement is recorded either way. Results: a table on stdout, or JSON
+//! with `--json` (table on stderr), or both with `--json-out FILE`.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -50,12 +58,22 @@ pub struct BenchArgs {
     /// Cases to run, comma-separated: bridge, nft, mac, nat.
     #[arg(long, value_delimiter = ',', default_value = "bridge,nft,mac,nat")]
     cases: Vec<String>,
-    /// tandemd worker counts to try, comma-separated.
+    /// tandemd worker counts to try, comma-separated. The first one, with the first ring, is
+    /// the baseline; the others are tried with the first ring.
     #[arg(long, value_delimiter = ',', default_value = "2,1")]
     workers: Vec<usize>,
-    /// tandemd ring layouts to try (v2, v3), comma-separated.
+    /// tandemd ring layouts to try (v2, v3), comma-separated; the others than the first are
+    /// tried with the first worker count.
     #[arg(long, value_delimiter = ',', default_value = "v2,v3")]
     rings: Vec<String>,
+    /// Try every combination of --workers and --rings instead.
+    #[arg(long)]
+    full_matrix: bool,
+    /// Experiment: on Tandem's node, drop frames to the cluster and return addresses at the
+    /// netdev ingress hook (nftables), which runs after the packet sockets got their copy, so
+    /// that the node's own IP stack does not also process (and drop) every forwarded frame.
+    #[arg(long)]
+    lb_ingress_drop: bool,
     /// Seconds of each connection-rate measurement.
     #[arg(long, default_value_t = 5.0)]
     conn_secs: f64,
@@ -140,6 +158,9 @@ struct Usage {
     /// Frames dropped by tandemd (its own drop counters).
     #[serde(skip_serializing_if = "Option::is_none")]
     tandemd_drops: Option<u64>,
+    /// Where the time went (`--perf-record`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Vec<bench::profile::Breakdown>>,
 }
 
 /// The UDP measurement of one case.
@@ -238,6 +259,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             bail!("unknown ring {r:?} (expected v2 or v3)");
         }
     }
+    if args.rings.is_empty() {
+        bail!("--rings needs at least one ring layout");
+    }
     if args.workers.is_empty() || args.workers.contains(&0) {
         bail!("--workers needs counts of at least 1");
     }
@@ -274,28 +298,38 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
         .iter()
         .map(|s| UdpSink::start_in(s, SINK_PORT))
         .collect::<Result<_>>()?;
+    let servers: Vec<u32> = cl.server_procs.iter().map(|p| p.pid()).collect();
     let mut pids = vec![std::process::id()];
-    pids.extend(cl.server_procs.iter().map(|p| p.pid()));
+    pids.extend(servers.iter().copied());
     pids.extend(sys::ksoftirqd_pids());
     let ctx = Ctx {
         args: &args,
         cl: &cl,
         sinks: &sinks,
         pids,
+        servers,
     };
 
     let mut rows = Vec::new();
+    progress(format!(
+        "  (lab ready at {:.0} s)",
+        started.elapsed().as_secs_f64()
+    ));
     if want("bridge") {
+        let t = Instant::now();
         rows.push(ctx.bridge_case()?);
+        progress(format!("  ({:.0} s)", t.elapsed().as_secs_f64()));
     }
     if want("nft") {
+        let t = Instant::now();
         rows.push(ctx.nft_case(&lbk)?);
+        progress(format!("  ({:.0} s)", t.elapsed().as_secs_f64()));
     }
     if want("mac") || want("nat") {
-        for &workers in &args.workers {
-            for ring in &args.rings {
-                rows.extend(ctx.tandem_case(workers, ring, want("mac"), want("nat"))?);
-            }
+        for (workers, ring) in variants(&args) {
+            let t = Instant::now();
+            rows.extend(ctx.tandem_case(workers, &ring, want("mac"), want("nat"))?);
+            progress(format!("  ({:.0} s)", t.elapsed().as_secs_f64()));
         }
     }
     drop(sinks);
@@ -316,6 +350,7 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             "udp_rate": args.udp_rate,
             "udp_max": args.udp_max,
             "server_time_wait": args.server_time_wait,
+            "lb_ingress_drop": args.lb_ingress_drop,
             "client": CLIENT_IP,
             "cluster": CLUSTER_IP,
             "servers": [cluster::server_ip(1), cluster::server_ip(2), cluster::server_ip(3)],
@@ -341,16 +376,37 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The tandemd configurations to run: (workers, ring).
+fn variants(args: &BenchArgs) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    if args.full_matrix {
+        for &w in &args.workers {
+            for r in &args.rings {
+                out.push((w, r.clone()));
+            }
+        }
+        return out;
+    }
+    let (w0, r0) = (args.workers[0], args.rings[0].clone());
+    out.push((w0, r0.clone()));
+    out.extend(args.workers[1..].iter().map(|&w| (w, r0.clone())));
+    out.extend(args.rings[1..].iter().map(|r| (w0, r.clone())));
+    out
+}
+
 struct Ctx<'a> {
     args: &'a BenchArgs,
     cl: &'a ClusterLab,
     sinks: &'a [UdpSink],
     /// The lab's processes (without tandemd), for CPU accounting.
     pids: Vec<u32>,
+    /// The server processes.
+    servers: Vec<u32>,
 }
 
 /// Before/after readings around one measurement.
 struct Probe {
+    perf_record: Option<PerfRecord>,
     pids: Vec<u32>,
     lab_cpu: Duration,
     machine: (f64, f64),
@@ -366,7 +422,6 @@ struct TandemProbe {
     frames: u64,
     drops: u64,
     perf_stat: Option<PerfStat>,
-    perf_record: Option<PerfRecord>,
 }
 
 /// tandemd's (frames received, frames forwarded, drops).
@@ -390,10 +445,23 @@ fn executor_counters(node: &TandemNode) -> (u64, u64, u64) {
 }
 
 impl Probe {
-    fn start(node: Option<&TandemNode>, mut pids: Vec<u32>, args: &BenchArgs, tag: &str) -> Probe {
-        if let Some(pid) = node.and_then(|n| n.process.as_ref()).map(|p| p.pid()) {
-            pids.push(pid);
-        }
+    fn start(
+        node: Option<&TandemNode>,
+        mut pids: Vec<u32>,
+        servers: &[u32],
+        args: &BenchArgs,
+        tag: &str,
+    ) -> Probe {
+        let tandemd_pid = node.and_then(|n| n.process.as_ref()).map(|p| p.pid());
+        pids.extend(tandemd_pid);
+        let perf_record = args.perf_record.as_deref().and_then(|d| {
+            let owners = bench::profile::LabPids {
+                bench: std::process::id(),
+                servers: servers.to_vec(),
+                tandemd: tandemd_pid,
+            };
+            PerfRecord::start(d, tag, owners)
+        });
         let tandemd = node.and_then(|n| {
             let pid = n.process.as_ref()?.pid();
             let (received, frames, drops) = executor_counters(n);
@@ -405,13 +473,10 @@ impl Probe {
                 frames,
                 drops,
                 perf_stat: args.perf_stat.then(|| PerfStat::start(pid)).flatten(),
-                perf_record: args
-                    .perf_record
-                    .as_deref()
-                    .and_then(|d| PerfRecord::start(d, tag)),
             })
         });
         Probe {
+            perf_record,
             lab_cpu: sys::processes_cpu(&pids),
             pids,
             machine: sys::machine_cpu(),
@@ -424,6 +489,8 @@ impl Probe {
     fn finish(self, node: Option<&TandemNode>, units: u64) -> (Usage, Option<u64>) {
         let (busy1, total1) = sys::machine_cpu();
         let softirq1 = sys::machine_softirq();
+        // Stop recording now; sort the profile once everything else is read.
+        let recorded = self.perf_record.map(PerfRecord::stop);
         let lab = sys::processes_cpu(&self.pids)
             .saturating_sub(self.lab_cpu)
             .as_secs_f64();
@@ -449,9 +516,6 @@ impl Probe {
         let mut received = None;
         if let (Some(t), Some(node)) = (self.tandemd, node) {
             let syscalls = t.perf_stat.and_then(|p| p.stop());
-            if let Some(r) = t.perf_record {
-                r.stop();
-            }
             let cpu = sys::process_cpu(t.pid)
                 .unwrap_or_default()
                 .saturating_sub(t.cpu);
@@ -468,6 +532,7 @@ impl Probe {
             usage.tandemd_syscalls_per_frame = syscalls.and_then(|s| per(s as f64));
             usage.tandemd_drops = Some(drops.saturating_sub(t.drops));
         }
+        usage.profile = recorded.and_then(PerfRecord::analyze);
         (usage, received)
     }
 }
@@ -502,7 +567,13 @@ impl Ctx<'_> {
             )
         })?;
         let background = self.quiet();
-        let probe = Probe::start(node, self.pids.clone(), self.args, &format!("{tag}-conn"));
+        let probe = Probe::start(
+            node,
+            self.pids.clone(),
+            &self.servers,
+            self.args,
+            &format!("{tag}-conn"),
+        );
         let rate = client.in_ns(|| {
             bench::conn_rate(
                 target,
@@ -552,7 +623,13 @@ impl Ctx<'_> {
         let drops_before = sink_drops();
         let backlog_before = sys::backlog_drops();
         let lb_before = lb.map(|h| sys::link_stats(h, "eth0")).transpose()?;
-        let probe = Probe::start(node, self.pids.clone(), a, &format!("{tag}-udp"));
+        let probe = Probe::start(
+            node,
+            self.pids.clone(),
+            &self.servers,
+            a,
+            &format!("{tag}-udp"),
+        );
         let flood = self.cl.client.in_ns(|| {
             bench::udp_flood(
                 target,
@@ -716,6 +793,21 @@ impl Ctx<'_> {
         let config = bench_config();
         let w = workers.to_string();
         let lb = &self.cl.lbs[0];
+        if self.args.lb_ingress_drop {
+            let rules = format!(
+                "table netdev tandembench {{\n\
+                 \tchain ingress {{\n\
+                 \t\ttype filter hook ingress device eth0 priority 0; policy accept;\n\
+                 \t\tip daddr {{ {CLUSTER_IP}, {RETURN_IP} }} drop\n\
+                 \t}}\n\
+                 }}\n"
+            );
+            let path = self.cl.lab.log_dir().join("lb1-ingress.nft");
+            std::fs::write(&path, rules)?;
+            let _ = lb.run(["nft", "delete", "table", "netdev", "tandembench"]);
+            lb.run(["nft", "-f", &path.display().to_string()])
+                .context("loading the netdev ingress drop on lb1")?;
+        }
         let mut node = TandemNode::start(
             &self.cl.lab,
             lb,
@@ -1075,10 +1167,12 @@ impl PerfStat {
 /// Machine-wide `perf record -g` while a measurement runs.
 struct PerfRecord {
     child: std::process::Child,
+    out: PathBuf,
+    pids: bench::profile::LabPids,
 }
 
 impl PerfRecord {
-    fn start(dir: &Path, tag: &str) -> Option<PerfRecord> {
+    fn start(dir: &Path, tag: &str, pids: bench::profile::LabPids) -> Option<PerfRecord> {
         let out = dir.join(format!("{tag}.perf.data"));
         let child = std::process::Command::new("perf")
             .args(["record", "-q", "-a", "-g", "-F", "997", "-o"])
@@ -1090,11 +1184,26 @@ impl PerfRecord {
             .map_err(|e| progress(format!("perf record unavailable: {e}")))
             .ok()?;
         std::thread::sleep(Duration::from_millis(300));
-        Some(PerfRecord { child })
+        Some(PerfRecord { child, out, pids })
     }
 
-    fn stop(mut self) {
+    /// Stops perf (it writes its data file).
+    fn stop(mut self) -> Self {
         interrupt(&mut self.child);
+        self
+    }
+
+    /// Sorts the profile into buckets, writes them next to the data, prints them.
+    fn analyze(self) -> Option<Vec<bench::profile::Breakdown>> {
+        let b = bench::profile::breakdown(&self.out, &self.pids)
+            .map_err(|e| progress(format!("perf script: {e:#}")))
+            .ok()?;
+        let text: String = b.iter().map(|x| x.to_string()).collect();
+        let _ = std::fs::write(self.out.with_extension("breakdown.txt"), &text);
+        for line in text.lines() {
+            progress(format!("    {line}"));
+        }
+        Some(b)
     }
 }
 
