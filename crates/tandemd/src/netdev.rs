@@ -130,3 +130,51 @@ mod tests {
         assert_eq!(mac_string([2, 0, 0x5e, 0, 1, 10]), "02:00:5e:00:01:0a");
     }
 }
+
+/// nftables table name for the ingress filter of `iface`.
+fn ingress_table(iface: &str) -> String {
+    let clean: String = iface.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    format!("tandem_{clean}")
+}
+
+/// Keeps the node's own IP stack out of the traffic Tandem forwards: a netdev ingress rule on
+/// the forwarding interface drops IPv4 packets for the cluster and return addresses after the
+/// packet sockets have taken their copy (taps run before the ingress hook). Without it the
+/// kernel receives every forwarded frame as well, looks up a route and drops it (about 0.7 µs a
+/// frame in the benchmark), or, with IP forwarding on, routes a duplicate. Best effort: it needs
+/// the `nft` command; an empty address list removes the rule.
+pub fn set_ingress_filter(iface: &str, addrs: &[Ipv4Addr]) -> Result<()> {
+    let table = ingress_table(iface);
+    let mut script = format!("add table netdev {table}\ndelete table netdev {table}\n");
+    if !addrs.is_empty() {
+        let set: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+        script.push_str(&format!(
+            "table netdev {table} {{\n  chain ingress {{\n    type filter hook ingress device \"{iface}\" priority 0; policy accept;\n    ip daddr {{ {} }} drop\n  }}\n}}\n",
+            set.join(", ")
+        ));
+    }
+    run_nft(&script)
+}
+
+/// Removes the ingress filter of `iface`, if any.
+pub fn clear_ingress_filter(iface: &str) {
+    let table = ingress_table(iface);
+    let _ = run_nft(&format!("add table netdev {table}\ndelete table netdev {table}\n"));
+}
+
+fn run_nft(script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .context("running nft (package nftables)")?;
+    child.stdin.take().context("nft stdin")?.write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft refused the ingress filter: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}

@@ -54,6 +54,8 @@ struct State {
     config: Config,
     dataplane: Option<Dataplane>,
     ha: HaShell,
+    /// Addresses the ingress filter drops for the node's kernel (see `netdev::set_ingress_filter`).
+    filtered: Vec<std::net::Ipv4Addr>,
 }
 
 /// One Tandem node.
@@ -67,7 +69,7 @@ pub struct Node {
 impl Node {
     pub fn new(opts: NodeOptions) -> Node {
         Node {
-            state: Mutex::new(State { config: Config::default(), dataplane: None, ha: HaShell::new() }),
+            state: Mutex::new(State { config: Config::default(), dataplane: None, ha: HaShell::new(), filtered: Vec::new() }),
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
@@ -229,6 +231,10 @@ impl Node {
         let current = st.dataplane.as_ref().map(|d| d.interface.clone());
         if wanted != current {
             // Stop the old workers before the new ones take the interface.
+            if let Some(dp) = &st.dataplane {
+                netdev::clear_ingress_filter(&dp.interface.name);
+            }
+            st.filtered.clear();
             st.dataplane = None;
             if let Some(iface) = wanted {
                 if std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name))
@@ -278,6 +284,26 @@ impl Node {
         let forwarding = st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
         let mac = st.dataplane.as_ref().map(|d| d.interface.mac).unwrap_or_default();
         let plan = Plan::compile(&st.config, forwarding, mac, &self.engine.counters);
+        // The node's kernel never needs traffic for cluster or return addresses, whether this
+        // node forwards it or not: filter it at ingress (after the rings took their copy).
+        if let Some(dp) = &st.dataplane {
+            let mut addrs: Vec<std::net::Ipv4Addr> = plan
+                .clusters
+                .iter()
+                .chain(plan.return_addresses.iter())
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            addrs.sort();
+            if addrs != st.filtered {
+                match netdev::set_ingress_filter(&dp.interface.name, &addrs) {
+                    Ok(()) => st.filtered = addrs,
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "no ingress filter: the node's kernel also sees forwarded frames"),
+                }
+            }
+        }
         let frames = self.engine.install(plan, Instant::now());
         if let Some(dp) = &st.dataplane {
             dp.send(&frames);
@@ -477,6 +503,9 @@ impl Node {
         self.drain(&mut st, now);
         st.config.executor.started = false;
         self.refresh_plan(&mut st);
+        if let Some(dp) = &st.dataplane {
+            netdev::clear_ingress_filter(&dp.interface.name);
+        }
         st.dataplane = None;
     }
 

@@ -52,6 +52,9 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
     assert!(total >= 3000, "server report total {total}: {rows}");
     let status = node.ctl_json(&["executor", "status"]).unwrap();
     assert!(status["frames_forwarded"].as_u64().unwrap() > 20_000, "{status}");
+    // The node's own kernel is kept out of the forwarded traffic by an ingress filter.
+    let rules = lab.lbs[0].run(["nft", "list", "table", "netdev", "tandem_eth0"]).unwrap();
+    assert!(rules.contains("192.0.2.100") && rules.contains("192.0.2.200") && rules.contains("drop"), "{rules}");
     let table = node.ctl(&["port", "report", &format!("{CLUSTER_IP}@")]).unwrap();
     assert!(table.contains("8080") && table.contains("nat"), "{table}");
 }
