@@ -119,7 +119,9 @@ fn lab_version_mismatch_is_reported_and_exactly_one_node_is_active() {
         let a = lb1.ctl_json(&["highavailability", "status"]).unwrap();
         let b = lb2.ctl_json(&["highavailability", "status"]).unwrap();
         let actives = [&a, &b].iter().filter(|s| s["state"] == "Active").count();
-        if a["partner"]["compatible"] == false && b["partner"]["compatible"] == false {
+        assert!(actives <= 1, "both Active:\n{a}\n{b}");
+        let settled = [&a, &b].iter().all(|s| s["state"] == "Active" || s["state"] == "Standby");
+        if a["partner"]["compatible"] == false && b["partner"]["compatible"] == false && settled {
             both_seen_incompatible = true;
             assert_eq!(actives, 1, "exactly one Active:\n{a}\n{b}");
         }
