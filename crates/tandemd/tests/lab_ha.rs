@@ -324,3 +324,66 @@ fn lab_sigterm_of_the_active_hands_over_at_once() {
     time_to_serve(&lab, Duration::from_secs(5));
     drop(lb1);
 }
+
+/// Captures the UDP payload of one datagram from `src` to port `dport` seen by `host`.
+fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
+    host.in_ns(move || {
+        // SAFETY: plain libc calls on a socket we own; the buffer outlives each call.
+        unsafe {
+            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, (libc::ETH_P_IP as u16).to_be() as i32);
+            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+            let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const libc::timeval as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as u32,
+            );
+            let mut buf = [0u8; 2048];
+            loop {
+                let n = libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
+                assert!(n > 0, "no heartbeat captured: {}", std::io::Error::last_os_error());
+                let p = &buf[..n as usize];
+                let ihl = ((p[0] & 0x0f) as usize) * 4;
+                if p[9] == 17 && p[12..16] == src && p.len() > ihl + 8 && u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) == dport {
+                    libc::close(fd);
+                    return p[ihl + 8..].to_vec();
+                }
+            }
+        }
+    })
+    .unwrap()
+}
+
+#[test]
+fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() {
+    let _g = serial();
+    let (lab, lb1, lb2) = pair("hareplay", "manual", &[]);
+    let keyfile = lab.lab.log_dir().join("ha.key");
+    std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
+    for n in [&lb1, &lb2] {
+        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()]).unwrap();
+    }
+    wait_state(&lb2, "Standby", true, Duration::from_secs(10));
+    // A genuine, authenticated heartbeat of lb1, recorded on the wire and sent again later
+    // from lb1's own address: authentic but old.
+    let recorded = capture_udp(&lab.lbs[1], [192, 0, 2, 2], 20001);
+    std::thread::sleep(Duration::from_millis(1200));
+    let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"].as_u64().unwrap();
+    lab.lbs[0]
+        .in_ns(move || {
+            let s = std::net::UdpSocket::bind("192.0.2.2:0").unwrap();
+            for _ in 0..20 {
+                s.send_to(&recorded, "192.0.2.3:20001").unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let after = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"].as_u64().unwrap();
+    assert!(after >= before + 20, "replayed heartbeats counted: {before} -> {after}");
+    assert_eq!(state(&lb1).0, "Active");
+    assert_eq!(state(&lb2).0, "Standby");
+    assert_eq!(ha_state(&lb2).1, "Synchronized");
+}
