@@ -200,6 +200,10 @@ impl Node {
             (None, None) => None,
         };
         // HA: settings, sockets and key, prepared before anything changes.
+        let key = match &new.ha.key_file {
+            Some(path) => Some(read_key(path)?),
+            None => None,
+        };
         let mut settings = HaSettings::from_config(&new);
         settings.config_digest = config_digest(&new);
         let ha_changed = settings != *st.ha.machine.settings();
@@ -223,10 +227,6 @@ impl Node {
             }
         } else {
             None
-        };
-        let key = match &new.ha.key_file {
-            Some(path) => Some(read_key(path)?),
-            None => None,
         };
         let current = st.dataplane.as_ref().map(|d| d.interface.clone());
         if wanted != current {
@@ -252,7 +252,24 @@ impl Node {
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "could not turn GRO off; super-frames will be dropped"),
                 }
-                st.dataplane = Some(Dataplane::start(self.engine.clone(), iface, self.opts.workers, self.opts.ring)?);
+                match Dataplane::start(self.engine.clone(), iface, self.opts.workers, self.opts.ring) {
+                    Ok(dp) => st.dataplane = Some(dp),
+                    Err(e) => {
+                        // Nothing of the change applies: the previous interface and the
+                        // previous heartbeat sockets come back.
+                        if let Some(prev) = current {
+                            st.dataplane =
+                                Dataplane::start(self.engine.clone(), prev, self.opts.workers, self.opts.ring).ok();
+                        }
+                        if let Some(sockets) = new_sockets {
+                            let prev = HaSettings::from_config(&st.config);
+                            st.ha.sockets = Sockets::bind(&prev, sockets).ok().flatten();
+                        }
+                        st.filtered.clear();
+                        self.refresh_plan(st);
+                        return Err(e);
+                    }
+                }
             }
         }
         let was_started = st.config.executor.started;
