@@ -43,7 +43,9 @@ pub fn serve(path: &Path, node: Arc<Node>) -> Result<()> {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
             let node = node.clone();
-            let _ = std::thread::Builder::new().name("admin-conn".into()).spawn(move || client(stream, node));
+            let _ = std::thread::Builder::new()
+                .name("admin-conn".into())
+                .spawn(move || client(stream, node));
         }
     })?;
     Ok(())
@@ -72,7 +74,8 @@ fn client(stream: UnixStream, node: Arc<Node>) {
             }
             Err(e) => Reply::err(format!("malformed request: {e}")),
         };
-        let mut text = serde_json::to_string(&reply).unwrap_or_else(|_| "{\"ok\":false,\"error\":\"encoding\"}".into());
+        let mut text = serde_json::to_string(&reply)
+            .unwrap_or_else(|_| "{\"ok\":false,\"error\":\"encoding\"}".into());
         text.push('\n');
         if writer.write_all(text.as_bytes()).is_err() {
             return;

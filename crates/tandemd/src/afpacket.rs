@@ -128,7 +128,9 @@ impl Ring {
     pub fn open(ifindex: i32, fanout_group: Option<u16>, cfg: RingConfig) -> io::Result<Ring> {
         let proto = (libc::ETH_P_ALL as u16).to_be() as libc::c_int;
         // SAFETY: plain socket(2) call; the fd is owned right after.
-        let raw = cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto) })?;
+        let raw = cvt(unsafe {
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, proto)
+        })?;
         // SAFETY: raw is a fresh, valid descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
 
@@ -218,7 +220,8 @@ impl Ring {
         let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0 };
         bound?;
         if let Some(group) = fanout_group {
-            let arg: libc::c_int = (group as libc::c_int) | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
+            let arg: libc::c_int =
+                (group as libc::c_int) | ((libc::PACKET_FANOUT_HASH as libc::c_int) << 16);
             setsockopt(&ring.fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg)?;
         }
         Ok(ring)
@@ -226,14 +229,21 @@ impl Ring {
 
     /// Waits up to `timeout_ms` for frames.
     pub fn wait(&self, timeout_ms: i32) {
-        let mut pfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN | libc::POLLERR, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLERR,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd.
         unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
     }
 
     /// Hands every ready frame to `handle` (which may rewrite it in place), transmits those it
     /// asks for in batches, and returns the slots to the kernel. Returns the number of frames seen.
-    pub fn process(&mut self, handle: &mut dyn FnMut(&mut [u8], FrameMeta) -> Disposition) -> usize {
+    pub fn process(
+        &mut self,
+        handle: &mut dyn FnMut(&mut [u8], FrameMeta) -> Disposition,
+    ) -> usize {
         match self.version {
             RingVersion::V2 => self.process_v2(handle),
             RingVersion::V3 => self.process_v3(handle),
@@ -258,7 +268,8 @@ impl Ring {
                 }
                 fence(Ordering::Acquire);
                 // SAFETY: the kernel filled this slot and handed it to us (TP_STATUS_USER).
-                let (mac, snaplen, len) = unsafe { ((*hdr).tp_mac as usize, (*hdr).tp_snaplen as usize, (*hdr).tp_len) };
+                let (mac, snaplen, len) =
+                    unsafe { ((*hdr).tp_mac as usize, (*hdr).tp_snaplen as usize, (*hdr).tp_len) };
                 let meta = FrameMeta {
                     csum_not_ready: status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
@@ -305,7 +316,9 @@ impl Ring {
             }
             fence(Ordering::Acquire);
             // SAFETY: the block is ours (TP_STATUS_USER).
-            let (num, first) = unsafe { ((*desc).hdr.bh1.num_pkts as usize, (*desc).hdr.bh1.offset_to_first_pkt as usize) };
+            let (num, first) = unsafe {
+                ((*desc).hdr.bh1.num_pkts as usize, (*desc).hdr.bh1.offset_to_first_pkt as usize)
+            };
             let mut pkt = first;
             let mut out: Vec<(usize, usize)> = Vec::with_capacity(num);
             for _ in 0..num {
@@ -339,7 +352,9 @@ impl Ring {
             }
             fence(Ordering::Release);
             // SAFETY: returning the block we own to the kernel.
-            unsafe { ptr::write_volatile(&mut (*desc).hdr.bh1.block_status, libc::TP_STATUS_KERNEL) };
+            unsafe {
+                ptr::write_volatile(&mut (*desc).hdr.bh1.block_status, libc::TP_STATUS_KERNEL)
+            };
             self.next = (self.next + 1) % self.slot_count;
         }
     }
@@ -349,14 +364,18 @@ impl Ring {
         if frames.is_empty() {
             return;
         }
-        let mut iov: [libc::iovec; BATCH] = [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut iov: [libc::iovec; BATCH] =
+            [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
         // SAFETY: zeroed mmsghdr is valid; filled below.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let n = frames.len().min(BATCH);
         for i in 0..n {
             let (off, len) = frames[i];
             // SAFETY: offsets come from frames inside the mapping.
-            iov[i] = libc::iovec { iov_base: unsafe { self.map.add(off) } as *mut libc::c_void, iov_len: len };
+            iov[i] = libc::iovec {
+                iov_base: unsafe { self.map.add(off) } as *mut libc::c_void,
+                iov_len: len,
+            };
             msgs[i].msg_hdr.msg_iov = &mut iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;
         }
@@ -366,11 +385,13 @@ impl Ring {
     /// Sends frames from ordinary buffers (ARP replies, resets).
     pub fn send_buffers(&self, frames: &[&[u8]]) {
         for chunk in frames.chunks(BATCH) {
-            let mut iov: [libc::iovec; BATCH] = [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
+            let mut iov: [libc::iovec; BATCH] =
+                [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
             // SAFETY: zeroed mmsghdr is valid; filled below.
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             for (i, f) in chunk.iter().enumerate() {
-                iov[i] = libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
+                iov[i] =
+                    libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }
@@ -384,7 +405,12 @@ impl Ring {
         while done < msgs.len() {
             // SAFETY: msgs[done..] are valid headers whose iovecs point at live memory.
             let r = unsafe {
-                libc::sendmmsg(self.fd.as_raw_fd(), msgs[done..].as_mut_ptr(), (msgs.len() - done) as u32, 0)
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    msgs[done..].as_mut_ptr(),
+                    (msgs.len() - done) as u32,
+                    0,
+                )
             };
             if r <= 0 {
                 let err = io::Error::last_os_error();
@@ -402,7 +428,6 @@ impl Ring {
             done += r as usize;
         }
     }
-
 }
 
 impl Drop for Ring {
@@ -422,7 +447,8 @@ impl TxSocket {
     pub fn open(ifindex: i32) -> io::Result<TxSocket> {
         // Protocol 0: this socket receives nothing.
         // SAFETY: plain socket(2) call.
-        let raw = cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+        let raw =
+            cvt(unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: raw is a fresh descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // SAFETY: zeroed sockaddr_ll is valid; fields set below.
@@ -442,7 +468,9 @@ impl TxSocket {
 
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is a live buffer of frame.len() bytes.
-        let r = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr() as *const libc::c_void, frame.len(), 0) };
+        let r = unsafe {
+            libc::send(self.fd.as_raw_fd(), frame.as_ptr() as *const libc::c_void, frame.len(), 0)
+        };
         if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
     }
 }

@@ -20,7 +20,12 @@ pub struct Dataplane {
 
 impl Dataplane {
     /// Opens one ring per worker on `interface` (one fanout group) and starts the threads.
-    pub fn start(engine: Arc<Engine>, interface: Interface, workers: usize, ring: RingConfig) -> Result<Dataplane> {
+    pub fn start(
+        engine: Arc<Engine>,
+        interface: Interface,
+        workers: usize,
+        ring: RingConfig,
+    ) -> Result<Dataplane> {
         let workers = workers.max(1);
         let group = (std::process::id() & 0xffff) as u16;
         let stop = Arc::new(AtomicBool::new(false));
@@ -83,7 +88,11 @@ fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
         ring.wait(100);
         let now = Instant::now();
         ring.process(&mut |frame: &mut [u8], meta: FrameMeta| {
-            let meta = RxMeta { csum_not_ready: meta.csum_not_ready, vlan: meta.vlan, truncated: meta.truncated };
+            let meta = RxMeta {
+                csum_not_ready: meta.csum_not_ready,
+                vlan: meta.vlan,
+                truncated: meta.truncated,
+            };
             match engine.handle(frame, meta, now, &mut extra) {
                 Verdict::Transmit(n) => Disposition::Transmit(n),
                 _ => Disposition::Done,

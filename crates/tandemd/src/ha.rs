@@ -28,7 +28,12 @@ pub fn product_version() -> ProductVersion {
         return pv;
     }
     let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u16>().unwrap_or(0));
-    ProductVersion::new(parts.next().unwrap_or(0), parts.next().unwrap_or(0), parts.next().unwrap_or(0), 0)
+    ProductVersion::new(
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        parts.next().unwrap_or(0),
+        0,
+    )
 }
 
 /// Heartbeat sockets, one per local source address, all on the HA port.
@@ -65,7 +70,10 @@ impl Sockets {
                         tries += 1;
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    Err(e) => return Err(e).with_context(|| format!("binding the heartbeat socket {addr}")),
+                    Err(e) => {
+                        return Err(e)
+                            .with_context(|| format!("binding the heartbeat socket {addr}"));
+                    }
                 }
             };
             s.set_nonblocking(true)?;
@@ -108,13 +116,26 @@ pub struct Prober {
 impl Prober {
     pub fn open() -> Result<Prober> {
         // SAFETY: plain socket(2) call.
-        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK, libc::IPPROTO_ICMP) };
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                libc::IPPROTO_ICMP,
+            )
+        };
         if raw < 0 {
-            return Err(std::io::Error::last_os_error()).context("opening the ICMP socket for reach targets");
+            return Err(std::io::Error::last_os_error())
+                .context("opening the ICMP socket for reach targets");
         }
         // SAFETY: raw is a fresh descriptor.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Prober { fd, ident: (std::process::id() & 0xffff) as u16, seq: 0, outstanding: HashMap::new(), last_round: None })
+        Ok(Prober {
+            fd,
+            ident: (std::process::id() & 0xffff) as u16,
+            seq: 0,
+            outstanding: HashMap::new(),
+            last_round: None,
+        })
     }
 
     pub fn raw_fd(&self) -> i32 {
@@ -166,7 +187,9 @@ impl Prober {
         let mut buf = [0u8; 1500];
         loop {
             // SAFETY: buf is valid for writes of its length.
-            let n = unsafe { libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+            let n = unsafe {
+                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
+            };
             if n <= 0 {
                 return;
             }
@@ -247,8 +270,10 @@ fn run_script(dir: &std::path::Path, job: &ScriptJob) {
             return;
         }
     };
-    let outputs: Vec<_> = [child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>)]
+    let outputs: Vec<_> = [
+        child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+    ]
     .into_iter()
     .flatten()
     .map(|r| {
@@ -343,7 +368,11 @@ impl HaShell {
                 };
                 if crate::replication::is_replication(&buf[..n]) {
                     match crate::replication::unwrap(&buf[..n], self.key.as_deref()) {
-                        Ok(message) => incoming.push(Incoming { from, local: *local, message: message.to_vec() }),
+                        Ok(message) => incoming.push(Incoming {
+                            from,
+                            local: *local,
+                            message: message.to_vec(),
+                        }),
                         Err(e) => {
                             tracing::debug!(from = %from, error = ?e, "replication datagram dropped");
                             self.rep.counters.datagrams_dropped += 1;
@@ -390,7 +419,8 @@ impl HaShell {
 
     /// File descriptors the HA thread waits on.
     pub fn fds(&self) -> Vec<i32> {
-        let mut v: Vec<i32> = self.sockets.iter().flat_map(|s| s.by_source.values().map(|s| s.as_raw_fd())).collect();
+        let mut v: Vec<i32> =
+            self.sockets.iter().flat_map(|s| s.by_source.values().map(|s| s.as_raw_fd())).collect();
         if let Some(p) = &self.prober {
             v.push(p.raw_fd());
         }
@@ -429,4 +459,3 @@ impl HaShell {
         t.max(now)
     }
 }
-

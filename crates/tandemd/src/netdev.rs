@@ -35,7 +35,9 @@ pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
                 let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
                 if ip == want {
                     // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }.to_string_lossy().into_owned();
+                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                        .to_string_lossy()
+                        .into_owned();
                     found = Some(name);
                     break;
                 }
@@ -54,7 +56,8 @@ pub fn interface_by_name(name: &str) -> Result<Interface> {
     let index = crate::afpacket::ifindex(name).with_context(|| format!("interface {name}"))?;
     let mac_text = std::fs::read_to_string(format!("/sys/class/net/{name}/address"))
         .with_context(|| format!("reading the MAC address of {name}"))?;
-    let mac = parse_mac(mac_text.trim()).with_context(|| format!("MAC address of {name}: {mac_text:?}"))?;
+    let mac = parse_mac(mac_text.trim())
+        .with_context(|| format!("MAC address of {name}: {mac_text:?}"))?;
     let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -133,7 +136,8 @@ mod tests {
 
 /// nftables table name for the ingress filter of `iface`.
 fn ingress_table(iface: &str) -> String {
-    let clean: String = iface.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let clean: String =
+        iface.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
     format!("tandem_{clean}")
 }
 

@@ -7,6 +7,7 @@
 
 use crate::afpacket::RingConfig;
 use crate::dataplane::Dataplane;
+use crate::ha::{HaShell, ScriptJob, Sockets};
 use crate::netdev;
 use crate::report;
 use anyhow::{Context, Result, anyhow};
@@ -18,7 +19,6 @@ use std::time::{Duration, Instant};
 use tandem_core::config::{self, Command, Config};
 use tandem_core::forward::{Engine, Plan};
 use tandem_core::ha::{Action, HaSettings};
-use crate::ha::{HaShell, ScriptJob, Sockets};
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -69,7 +69,12 @@ pub struct Node {
 impl Node {
     pub fn new(opts: NodeOptions) -> Node {
         Node {
-            state: Mutex::new(State { config: Config::default(), dataplane: None, ha: HaShell::new(), filtered: Vec::new() }),
+            state: Mutex::new(State {
+                config: Config::default(),
+                dataplane: None,
+                ha: HaShell::new(),
+                filtered: Vec::new(),
+            }),
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
@@ -78,9 +83,11 @@ impl Node {
 
     /// Loads a command file (all or nothing) and commits it.
     pub fn load_file(&self, path: &std::path::Path) -> Result<()> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let mut st = self.state.lock();
-        let new = config::load_file(&text, &path.display().to_string(), &st.config).map_err(|e| anyhow!("{e}"))?;
+        let new = config::load_file(&text, &path.display().to_string(), &st.config)
+            .map_err(|e| anyhow!("{e}"))?;
         self.commit(&mut st, new)
     }
 
@@ -121,13 +128,22 @@ impl Node {
         }
         let verbs = ["newload", "appendload", "save"];
         let Some(verb) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
-            return Some(Reply::err("missing keyword after 'file' (expected one of: newload, appendload, save)".into()));
+            return Some(Reply::err(
+                "missing keyword after 'file' (expected one of: newload, appendload, save)".into(),
+            ));
         };
-        let matches: Vec<&str> = verbs.iter().copied().filter(|v| v.starts_with(verb.as_str())).collect();
+        let matches: Vec<&str> =
+            verbs.iter().copied().filter(|v| v.starts_with(verb.as_str())).collect();
         let verb = match matches.as_slice() {
             [one] => *one,
-            [] => return Some(Reply::err(format!("unknown keyword '{verb}' (expected one of: newload, appendload, save)"))),
-            many => return Some(Reply::err(format!("ambiguous keyword '{verb}': {}", many.join(", ")))),
+            [] => {
+                return Some(Reply::err(format!(
+                    "unknown keyword '{verb}' (expected one of: newload, appendload, save)"
+                )));
+            }
+            many => {
+                return Some(Reply::err(format!("ambiguous keyword '{verb}': {}", many.join(", "))));
+            }
         };
         let (Some(path), None) = (words.get(2), words.get(3)) else {
             return Some(Reply::err(format!("file {verb} takes exactly one FILE")));
@@ -135,7 +151,9 @@ impl Node {
         let mut st = self.state.lock();
         let result = match verb {
             "save" => {
-                let mut text = String::from("# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n");
+                let mut text = String::from(
+                    "# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n",
+                );
                 for line in st.config.to_commands() {
                     text.push_str(&line);
                     text.push('\n');
@@ -143,14 +161,17 @@ impl Node {
                 std::fs::write(path, text).with_context(|| format!("writing {path}"))
             }
             _ => (|| {
-                let text = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                let text =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
                 let base = if verb == "newload" { Config::default() } else { st.config.clone() };
                 let new = config::load_file(&text, path, &base).map_err(|e| anyhow!("{e}"))?;
                 self.commit(&mut st, new)
             })(),
         };
         Some(match result {
-            Ok(()) => Reply::ok(String::new(), serde_json::json!({"done": format!("file {verb} {path}")})),
+            Ok(()) => {
+                Reply::ok(String::new(), serde_json::json!({"done": format!("file {verb} {path}")}))
+            }
             Err(e) => Reply::err(format!("{e:#}")),
         })
     }
@@ -160,8 +181,12 @@ impl Node {
         match cmd {
             Command::HaStatus => {
                 let status = st.ha.machine.status(now);
-                let events: Vec<(u64, String)> =
-                    st.ha.events.iter().map(|(t, e)| (now.saturating_duration_since(*t).as_millis() as u64, e.clone())).collect();
+                let events: Vec<(u64, String)> = st
+                    .ha
+                    .events
+                    .iter()
+                    .map(|(t, e)| (now.saturating_duration_since(*t).as_millis() as u64, e.clone()))
+                    .collect();
                 let rep = replication_status(st, &self.engine, now);
                 let (mut text, mut data) = report::ha_status(&status, &events)?;
                 text.push_str(&report::replication_text(&rep));
@@ -172,7 +197,10 @@ impl Node {
                 st.ha.machine.takeover(now).map_err(|e| anyhow!("takeover refused: {e}"))?;
                 st.ha.event(now, "takeover requested by the operator".into());
                 self.drain(st, now);
-                return Ok(("takeover started: the partner yields, then this node goes Active\n".into(), serde_json::json!({"takeover": "started"})));
+                return Ok((
+                    "takeover started: the partner yields, then this node goes Active\n".into(),
+                    serde_json::json!({"takeover": "started"}),
+                ));
             }
             Command::HaMaintenance => return report::maintenance(&st.config, &self.engine),
             _ => {}
@@ -237,8 +265,11 @@ impl Node {
             st.filtered.clear();
             st.dataplane = None;
             if let Some(iface) = wanted {
-                if std::fs::read_to_string(format!("/proc/sys/net/ipv4/conf/{}/forwarding", iface.name))
-                    .is_ok_and(|v| v.trim() == "1")
+                if std::fs::read_to_string(format!(
+                    "/proc/sys/net/ipv4/conf/{}/forwarding",
+                    iface.name
+                ))
+                .is_ok_and(|v| v.trim() == "1")
                 {
                     tracing::warn!(
                         interface = %iface.name,
@@ -248,18 +279,32 @@ impl Node {
                     );
                 }
                 match netdev::disable_gro(&iface.name) {
-                    Ok(true) => tracing::info!(interface = %iface.name, "turned generic receive offload off"),
+                    Ok(true) => {
+                        tracing::info!(interface = %iface.name, "turned generic receive offload off")
+                    }
                     Ok(false) => {}
-                    Err(e) => tracing::warn!(error = %e, "could not turn GRO off; super-frames will be dropped"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not turn GRO off; super-frames will be dropped")
+                    }
                 }
-                match Dataplane::start(self.engine.clone(), iface, self.opts.workers, self.opts.ring) {
+                match Dataplane::start(
+                    self.engine.clone(),
+                    iface,
+                    self.opts.workers,
+                    self.opts.ring,
+                ) {
                     Ok(dp) => st.dataplane = Some(dp),
                     Err(e) => {
                         // Nothing of the change applies: the previous interface and the
                         // previous heartbeat sockets come back.
                         if let Some(prev) = current {
-                            st.dataplane =
-                                Dataplane::start(self.engine.clone(), prev, self.opts.workers, self.opts.ring).ok();
+                            st.dataplane = Dataplane::start(
+                                self.engine.clone(),
+                                prev,
+                                self.opts.workers,
+                                self.opts.ring,
+                            )
+                            .ok();
                         }
                         if let Some(sockets) = new_sockets {
                             let prev = HaSettings::from_config(&st.config);
@@ -275,7 +320,8 @@ impl Node {
         let was_started = st.config.executor.started;
         st.config = new;
         st.ha.key = key;
-        st.ha.reach_interval = Duration::try_from_secs_f64(st.config.ha.reach_interval).unwrap_or(Duration::from_secs(2));
+        st.ha.reach_interval = Duration::try_from_secs_f64(st.config.ha.reach_interval)
+            .unwrap_or(Duration::from_secs(2));
         if let Some(sockets) = new_sockets {
             st.ha.sockets = sockets;
         }
@@ -298,7 +344,8 @@ impl Node {
     /// Compiles and installs the plan for the running configuration and HA state; sends what
     /// the change calls for (gratuitous ARPs, resets, ARP requests).
     fn refresh_plan(&self, st: &mut State) {
-        let forwarding = st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
+        let forwarding =
+            st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
         let mac = st.dataplane.as_ref().map(|d| d.interface.mac).unwrap_or_default();
         let plan = Plan::compile(&st.config, forwarding, mac, &self.engine.counters);
         // The node's kernel never needs traffic for cluster or return addresses, whether this
@@ -317,14 +364,18 @@ impl Node {
             if addrs != st.filtered {
                 match netdev::set_ingress_filter(&dp.interface.name, &addrs) {
                     Ok(()) => st.filtered = addrs,
-                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "no ingress filter: the node's kernel also sees forwarded frames"),
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "no ingress filter: the node's kernel also sees forwarded frames")
+                    }
                 }
             }
         }
         let frames = self.engine.install(plan, Instant::now());
         if let Some(dp) = &st.dataplane {
             dp.send(&frames);
-            let announce = frames.iter().any(|f| f.len() >= 14 && f[12..14] == [0x08, 0x06] && f[0..6] == [0xff; 6]);
+            let announce = frames
+                .iter()
+                .any(|f| f.len() >= 14 && f[12..14] == [0x08, 0x06] && f[0..6] == [0xff; 6]);
             if announce && self.opts.garp_count > 1 {
                 self.repeat_announcements(dp);
             }
@@ -339,9 +390,14 @@ impl Node {
                     // Records ride in heartbeats (about 15 each), as IBM's do.
                     let mut hb = heartbeat.clone();
                     if self.replicating(st)
-                        && let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES) {
-                            hb.records = batch.bytes;
-                        }
+                        && let Some(batch) = st
+                            .ha
+                            .rep
+                            .sender
+                            .next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES)
+                    {
+                        hb.records = batch.bytes;
+                    }
                     st.ha.send(*source, *destination, *port, &hb);
                 }
                 Action::Announce => {
@@ -357,9 +413,13 @@ impl Node {
                     }
                 }
                 Action::PartnerLost => st.ha.event(now, "partner lost".into()),
-                Action::PartnerFound { compatible } => {
-                    st.ha.event(now, format!("partner found ({})", if *compatible { "compatible" } else { "incompatible version" }))
-                }
+                Action::PartnerFound { compatible } => st.ha.event(
+                    now,
+                    format!(
+                        "partner found ({})",
+                        if *compatible { "compatible" } else { "incompatible version" }
+                    ),
+                ),
                 Action::RequestFullSync => {
                     // The snapshot of a large table takes a while: it is taken off the node
                     // lock (by the HA thread, see `run_ha`), so heartbeats and commands go on.
@@ -372,7 +432,11 @@ impl Node {
                         self.refresh_plan(st);
                         st.ha.event(
                             now,
-                            format!("{other:?}: {} (state {})", if fwd { "forwarding" } else { "not forwarding" }, st.ha.machine.state()),
+                            format!(
+                                "{other:?}: {} (state {})",
+                                if fwd { "forwarding" } else { "not forwarding" },
+                                st.ha.machine.state()
+                            ),
                         );
                     }
                 }
@@ -382,19 +446,25 @@ impl Node {
 
     /// The HA thread: heartbeats in, timers, reach probes, actions out.
     pub fn run_ha(self: Arc<Self>) {
-        let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> = None;
+        let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
+            None;
         loop {
             let (fds, wake) = {
                 let st = self.state.lock();
                 (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
             };
             let timeout = wake.saturating_duration_since(Instant::now()).as_millis().min(50) as i32;
-            let mut pfds: Vec<libc::pollfd> = fds.iter().map(|fd| libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 }).collect();
+            let mut pfds: Vec<libc::pollfd> = fds
+                .iter()
+                .map(|fd| libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 })
+                .collect();
             if pfds.is_empty() {
                 std::thread::sleep(Duration::from_millis(timeout.max(1) as u64));
             } else {
                 // SAFETY: pfds is a valid array of pollfd for the call.
-                unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout.max(1)) };
+                unsafe {
+                    libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout.max(1))
+                };
             }
             let now = Instant::now();
             let mut st = self.state.lock();
@@ -429,7 +499,10 @@ impl Node {
                 let n = records.len();
                 st.ha.rep.sender.start_full_sync(records, now);
                 st.ha.rep.counters.full_syncs_sent += 1;
-                st.ha.event(now, format!("full synchronisation of the partner started ({n} records)"));
+                st.ha.event(
+                    now,
+                    format!("full synchronisation of the partner started ({n} records)"),
+                );
             }
         }
     }
@@ -467,7 +540,11 @@ impl Node {
         let Some((source, dest)) = self.partner(st) else { return };
         let mut budget = st.ha.rep.sender.pace(now);
         while budget > 0 {
-            let Some(batch) = st.ha.rep.sender.next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES) else { break };
+            let Some(batch) =
+                st.ha.rep.sender.next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES)
+            else {
+                break;
+            };
             budget = budget.saturating_sub(batch.bytes.len());
             st.ha.send_message(source, dest, &batch.bytes);
         }
@@ -482,9 +559,17 @@ impl Node {
                     let had = st.ha.rep.sender.stats().last_full_sync;
                     st.ha.rep.sender.on_ack(&ack, now);
                     let done = st.ha.rep.sender.stats().last_full_sync;
-                    if done != had && let Some(d) = done {
+                    if done != had
+                        && let Some(d) = done
+                    {
                         st.ha.rep.counters.last_sync_sent = Some(now);
-                        st.ha.event(now, format!("partner holds the full table: {} records in {} ms", d.records, d.duration_ms));
+                        st.ha.event(
+                            now,
+                            format!(
+                                "partner holds the full table: {} records in {} ms",
+                                d.records, d.duration_ms
+                            ),
+                        );
                         st.ha.machine.sync_complete(now);
                     }
                 } else {
@@ -545,7 +630,11 @@ impl Node {
 /// A digest of the configuration the pair must agree on (everything but the HA statements,
 /// which differ between the two nodes by design).
 fn config_digest(cfg: &Config) -> u64 {
-    let text: Vec<String> = cfg.to_commands().into_iter().filter(|l| !l.starts_with("highavailability") && !l.contains("nfa")).collect();
+    let text: Vec<String> = cfg
+        .to_commands()
+        .into_iter()
+        .filter(|l| !l.starts_with("highavailability") && !l.contains("nfa"))
+        .collect();
     xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
 }
 
@@ -576,11 +665,25 @@ fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
     returns.dedup();
     vec![
         ("TANDEM_SCRIPT".into(), name.to_string()),
-        ("TANDEM_ROLE".into(), status.role.map(|r| r.keyword().to_string()).unwrap_or_else(|| "none".into())),
+        (
+            "TANDEM_ROLE".into(),
+            status.role.map(|r| r.keyword().to_string()).unwrap_or_else(|| "none".into()),
+        ),
         ("TANDEM_STATE".into(), status.state.to_string()),
         ("TANDEM_SUBSTATE".into(), status.sub_state.to_string()),
-        ("TANDEM_PARTNER".into(), status.partner.as_ref().and_then(|p| p.address).map(|a| a.to_string()).unwrap_or_default()),
-        ("TANDEM_PARTNER_STATE".into(), status.partner.as_ref().map(|p| p.state.to_string()).unwrap_or_default()),
+        (
+            "TANDEM_PARTNER".into(),
+            status
+                .partner
+                .as_ref()
+                .and_then(|p| p.address)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "TANDEM_PARTNER_STATE".into(),
+            status.partner.as_ref().map(|p| p.state.to_string()).unwrap_or_default(),
+        ),
         ("TANDEM_CLUSTERS".into(), clusters.join(" ")),
         ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
         ("TANDEM_NFA".into(), st.config.executor.nfa.map(|a| a.to_string()).unwrap_or_default()),

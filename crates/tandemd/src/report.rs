@@ -9,7 +9,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
-use tandem_core::config::{Command, Config, PortTarget, ServerTarget, Targets};
+use tandem_core::config::{Applied, Command, Config, Resolved};
 use tandem_core::forward::{Engine, ServerCountersView};
 
 /// What a report can see.
@@ -24,25 +24,23 @@ pub struct View<'a> {
 
 /// Renders a query command: (text, JSON data).
 pub fn render(v: &View, cmd: &Command) -> Result<(String, serde_json::Value)> {
-    match cmd {
-        Command::ExecutorStatus | Command::ExecutorReport => json(executor(v), executor_text),
-        Command::ClusterReport(t) | Command::ClusterStatus(t) => {
-            let rows = clusters(v, t)?;
-            json(rows, clusters_text)
-        }
-        Command::PortReport(t) | Command::PortStatus(t) => {
-            let rows = ports(v, t)?;
-            json(rows, ports_text)
-        }
-        Command::ServerReport(t) | Command::ServerStatus(t) => {
-            let rows = servers(v, t)?;
-            json(rows, servers_text)
-        }
-        other => bail!("'{other}' is not available in this build"),
+    // The grammar resolves the targets (wildcards, `+` lists, objects that must exist).
+    let resolved = match v.config.query(cmd).map_err(|e| anyhow::anyhow!("{e}"))? {
+        Applied::Query(r) | Applied::Changed(r) => r,
+    };
+    match (cmd, resolved) {
+        (Command::ExecutorStatus | Command::ExecutorReport, _) => json(executor(v), executor_text),
+        (_, Resolved::Clusters(list)) => json(clusters(v, &list), clusters_text),
+        (_, Resolved::Ports(list)) => json(ports(v, &list), ports_text),
+        (_, Resolved::Servers(list)) => json(servers(v, &list), servers_text),
+        (other, _) => bail!("'{other}' is not available in this build"),
     }
 }
 
-fn json<T: Serialize>(data: T, text: impl FnOnce(&T) -> String) -> Result<(String, serde_json::Value)> {
+fn json<T: Serialize>(
+    data: T,
+    text: impl FnOnce(&T) -> String,
+) -> Result<(String, serde_json::Value)> {
     let t = text(&data);
     Ok((t, serde_json::to_value(&data)?))
 }
@@ -76,7 +74,8 @@ struct ExecutorView {
 fn executor(v: &View) -> ExecutorView {
     let e = v.engine;
     let ports: usize = v.config.clusters.values().map(|c| c.ports.len()).sum();
-    let servers: usize = v.config.clusters.values().flat_map(|c| c.ports.values()).map(|p| p.servers.len()).sum();
+    let servers: usize =
+        v.config.clusters.values().flat_map(|c| c.ports.values()).map(|p| p.servers.len()).sum();
     ExecutorView {
         state: match (v.config.executor.started, v.interface.is_some()) {
             (true, true) => "started",
@@ -124,9 +123,17 @@ fn executor_text(e: &ExecutorView) -> String {
     dots(&mut s, "HA timeout", format!("{} s", e.hatimeout));
     dots(&mut s, "Workers / ring", format!("{} / {}", e.workers, e.ring));
     dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
-    dots(&mut s, "Clusters / ports / servers", format!("{} / {} / {}", e.clusters, e.ports, e.servers));
+    dots(
+        &mut s,
+        "Clusters / ports / servers",
+        format!("{} / {} / {}", e.clusters, e.ports, e.servers),
+    );
     dots(&mut s, "Frames received", e.frames_received);
-    dots(&mut s, "Frames forwarded", format!("{} ({} bytes)", e.frames_forwarded, e.bytes_forwarded));
+    dots(
+        &mut s,
+        "Frames forwarded",
+        format!("{} ({} bytes)", e.frames_forwarded, e.bytes_forwarded),
+    );
     dots(&mut s, "Frames left to the kernel", e.frames_passed_to_kernel);
     dots(&mut s, "ARP frames sent", e.arp_sent);
     dots(&mut s, "Resets sent", e.resets_sent);
@@ -149,50 +156,40 @@ struct ClusterRow {
     traffic: ServerCountersView,
 }
 
-fn select_clusters(v: &View, t: &Targets<IpAddr>) -> Result<Vec<IpAddr>> {
-    let list: Vec<IpAddr> = match t {
-        Targets::All => v.config.clusters.keys().copied().collect(),
-        Targets::List(l) => l.clone(),
-    };
-    for c in &list {
-        if !v.config.clusters.contains_key(c) {
-            bail!("cluster {c} does not exist");
-        }
-    }
-    Ok(list)
-}
-
 fn traffic(v: &View, cluster: IpAddr, port: u16, server: IpAddr) -> ServerCountersView {
     v.engine.counters.lookup(cluster, port, server).map(|c| c.read()).unwrap_or_default()
 }
 
-fn clusters(v: &View, t: &Targets<IpAddr>) -> Result<Vec<ClusterRow>> {
-    let mut rows = Vec::new();
-    for c in select_clusters(v, t)? {
-        let cl = &v.config.clusters[&c];
-        let mut sum = ServerCountersView::default();
-        for (p, port) in &cl.ports {
-            for s in port.servers.keys() {
-                sum += traffic(v, c, *p, *s);
+fn clusters(v: &View, list: &[IpAddr]) -> Vec<ClusterRow> {
+    list.iter()
+        .filter_map(|c| v.config.clusters.get(c).map(|cl| (*c, cl)))
+        .map(|(c, cl)| {
+            let mut sum = ServerCountersView::default();
+            for (p, port) in &cl.ports {
+                for s in port.servers.keys() {
+                    sum += traffic(v, c, *p, *s);
+                }
             }
-        }
-        rows.push(ClusterRow { cluster: c, ports: cl.ports.keys().copied().collect(), traffic: sum });
-    }
-    Ok(rows)
+            ClusterRow { cluster: c, ports: cl.ports.keys().copied().collect(), traffic: sum }
+        })
+        .collect()
+}
+
+/// The four traffic columns every report table ends with.
+fn traffic_cells(t: &ServerCountersView) -> [String; 4] {
+    [t.packets.to_string(), t.bytes.to_string(), t.active.to_string(), t.total.to_string()]
 }
 
 fn clusters_text(rows: &Vec<ClusterRow>) -> String {
     let mut t = Table::new(&["Cluster", "Ports", "Packets", "Bytes", "Active", "Total"]);
     for r in rows {
         let ports = r.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("+");
-        t.row(vec![
-            r.cluster.to_string(),
-            if ports.is_empty() { "-".into() } else { ports },
-            r.traffic.packets.to_string(),
-            r.traffic.bytes.to_string(),
-            r.traffic.active.to_string(),
-            r.traffic.total.to_string(),
-        ]);
+        t.row(
+            vec![r.cluster.to_string(), if ports.is_empty() { "-".into() } else { ports }]
+                .into_iter()
+                .chain(traffic_cells(&r.traffic))
+                .collect(),
+        );
     }
     t.render()
 }
@@ -214,36 +211,16 @@ struct PortRow {
     traffic: ServerCountersView,
 }
 
-fn select_ports(v: &View, t: &PortTarget) -> Result<Vec<(IpAddr, u16)>> {
-    let mut out = Vec::new();
-    for c in select_clusters(v, &t.clusters)? {
-        let cl = &v.config.clusters[&c];
-        match &t.ports {
-            Targets::All => out.extend(cl.ports.keys().map(|p| (c, *p))),
-            Targets::List(l) => {
-                for p in l {
-                    if !cl.ports.contains_key(p) {
-                        if t.clusters.is_all() {
-                            continue;
-                        }
-                        bail!("port {c}@{p} does not exist");
-                    }
-                    out.push((c, *p));
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 fn keyword<T: Serialize>(x: &T) -> String {
     serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }
 
-fn ports(v: &View, t: &PortTarget) -> Result<Vec<PortRow>> {
+fn ports(v: &View, list: &[(IpAddr, u16)]) -> Vec<PortRow> {
     let mut rows = Vec::new();
-    for (c, p) in select_ports(v, t)? {
-        let port = &v.config.clusters[&c].ports[&p];
+    for &(c, p) in list {
+        let Some(port) = v.config.clusters.get(&c).and_then(|cl| cl.ports.get(&p)) else {
+            continue;
+        };
         let mut sum = ServerCountersView::default();
         for s in port.servers.keys() {
             sum += traffic(v, c, p, *s);
@@ -263,29 +240,42 @@ fn ports(v: &View, t: &PortTarget) -> Result<Vec<PortRow>> {
             traffic: sum,
         });
     }
-    Ok(rows)
+    rows
 }
 
 fn ports_text(rows: &Vec<PortRow>) -> String {
     let mut t = Table::new(&[
-        "Cluster", "Port", "Method", "Proto", "Selection", "Sticky", "Stale", "Bound", "Servers", "Packets", "Bytes", "Active", "Total",
+        "Cluster",
+        "Port",
+        "Method",
+        "Proto",
+        "Selection",
+        "Sticky",
+        "Stale",
+        "Bound",
+        "Servers",
+        "Packets",
+        "Bytes",
+        "Active",
+        "Total",
     ]);
     for r in rows {
-        t.row(vec![
-            r.cluster.to_string(),
-            r.port.to_string(),
-            r.method.clone(),
-            r.protocol.clone(),
-            r.selectionalgorithm.clone(),
-            r.stickytime.to_string(),
-            r.staletimeout.to_string(),
-            r.weightbound.to_string(),
-            r.servers.to_string(),
-            r.traffic.packets.to_string(),
-            r.traffic.bytes.to_string(),
-            r.traffic.active.to_string(),
-            r.traffic.total.to_string(),
-        ]);
+        t.row(
+            vec![
+                r.cluster.to_string(),
+                r.port.to_string(),
+                r.method.clone(),
+                r.protocol.clone(),
+                r.selectionalgorithm.clone(),
+                r.stickytime.to_string(),
+                r.staletimeout.to_string(),
+                r.weightbound.to_string(),
+                r.servers.to_string(),
+            ]
+            .into_iter()
+            .chain(traffic_cells(&r.traffic))
+            .collect(),
+        );
     }
     t.render()
 }
@@ -304,56 +294,48 @@ struct ServerRow {
     traffic: ServerCountersView,
 }
 
-fn servers(v: &View, t: &ServerTarget) -> Result<Vec<ServerRow>> {
-    let mut rows = Vec::new();
-    for (c, p) in select_ports(v, &t.port_target())? {
-        let port = &v.config.clusters[&c].ports[&p];
-        let list: Vec<IpAddr> = match &t.servers {
-            Targets::All => port.servers.keys().copied().collect(),
-            Targets::List(l) => {
-                let mut out = Vec::new();
-                for s in l {
-                    if port.servers.contains_key(s) {
-                        out.push(*s);
-                    } else if !(t.clusters.is_all() || t.ports.is_all()) {
-                        bail!("server {c}@{p}@{s} does not exist");
-                    }
-                }
-                out
-            }
-        };
-        for s in list {
-            let srv = &port.servers[&s];
-            rows.push(ServerRow {
+fn servers(v: &View, list: &[(IpAddr, u16, IpAddr)]) -> Vec<ServerRow> {
+    list.iter()
+        .filter_map(|&(c, p, s)| {
+            let srv = v.config.clusters.get(&c)?.ports.get(&p)?.servers.get(&s)?;
+            Some(ServerRow {
                 cluster: c,
                 port: p,
                 server: s,
                 weight: srv.weight,
-                state: if srv.down { "down" } else if srv.weight == 0 { "weight 0" } else { "up" },
+                state: if srv.down {
+                    "down"
+                } else if srv.weight == 0 {
+                    "weight 0"
+                } else {
+                    "up"
+                },
                 returnaddress: srv.returnaddress,
                 mapport: srv.mapport,
                 router: srv.router,
                 traffic: traffic(v, c, p, s),
-            });
-        }
-    }
-    Ok(rows)
+            })
+        })
+        .collect()
 }
 
 fn servers_text(rows: &Vec<ServerRow>) -> String {
-    let mut t = Table::new(&["Cluster", "Port", "Server", "Weight", "State", "Packets", "Bytes", "Active", "Total"]);
+    let mut t = Table::new(&[
+        "Cluster", "Port", "Server", "Weight", "State", "Packets", "Bytes", "Active", "Total",
+    ]);
     for r in rows {
-        t.row(vec![
-            r.cluster.to_string(),
-            r.port.to_string(),
-            r.server.to_string(),
-            r.weight.to_string(),
-            r.state.to_string(),
-            r.traffic.packets.to_string(),
-            r.traffic.bytes.to_string(),
-            r.traffic.active.to_string(),
-            r.traffic.total.to_string(),
-        ]);
+        t.row(
+            vec![
+                r.cluster.to_string(),
+                r.port.to_string(),
+                r.server.to_string(),
+                r.weight.to_string(),
+                r.state.to_string(),
+            ]
+            .into_iter()
+            .chain(traffic_cells(&r.traffic))
+            .collect(),
+        );
     }
     t.render()
 }
@@ -382,11 +364,16 @@ impl Table {
         }
         let mut out = String::new();
         let line = |cells: &[String], out: &mut String| {
-            let parts: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+            let parts: Vec<String> =
+                cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
             let _ = writeln!(out, "{}", parts.join("  ").trim_end());
         };
         line(&self.head, &mut out);
-        let _ = writeln!(out, "{}", widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  "));
+        let _ = writeln!(
+            out,
+            "{}",
+            widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
+        );
         for r in &self.rows {
             line(r, &mut out);
         }
@@ -399,7 +386,10 @@ impl Table {
 
 /// `highavailability status`, in the Dispatcher's layout, with the real liveness of each
 /// heartbeat pair (not PH57722's frozen neighbour state) and the recent transitions.
-pub fn ha_status(st: &tandem_core::ha::HaStatus, events: &[(u64, String)]) -> Result<(String, serde_json::Value)> {
+pub fn ha_status(
+    st: &tandem_core::ha::HaStatus,
+    events: &[(u64, String)],
+) -> Result<(String, serde_json::Value)> {
     let mut s = String::from("High Availability Status:\n-------------------------\n");
     let kw = |x: Option<String>| x.unwrap_or_else(|| "-".into());
     dots(&mut s, "Role", kw(st.role.map(|r| r.keyword().to_string())));
@@ -408,15 +398,27 @@ pub fn ha_status(st: &tandem_core::ha::HaStatus, events: &[(u64, String)]) -> Re
     dots(&mut s, "Sub-state", st.sub_state);
     dots(&mut s, "Port", kw(st.port.map(|p| p.to_string())));
     dots(&mut s, "Version", st.version);
-    dots(&mut s, "HA timeout / interval", format!("{} ms / {} ms", st.hatimeout_ms, st.interval_ms));
+    dots(
+        &mut s,
+        "HA timeout / interval",
+        format!("{} ms / {} ms", st.hatimeout_ms, st.interval_ms),
+    );
     match &st.partner {
         Some(p) => {
             dots(&mut s, "Partner", kw(p.address.map(|a| a.to_string())));
-            dots(&mut s, "Partner state", format!("{} / {} ({:?} contact)", p.state, p.sub_state, p.contact));
+            dots(
+                &mut s,
+                "Partner state",
+                format!("{} / {} ({:?} contact)", p.state, p.sub_state, p.contact),
+            );
             dots(
                 &mut s,
                 "Partner version",
-                format!("{} ({})", p.version, if p.compatible { "compatible" } else { "INCOMPATIBLE: no replication" }),
+                format!(
+                    "{} ({})",
+                    p.version,
+                    if p.compatible { "compatible" } else { "INCOMPATIBLE: no replication" }
+                ),
             );
             dots(&mut s, "Partner last heard", format!("{} ms ago", p.last_heard_ms));
             dots(&mut s, "Partner reach", format!("{}/{}", p.reach_count, p.reach_total));
@@ -455,7 +457,15 @@ pub fn ha_status(st: &tandem_core::ha::HaStatus, events: &[(u64, String)]) -> Re
         dots(&mut s, "Address", format!("{} {state}", r.address));
     }
     let d = &st.dropped;
-    let dropped = d.truncated + d.bad_magic + d.unsupported_format + d.bad_mac + d.missing_mac + d.malformed + d.replayed + d.own + d.unknown_pair;
+    let dropped = d.truncated
+        + d.bad_magic
+        + d.unsupported_format
+        + d.bad_mac
+        + d.missing_mac
+        + d.malformed
+        + d.replayed
+        + d.own
+        + d.unknown_pair;
     s.push_str("\nDropped heartbeats:\n-------------------\n");
     dots(&mut s, "Total", dropped);
     if dropped > 0 {
@@ -500,30 +510,58 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
             if port.repstrategy == RepStrategy::None {
                 continue;
             }
-            let active: u64 = port.servers.keys().map(|s| engine.counters.lookup(*c, *p, *s).map(|x| x.read().active).unwrap_or(0)).sum();
+            let active: u64 = port
+                .servers
+                .keys()
+                .map(|s| engine.counters.lookup(*c, *p, *s).map(|x| x.read().active).unwrap_or(0))
+                .sum();
             let mut counts = 0;
-            if matches!(port.repstrategy, RepStrategy::Affinity | RepStrategy::Both) && port.stickytime > 0 {
+            if matches!(port.repstrategy, RepStrategy::Affinity | RepStrategy::Both)
+                && port.stickytime > 0
+            {
                 counts = counts.max(port.stickytime);
             }
             if matches!(port.repstrategy, RepStrategy::Connection | RepStrategy::Both) {
                 counts = counts.max(port.staletimeout);
             }
-            rows.push(Row { cluster: *c, port: *p, repstrategy: keyword(&port.repstrategy), active, stickytime: port.stickytime, staletimeout: port.staletimeout, counts });
+            rows.push(Row {
+                cluster: *c,
+                port: *p,
+                repstrategy: keyword(&port.repstrategy),
+                active,
+                stickytime: port.stickytime,
+                staletimeout: port.staletimeout,
+                counts,
+            });
         }
     }
     let largest = rows.iter().filter(|r| r.active > 0).map(|r| r.counts).max().unwrap_or(0);
     let wait = largest as f64 / 2.0;
-    let mut t = Table::new(&["Cluster", "Port", "Repstrategy", "Active", "Stickytime", "Staletimeout"]);
+    let mut t =
+        Table::new(&["Cluster", "Port", "Repstrategy", "Active", "Stickytime", "Staletimeout"]);
     for r in &rows {
-        t.row(vec![r.cluster.to_string(), r.port.to_string(), r.repstrategy.clone(), r.active.to_string(), r.stickytime.to_string(), r.staletimeout.to_string()]);
+        t.row(vec![
+            r.cluster.to_string(),
+            r.port.to_string(),
+            r.repstrategy.clone(),
+            r.active.to_string(),
+            r.stickytime.to_string(),
+            r.staletimeout.to_string(),
+        ]);
     }
     let mut s = String::from("Replicating ports:\n");
     s.push_str(&t.render());
-    let _ = writeln!(s, "\nIdeal wait time: {wait} s (half the largest stickytime/staletimeout in use on ports with open connections)\n");
+    let _ = writeln!(
+        s,
+        "\nIdeal wait time: {wait} s (half the largest stickytime/staletimeout in use on ports with open connections)\n"
+    );
     s.push_str("Steps to upgrade the pair without dropping connections:\n");
     s.push_str("  1. On both nodes: highavailability backup delete, then backup add ... manual PORT (manual recovery: no automatic takeover while you work).\n");
     s.push_str("  2. Upgrade the Standby node first; restart it with the same configuration; wait for highavailability status to show Synchronized.\n");
-    let _ = writeln!(s, "  3. Wait the ideal wait time ({wait} s) on the Active node so every replicated record has been refreshed on the Standby.");
+    let _ = writeln!(
+        s,
+        "  3. Wait the ideal wait time ({wait} s) on the Active node so every replicated record has been refreshed on the Standby."
+    );
     s.push_str("  4. Run highavailability takeover on the upgraded Standby; it becomes Active with the connections.\n");
     s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
     Ok((s, serde_json::json!({"ports": rows, "ideal_wait_seconds": wait})))
@@ -533,22 +571,53 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
 pub fn replication_text(v: &serde_json::Value) -> String {
     let mut s = String::from("\nReplication:\n------------\n");
     let n = |p: &str| v.pointer(p).and_then(|x| x.as_u64()).unwrap_or(0);
-    dots(&mut s, "Records sent", format!("{} in {} batches ({} retransmitted)", n("/sender/records_sent"), n("/sender/batches_sent"), n("/sender/retransmits")));
+    dots(
+        &mut s,
+        "Records sent",
+        format!(
+            "{} in {} batches ({} retransmitted)",
+            n("/sender/records_sent"),
+            n("/sender/batches_sent"),
+            n("/sender/retransmits")
+        ),
+    );
     dots(&mut s, "Records queued", n("/sender/queued"));
-    dots(&mut s, "Records received", format!("{} ({} installed)", n("/receiver/records"), n("/installed")));
+    dots(
+        &mut s,
+        "Records received",
+        format!("{} ({} installed)", n("/receiver/records"), n("/installed")),
+    );
     let dropped = v.pointer("/receiver/dropped").map(|d| {
         ["garbage", "stale_session", "duplicate_batches", "out_of_window", "malformed", "unknown"]
             .iter()
             .map(|k| d[*k].as_u64().unwrap_or(0))
             .sum::<u64>()
-            + d["invalid"].as_object().map(|o| o.values().filter_map(|x| x.as_u64()).sum::<u64>()).unwrap_or(0)
+            + d["invalid"]
+                .as_object()
+                .map(|o| o.values().filter_map(|x| x.as_u64()).sum::<u64>())
+                .unwrap_or(0)
     });
-    dots(&mut s, "Records dropped", format!("{} (invalid or garbage; {} datagrams refused, {} queue overflows)", dropped.unwrap_or(0), n("/datagrams_dropped"), n("/queue_dropped")));
+    dots(
+        &mut s,
+        "Records dropped",
+        format!(
+            "{} (invalid or garbage; {} datagrams refused, {} queue overflows)",
+            dropped.unwrap_or(0),
+            n("/datagrams_dropped"),
+            n("/queue_dropped")
+        ),
+    );
     match v.pointer("/sender/last_full_sync") {
         Some(f) if !f.is_null() => dots(
             &mut s,
             "Last full sync sent",
-            format!("{} records in {} ms, {} ms ago (epoch {})", f["records"], f["duration_ms"], n("/last_sync_sent_ms_ago"), f["epoch"]),
+            format!(
+                "{} records in {} ms, {} ms ago (epoch {})",
+                f["records"],
+                f["duration_ms"],
+                n("/last_sync_sent_ms_ago"),
+                f["epoch"]
+            ),
         ),
         _ => dots(&mut s, "Last full sync sent", "none"),
     }
@@ -560,6 +629,10 @@ pub fn replication_text(v: &serde_json::Value) -> String {
         ),
         _ => dots(&mut s, "Last full sync received", "none"),
     }
-    dots(&mut s, "Records held", format!("{} connection, {} affinity", n("/connection_records"), n("/affinity_records")));
+    dots(
+        &mut s,
+        "Records held",
+        format!("{} connection, {} affinity", n("/connection_records"), n("/affinity_records")),
+    );
     s
 }

@@ -3,14 +3,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tandem_lab::cluster::{CLUSTER_IP, ClusterLab, TandemNode, demo_config, mac_bytes, send_raw_frames, server_ip};
+use tandem_lab::cluster::{
+    CLUSTER_IP, ClusterLab, TandemNode, demo_config, mac_bytes, send_raw_frames, server_ip,
+};
 use tandem_lab::{LoadReport, serial};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
 fn start(tag: &str) -> (ClusterLab, TandemNode) {
     let lab = ClusterLab::new(tag, 1, 3).expect("lab (needs root and network namespaces)");
-    let node = TandemNode::start(&lab.lab, &lab.lbs[0], &demo_config(1), &[]).expect("tandemd starts");
+    let node =
+        TandemNode::start(&lab.lab, &lab.lbs[0], &demo_config(1), &[]).expect("tandemd starts");
     lab.wait_serving(80, Duration::from_secs(20)).expect("cluster answers");
     (lab, node)
 }
@@ -40,11 +43,18 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
 
     let mut answered = BTreeSet::new();
     for i in 0..9 {
-        let reply = lab.client.udp_request(ClusterLab::cluster(9999), &format!("hello {i}"), TIMEOUT).unwrap();
+        let reply = lab
+            .client
+            .udp_request(ClusterLab::cluster(9999), &format!("hello {i}"), TIMEOUT)
+            .unwrap();
         assert!(reply.ends_with(&format!("hello {i}")), "{reply}");
         answered.insert(reply.split_whitespace().next().unwrap_or_default().to_string());
     }
-    assert_eq!(answered.len(), 3, "UDP requests from distinct ports spread over the servers: {answered:?}");
+    assert_eq!(
+        answered.len(),
+        3,
+        "UDP requests from distinct ports spread over the servers: {answered:?}"
+    );
 
     // The reports count what went through.
     let rows = node.ctl_json(&["server", "report", &format!("{CLUSTER_IP}@8080@")]).unwrap();
@@ -54,7 +64,10 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
     assert!(status["frames_forwarded"].as_u64().unwrap() > 20_000, "{status}");
     // The node's own kernel is kept out of the forwarded traffic by an ingress filter.
     let rules = lab.lbs[0].run(["nft", "list", "table", "netdev", "tandem_eth0"]).unwrap();
-    assert!(rules.contains("192.0.2.100") && rules.contains("192.0.2.200") && rules.contains("drop"), "{rules}");
+    assert!(
+        rules.contains("192.0.2.100") && rules.contains("192.0.2.200") && rules.contains("drop"),
+        "{rules}"
+    );
     let table = node.ctl(&["port", "report", &format!("{CLUSTER_IP}@")]).unwrap();
     assert!(table.contains("8080") && table.contains("nat"), "{table}");
 }
@@ -88,20 +101,29 @@ fn lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones() {
     let target = format!("192.0.2.100@7@{}", server_ip(n));
 
     let cases: [(Vec<&str>, Vec<&str>); 2] = [
-        (vec!["server", "set", &target, "weight", "0"], vec!["server", "set", &target, "weight", "10"]),
+        (
+            vec!["server", "set", &target, "weight", "0"],
+            vec!["server", "set", &target, "weight", "10"],
+        ),
         (vec!["server", "down", &target], vec!["server", "up", &target]),
     ];
     for (drain, undrain) in cases {
         node.ctl(&drain).unwrap();
         let seen = new_connection_servers(&lab, 30);
-        assert!(!seen.contains_key(&name), "{drain:?}: new connections still reach {name}: {seen:?}");
+        assert!(
+            !seen.contains_key(&name),
+            "{drain:?}: new connections still reach {name}: {seen:?}"
+        );
         for _ in 0..5 {
             let e = held.ping().expect("the open connection keeps working");
             assert_eq!(e.server, name);
         }
         node.ctl(&undrain).unwrap();
         let seen = new_connection_servers(&lab, 30);
-        assert!(seen.contains_key(&name), "{undrain:?}: {name} gets new connections again: {seen:?}");
+        assert!(
+            seen.contains_key(&name),
+            "{undrain:?}: {name} gets new connections again: {seen:?}"
+        );
     }
 }
 
@@ -127,7 +149,16 @@ fn lab_reset_yes_resets_clients_of_a_server_that_goes_down() {
 fn lab_affinity_keeps_a_client_on_one_server_and_expires() {
     let _g = serial();
     let (lab, node) = start("sticky");
-    node.ctl(&["port", "set", "192.0.2.100@80", "selectionalgorithm", "affinity", "stickytime", "30"]).unwrap();
+    node.ctl(&[
+        "port",
+        "set",
+        "192.0.2.100@80",
+        "selectionalgorithm",
+        "affinity",
+        "stickytime",
+        "30",
+    ])
+    .unwrap();
     let r = lab.client.http_load(ClusterLab::cluster(80), 100, 4, TIMEOUT).unwrap();
     assert_eq!(r.ok, 100, "{r}");
     assert_eq!(r.by_server.len(), 1, "100 connections from one client reach one server: {r}");
@@ -166,7 +197,8 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     syn.extend_from_slice(&[0x08, 0x00]);
     let ip = [
         0x45, 0, 0, 40, 0, 1, 0, 0, 64, 6, 0, 0, 192, 0, 2, 10, 192, 0, 2, 100, // IPv4
-        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0, // TCP SYN
+        0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0,
+        0, // TCP SYN
     ];
     syn.extend_from_slice(&ip);
     let mut bad_ihl = syn.clone();
@@ -181,7 +213,13 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     garbage.extend((0..46).map(|i: u8| i.wrapping_mul(37)));
     let mut frames = Vec::new();
     for _ in 0..10 {
-        frames.extend([bad_ihl.clone(), fragment.clone(), truncated.clone(), bad_tcp.clone(), garbage.clone()]);
+        frames.extend([
+            bad_ihl.clone(),
+            fragment.clone(),
+            truncated.clone(),
+            bad_tcp.clone(),
+            garbage.clone(),
+        ]);
     }
     let before = node.ctl_json(&["executor", "status"]).unwrap()["drops_total"].as_u64().unwrap();
     send_raw(&lab, frames);
@@ -267,18 +305,35 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
         ("server add 192.0.2.100@81@192.0.2.11", "81"),
     ] {
         let file = lab.lab.log_dir().join("bad.cfg");
-        std::fs::write(&file, format!("# bad file\ncluster add 192.0.2.103\nport add 192.0.2.103@80\n{bad}\n")).unwrap();
+        std::fs::write(
+            &file,
+            format!("# bad file\ncluster add 192.0.2.103\nport add 192.0.2.103@80\n{bad}\n"),
+        )
+        .unwrap();
         let out = node.ctl_output(&["file", "appendload", file.to_str().unwrap()]).unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{bad}");
-        assert!(err.contains(&format!("{}:4:", file.display())) && err.contains(why), "{bad}: {err}");
+        assert!(
+            err.contains(&format!("{}:4:", file.display())) && err.contains(why),
+            "{bad}: {err}"
+        );
         node.ctl(&["file", "save", saved.to_str().unwrap()]).unwrap();
-        assert_eq!(std::fs::read_to_string(&saved).unwrap(), before, "{bad} changed the configuration");
+        assert_eq!(
+            std::fs::read_to_string(&saved).unwrap(),
+            before,
+            "{bad} changed the configuration"
+        );
 
         let tandemd = tandem_lab::find_binary("tandemd").unwrap();
         let sock = lab.lab.log_dir().join("unused.sock");
         let out = lab.lbs[0]
-            .exec([tandemd.to_str().unwrap(), "--config", file.to_str().unwrap(), "--socket", sock.to_str().unwrap()])
+            .exec([
+                tandemd.to_str().unwrap(),
+                "--config",
+                file.to_str().unwrap(),
+                "--socket",
+                sock.to_str().unwrap(),
+            ])
             .unwrap();
         assert!(!out.status.success());
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:4:", file.display())));

@@ -22,7 +22,9 @@ fn pair(tag: &str, recovery: &str, extra: &[&str]) -> (ClusterLab, TandemNode, T
     let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
     let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &demo_config(1), extra).expect("lb1");
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), extra).expect("lb2");
-    for (node, src, dst, role) in [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")] {
+    for (node, src, dst, role) in
+        [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")]
+    {
         node.ctl(&["highavailability", "heartbeat", "add", src, dst]).unwrap();
         node.ctl(&["highavailability", "reach", "add", "192.0.2.10"]).unwrap();
         node.ctl(&["highavailability", "backup", "add", role, recovery, PORT]).unwrap();
@@ -42,12 +44,18 @@ fn lab_seed_procedure_then_kill_9_of_the_active_and_auto_recovery() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("haseed", "auto", &[]);
     let status = lb1.ctl(&["highavailability", "status"]).unwrap();
-    assert!(status.contains("primary") && status.contains("auto") && status.contains("20001"), "{status}");
+    assert!(
+        status.contains("primary") && status.contains("auto") && status.contains("20001"),
+        "{status}"
+    );
 
     lb1.kill().unwrap();
     let gap = time_to_serve(&lab, Duration::from_secs(10));
     wait_state(&lb2, "Active", false, Duration::from_secs(5));
-    assert!(gap <= Duration::from_secs(3), "new connections succeeded only after {gap:?} (hatimeout 2 s + 1 s)");
+    assert!(
+        gap <= Duration::from_secs(3),
+        "new connections succeeded only after {gap:?} (hatimeout 2 s + 1 s)"
+    );
 
     // auto: the restarted primary takes Active back once synchronized.
     lb1.restart().unwrap();
@@ -109,7 +117,9 @@ fn lab_version_mismatch_is_reported_and_exactly_one_node_is_active() {
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), &[]);
     unsafe { std::env::remove_var("TANDEM_VERSION") };
     let lb2 = lb2.unwrap();
-    for (node, src, dst, role) in [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")] {
+    for (node, src, dst, role) in
+        [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")]
+    {
         node.ctl(&["highavailability", "heartbeat", "add", src, dst]).unwrap();
         node.ctl(&["highavailability", "backup", "add", role, "auto", PORT]).unwrap();
     }
@@ -215,12 +225,16 @@ fn lab_no_dual_active_through_failovers_and_takeovers() {
             let a1 = state(lb1).0;
             let b = state(lb2).0;
             let a2 = state(lb1).0;
-            assert!(!(a1 == "Active" && b == "Active" && a2 == "Active"), "both Active while the heartbeat pair works");
+            assert!(
+                !(a1 == "Active" && b == "Active" && a2 == "Active"),
+                "both Active while the heartbeat pair works"
+            );
             std::thread::sleep(Duration::from_millis(25));
         }
     };
     for round in 0..2 {
-        lb2.ctl(&["highavailability", "takeover"]).unwrap_or_else(|e| panic!("round {round}: {e:#}"));
+        lb2.ctl(&["highavailability", "takeover"])
+            .unwrap_or_else(|e| panic!("round {round}: {e:#}"));
         watch(&lb1, &lb2, Duration::from_secs(3));
         wait_state(&lb2, "Active", true, Duration::from_secs(10));
         lb1.ctl(&["highavailability", "takeover"]).unwrap();
@@ -276,15 +290,25 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     let text = std::fs::read_to_string(&log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     // Idle at start, then HA: Listen, then Active; each go script followed by highavailChange.
-    let active = lines.iter().position(|l| l.starts_with("goActive")).unwrap_or_else(|| panic!("goActive ran: {text}"));
+    let active = lines
+        .iter()
+        .position(|l| l.starts_with("goActive"))
+        .unwrap_or_else(|| panic!("goActive ran: {text}"));
     assert!(lines[active + 1].starts_with("highavailChange arg=goActive"), "{text}");
     assert_eq!(lines.iter().filter(|l| l.starts_with("goActive")).count(), 1, "{text}");
-    assert!(lines[active].contains("state=Active") && lines[active].contains("role=primary"), "{text}");
+    assert!(
+        lines[active].contains("state=Active") && lines[active].contains("role=primary"),
+        "{text}"
+    );
     assert!(lines[active].contains("clusters=192.0.2.100"), "{text}");
     for (i, l) in lines.iter().enumerate() {
         if l.starts_with("go") {
             let name = l.split_whitespace().next().unwrap();
-            assert_eq!(lines.get(i + 1).map(|n| n.starts_with(&format!("highavailChange arg={name}"))), Some(true), "{text}");
+            assert_eq!(
+                lines.get(i + 1).map(|n| n.starts_with(&format!("highavailChange arg={name}"))),
+                Some(true),
+                "{text}"
+            );
         }
     }
 }
@@ -297,7 +321,11 @@ fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
     let t = Instant::now();
     lb1.ctl(&["executor", "stop"]).unwrap();
     wait_state(&lb2, "Active", false, Duration::from_secs(5));
-    assert!(t.elapsed() < Duration::from_secs(1), "the partner took over only after {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "the partner took over only after {:?}",
+        t.elapsed()
+    );
     time_to_serve(&lab, Duration::from_secs(5));
     assert_eq!(state(&lb1).0, "Down");
     for cmd in [
@@ -330,7 +358,11 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
     host.in_ns(move || {
         // SAFETY: plain libc calls on a socket we own; the buffer outlives each call.
         unsafe {
-            let fd = libc::socket(libc::AF_PACKET, libc::SOCK_DGRAM, (libc::ETH_P_IP as u16).to_be() as i32);
+            let fd = libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_DGRAM,
+                (libc::ETH_P_IP as u16).to_be() as i32,
+            );
             assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
             let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
             libc::setsockopt(
@@ -346,7 +378,11 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
                 assert!(n > 0, "no heartbeat captured: {}", std::io::Error::last_os_error());
                 let p = &buf[..n as usize];
                 let ihl = ((p[0] & 0x0f) as usize) * 4;
-                if p[9] == 17 && p[12..16] == src && p.len() > ihl + 8 && u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) == dport {
+                if p[9] == 17
+                    && p[12..16] == src
+                    && p.len() > ihl + 8
+                    && u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) == dport
+                {
                     libc::close(fd);
                     return p[ihl + 8..].to_vec();
                 }
@@ -370,7 +406,9 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
     // from lb1's own address: authentic but old.
     let recorded = capture_udp(&lab.lbs[1], [192, 0, 2, 2], 20001);
     std::thread::sleep(Duration::from_millis(1200));
-    let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"].as_u64().unwrap();
+    let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"]
+        .as_u64()
+        .unwrap();
     lab.lbs[0]
         .in_ns(move || {
             let s = std::net::UdpSocket::bind("192.0.2.2:0").unwrap();
@@ -381,7 +419,9 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
         })
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let after = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"].as_u64().unwrap();
+    let after = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"]
+        .as_u64()
+        .unwrap();
     assert!(after >= before + 20, "replayed heartbeats counted: {before} -> {after}");
     assert_eq!(state(&lb1).0, "Active");
     assert_eq!(state(&lb2).0, "Standby");

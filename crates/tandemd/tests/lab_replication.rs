@@ -4,7 +4,9 @@
 //! standby's table follows the active's. Needs root; runs in the nextest group `lab`.
 
 use std::time::{Duration, Instant};
-use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config, join_pair, mac_bytes, send_raw_frames, wait_ha_state};
+use tandem_lab::cluster::{
+    ClusterLab, TandemNode, demo_config, join_pair, mac_bytes, send_raw_frames, wait_ha_state,
+};
 use tandem_lab::{ConnStats, LongLivedSet, serial};
 
 const HA_PORT: u16 = 20001;
@@ -17,7 +19,9 @@ const HATIMEOUT: Duration = Duration::from_secs(1);
 /// A pair with `extra` configuration lines on both nodes, formed with `recovery`.
 fn pair(tag: &str, extra: &str, recovery: &str) -> (ClusterLab, TandemNode, TandemNode) {
     let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
-    let cfg = |n| format!("{}\nexecutor set hatimeout {}\n{extra}\n", demo_config(n), HATIMEOUT.as_secs_f64());
+    let cfg = |n| {
+        format!("{}\nexecutor set hatimeout {}\n{extra}\n", demo_config(n), HATIMEOUT.as_secs_f64())
+    };
     let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &cfg(1), &[]).unwrap();
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &cfg(2), &[]).unwrap();
     join_pair(&lb1, 1, recovery, HA_PORT).unwrap();
@@ -30,22 +34,38 @@ fn pair(tag: &str, extra: &str, recovery: &str) -> (ClusterLab, TandemNode, Tand
 }
 
 fn records(node: &TandemNode) -> u64 {
-    node.ctl_json(&["executor", "status"]).map(|s| s["connection_records"].as_u64().unwrap_or(0)).unwrap_or(0)
+    node.ctl_json(&["executor", "status"])
+        .map(|s| s["connection_records"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
 }
 
 /// Waits until the standby holds at least `n` connection records.
 fn wait_records(node: &TandemNode, n: u64, timeout: Duration) {
     let deadline = Instant::now() + timeout;
     while records(node) < n {
-        assert!(Instant::now() < deadline, "{} holds {} records, wanted {n}", node.host.name, records(node));
+        assert!(
+            Instant::now() < deadline,
+            "{} holds {} records, wanted {n}",
+            node.host.name,
+            records(node)
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// Holds 100 echo connections through `port`, kills the active, and returns each
 /// connection's story after the standby took over.
-fn survive_kill(lab: &ClusterLab, lb1: &mut TandemNode, lb2: &TandemNode, port: u16, wait_replicated: bool) -> Vec<ConnStats> {
-    let set: LongLivedSet = lab.client.long_lived_set(ClusterLab::cluster(port), 100, Duration::from_millis(100)).unwrap();
+fn survive_kill(
+    lab: &ClusterLab,
+    lb1: &mut TandemNode,
+    lb2: &TandemNode,
+    port: u16,
+    wait_replicated: bool,
+) -> Vec<ConnStats> {
+    let set: LongLivedSet = lab
+        .client
+        .long_lived_set(ClusterLab::cluster(port), 100, Duration::from_millis(100))
+        .unwrap();
     set.wait_echoes(3, Duration::from_secs(20)).unwrap();
     if wait_replicated {
         wait_records(lb2, 100, Duration::from_secs(10));
@@ -60,8 +80,15 @@ fn assert_survived(conns: &[ConnStats], what: &str) {
     for (i, c) in conns.iter().enumerate() {
         assert!(c.ended.is_none(), "{what}: connection {i} ended: {c:?}");
         assert_eq!(c.servers_seen.len(), 1, "{what}: connection {i} changed server: {c:?}");
-        assert!(c.longest_gap <= HATIMEOUT + Duration::from_secs(1), "{what}: connection {i} stalled {:?}", c.longest_gap);
-        assert!(c.since_last_echo < Duration::from_secs(1), "{what}: connection {i} no longer echoes: {c:?}");
+        assert!(
+            c.longest_gap <= HATIMEOUT + Duration::from_secs(1),
+            "{what}: connection {i} stalled {:?}",
+            c.longest_gap
+        );
+        assert!(
+            c.since_last_echo < Duration::from_secs(1),
+            "{what}: connection {i} no longer echoes: {c:?}"
+        );
     }
 }
 
@@ -74,7 +101,8 @@ server add 192.0.2.100@2007@192.0.2.11+192.0.2.12+192.0.2.13 returnaddress 192.0
 fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("repmac", ECHO_PORTS, "manual");
-    let set = lab.client.long_lived_set(ClusterLab::cluster(7), 100, Duration::from_millis(100)).unwrap();
+    let set =
+        lab.client.long_lived_set(ClusterLab::cluster(7), 100, Duration::from_millis(100)).unwrap();
     set.wait_echoes(3, Duration::from_secs(20)).unwrap();
     wait_records(&lb2, 100, Duration::from_secs(10));
     lb1.kill().unwrap();
@@ -91,7 +119,11 @@ fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     let status = lb1.ctl_json(&["highavailability", "status"]).unwrap();
     // The full sync announced every record (some arrive as live records just before it, so
     // the count delivered between its markers may be lower); the table holds them all.
-    assert!(status["replication"]["receiver"]["last_full_sync"]["announced"].as_u64().unwrap_or(0) >= 100, "{status}");
+    assert!(
+        status["replication"]["receiver"]["last_full_sync"]["announced"].as_u64().unwrap_or(0)
+            >= 100,
+        "{status}"
+    );
     lb1.ctl(&["highavailability", "takeover"]).unwrap();
     wait_ha_state(&lb1, "Active", false, Duration::from_secs(10)).unwrap();
     std::thread::sleep(Duration::from_secs(3));
@@ -107,7 +139,8 @@ fn lab_nat_connections_survive_kill_9() {
     // count, and the ideal wait is half the largest staletimeout (300 s) among them.
     let idle = lb1.ctl_json(&["highavailability", "maintenance"]).unwrap();
     assert_eq!(idle["ideal_wait_seconds"], 0.0, "{idle}");
-    let held = lab.client.long_lived(ClusterLab::cluster(2007), "probe").map(|mut c| c.ping().map(|_| c));
+    let held =
+        lab.client.long_lived(ClusterLab::cluster(2007), "probe").map(|mut c| c.ping().map(|_| c));
     let busy = lb1.ctl_json(&["highavailability", "maintenance"]).unwrap();
     assert_eq!(busy["ideal_wait_seconds"], 150.0, "{busy}");
     assert!(lb1.ctl(&["highavailability", "maintenance"]).unwrap().contains("takeover"));
@@ -124,8 +157,14 @@ fn lab_without_replication_connections_break_unless_hash() {
 server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n";
     let (lab, mut lb1, lb2) = pair("repnone", extra, "manual");
     let conns = survive_kill(&lab, &mut lb1, &lb2, 7, false);
-    let alive = conns.iter().filter(|c| c.ended.is_none() && c.since_last_echo < Duration::from_secs(1)).count();
-    assert_eq!(alive, 0, "without replication the new active drops mid-connection segments: {alive} survived");
+    let alive = conns
+        .iter()
+        .filter(|c| c.ended.is_none() && c.since_last_echo < Duration::from_secs(1))
+        .count();
+    assert_eq!(
+        alive, 0,
+        "without replication the new active drops mid-connection segments: {alive} survived"
+    );
     drop((lb1, lb2, lab));
 
     // hash, repstrategy none: the new active computes the same server for every flow.
@@ -139,13 +178,16 @@ server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n";
 #[test]
 fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     let _g = serial();
-    let extra = "port set 192.0.2.100@80 selectionalgorithm affinity stickytime 60 repstrategy affinity\n";
+    let extra =
+        "port set 192.0.2.100@80 selectionalgorithm affinity stickytime 60 repstrategy affinity\n";
     let (lab, mut lb1, lb2) = pair("repaff", extra, "manual");
     let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
     assert_eq!(r.by_server.len(), 1, "{r}");
     let server = r.by_server.keys().next().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while lb2.ctl_json(&["executor", "status"]).unwrap()["affinity_records"].as_u64().unwrap_or(0) < 1 {
+    while lb2.ctl_json(&["executor", "status"]).unwrap()["affinity_records"].as_u64().unwrap_or(0)
+        < 1
+    {
         assert!(Instant::now() < deadline, "affinity record not replicated");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -153,14 +195,25 @@ fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     wait_ha_state(&lb2, "Active", false, Duration::from_secs(5)).unwrap();
     tandem_lab::cluster::time_to_serve(&lab, 80, Duration::from_secs(5)).unwrap();
     let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
-    assert_eq!(r.by_server.keys().collect::<Vec<_>>(), vec![&server], "the client kept its server across the takeover: {r}");
+    assert_eq!(
+        r.by_server.keys().collect::<Vec<_>>(),
+        vec![&server],
+        "the client kept its server across the takeover: {r}"
+    );
 }
 
 /// Sends `n` TCP SYNs to the cluster from the client's interface (distinct source ports and
 /// addresses).
 fn syn_burst(lab: &ClusterLab, lb_mac: [u8; 6], n: usize) {
     let client_mac = mac(&lab.client.mac);
-    let frames = (0..n).map(move |i| syn_frame(lb_mac, client_mac, [203, 0, 113, (i / 60000) as u8 + 1], 1024 + (i % 60000) as u16));
+    let frames = (0..n).map(move |i| {
+        syn_frame(
+            lb_mac,
+            client_mac,
+            [203, 0, 113, (i / 60000) as u8 + 1],
+            1024 + (i % 60000) as u16,
+        )
+    });
     send_raw_frames(&lab.client, frames).unwrap();
 }
 
@@ -169,7 +222,9 @@ fn syn_frame(dst: [u8; 6], src_mac: [u8; 6], src: [u8; 4], sport: u16) -> Vec<u8
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src_mac);
     f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = [0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, src[0], src[1], src[2], src[3], 192, 0, 2, 100];
+    let mut ip = [
+        0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6, 0, 0, src[0], src[1], src[2], src[3], 192, 0, 2, 100,
+    ];
     let sum = tandem_wire::checksum::ipv4_header_checksum(&ip);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     f.extend_from_slice(&ip);
@@ -231,7 +286,10 @@ fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
     }
     lb2.ctl(&["highavailability", "heartbeat", "add", "192.0.2.3", "192.0.2.10"]).unwrap();
     wait_ha_state(&lb2, "Standby", true, Duration::from_secs(10)).unwrap();
-    let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["replication"]["datagrams_dropped"].as_u64().unwrap();
+    let before =
+        lb2.ctl_json(&["highavailability", "status"]).unwrap()["replication"]["datagrams_dropped"]
+            .as_u64()
+            .unwrap();
     lab.client
         .in_ns(|| {
             let s = std::net::UdpSocket::bind("192.0.2.10:20001").unwrap();
@@ -249,7 +307,10 @@ fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
     let st = lb2.ctl_json(&["highavailability", "status"]).unwrap();
     let after = st["replication"]["datagrams_dropped"].as_u64().unwrap();
     assert!(after >= before + 60, "{}", st["replication"]);
-    assert_eq!(st["replication"]["installed"].as_u64().unwrap(), st["replication"]["installed"].as_u64().unwrap());
+    assert_eq!(
+        st["replication"]["installed"].as_u64().unwrap(),
+        st["replication"]["installed"].as_u64().unwrap()
+    );
     assert_eq!(tandem_lab::cluster::ha_state(&lb2).0, "Standby");
     assert!(!lb2.log().contains("panicked"));
 }

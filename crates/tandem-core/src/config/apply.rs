@@ -216,7 +216,7 @@ impl Config {
 
     /// Resolves the targets of a query without changing anything. Explicitly named
     /// clusters, ports and servers must exist; wildcards may select nothing.
-    fn query(&self, cmd: &Command) -> Result<Applied, ConfigError> {
+    pub fn query(&self, cmd: &Command) -> Result<Applied, ConfigError> {
         let resolved = match cmd {
             Command::ClusterReport(t) | Command::ClusterStatus(t) => {
                 Resolved::Clusters(self.select_clusters(t)?)
