@@ -332,7 +332,7 @@ impl Node {
             (false, true) => st.ha.machine.executor_started(now),
             (true, false) => {
                 st.ha.machine.executor_stopped(now);
-                self.engine.clear();
+                self.engine.clear(now);
             }
             _ => {}
         }

@@ -130,11 +130,6 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 impl Engine {
-    /// The plan in force.
-    pub fn plan(&self) -> Arc<Plan> {
-        self.plan.load_full()
-    }
-
     /// Installs a new plan. Returns frames to send: gratuitous ARPs for addresses Tandem newly
     /// answers for, ARP requests for next hops not yet resolved, and TCP resets for clients of
     /// servers that went down on `reset yes` ports.
@@ -156,15 +151,15 @@ impl Engine {
         out.extend(self.ask_neighbors(&new, now));
         // A standby keeps (replicated) records: they are what lets it carry on the
         // connections after a takeover. Executor stop clears them (see `clear`).
-        out.extend(self.reset_and_prune(&new));
+        out.extend(self.reset_and_prune(&new, now));
         out
     }
 
     /// Ends every record (executor stop).
-    pub fn clear(&self) {
+    pub fn clear(&self, now: Instant) {
         let gone = self.conns.remove_where(|_| true);
         self.release(&gone);
-        let _ = self.affinity.expire(std::time::Instant::now(), |_, _| None);
+        let _ = self.affinity.expire(now, |_, _| None);
         self.replication.drain();
     }
 
@@ -195,7 +190,7 @@ impl Engine {
 
     /// Records of servers no longer configured end; clients of servers that went down on
     /// `reset yes` ports get a TCP reset.
-    fn reset_and_prune(&self, plan: &Plan) -> Vec<Vec<u8>> {
+    fn reset_and_prune(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
         let mut resets = Vec::new();
         let gone = self.conns.remove_where(|c| {
             let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else { return true };
@@ -217,7 +212,6 @@ impl Engine {
         });
         self.node.resets_sent.fetch_add(resets.len() as u64, Relaxed);
         if self.replication.wanted() {
-            let now = Instant::now();
             for c in &gone {
                 let replicate = plan
                     .port(c.key.dst_ip, c.key.dst_port, c.key.proto)

@@ -55,13 +55,6 @@ impl NeighborTable {
         self.known.write().retain(|ip, _| wanted(*ip));
         self.asked.lock().retain(|ip, _| wanted(*ip));
     }
-
-    /// All known neighbours.
-    pub fn snapshot(&self) -> Vec<(Ipv4Addr, [u8; 6])> {
-        let mut v: Vec<_> = self.known.read().iter().map(|(a, b)| (*a, *b)).collect();
-        v.sort();
-        v
-    }
 }
 
 #[cfg(test)]
