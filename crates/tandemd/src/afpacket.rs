@@ -91,6 +91,8 @@ pub struct Ring {
     slot_size: usize,
     slot_count: usize,
     next: usize,
+    /// V3: frames of the current block to transmit (reused, so no allocation per block).
+    tx_scratch: Vec<(usize, usize)>,
 }
 
 // SAFETY: the mapping is owned by this Ring alone; it is only touched through `&mut self`.
@@ -217,7 +219,7 @@ impl Ring {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         });
-        let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0 };
+        let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0, tx_scratch: Vec::new() };
         bound?;
         if let Some(group) = fanout_group {
             let arg: libc::c_int =
@@ -320,7 +322,8 @@ impl Ring {
                 ((*desc).hdr.bh1.num_pkts as usize, (*desc).hdr.bh1.offset_to_first_pkt as usize)
             };
             let mut pkt = first;
-            let mut out: Vec<(usize, usize)> = Vec::with_capacity(num);
+            let mut out = std::mem::take(&mut self.tx_scratch);
+            out.clear();
             for _ in 0..num {
                 if pkt + std::mem::size_of::<libc::tpacket3_hdr>() > self.slot_size {
                     break;
@@ -350,6 +353,7 @@ impl Ring {
             for chunk in out.chunks(BATCH) {
                 self.transmit(chunk);
             }
+            self.tx_scratch = out;
             fence(Ordering::Release);
             // SAFETY: returning the block we own to the kernel.
             unsafe {
