@@ -32,22 +32,6 @@ pub struct ConnRate {
     pub errors: BTreeMap<String, u64>,
 }
 
-fn summarize(mut samples: Vec<Duration>) -> LatencySummary {
-    if samples.is_empty() {
-        return LatencySummary::default();
-    }
-    samples.sort_unstable();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
-    LatencySummary {
-        min_ms: at(0.0),
-        p50_ms: at(0.5),
-        p90_ms: at(0.9),
-        p99_ms: at(0.99),
-        max_ms: at(1.0),
-    }
-}
-
 /// Runs `concurrency` threads, each sending `GET /` on a new connection after the other,
 /// until `duration` has passed (requests started before then finish, bounded by `timeout`).
 /// Never fails as a whole: failures are counted. Uses the calling thread's namespace.
@@ -111,6 +95,6 @@ pub fn conn_rate(
     report.concurrency = concurrency.max(1);
     report.elapsed_s = elapsed.as_secs_f64();
     report.per_sec = report.ok as f64 / report.elapsed_s.max(1e-9);
-    report.latency = summarize(latencies);
+    report.latency = LatencySummary::from_samples(latencies);
     report
 }

@@ -30,7 +30,8 @@ pub struct LatencySummary {
 }
 
 impl LatencySummary {
-    fn from_samples(mut samples: Vec<Duration>) -> Self {
+    /// Minimum, p50, p90, p99 and maximum of `samples`, in milliseconds.
+    pub(crate) fn from_samples(mut samples: Vec<Duration>) -> Self {
         if samples.is_empty() {
             return Self::default();
         }
