@@ -489,14 +489,7 @@ impl Engine {
                 };
                 let Some(server) = port.server(server_addr) else { return Verdict::Drop(DropReason::NoServer) };
                 let nat = match (port.config.method, server.returnaddress) {
-                    // Keep the client's own source port when it is free (as Linux NAT
-                    // does): a client's connections then reach the server with consecutive
-                    // TCP timestamps on one tuple, so the server's TIME_WAIT accepts them,
-                    // where a port rotated in from another client would be refused.
-                    (Method::Nat, Some(ret)) => match Some(pkt.src_port)
-                        .filter(|p| self.natpool.reserve(ret, pkt.proto, *p))
-                        .or_else(|| self.natpool.allocate(ret, pkt.proto))
-                    {
+                    (Method::Nat, Some(ret)) => match self.natpool.allocate_preferring(ret, pkt.proto, pkt.src_port) {
                         Some(p) => Some(NatMapping { returnaddress: ret, nat_port: p, server_port: server.server_port }),
                         None => return Verdict::Drop(DropReason::NatPortsExhausted),
                     },

@@ -157,6 +157,17 @@ impl NatPool {
         (offset < self.len).then_some(offset)
     }
 
+    /// `preferred` (the client's own source port) if it is free, else any free port, as Linux
+    /// NAT does: a client's connections then reach the server on one tuple with consecutive
+    /// TCP timestamps, which the server's TIME_WAIT accepts, where a port rotated in from
+    /// another client would be refused.
+    pub fn allocate_preferring(&self, returnaddress: IpAddr, proto: u8, preferred: u16) -> Option<u16> {
+        if self.reserve(returnaddress, proto, preferred) {
+            return Some(preferred);
+        }
+        self.allocate(returnaddress, proto)
+    }
+
     /// A free source port on `returnaddress` for protocol `proto`, now marked in use, or
     /// `None` when every port of the range is in use (the connection cannot be forwarded).
     pub fn allocate(&self, returnaddress: IpAddr, proto: u8) -> Option<u16> {
@@ -217,6 +228,16 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_clients_own_port_is_kept_when_free() {
+        let pool = NatPool::new(1024..=65535);
+        let r = ip("192.0.2.200");
+        assert_eq!(pool.allocate_preferring(r, 6, 40000), Some(40000));
+        let other = pool.allocate_preferring(r, 6, 40000).expect("a free port");
+        assert_ne!(other, 40000, "a taken port is not handed out twice");
+        assert_eq!(pool.allocate_preferring(r, 6, 80).map(|p| p >= 1024), Some(true), "below the range: any port");
     }
 
     #[test]
