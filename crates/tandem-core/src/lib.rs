@@ -8,6 +8,6 @@
 pub mod config;
 pub mod flow;
 pub mod forward;
-pub mod replication;
 pub mod ha;
+pub mod replication;
 pub mod select;

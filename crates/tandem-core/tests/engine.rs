@@ -27,7 +27,12 @@ fn engine(cfg: &Config, now: Instant) -> Engine {
     let e = Engine::default();
     e.install(Plan::compile(cfg, true, OUR_MAC, &e.counters), now);
     for last in 11..=13 {
-        let mut arp = tandem_wire::arp_reply(server_mac(last), Ipv4Addr::new(192, 0, 2, last), OUR_MAC, Ipv4Addr::new(192, 0, 2, 2));
+        let mut arp = tandem_wire::arp_reply(
+            server_mac(last),
+            Ipv4Addr::new(192, 0, 2, last),
+            OUR_MAC,
+            Ipv4Addr::new(192, 0, 2, 2),
+        );
         let mut out = Vec::new();
         e.handle(&mut arp, RxMeta::default(), now, &mut out);
     }
@@ -35,7 +40,9 @@ fn engine(cfg: &Config, now: Instant) -> Engine {
 }
 
 fn tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), syn: bool, ack: bool, fin: bool) -> Vec<u8> {
-    let mut b = PacketBuilder::ethernet2(CLIENT_MAC, OUR_MAC).ipv4(src.0, dst.0, 64).tcp(src.1, dst.1, 1000, 65535);
+    let mut b = PacketBuilder::ethernet2(CLIENT_MAC, OUR_MAC)
+        .ipv4(src.0, dst.0, 64)
+        .tcp(src.1, dst.1, 1000, 65535);
     if syn {
         b = b.syn();
     }
@@ -45,14 +52,20 @@ fn tcp(src: ([u8; 4], u16), dst: ([u8; 4], u16), syn: bool, ack: bool, fin: bool
     if fin {
         b = b.fin();
     }
-    let payload = if syn { &[][..] } else { &b"GET / HTTP/1.0\r\n\r\n"[..] };
+    let payload = if syn {
+        &[][..]
+    } else {
+        &b"GET / HTTP/1.0\r\n\r\n"[..]
+    };
     let mut v = Vec::new();
     b.write(&mut v, payload).unwrap();
     v
 }
 
 fn udp(src: ([u8; 4], u16), dst: ([u8; 4], u16)) -> Vec<u8> {
-    let b = PacketBuilder::ethernet2(CLIENT_MAC, OUR_MAC).ipv4(src.0, dst.0, 64).udp(src.1, dst.1);
+    let b = PacketBuilder::ethernet2(CLIENT_MAC, OUR_MAC)
+        .ipv4(src.0, dst.0, 64)
+        .udp(src.1, dst.1);
     let mut v = Vec::new();
     b.write(&mut v, b"ping").unwrap();
     v
@@ -66,12 +79,21 @@ fn handle(e: &Engine, frame: &mut [u8], now: Instant) -> Verdict {
 /// (dst mac, src ip, src port, dst ip, dst port), checking every checksum on the way.
 fn summary(frame: &[u8]) -> ([u8; 6], Ipv4Addr, u16, Ipv4Addr, u16) {
     let p = SlicedPacket::from_ethernet(frame).expect("valid frame");
-    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else { panic!("not ipv4") };
+    let Some(etherparse::NetSlice::Ipv4(ip)) = p.net else {
+        panic!("not ipv4")
+    };
     let h = ip.header();
-    assert_eq!(h.to_header().calc_header_checksum(), h.header_checksum(), "IP checksum");
+    assert_eq!(
+        h.to_header().calc_header_checksum(),
+        h.header_checksum(),
+        "IP checksum"
+    );
     let (sp, dp) = match p.transport {
         Some(TransportSlice::Tcp(t)) => {
-            let want = t.to_header().calc_checksum_ipv4(&h.to_header(), t.payload()).unwrap();
+            let want = t
+                .to_header()
+                .calc_checksum_ipv4(&h.to_header(), t.payload())
+                .unwrap();
             assert_eq!(want, t.checksum(), "TCP checksum");
             (t.source_port(), t.destination_port())
         }
@@ -107,7 +129,10 @@ fn nat_translates_both_ways() {
     assert!(matches!(handle(&e, &mut f, now), Verdict::Transmit(_)));
     let (mac, src, sport, dst, dport) = summary(&f);
     assert_eq!(mac, server_mac(12));
-    assert_eq!((src, dst, dport), (Ipv4Addr::from(RETURN), Ipv4Addr::new(192, 0, 2, 12), 80));
+    assert_eq!(
+        (src, dst, dport),
+        (Ipv4Addr::from(RETURN), Ipv4Addr::new(192, 0, 2, 12), 80)
+    );
     // The server's reply to returnaddress:sport comes back translated to the client.
     let reply = PacketBuilder::ethernet2(server_mac(12), OUR_MAC)
         .ipv4([192, 0, 2, 12], RETURN, 64)
@@ -119,7 +144,10 @@ fn nat_translates_both_ways() {
     assert!(matches!(handle(&e, &mut r, now), Verdict::Transmit(_)));
     let (mac, src, sport2, dst, dport2) = summary(&r);
     assert_eq!(mac, CLIENT_MAC);
-    assert_eq!((src, sport2, dst, dport2), (Ipv4Addr::from(CLUSTER), 8080, Ipv4Addr::from(CLIENT), 40000));
+    assert_eq!(
+        (src, sport2, dst, dport2),
+        (Ipv4Addr::from(CLUSTER), 8080, Ipv4Addr::from(CLIENT), 40000)
+    );
 }
 
 #[test]
@@ -130,7 +158,10 @@ fn mid_connection_segment_without_record_is_dropped_unless_hash() {
     );
     let e = engine(&cfg, now);
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 80), false, true, false);
-    assert_eq!(handle(&e, &mut f, now), Verdict::Drop(DropReason::NoConnection));
+    assert_eq!(
+        handle(&e, &mut f, now),
+        Verdict::Drop(DropReason::NoConnection)
+    );
     assert_eq!(e.node.dropped(DropReason::NoConnection), 1);
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 81), false, true, false);
     assert!(matches!(handle(&e, &mut f, now), Verdict::Transmit(_)));
@@ -159,7 +190,9 @@ fn weights_spread_new_connections_and_weight_zero_keeps_open_ones() {
         f[5] == 13
     });
     let open = open.expect("a connection on .13");
-    let cmd = tandem_core::config::parse_line("server set 192.0.2.100@80@192.0.2.13 weight 0").unwrap().unwrap();
+    let cmd = tandem_core::config::parse_line("server set 192.0.2.100@80@192.0.2.13 weight 0")
+        .unwrap()
+        .unwrap();
     cfg.apply(&cmd).unwrap();
     e.install(Plan::compile(&cfg, true, OUR_MAC, &e.counters), now);
     for p in 20000..20100u16 {
@@ -175,25 +208,37 @@ fn weights_spread_new_connections_and_weight_zero_keeps_open_ones() {
 #[test]
 fn reset_yes_sends_a_reset_to_clients_of_a_server_going_down() {
     let now = Instant::now();
-    let mut cfg = config("port add 192.0.2.100@80 reset yes\nserver add 192.0.2.100@80@192.0.2.11\n");
+    let mut cfg =
+        config("port add 192.0.2.100@80 reset yes\nserver add 192.0.2.100@80@192.0.2.11\n");
     let e = engine(&cfg, now);
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 80), true, false, false);
     handle(&e, &mut f, now);
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 80), false, true, false);
     handle(&e, &mut f, now);
-    cfg.apply(&tandem_core::config::parse_line("server down 192.0.2.100@80@192.0.2.11").unwrap().unwrap()).unwrap();
+    cfg.apply(
+        &tandem_core::config::parse_line("server down 192.0.2.100@80@192.0.2.11")
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
     let frames = e.install(Plan::compile(&cfg, true, OUR_MAC, &e.counters), now);
     let rst = frames
         .iter()
         .find_map(|fr| {
             let p = SlicedPacket::from_ethernet(fr).ok()?;
             match p.transport {
-                Some(TransportSlice::Tcp(t)) if t.rst() => Some((t.sequence_number(), t.destination_port(), fr[0..6].to_vec())),
+                Some(TransportSlice::Tcp(t)) if t.rst() => {
+                    Some((t.sequence_number(), t.destination_port(), fr[0..6].to_vec()))
+                }
                 _ => None,
             }
         })
         .expect("a reset");
-    assert_eq!(rst, (777, 40000, CLIENT_MAC.to_vec()), "reset carries the client's ACK as its sequence number");
+    assert_eq!(
+        rst,
+        (777, 40000, CLIENT_MAC.to_vec()),
+        "reset carries the client's ACK as its sequence number"
+    );
     assert_eq!(e.conns.len(), 0);
 }
 
@@ -208,7 +253,11 @@ fn affinity_keeps_a_client_until_stickytime_passes() {
     for p in 0..100u16 {
         let mut f = tcp((CLIENT, 10000 + p), (CLUSTER, 80), true, false, false);
         handle(&e, &mut f, now + Duration::from_millis(p as u64 * 10));
-        assert_eq!(*first.get_or_insert(f[5]), f[5], "client moved while sticky");
+        assert_eq!(
+            *first.get_or_insert(f[5]),
+            f[5],
+            "client moved while sticky"
+        );
     }
     // Another client is spread independently; after stickytime the first one picks afresh.
     let later = now + Duration::from_secs(20);
@@ -229,7 +278,9 @@ fn affinity_keeps_a_client_until_stickytime_passes() {
 #[test]
 fn udp_flows_keep_their_server() {
     let now = Instant::now();
-    let cfg = config("port add 192.0.2.100@9999 protocol udp\nserver add 192.0.2.100@9999@192.0.2.11+192.0.2.12\n");
+    let cfg = config(
+        "port add 192.0.2.100@9999 protocol udp\nserver add 192.0.2.100@9999@192.0.2.11+192.0.2.12\n",
+    );
     let e = engine(&cfg, now);
     let mut f = udp((CLIENT, 5000), (CLUSTER, 9999));
     assert!(matches!(handle(&e, &mut f, now), Verdict::Transmit(_)));
@@ -248,8 +299,14 @@ fn arp_is_answered_for_cluster_and_return_addresses_only() {
         "port add 192.0.2.100@8080 method nat\nserver add 192.0.2.100@8080@192.0.2.12 returnaddress 192.0.2.200\n",
     );
     let e = engine(&cfg, now);
-    for (target, answered) in [([192, 0, 2, 100], true), ([192, 0, 2, 200], true), ([192, 0, 2, 2], false), ([192, 0, 2, 99], false)] {
-        let mut req = tandem_wire::arp_request(CLIENT_MAC, Ipv4Addr::from(CLIENT), Ipv4Addr::from(target));
+    for (target, answered) in [
+        ([192, 0, 2, 100], true),
+        ([192, 0, 2, 200], true),
+        ([192, 0, 2, 2], false),
+        ([192, 0, 2, 99], false),
+    ] {
+        let mut req =
+            tandem_wire::arp_request(CLIENT_MAC, Ipv4Addr::from(CLIENT), Ipv4Addr::from(target));
         let mut out = Vec::new();
         e.handle(&mut req, RxMeta::default(), now, &mut out);
         assert_eq!(out.len(), answered as usize, "ARP for {target:?}");
@@ -297,7 +354,8 @@ fn executor_stop_stops_forwarding_and_answering() {
     e.install(Plan::compile(&cfg, false, OUR_MAC, &e.counters), now);
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 80), true, false, false);
     assert_eq!(handle(&e, &mut f, now), Verdict::Pass);
-    let mut req = tandem_wire::arp_request(CLIENT_MAC, Ipv4Addr::from(CLIENT), Ipv4Addr::from(CLUSTER));
+    let mut req =
+        tandem_wire::arp_request(CLIENT_MAC, Ipv4Addr::from(CLIENT), Ipv4Addr::from(CLUSTER));
     let mut out = Vec::new();
     e.handle(&mut req, RxMeta::default(), now, &mut out);
     assert!(out.is_empty());

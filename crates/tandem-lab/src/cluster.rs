@@ -48,7 +48,8 @@ impl TandemNode {
     /// it answers on its socket.
     pub fn start(lab: &Lab, host: &Host, config: &str, extra_args: &[&str]) -> Result<TandemNode> {
         let cfg_path = lab.log_dir().join(format!("{}.cfg", host.name));
-        std::fs::write(&cfg_path, config).with_context(|| format!("writing {}", cfg_path.display()))?;
+        std::fs::write(&cfg_path, config)
+            .with_context(|| format!("writing {}", cfg_path.display()))?;
         let socket = lab.log_dir().join(format!("{}.sock", host.name));
         let mut node = TandemNode {
             host: host.clone(),
@@ -118,7 +119,8 @@ impl TandemNode {
         let mut all = vec!["--json"];
         all.extend_from_slice(args);
         let text = self.ctl(&all)?;
-        serde_json::from_str(&text).with_context(|| format!("tandemctl --json {}: {text}", args.join(" ")))
+        serde_json::from_str(&text)
+            .with_context(|| format!("tandemctl --json {}: {text}", args.join(" ")))
     }
 
     /// The daemon's log so far.
@@ -170,39 +172,58 @@ impl ClusterLab {
         for p in &mut procs {
             p.wait_for_log("ready", Duration::from_secs(20))?;
         }
-        Ok(ClusterLab { lab, client, lbs, servers: hosts, server_procs: procs })
+        Ok(ClusterLab {
+            lab,
+            client,
+            lbs,
+            servers: hosts,
+            server_procs: procs,
+        })
     }
 
     /// `CLUSTER:port`.
     pub fn cluster(port: u16) -> SocketAddr {
-        format!("{CLUSTER_IP}:{port}").parse().expect("static address")
+        format!("{CLUSTER_IP}:{port}")
+            .parse()
+            .expect("static address")
     }
 
     /// Waits until an HTTP GET from the client through `port` succeeds.
     pub fn wait_serving(&self, port: u16, timeout: Duration) -> Result<()> {
         let target = Self::cluster(port);
         wait_until(timeout, &format!("HTTP through {target}"), || {
-            self.client.http_get(target, Duration::from_millis(500)).is_ok()
+            self.client
+                .http_get(target, Duration::from_millis(500))
+                .is_ok()
         })
     }
 }
 
 /// The demo configuration (examples/demo.cfg), with the nfa of node `n`.
 pub fn demo_config(n: usize) -> String {
-    include_str!("../../../examples/demo.cfg").replace("nfa 192.0.2.2", &format!("nfa {}", lb_ip(n)))
+    include_str!("../../../examples/demo.cfg")
+        .replace("nfa 192.0.2.2", &format!("nfa {}", lb_ip(n)))
 }
 
 /// The HA state of a node as `(state, sub-state)`, e.g. `("Active", "Synchronized")`;
 /// `("unreachable", "")` when its daemon does not answer.
 pub fn ha_state(node: &TandemNode) -> (String, String) {
     match node.ctl_json(&["highavailability", "status"]) {
-        Ok(v) => (v["state"].as_str().unwrap_or("?").to_string(), v["sub_state"].as_str().unwrap_or("?").to_string()),
+        Ok(v) => (
+            v["state"].as_str().unwrap_or("?").to_string(),
+            v["sub_state"].as_str().unwrap_or("?").to_string(),
+        ),
         Err(_) => ("unreachable".into(), String::new()),
     }
 }
 
 /// Waits until `node` is in `state` (and Synchronized, with `synchronized`).
-pub fn wait_ha_state(node: &TandemNode, state: &str, synchronized: bool, timeout: Duration) -> Result<()> {
+pub fn wait_ha_state(
+    node: &TandemNode,
+    state: &str,
+    synchronized: bool,
+    timeout: Duration,
+) -> Result<()> {
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let (s, sub) = ha_state(node);
@@ -210,7 +231,9 @@ pub fn wait_ha_state(node: &TandemNode, state: &str, synchronized: bool, timeout
             return Ok(());
         }
         if std::time::Instant::now() > deadline {
-            let status = node.ctl(&["highavailability", "status"]).unwrap_or_default();
+            let status = node
+                .ctl(&["highavailability", "status"])
+                .unwrap_or_default();
             bail!(
                 "{} is {s}/{sub}, wanted {state}{}:\n{status}\n{}",
                 node.host.name,
@@ -225,7 +248,11 @@ pub fn wait_ha_state(node: &TandemNode, state: &str, synchronized: bool, timeout
 /// The HA statements of the seed procedure (steps 4 to 6) for node `n` of a pair, as tandemctl
 /// command words: heartbeat towards the other node, reach target the client, backup role.
 pub fn seed_commands(n: usize, recovery: &str, port: u16) -> Vec<Vec<String>> {
-    let (me, other, role) = if n == 1 { (lb_ip(1), lb_ip(2), "primary") } else { (lb_ip(2), lb_ip(1), "backup") };
+    let (me, other, role) = if n == 1 {
+        (lb_ip(1), lb_ip(2), "primary")
+    } else {
+        (lb_ip(2), lb_ip(1), "backup")
+    };
     [
         format!("highavailability heartbeat add {me} {other}"),
         format!("highavailability reach add {CLIENT_IP}"),
@@ -249,7 +276,11 @@ pub fn join_pair(node: &TandemNode, n: usize, recovery: &str, port: u16) -> Resu
 pub fn time_to_serve(lab: &ClusterLab, port: u16, limit: Duration) -> Result<Duration> {
     let start = std::time::Instant::now();
     loop {
-        if lab.client.http_get(ClusterLab::cluster(port), Duration::from_millis(300)).is_ok() {
+        if lab
+            .client
+            .http_get(ClusterLab::cluster(port), Duration::from_millis(300))
+            .is_ok()
+        {
             return Ok(start.elapsed());
         }
         if start.elapsed() > limit {
@@ -271,7 +302,10 @@ pub fn mac_bytes(s: &str) -> [u8; 6] {
 /// Sends raw Ethernet frames out of `host`'s `eth0` (for malformed frames and SYN bursts),
 /// retrying while the socket's buffer is full. Only the frames given are sent; the lab's
 /// address rules are the caller's to keep.
-pub fn send_raw_frames(host: &Host, frames: impl Iterator<Item = Vec<u8>> + Send + 'static) -> Result<()> {
+pub fn send_raw_frames(
+    host: &Host,
+    frames: impl Iterator<Item = Vec<u8>> + Send + 'static,
+) -> Result<()> {
     host.in_ns(move || -> Result<()> {
         // SAFETY: plain libc calls on a socket this closure owns; every buffer outlives its call.
         unsafe {
@@ -297,7 +331,9 @@ pub fn send_raw_frames(host: &Host, frames: impl Iterator<Item = Vec<u8>> + Send
                         break;
                     }
                     let err = std::io::Error::last_os_error();
-                    if err.raw_os_error() != Some(libc::ENOBUFS) && err.kind() != std::io::ErrorKind::WouldBlock {
+                    if err.raw_os_error() != Some(libc::ENOBUFS)
+                        && err.kind() != std::io::ErrorKind::WouldBlock
+                    {
                         libc::close(fd);
                         bail!("sendto: {err}");
                     }

@@ -313,7 +313,10 @@ impl Lab {
         // sysctls are per namespace; they exist only when the module is loaded).
         for key in ["iptables", "ip6tables", "arptables"] {
             let path = format!("net.bridge.bridge-nf-call-{key}");
-            let _ = netns::run("ip", &["netns", "exec", sw, "sysctl", "-qw", &format!("{path}=0")]);
+            let _ = netns::run(
+                "ip",
+                &["netns", "exec", sw, "sysctl", "-qw", &format!("{path}=0")],
+            );
         }
         Ok(())
     }

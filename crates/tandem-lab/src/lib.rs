@@ -59,8 +59,8 @@
 //! assert_eq!(report.ok, 100);
 //! ```
 
-pub mod bench;
 mod addr;
+pub mod bench;
 pub mod cluster;
 mod lab;
 mod netns;

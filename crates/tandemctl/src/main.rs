@@ -70,22 +70,33 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
         }
     }
     // IBM-style invocations sometimes keep the program name: `tandemctl dscontrol executor status`.
-    if words.first().is_some_and(|w| w == "dscontrol" || w == "tandemctl") {
+    if words
+        .first()
+        .is_some_and(|w| w == "dscontrol" || w == "tandemctl")
+    {
         words.remove(0);
     }
-    Ok(Options { socket, json, words })
+    Ok(Options {
+        socket,
+        json,
+        words,
+    })
 }
 
 fn send(socket: &str, words: &[String], json: bool) -> Result<Response> {
-    let mut stream = UnixStream::connect(socket)
-        .with_context(|| format!("cannot reach tandemd at {socket} (is it running? see --socket)"))?;
+    let mut stream = UnixStream::connect(socket).with_context(|| {
+        format!("cannot reach tandemd at {socket} (is it running? see --socket)")
+    })?;
     stream.set_read_timeout(Some(Duration::from_secs(60)))?;
     let mut line = serde_json::to_string(&Request { words, json })?;
     line.push('\n');
     stream.write_all(line.as_bytes())?;
     let mut reply = String::new();
-    BufReader::new(stream).read_line(&mut reply).context("reading tandemd's answer")?;
-    serde_json::from_str(&reply).with_context(|| format!("tandemd sent an unreadable answer: {reply:?}"))
+    BufReader::new(stream)
+        .read_line(&mut reply)
+        .context("reading tandemd's answer")?;
+    serde_json::from_str(&reply)
+        .with_context(|| format!("tandemd sent an unreadable answer: {reply:?}"))
 }
 
 /// Runs one command; prints its output; returns whether it succeeded.
@@ -136,7 +147,13 @@ fn real_main() -> Result<bool> {
         if stdin.lock().read_line(&mut line)? == 0 {
             break;
         }
-        let words: Vec<String> = line.split('#').next().unwrap_or("").split_whitespace().map(String::from).collect();
+        let words: Vec<String> = line
+            .split('#')
+            .next()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(String::from)
+            .collect();
         match words.first().map(String::as_str) {
             None => continue,
             Some("exit" | "quit") => break,
@@ -152,12 +169,18 @@ mod tests {
     use super::*;
 
     fn args(s: &str) -> impl Iterator<Item = String> {
-        s.split_whitespace().map(String::from).collect::<Vec<_>>().into_iter()
+        s.split_whitespace()
+            .map(String::from)
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     #[test]
     fn options_stop_at_the_first_command_word() {
-        let o = parse_args(args("--socket /tmp/x.sock --json server report 192.0.2.100@80@ --json")).unwrap();
+        let o = parse_args(args(
+            "--socket /tmp/x.sock --json server report 192.0.2.100@80@ --json",
+        ))
+        .unwrap();
         assert_eq!(o.socket, "/tmp/x.sock");
         assert!(o.json);
         assert_eq!(o.words, ["server", "report", "192.0.2.100@80@", "--json"]);

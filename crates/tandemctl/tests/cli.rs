@@ -4,7 +4,10 @@
 use std::process::Command;
 
 fn tandemctl(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_tandemctl")).args(args).output().expect("tandemctl runs")
+    Command::new(env!("CARGO_BIN_EXE_tandemctl"))
+        .args(args)
+        .output()
+        .expect("tandemctl runs")
 }
 
 #[test]
@@ -14,7 +17,10 @@ fn an_unreachable_daemon_is_a_clear_error_not_a_panic() {
     let out = tandemctl(&["--socket", sock.to_str().unwrap(), "executor", "status"]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot reach tandemd") && err.contains("none.sock"), "{err}");
+    assert!(
+        err.contains("cannot reach tandemd") && err.contains("none.sock"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,15 +39,17 @@ pub fn serve(path: &Path, node: Arc<Node>) -> Result<()> {
     unsafe { libc::umask(old) };
     let listener = listener.with_context(|| format!("binding {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    std::thread::Builder::new().name("admin".into()).spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let node = node.clone();
-            let _ = std::thread::Builder::new()
-                .name("admin-conn".into())
-                .spawn(move || client(stream, node));
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("admin".into())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let node = node.clone();
+                let _ = std::thread::Builder::new()
+                    .name("admin-conn".into())
+                    .spawn(move || client(stream, node));
+            }
+        })?;
     Ok(())
 }
 

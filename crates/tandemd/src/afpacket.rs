@@ -36,7 +36,9 @@ impl std::str::FromStr for RingVersion {
         match s {
             "v2" | "2" => Ok(RingVersion::V2),
             "v3" | "3" => Ok(RingVersion::V3),
-            other => Err(format!("unknown ring version '{other}' (expected v2 or v3)")),
+            other => Err(format!(
+                "unknown ring version '{other}' (expected v2 or v3)"
+            )),
         }
     }
 }
@@ -73,7 +75,11 @@ pub struct RingConfig {
 
 impl Default for RingConfig {
     fn default() -> Self {
-        RingConfig { version: RingVersion::V2, ring_bytes: 8 << 20, block_timeout_ms: 1 }
+        RingConfig {
+            version: RingVersion::V2,
+            ring_bytes: 8 << 20,
+            block_timeout_ms: 1,
+        }
     }
 }
 
@@ -99,7 +105,11 @@ pub struct Ring {
 unsafe impl Send for Ring {}
 
 fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 { Err(io::Error::last_os_error()) } else { Ok(r) }
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
 }
 
 fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
@@ -121,7 +131,11 @@ pub fn ifindex(name: &str) -> io::Result<i32> {
     let c = std::ffi::CString::new(name).map_err(|_| io::Error::other("bad interface name"))?;
     // SAFETY: c is a valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if idx == 0 { Err(io::Error::last_os_error()) } else { Ok(idx as i32) }
+    if idx == 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(idx as i32)
+    }
 }
 
 impl Ring {
@@ -219,7 +233,16 @@ impl Ring {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         });
-        let ring = Ring { fd, map, map_len, version: cfg.version, slot_size, slot_count, next: 0, tx_scratch: Vec::new() };
+        let ring = Ring {
+            fd,
+            map,
+            map_len,
+            version: cfg.version,
+            slot_size,
+            slot_count,
+            next: 0,
+            tx_scratch: Vec::new(),
+        };
         bound?;
         if let Some(group) = fanout_group {
             let arg: libc::c_int =
@@ -270,8 +293,13 @@ impl Ring {
                 }
                 fence(Ordering::Acquire);
                 // SAFETY: the kernel filled this slot and handed it to us (TP_STATUS_USER).
-                let (mac, snaplen, len) =
-                    unsafe { ((*hdr).tp_mac as usize, (*hdr).tp_snaplen as usize, (*hdr).tp_len) };
+                let (mac, snaplen, len) = unsafe {
+                    (
+                        (*hdr).tp_mac as usize,
+                        (*hdr).tp_snaplen as usize,
+                        (*hdr).tp_len,
+                    )
+                };
                 let meta = FrameMeta {
                     csum_not_ready: status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
@@ -319,7 +347,10 @@ impl Ring {
             fence(Ordering::Acquire);
             // SAFETY: the block is ours (TP_STATUS_USER).
             let (num, first) = unsafe {
-                ((*desc).hdr.bh1.num_pkts as usize, (*desc).hdr.bh1.offset_to_first_pkt as usize)
+                (
+                    (*desc).hdr.bh1.num_pkts as usize,
+                    (*desc).hdr.bh1.offset_to_first_pkt as usize,
+                )
             };
             let mut pkt = first;
             let mut out = std::mem::take(&mut self.tx_scratch);
@@ -368,8 +399,10 @@ impl Ring {
         if frames.is_empty() {
             return;
         }
-        let mut iov: [libc::iovec; BATCH] =
-            [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
+        let mut iov: [libc::iovec; BATCH] = [libc::iovec {
+            iov_base: ptr::null_mut(),
+            iov_len: 0,
+        }; BATCH];
         // SAFETY: zeroed mmsghdr is valid; filled below.
         let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
         let n = frames.len().min(BATCH);
@@ -389,13 +422,17 @@ impl Ring {
     /// Sends frames from ordinary buffers (ARP replies, resets).
     pub fn send_buffers(&self, frames: &[&[u8]]) {
         for chunk in frames.chunks(BATCH) {
-            let mut iov: [libc::iovec; BATCH] =
-                [libc::iovec { iov_base: ptr::null_mut(), iov_len: 0 }; BATCH];
+            let mut iov: [libc::iovec; BATCH] = [libc::iovec {
+                iov_base: ptr::null_mut(),
+                iov_len: 0,
+            }; BATCH];
             // SAFETY: zeroed mmsghdr is valid; filled below.
             let mut msgs: [libc::mmsghdr; BATCH] = unsafe { std::mem::zeroed() };
             for (i, f) in chunk.iter().enumerate() {
-                iov[i] =
-                    libc::iovec { iov_base: f.as_ptr() as *mut libc::c_void, iov_len: f.len() };
+                iov[i] = libc::iovec {
+                    iov_base: f.as_ptr() as *mut libc::c_void,
+                    iov_len: f.len(),
+                };
                 msgs[i].msg_hdr.msg_iov = &mut iov[i];
                 msgs[i].msg_hdr.msg_iovlen = 1;
             }
@@ -473,8 +510,17 @@ impl TxSocket {
     pub fn send(&self, frame: &[u8]) -> io::Result<()> {
         // SAFETY: frame is a live buffer of frame.len() bytes.
         let r = unsafe {
-            libc::send(self.fd.as_raw_fd(), frame.as_ptr() as *const libc::c_void, frame.len(), 0)
+            libc::send(
+                self.fd.as_raw_fd(),
+                frame.as_ptr() as *const libc::c_void,
+                frame.len(),
+                0,
+            )
         };
-        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
     }
 }

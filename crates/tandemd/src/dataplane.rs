@@ -60,7 +60,13 @@ impl Dataplane {
             );
         }
         tracing::info!(interface = %interface.name, workers, ring = ?ring.version, "data plane started");
-        Ok(Dataplane { interface, workers, stop, threads, tx })
+        Ok(Dataplane {
+            interface,
+            workers,
+            stop,
+            threads,
+            tx,
+        })
     }
 
     /// Sends control-plane frames now.

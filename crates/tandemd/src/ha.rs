@@ -27,7 +27,9 @@ pub fn product_version() -> ProductVersion {
     {
         return pv;
     }
-    let mut parts = env!("CARGO_PKG_VERSION").split('.').map(|p| p.parse::<u16>().unwrap_or(0));
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u16>().unwrap_or(0));
     ProductVersion::new(
         parts.next().unwrap_or(0),
         parts.next().unwrap_or(0),
@@ -47,7 +49,9 @@ impl Sockets {
     /// are still wanted (a socket being closed may still hold its port for a moment while the
     /// HA thread polls it, so rebinding the same address is avoided, and retried briefly).
     pub fn bind(settings: &HaSettings, old: Option<Sockets>) -> Result<Option<Sockets>> {
-        let Some(backup) = settings.backup else { return Ok(None) };
+        let Some(backup) = settings.backup else {
+            return Ok(None);
+        };
         let mut reuse = match old {
             Some(o) if o.port == backup.port => o.by_source,
             _ => BTreeMap::new(),
@@ -80,7 +84,10 @@ impl Sockets {
             set_buffers(&s);
             by_source.insert(*src, s);
         }
-        Ok(Some(Sockets { port: backup.port, by_source }))
+        Ok(Some(Sockets {
+            port: backup.port,
+            by_source,
+        }))
     }
 }
 
@@ -89,7 +96,12 @@ impl Sockets {
 const SOCKET_BUFFER: libc::c_int = 8 << 20;
 
 fn set_buffers(s: &UdpSocket) {
-    for opt in [libc::SO_RCVBUF, libc::SO_SNDBUF, libc::SO_RCVBUFFORCE, libc::SO_SNDBUFFORCE] {
+    for opt in [
+        libc::SO_RCVBUF,
+        libc::SO_SNDBUF,
+        libc::SO_RCVBUFFORCE,
+        libc::SO_SNDBUFFORCE,
+    ] {
         // SAFETY: setsockopt on our own socket with a valid int.
         unsafe {
             libc::setsockopt(
@@ -163,7 +175,9 @@ impl Prober {
             let addr = libc::sockaddr_in {
                 sin_family: libc::AF_INET as u16,
                 sin_port: 0,
-                sin_addr: libc::in_addr { s_addr: u32::from(*ip).to_be() },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*ip).to_be(),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: pkt and addr are valid for the call.
@@ -188,7 +202,12 @@ impl Prober {
         loop {
             // SAFETY: buf is valid for writes of its length.
             let n = unsafe {
-                libc::recv(self.fd.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0)
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    buf.as_mut_ptr() as *mut libc::c_void,
+                    buf.len(),
+                    0,
+                )
             };
             if n <= 0 {
                 return;
@@ -271,8 +290,14 @@ fn run_script(dir: &std::path::Path, job: &ScriptJob) {
         }
     };
     let outputs: Vec<_> = [
-        child.stdout.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child.stderr.take().map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
     ]
     .into_iter()
     .flatten()
@@ -358,7 +383,9 @@ impl HaShell {
     /// that came with them (authenticated).
     pub fn receive(&mut self, now: Instant) -> Vec<Incoming> {
         let mut incoming = Vec::new();
-        let Some(sockets) = &self.sockets else { return incoming };
+        let Some(sockets) = &self.sockets else {
+            return incoming;
+        };
         let mut buf = [0u8; 65536];
         for (local, sock) in &sockets.by_source {
             while let Ok((n, from)) = sock.recv_from(&mut buf) {
@@ -384,7 +411,11 @@ impl HaShell {
                     Ok(hb) => {
                         let r = self.machine.handle_heartbeat(now, pair, &hb);
                         if r == ha::Received::New && !hb.records.is_empty() {
-                            incoming.push(Incoming { from, local: *local, message: hb.records });
+                            incoming.push(Incoming {
+                                from,
+                                local: *local,
+                                message: hb.records,
+                            });
                         }
                     }
                     Err(e) => {
@@ -400,7 +431,9 @@ impl HaShell {
     /// Sends a replication message (batch or ack) from `source` to `destination`.
     pub fn send_message(&self, source: IpAddr, destination: SocketAddr, message: &[u8]) {
         let Some(sockets) = &self.sockets else { return };
-        let Some(sock) = sockets.by_source.get(&source) else { return };
+        let Some(sock) = sockets.by_source.get(&source) else {
+            return;
+        };
         let bytes = crate::replication::wrap(message, self.key.as_deref());
         if let Err(e) = sock.send_to(&bytes, destination) {
             tracing::debug!(error = %e, %destination, "replication datagram not sent");
@@ -410,7 +443,9 @@ impl HaShell {
     /// Sends one heartbeat.
     pub fn send(&self, source: IpAddr, destination: IpAddr, port: u16, hb: &ha::Heartbeat) {
         let Some(sockets) = &self.sockets else { return };
-        let Some(sock) = sockets.by_source.get(&source) else { return };
+        let Some(sock) = sockets.by_source.get(&source) else {
+            return;
+        };
         let bytes = ha::encode(hb, self.key.as_deref());
         if let Err(e) = sock.send_to(&bytes, SocketAddr::new(destination, port)) {
             tracing::debug!(error = %e, %destination, "heartbeat not sent");
@@ -419,8 +454,11 @@ impl HaShell {
 
     /// File descriptors the HA thread waits on.
     pub fn fds(&self) -> Vec<i32> {
-        let mut v: Vec<i32> =
-            self.sockets.iter().flat_map(|s| s.by_source.values().map(|s| s.as_raw_fd())).collect();
+        let mut v: Vec<i32> = self
+            .sockets
+            .iter()
+            .flat_map(|s| s.by_source.values().map(|s| s.as_raw_fd()))
+            .collect();
         if let Some(p) = &self.prober {
             v.push(p.raw_fd());
         }
@@ -443,9 +481,13 @@ impl HaShell {
             }
         }
         let interval = self.reach_interval;
-        let Some(p) = self.prober.as_mut() else { return };
+        let Some(p) = self.prober.as_mut() else {
+            return;
+        };
         p.receive(&mut self.machine, now);
-        if p.last_round.is_none_or(|t| now.saturating_duration_since(t) >= interval) {
+        if p.last_round
+            .is_none_or(|t| now.saturating_duration_since(t) >= interval)
+        {
             p.round(&targets, &mut self.machine, now);
         }
     }

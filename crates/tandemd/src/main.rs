@@ -23,7 +23,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "tandemd", version, about = "Tandem: a high-availability layer-4 load balancer")]
+#[command(
+    name = "tandemd",
+    version,
+    about = "Tandem: a high-availability layer-4 load balancer"
+)]
 struct Args {
     /// Command file to load at start (all or nothing).
     #[arg(long, short)]
@@ -49,7 +53,9 @@ struct Args {
 }
 
 fn default_workers() -> usize {
-    std::thread::available_parallelism().map(|n| n.get().min(4)).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(4))
+        .unwrap_or(1)
 }
 
 fn main() {
@@ -69,7 +75,10 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     let node = Arc::new(node::Node::new(node::NodeOptions {
         workers: args.workers,
-        ring: afpacket::RingConfig { version: args.ring, ..Default::default() },
+        ring: afpacket::RingConfig {
+            version: args.ring,
+            ..Default::default()
+        },
         interface: args.interface.clone(),
         garp_count: args.garp_count.max(1),
         garp_interval: Duration::from_millis(args.garp_interval_ms),
@@ -81,7 +90,9 @@ fn run(args: Args) -> Result<()> {
     admin::serve(&args.socket, node.clone())?;
     {
         let node = node.clone();
-        std::thread::Builder::new().name("ha".into()).spawn(move || node.run_ha())?;
+        std::thread::Builder::new()
+            .name("ha".into())
+            .spawn(move || node.run_ha())?;
     }
     tracing::info!(socket = %args.socket.display(), "tandemd ready");
     wait_for_signal();

@@ -15,7 +15,9 @@ pub struct Interface {
 
 /// Finds the interface that holds `addr` (the nfa).
 pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
-    let IpAddr::V4(want) = addr else { bail!("IPv6 nfa {addr} is not supported yet") };
+    let IpAddr::V4(want) = addr else {
+        bail!("IPv6 nfa {addr} is not supported yet")
+    };
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills ifap with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
@@ -62,7 +64,12 @@ pub fn interface_by_name(name: &str) -> Result<Interface> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(1500);
-    Ok(Interface { name: name.to_string(), index, mac, mtu })
+    Ok(Interface {
+        name: name.to_string(),
+        index,
+        mac,
+        mtu,
+    })
 }
 
 fn parse_mac(s: &str) -> Option<[u8; 6]> {
@@ -97,12 +104,20 @@ pub fn disable_gro(name: &str) -> Result<bool> {
     }
     let run = |cmd: u32, data: u32| -> std::io::Result<u32> {
         let mut val = EthtoolValue { cmd, data };
-        let mut req = Ifreq { name: [0; 16], data: &mut val, _pad: [0; 16] };
+        let mut req = Ifreq {
+            name: [0; 16],
+            data: &mut val,
+            _pad: [0; 16],
+        };
         let n = name.len().min(15);
         req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
         // SAFETY: req is a valid ifreq whose data points to a live ethtool_value.
         let r = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &mut req) };
-        if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(val.data) }
+        if r < 0 {
+            Err(std::io::Error::last_os_error())
+        } else {
+            Ok(val.data)
+        }
     };
     let result = (|| {
         let was = run(ETHTOOL_GGRO, 0)? != 0;
@@ -118,7 +133,10 @@ pub fn disable_gro(name: &str) -> Result<bool> {
 
 /// Formats a MAC address.
 pub fn mac_string(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 #[cfg(test)]
@@ -136,8 +154,10 @@ mod tests {
 
 /// nftables table name for the ingress filter of `iface`.
 fn ingress_table(iface: &str) -> String {
-    let clean: String =
-        iface.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let clean: String = iface
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     format!("tandem_{clean}")
 }
 
@@ -163,7 +183,9 @@ pub fn set_ingress_filter(iface: &str, addrs: &[Ipv4Addr]) -> Result<()> {
 /// Removes the ingress filter of `iface`, if any.
 pub fn clear_ingress_filter(iface: &str) {
     let table = ingress_table(iface);
-    let _ = run_nft(&format!("add table netdev {table}\ndelete table netdev {table}\n"));
+    let _ = run_nft(&format!(
+        "add table netdev {table}\ndelete table netdev {table}\n"
+    ));
 }
 
 fn run_nft(script: &str) -> Result<()> {
@@ -175,10 +197,17 @@ fn run_nft(script: &str) -> Result<()> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .context("running nft (package nftables)")?;
-    child.stdin.take().context("nft stdin")?.write_all(script.as_bytes())?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("nft refused the ingress filter: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "nft refused the ingress filter: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }

@@ -43,10 +43,20 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(output: String, data: serde_json::Value) -> Reply {
-        Reply { ok: true, output, data, error: String::new() }
+        Reply {
+            ok: true,
+            output,
+            data,
+            error: String::new(),
+        }
     }
     pub fn err(error: String) -> Reply {
-        Reply { ok: false, output: String::new(), data: serde_json::Value::Null, error }
+        Reply {
+            ok: false,
+            output: String::new(),
+            data: serde_json::Value::Null,
+            error,
+        }
     }
 }
 
@@ -132,8 +142,11 @@ impl Node {
                 "missing keyword after 'file' (expected one of: newload, appendload, save)".into(),
             ));
         };
-        let matches: Vec<&str> =
-            verbs.iter().copied().filter(|v| v.starts_with(verb.as_str())).collect();
+        let matches: Vec<&str> = verbs
+            .iter()
+            .copied()
+            .filter(|v| v.starts_with(verb.as_str()))
+            .collect();
         let verb = match matches.as_slice() {
             [one] => *one,
             [] => {
@@ -142,7 +155,10 @@ impl Node {
                 )));
             }
             many => {
-                return Some(Reply::err(format!("ambiguous keyword '{verb}': {}", many.join(", "))));
+                return Some(Reply::err(format!(
+                    "ambiguous keyword '{verb}': {}",
+                    many.join(", ")
+                )));
             }
         };
         let (Some(path), None) = (words.get(2), words.get(3)) else {
@@ -163,15 +179,20 @@ impl Node {
             _ => (|| {
                 let text =
                     std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-                let base = if verb == "newload" { Config::default() } else { st.config.clone() };
+                let base = if verb == "newload" {
+                    Config::default()
+                } else {
+                    st.config.clone()
+                };
                 let new = config::load_file(&text, path, &base).map_err(|e| anyhow!("{e}"))?;
                 self.commit(&mut st, new)
             })(),
         };
         Some(match result {
-            Ok(()) => {
-                Reply::ok(String::new(), serde_json::json!({"done": format!("file {verb} {path}")}))
-            }
+            Ok(()) => Reply::ok(
+                String::new(),
+                serde_json::json!({"done": format!("file {verb} {path}")}),
+            ),
             Err(e) => Reply::err(format!("{e:#}")),
         })
     }
@@ -185,7 +206,12 @@ impl Node {
                     .ha
                     .events
                     .iter()
-                    .map(|(t, e)| (now.saturating_duration_since(*t).as_millis() as u64, e.clone()))
+                    .map(|(t, e)| {
+                        (
+                            now.saturating_duration_since(*t).as_millis() as u64,
+                            e.clone(),
+                        )
+                    })
                     .collect();
                 let rep = replication_status(st, &self.engine, now);
                 let (mut text, mut data) = report::ha_status(&status, &events)?;
@@ -194,8 +220,12 @@ impl Node {
                 return Ok((text, data));
             }
             Command::HaTakeover(_) => {
-                st.ha.machine.takeover(now).map_err(|e| anyhow!("takeover refused: {e}"))?;
-                st.ha.event(now, "takeover requested by the operator".into());
+                st.ha
+                    .machine
+                    .takeover(now)
+                    .map_err(|e| anyhow!("takeover refused: {e}"))?;
+                st.ha
+                    .event(now, "takeover requested by the operator".into());
                 self.drain(st, now);
                 return Ok((
                     "takeover started: the partner yields, then this node goes Active\n".into(),
@@ -346,7 +376,11 @@ impl Node {
     fn refresh_plan(&self, st: &mut State) {
         let forwarding =
             st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
-        let mac = st.dataplane.as_ref().map(|d| d.interface.mac).unwrap_or_default();
+        let mac = st
+            .dataplane
+            .as_ref()
+            .map(|d| d.interface.mac)
+            .unwrap_or_default();
         let plan = Plan::compile(&st.config, forwarding, mac, &self.engine.counters);
         // The node's kernel never needs traffic for cluster or return addresses, whether this
         // node forwards it or not: filter it at ingress (after the rings took their copy).
@@ -386,7 +420,13 @@ impl Node {
     fn drain(&self, st: &mut State, now: Instant) {
         while let Some(action) = st.ha.machine.poll_action() {
             match &action {
-                Action::SendHeartbeat { source, destination, port, heartbeat, .. } => {
+                Action::SendHeartbeat {
+                    source,
+                    destination,
+                    port,
+                    heartbeat,
+                    ..
+                } => {
                     // Records ride in heartbeats (about 15 each), as IBM's do.
                     let mut hb = heartbeat.clone();
                     if self.replicating(st)
@@ -404,10 +444,17 @@ impl Node {
                     if let Some(dp) = &st.dataplane {
                         dp.send(&self.engine.announcements());
                     }
-                    st.ha.event(now, "partner entered Standby: gratuitous ARPs sent again".into());
+                    st.ha.event(
+                        now,
+                        "partner entered Standby: gratuitous ARPs sent again".into(),
+                    );
                 }
                 Action::RunScript { name, arg } => {
-                    let job = ScriptJob { name, arg: *arg, env: script_env(st, name) };
+                    let job = ScriptJob {
+                        name,
+                        arg: *arg,
+                        env: script_env(st, name),
+                    };
                     if let Some(dir) = &st.config.ha.script_dir {
                         st.ha.scripts.queue(dir.into(), job);
                     }
@@ -417,7 +464,11 @@ impl Node {
                     now,
                     format!(
                         "partner found ({})",
-                        if *compatible { "compatible" } else { "incompatible version" }
+                        if *compatible {
+                            "compatible"
+                        } else {
+                            "incompatible version"
+                        }
                     ),
                 ),
                 Action::RequestFullSync => {
@@ -453,17 +504,28 @@ impl Node {
                 let st = self.state.lock();
                 (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
             };
-            let timeout = wake.saturating_duration_since(Instant::now()).as_millis().min(50) as i32;
+            let timeout = wake
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(50) as i32;
             let mut pfds: Vec<libc::pollfd> = fds
                 .iter()
-                .map(|fd| libc::pollfd { fd: *fd, events: libc::POLLIN, revents: 0 })
+                .map(|fd| libc::pollfd {
+                    fd: *fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                })
                 .collect();
             if pfds.is_empty() {
                 std::thread::sleep(Duration::from_millis(timeout.max(1) as u64));
             } else {
                 // SAFETY: pfds is a valid array of pollfd for the call.
                 unsafe {
-                    libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout.max(1))
+                    libc::poll(
+                        pfds.as_mut_ptr(),
+                        pfds.len() as libc::nfds_t,
+                        timeout.max(1),
+                    )
                 };
             }
             let now = Instant::now();
@@ -520,13 +582,21 @@ impl Node {
     /// The partner's address for replication datagrams: the first heartbeat pair.
     fn partner(&self, st: &State) -> Option<(IpAddr, SocketAddr)> {
         let port = st.ha.sockets.as_ref()?.port;
-        st.ha.machine.settings().heartbeats.first().map(|(s, d)| (*s, SocketAddr::new(*d, port)))
+        st.ha
+            .machine
+            .settings()
+            .heartbeats
+            .first()
+            .map(|(s, d)| (*s, SocketAddr::new(*d, port)))
     }
 
     /// Moves the workers' records into the sender, and sends what pacing allows.
     fn replicate(&self, st: &mut State, now: Instant) {
         let on = self.replicating(st);
-        self.engine.replication.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+        self.engine
+            .replication
+            .enabled
+            .store(on, std::sync::atomic::Ordering::Relaxed);
         let records = self.engine.replication.drain();
         if !on {
             return;
@@ -537,11 +607,16 @@ impl Node {
         if st.ha.rep.sender.poll_timeout().is_some_and(|t| t <= now) {
             st.ha.rep.sender.handle_timeout(now);
         }
-        let Some((source, dest)) = self.partner(st) else { return };
+        let Some((source, dest)) = self.partner(st) else {
+            return;
+        };
         let mut budget = st.ha.rep.sender.pace(now);
         while budget > 0 {
-            let Some(batch) =
-                st.ha.rep.sender.next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES)
+            let Some(batch) = st
+                .ha
+                .rep
+                .sender
+                .next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES)
             else {
                 break;
             };
@@ -577,7 +652,11 @@ impl Node {
                 }
             }
             Some(MessageKind::Batch) => {
-                let out = st.ha.rep.receiver.on_batch_validated(&msg.message, now, &st.config);
+                let out = st
+                    .ha
+                    .rep
+                    .receiver
+                    .on_batch_validated(&msg.message, now, &st.config);
                 for r in &out.records {
                     if self.engine.install_replicated(r, now) {
                         st.ha.rep.counters.installed += 1;
@@ -644,7 +723,10 @@ fn read_key(path: &str) -> Result<Vec<u8>> {
     let text = String::from_utf8_lossy(&bytes);
     let key = text.trim().as_bytes().to_vec();
     if key.len() < 16 {
-        anyhow::bail!("the HA key in {path} is too short ({} bytes; use at least 16)", key.len());
+        anyhow::bail!(
+            "the HA key in {path} is too short ({} bytes; use at least 16)",
+            key.len()
+        );
     }
     Ok(key)
 }
@@ -667,7 +749,10 @@ fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
         ("TANDEM_SCRIPT".into(), name.to_string()),
         (
             "TANDEM_ROLE".into(),
-            status.role.map(|r| r.keyword().to_string()).unwrap_or_else(|| "none".into()),
+            status
+                .role
+                .map(|r| r.keyword().to_string())
+                .unwrap_or_else(|| "none".into()),
         ),
         ("TANDEM_STATE".into(), status.state.to_string()),
         ("TANDEM_SUBSTATE".into(), status.sub_state.to_string()),
@@ -682,11 +767,22 @@ fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
         ),
         (
             "TANDEM_PARTNER_STATE".into(),
-            status.partner.as_ref().map(|p| p.state.to_string()).unwrap_or_default(),
+            status
+                .partner
+                .as_ref()
+                .map(|p| p.state.to_string())
+                .unwrap_or_default(),
         ),
         ("TANDEM_CLUSTERS".into(), clusters.join(" ")),
         ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
-        ("TANDEM_NFA".into(), st.config.executor.nfa.map(|a| a.to_string()).unwrap_or_default()),
+        (
+            "TANDEM_NFA".into(),
+            st.config
+                .executor
+                .nfa
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        ),
     ]
 }
 

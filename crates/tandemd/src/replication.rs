@@ -141,8 +141,14 @@ mod tests {
         let d = wrap(b"hello", Some(key));
         assert!(is_replication(&d));
         assert_eq!(unwrap(&d, Some(key)), Ok(&b"hello"[..]));
-        assert_eq!(unwrap(&d, Some(b"another key......")), Err(Rejected::BadMac));
-        assert_eq!(unwrap(&wrap(b"hello", None), Some(key)), Err(Rejected::MissingMac));
+        assert_eq!(
+            unwrap(&d, Some(b"another key......")),
+            Err(Rejected::BadMac)
+        );
+        assert_eq!(
+            unwrap(&wrap(b"hello", None), Some(key)),
+            Err(Rejected::MissingMac)
+        );
         let mut forged = d.clone();
         forged[7] ^= 1;
         assert_eq!(unwrap(&forged, Some(key)), Err(Rejected::BadMac));

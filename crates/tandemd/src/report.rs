@@ -74,8 +74,13 @@ struct ExecutorView {
 fn executor(v: &View) -> ExecutorView {
     let e = v.engine;
     let ports: usize = v.config.clusters.values().map(|c| c.ports.len()).sum();
-    let servers: usize =
-        v.config.clusters.values().flat_map(|c| c.ports.values()).map(|p| p.servers.len()).sum();
+    let servers: usize = v
+        .config
+        .clusters
+        .values()
+        .flat_map(|c| c.ports.values())
+        .map(|p| p.servers.len())
+        .sum();
     ExecutorView {
         state: match (v.config.executor.started, v.interface.is_some()) {
             (true, true) => "started",
@@ -102,26 +107,45 @@ fn executor(v: &View) -> ExecutorView {
         connection_records: e.conns.len(),
         affinity_records: e.affinity.len(),
         drops_total: e.node.total_drops(),
-        drops: e.node.drops().into_iter().map(|(r, n)| (r.name().to_string(), n)).collect(),
+        drops: e
+            .node
+            .drops()
+            .into_iter()
+            .map(|(r, n)| (r.name().to_string(), n))
+            .collect(),
     }
 }
 
 fn dots(out: &mut String, label: &str, value: impl std::fmt::Display) {
-    let _ = writeln!(out, "{label} {} {value}", ".".repeat(28usize.saturating_sub(label.len())));
+    let _ = writeln!(
+        out,
+        "{label} {} {value}",
+        ".".repeat(28usize.saturating_sub(label.len()))
+    );
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn executor_text(e: &ExecutorView) -> String {
     let mut s = String::from("Executor Status:\n----------------\n");
     dots(&mut s, "State", e.state);
     dots(&mut s, "Nonforwarding address", opt(&e.nfa));
-    dots(&mut s, "Interface", format!("{} ({})", opt(&e.interface), opt(&e.mac)));
+    dots(
+        &mut s,
+        "Interface",
+        format!("{} ({})", opt(&e.interface), opt(&e.mac)),
+    );
     dots(&mut s, "Client gateway", opt(&e.clientgateway));
     dots(&mut s, "HA timeout", format!("{} s", e.hatimeout));
-    dots(&mut s, "Workers / ring", format!("{} / {}", e.workers, e.ring));
+    dots(
+        &mut s,
+        "Workers / ring",
+        format!("{} / {}", e.workers, e.ring),
+    );
     dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
     dots(
         &mut s,
@@ -134,7 +158,11 @@ fn executor_text(e: &ExecutorView) -> String {
         "Frames forwarded",
         format!("{} ({} bytes)", e.frames_forwarded, e.bytes_forwarded),
     );
-    dots(&mut s, "Frames left to the kernel", e.frames_passed_to_kernel);
+    dots(
+        &mut s,
+        "Frames left to the kernel",
+        e.frames_passed_to_kernel,
+    );
     dots(&mut s, "ARP frames sent", e.arp_sent);
     dots(&mut s, "Resets sent", e.resets_sent);
     dots(&mut s, "Connection records", e.connection_records);
@@ -157,7 +185,11 @@ struct ClusterRow {
 }
 
 fn traffic(v: &View, cluster: IpAddr, port: u16, server: IpAddr) -> ServerCountersView {
-    v.engine.counters.lookup(cluster, port, server).map(|c| c.read()).unwrap_or_default()
+    v.engine
+        .counters
+        .lookup(cluster, port, server)
+        .map(|c| c.read())
+        .unwrap_or_default()
 }
 
 fn clusters(v: &View, list: &[IpAddr]) -> Vec<ClusterRow> {
@@ -170,25 +202,42 @@ fn clusters(v: &View, list: &[IpAddr]) -> Vec<ClusterRow> {
                     sum += traffic(v, c, *p, *s);
                 }
             }
-            ClusterRow { cluster: c, ports: cl.ports.keys().copied().collect(), traffic: sum }
+            ClusterRow {
+                cluster: c,
+                ports: cl.ports.keys().copied().collect(),
+                traffic: sum,
+            }
         })
         .collect()
 }
 
 /// The four traffic columns every report table ends with.
 fn traffic_cells(t: &ServerCountersView) -> [String; 4] {
-    [t.packets.to_string(), t.bytes.to_string(), t.active.to_string(), t.total.to_string()]
+    [
+        t.packets.to_string(),
+        t.bytes.to_string(),
+        t.active.to_string(),
+        t.total.to_string(),
+    ]
 }
 
 fn clusters_text(rows: &Vec<ClusterRow>) -> String {
     let mut t = Table::new(&["Cluster", "Ports", "Packets", "Bytes", "Active", "Total"]);
     for r in rows {
-        let ports = r.ports.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("+");
+        let ports = r
+            .ports
+            .iter()
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join("+");
         t.row(
-            vec![r.cluster.to_string(), if ports.is_empty() { "-".into() } else { ports }]
-                .into_iter()
-                .chain(traffic_cells(&r.traffic))
-                .collect(),
+            vec![
+                r.cluster.to_string(),
+                if ports.is_empty() { "-".into() } else { ports },
+            ]
+            .into_iter()
+            .chain(traffic_cells(&r.traffic))
+            .collect(),
         );
     }
     t.render()
@@ -212,7 +261,10 @@ struct PortRow {
 }
 
 fn keyword<T: Serialize>(x: &T) -> String {
-    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+    serde_json::to_value(x)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
 }
 
 fn ports(v: &View, list: &[(IpAddr, u16)]) -> Vec<PortRow> {
@@ -348,7 +400,10 @@ pub struct Table {
 
 impl Table {
     pub fn new(head: &[&str]) -> Table {
-        Table { head: head.iter().map(|s| s.to_string()).collect(), rows: Vec::new() }
+        Table {
+            head: head.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
@@ -364,15 +419,22 @@ impl Table {
         }
         let mut out = String::new();
         let line = |cells: &[String], out: &mut String| {
-            let parts: Vec<String> =
-                cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+            let parts: Vec<String> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+                .collect();
             let _ = writeln!(out, "{}", parts.join("  ").trim_end());
         };
         line(&self.head, &mut out);
         let _ = writeln!(
             out,
             "{}",
-            widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>().join("  ")
+            widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .join("  ")
         );
         for r in &self.rows {
             line(r, &mut out);
@@ -393,7 +455,11 @@ pub fn ha_status(
     let mut s = String::from("High Availability Status:\n-------------------------\n");
     let kw = |x: Option<String>| x.unwrap_or_else(|| "-".into());
     dots(&mut s, "Role", kw(st.role.map(|r| r.keyword().to_string())));
-    dots(&mut s, "Recovery strategy", kw(st.recovery.map(|r| r.keyword().to_string())));
+    dots(
+        &mut s,
+        "Recovery strategy",
+        kw(st.recovery.map(|r| r.keyword().to_string())),
+    );
     dots(&mut s, "State", st.state);
     dots(&mut s, "Sub-state", st.sub_state);
     dots(&mut s, "Port", kw(st.port.map(|p| p.to_string())));
@@ -417,11 +483,23 @@ pub fn ha_status(
                 format!(
                     "{} ({})",
                     p.version,
-                    if p.compatible { "compatible" } else { "INCOMPATIBLE: no replication" }
+                    if p.compatible {
+                        "compatible"
+                    } else {
+                        "INCOMPATIBLE: no replication"
+                    }
                 ),
             );
-            dots(&mut s, "Partner last heard", format!("{} ms ago", p.last_heard_ms));
-            dots(&mut s, "Partner reach", format!("{}/{}", p.reach_count, p.reach_total));
+            dots(
+                &mut s,
+                "Partner last heard",
+                format!("{} ms ago", p.last_heard_ms),
+            );
+            dots(
+                &mut s,
+                "Partner reach",
+                format!("{}/{}", p.reach_count, p.reach_total),
+            );
         }
         None => dots(&mut s, "Partner", "not heard"),
     }
@@ -439,7 +517,9 @@ pub fn ha_status(
                 h.source,
                 h.destination,
                 h.status,
-                h.last_heard_ms.map(|m| format!("{m} ms ago")).unwrap_or_else(|| "never".into()),
+                h.last_heard_ms
+                    .map(|m| format!("{m} ms ago"))
+                    .unwrap_or_else(|| "never".into()),
                 h.received,
                 h.lost,
                 h.sent
@@ -447,7 +527,11 @@ pub fn ha_status(
         );
     }
     s.push_str("\nReachability Status:\n--------------------\n");
-    dots(&mut s, "Count", format!("{} (reaching {})", st.reach.len(), st.reach_count));
+    dots(
+        &mut s,
+        "Count",
+        format!("{} (reaching {})", st.reach.len(), st.reach_count),
+    );
     for r in &st.reach {
         let state = match r.reachable {
             Some(true) => "reachable",
@@ -483,7 +567,11 @@ pub fn ha_status(
     }
     s.push_str("\nRecent transitions (newest first):\n");
     for t in &st.transitions {
-        let _ = writeln!(s, "  {:>8} ms ago  {} -> {}  ({})", t.age_ms, t.from, t.to, t.reason);
+        let _ = writeln!(
+            s,
+            "  {:>8} ms ago  {} -> {}  ({})",
+            t.age_ms, t.from, t.to, t.reason
+        );
     }
     let mut data = serde_json::to_value(st)?;
     data["events"] = serde_json::to_value(events)?;
@@ -513,7 +601,13 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
             let active: u64 = port
                 .servers
                 .keys()
-                .map(|s| engine.counters.lookup(*c, *p, *s).map(|x| x.read().active).unwrap_or(0))
+                .map(|s| {
+                    engine
+                        .counters
+                        .lookup(*c, *p, *s)
+                        .map(|x| x.read().active)
+                        .unwrap_or(0)
+                })
                 .sum();
             let mut counts = 0;
             if matches!(port.repstrategy, RepStrategy::Affinity | RepStrategy::Both)
@@ -521,7 +615,10 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
             {
                 counts = counts.max(port.stickytime);
             }
-            if matches!(port.repstrategy, RepStrategy::Connection | RepStrategy::Both) {
+            if matches!(
+                port.repstrategy,
+                RepStrategy::Connection | RepStrategy::Both
+            ) {
                 counts = counts.max(port.staletimeout);
             }
             rows.push(Row {
@@ -535,10 +632,21 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
             });
         }
     }
-    let largest = rows.iter().filter(|r| r.active > 0).map(|r| r.counts).max().unwrap_or(0);
+    let largest = rows
+        .iter()
+        .filter(|r| r.active > 0)
+        .map(|r| r.counts)
+        .max()
+        .unwrap_or(0);
     let wait = largest as f64 / 2.0;
-    let mut t =
-        Table::new(&["Cluster", "Port", "Repstrategy", "Active", "Stickytime", "Staletimeout"]);
+    let mut t = Table::new(&[
+        "Cluster",
+        "Port",
+        "Repstrategy",
+        "Active",
+        "Stickytime",
+        "Staletimeout",
+    ]);
     for r in &rows {
         t.row(vec![
             r.cluster.to_string(),
@@ -564,7 +672,10 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
     );
     s.push_str("  4. Run highavailability takeover on the upgraded Standby; it becomes Active with the connections.\n");
     s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
-    Ok((s, serde_json::json!({"ports": rows, "ideal_wait_seconds": wait})))
+    Ok((
+        s,
+        serde_json::json!({"ports": rows, "ideal_wait_seconds": wait}),
+    ))
 }
 
 /// The replication part of `highavailability status`.
@@ -588,10 +699,17 @@ pub fn replication_text(v: &serde_json::Value) -> String {
         format!("{} ({} installed)", n("/receiver/records"), n("/installed")),
     );
     let dropped = v.pointer("/receiver/dropped").map(|d| {
-        ["garbage", "stale_session", "duplicate_batches", "out_of_window", "malformed", "unknown"]
-            .iter()
-            .map(|k| d[*k].as_u64().unwrap_or(0))
-            .sum::<u64>()
+        [
+            "garbage",
+            "stale_session",
+            "duplicate_batches",
+            "out_of_window",
+            "malformed",
+            "unknown",
+        ]
+        .iter()
+        .map(|k| d[*k].as_u64().unwrap_or(0))
+        .sum::<u64>()
             + d["invalid"]
                 .as_object()
                 .map(|o| o.values().filter_map(|x| x.as_u64()).sum::<u64>())
@@ -625,14 +743,22 @@ pub fn replication_text(v: &serde_json::Value) -> String {
         Some(f) if !f.is_null() => dots(
             &mut s,
             "Last full sync received",
-            format!("{} records, {} ms ago", f["records"], n("/last_sync_received_ms_ago")),
+            format!(
+                "{} records, {} ms ago",
+                f["records"],
+                n("/last_sync_received_ms_ago")
+            ),
         ),
         _ => dots(&mut s, "Last full sync received", "none"),
     }
     dots(
         &mut s,
         "Records held",
-        format!("{} connection, {} affinity", n("/connection_records"), n("/affinity_records")),
+        format!(
+            "{} connection, {} affinity",
+            n("/connection_records"),
+            n("/affinity_records")
+        ),
     );
     s
 }

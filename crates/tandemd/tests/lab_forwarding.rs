@@ -14,12 +14,16 @@ fn start(tag: &str) -> (ClusterLab, TandemNode) {
     let lab = ClusterLab::new(tag, 1, 3).expect("lab (needs root and network namespaces)");
     let node =
         TandemNode::start(&lab.lab, &lab.lbs[0], &demo_config(1), &[]).expect("tandemd starts");
-    lab.wait_serving(80, Duration::from_secs(20)).expect("cluster answers");
+    lab.wait_serving(80, Duration::from_secs(20))
+        .expect("cluster answers");
     (lab, node)
 }
 
 fn shares(r: &LoadReport) -> BTreeMap<String, f64> {
-    r.by_server.iter().map(|(k, v)| (k.clone(), 100.0 * *v as f64 / r.ok as f64)).collect()
+    r.by_server
+        .iter()
+        .map(|(k, v)| (k.clone(), 100.0 * *v as f64 / r.ok as f64))
+        .collect()
 }
 
 fn assert_weighted(r: &LoadReport, what: &str) {
@@ -27,7 +31,10 @@ fn assert_weighted(r: &LoadReport, what: &str) {
     let s = shares(r);
     for (name, want) in [("s1", 25.0), ("s2", 25.0), ("s3", 50.0)] {
         let got = s.get(name).copied().unwrap_or(0.0);
-        assert!((got - want).abs() <= 5.0, "{what}: {name} got {got:.1} %, want {want} ± 5: {s:?}");
+        assert!(
+            (got - want).abs() <= 5.0,
+            "{what}: {name} got {got:.1} %, want {want} ± 5: {s:?}"
+        );
     }
 }
 
@@ -35,10 +42,16 @@ fn assert_weighted(r: &LoadReport, what: &str) {
 fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
     let _g = serial();
     let (lab, node) = start("fwd");
-    let mac = lab.client.http_load(ClusterLab::cluster(80), 3000, 16, TIMEOUT).unwrap();
+    let mac = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 3000, 16, TIMEOUT)
+        .unwrap();
     assert_weighted(&mac, "MAC port 80");
     lab.wait_serving(8080, Duration::from_secs(10)).unwrap();
-    let nat = lab.client.http_load(ClusterLab::cluster(8080), 3000, 16, TIMEOUT).unwrap();
+    let nat = lab
+        .client
+        .http_load(ClusterLab::cluster(8080), 3000, 16, TIMEOUT)
+        .unwrap();
     assert_weighted(&nat, "NAT port 8080");
 
     let mut answered = BTreeSet::new();
@@ -48,7 +61,13 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
             .udp_request(ClusterLab::cluster(9999), &format!("hello {i}"), TIMEOUT)
             .unwrap();
         assert!(reply.ends_with(&format!("hello {i}")), "{reply}");
-        answered.insert(reply.split_whitespace().next().unwrap_or_default().to_string());
+        answered.insert(
+            reply
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
     }
     assert_eq!(
         answered.len(),
@@ -57,18 +76,32 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
     );
 
     // The reports count what went through.
-    let rows = node.ctl_json(&["server", "report", &format!("{CLUSTER_IP}@8080@")]).unwrap();
-    let total: u64 = rows.as_array().unwrap().iter().map(|r| r["total"].as_u64().unwrap()).sum();
+    let rows = node
+        .ctl_json(&["server", "report", &format!("{CLUSTER_IP}@8080@")])
+        .unwrap();
+    let total: u64 = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total"].as_u64().unwrap())
+        .sum();
     assert!(total >= 3000, "server report total {total}: {rows}");
     let status = node.ctl_json(&["executor", "status"]).unwrap();
-    assert!(status["frames_forwarded"].as_u64().unwrap() > 20_000, "{status}");
+    assert!(
+        status["frames_forwarded"].as_u64().unwrap() > 20_000,
+        "{status}"
+    );
     // The node's own kernel is kept out of the forwarded traffic by an ingress filter.
-    let rules = lab.lbs[0].run(["nft", "list", "table", "netdev", "tandem_eth0"]).unwrap();
+    let rules = lab.lbs[0]
+        .run(["nft", "list", "table", "netdev", "tandem_eth0"])
+        .unwrap();
     assert!(
         rules.contains("192.0.2.100") && rules.contains("192.0.2.200") && rules.contains("drop"),
         "{rules}"
     );
-    let table = node.ctl(&["port", "report", &format!("{CLUSTER_IP}@")]).unwrap();
+    let table = node
+        .ctl(&["port", "report", &format!("{CLUSTER_IP}@")])
+        .unwrap();
     assert!(table.contains("8080") && table.contains("nat"), "{table}");
 }
 
@@ -76,14 +109,22 @@ fn echo_port(node: &TandemNode, extra: &[&str]) {
     let mut add = vec!["port", "add", "192.0.2.100@7"];
     add.extend_from_slice(extra);
     node.ctl(&add).unwrap();
-    node.ctl(&["server", "add", "192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13"]).unwrap();
+    node.ctl(&[
+        "server",
+        "add",
+        "192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13",
+    ])
+    .unwrap();
 }
 
 /// Opens `n` connections to port 7 and returns the servers they reached.
 fn new_connection_servers(lab: &ClusterLab, n: usize) -> BTreeMap<String, usize> {
     let mut seen = BTreeMap::new();
     for _ in 0..n {
-        let mut c = lab.client.long_lived(ClusterLab::cluster(7), "probe").unwrap();
+        let mut c = lab
+            .client
+            .long_lived(ClusterLab::cluster(7), "probe")
+            .unwrap();
         let echo = c.ping().unwrap();
         *seen.entry(echo.server).or_default() += 1;
     }
@@ -95,7 +136,10 @@ fn lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones() {
     let _g = serial();
     let (lab, node) = start("drain");
     echo_port(&node, &[]);
-    let mut held = lab.client.long_lived(ClusterLab::cluster(7), "held").unwrap();
+    let mut held = lab
+        .client
+        .long_lived(ClusterLab::cluster(7), "held")
+        .unwrap();
     let name = held.ping().unwrap().server;
     let n: usize = name.trim_start_matches('s').parse().unwrap();
     let target = format!("192.0.2.100@7@{}", server_ip(n));
@@ -105,7 +149,10 @@ fn lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones() {
             vec!["server", "set", &target, "weight", "0"],
             vec!["server", "set", &target, "weight", "10"],
         ),
-        (vec!["server", "down", &target], vec!["server", "up", &target]),
+        (
+            vec!["server", "down", &target],
+            vec!["server", "up", &target],
+        ),
     ];
     for (drain, undrain) in cases {
         node.ctl(&drain).unwrap();
@@ -132,15 +179,26 @@ fn lab_reset_yes_resets_clients_of_a_server_that_goes_down() {
     let _g = serial();
     let (lab, node) = start("reset");
     echo_port(&node, &["reset", "yes"]);
-    let mut held = lab.client.long_lived(ClusterLab::cluster(7), "held").unwrap();
+    let mut held = lab
+        .client
+        .long_lived(ClusterLab::cluster(7), "held")
+        .unwrap();
     held.set_timeout(Duration::from_secs(3));
     let name = held.ping().unwrap().server;
     let n: usize = name.trim_start_matches('s').parse().unwrap();
-    node.ctl(&["server", "down", &format!("192.0.2.100@7@{}", server_ip(n))]).unwrap();
+    node.ctl(&["server", "down", &format!("192.0.2.100@7@{}", server_ip(n))])
+        .unwrap();
     let start = Instant::now();
     let err = held.ping().expect_err("the client was reset");
-    assert!(format!("{err:#}").to_lowercase().contains("reset"), "{err:#}");
-    assert!(start.elapsed() < Duration::from_secs(3), "reset took {:?}", start.elapsed());
+    assert!(
+        format!("{err:#}").to_lowercase().contains("reset"),
+        "{err:#}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "reset took {:?}",
+        start.elapsed()
+    );
     let status = node.ctl_json(&["executor", "status"]).unwrap();
     assert!(status["resets_sent"].as_u64().unwrap() >= 1, "{status}");
 }
@@ -159,21 +217,35 @@ fn lab_affinity_keeps_a_client_on_one_server_and_expires() {
         "30",
     ])
     .unwrap();
-    let r = lab.client.http_load(ClusterLab::cluster(80), 100, 4, TIMEOUT).unwrap();
+    let r = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 100, 4, TIMEOUT)
+        .unwrap();
     assert_eq!(r.ok, 100, "{r}");
-    assert_eq!(r.by_server.len(), 1, "100 connections from one client reach one server: {r}");
+    assert_eq!(
+        r.by_server.len(),
+        1,
+        "100 connections from one client reach one server: {r}"
+    );
 
     // A short stickytime: once it passes without a new connection, selection starts afresh.
-    node.ctl(&["port", "set", "192.0.2.100@80", "stickytime", "1"]).unwrap();
+    node.ctl(&["port", "set", "192.0.2.100@80", "stickytime", "1"])
+        .unwrap();
     let mut rounds = Vec::new();
     for _ in 0..4 {
         std::thread::sleep(Duration::from_millis(2500));
-        let r = lab.client.http_load(ClusterLab::cluster(80), 5, 1, TIMEOUT).unwrap();
+        let r = lab
+            .client
+            .http_load(ClusterLab::cluster(80), 5, 1, TIMEOUT)
+            .unwrap();
         assert_eq!(r.by_server.len(), 1, "within stickytime one server: {r}");
         rounds.push(r.by_server.keys().next().unwrap().clone());
     }
     let distinct: BTreeSet<_> = rounds.iter().collect();
-    assert!(distinct.len() > 1, "after expiry the client was placed afresh: {rounds:?}");
+    assert!(
+        distinct.len() > 1,
+        "after expiry the client was placed afresh: {rounds:?}"
+    );
 }
 
 fn send_raw(lab: &ClusterLab, frames: Vec<Vec<u8>>) {
@@ -221,7 +293,9 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
             garbage.clone(),
         ]);
     }
-    let before = node.ctl_json(&["executor", "status"]).unwrap()["drops_total"].as_u64().unwrap();
+    let before = node.ctl_json(&["executor", "status"]).unwrap()["drops_total"]
+        .as_u64()
+        .unwrap();
     send_raw(&lab, frames);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
@@ -239,12 +313,24 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
         .collect();
     // The truncated frame is padded to the Ethernet minimum on the way, so it shows as an IP
     // total length beyond the data; the garbage has IP version 0.
-    for reason in ["bad-ihl", "fragment", "bad-total-length", "bad-tcp-header", "bad-ip-version"] {
+    for reason in [
+        "bad-ihl",
+        "fragment",
+        "bad-total-length",
+        "bad-tcp-header",
+        "bad-ip-version",
+    ] {
         assert!(drops[reason] >= 10, "{reason} counted: {drops:?} {status}");
     }
-    assert!(status["drops_total"].as_u64().unwrap() >= before + 50, "{status}");
+    assert!(
+        status["drops_total"].as_u64().unwrap() >= before + 50,
+        "{status}"
+    );
     // Still forwarding.
-    let r = lab.client.http_load(ClusterLab::cluster(80), 50, 4, TIMEOUT).unwrap();
+    let r = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 50, 4, TIMEOUT)
+        .unwrap();
     assert_eq!(r.ok, 50, "{r}");
     assert!(!node.log().contains("panicked"));
 }
@@ -280,19 +366,25 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
     assert_eq!(ports[0]["selectionalgorithm"], "conn+affin");
     assert_eq!(ports[0]["weightbound"], 50);
     assert_eq!(ports[1]["protocol"], "udp");
-    let srv = node.ctl_json(&["server", "status", "192.0.2.101@80@192.0.2.11"]).unwrap();
+    let srv = node
+        .ctl_json(&["server", "status", "192.0.2.101@80@192.0.2.11"])
+        .unwrap();
     assert_eq!(srv[0]["weight"], 30);
     assert_eq!(srv[0]["mapport"], 8080);
     node.ctl(&["executor", "report"]).unwrap();
     node.ctl(&["cluster", "status", "@"]).unwrap();
-    node.ctl(&["cluster", "report", "192.0.2.100+192.0.2.101"]).unwrap();
+    node.ctl(&["cluster", "report", "192.0.2.100+192.0.2.101"])
+        .unwrap();
     node.ctl(&["port", "report", "192.0.2.101@80"]).unwrap();
 
     // A bad command is refused with a reason and changes nothing.
     let saved = lab.lab.log_dir().join("saved.cfg");
-    node.ctl(&["file", "save", saved.to_str().unwrap()]).unwrap();
+    node.ctl(&["file", "save", saved.to_str().unwrap()])
+        .unwrap();
     let before = std::fs::read_to_string(&saved).unwrap();
-    let out = node.ctl_output(&["port", "add", "192.0.2.101@70000"]).unwrap();
+    let out = node
+        .ctl_output(&["port", "add", "192.0.2.101@70000"])
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("70000"));
 
@@ -310,14 +402,17 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
             format!("# bad file\ncluster add 192.0.2.103\nport add 192.0.2.103@80\n{bad}\n"),
         )
         .unwrap();
-        let out = node.ctl_output(&["file", "appendload", file.to_str().unwrap()]).unwrap();
+        let out = node
+            .ctl_output(&["file", "appendload", file.to_str().unwrap()])
+            .unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         assert!(
             err.contains(&format!("{}:4:", file.display())) && err.contains(why),
             "{bad}: {err}"
         );
-        node.ctl(&["file", "save", saved.to_str().unwrap()]).unwrap();
+        node.ctl(&["file", "save", saved.to_str().unwrap()])
+            .unwrap();
         assert_eq!(
             std::fs::read_to_string(&saved).unwrap(),
             before,
@@ -339,10 +434,18 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:4:", file.display())));
     }
     // The saved file loads back to the same configuration.
-    node.ctl(&["file", "newload", saved.to_str().unwrap()]).unwrap();
+    node.ctl(&["file", "newload", saved.to_str().unwrap()])
+        .unwrap();
     let again = lab.lab.log_dir().join("again.cfg");
-    node.ctl(&["file", "save", again.to_str().unwrap()]).unwrap();
+    node.ctl(&["file", "save", again.to_str().unwrap()])
+        .unwrap();
     assert_eq!(std::fs::read_to_string(&again).unwrap(), before);
     // Forwarding still works after all that.
-    assert_eq!(lab.client.http_load(ClusterLab::cluster(80), 20, 4, TIMEOUT).unwrap().ok, 20);
+    assert_eq!(
+        lab.client
+            .http_load(ClusterLab::cluster(80), 20, 4, TIMEOUT)
+            .unwrap()
+            .ok,
+        20
+    );
 }

@@ -22,12 +22,16 @@ fn pair(tag: &str, recovery: &str, extra: &[&str]) -> (ClusterLab, TandemNode, T
     let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
     let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &demo_config(1), extra).expect("lb1");
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), extra).expect("lb2");
-    for (node, src, dst, role) in
-        [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")]
-    {
-        node.ctl(&["highavailability", "heartbeat", "add", src, dst]).unwrap();
-        node.ctl(&["highavailability", "reach", "add", "192.0.2.10"]).unwrap();
-        node.ctl(&["highavailability", "backup", "add", role, recovery, PORT]).unwrap();
+    for (node, src, dst, role) in [
+        (&lb1, "192.0.2.2", "192.0.2.3", "primary"),
+        (&lb2, "192.0.2.3", "192.0.2.2", "backup"),
+    ] {
+        node.ctl(&["highavailability", "heartbeat", "add", src, dst])
+            .unwrap();
+        node.ctl(&["highavailability", "reach", "add", "192.0.2.10"])
+            .unwrap();
+        node.ctl(&["highavailability", "backup", "add", role, recovery, PORT])
+            .unwrap();
     }
     wait_state(&lb1, "Active", true, Duration::from_secs(15));
     wait_state(&lb2, "Standby", true, Duration::from_secs(15));
@@ -60,9 +64,21 @@ fn lab_seed_procedure_then_kill_9_of_the_active_and_auto_recovery() {
     // auto: the restarted primary takes Active back once synchronized.
     lb1.restart().unwrap();
     for (n, cmd) in [
-        (&lb1, vec!["highavailability", "heartbeat", "add", "192.0.2.2", "192.0.2.3"]),
+        (
+            &lb1,
+            vec![
+                "highavailability",
+                "heartbeat",
+                "add",
+                "192.0.2.2",
+                "192.0.2.3",
+            ],
+        ),
         (&lb1, vec!["highavailability", "reach", "add", "192.0.2.10"]),
-        (&lb1, vec!["highavailability", "backup", "add", "primary", "auto", PORT]),
+        (
+            &lb1,
+            vec!["highavailability", "backup", "add", "primary", "auto", PORT],
+        ),
     ] {
         n.ctl(&cmd).unwrap();
     }
@@ -83,7 +99,11 @@ fn lab_cut_link_fails_over_and_manual_recovery_waits_for_takeover() {
     // manual: the primary comes back as Standby and stays there.
     wait_state(&lb1, "Standby", true, Duration::from_secs(15));
     std::thread::sleep(Duration::from_secs(4));
-    assert_eq!(state(&lb1).0, "Standby", "manual recovery must not fail back by itself");
+    assert_eq!(
+        state(&lb1).0,
+        "Standby",
+        "manual recovery must not fail back by itself"
+    );
     assert_eq!(state(&lb2).0, "Active");
     lb1.ctl(&["highavailability", "takeover"]).unwrap();
     wait_state(&lb1, "Active", true, Duration::from_secs(10));
@@ -100,7 +120,9 @@ fn lab_reach_target_lost_by_the_active_hands_over() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hareach", "manual", &[]);
     // Only lb1 loses its path to the reach target.
-    lab.lbs[0].run(["ip", "route", "add", "blackhole", "192.0.2.10/32"]).unwrap();
+    lab.lbs[0]
+        .run(["ip", "route", "add", "blackhole", "192.0.2.10/32"])
+        .unwrap();
     wait_state(&lb2, "Active", false, Duration::from_secs(15));
     wait_state(&lb1, "Standby", false, Duration::from_secs(5));
     let status = lb1.ctl_json(&["highavailability", "status"]).unwrap();
@@ -117,11 +139,14 @@ fn lab_version_mismatch_is_reported_and_exactly_one_node_is_active() {
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), &[]);
     unsafe { std::env::remove_var("TANDEM_VERSION") };
     let lb2 = lb2.unwrap();
-    for (node, src, dst, role) in
-        [(&lb1, "192.0.2.2", "192.0.2.3", "primary"), (&lb2, "192.0.2.3", "192.0.2.2", "backup")]
-    {
-        node.ctl(&["highavailability", "heartbeat", "add", src, dst]).unwrap();
-        node.ctl(&["highavailability", "backup", "add", role, "auto", PORT]).unwrap();
+    for (node, src, dst, role) in [
+        (&lb1, "192.0.2.2", "192.0.2.3", "primary"),
+        (&lb2, "192.0.2.3", "192.0.2.2", "backup"),
+    ] {
+        node.ctl(&["highavailability", "heartbeat", "add", src, dst])
+            .unwrap();
+        node.ctl(&["highavailability", "backup", "add", role, "auto", PORT])
+            .unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut both_seen_incompatible = false;
@@ -130,14 +155,19 @@ fn lab_version_mismatch_is_reported_and_exactly_one_node_is_active() {
         let b = lb2.ctl_json(&["highavailability", "status"]).unwrap();
         let actives = [&a, &b].iter().filter(|s| s["state"] == "Active").count();
         assert!(actives <= 1, "both Active:\n{a}\n{b}");
-        let settled = [&a, &b].iter().all(|s| s["state"] == "Active" || s["state"] == "Standby");
+        let settled = [&a, &b]
+            .iter()
+            .all(|s| s["state"] == "Active" || s["state"] == "Standby");
         if a["partner"]["compatible"] == false && b["partner"]["compatible"] == false && settled {
             both_seen_incompatible = true;
             assert_eq!(actives, 1, "exactly one Active:\n{a}\n{b}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert!(both_seen_incompatible, "both nodes report the incompatible partner");
+    assert!(
+        both_seen_incompatible,
+        "both nodes report the incompatible partner"
+    );
     let text = lb2.ctl(&["highavailability", "status"]).unwrap();
     assert!(text.contains("INCOMPATIBLE"), "{text}");
 }
@@ -175,13 +205,21 @@ fn lab_bad_heartbeats_are_counted_and_change_nothing() {
     let keyfile = lab.lab.log_dir().join("ha.key");
     std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
     for n in [&lb1, &lb2] {
-        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()]).unwrap();
+        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()])
+            .unwrap();
     }
     wait_state(&lb1, "Active", true, Duration::from_secs(10));
     wait_state(&lb2, "Standby", true, Duration::from_secs(10));
     // A second heartbeat pair towards the client, so that what the client sends is examined
     // as heartbeats (datagrams from unknown addresses are counted as such).
-    lb2.ctl(&["highavailability", "heartbeat", "add", "192.0.2.3", "192.0.2.10"]).unwrap();
+    lb2.ctl(&[
+        "highavailability",
+        "heartbeat",
+        "add",
+        "192.0.2.3",
+        "192.0.2.10",
+    ])
+    .unwrap();
     let wrong_key = b"0123456789abcdef-wrong-key".to_vec();
     let forged = tandem_core::ha::encode(&heartbeat(), Some(&wrong_key));
     let unkeyed = tandem_core::ha::encode(&heartbeat(), None);
@@ -246,9 +284,22 @@ fn lab_no_dual_active_through_failovers_and_takeovers() {
     wait_state(&lb2, "Active", false, Duration::from_secs(5));
     lb1.restart().unwrap();
     for cmd in [
-        vec!["highavailability", "heartbeat", "add", "192.0.2.2", "192.0.2.3"],
+        vec![
+            "highavailability",
+            "heartbeat",
+            "add",
+            "192.0.2.2",
+            "192.0.2.3",
+        ],
         vec!["highavailability", "reach", "add", "192.0.2.10"],
-        vec!["highavailability", "backup", "add", "primary", "manual", PORT],
+        vec![
+            "highavailability",
+            "backup",
+            "add",
+            "primary",
+            "manual",
+            PORT,
+        ],
     ] {
         lb1.ctl(&cmd).unwrap();
         watch(&lb1, &lb2, Duration::from_millis(300));
@@ -265,7 +316,13 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     let dir = lab.lab.log_dir().join("scripts");
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("ran.log");
-    for name in ["goActive", "goStandby", "goInOp", "goIdle", "highavailChange"] {
+    for name in [
+        "goActive",
+        "goStandby",
+        "goInOp",
+        "goIdle",
+        "highavailChange",
+    ] {
         let path = dir.join(name);
         std::fs::write(
             &path,
@@ -278,13 +335,47 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let cfg1 = format!("{}\nhighavailability scripts {}\n", demo_config(1), dir.display());
+    let cfg1 = format!(
+        "{}\nhighavailability scripts {}\n",
+        demo_config(1),
+        dir.display()
+    );
     let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &cfg1, &[]).unwrap();
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), &[]).unwrap();
-    lb1.ctl(&["highavailability", "heartbeat", "add", "192.0.2.2", "192.0.2.3"]).unwrap();
-    lb1.ctl(&["highavailability", "backup", "add", "primary", "manual", PORT]).unwrap();
-    lb2.ctl(&["highavailability", "heartbeat", "add", "192.0.2.3", "192.0.2.2"]).unwrap();
-    lb2.ctl(&["highavailability", "backup", "add", "backup", "manual", PORT]).unwrap();
+    lb1.ctl(&[
+        "highavailability",
+        "heartbeat",
+        "add",
+        "192.0.2.2",
+        "192.0.2.3",
+    ])
+    .unwrap();
+    lb1.ctl(&[
+        "highavailability",
+        "backup",
+        "add",
+        "primary",
+        "manual",
+        PORT,
+    ])
+    .unwrap();
+    lb2.ctl(&[
+        "highavailability",
+        "heartbeat",
+        "add",
+        "192.0.2.3",
+        "192.0.2.2",
+    ])
+    .unwrap();
+    lb2.ctl(&[
+        "highavailability",
+        "backup",
+        "add",
+        "backup",
+        "manual",
+        PORT,
+    ])
+    .unwrap();
     wait_state(&lb1, "Active", true, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(500));
     let text = std::fs::read_to_string(&log).unwrap_or_default();
@@ -294,8 +385,15 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
         .iter()
         .position(|l| l.starts_with("goActive"))
         .unwrap_or_else(|| panic!("goActive ran: {text}"));
-    assert!(lines[active + 1].starts_with("highavailChange arg=goActive"), "{text}");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("goActive")).count(), 1, "{text}");
+    assert!(
+        lines[active + 1].starts_with("highavailChange arg=goActive"),
+        "{text}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("goActive")).count(),
+        1,
+        "{text}"
+    );
     assert!(
         lines[active].contains("state=Active") && lines[active].contains("role=primary"),
         "{text}"
@@ -305,7 +403,9 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
         if l.starts_with("go") {
             let name = l.split_whitespace().next().unwrap();
             assert_eq!(
-                lines.get(i + 1).map(|n| n.starts_with(&format!("highavailChange arg={name}"))),
+                lines
+                    .get(i + 1)
+                    .map(|n| n.starts_with(&format!("highavailChange arg={name}"))),
                 Some(true),
                 "{text}"
             );
@@ -336,7 +436,10 @@ fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
         lb2.ctl(&cmd).unwrap();
     }
     wait_state(&lb2, "Idle", false, Duration::from_secs(5));
-    let r = lab.client.http_load(ClusterLab::cluster(80), 50, 4, Duration::from_secs(5)).unwrap();
+    let r = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 50, 4, Duration::from_secs(5))
+        .unwrap();
     assert_eq!(r.ok, 50, "stand-alone lb2 forwards: {r}");
 }
 
@@ -348,7 +451,11 @@ fn lab_sigterm_of_the_active_hands_over_at_once() {
     let mut p = lb1.process.take().unwrap();
     p.stop(Duration::from_secs(5)).unwrap();
     wait_state(&lb2, "Active", false, Duration::from_secs(5));
-    assert!(t.elapsed() < Duration::from_secs(1), "takeover after SIGTERM took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "takeover after SIGTERM took {:?}",
+        t.elapsed()
+    );
     time_to_serve(&lab, Duration::from_secs(5));
     drop(lb1);
 }
@@ -363,8 +470,15 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
                 libc::SOCK_DGRAM,
                 (libc::ETH_P_IP as u16).to_be() as i32,
             );
-            assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
-            let tv = libc::timeval { tv_sec: 5, tv_usec: 0 };
+            assert!(
+                fd >= 0,
+                "AF_PACKET socket: {}",
+                std::io::Error::last_os_error()
+            );
+            let tv = libc::timeval {
+                tv_sec: 5,
+                tv_usec: 0,
+            };
             libc::setsockopt(
                 fd,
                 libc::SOL_SOCKET,
@@ -375,7 +489,11 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
             let mut buf = [0u8; 2048];
             loop {
                 let n = libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
-                assert!(n > 0, "no heartbeat captured: {}", std::io::Error::last_os_error());
+                assert!(
+                    n > 0,
+                    "no heartbeat captured: {}",
+                    std::io::Error::last_os_error()
+                );
                 let p = &buf[..n as usize];
                 let ihl = ((p[0] & 0x0f) as usize) * 4;
                 if p[9] == 17
@@ -399,7 +517,8 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
     let keyfile = lab.lab.log_dir().join("ha.key");
     std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
     for n in [&lb1, &lb2] {
-        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()]).unwrap();
+        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()])
+            .unwrap();
     }
     wait_state(&lb2, "Standby", true, Duration::from_secs(10));
     // A genuine, authenticated heartbeat of lb1, recorded on the wire and sent again later
@@ -422,7 +541,10 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
     let after = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"]
         .as_u64()
         .unwrap();
-    assert!(after >= before + 20, "replayed heartbeats counted: {before} -> {after}");
+    assert!(
+        after >= before + 20,
+        "replayed heartbeats counted: {before} -> {after}"
+    );
     assert_eq!(state(&lb1).0, "Active");
     assert_eq!(state(&lb2).0, "Standby");
     assert_eq!(ha_state(&lb2).1, "Synchronized");

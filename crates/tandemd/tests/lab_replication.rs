@@ -20,14 +20,21 @@ const HATIMEOUT: Duration = Duration::from_secs(1);
 fn pair(tag: &str, extra: &str, recovery: &str) -> (ClusterLab, TandemNode, TandemNode) {
     let lab = ClusterLab::new(tag, 2, 3).expect("lab (needs root)");
     let cfg = |n| {
-        format!("{}\nexecutor set hatimeout {}\n{extra}\n", demo_config(n), HATIMEOUT.as_secs_f64())
+        format!(
+            "{}\nexecutor set hatimeout {}\n{extra}\n",
+            demo_config(n),
+            HATIMEOUT.as_secs_f64()
+        )
     };
     let lb1 = TandemNode::start(&lab.lab, &lab.lbs[0], &cfg(1), &[]).unwrap();
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &cfg(2), &[]).unwrap();
     join_pair(&lb1, 1, recovery, HA_PORT).unwrap();
     join_pair(&lb2, 2, recovery, HA_PORT).unwrap();
     if let Err(e) = wait_ha_state(&lb1, "Active", true, Duration::from_secs(15)) {
-        panic!("{e:#}\nlb2: {}", lb2.ctl(&["highavailability", "status"]).unwrap_or_default());
+        panic!(
+            "{e:#}\nlb2: {}",
+            lb2.ctl(&["highavailability", "status"]).unwrap_or_default()
+        );
     }
     wait_ha_state(&lb2, "Standby", true, Duration::from_secs(15)).unwrap();
     (lab, lb1, lb2)
@@ -79,7 +86,11 @@ fn survive_kill(
 fn assert_survived(conns: &[ConnStats], what: &str) {
     for (i, c) in conns.iter().enumerate() {
         assert!(c.ended.is_none(), "{what}: connection {i} ended: {c:?}");
-        assert_eq!(c.servers_seen.len(), 1, "{what}: connection {i} changed server: {c:?}");
+        assert_eq!(
+            c.servers_seen.len(),
+            1,
+            "{what}: connection {i} changed server: {c:?}"
+        );
         assert!(
             c.longest_gap <= HATIMEOUT + Duration::from_secs(1),
             "{what}: connection {i} stalled {:?}",
@@ -101,8 +112,10 @@ server add 192.0.2.100@2007@192.0.2.11+192.0.2.12+192.0.2.13 returnaddress 192.0
 fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("repmac", ECHO_PORTS, "manual");
-    let set =
-        lab.client.long_lived_set(ClusterLab::cluster(7), 100, Duration::from_millis(100)).unwrap();
+    let set = lab
+        .client
+        .long_lived_set(ClusterLab::cluster(7), 100, Duration::from_millis(100))
+        .unwrap();
     set.wait_echoes(3, Duration::from_secs(20)).unwrap();
     wait_records(&lb2, 100, Duration::from_secs(10));
     lb1.kill().unwrap();
@@ -120,7 +133,9 @@ fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     // The full sync announced every record (some arrive as live records just before it, so
     // the count delivered between its markers may be lower); the table holds them all.
     assert!(
-        status["replication"]["receiver"]["last_full_sync"]["announced"].as_u64().unwrap_or(0)
+        status["replication"]["receiver"]["last_full_sync"]["announced"]
+            .as_u64()
+            .unwrap_or(0)
             >= 100,
         "{status}"
     );
@@ -139,11 +154,17 @@ fn lab_nat_connections_survive_kill_9() {
     // count, and the ideal wait is half the largest staletimeout (300 s) among them.
     let idle = lb1.ctl_json(&["highavailability", "maintenance"]).unwrap();
     assert_eq!(idle["ideal_wait_seconds"], 0.0, "{idle}");
-    let held =
-        lab.client.long_lived(ClusterLab::cluster(2007), "probe").map(|mut c| c.ping().map(|_| c));
+    let held = lab
+        .client
+        .long_lived(ClusterLab::cluster(2007), "probe")
+        .map(|mut c| c.ping().map(|_| c));
     let busy = lb1.ctl_json(&["highavailability", "maintenance"]).unwrap();
     assert_eq!(busy["ideal_wait_seconds"], 150.0, "{busy}");
-    assert!(lb1.ctl(&["highavailability", "maintenance"]).unwrap().contains("takeover"));
+    assert!(
+        lb1.ctl(&["highavailability", "maintenance"])
+            .unwrap()
+            .contains("takeover")
+    );
     drop(held);
     let conns = survive_kill(&lab, &mut lb1, &lb2, 2007, true);
     assert_survived(&conns, "NAT port");
@@ -181,11 +202,16 @@ fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     let extra =
         "port set 192.0.2.100@80 selectionalgorithm affinity stickytime 60 repstrategy affinity\n";
     let (lab, mut lb1, lb2) = pair("repaff", extra, "manual");
-    let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
+    let r = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5))
+        .unwrap();
     assert_eq!(r.by_server.len(), 1, "{r}");
     let server = r.by_server.keys().next().unwrap().clone();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while lb2.ctl_json(&["executor", "status"]).unwrap()["affinity_records"].as_u64().unwrap_or(0)
+    while lb2.ctl_json(&["executor", "status"]).unwrap()["affinity_records"]
+        .as_u64()
+        .unwrap_or(0)
         < 1
     {
         assert!(Instant::now() < deadline, "affinity record not replicated");
@@ -194,7 +220,10 @@ fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     lb1.kill().unwrap();
     wait_ha_state(&lb2, "Active", false, Duration::from_secs(5)).unwrap();
     tandem_lab::cluster::time_to_serve(&lab, 80, Duration::from_secs(5)).unwrap();
-    let r = lab.client.http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5)).unwrap();
+    let r = lab
+        .client
+        .http_load(ClusterLab::cluster(80), 20, 2, Duration::from_secs(5))
+        .unwrap();
     assert_eq!(
         r.by_server.keys().collect::<Vec<_>>(),
         vec![&server],
@@ -259,7 +288,10 @@ fn lab_standby_table_follows_100000_new_connections_within_2_s() {
     let active = records(&lb1);
     // A few SYNs may be lost to a full ring on a busy machine; those connections never
     // existed on the active. What matters is that the standby follows what the active holds.
-    assert!(active >= 90_000, "the active recorded only {active} of 100000 connections");
+    assert!(
+        active >= 90_000,
+        "the active recorded only {active} of 100000 connections"
+    );
     let mut standby = 0;
     while stopped.elapsed() < Duration::from_secs(2) {
         standby = records(&lb2);
@@ -282,9 +314,17 @@ fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
     let keyfile = lab.lab.log_dir().join("ha.key");
     std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
     for n in [&lb1, &lb2] {
-        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()]).unwrap();
+        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()])
+            .unwrap();
     }
-    lb2.ctl(&["highavailability", "heartbeat", "add", "192.0.2.3", "192.0.2.10"]).unwrap();
+    lb2.ctl(&[
+        "highavailability",
+        "heartbeat",
+        "add",
+        "192.0.2.3",
+        "192.0.2.10",
+    ])
+    .unwrap();
     wait_ha_state(&lb2, "Standby", true, Duration::from_secs(10)).unwrap();
     let before =
         lb2.ctl_json(&["highavailability", "status"]).unwrap()["replication"]["datagrams_dropped"]
@@ -299,7 +339,8 @@ fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
             for _ in 0..20 {
                 s.send_to(&forged, "192.0.2.3:20001").unwrap();
                 s.send_to(b"TNDR", "192.0.2.3:20001").unwrap();
-                s.send_to(b"TNDR\x01\x00garbage-without-mac", "192.0.2.3:20001").unwrap();
+                s.send_to(b"TNDR\x01\x00garbage-without-mac", "192.0.2.3:20001")
+                    .unwrap();
             }
         })
         .unwrap();

@@ -61,16 +61,29 @@ pub enum ConfigError {
     #[error("server on an unknown port {cluster}@{port}")]
     ServerOnUnknownPort { cluster: IpAddr, port: u16 },
     #[error("server {cluster}@{port}@{server} does not exist")]
-    ServerNotFound { cluster: IpAddr, port: u16, server: IpAddr },
+    ServerNotFound {
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+    },
     #[error("server {cluster}@{port}@{server} already exists")]
-    ServerExists { cluster: IpAddr, port: u16, server: IpAddr },
+    ServerExists {
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+    },
     /// A changing command whose wildcards select nothing.
     #[error("no {kind} matches '{target}'")]
     NothingSelected { kind: &'static str, target: String },
     #[error(
         "weight {weight} out of range 0-{weightbound} (the weightbound of port {cluster}@{port})"
     )]
-    WeightAboveBound { cluster: IpAddr, port: u16, weight: u32, weightbound: u32 },
+    WeightAboveBound {
+        cluster: IpAddr,
+        port: u16,
+        weight: u32,
+        weightbound: u32,
+    },
     #[error(
         "port {cluster}@{port}: selectionalgorithm affinity does not work with method nat \
          (use connection, conn+affin or hash)"
@@ -79,7 +92,11 @@ pub enum ConfigError {
     #[error(
         "server {cluster}@{port}@{server} needs a returnaddress: port {cluster}@{port} uses method nat"
     )]
-    MissingReturnAddress { cluster: IpAddr, port: u16, server: IpAddr },
+    MissingReturnAddress {
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+    },
     #[error(
         "returnaddress {returnaddress} of server {cluster}@{port}@{server} must differ from the cluster, \
          server and nfa addresses (it is {clash})"
@@ -95,9 +112,17 @@ pub enum ConfigError {
         "the returnaddress of server {cluster}@{port}@{server} cannot be changed with server set; \
          remove the server and add it again"
     )]
-    ReturnAddressFixed { cluster: IpAddr, port: u16, server: IpAddr },
+    ReturnAddressFixed {
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+    },
     #[error("{what} {address} is not of the same address family as {of}")]
-    FamilyMismatch { what: &'static str, address: IpAddr, of: String },
+    FamilyMismatch {
+        what: &'static str,
+        address: IpAddr,
+        of: String,
+    },
     #[error("nfa {0} is also a cluster address")]
     NfaIsCluster(IpAddr),
     #[error("heartbeat {0} {1} already exists")]
@@ -142,7 +167,10 @@ fn non_empty<T>(
     target: &dyn std::fmt::Display,
 ) -> Result<Vec<T>, ConfigError> {
     if items.is_empty() {
-        Err(ConfigError::NothingSelected { kind, target: target.to_string() })
+        Err(ConfigError::NothingSelected {
+            kind,
+            target: target.to_string(),
+        })
     } else {
         Ok(items)
     }
@@ -165,12 +193,12 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Ok(())
     };
     match cmd {
-        Command::ExecutorSet(ExecutorSetting::HaTimeout(s)) if !seconds_ok(*s) => {
-            invalid(format!("bad hatimeout '{s}' (expected seconds, a number from 0.01 to 3600)"))
-        }
-        Command::ManagerReachInterval(s) if !seconds_ok(*s) => {
-            invalid(format!("bad interval '{s}' (expected seconds, a number from 0.01 to 3600)"))
-        }
+        Command::ExecutorSet(ExecutorSetting::HaTimeout(s)) if !seconds_ok(*s) => invalid(format!(
+            "bad hatimeout '{s}' (expected seconds, a number from 0.01 to 3600)"
+        )),
+        Command::ManagerReachInterval(s) if !seconds_ok(*s) => invalid(format!(
+            "bad interval '{s}' (expected seconds, a number from 0.01 to 3600)"
+        )),
         Command::PortAdd { target, options } => {
             if let Targets::List(ports) = &target.ports
                 && ports.contains(&0)
@@ -190,9 +218,9 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::HaBackupAdd(b) if b.port == 0 => {
             invalid("port 0 out of range 1-65535".to_string())
         }
-        Command::HaKey(p) | Command::HaScripts(p) if !path_ok(p) => {
-            invalid(format!("bad path '{p}' (must not be empty or contain whitespace or '#')"))
-        }
+        Command::HaKey(p) | Command::HaScripts(p) if !path_ok(p) => invalid(format!(
+            "bad path '{p}' (must not be empty or contain whitespace or '#')"
+        )),
         _ => Ok(()),
     }
 }
@@ -269,7 +297,13 @@ impl Config {
                     if self.clusters.contains_key(&address) {
                         return Err(ConfigError::ClusterExists(address));
                     }
-                    self.clusters.insert(address, Cluster { address, ports: Default::default() });
+                    self.clusters.insert(
+                        address,
+                        Cluster {
+                            address,
+                            ports: Default::default(),
+                        },
+                    );
                 }
                 // A new cluster address must not be the nfa or any returnaddress.
                 self.check_all()?;
@@ -329,7 +363,10 @@ impl Config {
                 }
                 Resolved::Servers(servers)
             }
-            Command::HaHeartbeatAdd { source, destination } => {
+            Command::HaHeartbeatAdd {
+                source,
+                destination,
+            } => {
                 let pair = (*source, *destination);
                 if self.ha.heartbeats.contains(&pair) {
                     return Err(ConfigError::HeartbeatExists(pair.0, pair.1));
@@ -339,7 +376,9 @@ impl Config {
             }
             Command::HaHeartbeatDelete(address) => {
                 let before = self.ha.heartbeats.len();
-                self.ha.heartbeats.retain(|(s, d)| s != address && d != address);
+                self.ha
+                    .heartbeats
+                    .retain(|(s, d)| s != address && d != address);
                 if self.ha.heartbeats.len() == before {
                     return Err(ConfigError::HeartbeatNotFound(*address));
                 }
@@ -410,14 +449,22 @@ impl Config {
                 "the '@' wildcard is not allowed for the port in '{target}' (port add needs explicit ports)"
             )));
         };
-        let clusters =
-            non_empty(self.select_clusters(&target.clusters)?, "cluster", &target.clusters)?;
+        let clusters = non_empty(
+            self.select_clusters(&target.clusters)?,
+            "cluster",
+            &target.clusters,
+        )?;
         let mut added = Vec::new();
         for &c in &clusters {
-            let Some(cluster) = self.clusters.get_mut(&c) else { continue };
+            let Some(cluster) = self.clusters.get_mut(&c) else {
+                continue;
+            };
             for &number in numbers {
                 if cluster.ports.contains_key(&number) {
-                    return Err(ConfigError::PortExists { cluster: c, port: number });
+                    return Err(ConfigError::PortExists {
+                        cluster: c,
+                        port: number,
+                    });
                 }
                 let mut port = Port::with_defaults(number);
                 set_port_options(&mut port, options);
@@ -449,10 +496,16 @@ impl Config {
         )?;
         let mut added = Vec::new();
         for &(c, p) in &ports {
-            let Some(port) = self.port_mut(c, p) else { continue };
+            let Some(port) = self.port_mut(c, p) else {
+                continue;
+            };
             for &address in addresses {
                 if port.servers.contains_key(&address) {
-                    return Err(ConfigError::ServerExists { cluster: c, port: p, server: address });
+                    return Err(ConfigError::ServerExists {
+                        cluster: c,
+                        port: p,
+                        server: address,
+                    });
                 }
                 let weight = options.weight.unwrap_or(port.weightbound / 2);
                 if weight > port.weightbound {
@@ -488,9 +541,13 @@ impl Config {
     ) -> Result<Vec<(IpAddr, u16, IpAddr)>, ConfigError> {
         let servers = non_empty(self.select_servers(target)?, "server", target)?;
         for &(c, p, s) in &servers {
-            let Some(port) = self.port_mut(c, p) else { continue };
+            let Some(port) = self.port_mut(c, p) else {
+                continue;
+            };
             let weightbound = port.weightbound;
-            let Some(server) = port.servers.get_mut(&s) else { continue };
+            let Some(server) = port.servers.get_mut(&s) else {
+                continue;
+            };
             if let Some(weight) = options.weight {
                 if weight > weightbound {
                     return Err(ConfigError::WeightAboveBound {
@@ -508,7 +565,11 @@ impl Config {
             if let Some(returnaddress) = options.returnaddress
                 && server.returnaddress != Some(returnaddress)
             {
-                return Err(ConfigError::ReturnAddressFixed { cluster: c, port: p, server: s });
+                return Err(ConfigError::ReturnAddressFixed {
+                    cluster: c,
+                    port: p,
+                    server: s,
+                });
             }
             if let Some(router) = options.router {
                 server.router = Some(router);
@@ -552,7 +613,9 @@ impl Config {
     ) -> Result<Vec<(IpAddr, u16)>, ConfigError> {
         let mut selected = Vec::new();
         for c in self.select_clusters(&target.clusters)? {
-            let Some(cluster) = self.clusters.get(&c) else { continue };
+            let Some(cluster) = self.clusters.get(&c) else {
+                continue;
+            };
             match &target.ports {
                 Targets::All => selected.extend(cluster.ports.keys().map(|p| (c, *p))),
                 Targets::List(ports) => {
@@ -603,7 +666,9 @@ impl Config {
 
     /// Checks the rules that span objects, for every cluster.
     fn check_all(&self) -> Result<(), ConfigError> {
-        self.clusters.values().try_for_each(|c| self.check_cluster(c))
+        self.clusters
+            .values()
+            .try_for_each(|c| self.check_cluster(c))
     }
 
     /// Checks the rules that span objects, for the given clusters.
@@ -635,7 +700,10 @@ impl Config {
         for (&p, port) in &cluster.ports {
             let nat = port.method == Method::Nat;
             if nat && port.selection == Selection::Affinity {
-                return Err(ConfigError::NatAffinity { cluster: c, port: p });
+                return Err(ConfigError::NatAffinity {
+                    cluster: c,
+                    port: p,
+                });
             }
             for (&s, server) in &port.servers {
                 if !same_family(s, c) {

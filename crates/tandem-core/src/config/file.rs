@@ -39,8 +39,11 @@ pub struct FileError {
 pub fn load_file(text: &str, file_name: &str, base: &Config) -> Result<Config, FileError> {
     let mut config = base.clone();
     for (index, line) in text.lines().enumerate() {
-        let fail =
-            |error: CommandError| FileError { file: file_name.to_string(), line: index + 1, error };
+        let fail = |error: CommandError| FileError {
+            file: file_name.to_string(),
+            line: index + 1,
+            error,
+        };
         let Some(cmd) = parse_line(line).map_err(|e| fail(e.into()))? else {
             continue;
         };
@@ -69,7 +72,12 @@ impl Config {
     /// Applying them to `Config::default()` gives a configuration equal to `self`.
     pub fn saved_commands(&self) -> Vec<Command> {
         let mut cmds = Vec::new();
-        let Executor { started, nfa, clientgateway, hatimeout } = self.executor;
+        let Executor {
+            started,
+            nfa,
+            clientgateway,
+            hatimeout,
+        } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);
         }
@@ -96,8 +104,10 @@ impl Config {
                     reset: Some(port.reset),
                     repstrategy: Some(port.repstrategy),
                 };
-                let target =
-                    PortTarget { clusters: Targets::List(vec![c]), ports: Targets::List(vec![p]) };
+                let target = PortTarget {
+                    clusters: Targets::List(vec![c]),
+                    ports: Targets::List(vec![p]),
+                };
                 cmds.push(Command::PortAdd { target, options });
             }
         }
@@ -117,7 +127,10 @@ impl Config {
                         router: server.router,
                         mapport: server.mapport,
                     };
-                    cmds.push(Command::ServerAdd { target: target(c, p, s), options });
+                    cmds.push(Command::ServerAdd {
+                        target: target(c, p, s),
+                        options,
+                    });
                     if server.down {
                         down.push(Command::ServerDown(target(c, p, s)));
                     }
@@ -135,7 +148,10 @@ impl Config {
             cmds.push(Command::HaScripts(path.clone()));
         }
         for &(source, destination) in &ha.heartbeats {
-            cmds.push(Command::HaHeartbeatAdd { source, destination });
+            cmds.push(Command::HaHeartbeatAdd {
+                source,
+                destination,
+            });
         }
         for &a in &ha.reach {
             cmds.push(Command::HaReachAdd(a));
@@ -149,6 +165,9 @@ impl Config {
     /// [`Config::saved_commands`] as text lines, without a leading `dscontrol` (the caller
     /// may add one; [`load_file`] accepts both).
     pub fn to_commands(&self) -> Vec<String> {
-        self.saved_commands().iter().map(Command::to_string).collect()
+        self.saved_commands()
+            .iter()
+            .map(Command::to_string)
+            .collect()
     }
 }

@@ -48,13 +48,22 @@ pub const MIN_SECONDS: f64 = 0.01;
 pub enum ParseError {
     /// The command stops where a keyword is needed.
     #[error("missing keyword after '{after}' (expected one of: {})", .expected.join(", "))]
-    MissingKeyword { after: String, expected: Vec<&'static str> },
+    MissingKeyword {
+        after: String,
+        expected: Vec<&'static str>,
+    },
     /// A word is not (a prefix of) any keyword allowed where it stands.
     #[error("unknown keyword '{word}' (expected one of: {})", .expected.join(", "))]
-    UnknownKeyword { word: String, expected: Vec<&'static str> },
+    UnknownKeyword {
+        word: String,
+        expected: Vec<&'static str>,
+    },
     /// A word is a prefix of several keywords allowed where it stands.
     #[error("ambiguous keyword '{word}': {}", .candidates.join(", "))]
-    AmbiguousKeyword { word: String, candidates: Vec<&'static str> },
+    AmbiguousKeyword {
+        word: String,
+        candidates: Vec<&'static str>,
+    },
     /// A keyword that needs a value (or a target) is the last word.
     #[error("missing {what} after '{after}'")]
     MissingValue { after: String, what: &'static str },
@@ -66,24 +75,39 @@ pub enum ParseError {
     BadNumber { what: &'static str, word: String },
     /// A number outside the range allowed for it (`port 0 out of range 1-65535`).
     #[error("{what} {value} out of range {range}")]
-    OutOfRange { what: &'static str, value: String, range: &'static str },
+    OutOfRange {
+        what: &'static str,
+        value: String,
+        range: &'static str,
+    },
     /// A word that should be a time in seconds is not a usable one.
     #[error("bad {what} '{word}' (expected seconds, a number from 0.01 to 3600)")]
     BadSeconds { what: &'static str, word: String },
     /// A target that is not of the form the command needs.
     #[error("bad target '{word}' (expected {expected})")]
-    BadTarget { word: String, expected: &'static str },
+    BadTarget {
+        word: String,
+        expected: &'static str,
+    },
     /// The `@` wildcard where the command needs named objects.
     #[error(
         "the '@' wildcard is not allowed for the {part} in '{word}' ({command} needs explicit {part}s)"
     )]
-    WildcardNotAllowed { word: String, part: &'static str, command: &'static str },
+    WildcardNotAllowed {
+        word: String,
+        part: &'static str,
+        command: &'static str,
+    },
     /// An option given twice in one command.
     #[error("option '{0}' given twice")]
     DuplicateOption(&'static str),
     /// An option that exists but not in this command.
     #[error("option '{option}' is not allowed in {command}: {reason}")]
-    OptionNotAllowed { option: &'static str, command: &'static str, reason: &'static str },
+    OptionNotAllowed {
+        option: &'static str,
+        command: &'static str,
+        reason: &'static str,
+    },
     /// Words left over after a complete command.
     #[error("unexpected word '{0}'")]
     UnexpectedWord(String),
@@ -171,7 +195,10 @@ pub struct ServerTarget {
 impl ServerTarget {
     /// The `CLUSTER@PORT` part.
     pub fn port_target(&self) -> PortTarget {
-        PortTarget { clusters: self.clusters.clone(), ports: self.ports.clone() }
+        PortTarget {
+            clusters: self.clusters.clone(),
+            ports: self.ports.clone(),
+        }
     }
 }
 
@@ -248,9 +275,15 @@ pub enum Command {
     ClusterStatus(Targets<IpAddr>),
     /// `port add CLUSTER@PORT[+PORT...] [options]` (ports explicit; `@` cluster = every
     /// existing cluster)
-    PortAdd { target: PortTarget, options: PortOptions },
+    PortAdd {
+        target: PortTarget,
+        options: PortOptions,
+    },
     /// `port set CLUSTER@PORT [options]`
-    PortSet { target: PortTarget, options: PortOptions },
+    PortSet {
+        target: PortTarget,
+        options: PortOptions,
+    },
     /// `port remove CLUSTER@PORT` (removes its servers too)
     PortRemove(PortTarget),
     /// `port report CLUSTER@PORT` (query)
@@ -258,9 +291,15 @@ pub enum Command {
     /// `port status CLUSTER@PORT` (query)
     PortStatus(PortTarget),
     /// `server add CLUSTER@PORT@SERVER [options]` (servers explicit)
-    ServerAdd { target: ServerTarget, options: ServerOptions },
+    ServerAdd {
+        target: ServerTarget,
+        options: ServerOptions,
+    },
     /// `server set CLUSTER@PORT@SERVER [options]` (no `mapport`)
-    ServerSet { target: ServerTarget, options: ServerOptions },
+    ServerSet {
+        target: ServerTarget,
+        options: ServerOptions,
+    },
     /// `server down CLUSTER@PORT@SERVER`
     ServerDown(ServerTarget),
     /// `server up CLUSTER@PORT@SERVER`
@@ -412,7 +451,10 @@ impl fmt::Display for Command {
             ServerRemove(t) => write!(f, "server remove {t}"),
             ServerReport(t) => write!(f, "server report {t}"),
             ServerStatus(t) => write!(f, "server status {t}"),
-            HaHeartbeatAdd { source, destination } => {
+            HaHeartbeatAdd {
+                source,
+                destination,
+            } => {
                 write!(f, "highavailability heartbeat add {source} {destination}")
             }
             HaHeartbeatDelete(a) => write!(f, "highavailability heartbeat delete {a}"),
@@ -444,14 +486,29 @@ impl fmt::Display for Command {
 /// Words that may precede a command on a line and are skipped.
 const PROGRAM_NAMES: [&str; 2] = ["dscontrol", "tandemctl"];
 
-const OBJECTS: &[&str] = &["executor", "cluster", "port", "server", "highavailability", "manager"];
+const OBJECTS: &[&str] = &[
+    "executor",
+    "cluster",
+    "port",
+    "server",
+    "highavailability",
+    "manager",
+];
 const EXECUTOR_VERBS: &[&str] = &["start", "stop", "status", "report", "set"];
 const EXECUTOR_SETTINGS: &[&str] = &["nfa", "clientgateway", "hatimeout"];
 const CLUSTER_VERBS: &[&str] = &["add", "remove", "report", "status"];
 const PORT_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const SERVER_VERBS: &[&str] = &["add", "set", "down", "up", "remove", "report", "status"];
-const HA_VERBS: &[&str] =
-    &["heartbeat", "reach", "backup", "status", "takeover", "key", "scripts", "maintenance"];
+const HA_VERBS: &[&str] = &[
+    "heartbeat",
+    "reach",
+    "backup",
+    "status",
+    "takeover",
+    "key",
+    "scripts",
+    "maintenance",
+];
 const ADD_DELETE: &[&str] = &["add", "delete"];
 const MANAGER_VERBS: &[&str] = &["reach"];
 const SET: &[&str] = &["set"];
@@ -466,8 +523,13 @@ const PORT_OPTIONS: &[&str] = &[
     "reset",
     "repstrategy",
 ];
-const SERVER_ADD_OPTIONS: &[&str] =
-    &["weight", "fixedweight", "returnaddress", "router", "mapport"];
+const SERVER_ADD_OPTIONS: &[&str] = &[
+    "weight",
+    "fixedweight",
+    "returnaddress",
+    "router",
+    "mapport",
+];
 const SERVER_SET_OPTIONS: &[&str] = &["weight", "fixedweight", "returnaddress", "router"];
 const METHODS: &[&str] = &["mac", "nat"];
 const PROTOCOLS: &[&str] = &["tcp", "udp"];
@@ -487,14 +549,24 @@ fn match_keyword(word: &str, choices: &[&'static str]) -> Result<&'static str, P
     let mut candidates: Vec<&'static str> = if lower.is_empty() {
         Vec::new()
     } else {
-        choices.iter().copied().filter(|c| c.starts_with(&lower)).collect()
+        choices
+            .iter()
+            .copied()
+            .filter(|c| c.starts_with(&lower))
+            .collect()
     };
     match candidates.len() {
         1 => Ok(candidates[0]),
-        0 => Err(ParseError::UnknownKeyword { word: word.to_string(), expected: choices.to_vec() }),
+        0 => Err(ParseError::UnknownKeyword {
+            word: word.to_string(),
+            expected: choices.to_vec(),
+        }),
         _ => {
             candidates.sort_unstable();
-            Err(ParseError::AmbiguousKeyword { word: word.to_string(), candidates })
+            Err(ParseError::AmbiguousKeyword {
+                word: word.to_string(),
+                candidates,
+            })
         }
     }
 }
@@ -537,7 +609,10 @@ impl<'w> Words<'w> {
     fn value(&mut self, what: &'static str) -> Result<&'w str, ParseError> {
         match self.next() {
             Some(word) => Ok(word),
-            None => Err(ParseError::MissingValue { after: self.previous(), what }),
+            None => Err(ParseError::MissingValue {
+                after: self.previous(),
+                what,
+            }),
         }
     }
 
@@ -572,11 +647,18 @@ fn parse_number(
 ) -> Result<u64, ParseError> {
     let digits = word.strip_prefix('+').unwrap_or(word);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ParseError::BadNumber { what, word: word.to_string() });
+        return Err(ParseError::BadNumber {
+            what,
+            word: word.to_string(),
+        });
     }
     match digits.parse::<u64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
-        _ => Err(ParseError::OutOfRange { what, value: word.to_string(), range }),
+        _ => Err(ParseError::OutOfRange {
+            what,
+            value: word.to_string(),
+            range,
+        }),
     }
 }
 
@@ -599,7 +681,10 @@ fn parse_u32(
 fn parse_seconds(word: &str, what: &'static str) -> Result<f64, ParseError> {
     match f64::from_str(word) {
         Ok(s) if s.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&s) => Ok(s),
-        _ => Err(ParseError::BadSeconds { what, word: word.to_string() }),
+        _ => Err(ParseError::BadSeconds {
+            what,
+            word: word.to_string(),
+        }),
     }
 }
 
@@ -656,7 +741,10 @@ fn parse_cluster_target(word: &str) -> Result<Targets<IpAddr>, ParseError> {
 fn parse_port_target(word: &str) -> Result<PortTarget, ParseError> {
     let parts: Vec<&str> = word.split('@').collect();
     let [clusters, ports] = parts[..] else {
-        return Err(ParseError::BadTarget { word: word.to_string(), expected: "CLUSTER@PORT" });
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER@PORT",
+        });
     };
     Ok(PortTarget {
         clusters: parse_part(word, clusters, parse_address)?,
@@ -845,9 +933,15 @@ fn parse_port_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
                     command: "port add",
                 });
             }
-            Command::PortAdd { target, options: parse_port_options(w)? }
+            Command::PortAdd {
+                target,
+                options: parse_port_options(w)?,
+            }
         }
-        "set" => Command::PortSet { target, options: parse_port_options(w)? },
+        "set" => Command::PortSet {
+            target,
+            options: parse_port_options(w)?,
+        },
         "remove" => Command::PortRemove(target),
         "report" => Command::PortReport(target),
         _ => Command::PortStatus(target),
@@ -869,9 +963,15 @@ fn parse_server_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
                     command: "server add",
                 });
             }
-            Command::ServerAdd { target, options: parse_server_options(w, true)? }
+            Command::ServerAdd {
+                target,
+                options: parse_server_options(w, true)?,
+            }
         }
-        "set" => Command::ServerSet { target, options: parse_server_options(w, false)? },
+        "set" => Command::ServerSet {
+            target,
+            options: parse_server_options(w, false)?,
+        },
         "down" => Command::ServerDown(target),
         "up" => Command::ServerUp(target),
         "remove" => Command::ServerRemove(target),
@@ -898,7 +998,10 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
                         "heartbeat source and destination are the same address {source}"
                     )));
                 }
-                Command::HaHeartbeatAdd { source, destination }
+                Command::HaHeartbeatAdd {
+                    source,
+                    destination,
+                }
             }
             _ => Command::HaHeartbeatDelete(w.address("address")?),
         },
@@ -909,7 +1012,10 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
         "backup" => match w.keyword(ADD_DELETE)? {
             "add" => {
                 // IBM's third role gets a clear refusal, but does not make `b` ambiguous.
-                if w.words.get(w.pos).is_some_and(|r| r.eq_ignore_ascii_case("both")) {
+                if w.words
+                    .get(w.pos)
+                    .is_some_and(|r| r.eq_ignore_ascii_case("both"))
+                {
                     return Err(ParseError::Invalid(
                         "role 'both' (mutual high availability) is not supported; use primary or backup".to_string(),
                     ));
@@ -923,7 +1029,11 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
                     _ => Recovery::Manual,
                 };
                 let port = parse_port(w.value("port")?)?;
-                Command::HaBackupAdd(Backup { role, recovery, port })
+                Command::HaBackupAdd(Backup {
+                    role,
+                    recovery,
+                    port,
+                })
             }
             _ => Command::HaBackupDelete,
         },
@@ -933,9 +1043,10 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
             None => None,
         }),
         "key" => Command::HaKey(parse_path(w.value("key file")?, "key file")?),
-        "scripts" => {
-            Command::HaScripts(parse_path(w.value("script directory")?, "script directory")?)
-        }
+        "scripts" => Command::HaScripts(parse_path(
+            w.value("script directory")?,
+            "script directory",
+        )?),
         _ => Command::HaMaintenance,
     };
     w.end()?;

@@ -66,7 +66,12 @@ pub struct Executor {
 
 impl Default for Executor {
     fn default() -> Self {
-        Executor { started: false, nfa: None, clientgateway: None, hatimeout: 2.0 }
+        Executor {
+            started: false,
+            nfa: None,
+            clientgateway: None,
+            hatimeout: 2.0,
+        }
     }
 }
 

@@ -38,7 +38,10 @@ fn fail(config: &mut Config, line: &str) -> String {
         Err(e) => e.to_string(),
         other => panic!("{line:?} should fail: {other:?}"),
     };
-    assert_eq!(*config, before, "{line:?} failed but changed the configuration");
+    assert_eq!(
+        *config, before,
+        "{line:?} failed but changed the configuration"
+    );
     err
 }
 
@@ -99,23 +102,44 @@ fn executor_forms() {
             format!("bad hatimeout '{bad}' (expected seconds, a number from 0.01 to 3600)")
         );
     }
-    assert_eq!(parse_err("executor set hatimeout"), "missing seconds after 'hatimeout'");
-    assert_eq!(parse_err("executor set nfa 10.0.0.300"), "bad address '10.0.0.300'");
+    assert_eq!(
+        parse_err("executor set hatimeout"),
+        "missing seconds after 'hatimeout'"
+    );
+    assert_eq!(
+        parse_err("executor set nfa 10.0.0.300"),
+        "bad address '10.0.0.300'"
+    );
     assert_eq!(parse_err("executor start now"), "unexpected word 'now'");
 }
 
 #[test]
 fn abbreviations_and_ambiguity() {
     assert_eq!(cmd("ex star"), Command::ExecutorStart);
-    assert_eq!(parse_err("ex sta"), "ambiguous keyword 'sta': start, status");
+    assert_eq!(
+        parse_err("ex sta"),
+        "ambiguous keyword 'sta': start, status"
+    );
     assert_eq!(cmd("e sto"), Command::ExecutorStop);
     assert_eq!(cmd("ex stat"), Command::ExecutorStatus);
     assert_eq!(cmd("ex rep"), Command::ExecutorReport);
     assert_eq!(cmd("EXECUTOR Start"), Command::ExecutorStart);
-    assert_eq!(cmd("ex se h 2"), Command::ExecutorSet(ExecutorSetting::HaTimeout(2.0)));
-    assert_eq!(parse_err("ex st"), "ambiguous keyword 'st': start, status, stop");
-    assert_eq!(parse_err("ex s"), "ambiguous keyword 's': set, start, status, stop");
-    assert_eq!(parse_err("cl re @"), "ambiguous keyword 're': remove, report");
+    assert_eq!(
+        cmd("ex se h 2"),
+        Command::ExecutorSet(ExecutorSetting::HaTimeout(2.0))
+    );
+    assert_eq!(
+        parse_err("ex st"),
+        "ambiguous keyword 'st': start, status, stop"
+    );
+    assert_eq!(
+        parse_err("ex s"),
+        "ambiguous keyword 's': set, start, status, stop"
+    );
+    assert_eq!(
+        parse_err("cl re @"),
+        "ambiguous keyword 're': remove, report"
+    );
     assert_eq!(
         cmd("p a 10.0.0.1@80 m n sel conn+ sti 60 stal 30 w 50 res y rep b pro u"),
         Command::PortAdd {
@@ -185,7 +209,10 @@ fn unknown_keywords_name_the_word_and_the_choices() {
         "option 'stickytime' given twice"
     );
     assert_eq!(parse(&[]).unwrap_err(), ParseError::Empty);
-    assert!(matches!(parse(&[""]), Err(ParseError::UnknownKeyword { .. })));
+    assert!(matches!(
+        parse(&[""]),
+        Err(ParseError::UnknownKeyword { .. })
+    ));
 }
 
 #[test]
@@ -194,27 +221,57 @@ fn parse_line_comments_prefixes_and_blank_lines() {
     assert_eq!(parse_line("   \t "), Ok(None));
     assert_eq!(parse_line("# a comment"), Ok(None));
     assert_eq!(parse_line("   # indented comment"), Ok(None));
-    assert_eq!(parse_line("dscontrol executor start # start it"), Ok(Some(Command::ExecutorStart)));
-    assert_eq!(parse_line("tandemctl ex star\r"), Ok(Some(Command::ExecutorStart)));
-    assert_eq!(parse_line("DSCONTROL executor start"), Ok(Some(Command::ExecutorStart)));
+    assert_eq!(
+        parse_line("dscontrol executor start # start it"),
+        Ok(Some(Command::ExecutorStart))
+    );
+    assert_eq!(
+        parse_line("tandemctl ex star\r"),
+        Ok(Some(Command::ExecutorStart))
+    );
+    assert_eq!(
+        parse_line("DSCONTROL executor start"),
+        Ok(Some(Command::ExecutorStart))
+    );
     assert!(parse_err("dscontrol").starts_with("missing keyword after 'dscontrol'"));
     assert!(parse_err("dscontrol # nothing").starts_with("missing keyword after 'dscontrol'"));
 }
 
 #[test]
 fn addresses_ports_and_numbers() {
-    assert_eq!(parse_err("cluster add 192.0.2.300"), "bad address '192.0.2.300'");
-    assert_eq!(parse_err("cluster add www.example.com"), "bad address 'www.example.com'");
+    assert_eq!(
+        parse_err("cluster add 192.0.2.300"),
+        "bad address '192.0.2.300'"
+    );
+    assert_eq!(
+        parse_err("cluster add www.example.com"),
+        "bad address 'www.example.com'"
+    );
     assert_eq!(parse_err("cluster add 0.0.0.0"), "bad address '0.0.0.0'");
-    assert_eq!(parse_err("port add 10.0.0.1@0"), "port 0 out of range 1-65535");
-    assert_eq!(parse_err("port add 10.0.0.1@70000"), "port 70000 out of range 1-65535");
+    assert_eq!(
+        parse_err("port add 10.0.0.1@0"),
+        "port 0 out of range 1-65535"
+    );
+    assert_eq!(
+        parse_err("port add 10.0.0.1@70000"),
+        "port 70000 out of range 1-65535"
+    );
     assert_eq!(
         parse_err("port add 10.0.0.1@99999999999999999999999"),
         "port 99999999999999999999999 out of range 1-65535"
     );
-    assert_eq!(parse_err("port add 10.0.0.1@http"), "bad port 'http' (expected a number)");
-    assert_eq!(parse_err("port add 10.0.0.1@-1"), "bad port '-1' (expected a number)");
-    assert_eq!(parse_err("port add 10.0.0.1@80 weightbound 0"), "weightbound 0 out of range 1-100");
+    assert_eq!(
+        parse_err("port add 10.0.0.1@http"),
+        "bad port 'http' (expected a number)"
+    );
+    assert_eq!(
+        parse_err("port add 10.0.0.1@-1"),
+        "bad port '-1' (expected a number)"
+    );
+    assert_eq!(
+        parse_err("port add 10.0.0.1@80 weightbound 0"),
+        "weightbound 0 out of range 1-100"
+    );
     assert_eq!(
         parse_err("port add 10.0.0.1@80 weightbound 101"),
         "weightbound 101 out of range 1-100"
@@ -235,7 +292,10 @@ fn addresses_ports_and_numbers() {
         parse_err("server add 10.0.0.1@80@10.0.0.2 mapport 0"),
         "port 0 out of range 1-65535"
     );
-    assert_eq!(parse_err("port add 10.0.0.1"), "bad target '10.0.0.1' (expected CLUSTER@PORT)");
+    assert_eq!(
+        parse_err("port add 10.0.0.1"),
+        "bad target '10.0.0.1' (expected CLUSTER@PORT)"
+    );
     assert_eq!(
         parse_err("server add 10.0.0.1@80"),
         "bad target '10.0.0.1@80' (expected CLUSTER@PORT@SERVER)"
@@ -264,7 +324,10 @@ fn addresses_ports_and_numbers() {
 
 #[test]
 fn targets_wildcards_and_lists() {
-    assert_eq!(cmd("cluster status @"), Command::ClusterStatus(Targets::All));
+    assert_eq!(
+        cmd("cluster status @"),
+        Command::ClusterStatus(Targets::All)
+    );
     assert_eq!(
         cmd("cluster remove 10.0.0.1+10.0.0.2+10.0.0.1"),
         Command::ClusterRemove(Targets::List(vec![ip("10.0.0.1"), ip("10.0.0.2")]))
@@ -275,7 +338,10 @@ fn targets_wildcards_and_lists() {
     );
     assert_eq!(
         cmd("port status @"),
-        Command::PortStatus(PortTarget { clusters: Targets::All, ports: Targets::All })
+        Command::PortStatus(PortTarget {
+            clusters: Targets::All,
+            ports: Targets::All
+        })
     );
     assert_eq!(
         cmd("port report 10.0.0.1@"),
@@ -287,7 +353,10 @@ fn targets_wildcards_and_lists() {
     assert_eq!(
         cmd("port add @80+443"),
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::All, ports: Targets::List(vec![80, 443]) },
+            target: PortTarget {
+                clusters: Targets::All,
+                ports: Targets::List(vec![80, 443])
+            },
             options: PortOptions::default(),
         }
     );
@@ -318,7 +387,10 @@ fn targets_wildcards_and_lists() {
         parse_err("server add 10.0.0.1@80@"),
         "the '@' wildcard is not allowed for the server in '10.0.0.1@80@' (server add needs explicit servers)"
     );
-    assert_eq!(parse_err("server status @@@"), "bad target '@@@' (expected CLUSTER@PORT@SERVER)");
+    assert_eq!(
+        parse_err("server status @@@"),
+        "bad target '@@@' (expected CLUSTER@PORT@SERVER)"
+    );
 }
 
 #[test]
@@ -376,7 +448,10 @@ fn every_command_form_parses_and_displays_back() {
 fn highavailability_grammar() {
     assert_eq!(
         cmd("high heart add 10.0.0.11 10.0.0.12"),
-        Command::HaHeartbeatAdd { source: ip("10.0.0.11"), destination: ip("10.0.0.12") }
+        Command::HaHeartbeatAdd {
+            source: ip("10.0.0.11"),
+            destination: ip("10.0.0.12")
+        }
     );
     assert_eq!(
         cmd("highavailability backup add primary manual 20000"),
@@ -388,7 +463,11 @@ fn highavailability_grammar() {
     );
     assert_eq!(
         cmd("h b a b a 20000"),
-        Command::HaBackupAdd(Backup { role: Role::Backup, recovery: Recovery::Auto, port: 20000 })
+        Command::HaBackupAdd(Backup {
+            role: Role::Backup,
+            recovery: Recovery::Auto,
+            port: 20000
+        })
     );
     assert_eq!(
         parse_err("highavailability backup add both auto 20000"),
@@ -410,10 +489,18 @@ fn highavailability_grammar() {
         parse_err("highavailability heartbeat add 10.0.0.11"),
         "missing destination address after '10.0.0.11'"
     );
-    assert_eq!(parse_err("highavailability takeover 10.0.0.1 x"), "unexpected word 'x'");
-    assert_eq!(cmd("highavailability key a#b"), Command::HaKey("a".to_string())); // '#' starts a comment
     assert_eq!(
-        parse(&["highavailability", "key", "a b"]).unwrap_err().to_string(),
+        parse_err("highavailability takeover 10.0.0.1 x"),
+        "unexpected word 'x'"
+    );
+    assert_eq!(
+        cmd("highavailability key a#b"),
+        Command::HaKey("a".to_string())
+    ); // '#' starts a comment
+    assert_eq!(
+        parse(&["highavailability", "key", "a b"])
+            .unwrap_err()
+            .to_string(),
         "bad key file 'a b' (must not be empty or contain whitespace or '#')"
     );
     assert_eq!(cmd("man re se int 0.5"), Command::ManagerReachInterval(0.5));
@@ -457,7 +544,10 @@ fn mutations_and_queries() {
 fn executor_commands() {
     let mut c = Config::default();
     assert_eq!(c.executor.hatimeout, 2.0);
-    assert_eq!(run(&mut c, "executor start"), Applied::Changed(Resolved::Executor));
+    assert_eq!(
+        run(&mut c, "executor start"),
+        Applied::Changed(Resolved::Executor)
+    );
     assert!(c.executor.started);
     run(&mut c, "executor set nfa 10.0.0.11");
     run(&mut c, "executor set clientgateway 10.0.0.1");
@@ -466,7 +556,10 @@ fn executor_commands() {
     assert_eq!(c.executor.clientgateway, Some(ip("10.0.0.1")));
     assert_eq!(c.executor.hatimeout, 0.2);
     let before = c.clone();
-    assert_eq!(run(&mut c, "executor status"), Applied::Query(Resolved::Executor));
+    assert_eq!(
+        run(&mut c, "executor status"),
+        Applied::Query(Resolved::Executor)
+    );
     assert_eq!(c, before);
     run(&mut c, "executor stop");
     assert!(!c.executor.started);
@@ -477,7 +570,10 @@ fn cluster_commands() {
     let mut c = Config::default();
     assert_eq!(
         run(&mut c, "cluster add 192.0.2.100+192.0.2.101"),
-        Applied::Changed(Resolved::Clusters(vec![ip("192.0.2.100"), ip("192.0.2.101")]))
+        Applied::Changed(Resolved::Clusters(vec![
+            ip("192.0.2.100"),
+            ip("192.0.2.101")
+        ]))
     );
     assert_eq!(c.clusters.len(), 2);
     assert_eq!(c.clusters[&ip("192.0.2.100")].address, ip("192.0.2.100"));
@@ -485,18 +581,33 @@ fn cluster_commands() {
         fail(&mut c, "cluster add 192.0.2.102+192.0.2.100"),
         "cluster 192.0.2.100 already exists"
     );
-    assert_eq!(fail(&mut c, "cluster remove 192.0.2.9"), "cluster 192.0.2.9 does not exist");
-    assert_eq!(fail(&mut c, "cluster status 192.0.2.9"), "cluster 192.0.2.9 does not exist");
+    assert_eq!(
+        fail(&mut c, "cluster remove 192.0.2.9"),
+        "cluster 192.0.2.9 does not exist"
+    );
+    assert_eq!(
+        fail(&mut c, "cluster status 192.0.2.9"),
+        "cluster 192.0.2.9 does not exist"
+    );
     assert_eq!(
         run(&mut c, "cluster status @"),
-        Applied::Query(Resolved::Clusters(vec![ip("192.0.2.100"), ip("192.0.2.101")]))
+        Applied::Query(Resolved::Clusters(vec![
+            ip("192.0.2.100"),
+            ip("192.0.2.101")
+        ]))
     );
     run(&mut c, "cluster remove 192.0.2.100");
-    assert_eq!(c.clusters.keys().copied().collect::<Vec<_>>(), vec![ip("192.0.2.101")]);
+    assert_eq!(
+        c.clusters.keys().copied().collect::<Vec<_>>(),
+        vec![ip("192.0.2.101")]
+    );
     run(&mut c, "cluster remove @");
     assert!(c.clusters.is_empty());
     assert_eq!(fail(&mut c, "cluster remove @"), "no cluster matches '@'");
-    assert_eq!(run(&mut c, "cluster report @"), Applied::Query(Resolved::Clusters(vec![])));
+    assert_eq!(
+        run(&mut c, "cluster report @"),
+        Applied::Query(Resolved::Clusters(vec![]))
+    );
 }
 
 #[test]
@@ -504,7 +615,10 @@ fn cluster_remove_removes_ports_and_servers() {
     let mut c = sample();
     run(&mut c, "cluster remove 192.0.2.100");
     assert!(!c.clusters.contains_key(&ip("192.0.2.100")));
-    assert_eq!(fail(&mut c, "port status 192.0.2.100@80"), "cluster 192.0.2.100 does not exist");
+    assert_eq!(
+        fail(&mut c, "port status 192.0.2.100@80"),
+        "cluster 192.0.2.100 does not exist"
+    );
     run(&mut c, "cluster add 192.0.2.100");
     assert!(c.clusters[&ip("192.0.2.100")].ports.is_empty());
 }
@@ -548,15 +662,35 @@ fn port_add_set_remove() {
             p.reset,
             p.repstrategy
         ),
-        (Protocol::Udp, Selection::Hash, 30, 60, 50, true, RepStrategy::Both)
+        (
+            Protocol::Udp,
+            Selection::Hash,
+            30,
+            60,
+            50,
+            true,
+            RepStrategy::Both
+        )
     );
-    assert_eq!(fail(&mut c, "port add 192.0.2.9@80"), "cluster 192.0.2.9 does not exist");
-    assert_eq!(fail(&mut c, "port add 192.0.2.100@443+80"), "port 192.0.2.100@80 already exists");
+    assert_eq!(
+        fail(&mut c, "port add 192.0.2.9@80"),
+        "cluster 192.0.2.9 does not exist"
+    );
+    assert_eq!(
+        fail(&mut c, "port add 192.0.2.100@443+80"),
+        "port 192.0.2.100@80 already exists"
+    );
     // `@` in port add = every existing cluster; all or nothing.
-    assert_eq!(fail(&mut c, "port add @80"), "port 192.0.2.100@80 already exists");
+    assert_eq!(
+        fail(&mut c, "port add @80"),
+        "port 192.0.2.100@80 already exists"
+    );
     assert_eq!(
         run(&mut c, "port add @443"),
-        Applied::Changed(Resolved::Ports(vec![(ip("192.0.2.100"), 443), (ip("192.0.2.101"), 443)]))
+        Applied::Changed(Resolved::Ports(vec![
+            (ip("192.0.2.100"), 443),
+            (ip("192.0.2.101"), 443)
+        ]))
     );
     run(&mut c, "port set 192.0.2.100@80+443 stickytime 60");
     assert_eq!(port(&c, "192.0.2.100", 80).stickytime, 60);
@@ -571,7 +705,10 @@ fn port_add_set_remove() {
         run(&mut c, "port set @80 reset no"),
         Applied::Changed(Resolved::Ports(vec![(ip("192.0.2.100"), 80)]))
     );
-    assert_eq!(fail(&mut c, "port set @8080 reset no"), "no port matches '@8080'");
+    assert_eq!(
+        fail(&mut c, "port set @8080 reset no"),
+        "no port matches '@8080'"
+    );
     assert_eq!(
         run(&mut c, "port status @"),
         Applied::Query(Resolved::Ports(vec![
@@ -623,9 +760,15 @@ fn server_defaults_and_weights() {
         (s.weight, s.fixedweight, s.router, s.mapport),
         (20, true, Some(ip("192.0.2.1")), Some(8080))
     );
-    run(&mut c, "server set 192.0.2.100@80@192.0.2.12 weight 0 fixedweight no router 192.0.2.3");
+    run(
+        &mut c,
+        "server set 192.0.2.100@80@192.0.2.12 weight 0 fixedweight no router 192.0.2.3",
+    );
     let s = server(&c, "192.0.2.100", 80, "192.0.2.12");
-    assert_eq!((s.weight, s.fixedweight, s.router), (0, false, Some(ip("192.0.2.3"))));
+    assert_eq!(
+        (s.weight, s.fixedweight, s.router),
+        (0, false, Some(ip("192.0.2.3")))
+    );
     assert!(!s.accepts_new());
     assert_eq!(
         fail(&mut c, "server set 192.0.2.100@80@192.0.2.12 weight 30"),
@@ -665,13 +808,19 @@ fn server_add_errors() {
         fail(&mut c, "server add 192.0.2.100@80@192.0.2.14+192.0.2.11"),
         "server 192.0.2.100@80@192.0.2.11 already exists"
     );
-    assert_eq!(fail(&mut c, "server add @81@192.0.2.11"), "no port matches '@81'");
+    assert_eq!(
+        fail(&mut c, "server add @81@192.0.2.11"),
+        "no port matches '@81'"
+    );
     assert_eq!(
         fail(&mut c, "server add 192.0.2.100@80@2001:db8::1"),
         "server 2001:db8::1 is not of the same address family as cluster 192.0.2.100"
     );
     assert_eq!(
-        fail(&mut c, "server add 192.0.2.100@80@192.0.2.14 router 2001:db8::1"),
+        fail(
+            &mut c,
+            "server add 192.0.2.100@80@192.0.2.14 router 2001:db8::1"
+        ),
         "router 2001:db8::1 is not of the same address family as server 192.0.2.100@80@192.0.2.14"
     );
 }
@@ -719,7 +868,10 @@ fn server_wildcards_and_lists() {
             .all(|s| s.weight == 1)
     );
     run(&mut c, "server remove @@192.0.2.14");
-    assert_eq!(fail(&mut c, "server remove @@192.0.2.14"), "no server matches '@@192.0.2.14'");
+    assert_eq!(
+        fail(&mut c, "server remove @@192.0.2.14"),
+        "no server matches '@@192.0.2.14'"
+    );
     assert_eq!(
         fail(&mut c, "server remove 192.0.2.100@80@192.0.2.14"),
         "server 192.0.2.100@80@192.0.2.14 does not exist"
@@ -745,17 +897,26 @@ fn nat_rules() {
     let mut c =
         config("executor set nfa 192.0.2.2\ncluster add 192.0.2.100\nport add 192.0.2.100@80");
     assert_eq!(
-        fail(&mut c, "port add 192.0.2.100@81 method nat selectionalgorithm affinity"),
+        fail(
+            &mut c,
+            "port add 192.0.2.100@81 method nat selectionalgorithm affinity"
+        ),
         "port 192.0.2.100@81: selectionalgorithm affinity does not work with method nat \
          (use connection, conn+affin or hash)"
     );
     for ok in ["connection", "conn+affin", "hash"] {
         let mut c2 = c.clone();
-        run(&mut c2, &format!("port add 192.0.2.100@81 method nat selectionalgorithm {ok}"));
+        run(
+            &mut c2,
+            &format!("port add 192.0.2.100@81 method nat selectionalgorithm {ok}"),
+        );
     }
     run(&mut c, "port add 192.0.2.100@81 method nat");
     assert_eq!(
-        fail(&mut c, "port set 192.0.2.100@81 selectionalgorithm affinity"),
+        fail(
+            &mut c,
+            "port set 192.0.2.100@81 selectionalgorithm affinity"
+        ),
         "port 192.0.2.100@81: selectionalgorithm affinity does not work with method nat \
          (use connection, conn+affin or hash)"
     );
@@ -764,33 +925,57 @@ fn nat_rules() {
         "server 192.0.2.100@81@192.0.2.11 needs a returnaddress: port 192.0.2.100@81 uses method nat"
     );
     assert_eq!(
-        fail(&mut c, "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.100"),
+        fail(
+            &mut c,
+            "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.100"
+        ),
         "returnaddress 192.0.2.100 of server 192.0.2.100@81@192.0.2.11 must differ from the cluster, \
          server and nfa addresses (it is the address of cluster 192.0.2.100)"
     );
     assert_eq!(
-        fail(&mut c, "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.11"),
+        fail(
+            &mut c,
+            "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.11"
+        ),
         "returnaddress 192.0.2.11 of server 192.0.2.100@81@192.0.2.11 must differ from the cluster, \
          server and nfa addresses (it is the server address)"
     );
     assert_eq!(
-        fail(&mut c, "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.2"),
+        fail(
+            &mut c,
+            "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.2"
+        ),
         "returnaddress 192.0.2.2 of server 192.0.2.100@81@192.0.2.11 must differ from the cluster, \
          server and nfa addresses (it is the nfa)"
     );
     assert_eq!(
-        fail(&mut c, "server add 192.0.2.100@81@192.0.2.11 returnaddress 2001:db8::5"),
+        fail(
+            &mut c,
+            "server add 192.0.2.100@81@192.0.2.11 returnaddress 2001:db8::5"
+        ),
         "returnaddress 2001:db8::5 is not of the same address family as server 192.0.2.100@81@192.0.2.11"
     );
-    run(&mut c, "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.50");
-    assert_eq!(server(&c, "192.0.2.100", 81, "192.0.2.11").returnaddress, Some(ip("192.0.2.50")));
+    run(
+        &mut c,
+        "server add 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.50",
+    );
+    assert_eq!(
+        server(&c, "192.0.2.100", 81, "192.0.2.11").returnaddress,
+        Some(ip("192.0.2.50"))
+    );
     // The returnaddress is fixed once given.
     assert_eq!(
-        fail(&mut c, "server set 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.51"),
+        fail(
+            &mut c,
+            "server set 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.51"
+        ),
         "the returnaddress of server 192.0.2.100@81@192.0.2.11 cannot be changed with server set; \
          remove the server and add it again"
     );
-    run(&mut c, "server set 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.50 weight 3");
+    run(
+        &mut c,
+        "server set 192.0.2.100@81@192.0.2.11 returnaddress 192.0.2.50 weight 3",
+    );
     // Later changes must not make a returnaddress clash.
     assert_eq!(
         fail(&mut c, "executor set nfa 192.0.2.50"),
@@ -808,7 +993,10 @@ fn nat_rules() {
         "server 192.0.2.100@80@192.0.2.11 needs a returnaddress: port 192.0.2.100@80 uses method nat"
     );
     run(&mut c, "server remove 192.0.2.100@80@192.0.2.11");
-    run(&mut c, "server add 192.0.2.100@80@192.0.2.11 returnaddress 192.0.2.50");
+    run(
+        &mut c,
+        "server add 192.0.2.100@80@192.0.2.11 returnaddress 192.0.2.50",
+    );
     run(&mut c, "port set 192.0.2.100@80 method nat");
     assert_eq!(port(&c, "192.0.2.100", 80).method, Method::Nat);
 }
@@ -821,7 +1009,10 @@ fn nfa_is_not_a_cluster() {
         "nfa 192.0.2.100 is also a cluster address"
     );
     run(&mut c, "executor set nfa 192.0.2.2");
-    assert_eq!(fail(&mut c, "cluster add 192.0.2.2"), "nfa 192.0.2.2 is also a cluster address");
+    assert_eq!(
+        fail(&mut c, "cluster add 192.0.2.2"),
+        "nfa 192.0.2.2 is also a cluster address"
+    );
 }
 
 #[test]
@@ -834,7 +1025,10 @@ fn failing_lists_change_nothing() {
     fail(&mut c, "port remove 192.0.2.100@80+8080");
     fail(&mut c, "server add 192.0.2.100@80+81@192.0.2.14");
     fail(&mut c, "server add @80@192.0.2.14+192.0.2.13");
-    fail(&mut c, "server set @80@192.0.2.11+192.0.2.12 weight 5 returnaddress 192.0.2.50");
+    fail(
+        &mut c,
+        "server set @80@192.0.2.11+192.0.2.12 weight 5 returnaddress 192.0.2.50",
+    );
     fail(&mut c, "server down 192.0.2.100@80@192.0.2.11+192.0.2.13");
     fail(&mut c, "server remove 192.0.2.100+192.0.2.9@80@192.0.2.11");
     fail(&mut c, "cluster remove 192.0.2.100+192.0.2.9");
@@ -876,7 +1070,11 @@ fn highavailability_commands() {
                 (ip("10.0.1.11"), ip("10.0.1.12"))
             ],
             reach: vec![ip("10.0.0.1"), ip("10.0.1.1")],
-            backup: Some(Backup { role: Role::Primary, recovery: Recovery::Auto, port: 12345 }),
+            backup: Some(Backup {
+                role: Role::Primary,
+                recovery: Recovery::Auto,
+                port: 12345
+            }),
             key_file: Some("/etc/tandem/ha.key".to_string()),
             script_dir: Some("/etc/tandem/scripts".to_string()),
             reach_interval: 0.5,
@@ -890,7 +1088,10 @@ fn highavailability_commands() {
     ] {
         let Ok(q) = parse_line(q) else { continue };
         let before = c.clone();
-        assert_eq!(c.apply(&q.unwrap()), Ok(Applied::Query(Resolved::HighAvailability)));
+        assert_eq!(
+            c.apply(&q.unwrap()),
+            Ok(Applied::Query(Resolved::HighAvailability))
+        );
         assert_eq!(c, before);
     }
     // `heartbeat delete` takes either end of a pair.
@@ -924,26 +1125,51 @@ fn commands_built_in_code_are_range_checked() {
         Command::ManagerReachInterval(f64::INFINITY),
         Command::ClusterAdd(vec![]),
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::All, ports: Targets::List(vec![0]) },
+            target: PortTarget {
+                clusters: Targets::All,
+                ports: Targets::List(vec![0]),
+            },
             options: PortOptions::default(),
         },
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::All, ports: Targets::All },
+            target: PortTarget {
+                clusters: Targets::All,
+                ports: Targets::All,
+            },
             options: PortOptions::default(),
         },
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::All, ports: Targets::List(vec![80]) },
-            options: PortOptions { weightbound: Some(0), ..Default::default() },
+            target: PortTarget {
+                clusters: Targets::All,
+                ports: Targets::List(vec![80]),
+            },
+            options: PortOptions {
+                weightbound: Some(0),
+                ..Default::default()
+            },
         },
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::All, ports: Targets::List(vec![80]) },
-            options: PortOptions { weightbound: Some(101), ..Default::default() },
+            target: PortTarget {
+                clusters: Targets::All,
+                ports: Targets::List(vec![80]),
+            },
+            options: PortOptions {
+                weightbound: Some(101),
+                ..Default::default()
+            },
         },
         Command::PortAdd {
-            target: PortTarget { clusters: Targets::List(vec![]), ports: Targets::List(vec![80]) },
+            target: PortTarget {
+                clusters: Targets::List(vec![]),
+                ports: Targets::List(vec![80]),
+            },
             options: PortOptions::default(),
         },
-        Command::HaBackupAdd(Backup { role: Role::Primary, recovery: Recovery::Auto, port: 0 }),
+        Command::HaBackupAdd(Backup {
+            role: Role::Primary,
+            recovery: Recovery::Auto,
+            port: 0,
+        }),
         Command::HaKey(String::new()),
         Command::HaScripts("a b".to_string()),
     ];
@@ -1005,10 +1231,22 @@ fn load_file_reports_the_first_bad_line() {
         ),
         ("cluster add 192.0.2.300", "bad address '192.0.2.300'"),
         ("port add 192.0.2.100@0", "port 0 out of range 1-65535"),
-        ("port add 192.0.2.100@70000", "port 70000 out of range 1-65535"),
-        ("server add 192.0.2.100@81@192.0.2.11", "server on an unknown port 192.0.2.100@81"),
-        ("cluster add 192.0.2.100", "cluster 192.0.2.100 already exists"),
-        ("server status 192.0.2.100@80@192.0.2.300", "bad address '192.0.2.300'"),
+        (
+            "port add 192.0.2.100@70000",
+            "port 70000 out of range 1-65535",
+        ),
+        (
+            "server add 192.0.2.100@81@192.0.2.11",
+            "server on an unknown port 192.0.2.100@81",
+        ),
+        (
+            "cluster add 192.0.2.100",
+            "cluster 192.0.2.100 already exists",
+        ),
+        (
+            "server status 192.0.2.100@80@192.0.2.300",
+            "bad address '192.0.2.300'",
+        ),
     ];
     for (bad, reason) in cases {
         let text = format!(
@@ -1023,7 +1261,10 @@ fn load_file_reports_the_first_bad_line() {
     // Only the first error is reported.
     let err = load_file("cluster add 1.2.3.4.5\nport add x", "f", &base).unwrap_err();
     assert_eq!(err.to_string(), "f:1: bad address '1.2.3.4.5'");
-    assert!(matches!(err.error, CommandError::Parse(ParseError::BadAddress(_))));
+    assert!(matches!(
+        err.error,
+        CommandError::Parse(ParseError::BadAddress(_))
+    ));
     let err = load_file("\n\nserver add 192.0.2.100@81@192.0.2.11", "f", &base).unwrap_err();
     assert_eq!(
         err.error,
@@ -1040,7 +1281,10 @@ fn load_the_demo_configuration() {
     assert!(c.executor.started);
     let p8080 = port(&c, "192.0.2.100", 8080);
     assert_eq!(p8080.method, Method::Nat);
-    assert_eq!(p8080.servers[&ip("192.0.2.13")].returnaddress, Some(ip("192.0.2.200")));
+    assert_eq!(
+        p8080.servers[&ip("192.0.2.13")].returnaddress,
+        Some(ip("192.0.2.200"))
+    );
     assert_eq!(p8080.servers[&ip("192.0.2.13")].mapport, Some(80));
     assert_eq!(port(&c, "192.0.2.100", 9999).protocol, Protocol::Udp);
     assert_eq!(port(&c, "192.0.2.100", 9999).servers.len(), 3);
@@ -1103,7 +1347,10 @@ fn round_trip_of_a_rich_configuration() {
         Config::default().to_commands(),
         vec!["executor set hatimeout 2", "manager reach set interval 2"]
     );
-    assert_eq!(config(&Config::default().to_commands().join("\n")), Config::default());
+    assert_eq!(
+        config(&Config::default().to_commands().join("\n")),
+        Config::default()
+    );
 }
 
 #[test]

@@ -17,11 +17,11 @@ use super::neighbor::NeighborTable;
 use super::plan::{CounterRegistry, Plan, PortPlan};
 use super::stats::{DropReason, NodeCounters};
 use crate::config::{Method, RepStrategy, Selection};
-use crate::replication::{self, ConnectionRecord, Record};
-use parking_lot::Mutex;
 use crate::flow::{FlowKey, IPPROTO_TCP};
+use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
+use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -178,7 +178,9 @@ impl Engine {
     }
 
     fn ask_neighbors(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
-        let Some(nfa) = plan.nfa else { return Vec::new() };
+        let Some(nfa) = plan.nfa else {
+            return Vec::new();
+        };
         let mut out = Vec::new();
         for &ip in &plan.neighbors {
             if self.neighbors.get(ip).is_none() && self.neighbors.should_ask(ip, now) {
@@ -193,9 +195,17 @@ impl Engine {
     fn reset_and_prune(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
         let mut resets = Vec::new();
         let gone = self.conns.remove_where(|c| {
-            let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else { return true };
-            let Some(server) = port.server(c.server) else { return true };
-            if server.accepts_new || !port.config.reset || c.key.proto != IPPROTO_TCP || !plan.forwarding {
+            let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else {
+                return true;
+            };
+            let Some(server) = port.server(c.server) else {
+                return true;
+            };
+            if server.accepts_new
+                || !port.config.reset
+                || c.key.proto != IPPROTO_TCP
+                || !plan.forwarding
+            {
                 return false;
             }
             if let (Some(cluster), Some(client)) = (v4(c.key.dst_ip), v4(c.key.src_ip)) {
@@ -210,7 +220,9 @@ impl Engine {
             }
             true
         });
-        self.node.resets_sent.fetch_add(resets.len() as u64, Relaxed);
+        self.node
+            .resets_sent
+            .fetch_add(resets.len() as u64, Relaxed);
         if self.replication.wanted() {
             for c in &gone {
                 let replicate = plan
@@ -233,16 +245,26 @@ impl Engine {
                 c.counters.active.fetch_sub(1, Relaxed);
             }
             if let Some(n) = c.nat {
-                self.natpool.release(n.returnaddress, c.key.proto, n.nat_port);
+                self.natpool
+                    .release(n.returnaddress, c.key.proto, n.nat_port);
             }
         }
     }
 
     fn replicate_affinity(&self, port: &PortPlan, client: IpAddr, now: Instant) {
-        let key = AffinityKey { cluster: port.cluster, port: port.config.number, client };
+        let key = AffinityKey {
+            cluster: port.cluster,
+            port: port.config.number,
+            client,
+        };
         if let Some((_, rec)) = self.affinity.snapshot_one(&key) {
             self.replication
-                .push(Record::Affinity(replication::AffinityRecord::from_table(&key, &rec, port.stickytime(), now)));
+                .push(Record::Affinity(replication::AffinityRecord::from_table(
+                    &key,
+                    &rec,
+                    port.stickytime(),
+                    now,
+                )));
         }
     }
 
@@ -259,12 +281,16 @@ impl Engine {
                 if r.ended {
                     return true;
                 }
-                let Some(counters) = self.counters.lookup(r.cluster.ip(), r.cluster.port(), r.server) else {
+                let Some(counters) =
+                    self.counters
+                        .lookup(r.cluster.ip(), r.cluster.port(), r.server)
+                else {
                     return false;
                 };
                 let conn = r.to_conn(now, counters);
                 if let Some(n) = conn.nat {
-                    self.natpool.reserve(n.returnaddress, conn.key.proto, n.nat_port);
+                    self.natpool
+                        .reserve(n.returnaddress, conn.key.proto, n.nat_port);
                 }
                 if conn.closing_since.is_none() {
                     conn.counters.active.fetch_add(1, Relaxed);
@@ -294,12 +320,21 @@ impl Engine {
             }
         });
         for (key, rec) in self.affinity.snapshot() {
-            let port = plan.ports.iter().find(|((c, p, _), _)| *c == key.cluster && *p == key.port).map(|(_, pp)| pp);
+            let port = plan
+                .ports
+                .iter()
+                .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
+                .map(|(_, pp)| pp);
             if let Some(pp) = port
                 && replicates_affinity(pp.config.repstrategy)
                 && pp.uses_affinity()
             {
-                out.push(Record::Affinity(replication::AffinityRecord::from_table(&key, &rec, pp.stickytime(), now)));
+                out.push(Record::Affinity(replication::AffinityRecord::from_table(
+                    &key,
+                    &rec,
+                    pp.stickytime(),
+                    now,
+                )));
             }
         }
         out
@@ -322,7 +357,13 @@ impl Engine {
     }
 
     /// Decides what happens to one received frame. `out` receives extra frames to send.
-    pub fn handle(&self, frame: &mut [u8], meta: RxMeta, now: Instant, out: &mut Vec<Vec<u8>>) -> Verdict {
+    pub fn handle(
+        &self,
+        frame: &mut [u8],
+        meta: RxMeta,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         self.node.received.fetch_add(1, Relaxed);
         let plan = self.plan.load();
         let verdict = self.decide(&plan, frame, meta, now, out);
@@ -340,7 +381,14 @@ impl Engine {
         verdict
     }
 
-    fn decide(&self, plan: &Plan, frame: &mut [u8], meta: RxMeta, now: Instant, out: &mut Vec<Vec<u8>>) -> Verdict {
+    fn decide(
+        &self,
+        plan: &Plan,
+        frame: &mut [u8],
+        meta: RxMeta,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         let parsed = match wire::parse(frame) {
             Ok(p) => p,
             Err(_) if !plan.forwarding => return Verdict::Pass,
@@ -356,7 +404,11 @@ impl Engine {
         let pkt = match parsed {
             wire::Frame::Ip(pkt) => pkt,
             wire::Frame::IpOther { dst_ip, .. } => {
-                return if plan.owns(dst_ip) { Verdict::Drop(DropReason::UnsupportedProtocol) } else { Verdict::Pass };
+                return if plan.owns(dst_ip) {
+                    Verdict::Drop(DropReason::UnsupportedProtocol)
+                } else {
+                    Verdict::Pass
+                };
             }
             _ => return Verdict::Pass,
         };
@@ -385,8 +437,14 @@ impl Engine {
         if plan.neighbors.contains(&arp.sender_ip) {
             self.neighbors.learn(arp.sender_ip, arp.sender_mac);
         }
-        if arp.op == wire::ArpOp::Request && arp.sender_ip != arp.target_ip && plan.owns(IpAddr::V4(arp.target_ip)) {
-            out.push(wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip).to_vec());
+        if arp.op == wire::ArpOp::Request
+            && arp.sender_ip != arp.target_ip
+            && plan.owns(IpAddr::V4(arp.target_ip))
+        {
+            out.push(
+                wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
+                    .to_vec(),
+            );
             self.node.arp_sent.fetch_add(1, Relaxed);
             return Verdict::Consumed;
         }
@@ -403,11 +461,18 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        let key = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
+        let key = FlowKey {
+            proto: pkt.proto,
+            src_ip: pkt.src_ip,
+            src_port: pkt.src_port,
+            dst_ip: pkt.dst_ip,
+            dst_port: pkt.dst_port,
+        };
         let tcp = pkt.proto == IPPROTO_TCP;
         let replicating = self.replication.wanted();
         let rep_conn = replicating && replicates_connections(port.config.repstrategy);
-        let rep_aff = replicating && replicates_affinity(port.config.repstrategy) && port.uses_affinity();
+        let rep_aff =
+            replicating && replicates_affinity(port.config.repstrategy) && port.uses_affinity();
         let syn = tcp && pkt.is_syn();
         let ending = tcp && (pkt.is_fin() || pkt.is_rst());
         let ack = if tcp { tcp_ack(frame, pkt) } else { 0 };
@@ -434,7 +499,9 @@ impl Engine {
                     } else {
                         port.staletimeout() / 2
                     };
-                    resend |= c.replicated_at.is_none_or(|t| now.saturating_duration_since(t) >= half);
+                    resend |= c
+                        .replicated_at
+                        .is_none_or(|t| now.saturating_duration_since(t) >= half);
                 }
                 let record = (resend && replicating).then(|| {
                     c.replicated_at = Some(now);
@@ -457,10 +524,16 @@ impl Engine {
                 (server, nat, counters)
             }
             None => {
-                let affinity_key = AffinityKey { cluster: port.cluster, port: port.config.number, client: pkt.src_ip };
+                let affinity_key = AffinityKey {
+                    cluster: port.cluster,
+                    port: port.config.number,
+                    client: pkt.src_ip,
+                };
                 // Choose a server.
                 let chosen = if port.config.selection == Selection::Hash {
-                    port.maglev.as_ref().and_then(|m| m.lookup(key.stable_hash()))
+                    port.maglev
+                        .as_ref()
+                        .and_then(|m| m.lookup(key.stable_hash()))
                 } else if tcp && !syn {
                     // Mid-connection segment without a record: only a live affinity record
                     // (e.g. replicated from the partner) can place it.
@@ -481,30 +554,47 @@ impl Engine {
                     sticky.or_else(|| port.picker.pick())
                 };
                 let Some(server_addr) = chosen else {
-                    return Verdict::Drop(if tcp && !syn && port.config.selection != Selection::Hash {
-                        DropReason::NoConnection
-                    } else {
-                        DropReason::NoServer
-                    });
+                    return Verdict::Drop(
+                        if tcp && !syn && port.config.selection != Selection::Hash {
+                            DropReason::NoConnection
+                        } else {
+                            DropReason::NoServer
+                        },
+                    );
                 };
-                let Some(server) = port.server(server_addr) else { return Verdict::Drop(DropReason::NoServer) };
+                let Some(server) = port.server(server_addr) else {
+                    return Verdict::Drop(DropReason::NoServer);
+                };
                 let nat = match (port.config.method, server.returnaddress) {
-                    (Method::Nat, Some(ret)) => match self.natpool.allocate_preferring(ret, pkt.proto, pkt.src_port) {
-                        Some(p) => Some(NatMapping { returnaddress: ret, nat_port: p, server_port: server.server_port }),
-                        None => return Verdict::Drop(DropReason::NatPortsExhausted),
-                    },
+                    (Method::Nat, Some(ret)) => {
+                        match self
+                            .natpool
+                            .allocate_preferring(ret, pkt.proto, pkt.src_port)
+                        {
+                            Some(p) => Some(NatMapping {
+                                returnaddress: ret,
+                                nat_port: p,
+                                server_port: server.server_port,
+                            }),
+                            None => return Verdict::Drop(DropReason::NatPortsExhausted),
+                        }
+                    }
                     (Method::Nat, None) => return Verdict::Drop(DropReason::NoServer),
                     (Method::Mac, _) => None,
                 };
                 if port.uses_affinity() && (syn || !tcp) {
-                    let rec = self.affinity.touch_new_connection(&affinity_key, server_addr, now);
+                    let rec = self
+                        .affinity
+                        .touch_new_connection(&affinity_key, server_addr, now);
                     if rep_aff {
-                        self.replication.push(Record::Affinity(replication::AffinityRecord::from_table(
-                            &affinity_key,
-                            &rec,
-                            port.stickytime(),
-                            now,
-                        )));
+                        self.replication.push(Record::Affinity(
+                            replication::AffinityRecord::from_table(
+                                &affinity_key,
+                                &rec,
+                                port.stickytime(),
+                                now,
+                            ),
+                        ));
                     }
                 }
                 server.counters.total.fetch_add(1, Relaxed);
@@ -533,8 +623,12 @@ impl Engine {
                 (server_addr, nat, server.counters.clone())
             }
         };
-        let Some(server) = port.server(server_addr) else { return Verdict::Drop(DropReason::NoServer) };
-        let Some(next_hop) = v4(server.next_hop) else { return Verdict::Drop(DropReason::NeighborUnresolved) };
+        let Some(server) = port.server(server_addr) else {
+            return Verdict::Drop(DropReason::NoServer);
+        };
+        let Some(next_hop) = v4(server.next_hop) else {
+            return Verdict::Drop(DropReason::NeighborUnresolved);
+        };
         let Some(mac) = self.neighbors.get(next_hop) else {
             if let Some(nfa) = plan.nfa
                 && self.neighbors.should_ask(next_hop, now)
@@ -553,7 +647,8 @@ impl Engine {
                 return Verdict::Drop(DropReason::Truncated);
             }
         }
-        if wire::set_src_mac(frame, plan.our_mac).is_err() || wire::set_dst_mac(frame, mac).is_err() {
+        if wire::set_src_mac(frame, plan.our_mac).is_err() || wire::set_dst_mac(frame, mac).is_err()
+        {
             return Verdict::Drop(DropReason::Truncated);
         }
         counters.count(frame.len());
@@ -561,9 +656,23 @@ impl Engine {
     }
 
     /// Server → returnaddress (NAT replies).
-    fn reply_from_server(&self, plan: &Plan, frame: &mut [u8], pkt: &wire::Packet, now: Instant) -> Verdict {
-        let rkey = FlowKey { proto: pkt.proto, src_ip: pkt.src_ip, src_port: pkt.src_port, dst_ip: pkt.dst_ip, dst_port: pkt.dst_port };
-        let Some(key) = self.conns.lookup_reverse(&rkey) else { return Verdict::Drop(DropReason::NoConnection) };
+    fn reply_from_server(
+        &self,
+        plan: &Plan,
+        frame: &mut [u8],
+        pkt: &wire::Packet,
+        now: Instant,
+    ) -> Verdict {
+        let rkey = FlowKey {
+            proto: pkt.proto,
+            src_ip: pkt.src_ip,
+            src_port: pkt.src_port,
+            dst_ip: pkt.dst_ip,
+            dst_port: pkt.dst_port,
+        };
+        let Some(key) = self.conns.lookup_reverse(&rkey) else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
         let ending = pkt.proto == IPPROTO_TCP && (pkt.is_fin() || pkt.is_rst());
         let found = self.conns.with(&key, |c| {
             c.map(|c| {
@@ -575,7 +684,9 @@ impl Engine {
                 (c.client_mac, c.counters.clone())
             })
         });
-        let Some((client_mac, counters)) = found else { return Verdict::Drop(DropReason::NoConnection) };
+        let Some((client_mac, counters)) = found else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
         let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
             return Verdict::Drop(DropReason::NoConnection);
         };

@@ -90,7 +90,12 @@ impl Plan {
         if !self.forwarding {
             return Vec::new();
         }
-        let mut v: Vec<IpAddr> = self.clusters.iter().chain(self.return_addresses.iter()).copied().collect();
+        let mut v: Vec<IpAddr> = self
+            .clusters
+            .iter()
+            .chain(self.return_addresses.iter())
+            .copied()
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -109,14 +114,23 @@ pub struct CounterRegistry {
 
 impl CounterRegistry {
     fn get(&self, cluster: IpAddr, port: u16, server: IpAddr) -> Arc<ServerCounters> {
-        self.map.lock().entry((cluster, port, server)).or_default().clone()
+        self.map
+            .lock()
+            .entry((cluster, port, server))
+            .or_default()
+            .clone()
     }
     /// Drops counters of servers no longer configured.
     fn retain(&self, keep: &HashSet<(IpAddr, u16, IpAddr)>) {
         self.map.lock().retain(|k, _| keep.contains(k));
     }
     /// Counters of one server, if configured.
-    pub fn lookup(&self, cluster: IpAddr, port: u16, server: IpAddr) -> Option<Arc<ServerCounters>> {
+    pub fn lookup(
+        &self,
+        cluster: IpAddr,
+        port: u16,
+        server: IpAddr,
+    ) -> Option<Arc<ServerCounters>> {
         self.map.lock().get(&(cluster, port, server)).cloned()
     }
 }
@@ -131,7 +145,12 @@ fn proto_number(p: Protocol) -> u8 {
 impl Plan {
     /// Compiles `config`. `forwarding` says whether this node forwards now (executor started
     /// and, in a pair, Active or stand-alone).
-    pub fn compile(config: &Config, forwarding: bool, our_mac: [u8; 6], counters: &CounterRegistry) -> Plan {
+    pub fn compile(
+        config: &Config,
+        forwarding: bool,
+        our_mac: [u8; 6],
+        counters: &CounterRegistry,
+    ) -> Plan {
         let mut plan = Plan {
             forwarding,
             our_mac,
@@ -154,7 +173,11 @@ impl Plan {
                     if let IpAddr::V4(nh) = next_hop {
                         plan.neighbors.insert(nh);
                     }
-                    let returnaddress = if port.method == Method::Nat { server.returnaddress } else { None };
+                    let returnaddress = if port.method == Method::Nat {
+                        server.returnaddress
+                    } else {
+                        None
+                    };
                     if let Some(r) = returnaddress {
                         plan.return_addresses.insert(r);
                     }
@@ -164,7 +187,11 @@ impl Plan {
                         address: *saddr,
                         next_hop,
                         accepts_new,
-                        server_port: if port.method == Method::Nat { server.mapport.unwrap_or(*pnum) } else { *pnum },
+                        server_port: if port.method == Method::Nat {
+                            server.mapport.unwrap_or(*pnum)
+                        } else {
+                            *pnum
+                        },
                         returnaddress,
                         counters: counters.get(*caddr, *pnum, *saddr),
                     });

@@ -157,7 +157,10 @@ impl NodeCounters {
         self.drops[reason.index()].fetch_add(1, Relaxed);
     }
     pub fn drops(&self) -> Vec<(DropReason, u64)> {
-        DropReason::ALL.iter().map(|r| (*r, self.drops[r.index()].load(Relaxed))).collect()
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops[r.index()].load(Relaxed)))
+            .collect()
     }
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()].load(Relaxed)

@@ -115,7 +115,12 @@ impl FromStr for ProductVersion {
             }
             p.parse().map_err(|_| err())
         };
-        let version = ProductVersion { v: next()?, r: next()?, m: next()?, f: next()? };
+        let version = ProductVersion {
+            v: next()?,
+            r: next()?,
+            m: next()?,
+            f: next()?,
+        };
         if parts.next().is_some() {
             return Err(err());
         }
@@ -393,7 +398,10 @@ pub fn carries_mac(bytes: &[u8]) -> bool {
 /// authenticates nothing anyway, and seeing the partner alive is what keeps the pair from
 /// going dual-active; the status should say that the keys differ (see [`carries_mac`]).
 pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatError> {
-    let truncated = |need: usize| HeartbeatError::Truncated { got: bytes.len(), need };
+    let truncated = |need: usize| HeartbeatError::Truncated {
+        got: bytes.len(),
+        need,
+    };
     if bytes.len() < 4 {
         return Err(truncated(8));
     }
@@ -415,7 +423,10 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
     if bytes.len() < header_len + 2 {
         return Err(truncated(header_len + 2));
     }
-    let records_len = usize::from(u16::from_be_bytes([bytes[header_len], bytes[header_len + 1]]));
+    let records_len = usize::from(u16::from_be_bytes([
+        bytes[header_len],
+        bytes[header_len + 1],
+    ]));
     let records_start = header_len + 2;
     let body_end = records_start + records_len;
     let keyed = flags & FLAG_KEYED != 0;
@@ -431,7 +442,8 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
             let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
             mac.update(&bytes[..body_end]);
             // `verify_slice` compares in constant time.
-            mac.verify_slice(&bytes[body_end..total]).map_err(|_| HeartbeatError::BadMac)?;
+            mac.verify_slice(&bytes[body_end..total])
+                .map_err(|_| HeartbeatError::BadMac)?;
         }
         (Some(_), false) => return Err(HeartbeatError::MissingMac),
         (None, _) => {}
@@ -449,7 +461,12 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
         u64::from_be_bytes(b)
     };
     Ok(Heartbeat {
-        version: ProductVersion { v: u16_at(8), r: u16_at(10), m: u16_at(12), f: u16_at(14) },
+        version: ProductVersion {
+            v: u16_at(8),
+            r: u16_at(10),
+            m: u16_at(12),
+            f: u16_at(14),
+        },
         epoch: u64_at(16),
         seq: u64_at(24),
         ack_epoch: u64_at(32),

@@ -184,17 +184,23 @@ impl HaSettings {
     /// Heartbeat interval: the configured one within 1 ms..=hatimeout, else hatimeout / 4.
     pub fn interval(&self) -> Duration {
         let h = self.hatimeout();
-        self.interval.unwrap_or(h / 4).clamp(Duration::from_millis(1), h)
+        self.interval
+            .unwrap_or(h / 4)
+            .clamp(Duration::from_millis(1), h)
     }
 
     /// Default 2 × hatimeout; at least one interval, at most a day.
     pub fn takeover_timeout(&self) -> Duration {
-        self.takeover_timeout.unwrap_or(self.hatimeout() * 2).clamp(self.interval(), MAX_TIMER)
+        self.takeover_timeout
+            .unwrap_or(self.hatimeout() * 2)
+            .clamp(self.interval(), MAX_TIMER)
     }
 
     /// Default hatimeout; at most a day.
     pub fn failback_hold(&self) -> Duration {
-        self.failback_hold.unwrap_or(self.hatimeout()).min(MAX_TIMER)
+        self.failback_hold
+            .unwrap_or(self.hatimeout())
+            .min(MAX_TIMER)
     }
 
     /// Default reach interval + hatimeout; at most a day.
@@ -231,7 +237,10 @@ pub enum Action {
     /// Re-send the gratuitous ARPs (the partner has just entered Standby: PH36755).
     Announce,
     /// Run script `name` (if the file exists), with `arg` as `$1`.
-    RunScript { name: &'static str, arg: Option<&'static str> },
+    RunScript {
+        name: &'static str,
+        arg: Option<&'static str>,
+    },
     /// Send the whole connection/affinity table (and configuration) to the partner.
     RequestFullSync,
     /// Two-way contact with the partner lost (silence, leaving, or deafness).
@@ -270,7 +279,10 @@ pub enum TakeoverError {
     #[error(
         "the partner runs {partner}, incompatible with this node's {local}: stop the partner's executor to hand over"
     )]
-    Incompatible { local: ProductVersion, partner: ProductVersion },
+    Incompatible {
+        local: ProductVersion,
+        partner: ProductVersion,
+    },
     #[error(
         "the partner reaches more targets ({partner} > {local}) and would take Active straight back"
     )]
@@ -645,7 +657,11 @@ impl Machine {
             && self.compatible()
             && (!self.settings.replication || self.synced)
             && self.ha_running();
-        if ok { SubState::Synchronized } else { SubState::NotSynchronized }
+        if ok {
+            SubState::Synchronized
+        } else {
+            SubState::NotSynchronized
+        }
     }
 
     pub fn epoch(&self) -> u64 {
@@ -677,7 +693,9 @@ impl Machine {
 
     /// Whether the partner (if known) runs a compatible version.
     pub fn partner_compatible(&self) -> Option<bool> {
-        self.partner.as_ref().map(|p| p.hb.version.compatible(&self.version))
+        self.partner
+            .as_ref()
+            .map(|p| p.hb.version.compatible(&self.version))
     }
 
     pub fn drops(&self) -> &DropCounters {
@@ -686,7 +704,9 @@ impl Machine {
 
     /// The index of the heartbeat pair (local source, partner destination), if configured.
     pub fn pair_index(&self, local: IpAddr, remote: IpAddr) -> Option<usize> {
-        self.pairs.iter().position(|p| p.source == local && p.destination == remote)
+        self.pairs
+            .iter()
+            .position(|p| p.source == local && p.destination == remote)
     }
 
     /// The next action to carry out, in order.
@@ -705,15 +725,23 @@ impl Machine {
         c.extend(self.listen_deadline);
         c.extend(self.attempt.map(|a| a.deadline));
         c.extend(self.yielded);
-        c.extend(self.reach_behind_since.map(|t| t + self.settings.reach_hold()));
+        c.extend(
+            self.reach_behind_since
+                .map(|t| t + self.settings.reach_hold()),
+        );
         c.extend(self.failback_not_before);
-        c.extend(self.contact_since.map(|t| t + self.settings.failback_hold()));
+        c.extend(
+            self.contact_since
+                .map(|t| t + self.settings.failback_hold()),
+        );
         c.extend(self.first_send.map(|t| t + h));
         if let Some(p) = &self.partner {
             c.push(p.last_heard + h);
             c.push(p.heard_since + h);
         }
-        c.into_iter().filter(|&t| self.last_eval.is_none_or(|n| t > n)).min()
+        c.into_iter()
+            .filter(|&t| self.last_eval.is_none_or(|n| t > n))
+            .min()
     }
 
     // ----- inputs -----
@@ -738,7 +766,10 @@ impl Machine {
             .heartbeats
             .iter()
             .map(|&(s, d)| {
-                match old_pairs.iter().position(|p| p.source == s && p.destination == d) {
+                match old_pairs
+                    .iter()
+                    .position(|p| p.source == s && p.destination == d)
+                {
                     Some(i) => old_pairs.swap_remove(i),
                     None => Pair::new(s, d),
                 }
@@ -750,7 +781,10 @@ impl Machine {
             .iter()
             .map(|&a| Reach {
                 address: a,
-                reachable: old_reach.iter().find(|r| r.address == a).and_then(|r| r.reachable),
+                reachable: old_reach
+                    .iter()
+                    .find(|r| r.address == a)
+                    .and_then(|r| r.reachable),
             })
             .collect();
         self.settings = settings.clone();
@@ -858,18 +892,30 @@ impl Machine {
 
         let h = self.settings.hatimeout();
         let was_heard = self.heard(now);
-        let ack_sent = if hb.ack_epoch == self.epoch { self.send_time(hb.ack) } else { None };
+        let ack_sent = if hb.ack_epoch == self.epoch {
+            self.send_time(hb.ack)
+        } else {
+            None
+        };
         let fresh_ack = ack_sent.is_some_and(|t| now.saturating_duration_since(t) <= h);
         let prev_request = self.partner.as_ref().map(|p| p.hb.request);
-        let prev_says = self.partner.as_ref().map(|p| (p.hb.state, p.hb.sub_state, p.hb.request));
+        let prev_says = self
+            .partner
+            .as_ref()
+            .map(|p| (p.hb.state, p.hb.sub_state, p.hb.request));
         let heard_since = match &self.partner {
             Some(p) if was_heard => p.heard_since,
             _ => now,
         };
         let mut content = hb.clone();
         content.records = Vec::new();
-        self.partner =
-            Some(Partner { hb: content, last_heard: now, heard_since, fresh_ack, address });
+        self.partner = Some(Partner {
+            hb: content,
+            last_heard: now,
+            heard_since,
+            fresh_ack,
+            address,
+        });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.
         if self.state == State::Active
@@ -967,7 +1013,10 @@ impl Machine {
         if let Some(p) = p
             && !p.hb.version.compatible(&self.version)
         {
-            return Err(TakeoverError::Incompatible { local: self.version, partner: p.hb.version });
+            return Err(TakeoverError::Incompatible {
+                local: self.version,
+                partner: p.hb.version,
+            });
         }
         if self.sub_state() != SubState::Synchronized {
             let why = match (p, self.contact) {
@@ -982,7 +1031,10 @@ impl Machine {
         };
         let local = self.reach_count();
         if p.hb.reach_count > local {
-            return Err(TakeoverError::FewerReach { local, partner: p.hb.reach_count });
+            return Err(TakeoverError::FewerReach {
+                local,
+                partner: p.hb.reach_count,
+            });
         }
         if self.role() == Some(Role::Backup)
             && p.hb.role == Role::Primary
@@ -1075,7 +1127,10 @@ impl Machine {
             reach: self
                 .reach
                 .iter()
-                .map(|r| ReachStatus { address: r.address, reachable: r.reachable })
+                .map(|r| ReachStatus {
+                    address: r.address,
+                    reachable: r.reachable,
+                })
                 .collect(),
             dropped: self.drops.clone(),
             takeover,
@@ -1115,7 +1170,11 @@ impl Machine {
     }
 
     fn reach_count(&self) -> u16 {
-        let n = self.reach.iter().filter(|r| r.reachable == Some(true)).count();
+        let n = self
+            .reach
+            .iter()
+            .filter(|r| r.reachable == Some(true))
+            .count();
         u16::try_from(n).unwrap_or(u16::MAX)
     }
 
@@ -1124,11 +1183,16 @@ impl Machine {
     }
 
     fn compatible(&self) -> bool {
-        self.partner.as_ref().is_some_and(|p| p.hb.version.compatible(&self.version))
+        self.partner
+            .as_ref()
+            .is_some_and(|p| p.hb.version.compatible(&self.version))
     }
 
     fn send_time(&self, seq: u64) -> Option<Instant> {
-        self.sent.binary_search_by_key(&seq, |&(s, _)| s).ok().map(|i| self.sent[i].1)
+        self.sent
+            .binary_search_by_key(&seq, |&(s, _)| s)
+            .ok()
+            .map(|i| self.sent[i].1)
     }
 
     /// The partner is heard: a heartbeat within hatimeout, and not leaving.
@@ -1141,7 +1205,10 @@ impl Machine {
     fn deaf(&self, now: Instant) -> bool {
         let h = self.settings.hatimeout();
         self.heard(now)
-            && self.partner.as_ref().is_some_and(|p| !p.fresh_ack && now >= p.heard_since + h)
+            && self
+                .partner
+                .as_ref()
+                .is_some_and(|p| !p.fresh_ack && now >= p.heard_since + h)
             && self.first_send.is_some_and(|t| now >= t + h)
     }
 
@@ -1204,7 +1271,12 @@ impl Machine {
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
-        self.history.push_back(Transition { at: now, from, to, reason });
+        self.history.push_back(Transition {
+            at: now,
+            from,
+            to,
+            reason,
+        });
         let (action, script) = match to {
             State::Active => (Action::GoActive, Some(GO_ACTIVE)),
             State::Standby => (Action::GoStandby, Some(GO_STANDBY)),
@@ -1214,8 +1286,12 @@ impl Machine {
         };
         self.actions.push_back(action);
         if let Some(name) = script {
-            self.actions.push_back(Action::RunScript { name, arg: None });
-            self.actions.push_back(Action::RunScript { name: HIGHAVAIL_CHANGE, arg: Some(name) });
+            self.actions
+                .push_back(Action::RunScript { name, arg: None });
+            self.actions.push_back(Action::RunScript {
+                name: HIGHAVAIL_CHANGE,
+                arg: Some(name),
+            });
         }
         match to {
             State::Active => {
@@ -1247,7 +1323,10 @@ impl Machine {
     }
 
     fn start_attempt(&mut self, now: Instant, kind: AttemptKind) {
-        self.attempt = Some(Attempt { kind, deadline: now + self.settings.takeover_timeout() });
+        self.attempt = Some(Attempt {
+            kind,
+            deadline: now + self.settings.takeover_timeout(),
+        });
         self.takeover_note = None;
     }
 
@@ -1286,7 +1365,9 @@ impl Machine {
 
     /// One heartbeat on every pair.
     fn send_round(&mut self, now: Instant) {
-        let Some(backup) = self.settings.backup else { return };
+        let Some(backup) = self.settings.backup else {
+            return;
+        };
         self.seq += 1;
         let seq = self.seq;
         let sig = self.signature();
@@ -1311,7 +1392,10 @@ impl Machine {
         self.first_send.get_or_insert(now);
         self.last_round = Some(now);
         self.next_send = self.ha_running().then(|| now + interval);
-        let (ack_epoch, ack) = self.partner.as_ref().map_or((0, 0), |p| (p.hb.epoch, p.hb.seq));
+        let (ack_epoch, ack) = self
+            .partner
+            .as_ref()
+            .map_or((0, 0), |p| (p.hb.epoch, p.hb.seq));
         self.acked_epoch = self.partner.as_ref().map(|p| p.hb.epoch);
         let heartbeat = Heartbeat {
             version: self.version,
@@ -1426,7 +1510,10 @@ impl Machine {
                 secs(self.settings.hatimeout())
             ),
             None => {
-                format!("no partner heard within hatimeout ({})", secs(self.settings.hatimeout()))
+                format!(
+                    "no partner heard within hatimeout ({})",
+                    secs(self.settings.hatimeout())
+                )
             }
         }
     }
@@ -1455,7 +1542,11 @@ impl Machine {
         }
         let role = self.role().unwrap_or(Role::Primary);
         if role != p.role {
-            let primary_recovery = if role == Role::Primary { self.recovery() } else { p.recovery };
+            let primary_recovery = if role == Role::Primary {
+                self.recovery()
+            } else {
+                p.recovery
+            };
             let primary_wins = !both_active || primary_recovery == Recovery::Auto;
             let win = (role == Role::Primary) == primary_wins;
             let why = match (both_active, primary_wins) {
@@ -1471,7 +1562,10 @@ impl Machine {
                 "same role on both nodes: the longer-running one wins".into(),
             );
         }
-        let win = self.pairs.first().is_none_or(|pair| pair.source < pair.destination);
+        let win = self
+            .pairs
+            .first()
+            .is_none_or(|pair| pair.source < pair.destination);
         (win, "same role and epoch: the lower address wins".into())
     }
 
@@ -1494,7 +1588,11 @@ impl Machine {
         let heard = self.heard(now);
         let deaf = self.deaf(now);
         let contact = self.contact;
-        let p = self.partner.as_ref().filter(|_| heard).map(|p| p.hb.clone());
+        let p = self
+            .partner
+            .as_ref()
+            .filter(|_| heard)
+            .map(|p| p.hb.clone());
         let before = self.state;
         match (self.state, p) {
             (State::Listen, None)
@@ -1563,7 +1661,10 @@ impl Machine {
                         .reach_behind_since
                         .is_some_and(|t| now >= t + self.settings.reach_hold())
                     {
-                        Some(format!("partner reaches more targets ({} > {mine})", p.reach_count))
+                        Some(format!(
+                            "partner reaches more targets ({} > {mine})",
+                            p.reach_count
+                        ))
                     } else if self.maintenance && !p.maintenance {
                         Some("maintenance: handing Active over to the partner".to_string())
                     } else {
@@ -1609,7 +1710,9 @@ impl Machine {
             || self.yielded.is_some()
             || self.sub_state() != SubState::Synchronized
             || self.failback_not_before.is_some_and(|t| now < t)
-            || self.contact_since.is_none_or(|t| now < t + self.settings.failback_hold())
+            || self
+                .contact_since
+                .is_none_or(|t| now < t + self.settings.failback_hold())
         {
             return;
         }
@@ -1635,7 +1738,10 @@ impl Machine {
             ));
         }
         if Some(p.hb.role) == self.role() {
-            w.push(format!("both nodes are configured as {}", p.hb.role.keyword()));
+            w.push(format!(
+                "both nodes are configured as {}",
+                p.hb.role.keyword()
+            ));
         }
         if p.hb.recovery != self.recovery() {
             w.push(format!(

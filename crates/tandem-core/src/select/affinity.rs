@@ -65,14 +65,18 @@ impl Default for AffinityTable {
 
 impl std::fmt::Debug for AffinityTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AffinityTable").field("records", &self.len()).finish()
+        f.debug_struct("AffinityTable")
+            .field("records", &self.len())
+            .finish()
     }
 }
 
 impl AffinityTable {
     /// An empty table.
     pub fn new() -> AffinityTable {
-        AffinityTable { shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        AffinityTable {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 
     fn shard(&self, key: &AffinityKey) -> &Mutex<HashMap<AffinityKey, AffinityRecord>> {
@@ -117,10 +121,18 @@ impl AffinityTable {
                     // Never move time backwards if calls arrive out of order.
                     r.last_new_connection = r.last_new_connection.max(now);
                 } else {
-                    *r = AffinityRecord { server, last_new_connection: now, created: now };
+                    *r = AffinityRecord {
+                        server,
+                        last_new_connection: now,
+                        created: now,
+                    };
                 }
             })
-            .or_insert(AffinityRecord { server, last_new_connection: now, created: now });
+            .or_insert(AffinityRecord {
+                server,
+                last_new_connection: now,
+                created: now,
+            });
         *record
     }
 
@@ -208,7 +220,11 @@ mod tests {
     }
 
     fn key(client: &str) -> AffinityKey {
-        AffinityKey { cluster: ip("192.0.2.100"), port: 80, client: ip(client) }
+        AffinityKey {
+            cluster: ip("192.0.2.100"),
+            port: 80,
+            client: ip(client),
+        }
     }
 
     const STICKY: Duration = Duration::from_secs(60);
@@ -223,7 +239,10 @@ mod tests {
         assert_eq!(t.lookup(&k, t0, STICKY), Some(ip("10.0.0.1")));
         assert_eq!(t.lookup(&k, t0 + STICKY, STICKY), Some(ip("10.0.0.1")));
         // Lookups do not refresh.
-        assert_eq!(t.lookup(&k, t0 + STICKY + Duration::from_millis(1), STICKY), None);
+        assert_eq!(
+            t.lookup(&k, t0 + STICKY + Duration::from_millis(1), STICKY),
+            None
+        );
         assert_eq!(t.len(), 0, "an expired record found by a lookup is gone");
         // A stickytime of 0: no affinity.
         t.touch_new_connection(&k, ip("10.0.0.1"), t0);
@@ -242,7 +261,10 @@ mod tests {
         let r = t.touch_new_connection(&k, ip("10.0.0.1"), t0 + Duration::from_secs(50));
         assert_eq!(r.created, t0);
         assert_eq!(r.last_new_connection, t0 + Duration::from_secs(50));
-        assert_eq!(t.lookup(&k, t0 + Duration::from_secs(100), STICKY), Some(ip("10.0.0.1")));
+        assert_eq!(
+            t.lookup(&k, t0 + Duration::from_secs(100), STICKY),
+            Some(ip("10.0.0.1"))
+        );
         // Out-of-order touch does not move the time back.
         let r = t.touch_new_connection(&k, ip("10.0.0.1"), t0);
         assert_eq!(r.last_new_connection, t0 + Duration::from_secs(50));
@@ -251,7 +273,11 @@ mod tests {
         let r = t.touch_new_connection(&k, ip("10.0.0.2"), t1);
         assert_eq!(
             r,
-            AffinityRecord { server: ip("10.0.0.2"), last_new_connection: t1, created: t1 }
+            AffinityRecord {
+                server: ip("10.0.0.2"),
+                last_new_connection: t1,
+                created: t1
+            }
         );
         assert_eq!(t.len(), 1);
     }
@@ -260,11 +286,22 @@ mod tests {
     fn expire_by_port() {
         let t = AffinityTable::new();
         let t0 = Instant::now();
-        let other =
-            AffinityKey { cluster: ip("192.0.2.100"), port: 443, client: ip("203.0.113.9") };
-        let gone = AffinityKey { cluster: ip("192.0.2.101"), port: 80, client: ip("203.0.113.9") };
+        let other = AffinityKey {
+            cluster: ip("192.0.2.100"),
+            port: 443,
+            client: ip("203.0.113.9"),
+        };
+        let gone = AffinityKey {
+            cluster: ip("192.0.2.101"),
+            port: 80,
+            client: ip("203.0.113.9"),
+        };
         t.touch_new_connection(&key("203.0.113.1"), ip("10.0.0.1"), t0);
-        t.touch_new_connection(&key("203.0.113.2"), ip("10.0.0.1"), t0 + Duration::from_secs(30));
+        t.touch_new_connection(
+            &key("203.0.113.2"),
+            ip("10.0.0.1"),
+            t0 + Duration::from_secs(30),
+        );
         t.touch_new_connection(&other, ip("10.0.0.1"), t0);
         t.touch_new_connection(&gone, ip("10.0.0.1"), t0);
         let stickytime_of = |cluster: IpAddr, port: u16| match (cluster, port) {
@@ -288,15 +325,26 @@ mod tests {
         let t = AffinityTable::new();
         let t0 = Instant::now();
         for i in 0..100u8 {
-            let server = if i % 2 == 0 { ip("10.0.0.1") } else { ip("10.0.0.2") };
+            let server = if i % 2 == 0 {
+                ip("10.0.0.1")
+            } else {
+                ip("10.0.0.2")
+            };
             t.touch_new_connection(&key(&format!("203.0.113.{i}")), server, t0);
         }
-        let other_port =
-            AffinityKey { cluster: ip("192.0.2.100"), port: 443, client: ip("203.0.113.1") };
+        let other_port = AffinityKey {
+            cluster: ip("192.0.2.100"),
+            port: 443,
+            client: ip("203.0.113.1"),
+        };
         t.touch_new_connection(&other_port, ip("10.0.0.1"), t0);
         assert_eq!(t.remove_server(ip("192.0.2.100"), 80, ip("10.0.0.1")), 50);
         assert_eq!(t.len(), 51);
-        assert!(t.snapshot().iter().all(|(k, r)| r.server == ip("10.0.0.2") || k.port == 443));
+        assert!(
+            t.snapshot()
+                .iter()
+                .all(|(k, r)| r.server == ip("10.0.0.2") || k.port == 443)
+        );
         assert_eq!(t.remove_server(ip("192.0.2.100"), 80, ip("10.0.0.1")), 0);
     }
 

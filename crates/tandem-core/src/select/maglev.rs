@@ -102,8 +102,16 @@ impl Maglev {
         // never let a cast wrap.
         list.truncate(EMPTY as usize);
 
-        let table = if list.is_empty() { Vec::new() } else { populate(&list, size) };
-        Maglev { servers: list, table, size }
+        let table = if list.is_empty() {
+            Vec::new()
+        } else {
+            populate(&list, size)
+        };
+        Maglev {
+            servers: list,
+            table,
+            size,
+        }
     }
 
     /// The server of the flow whose hash is `hash` (normally
@@ -130,7 +138,11 @@ impl Maglev {
                 *c += 1;
             }
         }
-        self.servers.iter().zip(counts).map(|(&(ip, _), c)| (ip, c)).collect()
+        self.servers
+            .iter()
+            .zip(counts)
+            .map(|(&(ip, _), c)| (ip, c))
+            .collect()
     }
 
     /// The servers in the table (weight above 0) with their weights, sorted by address.
@@ -255,7 +267,9 @@ mod tests {
     }
 
     fn servers(n: u8, weight: u32) -> Vec<(IpAddr, u32)> {
-        (1..=n).map(|i| (IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), weight)).collect()
+        (1..=n)
+            .map(|i| (IpAddr::V4(Ipv4Addr::new(10, 0, 0, i)), weight))
+            .collect()
     }
 
     /// Hashes of `n` synthetic client flows to one cluster port.
@@ -284,7 +298,10 @@ mod tests {
         assert_eq!(Maglev::new(&servers(3, 1), 0).size(), 2);
         assert_eq!(Maglev::new(&servers(3, 1), 100).size(), 101);
         assert_eq!(Maglev::new(&servers(3, 1), usize::MAX).size(), MAX_SIZE);
-        assert_eq!(Maglev::new(&servers(3, 1), DEFAULT_SIZE).size(), DEFAULT_SIZE);
+        assert_eq!(
+            Maglev::new(&servers(3, 1), DEFAULT_SIZE).size(),
+            DEFAULT_SIZE
+        );
     }
 
     #[test]
@@ -321,7 +338,10 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a, c);
         let hashes = flow_hashes(100_000);
-        let same = hashes.iter().filter(|&&h| a.lookup(h) == b.lookup(h)).count();
+        let same = hashes
+            .iter()
+            .filter(|&&h| a.lookup(h) == b.lookup(h))
+            .count();
         assert_eq!(same, hashes.len());
         assert!(hashes.iter().all(|&h| a.lookup(h) == c.lookup(h)));
     }
@@ -336,7 +356,10 @@ mod tests {
                 let mut rest = all.clone();
                 rest.remove(removed);
                 let after = Maglev::new(&rest, DEFAULT_SIZE);
-                let moved = hashes.iter().filter(|&&h| before.lookup(h) != after.lookup(h)).count();
+                let moved = hashes
+                    .iter()
+                    .filter(|&&h| before.lookup(h) != after.lookup(h))
+                    .count();
                 let fraction = moved as f64 / hashes.len() as f64;
                 let bound = 1.2 / f64::from(n);
                 assert!(
@@ -352,7 +375,11 @@ mod tests {
 
     #[test]
     fn weighted_shares() {
-        let list = vec![(ip("10.0.0.1"), 10), (ip("10.0.0.2"), 10), (ip("10.0.0.3"), 20)];
+        let list = vec![
+            (ip("10.0.0.1"), 10),
+            (ip("10.0.0.2"), 10),
+            (ip("10.0.0.3"), 20),
+        ];
         let t = Maglev::new(&list, DEFAULT_SIZE);
         let slots = t.shares();
         let want = [25.0, 25.0, 50.0];
@@ -362,9 +389,15 @@ mod tests {
         }
         let hashes = flow_hashes(100_000);
         for ((server, _), w) in list.iter().zip(want) {
-            let n = hashes.iter().filter(|&&h| t.lookup(h) == Some(*server)).count();
+            let n = hashes
+                .iter()
+                .filter(|&&h| t.lookup(h) == Some(*server))
+                .count();
             let pct = n as f64 * 100.0 / hashes.len() as f64;
-            assert!((pct - w).abs() <= 2.0, "flow share of {server}: {pct} vs {w}");
+            assert!(
+                (pct - w).abs() <= 2.0,
+                "flow share of {server}: {pct} vs {w}"
+            );
         }
     }
 
@@ -381,7 +414,14 @@ mod tests {
 
     #[test]
     fn duplicates_are_merged() {
-        let a = Maglev::new(&[(ip("10.0.0.1"), 5), (ip("10.0.0.2"), 5), (ip("10.0.0.1"), 5)], 101);
+        let a = Maglev::new(
+            &[
+                (ip("10.0.0.1"), 5),
+                (ip("10.0.0.2"), 5),
+                (ip("10.0.0.1"), 5),
+            ],
+            101,
+        );
         let b = Maglev::new(&[(ip("10.0.0.2"), 5), (ip("10.0.0.1"), 10)], 101);
         assert_eq!(a, b);
         assert_eq!(a.servers(), &[(ip("10.0.0.1"), 10), (ip("10.0.0.2"), 5)]);
@@ -390,7 +430,12 @@ mod tests {
     #[test]
     fn more_servers_than_slots() {
         let list: Vec<_> = (0..50u16)
-            .map(|i| (IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)), 1))
+            .map(|i| {
+                (
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, i)),
+                    1,
+                )
+            })
             .collect();
         let t = Maglev::new(&list, 7);
         assert_eq!(t.size(), 7);
@@ -420,10 +465,19 @@ mod tests {
             dst_ip: ip("192.0.2.100"),
             dst_port: 80,
         };
-        let got: Vec<String> = [0u64, 1, 2, 12345, 65536, 1 << 40, u64::MAX, flow.stable_hash()]
-            .iter()
-            .map(|&h| t.lookup(h).unwrap().to_string())
-            .collect();
+        let got: Vec<String> = [
+            0u64,
+            1,
+            2,
+            12345,
+            65536,
+            1 << 40,
+            u64::MAX,
+            flow.stable_hash(),
+        ]
+        .iter()
+        .map(|&h| t.lookup(h).unwrap().to_string())
+        .collect();
         let shares: Vec<usize> = t.shares().iter().map(|s| s.1).collect();
         // Digest of the whole table: the server of every slot, in slot order.
         let mut bytes = Vec::with_capacity(t.size() * 16);

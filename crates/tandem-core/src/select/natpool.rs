@@ -40,11 +40,17 @@ impl Ports {
         {
             *last = !0u64 << tail;
         }
-        Ports { words, cursor: 0, in_use: 0 }
+        Ports {
+            words,
+            cursor: 0,
+            in_use: 0,
+        }
     }
 
     fn is_set(&self, offset: u32) -> bool {
-        self.words.get((offset / 64) as usize).is_some_and(|w| w & (1 << (offset % 64)) != 0)
+        self.words
+            .get((offset / 64) as usize)
+            .is_some_and(|w| w & (1 << (offset % 64)) != 0)
     }
 
     fn set(&mut self, offset: u32) {
@@ -109,7 +115,9 @@ impl Default for NatPool {
 
 impl std::fmt::Debug for NatPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NatPool").field("range", &self.range()).finish_non_exhaustive()
+        f.debug_struct("NatPool")
+            .field("range", &self.range())
+            .finish_non_exhaustive()
     }
 }
 
@@ -119,8 +127,16 @@ impl NatPool {
     /// always exhausted.
     pub fn new(range: RangeInclusive<u16>) -> NatPool {
         let (first, last) = (*range.start(), *range.end());
-        let len = if first <= last { u32::from(last) - u32::from(first) + 1 } else { 0 };
-        NatPool { first, len, shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect() }
+        let len = if first <= last {
+            u32::from(last) - u32::from(first) + 1
+        } else {
+            0
+        };
+        NatPool {
+            first,
+            len,
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+        }
     }
 
     /// The source ports handed out (empty when the pools are always exhausted).
@@ -161,7 +177,12 @@ impl NatPool {
     /// NAT does: a client's connections then reach the server on one tuple with consecutive
     /// TCP timestamps, which the server's TIME_WAIT accepts, where a port rotated in from
     /// another client would be refused.
-    pub fn allocate_preferring(&self, returnaddress: IpAddr, proto: u8, preferred: u16) -> Option<u16> {
+    pub fn allocate_preferring(
+        &self,
+        returnaddress: IpAddr,
+        proto: u8,
+        preferred: u16,
+    ) -> Option<u16> {
         if self.reserve(returnaddress, proto, preferred) {
             return Some(preferred);
         }
@@ -175,20 +196,30 @@ impl NatPool {
             return None;
         }
         let mut shard = self.shard(returnaddress, proto).lock();
-        let ports = shard.entry((returnaddress, proto)).or_insert_with(|| Ports::new(self.len));
+        let ports = shard
+            .entry((returnaddress, proto))
+            .or_insert_with(|| Ports::new(self.len));
         let offset = ports.find_free(self.len)?;
         ports.set(offset);
         ports.in_use += 1;
-        ports.cursor = if offset + 1 >= self.len { 0 } else { offset + 1 };
+        ports.cursor = if offset + 1 >= self.len {
+            0
+        } else {
+            offset + 1
+        };
         Some(self.port_at(offset))
     }
 
     /// Gives a source port back (its connection ended). Returns false, and changes nothing,
     /// if the port was not in use or is outside the range.
     pub fn release(&self, returnaddress: IpAddr, proto: u8, port: u16) -> bool {
-        let Some(offset) = self.offset_of(port) else { return false };
+        let Some(offset) = self.offset_of(port) else {
+            return false;
+        };
         let mut shard = self.shard(returnaddress, proto).lock();
-        let Some(ports) = shard.get_mut(&(returnaddress, proto)) else { return false };
+        let Some(ports) = shard.get_mut(&(returnaddress, proto)) else {
+            return false;
+        };
         if !ports.is_set(offset) {
             return false;
         }
@@ -200,9 +231,13 @@ impl NatPool {
     /// Marks a given source port in use (installing a connection replicated from the HA
     /// partner). Returns false if it was already in use or is outside the range.
     pub fn reserve(&self, returnaddress: IpAddr, proto: u8, port: u16) -> bool {
-        let Some(offset) = self.offset_of(port) else { return false };
+        let Some(offset) = self.offset_of(port) else {
+            return false;
+        };
         let mut shard = self.shard(returnaddress, proto).lock();
-        let ports = shard.entry((returnaddress, proto)).or_insert_with(|| Ports::new(self.len));
+        let ports = shard
+            .entry((returnaddress, proto))
+            .or_insert_with(|| Ports::new(self.len));
         if ports.is_set(offset) {
             return false;
         }
@@ -214,7 +249,9 @@ impl NatPool {
     /// Number of source ports in use on `returnaddress` for protocol `proto`.
     pub fn in_use(&self, returnaddress: IpAddr, proto: u8) -> usize {
         let shard = self.shard(returnaddress, proto).lock();
-        shard.get(&(returnaddress, proto)).map_or(0, |p| p.in_use as usize)
+        shard
+            .get(&(returnaddress, proto))
+            .map_or(0, |p| p.in_use as usize)
     }
 }
 
@@ -237,7 +274,11 @@ mod tests {
         assert_eq!(pool.allocate_preferring(r, 6, 40000), Some(40000));
         let other = pool.allocate_preferring(r, 6, 40000).expect("a free port");
         assert_ne!(other, 40000, "a taken port is not handed out twice");
-        assert_eq!(pool.allocate_preferring(r, 6, 80).map(|p| p >= 1024), Some(true), "below the range: any port");
+        assert_eq!(
+            pool.allocate_preferring(r, 6, 80).map(|p| p >= 1024),
+            Some(true),
+            "below the range: any port"
+        );
     }
 
     #[test]
@@ -260,7 +301,9 @@ mod tests {
     fn exhaustion_and_rotation() {
         let p = NatPool::new(40000..=40099);
         let ra = ip("10.0.0.254");
-        let got: Vec<u16> = (0..100).map(|_| p.allocate(ra, IPPROTO_TCP).unwrap()).collect();
+        let got: Vec<u16> = (0..100)
+            .map(|_| p.allocate(ra, IPPROTO_TCP).unwrap())
+            .collect();
         assert_eq!(got, (40000..=40099).collect::<Vec<_>>());
         assert_eq!(p.allocate(ra, IPPROTO_TCP), None);
         assert_eq!(p.in_use(ra, IPPROTO_TCP), 100);
@@ -337,7 +380,9 @@ mod tests {
             .map(|_| {
                 let p = Arc::clone(&p);
                 std::thread::spawn(move || {
-                    (0..2500).map(|_| p.allocate(ra, IPPROTO_TCP).unwrap()).collect::<Vec<_>>()
+                    (0..2500)
+                        .map(|_| p.allocate(ra, IPPROTO_TCP).unwrap())
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();

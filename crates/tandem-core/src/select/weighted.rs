@@ -34,8 +34,11 @@ impl WeightedPicker {
     /// picked; a server listed twice gets the sum of its weights. The order of `servers`
     /// does not matter.
     pub fn new(servers: &[(IpAddr, u32)]) -> WeightedPicker {
-        let mut list: Vec<(IpAddr, u64)> =
-            servers.iter().filter(|s| s.1 > 0).map(|&(ip, w)| (ip, u64::from(w))).collect();
+        let mut list: Vec<(IpAddr, u64)> = servers
+            .iter()
+            .filter(|s| s.1 > 0)
+            .map(|&(ip, w)| (ip, u64::from(w)))
+            .collect();
         list.sort_unstable();
         list.dedup_by(|later, kept| {
             if later.0 == kept.0 {
@@ -63,9 +66,15 @@ impl WeightedPicker {
         }
 
         let sequence = smooth_sequence(&list);
-        let servers =
-            list.iter().map(|&(ip, w)| (ip, u32::try_from(w).unwrap_or(u32::MAX))).collect();
-        WeightedPicker { sequence, servers, cursor: AtomicUsize::new(0) }
+        let servers = list
+            .iter()
+            .map(|&(ip, w)| (ip, u32::try_from(w).unwrap_or(u32::MAX)))
+            .collect();
+        WeightedPicker {
+            sequence,
+            servers,
+            cursor: AtomicUsize::new(0),
+        }
     }
 
     /// The server for the next new connection, or `None` when no server has a weight

@@ -34,7 +34,10 @@ fn sample() -> Heartbeat {
 #[test]
 fn round_trip_unkeyed_and_keyed() {
     for records in [Vec::new(), b"x".to_vec(), vec![7u8; 1400]] {
-        let hb = Heartbeat { records, ..sample() };
+        let hb = Heartbeat {
+            records,
+            ..sample()
+        };
         let plain = encode(&hb, None);
         assert_eq!(plain.len(), MIN_LEN + hb.records.len());
         assert_eq!(decode(&plain, None).unwrap(), hb);
@@ -46,7 +49,13 @@ fn round_trip_unkeyed_and_keyed() {
 
 #[test]
 fn every_enum_value_round_trips() {
-    for state in [State::Idle, State::Listen, State::Active, State::Standby, State::Down] {
+    for state in [
+        State::Idle,
+        State::Listen,
+        State::Active,
+        State::Standby,
+        State::Down,
+    ] {
         for request in [
             Request::None,
             Request::TakeoverRequest,
@@ -58,7 +67,14 @@ fn every_enum_value_round_trips() {
                 (Role::Primary, Recovery::Auto, SubState::NotSynchronized),
                 (Role::Backup, Recovery::Manual, SubState::Synchronized),
             ] {
-                let hb = Heartbeat { state, request, role, recovery, sub_state, ..sample() };
+                let hb = Heartbeat {
+                    state,
+                    request,
+                    role,
+                    recovery,
+                    sub_state,
+                    ..sample()
+                };
                 assert_eq!(decode(&encode(&hb, Some(KEY)), Some(KEY)).unwrap(), hb);
             }
         }
@@ -70,10 +86,18 @@ fn stable_header_layout() {
     let bytes = encode(&sample(), Some(KEY));
     assert_eq!(&bytes[..4], b"TNDM");
     assert_eq!(bytes[4], 1, "format");
-    assert_eq!(bytes[5], 0x01 | 0x02 | 0x04, "flags keyed|records|maintenance");
+    assert_eq!(
+        bytes[5],
+        0x01 | 0x02 | 0x04,
+        "flags keyed|records|maintenance"
+    );
     assert_eq!(u16::from_be_bytes([bytes[6], bytes[7]]), HEADER_LEN as u16);
     assert_eq!(&bytes[8..16], &[0, 9, 0, 0, 0, 5, 0, 8], "V.R.M.F");
-    assert_eq!(u64::from_be_bytes(bytes[24..32].try_into().unwrap()), 42, "seq");
+    assert_eq!(
+        u64::from_be_bytes(bytes[24..32].try_into().unwrap()),
+        42,
+        "seq"
+    );
     assert_eq!(bytes[49], 3, "state Standby");
     assert_eq!(bytes[64], 2, "request standby-entered");
     assert!(heartbeat::carries_mac(&bytes));
@@ -106,7 +130,10 @@ fn truncated_at_every_length() {
 fn trailing_bytes_are_malformed() {
     let mut bytes = encode(&sample(), None);
     bytes.push(0);
-    assert_eq!(decode(&bytes, None), Err(HeartbeatError::Malformed("length (trailing bytes)")));
+    assert_eq!(
+        decode(&bytes, None),
+        Err(HeartbeatError::Malformed("length (trailing bytes)"))
+    );
 }
 
 #[test]
@@ -127,7 +154,10 @@ fn every_flipped_bit_is_refused_with_a_key() {
 #[test]
 fn wrong_key_missing_mac_and_unkeyed_receiver() {
     let keyed = encode(&sample(), Some(KEY));
-    assert_eq!(decode(&keyed, Some(b"another key")), Err(HeartbeatError::BadMac));
+    assert_eq!(
+        decode(&keyed, Some(b"another key")),
+        Err(HeartbeatError::BadMac)
+    );
     let plain = encode(&sample(), None);
     assert_eq!(decode(&plain, Some(KEY)), Err(HeartbeatError::MissingMac));
     // A node without a key still sees its keyed partner alive (no dual-active from a key
@@ -140,12 +170,18 @@ fn wrong_key_missing_mac_and_unkeyed_receiver() {
     // Dropping the trailer and the KEYED flag does not help the forger either.
     let mut stripped = keyed[..keyed.len() - MAC_LEN].to_vec();
     stripped[5] &= !FLAG_KEYED;
-    assert_eq!(decode(&stripped, Some(KEY)), Err(HeartbeatError::MissingMac));
+    assert_eq!(
+        decode(&stripped, Some(KEY)),
+        Err(HeartbeatError::MissingMac)
+    );
 }
 
 #[test]
 fn foreign_datagrams() {
-    assert_eq!(decode(b"GET / HTTP/1.1\r\n\r\n", None), Err(HeartbeatError::BadMagic));
+    assert_eq!(
+        decode(b"GET / HTTP/1.1\r\n\r\n", None),
+        Err(HeartbeatError::BadMagic)
+    );
     let mut b = encode(&sample(), None);
     b[0] = b'X';
     assert_eq!(decode(&b, None), Err(HeartbeatError::BadMagic));
@@ -157,11 +193,17 @@ fn format_evolution() {
     // Another format number: refused.
     let mut b = encode(&sample(), None);
     b[4] = 2;
-    assert!(matches!(decode(&b, None), Err(HeartbeatError::UnsupportedFormat { format: 2, .. })));
+    assert!(matches!(
+        decode(&b, None),
+        Err(HeartbeatError::UnsupportedFormat { format: 2, .. })
+    ));
     // A critical flag this decoder does not know: refused.
     let mut b = encode(&sample(), None);
     b[5] |= 0x80;
-    assert!(matches!(decode(&b, None), Err(HeartbeatError::UnsupportedFormat { .. })));
+    assert!(matches!(
+        decode(&b, None),
+        Err(HeartbeatError::UnsupportedFormat { .. })
+    ));
     // An unknown non-critical flag: ignored.
     let mut b = encode(&sample(), Some(KEY));
     b[5] |= 0x08;
@@ -184,7 +226,10 @@ fn format_evolution() {
     // A header shorter than format 1's: malformed.
     let mut b = encode(&sample(), None);
     b[6..8].copy_from_slice(&70u16.to_be_bytes());
-    assert_eq!(decode(&b, None), Err(HeartbeatError::Malformed("header length")));
+    assert_eq!(
+        decode(&b, None),
+        Err(HeartbeatError::Malformed("header length"))
+    );
 }
 
 fn resign(b: &mut Vec<u8>, mac_start: usize) {
@@ -198,16 +243,29 @@ fn resign(b: &mut Vec<u8>, mac_start: usize) {
 
 #[test]
 fn out_of_range_codes_are_malformed() {
-    for (offset, what) in
-        [(48, "role"), (49, "state"), (50, "sub-state"), (51, "recovery"), (64, "request")]
-    {
+    for (offset, what) in [
+        (48, "role"),
+        (49, "state"),
+        (50, "sub-state"),
+        (51, "recovery"),
+        (64, "request"),
+    ] {
         let mut b = encode(&sample(), None);
         b[offset] = 0xEE;
         assert_eq!(decode(&b, None), Err(HeartbeatError::Malformed(what)));
     }
-    let mut b = encode(&Heartbeat { records: Vec::new(), ..sample() }, None);
+    let mut b = encode(
+        &Heartbeat {
+            records: Vec::new(),
+            ..sample()
+        },
+        None,
+    );
     b[5] |= 0x02; // records flag without records
-    assert_eq!(decode(&b, None), Err(HeartbeatError::Malformed("records flag")));
+    assert_eq!(
+        decode(&b, None),
+        Err(HeartbeatError::Malformed("records flag"))
+    );
 }
 
 #[test]
@@ -218,7 +276,10 @@ fn replay_guard() {
     assert!(g.accept(10, 2).is_err(), "same seq");
     assert!(g.accept(10, 1).is_err(), "older seq");
     assert!(g.accept(9, 100).is_err(), "older epoch");
-    assert!(g.accept(11, 1).is_ok(), "restart: new epoch, seq starts again");
+    assert!(
+        g.accept(11, 1).is_ok(),
+        "restart: new epoch, seq starts again"
+    );
     assert!(g.accept(10, 3).is_err(), "the old epoch is gone for good");
     assert_eq!(g.last(), Some((11, 1)));
     assert!(g.check(11, 2).is_ok());
@@ -230,16 +291,39 @@ fn product_versions() {
     let v: ProductVersion = "9.0.5.8".parse().unwrap();
     assert_eq!(v, ProductVersion::new(9, 0, 5, 8));
     assert_eq!(v.to_string(), "9.0.5.8");
-    assert!(v.compatible(&"9.0.5.10".parse().unwrap()), "fix level ignored");
-    assert!(v.compatible(&"9.0.0.0".parse().unwrap()), "modification ignored (8.5.5.16+)");
-    assert!(!v.compatible(&"9.1.0.0".parse().unwrap()), "release differs");
-    assert!(!v.compatible(&"8.5.5.16".parse().unwrap()), "version differs");
-    for bad in
-        ["", "9", "9.0.5", "9.0.5.8.1", "9.0.x.8", "9..5.8", "9.0.5.70000", "-1.0.0.0", "+9.0.5.8"]
-    {
+    assert!(
+        v.compatible(&"9.0.5.10".parse().unwrap()),
+        "fix level ignored"
+    );
+    assert!(
+        v.compatible(&"9.0.0.0".parse().unwrap()),
+        "modification ignored (8.5.5.16+)"
+    );
+    assert!(
+        !v.compatible(&"9.1.0.0".parse().unwrap()),
+        "release differs"
+    );
+    assert!(
+        !v.compatible(&"8.5.5.16".parse().unwrap()),
+        "version differs"
+    );
+    for bad in [
+        "",
+        "9",
+        "9.0.5",
+        "9.0.5.8.1",
+        "9.0.x.8",
+        "9..5.8",
+        "9.0.5.70000",
+        "-1.0.0.0",
+        "+9.0.5.8",
+    ] {
         assert!(bad.parse::<ProductVersion>().is_err(), "{bad:?}");
     }
-    assert_eq!(" 8.5.5.16 ".parse::<ProductVersion>().unwrap(), ProductVersion::new(8, 5, 5, 16));
+    assert_eq!(
+        " 8.5.5.16 ".parse::<ProductVersion>().unwrap(),
+        ProductVersion::new(8, 5, 5, 16)
+    );
 }
 
 proptest! {

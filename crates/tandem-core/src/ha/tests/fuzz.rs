@@ -44,8 +44,24 @@ fn any_request() -> impl Strategy<Value = Request> {
 
 fn any_heartbeat() -> impl Strategy<Value = Heartbeat> {
     (
-        (0u64..4, 0u64..40, 0u64..4, 0u64..40, any::<bool>(), any_state(), any::<bool>()),
-        (any::<bool>(), 0u16..3, 0u16..3, any_request(), any::<bool>(), 0u16..3, any::<u64>()),
+        (
+            0u64..4,
+            0u64..40,
+            0u64..4,
+            0u64..40,
+            any::<bool>(),
+            any_state(),
+            any::<bool>(),
+        ),
+        (
+            any::<bool>(),
+            0u16..3,
+            0u16..3,
+            any_request(),
+            any::<bool>(),
+            0u16..3,
+            any::<u64>(),
+        ),
     )
         .prop_map(
             |(
@@ -66,7 +82,11 @@ fn any_heartbeat() -> impl Strategy<Value = Heartbeat> {
                     } else {
                         SubState::NotSynchronized
                     },
-                    recovery: if auto { Recovery::Auto } else { Recovery::Manual },
+                    recovery: if auto {
+                        Recovery::Auto
+                    } else {
+                        Recovery::Manual
+                    },
                     reach_count: rc,
                     reach_total: rt,
                     config_digest: ext,

@@ -59,7 +59,12 @@ pub struct Link {
 
 impl Default for Link {
     fn default() -> Self {
-        Link { up: true, loss: 0.0, latency: Duration::from_millis(1), jitter: Duration::ZERO }
+        Link {
+            up: true,
+            loss: 0.0,
+            latency: Duration::from_millis(1),
+            jitter: Duration::ZERO,
+        }
     }
 }
 
@@ -193,9 +198,17 @@ impl Default for PairOptions {
 }
 
 pub fn settings_for(o: &PairOptions, node: usize) -> HaSettings {
-    let role = if node == A { Role::Primary } else { Role::Backup };
+    let role = if node == A {
+        Role::Primary
+    } else {
+        Role::Backup
+    };
     HaSettings {
-        backup: Some(Backup { role, recovery: o.recovery, port: 20001 }),
+        backup: Some(Backup {
+            role,
+            recovery: o.recovery,
+            port: 20001,
+        }),
         heartbeats: (0..o.pairs)
             .map(|i| {
                 let (a, b) = pair_addrs(i);
@@ -235,7 +248,9 @@ impl HaPair {
             t0,
             now: t0,
             nodes,
-            links: (0..o.pairs).map(|_| [Link::default(), Link::default()]).collect(),
+            links: (0..o.pairs)
+                .map(|_| [Link::default(), Link::default()])
+                .collect(),
             rng: Rng::new(o.seed),
             inflight: Vec::new(),
             order: 0,
@@ -366,7 +381,9 @@ impl HaPair {
         let now = self.now;
         while let Some(a) = self.nodes[n].m.poll_action() {
             match a {
-                Action::SendHeartbeat { pair, heartbeat, .. } => {
+                Action::SendHeartbeat {
+                    pair, heartbeat, ..
+                } => {
                     if !self.nodes[n].alive {
                         continue;
                     }
@@ -518,8 +535,12 @@ impl HaPair {
         for f in due {
             self.deliver(f);
         }
-        let syncs: Vec<usize> =
-            self.pending_sync.iter().filter(|(at, _)| *at <= now).map(|&(_, n)| n).collect();
+        let syncs: Vec<usize> = self
+            .pending_sync
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|&(_, n)| n)
+            .collect();
         self.pending_sync.retain(|(at, _)| *at > now);
         for n in syncs {
             if self.nodes[n].alive {
@@ -541,7 +562,10 @@ impl HaPair {
         let fwd = |n: &Node| n.alive && n.forwarding;
         let dual = fwd(&self.nodes[A]) && fwd(&self.nodes[B]);
         track(&mut self.trace.dual, dual, now);
-        let someone_up = self.nodes.iter().any(|n| n.alive && n.m.state() != State::Down);
+        let someone_up = self
+            .nodes
+            .iter()
+            .any(|n| n.alive && n.m.state() != State::Down);
         let vacant = someone_up && !fwd(&self.nodes[A]) && !fwd(&self.nodes[B]);
         track(&mut self.trace.vacant, vacant, now);
     }
@@ -565,8 +589,9 @@ impl HaPair {
 
     /// The node that forwards, if exactly one does.
     pub fn single_active(&self) -> Option<usize> {
-        let f: Vec<usize> =
-            (0..2).filter(|&n| self.nodes[n].alive && self.nodes[n].forwarding).collect();
+        let f: Vec<usize> = (0..2)
+            .filter(|&n| self.nodes[n].alive && self.nodes[n].forwarding)
+            .collect();
         (f.len() == 1).then(|| f[0])
     }
 }

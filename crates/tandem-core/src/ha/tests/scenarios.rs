@@ -12,8 +12,16 @@ fn secs(s: f64) -> Duration {
 
 fn assert_steady(p: &HaPair, active: usize) {
     let standby = 1 - active;
-    assert_eq!(p.state(active), State::Active, "node {active} should be Active");
-    assert_eq!(p.state(standby), State::Standby, "node {standby} should be Standby");
+    assert_eq!(
+        p.state(active),
+        State::Active,
+        "node {active} should be Active"
+    );
+    assert_eq!(
+        p.state(standby),
+        State::Standby,
+        "node {standby} should be Standby"
+    );
     assert_eq!(p.nodes[active].m.sub_state(), SubState::Synchronized);
     assert_eq!(p.nodes[standby].m.sub_state(), SubState::Synchronized);
     assert_eq!(p.single_active(), Some(active));
@@ -35,7 +43,10 @@ fn never_dual_since(p: &HaPair, since: std::time::Instant) {
 fn startup_primary_active_backup_standby() {
     // Both at once, primary first, backup first: the primary ends Active (auto).
     for order in 0..3 {
-        let o = PairOptions { replication: order == 1, ..PairOptions::default() };
+        let o = PairOptions {
+            replication: order == 1,
+            ..PairOptions::default()
+        };
         let mut p = HaPair::new(&o);
         match order {
             0 => {
@@ -76,22 +87,34 @@ fn simultaneous_start_has_no_dual_active() {
 #[test]
 fn primary_killed_backup_takes_over_within_hatimeout_plus_interval() {
     for pairs in [1, 2] {
-        let o = PairOptions { pairs, ..PairOptions::default() };
+        let o = PairOptions {
+            pairs,
+            ..PairOptions::default()
+        };
         let mut p = HaPair::started(&o, secs(10.0));
         assert_steady(&p, A);
         let killed = p.now;
         p.kill(A);
-        let t = p.run_until_cond(secs(10.0), |p| p.state(B) == State::Active).expect("takeover");
+        let t = p
+            .run_until_cond(secs(10.0), |p| p.state(B) == State::Active)
+            .expect("takeover");
         let took = t - killed;
         assert!(took <= p.hatimeout() + p.interval(), "took {took:?}");
         assert!(took >= p.hatimeout() - p.interval(), "too early: {took:?}");
         let st = p.nodes[B].m.status(p.now);
         assert!(
-            st.transitions[0].reason.contains("heartbeat timeout (hatimeout 2s exceeded)"),
+            st.transitions[0]
+                .reason
+                .contains("heartbeat timeout (hatimeout 2s exceeded)"),
             "{:?}",
             st.transitions[0]
         );
-        assert!(p.nodes[B].log.iter().any(|(_, a)| *a == Action::PartnerLost));
+        assert!(
+            p.nodes[B]
+                .log
+                .iter()
+                .any(|(_, a)| *a == Action::PartnerLost)
+        );
     }
 }
 
@@ -101,19 +124,34 @@ fn link_cut_backup_takes_over_and_heal_resolves() {
     let mut p = HaPair::started(&o, secs(10.0));
     let cut = p.now;
     p.set_links(false);
-    let t = p.run_until_cond(secs(10.0), |p| p.state(B) == State::Active).expect("takeover");
+    let t = p
+        .run_until_cond(secs(10.0), |p| p.state(B) == State::Active)
+        .expect("takeover");
     assert!(t - cut <= p.hatimeout() + p.interval());
-    assert_eq!(p.state(A), State::Active, "a partitioned primary keeps forwarding");
+    assert_eq!(
+        p.state(A),
+        State::Active,
+        "a partitioned primary keeps forwarding"
+    );
     // Heal: resolved at once (auto: the primary keeps Active).
     p.run_for(secs(3.0));
     let healed = p.now;
     p.set_links(true);
-    let t = p.run_until_cond(secs(5.0), |p| p.single_active().is_some()).expect("resolved");
-    assert!(t - healed <= p.interval() + secs(0.01), "resolution took {:?}", t - healed);
+    let t = p
+        .run_until_cond(secs(5.0), |p| p.single_active().is_some())
+        .expect("resolved");
+    assert!(
+        t - healed <= p.interval() + secs(0.01),
+        "resolution took {:?}",
+        t - healed
+    );
     p.run_for(secs(5.0));
     assert_steady(&p, A);
     // Manual: the backup (current holder) keeps Active.
-    let o = PairOptions { recovery: Recovery::Manual, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     p.set_links(false);
     p.run_for(secs(5.0));
@@ -121,12 +159,19 @@ fn link_cut_backup_takes_over_and_heal_resolves() {
     p.run_for(secs(5.0));
     assert_steady(&p, B);
     let st = p.nodes[A].m.status(p.now);
-    assert!(st.transitions[0].reason.contains("both Active"), "{:?}", st.transitions[0]);
+    assert!(
+        st.transitions[0].reason.contains("both Active"),
+        "{:?}",
+        st.transitions[0]
+    );
 }
 
 #[test]
 fn auto_failback_after_primary_returns() {
-    let o = PairOptions { replication: true, ..PairOptions::default() };
+    let o = PairOptions {
+        replication: true,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     assert_steady(&p, A);
     p.kill(A);
@@ -134,7 +179,9 @@ fn auto_failback_after_primary_returns() {
     assert_eq!(p.state(B), State::Active);
     p.restart(A);
     let back = p.now;
-    let t = p.run_until_cond(secs(20.0), |p| p.state(A) == State::Active).expect("failback");
+    let t = p
+        .run_until_cond(secs(20.0), |p| p.state(A) == State::Active)
+        .expect("failback");
     // Listen → Standby, sync, hold (hatimeout), handshake.
     assert!(t - back < secs(6.0), "failback took {:?}", t - back);
     p.run_for(secs(5.0));
@@ -152,7 +199,10 @@ fn auto_failback_after_primary_returns() {
 
 #[test]
 fn manual_stays_standby_until_takeover() {
-    let o = PairOptions { recovery: Recovery::Manual, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     assert_steady(&p, A);
     p.kill(A);
@@ -165,7 +215,9 @@ fn manual_stays_standby_until_takeover() {
     assert_eq!(p.takeover(B), Err(TakeoverError::AlreadyActive));
     assert_eq!(p.takeover(A), Ok(()));
     assert_eq!(p.takeover(A), Err(TakeoverError::InProgress));
-    let t = p.run_until_cond(secs(5.0), |p| p.state(A) == State::Active).expect("swap");
+    let t = p
+        .run_until_cond(secs(5.0), |p| p.state(A) == State::Active)
+        .expect("swap");
     assert!(t - before < secs(0.1), "swap took {:?}", t - before);
     p.run_for(secs(10.0));
     assert_steady(&p, A);
@@ -181,7 +233,11 @@ fn manual_stays_standby_until_takeover() {
 #[test]
 fn takeover_refusals() {
     // Replication on and never completed: the standby is Not Synchronized.
-    let o = PairOptions { recovery: Recovery::Manual, replication: true, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        replication: true,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::new(&o);
     p.sync_delay = secs(1e6);
     p.start(A);
@@ -206,19 +262,36 @@ fn takeover_refusals() {
 
 #[test]
 fn takeover_abandoned_when_partner_does_not_yield() {
-    let o = PairOptions { recovery: Recovery::Manual, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     assert_steady(&p, A);
     // B asks, but B→A is cut at that moment: A never sees the request. B still hears A
     // Active, so it must neither go Active nor wait forever.
     p.set_direction(1, false);
     assert!(p.takeover(B).is_ok());
-    assert!(p.nodes[B].m.status(p.now).takeover.unwrap().contains("in progress"));
+    assert!(
+        p.nodes[B]
+            .m
+            .status(p.now)
+            .takeover
+            .unwrap()
+            .contains("in progress")
+    );
     p.run_for(secs(5.0));
     assert_eq!(p.state(A), State::Active);
     assert_eq!(p.state(B), State::Standby);
     let st = p.nodes[B].m.status(p.now);
-    assert!(st.takeover.as_deref().unwrap().contains("takeover abandoned"), "{:?}", st.takeover);
+    assert!(
+        st.takeover
+            .as_deref()
+            .unwrap()
+            .contains("takeover abandoned"),
+        "{:?}",
+        st.takeover
+    );
     p.set_direction(1, true);
     p.run_for(secs(10.0));
     assert_eq!(p.single_active(), Some(A));
@@ -226,7 +299,10 @@ fn takeover_abandoned_when_partner_does_not_yield() {
 
 #[test]
 fn reach_decides_takeover() {
-    let o = PairOptions { reach: 2, ..PairOptions::default() };
+    let o = PairOptions {
+        reach: 2,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     assert_steady(&p, A);
     // Equal loss on both sides: no change.
@@ -253,15 +329,23 @@ fn reach_decides_takeover() {
     // the difference has lasted the reach hold.
     let t = p.now;
     p.set_reach(A, 1, false);
-    let took =
-        p.run_until_cond(secs(10.0), |p| p.state(B) == State::Active).expect("reach takeover");
+    let took = p
+        .run_until_cond(secs(10.0), |p| p.state(B) == State::Active)
+        .expect("reach takeover");
     let hold = p.nodes[A].settings.reach_hold();
-    assert!(took - t >= hold && took - t < hold + secs(0.1), "took {:?}", took - t);
+    assert!(
+        took - t >= hold && took - t < hold + secs(0.1),
+        "took {:?}",
+        took - t
+    );
     p.run_for(secs(10.0));
     assert_steady(&p, B);
     never_dual_since(&p, t);
     let st = p.nodes[A].m.status(p.now);
-    assert_eq!(st.transitions[0].reason, "partner reaches more targets (1 > 0)");
+    assert_eq!(
+        st.transitions[0].reason,
+        "partner reaches more targets (1 > 0)"
+    );
     assert_eq!(st.reach_count, 0);
     assert_eq!(st.partner.unwrap().reach_count, 1);
     // The target comes back: equal counts, auto primary fails back.
@@ -274,7 +358,10 @@ fn reach_decides_takeover() {
 #[test]
 fn version_mismatch_seen_alive_never_dual_active() {
     let o = PairOptions {
-        versions: [ProductVersion::new(9, 0, 5, 8), ProductVersion::new(9, 1, 0, 0)],
+        versions: [
+            ProductVersion::new(9, 0, 5, 8),
+            ProductVersion::new(9, 1, 0, 0),
+        ],
         ..PairOptions::default()
     };
     let mut p = HaPair::started(&o, secs(10.0));
@@ -285,13 +372,23 @@ fn version_mismatch_seen_alive_never_dual_active() {
         let partner = st.partner.unwrap();
         assert!(!partner.compatible);
         assert_eq!(st.sub_state, SubState::NotSynchronized);
-        assert!(st.warnings.iter().any(|w| w.contains("incompatible")), "{:?}", st.warnings);
         assert!(
-            p.nodes[n].log.iter().any(|(_, a)| *a == Action::PartnerFound { compatible: false })
+            st.warnings.iter().any(|w| w.contains("incompatible")),
+            "{:?}",
+            st.warnings
+        );
+        assert!(
+            p.nodes[n]
+                .log
+                .iter()
+                .any(|(_, a)| *a == Action::PartnerFound { compatible: false })
         );
     }
     assert!(p.trace.dual.is_empty());
-    assert!(matches!(p.takeover(B), Err(TakeoverError::Incompatible { .. })));
+    assert!(matches!(
+        p.takeover(B),
+        Err(TakeoverError::Incompatible { .. })
+    ));
     // Primary restarts with the new version: it stays Standby (no auto failback), once Active
     // stays single.
     p.kill(A);
@@ -303,11 +400,16 @@ fn version_mismatch_seen_alive_never_dual_active() {
     // Stopping B's executor hands over at once (the maintenance procedure).
     let t = p.now;
     p.stop(B);
-    let took = p.run_until_cond(secs(5.0), |p| p.state(A) == State::Active).unwrap();
+    let took = p
+        .run_until_cond(secs(5.0), |p| p.state(A) == State::Active)
+        .unwrap();
     assert!(took - t < secs(0.01));
     // Same V.R, other M.F: compatible.
     let o = PairOptions {
-        versions: [ProductVersion::new(8, 5, 5, 16), ProductVersion::new(8, 5, 0, 0)],
+        versions: [
+            ProductVersion::new(8, 5, 5, 16),
+            ProductVersion::new(8, 5, 0, 0),
+        ],
         ..PairOptions::default()
     };
     let p = HaPair::started(&o, secs(10.0));
@@ -326,7 +428,10 @@ fn standby_entered_makes_active_announce() {
     p.run_for(secs(5.0));
     assert_eq!(p.nodes[A].count(t, |a| *a == Action::Announce), 1);
     // And after a swap, the new active announces once the old one says it is Standby.
-    let o = PairOptions { recovery: Recovery::Manual, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     let t = p.now;
     p.takeover(B).unwrap();
@@ -370,13 +475,34 @@ fn scripts_once_per_transition_in_order() {
     let t = p.now;
     p.stop(A);
     p.run_for(secs(1.0));
-    assert_eq!(p.nodes[A].effects_since(t), ["GoDown", "goInOp", "highavailChange goInOp"]);
-    assert_eq!(p.nodes[B].effects_since(t), ["GoActive", "goActive", "highavailChange goActive"]);
+    assert_eq!(
+        p.nodes[A].effects_since(t),
+        ["GoDown", "goInOp", "highavailChange goInOp"]
+    );
+    assert_eq!(
+        p.nodes[B].effects_since(t),
+        ["GoActive", "goActive", "highavailChange goActive"]
+    );
     // The state action comes right before its scripts in the action stream.
     let log = &p.nodes[B].log;
-    let i = log.iter().position(|(_, a)| *a == Action::GoActive).unwrap();
-    assert_eq!(log[i + 1].1, Action::RunScript { name: "goActive", arg: None });
-    assert_eq!(log[i + 2].1, Action::RunScript { name: "highavailChange", arg: Some("goActive") });
+    let i = log
+        .iter()
+        .position(|(_, a)| *a == Action::GoActive)
+        .unwrap();
+    assert_eq!(
+        log[i + 1].1,
+        Action::RunScript {
+            name: "goActive",
+            arg: None
+        }
+    );
+    assert_eq!(
+        log[i + 2].1,
+        Action::RunScript {
+            name: "highavailChange",
+            arg: Some("goActive")
+        }
+    );
 }
 
 #[test]
@@ -384,7 +510,9 @@ fn executor_stop_hands_over_at_once() {
     let mut p = HaPair::started(&PairOptions::default(), secs(10.0));
     let t = p.now;
     p.stop(A);
-    let took = p.run_until_cond(secs(5.0), |p| p.state(B) == State::Active).unwrap();
+    let took = p
+        .run_until_cond(secs(5.0), |p| p.state(B) == State::Active)
+        .unwrap();
     assert!(took - t <= secs(0.002), "took {:?}", took - t);
     let st = p.nodes[B].m.status(p.now);
     assert_eq!(st.transitions[0].reason, "partner left (executor stopped)");
@@ -403,13 +531,19 @@ fn deleting_ha_goes_idle_and_adding_it_listens() {
     // IBM's procedure: stop the executor on one, delete HA on the other.
     p.stop(B);
     p.run_for(secs(1.0));
-    let standalone =
-        HaSettings { backup: None, heartbeats: Vec::new(), ..p.nodes[A].settings.clone() };
+    let standalone = HaSettings {
+        backup: None,
+        heartbeats: Vec::new(),
+        ..p.nodes[A].settings.clone()
+    };
     let t = p.now;
     p.reconfigure(A, standalone);
     assert_eq!(p.state(A), State::Idle);
     assert!(p.nodes[A].forwarding);
-    assert_eq!(p.nodes[A].effects_since(t), ["GoIdle", "goIdle", "highavailChange goIdle"]);
+    assert_eq!(
+        p.nodes[A].effects_since(t),
+        ["GoIdle", "goIdle", "highavailChange goIdle"]
+    );
     assert!(p.nodes[A].m.poll_timeout().is_none());
     let st = p.nodes[A].m.status(p.now);
     assert!(!st.configured);
@@ -430,7 +564,12 @@ fn one_way_links_never_both_active() {
         let t = p.now;
         p.set_direction(dir, false);
         p.run_for(secs(30.0));
-        assert!(p.single_active().is_some(), "dir {dir}: A {:?} B {:?}", p.state(A), p.state(B));
+        assert!(
+            p.single_active().is_some(),
+            "dir {dir}: A {:?} B {:?}",
+            p.state(A),
+            p.state(B)
+        );
         // Dual-active lasts at most a link latency (the deaf side leads, the other follows).
         for &(s, e) in &p.trace.dual {
             if s >= t {
@@ -454,10 +593,22 @@ fn one_way_links_never_both_active() {
 
 #[test]
 fn partial_pair_loss_causes_no_takeover() {
-    let o = PairOptions { pairs: 2, ..PairOptions::default() };
+    let o = PairOptions {
+        pairs: 2,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     let t = p.now;
-    p.links[0] = [Link { up: false, ..Link::default() }, Link { up: false, ..Link::default() }];
+    p.links[0] = [
+        Link {
+            up: false,
+            ..Link::default()
+        },
+        Link {
+            up: false,
+            ..Link::default()
+        },
+    ];
     p.run_for(secs(20.0));
     assert_steady(&p, A);
     assert_eq!(p.nodes[B].transitions_since(t), 0);
@@ -469,7 +620,10 @@ fn partial_pair_loss_causes_no_takeover() {
 #[test]
 fn no_false_takeover_at_5_percent_loss() {
     for seed in [1, 2, 3] {
-        let o = PairOptions { seed, ..PairOptions::default() };
+        let o = PairOptions {
+            seed,
+            ..PairOptions::default()
+        };
         let mut p = HaPair::started(&o, secs(10.0));
         assert_steady(&p, A);
         p.set_loss(0.05);
@@ -487,7 +641,10 @@ fn no_false_takeover_at_5_percent_loss() {
 fn keys_wrong_or_missing() {
     // A key on one side only: the keyed side refuses the unkeyed heartbeats (MissingMac), the
     // unkeyed side still sees its partner: exactly one Active.
-    let o = PairOptions { keys: [Some(b"k".to_vec()), None], ..PairOptions::default() };
+    let o = PairOptions {
+        keys: [Some(b"k".to_vec()), None],
+        ..PairOptions::default()
+    };
     let p = HaPair::started(&o, secs(20.0));
     assert!(p.single_active().is_some());
     assert!(p.nodes[A].m.drops().missing_mac > 10);
@@ -499,7 +656,10 @@ fn keys_wrong_or_missing() {
     };
     let p = HaPair::started(&o, secs(10.0));
     assert!(p.nodes[A].m.drops().bad_mac > 10 && p.nodes[B].m.drops().bad_mac > 10);
-    assert_eq!(p.nodes[B].m.status(p.now).dropped.bad_mac, p.nodes[B].m.drops().bad_mac);
+    assert_eq!(
+        p.nodes[B].m.status(p.now).dropped.bad_mac,
+        p.nodes[B].m.drops().bad_mac
+    );
 }
 
 #[test]
@@ -519,13 +679,20 @@ fn replayed_heartbeats_are_dropped() {
     };
     p.run_for(secs(2.0));
     let r = p.nodes[B].m.handle_heartbeat(p.now, 0, &hb);
-    assert_eq!(r, crate::ha::Received::Dropped(crate::ha::DropKind::Replayed));
+    assert_eq!(
+        r,
+        crate::ha::Received::Dropped(crate::ha::DropKind::Replayed)
+    );
     assert_eq!(p.nodes[B].m.drops().replayed, 1);
 }
 
 #[test]
 fn status_reports_everything() {
-    let o = PairOptions { reach: 2, pairs: 2, ..PairOptions::default() };
+    let o = PairOptions {
+        reach: 2,
+        pairs: 2,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     p.set_reach(B, 1, false);
     p.run_for(secs(1.0));
@@ -534,13 +701,20 @@ fn status_reports_everything() {
     assert_eq!(st.role, Some(crate::config::Role::Backup));
     assert_eq!(st.recovery, Some(Recovery::Auto));
     assert_eq!(st.port, Some(20001));
-    assert_eq!((st.state, st.sub_state), (State::Standby, SubState::Synchronized));
+    assert_eq!(
+        (st.state, st.sub_state),
+        (State::Standby, SubState::Synchronized)
+    );
     assert_eq!((st.reach_count, st.reach_total), (1, 2));
     assert_eq!(st.reach[1].reachable, Some(false));
     assert_eq!(st.hatimeout_ms, 2000);
     assert_eq!(st.interval_ms, 500);
     assert_eq!(st.heartbeats.len(), 2);
-    assert!(st.heartbeats.iter().all(|h| h.received > 10 && h.last_heard_ms.unwrap() <= 500));
+    assert!(
+        st.heartbeats
+            .iter()
+            .all(|h| h.received > 10 && h.last_heard_ms.unwrap() <= 500)
+    );
     let partner = st.partner.as_ref().unwrap();
     assert_eq!(partner.state, State::Active);
     assert_eq!(partner.version.to_string(), "9.0.5.8");
@@ -557,7 +731,10 @@ fn status_reports_everything() {
 
 #[test]
 fn history_keeps_last_16() {
-    let o = PairOptions { recovery: Recovery::Manual, ..PairOptions::default() };
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
     let mut p = HaPair::started(&o, secs(10.0));
     for i in 0..20 {
         let n = if i % 2 == 0 { B } else { A };
@@ -566,7 +743,11 @@ fn history_keeps_last_16() {
     }
     let st = p.nodes[A].m.status(p.now);
     assert_eq!(st.transitions.len(), 16);
-    assert!(st.transitions.windows(2).all(|w| w[0].age_ms <= w[1].age_ms));
+    assert!(
+        st.transitions
+            .windows(2)
+            .all(|w| w[0].age_ms <= w[1].age_ms)
+    );
 }
 
 #[test]
@@ -605,7 +786,12 @@ fn runtime_configuration_changes() {
     let mut p = HaPair::started(&o, secs(10.0));
     let received = p.nodes[B].m.status(p.now).heartbeats[0].received;
     // Add a second heartbeat pair on both nodes, a reach target, a longer hatimeout.
-    let o2 = PairOptions { pairs: 2, reach: 1, hatimeout: secs(3.0), ..o.clone() };
+    let o2 = PairOptions {
+        pairs: 2,
+        reach: 1,
+        hatimeout: secs(3.0),
+        ..o.clone()
+    };
     p.links.push([Link::default(), Link::default()]);
     let t = p.now;
     for n in [A, B] {
@@ -617,7 +803,10 @@ fn runtime_configuration_changes() {
     assert_eq!(p.nodes[A].transitions_since(t), 0);
     let st = p.nodes[B].m.status(p.now);
     assert_eq!(st.heartbeats.len(), 2);
-    assert!(st.heartbeats[0].received > received, "stats of a kept pair survive");
+    assert!(
+        st.heartbeats[0].received > received,
+        "stats of a kept pair survive"
+    );
     assert!(st.heartbeats[1].received > 5);
     assert_eq!(st.hatimeout_ms, 3000);
     assert_eq!(st.interval_ms, 750);
@@ -627,12 +816,17 @@ fn runtime_configuration_changes() {
     p.reconfigure(B, settings_for(&o2, B));
     assert_eq!(p.nodes[B].log.len(), before);
     // Different recovery on the two nodes is reported.
-    let manual = PairOptions { recovery: Recovery::Manual, ..o2.clone() };
+    let manual = PairOptions {
+        recovery: Recovery::Manual,
+        ..o2.clone()
+    };
     p.reconfigure(B, settings_for(&manual, B));
     p.run_for(secs(2.0));
     let st = p.nodes[A].m.status(p.now);
     assert!(
-        st.warnings.iter().any(|w| w.contains("recovery strategies differ")),
+        st.warnings
+            .iter()
+            .any(|w| w.contains("recovery strategies differ")),
         "{:?}",
         st.warnings
     );
@@ -666,7 +860,13 @@ fn settings_from_config() {
 
 #[test]
 fn poll_timeout_never_returns_a_handled_instant() {
-    let mut p = HaPair::started(&PairOptions { reach: 1, ..PairOptions::default() }, secs(10.0));
+    let mut p = HaPair::started(
+        &PairOptions {
+            reach: 1,
+            ..PairOptions::default()
+        },
+        secs(10.0),
+    );
     for _ in 0..50 {
         p.run_for(secs(0.37));
         for n in [A, B] {

@@ -40,7 +40,11 @@ fn secs(s: f64) -> Duration {
 fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
     let mut r = Rng::new(seed.wrapping_mul(7919).wrapping_add((loss * 1000.0) as u64));
     let o = PairOptions {
-        recovery: if r.chance(0.5) { Recovery::Auto } else { Recovery::Manual },
+        recovery: if r.chance(0.5) {
+            Recovery::Auto
+        } else {
+            Recovery::Manual
+        },
         pairs: 1 + r.below(2) as usize,
         reach: if r.chance(0.5) { 2 } else { 0 },
         replication: r.chance(0.5),
@@ -113,8 +117,14 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
                 // One heartbeat pair (of possibly several) fails for a while.
                 let k = r.below(p.links.len() as u64) as usize;
                 p.links[k] = [
-                    Link { up: false, ..p.links[k][0].clone() },
-                    Link { up: false, ..p.links[k][1].clone() },
+                    Link {
+                        up: false,
+                        ..p.links[k][0].clone()
+                    },
+                    Link {
+                        up: false,
+                        ..p.links[k][1].clone()
+                    },
                 ];
                 p.run_for(secs(0.5 + r.unit() * 8.0));
                 for l in &mut p.links[k] {
@@ -148,7 +158,11 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
     p.run_for(secs(20.0) + o.hatimeout * 4);
     p.close_trace();
     stats.runs += 1;
-    stats.transitions += p.nodes.iter().map(|n| n.transitions_since(p.t0)).sum::<usize>();
+    stats.transitions += p
+        .nodes
+        .iter()
+        .map(|n| n.transitions_since(p.t0))
+        .sum::<usize>();
 
     let ctx = format!("seed {seed} loss {loss} opts {o:?} latency {latency:?} jitter {jitter:?}");
     if let Ok(window) = std::env::var("HA_SWEEP_DUMP") {
@@ -179,7 +193,10 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
                     all.push((
                         a,
                         dir,
-                        format!("silence {} until {b:?}", if dir == 0 { "A→B" } else { "B→A" }),
+                        format!(
+                            "silence {} until {b:?}",
+                            if dir == 0 { "A→B" } else { "B→A" }
+                        ),
                     ));
                 }
             }
@@ -200,19 +217,29 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
     if loss < 0.1 {
         // Settled healthy pair: Active and Standby, both Synchronized.
         assert_eq!(
-            [p.state(A), p.state(B)].iter().filter(|s| **s == crate::ha::State::Standby).count(),
+            [p.state(A), p.state(B)]
+                .iter()
+                .filter(|s| **s == crate::ha::State::Standby)
+                .count(),
             1,
             "{ctx}"
         );
     }
 
-    let silences: Vec<(Instant, Instant)> =
-        p.trace.silences.iter().flatten().map(|&(a, b)| (a, b.unwrap_or(p.now))).collect();
+    let silences: Vec<(Instant, Instant)> = p
+        .trace
+        .silences
+        .iter()
+        .flatten()
+        .map(|&(a, b)| (a, b.unwrap_or(p.now)))
+        .collect();
     for &(s, e) in &p.trace.dual {
         let e = e.unwrap_or(p.now);
         let len = e - s;
         stats.dual_stretches += 1;
-        let excused = silences.iter().any(|&(a, b)| a < e && e <= b + h + i * 2 + big_l * 2);
+        let excused = silences
+            .iter()
+            .any(|&(a, b)| a < e && e <= b + h + i * 2 + big_l * 2);
         if len <= i + big_l * 2 {
             if !excused {
                 stats.unexcused_short_duals += 1;
@@ -227,7 +254,10 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
             excused,
             "{ctx}: dual-active for {len:?} from {:?} with no silence before it; silences {:?}",
             s - p.t0,
-            silences.iter().map(|&(a, b)| (a - p.t0, b - p.t0)).collect::<Vec<_>>()
+            silences
+                .iter()
+                .map(|&(a, b)| (a - p.t0, b - p.t0))
+                .collect::<Vec<_>>()
         );
         stats.longest_excused_dual = stats.longest_excused_dual.max(len);
     }
