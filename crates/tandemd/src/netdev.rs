@@ -139,19 +139,6 @@ pub fn mac_string(mac: [u8; 6]) -> String {
         .join(":")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mac_parsing() {
-        assert_eq!(parse_mac("02:00:5e:00:01:0a"), Some([2, 0, 0x5e, 0, 1, 10]));
-        assert_eq!(parse_mac("02:00:5e:00:01"), None);
-        assert_eq!(parse_mac("02:00:5e:00:01:0a:00"), None);
-        assert_eq!(mac_string([2, 0, 0x5e, 0, 1, 10]), "02:00:5e:00:01:0a");
-    }
-}
-
 /// nftables table name for the ingress filter of `iface`.
 fn ingress_table(iface: &str) -> String {
     let clean: String = iface
@@ -210,4 +197,17 @@ fn run_nft(script: &str) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_parsing() {
+        assert_eq!(parse_mac("02:00:5e:00:01:0a"), Some([2, 0, 0x5e, 0, 1, 10]));
+        assert_eq!(parse_mac("02:00:5e:00:01"), None);
+        assert_eq!(parse_mac("02:00:5e:00:01:0a:00"), None);
+        assert_eq!(mac_string([2, 0, 0x5e, 0, 1, 10]), "02:00:5e:00:01:0a");
+    }
 }
