@@ -5,6 +5,7 @@
 //! selection, tables and (later) the HA machine be tested deterministically.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod flow;
 pub mod forward;
