@@ -1,0 +1,510 @@
+//! Writes the seed corpora of the fuzz targets (fuzz/seeds/TARGET/NAME) from Tandem's real
+//! encoders: frames with right checksums, heartbeats of a real pair exchange, replication
+//! batches of a real `Sender` and acknowledgements of a real `Receiver`, configuration files
+//! and admin requests.
+//!
+//! Run from the repository: `cargo +nightly run --manifest-path fuzz/Cargo.toml -p
+//! tandem-fuzz-seedgen` (the seeds are checked in; rerun after changing an input layout).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tandem_core::config::{Config, Protocol, load_file};
+use tandem_core::forward::NatMapping;
+use tandem_core::ha::{Action, Heartbeat, Machine, ProductVersion, decode, encode};
+use tandem_core::replication::{
+    AffinityRecord, ConnectionRecord, Receiver, Record, Sender, SenderConfig,
+};
+use tandem_fuzz::ha::{EPOCH, KEY, settings};
+use tandem_wire::checksum;
+
+fn write(dir: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let d = dir.join(target);
+    std::fs::create_dir_all(&d).expect("create seed directory");
+    std::fs::write(d.join(name), bytes).expect("write seed");
+}
+
+// ----- frame_engine -----
+
+const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+
+/// An Ethernet/IPv4/TCP-or-UDP frame with right checksums.
+fn ip_frame(
+    src_mac: [u8; 6],
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    udp: bool,
+    tcp_flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let l4_len = if udp { 8 } else { 20 } + payload.len();
+    let mut f = Vec::new();
+    f.extend_from_slice(&OUR_MAC);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = (20 + l4_len) as u16;
+    f.extend_from_slice(&[0x45, 0]);
+    f.extend_from_slice(&total.to_be_bytes());
+    f.extend_from_slice(&[0x12, 0x34, 0x40, 0, 64, if udp { 17 } else { 6 }, 0, 0]);
+    f.extend_from_slice(&src.0.octets());
+    f.extend_from_slice(&dst.0.octets());
+    let c = checksum::ipv4_header_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&src.1.to_be_bytes());
+    f.extend_from_slice(&dst.1.to_be_bytes());
+    if udp {
+        f.extend_from_slice(&(l4_len as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    } else {
+        f.extend_from_slice(&1000u32.to_be_bytes());
+        f.extend_from_slice(&(if tcp_flags & 0x10 != 0 { 777u32 } else { 0 }).to_be_bytes());
+        f.extend_from_slice(&[0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0]);
+    }
+    f.extend_from_slice(payload);
+    let Ok(tandem_wire::Frame::Ip(p)) = tandem_wire::parse(&f) else {
+        panic!("seed frame does not parse")
+    };
+    let c = checksum::l4_checksum_ipv4(&f, &p).expect("checksum");
+    let at = p.l4 + if udp { 6 } else { 16 };
+    f[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// One operation of the frame_engine target: `ctrl, dt, sel, len, bytes`.
+fn engine_op(out: &mut Vec<u8>, ctrl: u8, dt: u8, sel: u8, frame: &[u8]) {
+    out.extend_from_slice(&[ctrl, dt, sel]);
+    out.extend_from_slice(&(frame.len() as u16).to_le_bytes());
+    out.extend_from_slice(frame);
+}
+
+fn frame_engine(dir: &Path) {
+    let client = Ipv4Addr::new(203, 0, 113, 7);
+    let cluster = Ipv4Addr::new(192, 0, 2, 100);
+    let ret = Ipv4Addr::new(192, 0, 2, 200);
+    let cmac = [2, 0, 0, 0, 2, 0];
+    let get = b"GET / HTTP/1.0\r\n\r\n";
+    // Raw frames (ctrl 0): a MAC-port connection, open, data, close.
+    let mut s = vec![0u8];
+    for (flags, payload) in [(0x02, &[][..]), (0x10, &get[..]), (0x11, &[][..])] {
+        let f = ip_frame(cmac, (client, 40000), (cluster, 80), false, flags, payload);
+        engine_op(&mut s, 0, 1, 0, &f);
+    }
+    engine_op(&mut s, 0x20, 200, 0, &[]);
+    write(dir, "frame_engine", "mac_tcp_raw", &s);
+    // Raw NAT connection, with the replies of both servers (one has the record).
+    let mut s = vec![16u8];
+    let syn = ip_frame(cmac, (client, 40000), (cluster, 8080), false, 0x02, &[]);
+    engine_op(&mut s, 0, 1, 0, &syn);
+    for last in [11, 12] {
+        let srv = Ipv4Addr::new(192, 0, 2, last);
+        let smac = [2, 0, 0, 0, 1, last - 11];
+        let f = ip_frame(smac, (srv, 80), (ret, 40000), false, 0x12, &[]);
+        engine_op(&mut s, 0, 1, 0, &f);
+        let f = ip_frame(smac, (srv, 80), (ret, 40000), false, 0x11, b"bye");
+        engine_op(&mut s, 0x80, 1, 0, &f);
+    }
+    let ack = ip_frame(cmac, (client, 40000), (cluster, 8080), false, 0x10, get);
+    engine_op(&mut s, 0x24, 1, 0, &ack);
+    write(dir, "frame_engine", "nat_tcp_raw", &s);
+    // Raw UDP to the NAT port (variant: NAT port UDP) and its reply.
+    let mut s = vec![32u8];
+    let f = ip_frame(cmac, (client, 40001), (cluster, 8080), true, 0, b"ping");
+    engine_op(&mut s, 0, 1, 0, &f);
+    let f = ip_frame(
+        [2, 0, 0, 0, 1, 0],
+        (Ipv4Addr::new(192, 0, 2, 11), 80),
+        (ret, 40001),
+        true,
+        0,
+        b"pong",
+    );
+    engine_op(&mut s, 0, 1, 0, &f);
+    write(dir, "frame_engine", "nat_udp_raw", &s);
+    // Patched frames (ctrl 1 = to the cluster, 2 = from a server, 3 = ARP).
+    let tcp = |flags: u8, payload: &[u8]| {
+        let mut v = vec![0u8; 46];
+        v.extend_from_slice(&[0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        v.extend_from_slice(payload);
+        v
+    };
+    let mut s = vec![1 | 4 | 8];
+    engine_op(&mut s, 1, 0, 0x01, &tcp(0x02, &[]));
+    engine_op(&mut s, 1, 0, 0x05, &tcp(0x02, &[]));
+    engine_op(&mut s, 0x40, 3, 0x02, &[]);
+    engine_op(&mut s, 1, 0, 0x01, &tcp(0x10, get));
+    engine_op(&mut s, 0x61, 255, 0x01, &tcp(0x04, &[]));
+    write(dir, "frame_engine", "affinity_reset_patched", &s);
+    let mut s = vec![0u8];
+    engine_op(&mut s, 1, 1, 0x40, &tcp(0x02, &[]));
+    engine_op(&mut s, 2, 1, 0x00, &tcp(0x12, &[]));
+    engine_op(&mut s, 2, 1, 0x10, &tcp(0x12, &[]));
+    engine_op(&mut s, 1, 1, 0x40, &tcp(0x10, get));
+    engine_op(&mut s, 2, 1, 0x00, &tcp(0x11, &[]));
+    write(dir, "frame_engine", "nat_tcp_patched", &s);
+    let mut s = vec![0u8];
+    engine_op(&mut s, 3, 0, 0x00, &[0; 42]);
+    engine_op(&mut s, 3, 0, 0x13, &[0; 42]);
+    engine_op(&mut s, 3, 0, 0x1a, &[0; 60]);
+    write(dir, "frame_engine", "arp_patched", &s);
+}
+
+// ----- heartbeat_decode -----
+
+/// Heartbeats the machine sends now: (pair, heartbeat).
+fn sent(m: &mut Machine) -> Vec<(usize, Heartbeat)> {
+    let mut v = Vec::new();
+    while let Some(a) = m.poll_action() {
+        if let Action::SendHeartbeat {
+            pair, heartbeat, ..
+        } = a
+        {
+            v.push((pair, heartbeat));
+        }
+    }
+    v
+}
+
+fn timeouts(m: &mut Machine, now: Instant) -> Vec<(usize, Heartbeat)> {
+    let mut v = sent(m);
+    while m.poll_timeout().is_some_and(|t| t <= now) {
+        m.handle_timeout(now);
+        v.extend(sent(m));
+    }
+    v
+}
+
+/// A real exchange between the target's node (A) and its partner (B), written as the
+/// target's input: B's heartbeats as A receives them, in A's loop order.
+fn heartbeat_exchange(
+    variant: u8,
+    keyed: bool,
+    dt: u8,
+    steps: usize,
+    raw_records: bool,
+) -> Vec<u8> {
+    let key = keyed.then_some(KEY);
+    let t0 = Instant::now();
+    let mut now = t0;
+    let version = ProductVersion::new(9, 0, 5, 8);
+    let mut a = Machine::new(EPOCH, version);
+    let mut b = Machine::new(2 * EPOCH, version);
+    a.configure(now, &settings(variant, false));
+    b.configure(now, &settings(variant, true));
+    a.executor_started(now);
+    b.executor_started(now);
+    let mut to_b = sent(&mut a);
+    let mut to_a = sent(&mut b);
+    let mut input = vec![variant];
+    for step in 0..steps {
+        now += Duration::from_millis(u64::from(dt) * 10);
+        for (pair, hb) in to_b.drain(..) {
+            let bytes = encode(&hb, key);
+            b.handle_heartbeat(now, pair, &decode(&bytes, key).expect("own heartbeat"));
+        }
+        to_a.extend(timeouts(&mut b, now));
+        to_a.extend(sent(&mut b));
+        let mut first = true;
+        if to_a.is_empty() {
+            input.extend_from_slice(&[if keyed { 4 } else { 0 }, dt, 0, 0]);
+        }
+        for (pair, mut hb) in to_a.drain(..) {
+            if raw_records && step % 3 == 0 {
+                hb.records = vec![1, 1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0];
+            }
+            let bytes = encode(&hb, key);
+            let ctrl = pair as u8 | if keyed { 4 } else { 0 };
+            input.extend_from_slice(&[ctrl, if first { dt } else { 0 }]);
+            input.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            input.extend_from_slice(&bytes);
+            first = false;
+            let hb = decode(&bytes, key).expect("partner heartbeat");
+            if let Some(i) = a.pair_index(hb_local(pair), hb_remote(pair)) {
+                a.handle_heartbeat(now, i, &hb);
+            }
+            to_b.extend(sent(&mut a));
+        }
+        to_b.extend(timeouts(&mut a, now));
+    }
+    println!(
+        "heartbeat seed {variant}: node {} {}, partner {} {}",
+        a.state(),
+        a.sub_state(),
+        b.state(),
+        b.sub_state()
+    );
+    input
+}
+
+fn hb_local(pair: usize) -> IpAddr {
+    tandem_fuzz::ha::pair(pair as u8).0
+}
+
+fn hb_remote(pair: usize) -> IpAddr {
+    tandem_fuzz::ha::pair(pair as u8).1
+}
+
+fn heartbeat_decode(dir: &Path) {
+    write(
+        dir,
+        "heartbeat_decode",
+        "pair_keyed",
+        &heartbeat_exchange(0, true, 50, 10, false),
+    );
+    write(
+        dir,
+        "heartbeat_decode",
+        "pair_unkeyed_backup",
+        &heartbeat_exchange(1, false, 50, 10, false),
+    );
+    write(
+        dir,
+        "heartbeat_decode",
+        "pair_fast_replication",
+        &heartbeat_exchange(4 | 8, true, 1, 6, true),
+    );
+    write(
+        dir,
+        "heartbeat_decode",
+        "pair_manual",
+        &heartbeat_exchange(2 | 8, false, 50, 10, true),
+    );
+}
+
+// ----- replication_receiver -----
+
+fn sock(s: &str) -> SocketAddr {
+    s.parse().expect("socket address")
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address")
+}
+
+fn records() -> Vec<Record> {
+    let mac = ConnectionRecord {
+        proto: Protocol::Tcp,
+        client: sock("203.0.113.7:40000"),
+        cluster: sock("192.0.2.100:80"),
+        server: ip("192.0.2.11"),
+        nat: None,
+        client_mac: [2, 0, 0, 0, 2, 0],
+        client_ack: 777,
+        closing: false,
+        ended: false,
+        idle_ms: 10,
+        staletimeout_s: 300,
+    };
+    let nat = ConnectionRecord {
+        client: sock("203.0.113.8:40001"),
+        cluster: sock("192.0.2.100:8080"),
+        server: ip("192.0.2.12"),
+        nat: Some(NatMapping {
+            returnaddress: ip("192.0.2.200"),
+            nat_port: 40001,
+            server_port: 80,
+        }),
+        ..mac
+    };
+    let aff = AffinityRecord {
+        cluster: ip("192.0.2.100"),
+        port: 80,
+        client: ip("203.0.113.7"),
+        server: ip("192.0.2.11"),
+        age_ms: 5,
+        stickytime_s: 60,
+    };
+    let ended = ConnectionRecord { ended: true, ..mac };
+    let v6 = ConnectionRecord {
+        client: sock("[2001:db8::7]:40002"),
+        ..mac
+    };
+    vec![
+        Record::Connection(mac),
+        Record::Connection(nat),
+        Record::Affinity(aff),
+        Record::Connection(v6),
+        Record::Connection(ended),
+    ]
+}
+
+fn rep_op(out: &mut Vec<u8>, ctrl: u8, dt: u8, bytes: &[u8]) {
+    out.extend_from_slice(&[ctrl, dt]);
+    out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+fn replication_receiver(dir: &Path) {
+    let now = Instant::now();
+    let mut tx = Sender::new(SenderConfig {
+        session: 7,
+        ..SenderConfig::default()
+    });
+    let mut rx = Receiver::default();
+    let all = records();
+    for r in &all[..3] {
+        tx.push(*r);
+    }
+    let mut batches = Vec::new();
+    tx.pace(now);
+    while let Some(b) = tx.next_batch(now, 1400) {
+        batches.push(b.bytes);
+    }
+    tx.start_full_sync(all.iter().copied(), now);
+    tx.pace(now + Duration::from_secs(1));
+    while let Some(b) = tx.next_batch(now + Duration::from_secs(1), 120) {
+        batches.push(b.bytes);
+    }
+    let mut acks = Vec::new();
+    for b in &batches {
+        let out = rx.on_batch(b, now);
+        acks.push(out.ack.expect("acknowledged").to_bytes());
+    }
+    // In order, with the acknowledgements.
+    let mut s = vec![255u8];
+    for (b, a) in batches.iter().zip(&acks) {
+        rep_op(&mut s, 4, 1, b);
+        rep_op(&mut s, 1, 0, a);
+    }
+    write(dir, "replication_receiver", "in_order", &s);
+    // Reversed, duplicated, then a reset and a new session.
+    let mut s = vec![3u8];
+    for b in batches.iter().rev() {
+        rep_op(&mut s, 0, 1, b);
+        rep_op(&mut s, 0, 0, b);
+    }
+    let mut tx2 = Sender::new(SenderConfig {
+        session: 8,
+        first_seq: u32::MAX - 1,
+        ..SenderConfig::default()
+    });
+    for r in &all {
+        tx2.push(*r);
+    }
+    tx2.pace(now);
+    let mut later = Vec::new();
+    while let Some(b) = tx2.next_batch(now, 60) {
+        later.push(b.bytes);
+    }
+    rep_op(&mut s, 2, 200, &[]);
+    for b in &later {
+        rep_op(&mut s, 0, 130, b);
+    }
+    rep_op(&mut s, 0, 1, &batches[0]);
+    write(
+        dir,
+        "replication_receiver",
+        "reordered_new_session_wrap",
+        &s,
+    );
+}
+
+// ----- grammar and admin_request -----
+
+const EVERY_COMMAND: &str = "\
+dscontrol executor start
+executor set nfa 192.0.2.2
+executor set clientgateway 192.0.2.1
+executor set hatimeout 0.5
+cluster add 192.0.2.100+192.0.2.101+2001:db8::100
+port add 192.0.2.100@80+443 method mac selectionalgorithm conn+affin stickytime 30 staletimeout 120 weightbound 50 reset yes repstrategy both
+port add 192.0.2.101@8080 method nat protocol udp selectionalgorithm hash repstrategy connection
+port set 192.0.2.100@443 selectionalgorithm affinity
+server add 192.0.2.100@80+443@192.0.2.11+192.0.2.12 weight 10 fixedweight yes router 192.0.2.1
+server add 192.0.2.101@8080@192.0.2.13 weight 5 returnaddress 192.0.2.200 mapport 53
+server set @80@192.0.2.11 weight 20
+server down 192.0.2.100@443@192.0.2.12
+server up 192.0.2.100@443@192.0.2.12
+server down 192.0.2.100@80@192.0.2.12
+server status @@
+port report 192.0.2.100@80
+cluster status @
+executor report
+highavailability heartbeat add 192.0.2.2 192.0.2.3
+highavailability heartbeat add 198.51.100.2 198.51.100.3
+highavailability reach add 203.0.113.1
+highavailability backup add primary auto 20001
+highavailability key /etc/tandem/ha.key
+highavailability scripts /etc/tandem/scripts
+manager reach set interval 1.5
+highavailability status # a comment
+ex star
+highavailability reach delete 203.0.113.1
+highavailability heartbeat delete 198.51.100.2
+server remove 192.0.2.100@443@192.0.2.11
+port remove 192.0.2.100@443
+cluster remove 2001:db8::100
+highavailability takeover 192.0.2.3
+highavailability maintenance
+highavailability backup delete
+executor stop
+";
+
+fn grammar(dir: &Path, demo: &str) {
+    write(dir, "grammar", "demo.cfg", demo.as_bytes());
+    write(
+        dir,
+        "grammar",
+        "every_command.cfg",
+        EVERY_COMMAND.as_bytes(),
+    );
+    let cfg = load_file(EVERY_COMMAND, "every.cfg", &Config::default()).expect("loads");
+    write(
+        dir,
+        "grammar",
+        "saved.cfg",
+        cfg.to_commands().join("\n").as_bytes(),
+    );
+}
+
+fn admin_request(dir: &Path) {
+    let requests: [(&str, &[&str], bool); 8] = [
+        ("executor_status", &["executor", "status"], false),
+        (
+            "server_weight",
+            &["server", "set", "192.0.2.100@80@192.0.2.11", "weight", "5"],
+            true,
+        ),
+        (
+            "port_add",
+            &["port", "add", "192.0.2.100@443", "method", "nat"],
+            false,
+        ),
+        ("cluster_report", &["cluster", "report", "@"], true),
+        (
+            "ha_backup",
+            &[
+                "highavailability",
+                "backup",
+                "add",
+                "backup",
+                "manual",
+                "20001",
+            ],
+            false,
+        ),
+        (
+            "ha_key",
+            &["highavailability", "key", "/etc/tandem/ha.key"],
+            false,
+        ),
+        ("prefixes", &["ser", "dow", "@@192.0.2.12"], false),
+        ("dscontrol", &["dscontrol", "executor", "report"], false),
+    ];
+    for (name, words, json) in requests {
+        let words: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+        let line = format!("{{\"words\":[{}],\"json\":{json}}}", words.join(","));
+        write(dir, "admin_request", name, line.as_bytes());
+    }
+}
+
+fn main() {
+    let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = fuzz.join("seeds");
+    let demo = std::fs::read_to_string(fuzz.join("../examples/demo.cfg")).expect("demo.cfg");
+    frame_engine(&dir);
+    heartbeat_decode(&dir);
+    replication_receiver(&dir);
+    grammar(&dir, &demo);
+    admin_request(&dir);
+    println!("seeds written to {}", dir.display());
+}
