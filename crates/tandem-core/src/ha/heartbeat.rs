@@ -57,6 +57,10 @@ pub const FLAG_KEYED: u8 = 0x01;
 pub const FLAG_RECORDS: u8 = 0x02;
 /// Flag: the sender is in maintenance (it hands Active over and does not take it back).
 pub const FLAG_MAINTENANCE: u8 = 0x04;
+/// Flag: the sender has just yielded Active and is handing its records over; the partner
+/// waits for the hand-over to end before it goes Active (a non-critical bit: an older
+/// decoder ignores it and only loses the wait).
+pub const FLAG_HANDOVER: u8 = 0x08;
 /// Flag bits a format-1 decoder must understand or refuse the datagram.
 pub const FLAGS_CRITICAL: u8 = 0xF0;
 
@@ -269,6 +273,8 @@ pub struct Heartbeat {
     pub request: Request,
     /// The sender is in maintenance.
     pub maintenance: bool,
+    /// The sender is handing its records over after yielding Active ([`FLAG_HANDOVER`]).
+    pub handover: bool,
     /// Sender's hatimeout and heartbeat interval, in ms (reported when they differ).
     pub hatimeout_ms: u32,
     pub interval_ms: u32,
@@ -323,6 +329,9 @@ pub enum DropKind {
     Own,
     /// Arrived on no configured heartbeat pair.
     UnknownPair,
+    /// Unauthenticated pair: a heartbeat that changes what the partner says, held until a
+    /// later one confirms it (see `HaSettings::authenticated`).
+    Unconfirmed,
 }
 
 /// Encodes a heartbeat. With a key, the HMAC-SHA256 trailer is appended and flag KEYED set.
@@ -341,6 +350,9 @@ pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
     }
     if hb.maintenance {
         flags |= FLAG_MAINTENANCE;
+    }
+    if hb.handover {
+        flags |= FLAG_HANDOVER;
     }
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT);
@@ -492,6 +504,7 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
         config_digest: u64_at(56),
         request: Request::from_code(bytes[64]).ok_or(HeartbeatError::Malformed("request"))?,
         maintenance: flags & FLAG_MAINTENANCE != 0,
+        handover: flags & FLAG_HANDOVER != 0,
         hatimeout_ms: u32_at(68),
         interval_ms: u32_at(72),
         records: bytes[records_start..body_end].to_vec(),

@@ -219,6 +219,7 @@ pub fn settings_for(o: &PairOptions, node: usize) -> HaSettings {
         hatimeout: o.hatimeout,
         replication: o.replication,
         config_digest: 77,
+        authenticated: o.keys[node].is_some(),
         ..HaSettings::default()
     }
 }
