@@ -232,14 +232,15 @@ impl KeyRing {
         self.current.as_deref()
     }
 
-    /// Sets a new key. From a key to another key (or from none to a key) this starts a
-    /// rolling change; removing the key takes effect at once.
-    pub fn set(&mut self, key: Option<Vec<u8>>) {
+    /// Sets a new key. On a live pair (`rolling`: the partner has been heard), a change from
+    /// one key to another (or from none to a key) is rolled as described above; otherwise,
+    /// and when the key is removed, it takes effect at once.
+    pub fn set(&mut self, key: Option<Vec<u8>>, rolling: bool) {
         if key == self.current {
             return;
         }
         let old = std::mem::replace(&mut self.current, key);
-        if self.current.is_none() {
+        if self.current.is_none() || !rolling {
             self.previous = None;
         } else {
             self.previous = Some(old);
@@ -376,7 +377,7 @@ mod tests {
             let f = seal(Direction::Acks, 1, 2, b"", from.signing());
             open(&f, to).map(|f| f.verified_by)
         };
-        x.set(Some(NEW.to_vec()));
+        x.set(Some(NEW.to_vec()), true);
         assert!(x.rotating() && x.awaiting_partner());
         assert_eq!(x.signing(), Some(OLD));
         assert!(check(&x, &y).is_ok() && check(&y, &x).is_ok());
@@ -384,7 +385,7 @@ mod tests {
         let probe = seal(Direction::KeyProbe, 1, 2, b"", x.probe_key());
         assert_eq!(open(&probe, &y), Err(FrameError::BadMac));
         // Y gets the new key: it recognises X's probe, and switches.
-        y.set(Some(NEW.to_vec()));
+        y.set(Some(NEW.to_vec()), true);
         let id = open(&probe, &y).unwrap().verified_by;
         y.note(id, t0);
         assert_eq!(y.signing(), Some(NEW));
@@ -405,7 +406,7 @@ mod tests {
         let t0 = Instant::now();
         let mut x = KeyRing::new(None);
         assert!(!x.authenticated());
-        x.set(Some(NEW.to_vec()));
+        x.set(Some(NEW.to_vec()), true);
         assert!(!x.authenticated(), "unkeyed datagrams are still accepted");
         assert_eq!(x.signing(), None);
         assert!(open(&seal(Direction::Acks, 1, 2, b"", None), &x).is_ok());

@@ -23,6 +23,7 @@
 pub mod datagram;
 pub mod heartbeat;
 pub mod machine;
+pub mod node;
 
 #[cfg(test)]
 mod tests;
@@ -35,3 +36,4 @@ pub use machine::{
     Action, Contact, DropCounters, HaSettings, HaStatus, Machine, PairLiveness, PairStatus,
     PartnerStatus, ReachStatus, Received, TakeoverError, TransitionStatus,
 };
+pub use node::{ChannelCounters, ChannelStatus, Event, Node, Transmit};

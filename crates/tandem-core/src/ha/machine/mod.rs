@@ -260,6 +260,8 @@ struct Partner {
     fresh_ack: bool,
     /// Destination of the pair it was last heard on.
     address: IpAddr,
+    /// Index of that pair.
+    pair: usize,
 }
 
 impl Partner {
@@ -503,6 +505,29 @@ impl Machine {
             .map(|p| p.hb.version.compatible(&self.version))
     }
 
+    /// Heartbeats accepted so far, over every pair (liveness, for tests and status).
+    pub fn heartbeats_received(&self) -> u64 {
+        self.pairs.iter().map(|p| p.received).sum()
+    }
+
+    /// The partner's epoch (its current run), once heard.
+    pub fn partner_epoch(&self) -> Option<u64> {
+        self.partner.as_ref().map(|p| p.hb.epoch)
+    }
+
+    /// The heartbeat pair (local source, partner destination) the partner was last heard on:
+    /// where replication goes, so that a cut first pair does not slow it to heartbeat pace.
+    pub fn partner_pair(&self) -> Option<(IpAddr, IpAddr)> {
+        let p = self.partner.as_ref()?;
+        let pair = self.pairs.get(p.pair)?;
+        Some((pair.source, pair.destination))
+    }
+
+    /// The HA port (`highavailability backup add ... PORT`).
+    pub fn port(&self) -> Option<u16> {
+        self.settings.backup.map(|b| b.port)
+    }
+
     pub fn drops(&self) -> &DropCounters {
         &self.drops
     }
@@ -736,6 +761,7 @@ impl Machine {
             heard_since,
             fresh_ack,
             address,
+            pair,
         });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.
