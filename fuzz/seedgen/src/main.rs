@@ -497,6 +497,39 @@ fn admin_request(dir: &Path) {
     }
 }
 
+/// The ha_node target: a pair running (empty injections), then records, a replay, a
+/// takeover, a lost link and a restart of the partner.
+fn ha_node(dir: &Path) {
+    let op = |out: &mut Vec<u8>, ctrl: u8, dt: u8, bytes: &[u8]| {
+        out.extend_from_slice(&[ctrl, dt]);
+        out.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+        out.extend_from_slice(bytes);
+    };
+    for (name, variant, dt) in [
+        ("keyed_primary", 1u8, 50u8),
+        ("unkeyed_backup", 2, 50),
+        ("keyed_fast_manual", 1 | 4 | 8, 3),
+    ] {
+        let mut s = vec![variant];
+        for _ in 0..8 {
+            op(&mut s, 0, dt, &[]);
+        }
+        op(&mut s, 0x20, 1, &[]);
+        op(&mut s, 0x28, 1, &[0]);
+        op(&mut s, 0x09, 1, &[3, 0, 0, 0, 0, 1]);
+        op(&mut s, 0x40, dt, &[]);
+        for _ in 0..4 {
+            op(&mut s, 0, dt, &[]);
+        }
+        op(&mut s, 0x10, dt, &[]);
+        op(&mut s, 0x80, dt, &[]);
+        for _ in 0..4 {
+            op(&mut s, 0, dt, &[]);
+        }
+        write(dir, "ha_node", name, &s);
+    }
+}
+
 fn main() {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = fuzz.join("seeds");
@@ -506,5 +539,6 @@ fn main() {
     replication_receiver(&dir);
     grammar(&dir, &demo);
     admin_request(&dir);
+    ha_node(&dir);
     println!("seeds written to {}", dir.display());
 }
