@@ -326,7 +326,7 @@ impl Config {
                         set_port_options(port, options);
                     }
                 }
-                self.check_clusters(ports.iter().map(|(c, _)| *c))?;
+                self.check_ports(ports.iter().copied())?;
                 Resolved::Ports(ports)
             }
             Command::PortRemove(target) => {
@@ -473,7 +473,7 @@ impl Config {
             }
         }
         let added = non_empty(added, "port", target)?;
-        self.check_clusters(clusters.iter().copied())?;
+        self.check_ports(added.iter().copied())?;
         Ok(added)
     }
 
@@ -529,7 +529,7 @@ impl Config {
                 added.push((c, p, address));
             }
         }
-        self.check_clusters(ports.iter().map(|(c, _)| *c))?;
+        self.check_ports(ports.iter().copied())?;
         Ok(added)
     }
 
@@ -575,7 +575,7 @@ impl Config {
                 server.router = Some(router);
             }
         }
-        self.check_clusters(servers.iter().map(|(c, _, _)| *c))?;
+        self.check_ports(servers.iter().map(|&(c, p, _)| (c, p)))?;
         Ok(servers)
     }
 
@@ -671,15 +671,29 @@ impl Config {
             .try_for_each(|c| self.check_cluster(c))
     }
 
-    /// Checks the rules that span objects, for the given clusters.
-    fn check_clusters(
+    /// Checks the rules that span objects, for the given ports only (each once, however
+    /// often it is listed): a command that touched them cannot have broken another port, so
+    /// checking whole clusters made `file newload` quadratic in the servers of a cluster.
+    fn check_ports(
         &self,
-        clusters: impl IntoIterator<Item = IpAddr>,
+        ports: impl IntoIterator<Item = (IpAddr, u16)>,
     ) -> Result<(), ConfigError> {
-        for c in clusters {
-            if let Some(cluster) = self.clusters.get(&c) {
-                self.check_cluster(cluster)?;
+        let ports: std::collections::BTreeSet<(IpAddr, u16)> = ports.into_iter().collect();
+        for (c, p) in ports {
+            if let Some(cluster) = self.clusters.get(&c)
+                && let Some(port) = cluster.ports.get(&p)
+            {
+                self.check_cluster_address(c)?;
+                self.check_port(c, p, port)?;
             }
+        }
+        Ok(())
+    }
+
+    /// The cluster address is not the nfa.
+    fn check_cluster_address(&self, c: IpAddr) -> Result<(), ConfigError> {
+        if self.executor.nfa == Some(c) {
+            return Err(ConfigError::NfaIsCluster(c));
         }
         Ok(())
     }
@@ -692,79 +706,82 @@ impl Config {
     ///   the nfa or any cluster address;
     /// * weights are within the port's weightbound.
     fn check_cluster(&self, cluster: &Cluster) -> Result<(), ConfigError> {
-        let c = cluster.address;
-        let nfa = self.executor.nfa;
-        if nfa == Some(c) {
-            return Err(ConfigError::NfaIsCluster(c));
-        }
+        self.check_cluster_address(cluster.address)?;
         for (&p, port) in &cluster.ports {
-            let nat = port.method == Method::Nat;
-            if nat && port.selection == Selection::Affinity {
-                return Err(ConfigError::NatAffinity {
-                    cluster: c,
-                    port: p,
+            self.check_port(cluster.address, p, port)?;
+        }
+        Ok(())
+    }
+
+    /// The rules of [`Config::check_cluster`] for one port of cluster `c`.
+    fn check_port(&self, c: IpAddr, p: u16, port: &Port) -> Result<(), ConfigError> {
+        let nfa = self.executor.nfa;
+        let nat = port.method == Method::Nat;
+        if nat && port.selection == Selection::Affinity {
+            return Err(ConfigError::NatAffinity {
+                cluster: c,
+                port: p,
+            });
+        }
+        for (&s, server) in &port.servers {
+            if !same_family(s, c) {
+                return Err(ConfigError::FamilyMismatch {
+                    what: "server",
+                    address: s,
+                    of: format!("cluster {c}"),
                 });
             }
-            for (&s, server) in &port.servers {
-                if !same_family(s, c) {
-                    return Err(ConfigError::FamilyMismatch {
-                        what: "server",
-                        address: s,
-                        of: format!("cluster {c}"),
-                    });
-                }
-                if let Some(router) = server.router
-                    && !same_family(router, s)
-                {
-                    return Err(ConfigError::FamilyMismatch {
-                        what: "router",
-                        address: router,
-                        of: format!("server {c}@{p}@{s}"),
-                    });
-                }
-                if server.weight > port.weightbound {
-                    return Err(ConfigError::WeightAboveBound {
+            if let Some(router) = server.router
+                && !same_family(router, s)
+            {
+                return Err(ConfigError::FamilyMismatch {
+                    what: "router",
+                    address: router,
+                    of: format!("server {c}@{p}@{s}"),
+                });
+            }
+            if server.weight > port.weightbound {
+                return Err(ConfigError::WeightAboveBound {
+                    cluster: c,
+                    port: p,
+                    weight: server.weight,
+                    weightbound: port.weightbound,
+                });
+            }
+            match server.returnaddress {
+                None if nat => {
+                    return Err(ConfigError::MissingReturnAddress {
                         cluster: c,
                         port: p,
-                        weight: server.weight,
-                        weightbound: port.weightbound,
+                        server: s,
                     });
                 }
-                match server.returnaddress {
-                    None if nat => {
-                        return Err(ConfigError::MissingReturnAddress {
+                None => {}
+                Some(ra) => {
+                    if !same_family(ra, s) {
+                        return Err(ConfigError::FamilyMismatch {
+                            what: "returnaddress",
+                            address: ra,
+                            of: format!("server {c}@{p}@{s}"),
+                        });
+                    }
+                    let clash = if ra == s {
+                        Some("the server address".to_string())
+                    } else if Some(ra) == nfa {
+                        Some("the nfa".to_string())
+                    } else if self.clusters.contains_key(&ra) {
+                        Some(format!("the address of cluster {ra}"))
+                    } else {
+                        None
+                    };
+                    if let Some(clash) = clash {
+                        return Err(ConfigError::ReturnAddressClash {
                             cluster: c,
                             port: p,
                             server: s,
+                            returnaddress: ra,
+                            clash,
                         });
-                    }
-                    None => {}
-                    Some(ra) => {
-                        if !same_family(ra, s) {
-                            return Err(ConfigError::FamilyMismatch {
-                                what: "returnaddress",
-                                address: ra,
-                                of: format!("server {c}@{p}@{s}"),
-                            });
-                        }
-                        let clash = if ra == s {
-                            Some("the server address".to_string())
-                        } else if Some(ra) == nfa {
-                            Some("the nfa".to_string())
-                        } else if self.clusters.contains_key(&ra) {
-                            Some(format!("the address of cluster {ra}"))
-                        } else {
-                            None
-                        };
-                        if let Some(clash) = clash {
-                            return Err(ConfigError::ReturnAddressClash {
-                                cluster: c,
-                                port: p,
-                                server: s,
-                                returnaddress: ra,
-                                clash,
-                            });
-                        }
                     }
                 }
             }

@@ -16,6 +16,8 @@ mod grammar;
 pub mod model;
 
 #[cfg(test)]
+mod fuzz_regressions;
+#[cfg(test)]
 mod tests;
 
 pub use apply::{Applied, ConfigError, Resolved};
