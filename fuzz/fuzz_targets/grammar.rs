@@ -11,7 +11,24 @@
 use libfuzzer_sys::fuzz_target;
 use tandem_core::config::{Config, load_file, parse_line};
 
+/// Above this many servers the per-line copies and the save/reload check are skipped: a few
+/// kilobytes of wildcards expand to millions of servers (a 2.5 KB file gives 1.4 million;
+/// reported, not a crash), and the checks would turn every such input into a timeout.
+const BIG: usize = 20_000;
+
+fn servers(config: &Config) -> usize {
+    config
+        .clusters
+        .values()
+        .flat_map(|c| c.ports.values())
+        .map(|p| p.servers.len())
+        .sum()
+}
+
 fn reloads_equal(config: &Config) {
+    if servers(config) > BIG {
+        return;
+    }
     let text = config.to_commands().join("\n");
     match load_file(&text, "saved.cfg", &Config::default()) {
         Ok(back) => assert_eq!(&back, config, "saved configuration loads back different"),
@@ -47,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     reloads_equal(&config);
     if let Ok(loaded) = load_file(&text, "fuzz.cfg", &Config::default()) {
         // Every line parsed and applied, so line by line gave the same.
-        assert_eq!(loaded, config, "load_file and line-by-line apply differ");
+        assert!(loaded == config, "load_file and line-by-line apply differ");
         reloads_equal(&loaded);
     }
 });
