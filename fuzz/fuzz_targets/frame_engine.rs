@@ -161,6 +161,12 @@ fn patch_arp(frame: &mut [u8], sel: u8) {
     put(frame, 38, &IPS[usize::from(sel >> 3 & 3)]);
 }
 
+/// Whether a stored checksum is the computed one; 0x0000 and 0xffff are the same value in
+/// ones' complement (an incremental update may give either).
+fn same_checksum(computed: u16, stored: u16) -> bool {
+    computed == stored || matches!((computed, stored), (0, 0xffff) | (0xffff, 0))
+}
+
 /// What the checksums of an IP frame are: (IP header right, L4 checksum right, UDP without
 /// checksum).
 fn checksums(frame: &[u8]) -> Option<(bool, bool, bool)> {
@@ -171,8 +177,7 @@ fn checksums(frame: &[u8]) -> Option<(bool, bool, bool)> {
     let at = p.l4 + if p.is_tcp() { 16 } else { 6 };
     let stored = u16::from_be_bytes([frame[at], frame[at + 1]]);
     let none = p.is_udp() && stored == 0;
-    let l4_ok = checksum::l4_checksum_ipv4(frame, &p)
-        .is_ok_and(|c| c == stored || (c | stored == 0xffff && c & stored == 0));
+    let l4_ok = checksum::l4_checksum_ipv4(frame, &p).is_ok_and(|c| same_checksum(c, stored));
     Some((ip_ok, l4_ok, none))
 }
 
