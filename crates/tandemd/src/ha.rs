@@ -388,6 +388,8 @@ pub struct HaShell {
     pub events: VecDeque<(Instant, String)>,
     /// Datagrams that could not be sent (socket errors), for status.
     pub send_errors: u64,
+    /// Packet-filter rules that drop the heartbeat port (checked off the lock, see `node.rs`).
+    pub filter_warning: Option<String>,
 }
 
 impl HaShell {
@@ -404,6 +406,7 @@ impl HaShell {
             reach_interval: Duration::from_secs(2),
             events: VecDeque::new(),
             send_errors: 0,
+            filter_warning: None,
         }
     }
 

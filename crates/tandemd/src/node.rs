@@ -93,7 +93,13 @@ impl Node {
                 filtered: Vec::new(),
                 snapshot_wanted: false,
             }),
-            waker: UnixStream::pair().expect("a socket pair to wake the HA thread"),
+            waker: {
+                let (a, b) = UnixStream::pair().expect("a socket pair to wake the HA thread");
+                // Never block: a full pipe already means "wake up", an empty one "nothing".
+                a.set_nonblocking(true).expect("non-blocking waker");
+                b.set_nonblocking(true).expect("non-blocking waker");
+                (a, b)
+            },
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
@@ -223,7 +229,8 @@ impl Node {
         let now = Instant::now();
         match cmd {
             Command::HaStatus => {
-                let status = st.ha.node.status(now);
+                let mut status = st.ha.node.status(now);
+                status.warnings.extend(st.ha.filter_warning.clone());
                 let events: Vec<(u64, String)> = st
                     .ha
                     .events
@@ -255,6 +262,31 @@ impl Node {
                 ));
             }
             Command::HaMaintenance => return report::maintenance(&st.config, &self.engine),
+            Command::HaMaintenanceMode(on) => {
+                if !st.ha.node.machine().configured() {
+                    anyhow::bail!("high availability is not configured on this node");
+                }
+                st.ha.node.set_maintenance(now, *on);
+                let text = if *on {
+                    "maintenance started: this node hands Active over to a Synchronized partner and does not take it back"
+                } else {
+                    "maintenance stopped"
+                };
+                st.ha.event(now, text.into());
+                self.flush(st, now);
+                self.wake();
+                return Ok((format!("{text}\n"), serde_json::json!({"maintenance": on})));
+            }
+            Command::HaKeyGenerate(path) => {
+                generate_key(path)?;
+                return Ok((
+                    format!(
+                        "new key written to {path} (mode 0600); copy it to the partner, then run \
+                         'highavailability key {path}' on each node, one after the other\n"
+                    ),
+                    serde_json::json!({"key_file": path}),
+                ));
+            }
             _ => {}
         }
         let view = report::View {
@@ -530,11 +562,38 @@ impl Node {
         let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
             None;
         let mut more = false;
+        let mut filter_checked: Option<(Instant, u16)> = None;
         loop {
-            let (mut fds, wake) = {
+            let (mut fds, wake, port) = {
                 let st = self.state.lock();
-                (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
+                (
+                    st.ha.fds(),
+                    st.ha.next_wakeup(Instant::now()),
+                    st.ha.node.machine().port(),
+                )
             };
+            // Does the host's packet filter drop the heartbeat port? Checked now and then, and
+            // when the port changes, without the node lock (it runs `nft`).
+            if let Some(port) = port
+                && filter_checked
+                    .is_none_or(|(t, p)| p != port || t.elapsed() >= Duration::from_secs(30))
+            {
+                filter_checked = Some((Instant::now(), port));
+                let warning = netdev::rules_dropping_udp_port(port)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        format!(
+                            "the packet filter drops the heartbeat port {port} ({}): heartbeats \
+                             cannot arrive, the partner will take over",
+                            r.join("; ")
+                        )
+                    });
+                let mut st = self.state.lock();
+                if warning.is_some() && st.ha.filter_warning != warning {
+                    tracing::warn!("{}", warning.as_deref().unwrap_or_default());
+                }
+                st.ha.filter_warning = warning;
+            }
             fds.push(self.waker.1.as_raw_fd());
             // Exact: the node says when its next timer is due. Unbounded waits are capped so a
             // snapshot thread's answer is picked up promptly.
@@ -646,18 +705,62 @@ fn config_digest(cfg: &Config) -> u64 {
     xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
 }
 
-/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed.
+/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed. Only a
+/// small regular file is read (opened without blocking: a FIFO or a device can never wedge
+/// the caller, which may hold the node lock during a configuration load).
 fn read_key(path: &str) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading the HA key file {path}"))?;
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    if !meta.is_file() {
+        anyhow::bail!("the HA key file {path} is not a regular file");
+    }
+    let mut bytes = Vec::new();
+    f.take(4097)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    if bytes.len() > 4096 {
+        anyhow::bail!("the HA key file {path} is longer than 4096 bytes");
+    }
     let text = String::from_utf8_lossy(&bytes);
     let key = text.trim().as_bytes().to_vec();
     if key.len() < 16 {
         anyhow::bail!(
-            "the HA key in {path} is too short ({} bytes; use at least 16)",
+            "the HA key in {path} is too short ({} bytes; use at least 16, e.g. \
+             'highavailability key generate FILE')",
             key.len()
         );
     }
     Ok(key)
+}
+
+/// Writes a new random pair key (32 bytes from the kernel, as 64 hex digits) to `path`, mode
+/// 0600, refusing to overwrite an existing file.
+fn generate_key(path: &str) -> Result<()> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .context("reading /dev/urandom")?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the key file {path} (it must not exist yet)"))?;
+    f.write_all(format!("{hex}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {path}"))?;
+    Ok(())
 }
 
 /// The environment of an HA script.
