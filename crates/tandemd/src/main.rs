@@ -15,6 +15,7 @@ mod netdev;
 mod node;
 mod replication;
 mod report;
+mod scripts;
 
 use anyhow::Result;
 use clap::Parser;

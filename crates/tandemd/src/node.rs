@@ -251,6 +251,12 @@ impl Node {
     /// first, so a failure changes nothing.
     fn commit(&self, st: &mut State, new: Config) -> Result<()> {
         let now = Instant::now();
+        // Scripts run as root: a new script directory must be root's alone (docs/ha.md).
+        if new.ha.script_dir != st.config.ha.script_dir
+            && let Some(dir) = &new.ha.script_dir
+        {
+            crate::scripts::check_dir(dir.as_ref()).context("highavailability scripts")?;
+        }
         // The forwarding interface: the one holding the nfa (or the one named at start).
         let wanted = match (&self.opts.interface, new.executor.nfa) {
             (Some(name), _) => Some(netdev::interface_by_name(name)?),
