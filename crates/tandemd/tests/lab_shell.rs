@@ -218,7 +218,30 @@ fn lab_admin_socket_bounds_long_lines_idle_clients_and_busy_clients() {
 
     // 20 idle clients: 16 take the slots, the rest wait; a tandemctl command behind them is
     // answered once the idle ones time out (5 s), without retrying.
-    let idle: Vec<UnixStream> = (0..20)
+    // One of them drips a byte every 0.3 s: the timeout is per request, not per read.
+    let drip = {
+        let s = UnixStream::connect(&sock).unwrap();
+        std::thread::spawn(move || {
+            let t0 = Instant::now();
+            let mut w = s.try_clone().unwrap();
+            let dripper = std::thread::spawn(move || {
+                for b in br#"{"words":["executor","status"]}"#.iter().cycle().take(30) {
+                    if w.write_all(&[*b]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+            });
+            s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut line = String::new();
+            BufReader::new(&s).read_line(&mut line).unwrap();
+            let took = t0.elapsed();
+            dripper.join().unwrap();
+            (line, took)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let idle: Vec<UnixStream> = (0..19)
         .map(|_| UnixStream::connect(&sock).unwrap())
         .collect();
     std::thread::sleep(Duration::from_millis(300));
@@ -239,6 +262,11 @@ fn lab_admin_socket_bounds_long_lines_idle_clients_and_busy_clients() {
     first.read_line(&mut line).unwrap();
     assert!(line.contains("no complete request within 5 s"), "{line}");
     drop(idle);
+    let (line, took) = drip.join().unwrap();
+    assert!(
+        line.contains("no complete request within 5 s") && took < Duration::from_secs(8),
+        "the dripping client got {line:?} after {took:?}"
+    );
 
     // 16 busy clients (a request every 0.3 s) hold every slot: the next connection waits 7 s
     // and is refused with a clear error; the busy ones are served throughout.
