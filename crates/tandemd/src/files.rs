@@ -186,7 +186,7 @@ impl ConfigDir {
                 self.dir.display()
             ),
             Ok(m) if !m.is_file() => bail!("writing {}: not a regular file", path.display()),
-            Ok(m) => m.permissions().mode() & 0o7777,
+            Ok(m) => m.permissions().mode() & 0o777,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0o644,
             Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
         };

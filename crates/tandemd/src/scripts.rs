@@ -288,8 +288,12 @@ fn has_exited(pid: i32) -> bool {
             libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
         )
     };
+    if r != 0 {
+        // Not our child any more (ECHILD): nothing left to wait for.
+        return std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR);
+    }
     // SAFETY: si_pid is valid for a WEXITED report, and zero when nothing changed.
-    r != 0 || unsafe { info.si_pid() } != 0
+    unsafe { info.si_pid() != 0 }
 }
 
 /// Live (non-zombie) processes of process group `pgid`, from /proc; `None` if /proc cannot
@@ -516,6 +520,8 @@ fn run_script(dir: &Path, job: &ScriptJob, limits: &Limits, stats: &Mutex<Script
             "script exceeded its time limit: its process group is killed"
         );
         terminate_group(pid, limits.grace);
+        // Also if the script moved itself to another group.
+        let _ = child.kill();
     } else if terminate_group(pid, limits.grace) {
         stats.lock().leftovers_killed += 1;
         tracing::warn!(
