@@ -33,6 +33,8 @@ pub struct NodeOptions {
     /// Gratuitous ARPs sent when addresses start being forwarded: count and spacing.
     pub garp_count: u32,
     pub garp_interval: Duration,
+    /// Where `file save|newload|appendload NAME` work (`--config-dir`).
+    pub config_dir: crate::files::ConfigDir,
 }
 
 /// The answer to one command.
@@ -106,10 +108,10 @@ impl Node {
         }
     }
 
-    /// Loads a command file (all or nothing) and commits it.
+    /// Loads the command file given at start (`--config`, any path; all or nothing) and
+    /// commits it.
     pub fn load_file(&self, path: &std::path::Path) -> Result<()> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::files::read_start_config(path)?;
         let mut st = self.state.lock();
         let new = config::load_file(&text, &path.display().to_string(), &st.config)
             .map_err(|e| anyhow!("{e}"))?;
@@ -157,69 +159,36 @@ impl Node {
         }
     }
 
-    /// `file newload|appendload|save FILE`: the dscontrol file commands, which touch the node's
-    /// file system and so live here rather than in the (I/O-free) grammar.
+    /// `file newload|appendload|save NAME`: files of the configuration directory (files.rs).
+    /// File I/O happens without the node lock: a slow disk or a FIFO never holds the HA thread.
     fn file_command(&self, words: &[String]) -> Option<Reply> {
-        let first = words.first()?.to_ascii_lowercase();
-        if first.len() < 2 || !"file".starts_with(&first) {
-            return None;
-        }
-        let verbs = ["newload", "appendload", "save"];
-        let Some(verb) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
-            return Some(Reply::err(
-                "missing keyword after 'file' (expected one of: newload, appendload, save)".into(),
-            ));
+        use crate::files::{FileCommand, FileVerb};
+        let cmd = match FileCommand::parse(words)? {
+            Ok(c) => c,
+            Err(e) => return Some(Reply::err(e)),
         };
-        let matches: Vec<&str> = verbs
-            .iter()
-            .copied()
-            .filter(|v| v.starts_with(verb.as_str()))
-            .collect();
-        let verb = match matches.as_slice() {
-            [one] => *one,
-            [] => {
-                return Some(Reply::err(format!(
-                    "unknown keyword '{verb}' (expected one of: newload, appendload, save)"
-                )));
+        let dir = &self.opts.config_dir;
+        let result = match cmd.verb {
+            FileVerb::Save => {
+                let text = crate::files::render(&self.state.lock().config);
+                dir.save(&cmd.name, &text)
             }
-            many => {
-                return Some(Reply::err(format!(
-                    "ambiguous keyword '{verb}': {}",
-                    many.join(", ")
-                )));
-            }
-        };
-        let (Some(path), None) = (words.get(2), words.get(3)) else {
-            return Some(Reply::err(format!("file {verb} takes exactly one FILE")));
-        };
-        let mut st = self.state.lock();
-        let result = match verb {
-            "save" => {
-                let mut text = String::from(
-                    "# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n",
-                );
-                for line in st.config.to_commands() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-                std::fs::write(path, text).with_context(|| format!("writing {path}"))
-            }
-            _ => (|| {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-                let base = if verb == "newload" {
-                    Config::default()
-                } else {
-                    st.config.clone()
+            verb => dir.read(&cmd.name).and_then(|(path, text)| {
+                let mut st = self.state.lock();
+                let base = match verb {
+                    FileVerb::NewLoad => Config::default(),
+                    _ => st.config.clone(),
                 };
-                let new = config::load_file(&text, path, &base).map_err(|e| anyhow!("{e}"))?;
-                self.commit(&mut st, new)
-            })(),
+                let new = config::load_file(&text, &path.display().to_string(), &base)
+                    .map_err(|e| anyhow!("{e}"))?;
+                self.commit(&mut st, new).map(|()| path)
+            }),
         };
         Some(match result {
-            Ok(()) => Reply::ok(
+            Ok(path) => Reply::ok(
                 String::new(),
-                serde_json::json!({"done": format!("file {verb} {path}")}),
+                serde_json::json!({"done": format!("file {} {}", cmd.verb.keyword(), cmd.name),
+                                   "path": path.display().to_string()}),
             ),
             Err(e) => Reply::err(format!("{e:#}")),
         })
@@ -305,6 +274,12 @@ impl Node {
     /// first, so a failure changes nothing.
     fn commit(&self, st: &mut State, new: Config) -> Result<()> {
         let now = Instant::now();
+        // Scripts run as root: a new script directory must be root's alone (docs/ha.md).
+        if new.ha.script_dir != st.config.ha.script_dir
+            && let Some(dir) = &new.ha.script_dir
+        {
+            crate::scripts::check_dir(dir.as_ref()).context("highavailability scripts")?;
+        }
         // The forwarding interface: the one holding the nfa (or the one named at start).
         let wanted = match (&self.opts.interface, new.executor.nfa) {
             (Some(name), _) => Some(netdev::interface_by_name(name)?),

@@ -316,6 +316,9 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     let lab = ClusterLab::new("hascripts", 2, 1).expect("lab");
     let dir = lab.lab.log_dir().join("scripts");
     std::fs::create_dir_all(&dir).unwrap();
+    // tandemd runs scripts only from a directory writable by root alone.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = dir.join("ran.log");
     for name in [
         "goActive",
