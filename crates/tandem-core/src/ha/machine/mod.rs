@@ -291,13 +291,58 @@ struct Attempt {
     deadline: Instant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Notice {
+    #[default]
     None,
     /// Entered Standby; not sent yet.
     Pending,
     /// First sent in this seq; repeated until an Active partner acks it.
     Sent(u64),
+}
+
+/// The state and the data that belongs to it.
+#[derive(Debug, Clone)]
+enum Phase {
+    Idle,
+    Down,
+    /// Starting: goes Active at `deadline` if nothing is heard.
+    Listen {
+        deadline: Instant,
+    },
+    Standby(StandbyData),
+    Active(ActiveData),
+}
+
+#[derive(Debug, Clone, Default)]
+struct StandbyData {
+    /// A takeover this node asked for (operator, or auto failback).
+    attempt: Option<Attempt>,
+    /// Yielded to the partner's request; don't take Active back before this, unless it fails.
+    yielded_until: Option<Instant>,
+    /// The PH36755 notice that this node entered Standby.
+    notice: Notice,
+    /// Yielded Active and handing the records over, until this deadline (or until
+    /// [`Machine::handover_complete`]).
+    handover_until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ActiveData {
+    /// Since when the Standby partner has reached strictly more targets than this node.
+    reach_behind_since: Option<Instant>,
+}
+
+impl Phase {
+    fn state(&self) -> State {
+        match self {
+            Phase::Idle => State::Idle,
+            Phase::Down => State::Down,
+            Phase::Listen { .. } => State::Listen,
+            Phase::Standby(_) => State::Standby,
+            Phase::Active(_) => State::Active,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -347,7 +392,9 @@ pub struct Machine {
     version: ProductVersion,
     settings: HaSettings,
     executor: bool,
-    state: State,
+    /// The state, with the data that belongs to it (h2 style: data of another state cannot
+    /// linger, it does not exist).
+    phase: Phase,
     maintenance: bool,
 
     seq: u64,
@@ -369,23 +416,13 @@ pub struct Machine {
     synced: bool,
     sync_requested: bool,
 
-    listen_deadline: Option<Instant>,
-    attempt: Option<Attempt>,
     failback_not_before: Option<Instant>,
-    /// Yielded to the partner's request; don't take Active back before this, unless it fails.
-    yielded: Option<Instant>,
-    /// Since when the Standby partner has reached strictly more targets than this Active node.
-    reach_behind_since: Option<Instant>,
-    /// Yielded Active and handing the records over, until this deadline (or until
-    /// [`Machine::handover_complete`]).
-    handover: Option<Instant>,
     /// Unauthenticated pairs: a heartbeat that would change the partner's view, held until a
     /// later one confirms it.
     unconfirmed: Option<Unconfirmed>,
     /// Partner epoch that our last heartbeat acknowledged.
     acked_epoch: Option<u64>,
     last_reply: Option<Instant>,
-    notice: Notice,
     takeover_note: Option<String>,
 
     actions: VecDeque<Action>,
@@ -418,7 +455,7 @@ impl Machine {
             version,
             settings: HaSettings::default(),
             executor: false,
-            state: State::Down,
+            phase: Phase::Down,
             maintenance: false,
             seq: 0,
             sent: VecDeque::new(),
@@ -434,16 +471,10 @@ impl Machine {
             contact_since: None,
             synced: false,
             sync_requested: false,
-            listen_deadline: None,
-            attempt: None,
             failback_not_before: None,
-            yielded: None,
-            reach_behind_since: None,
             acked_epoch: None,
-            handover: None,
             unconfirmed: None,
             last_reply: None,
-            notice: Notice::None,
             takeover_note: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
@@ -456,7 +487,54 @@ impl Machine {
     // ----- accessors -----
 
     pub fn state(&self) -> State {
-        self.state
+        self.phase.state()
+    }
+
+    fn standby(&self) -> Option<&StandbyData> {
+        match &self.phase {
+            Phase::Standby(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn standby_mut(&mut self) -> Option<&mut StandbyData> {
+        match &mut self.phase {
+            Phase::Standby(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn active_mut(&mut self) -> Option<&mut ActiveData> {
+        match &mut self.phase {
+            Phase::Active(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn attempt(&self) -> Option<Attempt> {
+        self.standby().and_then(|d| d.attempt)
+    }
+
+    fn yielded(&self) -> Option<Instant> {
+        self.standby().and_then(|d| d.yielded_until)
+    }
+
+    fn handover_until(&self) -> Option<Instant> {
+        self.standby().and_then(|d| d.handover_until)
+    }
+
+    fn listen_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Listen { deadline } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    fn reach_behind_since(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Active(d) => d.reach_behind_since,
+            _ => None,
+        }
     }
 
     pub fn sub_state(&self) -> SubState {
@@ -490,7 +568,7 @@ impl Machine {
 
     /// Whether the data plane should forward (Active or Idle).
     pub fn forwarding(&self) -> bool {
-        self.state.forwarding()
+        self.state().forwarding()
     }
 
     /// Whether the partner is in two-way contact.
@@ -552,11 +630,11 @@ impl Machine {
         let h = self.settings.hatimeout();
         let mut c: Vec<Instant> = Vec::new();
         c.extend(self.next_send);
-        c.extend(self.listen_deadline);
-        c.extend(self.attempt.map(|a| a.deadline));
-        c.extend(self.yielded);
+        c.extend(self.listen_deadline());
+        c.extend(self.attempt().map(|a| a.deadline));
+        c.extend(self.yielded());
         c.extend(
-            self.reach_behind_since
+            self.reach_behind_since()
                 .map(|t| t + self.settings.reach_hold()),
         );
         c.extend(self.failback_not_before);
@@ -565,7 +643,7 @@ impl Machine {
                 .map(|t| t + self.settings.failback_hold()),
         );
         c.extend(self.first_send.map(|t| t + h));
-        c.extend(self.handover);
+        c.extend(self.handover_until());
         if let Some(p) = &self.partner {
             let s = self.silence();
             c.push(p.last_heard + s);
@@ -765,19 +843,21 @@ impl Machine {
         });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.
-        if self.state == State::Active
+        if self.state() == State::Active
             && hb.request == Request::StandbyEntered
             && prev_request != Some(Request::StandbyEntered)
         {
             self.actions.push_back(Action::Announce);
         }
         // Our own Standby notice is acknowledged once an Active partner has seen it.
-        if let Notice::Sent(seq) = self.notice
+        let epoch = self.epoch;
+        if let Some(d) = self.standby_mut()
+            && let Notice::Sent(seq) = d.notice
             && hb.state == State::Active
-            && hb.ack_epoch == self.epoch
+            && hb.ack_epoch == epoch
             && hb.ack >= seq
         {
-            self.notice = Notice::None;
+            d.notice = Notice::None;
         }
 
         // Reply at once when the partner's view of us is stale, when we have never acked this
@@ -910,13 +990,15 @@ impl Machine {
     /// partner acknowledged them all): the partner may go Active now.
     pub fn handover_complete(&mut self, now: Instant) {
         let now = self.tick(now);
-        self.handover = None;
+        if let Some(d) = self.standby_mut() {
+            d.handover_until = None;
+        }
         self.evaluate(now);
     }
 
     /// Whether this node is handing its records over after yielding Active.
     pub fn handing_over(&self) -> bool {
-        self.handover.is_some()
+        self.handover_until().is_some()
     }
 
     /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
@@ -929,12 +1011,12 @@ impl Machine {
         if !self.executor {
             return Err(TakeoverError::ExecutorStopped);
         }
-        match self.state {
+        match self.state() {
             State::Standby => {}
             State::Active => return Err(TakeoverError::AlreadyActive),
             s => return Err(TakeoverError::NotStandby(s)),
         }
-        if self.attempt.is_some() {
+        if self.attempt().is_some() {
             return Err(TakeoverError::InProgress);
         }
         if self.maintenance {
@@ -1011,7 +1093,7 @@ impl Machine {
     }
 
     fn ha_running(&self) -> bool {
-        matches!(self.state, State::Listen | State::Active | State::Standby)
+        matches!(self.state(), State::Listen | State::Active | State::Standby)
     }
 
     fn reach_count(&self) -> u16 {
@@ -1103,15 +1185,14 @@ impl Machine {
         self.contact_since = None;
         self.synced = false;
         self.sync_requested = false;
-        self.listen_deadline = None;
-        self.attempt = None;
         self.failback_not_before = None;
-        self.yielded = None;
-        self.reach_behind_since = None;
         self.acked_epoch = None;
-        self.handover = None;
         self.unconfirmed = None;
-        self.notice = Notice::None;
+        match &mut self.phase {
+            Phase::Standby(d) => *d = StandbyData::default(),
+            Phase::Active(d) => *d = ActiveData::default(),
+            Phase::Idle | Phase::Down | Phase::Listen { .. } => {}
+        }
         self.next_send = None;
         self.first_send = None;
         self.sent_signature = None;
@@ -1128,11 +1209,28 @@ impl Machine {
     }
 
     fn transition(&mut self, now: Instant, to: State, reason: String) {
-        let from = self.state;
+        let from = self.state();
         if from == to {
             return;
         }
-        self.state = to;
+        let attempt = self.attempt();
+        self.phase = match to {
+            State::Idle => Phase::Idle,
+            State::Down => Phase::Down,
+            State::Listen => Phase::Listen {
+                deadline: now + self.settings.hatimeout(),
+            },
+            State::Standby => Phase::Standby(StandbyData {
+                notice: Notice::Pending,
+                ..StandbyData::default()
+            }),
+            State::Active => Phase::Active(ActiveData::default()),
+        };
+        if to == State::Active
+            && let Some(a) = attempt
+        {
+            self.takeover_note = Some(format!("{} completed", a.kind));
+        }
         if self.history.len() == HISTORY {
             self.history.pop_front();
         }
@@ -1158,45 +1256,18 @@ impl Machine {
                 arg: Some(name),
             });
         }
-        match to {
-            State::Active => {
-                if let Some(a) = self.attempt.take() {
-                    self.takeover_note = Some(format!("{} completed", a.kind));
-                }
-                self.yielded = None;
-                self.notice = Notice::None;
-                self.listen_deadline = None;
-            }
-            State::Standby => {
-                self.attempt = None;
-                self.notice = Notice::Pending;
-                self.listen_deadline = None;
-            }
-            State::Listen => {
-                self.listen_deadline = Some(now + self.settings.hatimeout());
-                self.attempt = None;
-                self.yielded = None;
-                self.notice = Notice::None;
-            }
-            State::Idle | State::Down => {
-                self.listen_deadline = None;
-                self.attempt = None;
-                self.yielded = None;
-                self.notice = Notice::None;
-            }
-        }
     }
 
     fn start_attempt(&mut self, now: Instant, kind: AttemptKind) {
-        self.attempt = Some(Attempt {
-            kind,
-            deadline: now + self.settings.takeover_timeout(),
-        });
-        self.takeover_note = None;
+        let deadline = now + self.settings.takeover_timeout();
+        if let Some(d) = self.standby_mut() {
+            d.attempt = Some(Attempt { kind, deadline });
+            self.takeover_note = None;
+        }
     }
 
     fn abandon_attempt(&mut self, now: Instant, why: String) {
-        if let Some(a) = self.attempt.take() {
+        if let Some(a) = self.standby_mut().and_then(|d| d.attempt.take()) {
             self.takeover_note = Some(format!("{} abandoned: {why}", a.kind));
             if a.kind == AttemptKind::Failback {
                 self.failback_not_before = Some(now + self.settings.failback_hold());
@@ -1206,25 +1277,25 @@ impl Machine {
 
     fn signature(&self) -> Signature {
         Signature {
-            state: self.state,
+            state: self.state(),
             sub_state: self.sub_state(),
             request: self.outgoing_request(),
             reach: (self.reach_count(), self.reach_total()),
             maintenance: self.maintenance,
-            handover: self.handover.is_some(),
+            handover: self.handing_over(),
         }
     }
 
     fn outgoing_request(&self) -> Request {
         if !self.ha_running() {
             Request::Leaving
-        } else if self.handover.is_some() && self.state == State::Standby {
+        } else if self.handing_over() {
             Request::None
-        } else if self.yielded.is_some() && self.state == State::Standby {
+        } else if self.yielded().is_some() {
             Request::YieldAck
-        } else if self.attempt.is_some() {
+        } else if self.attempt().is_some() {
             Request::TakeoverRequest
-        } else if self.state == State::Standby && self.notice != Notice::None {
+        } else if self.standby().is_some_and(|d| d.notice != Notice::None) {
             Request::StandbyEntered
         } else {
             Request::None
@@ -1244,8 +1315,11 @@ impl Machine {
             self.change_seq = seq;
         }
         let request = sig.request;
-        if request == Request::StandbyEntered && self.notice == Notice::Pending {
-            self.notice = Notice::Sent(seq);
+        if request == Request::StandbyEntered
+            && let Some(d) = self.standby_mut()
+            && d.notice == Notice::Pending
+        {
+            d.notice = Notice::Sent(seq);
         }
         let h = self.silence();
         let interval = self.settings.interval();
@@ -1272,7 +1346,7 @@ impl Machine {
             ack_epoch,
             ack,
             role: backup.role,
-            state: self.state,
+            state: self.state(),
             sub_state: sig.sub_state,
             recovery: backup.recovery,
             reach_count: sig.reach.0,
@@ -1332,22 +1406,24 @@ impl Machine {
         } else if !contact && self.contact {
             self.drop_contact();
         }
-        if let Some(y) = self.yielded {
+        if let Some(y) = self.yielded() {
             // Cleared when the partner took Active, and when it no longer asks for it (it gave
             // up, or yielded to us in turn): then the tie-break decides.
             let p = self.partner.as_ref();
             let partner_active = p.is_some_and(|p| p.hb.state == State::Active);
             let asking = p.is_some_and(|p| p.hb.request == Request::TakeoverRequest);
-            if now >= y || !heard || partner_active || !asking {
-                self.yielded = None;
+            if (now >= y || !heard || partner_active || !asking)
+                && let Some(d) = self.standby_mut()
+            {
+                d.yielded_until = None;
             }
         }
         if self.contact && self.compatible() {
             let p = self.partner.as_ref().expect("contact implies a partner");
-            if self.state == State::Active && p.hb.sub_state == SubState::Synchronized {
+            if self.state() == State::Active && p.hb.sub_state == SubState::Synchronized {
                 self.synced = true;
             }
-            if self.state == State::Active && !self.synced && !self.sync_requested {
+            if self.state() == State::Active && !self.synced && !self.sync_requested {
                 self.sync_requested = true;
                 self.actions.push_back(Action::RequestFullSync);
             }
@@ -1355,16 +1431,16 @@ impl Machine {
     }
 
     fn update_handover(&mut self, now: Instant) {
-        if self.handover.is_some_and(|d| now >= d) || self.state != State::Standby {
-            self.handover = None;
+        if let Some(d) = self.standby_mut()
+            && d.handover_until.is_some_and(|t| now >= t)
+        {
+            d.handover_until = None;
         }
     }
 
     fn update_attempt(&mut self, now: Instant) {
-        let Some(a) = self.attempt else { return };
-        if self.state != State::Standby {
-            self.attempt = None;
-        } else if !self.contact {
+        let Some(a) = self.attempt() else { return };
+        if !self.contact {
             self.abandon_attempt(now, "lost contact with the partner".into());
         } else if now >= a.deadline {
             let why = format!(
@@ -1404,10 +1480,10 @@ impl Machine {
             .as_ref()
             .filter(|_| heard)
             .map(|p| p.hb.clone());
-        let before = self.state;
-        match (self.state, p) {
+        let before = self.state();
+        match (self.state(), p) {
             (State::Listen, None)
-                if self.listen_deadline.is_some_and(|d| now >= d)
+                if self.listen_deadline().is_some_and(|d| now >= d)
                     || self.partner.as_ref().is_some_and(|p| self.left(p)) =>
             {
                 let reason = self.loss_reason();
@@ -1431,7 +1507,7 @@ impl Machine {
                 if p.handover {
                     // The partner has yielded and is handing its records over: wait for it
                     // (bounded by its own deadline, and by silence).
-                } else if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
+                } else if let Some(a) = self.attempt().filter(|_| p.state == State::Standby) {
                     if p.request == Request::TakeoverRequest && !self.prefer_self(&p, false).0 {
                         // Both asked at once: the tie-break decides, the loser gives up.
                         self.abandon_attempt(
@@ -1442,7 +1518,7 @@ impl Machine {
                         let why = format!("{}: partner yielded", a.kind);
                         self.transition(now, State::Active, why);
                     }
-                } else if self.yielded.is_none()
+                } else if self.yielded().is_none()
                     && let Some(why) = self.wins_vacancy(&p)
                 {
                     self.transition(now, State::Active, why);
@@ -1472,7 +1548,7 @@ impl Machine {
                     {
                         Some("partner requested takeover".to_string())
                     } else if self
-                        .reach_behind_since
+                        .reach_behind_since()
                         .is_some_and(|t| now >= t + self.settings.reach_hold())
                     {
                         Some(format!(
@@ -1486,11 +1562,17 @@ impl Machine {
                     };
                     if let Some(why) = why {
                         self.transition(now, State::Standby, why);
-                        self.yielded = Some(now + self.settings.takeover_timeout());
-                        if self.settings.replication {
-                            // The seed's rule: a node leaving Active sends the partner every
-                            // record first; the partner waits for it (FLAG_HANDOVER).
-                            self.handover = Some(now + self.settings.takeover_timeout() / 2);
+                        let timeout = self.settings.takeover_timeout();
+                        let replication = self.settings.replication;
+                        if let Some(d) = self.standby_mut() {
+                            d.yielded_until = Some(now + timeout);
+                            if replication {
+                                // The seed's rule: a node leaving Active sends the partner every
+                                // record first; the partner waits for it (FLAG_HANDOVER).
+                                d.handover_until = Some(now + timeout / 2);
+                            }
+                        }
+                        if replication {
                             self.actions.push_back(Action::HandOver);
                         }
                     }
@@ -1498,14 +1580,14 @@ impl Machine {
             }
             _ => {}
         }
-        self.state != before
+        self.state() != before
     }
 
     /// Starts or clears the reach hold: Active, Synchronized, the Standby partner reaches
     /// strictly more (and is not the only one in maintenance).
     fn track_reach(&mut self, now: Instant) {
         let mine = self.reach_count();
-        let behind = self.state == State::Active
+        let behind = self.state() == State::Active
             && self.heard(now)
             && self.sub_state() == SubState::Synchronized
             && self.partner.as_ref().is_some_and(|p| {
@@ -1513,20 +1595,22 @@ impl Machine {
                     && p.hb.reach_count > mine
                     && (self.maintenance || !p.hb.maintenance)
             });
-        if !behind {
-            self.reach_behind_since = None;
-        } else if self.reach_behind_since.is_none() {
-            self.reach_behind_since = Some(now);
+        if let Some(d) = self.active_mut() {
+            if !behind {
+                d.reach_behind_since = None;
+            } else if d.reach_behind_since.is_none() {
+                d.reach_behind_since = Some(now);
+            }
         }
     }
 
     fn maybe_failback(&mut self, now: Instant) {
-        if self.state != State::Standby
+        if self.state() != State::Standby
             || self.role() != Some(Role::Primary)
             || self.recovery() != Recovery::Auto
             || self.maintenance
-            || self.attempt.is_some()
-            || self.yielded.is_some()
+            || self.attempt().is_some()
+            || self.yielded().is_some()
             || self.sub_state() != SubState::Synchronized
             || self.failback_not_before.is_some_and(|t| now < t)
             || self
