@@ -67,7 +67,7 @@
 //! * A node entering Standby sends `StandbyEntered` until an Active partner acknowledges it; the
 //!   Active answers with [`Action::Announce`] (PH36755).
 //! * Dual Active while in contact (a healed partition), or neither Active: the election
-//!   ([`election::prefer`], a pure and symmetric rule) decides. Maintenance loses; a node that
+//!   (`election::prefer`, a pure and symmetric rule) decides. Maintenance loses; a node that
 //!   has just started (Listen: it crashed and came back within hatimeout, empty) loses to one
 //!   that was running and holds the replicated table; then more reach targets wins; then with
 //!   `auto` the primary wins, with `manual` the backup (the current holder); neither Active:
