@@ -292,6 +292,8 @@ pub struct HaShell {
     pub send_errors: u64,
     /// Packet-filter rules that drop the heartbeat port (checked off the lock, see `node.rs`).
     pub filter_warning: Option<String>,
+    /// The log has said that the pair is not authenticated (said again when it changes back).
+    pub warned_unauthenticated: bool,
 }
 
 impl HaShell {
@@ -309,6 +311,7 @@ impl HaShell {
             events: VecDeque::new(),
             send_errors: 0,
             filter_warning: None,
+            warned_unauthenticated: false,
         }
     }
 

@@ -395,6 +395,16 @@ impl Node {
         }
         let config = st.config.clone();
         st.ha.node.configure(now, &config, settings);
+        let unauthenticated =
+            st.ha.node.machine().configured() && !st.ha.node.keys().authenticated();
+        if unauthenticated && !st.ha.warned_unauthenticated {
+            tracing::warn!(
+                "high availability without a key: anyone on the heartbeat segment can forge heartbeats \
+                 and records (Tandem acts on no single datagram alone, but only a key authenticates \
+                 the pair); run 'highavailability key generate FILE' and 'highavailability key FILE' on both nodes"
+            );
+        }
+        st.ha.warned_unauthenticated = unauthenticated;
         match (was_started, st.config.executor.started) {
             (false, true) => st.ha.node.executor_started(now),
             (true, false) => {
