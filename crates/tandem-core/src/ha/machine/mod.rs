@@ -274,10 +274,18 @@ struct Partner {
     address: IpAddr,
     /// Index of that pair.
     pair: usize,
+    /// This run of the partner was heard running before (not only leaving): only then can
+    /// it leave. A node that has just started and first hears a "leaving" heartbeat (a
+    /// replay of an old one, say) waits for silence instead of going Active at once.
+    was_running: bool,
 }
 
 impl Partner {
     fn left(&self) -> bool {
+        self.was_running && self.says_leaving()
+    }
+
+    fn says_leaving(&self) -> bool {
         self.hb.request == Request::Leaving || matches!(self.hb.state, State::Down | State::Idle)
     }
 }

@@ -86,6 +86,10 @@ impl Machine {
             .partner
             .as_ref()
             .map(|p| (p.hb.state, p.hb.sub_state, p.hb.request));
+        let was_running = self
+            .partner
+            .as_ref()
+            .is_some_and(|p| p.hb.epoch == hb.epoch && (p.was_running || !p.says_leaving()));
         let heard_since = match &self.partner {
             Some(p) if was_heard => p.heard_since,
             _ => now,
@@ -99,6 +103,7 @@ impl Machine {
             fresh_ack,
             address,
             pair,
+            was_running,
         });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.

@@ -429,3 +429,37 @@ fn a_flood_of_junk_and_forgeries_on_the_heartbeat_port_moves_nothing() {
         assert!(d.bad_magic + d.truncated >= 80_000, "{d:?}");
     }
 }
+
+#[test]
+fn a_restarted_node_does_not_believe_a_replayed_leaving_notice() {
+    let mut p = HaPair::started(&replicating(Recovery::Manual), secs(15.0));
+    // Record A's authentic "leaving" heartbeat, then make A Active again.
+    p.stop(A);
+    let leaving = p.nodes[A]
+        .sent
+        .iter()
+        .rev()
+        .find(|t| t.bytes.starts_with(b"TNDM"))
+        .unwrap()
+        .bytes
+        .clone();
+    p.run_for(secs(1.0));
+    p.start(A);
+    p.run_for(secs(10.0));
+    p.takeover(A).unwrap();
+    p.run_for(secs(5.0));
+    assert!(steady(&p, A));
+    // B crashes and comes back; the attacker replays A's old "leaving" at once.
+    p.kill(B);
+    p.run_for(secs(0.5));
+    p.restart(B);
+    let t = p.now;
+    p.inject(A, 0, leaving);
+    p.run_for(secs(10.0));
+    assert_eq!(
+        p.nodes[B].count(t, |a| *a == crate::ha::Action::GoActive),
+        0
+    );
+    assert!(p.trace.dual.is_empty(), "{:?}", p.trace.dual);
+    assert!(steady(&p, A));
+}
