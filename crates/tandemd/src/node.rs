@@ -658,7 +658,7 @@ impl Node {
                     .receiver
                     .on_batch_validated(&msg.message, now, &st.config);
                 for r in &out.records {
-                    if self.engine.install_replicated(r, now) {
+                    if self.engine.install_replicated(r, now).is_ok() {
                         st.ha.rep.counters.installed += 1;
                     }
                 }
