@@ -584,11 +584,9 @@ impl Engine {
         let mut made_affinity = false;
         if port.uses_affinity()
             && (syn || !tcp)
-            && let Some(rec) = self
-                .affinity
-                .touch_new_connection(&affinity_key, server_addr, now)
+            && let Some((rec, made)) = self.affinity.touch(&affinity_key, server_addr, now)
         {
-            made_affinity = rec.created == now;
+            made_affinity = made;
             // TCP affinity goes to the partner when the handshake completes (with the
             // connection record), so SYNs alone never reach it.
             if rep_aff && !tcp {

@@ -153,19 +153,31 @@ impl AffinityTable {
         server: IpAddr,
         now: Instant,
     ) -> Option<AffinityRecord> {
+        self.touch(key, server, now).map(|(r, _)| r)
+    }
+
+    /// [`touch_new_connection`](Self::touch_new_connection), also saying whether the record
+    /// was made (or remade for another server) by this call.
+    pub fn touch(
+        &self,
+        key: &AffinityKey,
+        server: IpAddr,
+        now: Instant,
+    ) -> Option<(AffinityRecord, bool)> {
         let mut shard = self.shard(key).lock();
         if let Some(r) = shard.get_mut(key) {
-            if r.server == server {
-                // Never move time backwards if calls arrive out of order.
-                r.last_new_connection = r.last_new_connection.max(now);
-            } else {
+            let made = r.server != server;
+            if made {
                 *r = AffinityRecord {
                     server,
                     last_new_connection: now,
                     created: now,
                 };
+            } else {
+                // Never move time backwards if calls arrive out of order.
+                r.last_new_connection = r.last_new_connection.max(now);
             }
-            return Some(*r);
+            return Some((*r, made));
         }
         if !self.take_slot() {
             return None;
@@ -176,7 +188,7 @@ impl AffinityTable {
             created: now,
         };
         shard.insert(*key, r);
-        Some(r)
+        Some((r, true))
     }
 
     /// Removes the client's record if `pred` says so (a half-open connection that made it
