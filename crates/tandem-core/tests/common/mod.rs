@@ -112,7 +112,7 @@ pub fn src_port(frame: &[u8]) -> u16 {
 /// with a source port: 65 024 distinct (address, port) flows per 256 addresses.
 pub fn flood_source(i: u32) -> ([u8; 4], u16) {
     let host = (i % 254 + 1) as u8;
-    let net = if (i / 254) % 2 == 0 { 51 } else { 113 };
+    let net = if (i / 254).is_multiple_of(2) { 51 } else { 113 };
     let a = if net == 51 {
         [198, 51, 100, host]
     } else {
