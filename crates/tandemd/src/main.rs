@@ -11,6 +11,7 @@ mod admin;
 mod afpacket;
 mod dataplane;
 mod ha;
+mod limits;
 mod netdev;
 mod node;
 mod replication;

@@ -85,7 +85,7 @@ impl Node {
                 ha: HaShell::new(),
                 filtered: Vec::new(),
             }),
-            engine: Arc::new(Engine::default()),
+            engine: Arc::new(Engine::new(crate::limits::default_max_connections())),
             opts,
             started_at: Instant::now(),
         }

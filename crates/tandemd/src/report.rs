@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tandem_core::config::{Applied, Command, Config, Resolved};
-use tandem_core::forward::{Engine, ServerCountersView};
+use tandem_core::forward::{DropReason, Engine, ServerCountersView};
 
 /// What a report can see.
 pub struct View<'a> {
@@ -65,8 +65,19 @@ struct ExecutorView {
     frames_passed_to_kernel: u64,
     arp_sent: u64,
     resets_sent: u64,
+    /// The bound of the connection and affinity tables in force, and where it comes from.
+    maxconnections: usize,
+    maxconnections_from: &'static str,
+    syntimeout: u32,
     connection_records: usize,
+    halfopen_records: usize,
+    halfopen_evicted: u64,
+    refused_table_full: u64,
+    refused_client_halfopen_limit: u64,
     affinity_records: usize,
+    affinity_refused: u64,
+    replicated_installed: u64,
+    replicated_refused: Vec<(String, u64)>,
     drops_total: u64,
     drops: Vec<(String, u64)>,
 }
@@ -104,8 +115,27 @@ fn executor(v: &View) -> ExecutorView {
         frames_passed_to_kernel: e.node.passed.load(Relaxed),
         arp_sent: e.node.arp_sent.load(Relaxed),
         resets_sent: e.node.resets_sent.load(Relaxed),
+        maxconnections: e.max_connections(),
+        maxconnections_from: if v.config.executor.maxconnections.is_some() {
+            "configured"
+        } else {
+            "auto: a quarter of memory"
+        },
+        syntimeout: v.config.executor.syntimeout,
         connection_records: e.conns.len(),
+        halfopen_records: e.conns.halfopen(),
+        halfopen_evicted: e.conns.evicted.load(Relaxed),
+        refused_table_full: e.node.dropped(DropReason::ConnectionTableFull),
+        refused_client_halfopen_limit: e.node.dropped(DropReason::HalfOpenLimit),
         affinity_records: e.affinity.len(),
+        affinity_refused: e.affinity.refused.load(Relaxed),
+        replicated_installed: e.replicated.installed.load(Relaxed),
+        replicated_refused: e
+            .replicated
+            .all_refused()
+            .into_iter()
+            .map(|(r, n)| (r.name().to_string(), n))
+            .collect(),
         drops_total: e.node.total_drops(),
         drops: e
             .node
@@ -165,8 +195,49 @@ fn executor_text(e: &ExecutorView) -> String {
     );
     dots(&mut s, "ARP frames sent", e.arp_sent);
     dots(&mut s, "Resets sent", e.resets_sent);
-    dots(&mut s, "Connection records", e.connection_records);
-    dots(&mut s, "Affinity records", e.affinity_records);
+    dots(
+        &mut s,
+        "Max connections",
+        format!("{} ({})", e.maxconnections, e.maxconnections_from),
+    );
+    dots(&mut s, "SYN timeout", format!("{} s", e.syntimeout));
+    let fill = 100.0 * e.connection_records as f64 / e.maxconnections.max(1) as f64;
+    dots(
+        &mut s,
+        "Connection records",
+        format!(
+            "{} ({fill:.1} % full, {} half-open)",
+            e.connection_records, e.halfopen_records
+        ),
+    );
+    dots(&mut s, "Half-open records evicted", e.halfopen_evicted);
+    dots(
+        &mut s,
+        "New flows refused",
+        format!(
+            "{} (table full), {} (client half-open limit)",
+            e.refused_table_full, e.refused_client_halfopen_limit
+        ),
+    );
+    dots(
+        &mut s,
+        "Affinity records",
+        format!(
+            "{} ({} refused: table full)",
+            e.affinity_records, e.affinity_refused
+        ),
+    );
+    let refused: u64 = e.replicated_refused.iter().map(|(_, n)| n).sum();
+    dots(
+        &mut s,
+        "Replicated records",
+        format!("{} installed, {refused} refused", e.replicated_installed),
+    );
+    for (reason, n) in &e.replicated_refused {
+        if *n > 0 {
+            dots(&mut s, &format!("  {reason}"), n);
+        }
+    }
     dots(&mut s, "Frames dropped", e.drops_total);
     for (reason, n) in &e.drops {
         if *n > 0 {
