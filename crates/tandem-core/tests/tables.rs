@@ -221,7 +221,7 @@ fn nat_record(client: ([u8; 4], u16), nat_port: u16) -> ConnectionRecord {
             server_port: 80,
         }),
         client_mac: CLIENT_MAC,
-        client_ack: 0,
+        client_ack: 1,
         closing: false,
         ended: false,
         idle_ms: 0,
@@ -398,4 +398,23 @@ fn replicated_records_do_not_evict_established_flows() {
     );
     let mut f = tcp((CLIENT, 1), (CLUSTER, 8080), ACK);
     assert!(sent(handle(&e, &mut f, t0)));
+}
+
+#[test]
+fn a_replicated_record_of_a_client_that_never_acknowledged_is_half_open() {
+    let t0 = Instant::now();
+    let cfg = config(&format!("executor set maxconnections 1\n{PORTS}"));
+    let e = engine(&cfg, t0);
+    let mut r = nat_record(([198, 51, 100, 9], 5000), 5000);
+    r.client_ack = 0;
+    assert_eq!(e.install_replicated(&Record::Connection(r), t0), Ok(()));
+    assert_eq!(e.conns.halfopen(), 1);
+    // It makes room for a real client, and would have ended after the SYN timeout.
+    open(&e, (CLIENT, 40000), 8080, t0);
+    assert_eq!(e.conns.evicted.load(Relaxed), 1);
+    assert_eq!(e.natpool.in_use(ret(), 6), 1);
+    let e = engine(&cfg, t0);
+    assert_eq!(e.install_replicated(&Record::Connection(r), t0), Ok(()));
+    e.housekeeping(t0 + Duration::from_secs(5));
+    assert!(e.conns.is_empty());
 }

@@ -247,7 +247,11 @@ impl Engine {
                 }
                 let mut conn = r.to_conn(now, counters);
                 conn.staletimeout = conn.staletimeout.min(port.staletimeout());
-                conn.established = true;
+                // A TCP client that never acknowledged has not completed its handshake (this
+                // engine never sends such a record; a forged or foreign one is kept only as
+                // long as a half-open record, and makes room first).
+                conn.established =
+                    r.proto != crate::config::Protocol::Tcp || r.client_ack != 0 || r.closing;
                 if conn.closing_since.is_none() {
                     conn.counters.active.fetch_add(1, Relaxed);
                 }
