@@ -56,18 +56,20 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// `maxconnections` when the daemon does not say: what 1 GiB of memory holds (see
+/// `maxconnections` when the daemon does not say (about 1.25 GiB of records; see
 /// [`default_max_connections`]).
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1 << 20;
 
-/// Memory budgeted per connection record when the limit is derived from the machine's memory:
-/// a connection record with its NAT port index and half-open queue entries, an affinity record
-/// and hash table slack (measured: see BENCHMARKS.md, "SYN flood").
-pub const BUDGET_BYTES_PER_RECORD: u64 = 1024;
+/// Memory budgeted per connection record: a NAT connection record with its port index entry,
+/// its half-open queue entries and hash-table slack (780 B measured just after a table
+/// doubled, the worst case), plus an affinity record of its own (224 B); measured by
+/// `tests/memory.rs`, see BENCHMARKS.md ("SYN flood").
+pub const BUDGET_BYTES_PER_RECORD: u64 = 1280;
 
 /// The default `maxconnections` for a machine with `mem_total` bytes of memory: a quarter of
 /// the memory at [`BUDGET_BYTES_PER_RECORD`] bytes a record, between 65 536 and 64 Mi records
-/// (4 GiB of memory → 1 Mi records). The daemon reads `MemTotal` from /proc/meminfo.
+/// (4 GiB of memory → 838 860 records). The daemon reads `MemTotal` from /proc/meminfo (or
+/// its cgroup's `memory.max` when lower).
 pub fn default_max_connections(mem_total: u64) -> usize {
     let n = mem_total / 4 / BUDGET_BYTES_PER_RECORD;
     usize::try_from(n.clamp(1 << 16, 1 << 26)).unwrap_or(1 << 26)
