@@ -418,3 +418,34 @@ fn a_replicated_record_of_a_client_that_never_acknowledged_is_half_open() {
     e.housekeeping(t0 + Duration::from_secs(5));
     assert!(e.conns.is_empty());
 }
+
+#[test]
+fn concurrent_workers_flooding_a_full_table_never_refuse_and_keep_the_books() {
+    let t0 = Instant::now();
+    let cfg = config(&format!("executor set maxconnections 1000\n{PORTS}"));
+    let e = std::sync::Arc::new(engine(&cfg, t0));
+    let threads: Vec<_> = (0..4u32)
+        .map(|w| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for i in 0..40_000u32 {
+                    let port = if i % 2 == 0 { 80 } else { 8080 };
+                    let mut f = tcp(flood_source(w * 40_000 + i), (CLUSTER, port), SYN);
+                    handle(&e, &mut f, t0);
+                    assert!(e.conns.len() <= 1000);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(e.node.dropped(DropReason::ConnectionTableFull), 0);
+    assert_eq!(e.conns.len(), 1000);
+    assert_eq!(e.conns.halfopen(), 1000);
+    e.housekeeping(t0 + Duration::from_secs(5));
+    assert_eq!(e.conns.len(), 0);
+    assert_eq!(e.conns.halfopen(), 0);
+    assert_eq!(e.natpool.in_use(ret(), 6), 0);
+    assert_eq!(e.conns.queued(), 0);
+}

@@ -537,11 +537,10 @@ impl Engine {
             return Err(DropReason::HalfOpenLimit);
         }
         if !self.conns.try_reserve() {
-            if let Some(r) = self.conns.evict_halfopen(key) {
-                self.release(std::slice::from_ref(&r));
-            }
-            if !self.conns.try_reserve() {
-                return Err(DropReason::ConnectionTableFull);
+            // The evicted record's slot becomes this flow's.
+            match self.conns.evict_halfopen(key) {
+                Some(r) => self.release(std::slice::from_ref(&r)),
+                None => return Err(DropReason::ConnectionTableFull),
             }
         }
         let placed = self.place(port, key, pkt, syn, now);

@@ -237,12 +237,12 @@ impl Engine {
                     }
                 };
                 if !self.conns.try_reserve() {
-                    if let Some(victim) = self.conns.evict_halfopen(&key) {
-                        self.release(std::slice::from_ref(&victim));
-                    }
-                    if !self.conns.try_reserve() {
-                        release_port();
-                        return c.refuse(Refused::TableFull);
+                    match self.conns.evict_halfopen(&key) {
+                        Some(victim) => self.release(std::slice::from_ref(&victim)),
+                        None => {
+                            release_port();
+                            return c.refuse(Refused::TableFull);
+                        }
                     }
                 }
                 let mut conn = r.to_conn(now, counters);

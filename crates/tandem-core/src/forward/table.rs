@@ -302,10 +302,13 @@ impl ConnTable {
         Ok(replaced)
     }
 
-    /// Takes the record of `key` out of a locked shard.
-    fn take(&self, shard: &mut Shard, key: &FlowKey) -> Option<Removed> {
+    /// Takes the record of `key` out of a locked shard; its slot is freed, or kept for the
+    /// caller (`keep_slot`).
+    fn take_keeping(&self, shard: &mut Shard, key: &FlowKey, keep_slot: bool) -> Option<Removed> {
         let conn = shard.map.remove(key)?;
-        self.len.fetch_sub(1, Relaxed);
+        if !keep_slot {
+            self.len.fetch_sub(1, Relaxed);
+        }
         if conn.is_halfopen() {
             self.count_halfopen(shard, &conn, false);
         }
@@ -324,6 +327,10 @@ impl ConnTable {
             }
         });
         Some(Removed { conn, owned_port })
+    }
+
+    fn take(&self, shard: &mut Shard, key: &FlowKey) -> Option<Removed> {
+        self.take_keeping(shard, key, false)
     }
 
     /// The client-side key of the NAT record that holds source port `port` of
@@ -364,7 +371,8 @@ impl ConnTable {
 
     /// Evicts the oldest half-open record of `near`'s shard, or of the next shard that has
     /// one (at most one visit per shard), to make room for a record of `near`. The slot it
-    /// held is free.
+    /// held passes to the caller, as if taken with [`try_reserve`](Self::try_reserve) (so
+    /// that another worker cannot take it first).
     pub fn evict_halfopen(&self, near: &FlowKey) -> Option<Removed> {
         if self.halfopen.load(Relaxed) == 0 {
             return None;
@@ -374,7 +382,8 @@ impl ConnTable {
             let mut shard = self.shards[(first + i) % SHARDS].lock();
             while let Some(e) = shard.fifo.pop_front() {
                 if shard.is_live(&e) {
-                    let r = self.take(&mut shard, &e.0);
+                    // The slot stays taken, now for the caller's record.
+                    let r = self.take_keeping(&mut shard, &e.0, true);
                     if r.is_some() {
                         self.evicted.fetch_add(1, Relaxed);
                     }
