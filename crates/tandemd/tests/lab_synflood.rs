@@ -138,6 +138,7 @@ fn lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through() {
     std::thread::sleep(Duration::from_secs(6));
     let after = node.ctl_json(&["executor", "status"]).unwrap();
     let (rss_after, _) = memory(pid);
+    println!("{}", node.ctl(&["executor", "report"]).unwrap());
     println!(
         "SYN flood: {} SYNs in {:.1} s ({:.0}/s sent), {received} frames received by tandemd \
          ({:.0}/s); RSS before {:.1} MiB, peak (VmHWM) {:.1} MiB, sampled peak {:.1} MiB, at \

@@ -3,6 +3,7 @@
 //! Sans-IO like the rest of the crate: the daemon's ring workers hand frames in with the time,
 //! and transmit what the engine says.
 
+mod admit;
 pub mod conn;
 pub mod engine;
 pub mod neighbor;

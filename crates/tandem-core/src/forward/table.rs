@@ -447,6 +447,15 @@ impl ConnTable {
             while s.fifo.front().is_some_and(old) {
                 s.fifo.pop_front();
             }
+            // After a flood, give the memory back once a shard is mostly empty.
+            let len = s.map.len();
+            if s.map.capacity() > 4 * len + 1024 {
+                s.map.shrink_to(2 * len);
+            }
+            let queued = s.fifo.len();
+            if s.fifo.capacity() > 4 * queued + 1024 {
+                s.fifo.shrink_to(2 * queued);
+            }
         }
         for pools in self.pools.iter() {
             let mut p = pools.lock();
