@@ -449,3 +449,29 @@ fn concurrent_workers_flooding_a_full_table_never_refuse_and_keep_the_books() {
     assert_eq!(e.natpool.in_use(ret(), 6), 0);
     assert_eq!(e.conns.queued(), 0);
 }
+
+#[test]
+fn concurrent_workers_exhausting_a_nat_pool_always_get_a_port() {
+    let t0 = Instant::now();
+    let e = std::sync::Arc::new(engine(&config(PORTS), t0));
+    let threads: Vec<_> = (0..4u32)
+        .map(|w| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for i in 0..25_000u32 {
+                    let mut f = tcp(flood_source(w * 25_000 + i), (CLUSTER, 8080), SYN);
+                    assert!(sent(handle(&e, &mut f, t0)));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(e.node.dropped(DropReason::NatPortsExhausted), 0);
+    assert_eq!(e.natpool.in_use(ret(), 6), e.natpool.capacity());
+    assert_eq!(e.conns.len(), e.natpool.capacity());
+    e.housekeeping(t0 + Duration::from_secs(5));
+    assert_eq!(e.natpool.in_use(ret(), 6), 0);
+    assert!(e.conns.is_empty());
+}

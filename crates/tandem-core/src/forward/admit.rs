@@ -194,7 +194,8 @@ impl Engine {
     }
 
     /// A NAT source port of `returnaddress` for `key` (its own source port when free). An
-    /// exhausted pool gets one back from its oldest half-open record.
+    /// exhausted pool gets one from its oldest half-open record: the record ends and its port
+    /// passes straight to the new flow (so that another worker cannot take it first).
     fn nat_port(&self, returnaddress: IpAddr, key: &FlowKey) -> Option<u16> {
         if let Some(p) = self
             .natpool
@@ -202,8 +203,18 @@ impl Engine {
         {
             return Some(p);
         }
-        let r = self.conns.evict_halfopen_nat(returnaddress, key.proto)?;
-        self.release(std::slice::from_ref(&r));
-        self.natpool.allocate(returnaddress, key.proto)
+        loop {
+            let mut r = self.conns.evict_halfopen_nat(returnaddress, key.proto)?;
+            let handed = r
+                .owned_port
+                .then(|| r.conn.nat.map(|n| n.nat_port))
+                .flatten();
+            // The port stays marked in use in the pool: it is the new flow's now.
+            r.owned_port = false;
+            self.release(std::slice::from_ref(&r));
+            if handed.is_some() {
+                return handed;
+            }
+        }
     }
 }

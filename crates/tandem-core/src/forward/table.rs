@@ -395,8 +395,8 @@ impl ConnTable {
     }
 
     /// Evicts the oldest half-open record holding a port of `returnaddress`'s pool for
-    /// `proto` (the pool is exhausted and a new flow needs a port). Its slot is free and, if
-    /// `owned_port`, its port is to be released.
+    /// `proto` (the pool is exhausted and a new flow needs a port). Its slot is free; its port
+    /// (if `owned_port`) is no longer indexed, for the caller to release or to hand on.
     pub fn evict_halfopen_nat(&self, returnaddress: IpAddr, proto: u8) -> Option<Removed> {
         loop {
             let e = {
