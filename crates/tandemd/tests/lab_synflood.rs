@@ -193,7 +193,7 @@ fn lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through() {
         "the table filled and half-open records made room: {status}"
     );
     assert!(
-        failed.is_empty() && answered.iter().all(|n| *n >= 3),
+        failed.is_empty() && answered.iter().all(|n| *n >= 2),
         "new connections during the flood: {answered:?} answered, failures {failed:#?}"
     );
     for (what, stats, resumed) in [
