@@ -62,6 +62,7 @@
 mod addr;
 pub mod bench;
 pub mod cluster;
+pub mod flood;
 mod lab;
 mod netns;
 mod process;

@@ -102,7 +102,7 @@ impl Node {
                 b.set_nonblocking(true).expect("non-blocking waker");
                 (a, b)
             },
-            engine: Arc::new(Engine::default()),
+            engine: Arc::new(Engine::new(crate::limits::default_max_connections())),
             opts,
             started_at: Instant::now(),
         }
@@ -478,7 +478,7 @@ impl Node {
                 Event::Install(records) => {
                     let installed = records
                         .iter()
-                        .filter(|r| self.engine.install_replicated(r, now))
+                        .filter(|r| self.engine.install_replicated(r, now).is_ok())
                         .count();
                     st.ha.node.note_installed(installed as u64);
                 }

@@ -231,22 +231,25 @@ fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     );
 }
 
-/// Sends `n` TCP SYNs to the cluster from the client's interface (distinct source ports and
-/// addresses).
+/// Opens `n` TCP connections to the cluster from the client's interface (distinct source ports
+/// and addresses): a SYN, then the client's ACK, which completes the handshake as far as the
+/// load balancer sees (a half-open record is not replicated).
 fn syn_burst(lab: &ClusterLab, lb_mac: [u8; 6], n: usize) {
     let client_mac = mac(&lab.client.mac);
-    let frames = (0..n).map(move |i| {
+    let frames = (0..2 * n).map(move |j| {
+        let i = j / 2;
         syn_frame(
             lb_mac,
             client_mac,
             [203, 0, 113, (i / 60000) as u8 + 1],
             1024 + (i % 60000) as u16,
+            if j % 2 == 0 { 0x02 } else { 0x10 },
         )
     });
     send_raw_frames(&lab.client, frames).unwrap();
 }
 
-fn syn_frame(dst: [u8; 6], src_mac: [u8; 6], src: [u8; 4], sport: u16) -> Vec<u8> {
+fn syn_frame(dst: [u8; 6], src_mac: [u8; 6], src: [u8; 4], sport: u16, flags: u8) -> Vec<u8> {
     let mut f = Vec::with_capacity(54);
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src_mac);
@@ -261,8 +264,9 @@ fn syn_frame(dst: [u8; 6], src_mac: [u8; 6], src: [u8; 4], sport: u16) -> Vec<u8
     tcp[0..2].copy_from_slice(&sport.to_be_bytes());
     tcp[2..4].copy_from_slice(&7u16.to_be_bytes());
     tcp[4..8].copy_from_slice(&1u32.to_be_bytes());
+    tcp[8..12].copy_from_slice(&2u32.to_be_bytes());
     tcp[12] = 0x50;
-    tcp[13] = 0x02;
+    tcp[13] = flags;
     tcp[14] = 0xff;
     tcp[15] = 0xff;
     f.extend_from_slice(&tcp);

@@ -196,6 +196,18 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::ExecutorSet(ExecutorSetting::HaTimeout(s)) if !seconds_ok(*s) => invalid(format!(
             "bad hatimeout '{s}' (expected seconds, a number from 0.01 to 3600)"
         )),
+        Command::ExecutorSet(ExecutorSetting::MaxConnections(Some(n)))
+            if !(1..=super::model::MAX_MAXCONNECTIONS).contains(n) =>
+        {
+            invalid(format!(
+                "maxconnections {n} out of range 1-1073741824 (or auto)"
+            ))
+        }
+        Command::ExecutorSet(ExecutorSetting::SynTimeout(s))
+            if !(1..=super::model::MAX_SYNTIMEOUT).contains(s) =>
+        {
+            invalid(format!("syntimeout {s} out of range 1-3600"))
+        }
         Command::ManagerReachInterval(s) if !seconds_ok(*s) => invalid(format!(
             "bad interval '{s}' (expected seconds, a number from 0.01 to 3600)"
         )),
@@ -288,6 +300,8 @@ impl Config {
                     }
                     ExecutorSetting::ClientGateway(a) => self.executor.clientgateway = Some(a),
                     ExecutorSetting::HaTimeout(s) => self.executor.hatimeout = s,
+                    ExecutorSetting::MaxConnections(n) => self.executor.maxconnections = n,
+                    ExecutorSetting::SynTimeout(s) => self.executor.syntimeout = s,
                 }
                 Resolved::Executor
             }

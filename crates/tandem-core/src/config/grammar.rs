@@ -3,6 +3,7 @@
 //! ```text
 //! executor start|stop|status|report
 //! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
+//!     | maxconnections N|auto | syntimeout SECONDS
 //! cluster add CLUSTER[+CLUSTER...]
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@
 //! port add|set CLUSTER@PORT[+PORT...] [method mac|nat] [protocol tcp|udp]
@@ -223,6 +224,11 @@ pub enum ExecutorSetting {
     ClientGateway(IpAddr),
     /// `hatimeout SECONDS`: heartbeat timeout.
     HaTimeout(f64),
+    /// `maxconnections N|auto`: the bound of the connection and affinity tables (`None`:
+    /// `auto`, derived from the machine's memory).
+    MaxConnections(Option<u64>),
+    /// `syntimeout SECONDS`: lifetime of a TCP record before the client's first ACK.
+    SynTimeout(u32),
 }
 
 /// Options of `port add` / `port set`; `None` = not given (keep the current value, or the
@@ -447,6 +453,15 @@ impl fmt::Display for Command {
                 write!(f, "executor set clientgateway {a}")
             }
             ExecutorSet(ExecutorSetting::HaTimeout(s)) => write!(f, "executor set hatimeout {s}"),
+            ExecutorSet(ExecutorSetting::MaxConnections(Some(n))) => {
+                write!(f, "executor set maxconnections {n}")
+            }
+            ExecutorSet(ExecutorSetting::MaxConnections(None)) => {
+                f.write_str("executor set maxconnections auto")
+            }
+            ExecutorSet(ExecutorSetting::SynTimeout(s)) => {
+                write!(f, "executor set syntimeout {s}")
+            }
             ClusterAdd(cs) => {
                 f.write_str("cluster add ")?;
                 Targets::List(cs.clone()).write_part(f)
@@ -519,7 +534,13 @@ const OBJECTS: &[&str] = &[
     "manager",
 ];
 const EXECUTOR_VERBS: &[&str] = &["start", "stop", "status", "report", "set"];
-const EXECUTOR_SETTINGS: &[&str] = &["nfa", "clientgateway", "hatimeout"];
+const EXECUTOR_SETTINGS: &[&str] = &[
+    "nfa",
+    "clientgateway",
+    "hatimeout",
+    "maxconnections",
+    "syntimeout",
+];
 const CLUSTER_VERBS: &[&str] = &["add", "remove", "report", "status"];
 const PORT_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const SERVER_VERBS: &[&str] = &["add", "set", "down", "up", "remove", "report", "status"];
@@ -917,7 +938,30 @@ fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
         _ => Command::ExecutorSet(match w.keyword(EXECUTOR_SETTINGS)? {
             "nfa" => ExecutorSetting::Nfa(w.address("address")?),
             "clientgateway" => ExecutorSetting::ClientGateway(w.address("address")?),
-            _ => ExecutorSetting::HaTimeout(parse_seconds(w.value("seconds")?, "hatimeout")?),
+            "hatimeout" => {
+                ExecutorSetting::HaTimeout(parse_seconds(w.value("seconds")?, "hatimeout")?)
+            }
+            "maxconnections" => {
+                let word = w.value("number")?;
+                ExecutorSetting::MaxConnections(if word.eq_ignore_ascii_case("auto") {
+                    None
+                } else {
+                    Some(parse_number(
+                        word,
+                        "maxconnections",
+                        1,
+                        super::model::MAX_MAXCONNECTIONS,
+                        "1-1073741824 or auto",
+                    )?)
+                })
+            }
+            _ => ExecutorSetting::SynTimeout(parse_number(
+                w.value("seconds")?,
+                "syntimeout",
+                1,
+                u64::from(super::model::MAX_SYNTIMEOUT),
+                "1-3600",
+            )? as u32),
         }),
     };
     w.end()?;

@@ -1,0 +1,225 @@
+//! Lab: a SYN flood of 2 000 000 random-source SYNs at the Active (a stand-alone node, which
+//! forwards), on one MAC port and one NAT port, with `executor set maxconnections 200000`.
+//!
+//! * tandemd's resident memory (VmHWM, the kernel's peak of VmRSS, of the real process) stays
+//!   under the budget the limit implies:
+//!   `RSS before the flood + maxconnections × BUDGET_BYTES_PER_RECORD (1280 B) + 32 MiB`
+//!   (the 32 MiB cover allocator slack and per-thread arenas). Without the bound the flood's
+//!   records (780 B each, 5 s each at least) would pass it several times over;
+//! * a real client's new TCP connections are answered during the flood, through both ports;
+//! * connections opened before the flood keep working.
+//!
+//! Needs root; runs in the nextest group `lab`.
+
+use std::net::SocketAddrV4;
+use std::time::{Duration, Instant};
+use tandem_core::forward::BUDGET_BYTES_PER_RECORD;
+use tandem_lab::cluster::{ClusterLab, TandemNode, mac_bytes};
+use tandem_lab::flood::{SynFlood, syn_flood};
+use tandem_lab::serial;
+
+const MAX: u64 = 200_000;
+const FLOOD: u64 = 2_000_000;
+const FLOOD_PPS: u64 = 200_000;
+const SLACK: u64 = 32 << 20;
+
+fn config() -> String {
+    format!(
+        "executor start\n\
+         executor set nfa 192.0.2.2\n\
+         executor set maxconnections {MAX}\n\
+         cluster add 192.0.2.100\n\
+         port add 192.0.2.100@80 method mac\n\
+         port add 192.0.2.100@7 method mac\n\
+         port add 192.0.2.100@8080 method nat\n\
+         port add 192.0.2.100@8007 method nat\n\
+         server add 192.0.2.100@80+7@192.0.2.11+192.0.2.12\n\
+         server add 192.0.2.100@8080@192.0.2.11+192.0.2.12 returnaddress 192.0.2.200 mapport 80\n\
+         server add 192.0.2.100@8007@192.0.2.11+192.0.2.12 returnaddress 192.0.2.200 mapport 7\n"
+    )
+}
+
+/// (VmRSS, VmHWM) of process `pid`, bytes.
+fn memory(pid: u32) -> (u64, u64) {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("tandemd's status");
+    let field = |name: &str| -> u64 {
+        s.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in /proc/{pid}/status"))
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn mib(b: u64) -> f64 {
+    b as f64 / (1 << 20) as f64
+}
+
+#[test]
+fn lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through() {
+    let _g = serial();
+    let lab = ClusterLab::new("synflood", 1, 2).expect("lab (needs root and network namespaces)");
+    let flooder = lab
+        .lab
+        .add_host("flood", &["192.0.2.20/24"])
+        .expect("flooding host");
+    let node = TandemNode::start(&lab.lab, &lab.lbs[0], &config(), &[]).expect("tandemd starts");
+    lab.wait_serving(80, Duration::from_secs(20))
+        .expect("cluster answers");
+    lab.wait_serving(8080, Duration::from_secs(20))
+        .expect("NAT port answers");
+    let pid = node.process.as_ref().expect("running").pid();
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+    assert_eq!(comm.trim(), "tandemd", "measuring the daemon itself");
+
+    // Connections opened before the flood, MAC and NAT.
+    let mac_set = lab
+        .client
+        .long_lived_set(ClusterLab::cluster(7), 10, Duration::from_millis(200))
+        .unwrap();
+    let nat_set = lab
+        .client
+        .long_lived_set(ClusterLab::cluster(8007), 10, Duration::from_millis(200))
+        .unwrap();
+    mac_set.wait_echoes(3, Duration::from_secs(20)).unwrap();
+    nat_set.wait_echoes(3, Duration::from_secs(20)).unwrap();
+
+    let (rss_before, _) = memory(pid);
+    let budget = rss_before + MAX * BUDGET_BYTES_PER_RECORD + SLACK;
+    let received_before = node.ctl_json(&["executor", "status"]).unwrap()["frames_received"]
+        .as_u64()
+        .unwrap();
+    let flood = SynFlood {
+        dst_mac: mac_bytes(&lab.lbs[0].mac),
+        src_mac: mac_bytes(&flooder.mac),
+        targets: ["192.0.2.100:80", "192.0.2.100:8080"]
+            .iter()
+            .map(|t| t.parse::<SocketAddrV4>().unwrap())
+            .collect(),
+        count: FLOOD,
+        seed: 0x5eed,
+        max_pps: Some(FLOOD_PPS),
+    };
+    let started = Instant::now();
+    let handle = syn_flood(&flooder, flood).expect("flood starts");
+    // During the flood: the memory, and new connections of a real client every 500 ms.
+    let mut peak_sampled = 0;
+    let mut answered = [0u32; 2];
+    let mut failed: Vec<String> = Vec::new();
+    let mut fill_max = 0u64;
+    std::thread::sleep(Duration::from_secs(1));
+    while !handle.is_finished() {
+        peak_sampled = peak_sampled.max(memory(pid).0);
+        for (i, port) in [80u16, 8080].into_iter().enumerate() {
+            match lab
+                .client
+                .http_get(ClusterLab::cluster(port), Duration::from_secs(5))
+            {
+                Ok(_) => answered[i] += 1,
+                Err(e) => failed.push(format!("port {port} at {:?}: {e:#}", started.elapsed())),
+            }
+        }
+        if let Ok(s) = node.ctl_json(&["executor", "status"]) {
+            fill_max = fill_max.max(s["connection_records"].as_u64().unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let report = handle.join().expect("flood thread").expect("flood ran");
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    let (rss_flood_end, hwm) = memory(pid);
+    let received = status["frames_received"].as_u64().unwrap() - received_before;
+    // Open connections kept working through the flood: none ended, and each echoes again
+    // after it (a segment lost to a full ring costs a TCP retransmission, not the connection).
+    let resumed = |set: &tandem_lab::LongLivedSet| {
+        let at_end: Vec<u64> = set.snapshot().iter().map(|c| c.echoes).collect();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let now: Vec<u64> = set.snapshot().iter().map(|c| c.echoes).collect();
+            if now.iter().zip(&at_end).all(|(n, e)| *n >= e + 3) {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let mac_resumed = resumed(&mac_set);
+    let nat_resumed = resumed(&nat_set);
+    let mac_stats = mac_set.stop();
+    let nat_stats = nat_set.stop();
+    // After the SYN timeout the flood's records are gone.
+    std::thread::sleep(Duration::from_secs(6));
+    let after = node.ctl_json(&["executor", "status"]).unwrap();
+    let (rss_after, _) = memory(pid);
+    println!("{}", node.ctl(&["executor", "report"]).unwrap());
+    println!(
+        "SYN flood: {} SYNs in {:.1} s ({:.0}/s sent), {received} frames received by tandemd \
+         ({:.0}/s); RSS before {:.1} MiB, peak (VmHWM) {:.1} MiB, sampled peak {:.1} MiB, at \
+         flood end {:.1} MiB, 7 s after {:.1} MiB; budget {:.1} MiB; records at most {fill_max} \
+         of {MAX}, evicted {}, refused {}; new connections answered during the flood: {} (port \
+         80), {} (port 8080)",
+        report.sent,
+        report.elapsed.as_secs_f64(),
+        report.rate(),
+        received as f64 / report.elapsed.as_secs_f64(),
+        mib(rss_before),
+        mib(hwm),
+        mib(peak_sampled),
+        mib(rss_flood_end),
+        mib(rss_after),
+        mib(budget),
+        status["halfopen_evicted"],
+        status["refused_table_full"],
+        answered[0],
+        answered[1],
+    );
+    assert_eq!(report.sent, FLOOD);
+    assert!(
+        received >= FLOOD / 2,
+        "tandemd saw only {received} of {FLOOD} SYNs: the flood did not reach it"
+    );
+    assert!(
+        hwm <= budget,
+        "peak RSS {:.1} MiB above the budget {:.1} MiB",
+        mib(hwm),
+        mib(budget)
+    );
+    assert!(fill_max <= MAX, "{fill_max} records, limit {MAX}");
+    assert!(
+        status["halfopen_evicted"].as_u64().unwrap() > 0,
+        "the table filled and half-open records made room: {status}"
+    );
+    assert!(
+        failed.is_empty() && answered.iter().all(|n| *n >= 2),
+        "new connections during the flood: {answered:?} answered, failures {failed:#?}"
+    );
+    for (what, stats, resumed) in [
+        ("MAC", &mac_stats, mac_resumed),
+        ("NAT", &nat_stats, nat_resumed),
+    ] {
+        for c in stats.iter() {
+            assert!(
+                c.is_healthy() && c.echoes >= 20,
+                "{what} connection opened before the flood: {c:?}"
+            );
+        }
+        let gap = stats
+            .iter()
+            .map(|c| c.longest_gap)
+            .max()
+            .unwrap_or_default();
+        println!("{what} connections opened before the flood: longest gap between echoes {gap:?}");
+        assert!(
+            resumed,
+            "{what} connections echo again after the flood: {stats:#?}"
+        );
+    }
+    assert!(
+        after["halfopen_records"].as_u64().unwrap() == 0,
+        "the flood's half-open records ended: {after}"
+    );
+    assert!(!node.log().contains("panicked"));
+}
