@@ -485,6 +485,8 @@ fn lab_takeover_and_back_keeps_50_replicated_connections() {
         new.ctl(&["highavailability", "takeover"])
             .unwrap_or_else(|e| panic!("takeover {round}: {e:#}"));
         settled(new, old);
+        // Watch the settled pair a while longer: a node that goes back to Active shows now.
+        std::thread::sleep(Duration::from_secs_f64(hatimeout * 2.0));
         let seen = watch.stop();
         assert_no_dual_active(&seen, &format!("takeover {}", round + 1));
         assert_50_survived(
