@@ -416,6 +416,8 @@ fn lab_backup_set_recovery_manual_on_a_live_pair_changes_nothing_else() {
     let _g = serial();
     let hatimeout = 1.0;
     let (lab, [lb1, lb2]) = pair("harecov", hatimeout, "", "auto");
+    // The gratuitous ARPs of the pair's formation (3, 200 ms apart) are over.
+    std::thread::sleep(Duration::from_millis(1500));
     let mark = Instant::now();
     let arp = ArpCapture::start(&lab.client).unwrap();
     let watch = Watch::start(&lb1, &lb2);
