@@ -85,6 +85,9 @@ pub(super) struct FailoverRun {
     pub(super) attempts_after: usize,
     /// Last answered attempt started before the failure, ms before it (negative).
     pub(super) last_ok_before_ms: Option<f64>,
+    /// How long the call that caused the failure took (`ip link set down` for a link cut), ms;
+    /// the failure is taken at its end.
+    pub(super) failure_call_ms: f64,
     /// keepalived: how long before the SIGKILL the data path was cut, ms.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) datapath_cut_before_ms: Option<f64>,
@@ -318,11 +321,17 @@ pub(super) fn tandem_failover(
     }
     let probe = Probe::start(&cl.client, target)?;
     std::thread::sleep(Duration::from_secs(1));
-    let failed_at = unix_now();
+    let before_failure = unix_now();
     match failure {
         Failure::Kill => lb1.kill()?,
         Failure::LinkCut => cl.lbs[0].link_down()?,
     }
+    // kill(2) acts at once; `ip link set down` acts when the command is done, ~5 ms after it
+    // was started: the failure is the moment the call returned.
+    let failed_at = match failure {
+        Failure::Kill => before_failure,
+        Failure::LinkCut => unix_now(),
+    };
     let limit = Duration::from_secs_f64(hatimeout * 3.0 + 5.0);
     let outcome = (|| -> Result<(Option<f64>, bool)> {
         wait_ha_state(&lb2, "Active", false, limit)?;
@@ -363,6 +372,7 @@ pub(super) fn tandem_failover(
         attempts_after: a.after,
         last_ok_before_ms: a.last_ok,
         datapath_cut_before_ms: None,
+        failure_call_ms: (failed_at - before_failure) * 1000.0,
     })
 }
 

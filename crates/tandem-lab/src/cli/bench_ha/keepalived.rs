@@ -113,8 +113,9 @@ pub(super) fn keepalived_failover(
     failure: Failure,
     run: usize,
 ) -> Result<FailoverRun> {
-    // A clean slate: no VIP anywhere, no failure rule.
+    // A clean slate: no VIP anywhere, no failure rule, no stale neighbour entries.
     for ka in kas {
+        let _ = ka.exec(["ip", "neigh", "flush", "all"]);
         let _ = ka.exec(["ip", "addr", "del", &format!("{VIP}/32"), "dev", "eth0"]);
         let _ = ka.exec(["nft", "delete", "table", "ip", "kadead"]);
         let _ = ka.exec(["conntrack", "-F"]);
@@ -127,7 +128,12 @@ pub(super) fn keepalived_failover(
     let (mut ka2, n2) = start_keepalived(&cl.lab, &kas[1], 1, advert)?;
     ka2.wait_for_log("Entering BACKUP STATE", Duration::from_secs(20))?;
     std::thread::sleep(Duration::from_secs_f64((advert * 5.0).max(0.5)));
-    if holds_vip(&kas[1]) || !holds_vip(&kas[0]) {
+    // After a link cut the neighbour entries of the two may still be failed: ka2 can go MASTER
+    // before ARP resolves, then yields to ka1's priority. Wait for that.
+    let settled = wait_until(Duration::from_secs(10), "keepalived to settle", || {
+        holds_vip(&kas[0]) && !holds_vip(&kas[1])
+    });
+    if settled.is_err() {
         bail!(
             "keepalived did not settle: ka1 {} ka2 {}\n{}\n{}",
             holds_vip(&kas[0]),
@@ -168,7 +174,7 @@ pub(super) fn keepalived_failover(
         Failure::LinkCut => {
             let cut = unix_now();
             kas[0].link_down()?;
-            (cut, cut)
+            (cut, unix_now())
         }
     };
     let limit = Duration::from_secs_f64(advert * 10.0 + 5.0);
@@ -199,6 +205,11 @@ pub(super) fn keepalived_failover(
         attempts_after: a.after,
         last_ok_before_ms: a.last_ok,
         datapath_cut_before_ms: (failure == Failure::Kill).then_some((killed - cut) * 1000.0),
+        failure_call_ms: if failure == Failure::LinkCut {
+            (killed - cut) * 1000.0
+        } else {
+            0.0
+        },
     })
 }
 
