@@ -31,10 +31,10 @@
 //! its nearest format-1 state in the old one), so liveness and the dual-active guard work
 //! across every product version that speaks format 1.
 
+use super::datagram::{FrameError, KeyId, KeyRing, sign};
+use crate::codec::Reader;
 use crate::config::{Recovery, Role};
-use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::Sha256;
 use std::fmt;
 use std::str::FromStr;
 
@@ -44,8 +44,7 @@ pub const MAGIC: [u8; 4] = *b"TNDM";
 pub const FORMAT: u8 = 1;
 /// Offset of the records-length field in format 1 (the fixed header's length).
 pub const HEADER_LEN: usize = 76;
-/// Length of the HMAC-SHA256 trailer.
-pub const MAC_LEN: usize = 32;
+pub use super::datagram::MAC_LEN;
 /// Smallest possible datagram: header and an empty records section, unkeyed.
 pub const MIN_LEN: usize = HEADER_LEN + 2;
 /// Largest records section that fits one UDP datagram with header and trailer.
@@ -57,10 +56,12 @@ pub const FLAG_KEYED: u8 = 0x01;
 pub const FLAG_RECORDS: u8 = 0x02;
 /// Flag: the sender is in maintenance (it hands Active over and does not take it back).
 pub const FLAG_MAINTENANCE: u8 = 0x04;
+/// Flag: the sender has just yielded Active and is handing its records over; the partner
+/// waits for the hand-over to end before it goes Active (a non-critical bit: an older
+/// decoder ignores it and only loses the wait).
+pub const FLAG_HANDOVER: u8 = 0x08;
 /// Flag bits a format-1 decoder must understand or refuse the datagram.
 pub const FLAGS_CRITICAL: u8 = 0xF0;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Product version `V.R.M.F` (version, release, modification, fix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -269,6 +270,8 @@ pub struct Heartbeat {
     pub request: Request,
     /// The sender is in maintenance.
     pub maintenance: bool,
+    /// The sender is handing its records over after yielding Active ([`FLAG_HANDOVER`]).
+    pub handover: bool,
     /// Sender's hatimeout and heartbeat interval, in ms (reported when they differ).
     pub hatimeout_ms: u32,
     pub interval_ms: u32,
@@ -323,6 +326,9 @@ pub enum DropKind {
     Own,
     /// Arrived on no configured heartbeat pair.
     UnknownPair,
+    /// Unauthenticated pair: a heartbeat that changes what the partner says, held until a
+    /// later one confirms it (see `HaSettings::authenticated`).
+    Unconfirmed,
 }
 
 /// Encodes a heartbeat. With a key, the HMAC-SHA256 trailer is appended and flag KEYED set.
@@ -341,6 +347,9 @@ pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
     }
     if hb.maintenance {
         flags |= FLAG_MAINTENANCE;
+    }
+    if hb.handover {
+        flags |= FLAG_HANDOVER;
     }
     out.extend_from_slice(&MAGIC);
     out.push(FORMAT);
@@ -377,9 +386,8 @@ pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
     out.extend_from_slice(&(records.len() as u16).to_be_bytes());
     out.extend_from_slice(records);
     if let Some(key) = key {
-        let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-        mac.update(&out);
-        out.extend_from_slice(&mac.finalize().into_bytes());
+        let tag = sign(key, &out);
+        out.extend_from_slice(&tag);
     }
     out
 }
@@ -390,45 +398,47 @@ pub fn carries_mac(bytes: &[u8]) -> bool {
     bytes.len() > 5 && bytes[..4] == MAGIC && bytes[5] & FLAG_KEYED != 0
 }
 
-/// Decodes and, with a key, authenticates a heartbeat.
+/// Decodes and, with a key, authenticates a heartbeat (see [`decode_with`]).
+pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatError> {
+    decode_with(bytes, &KeyRing::new(key.map(<[u8]>::to_vec))).map(|(hb, _)| hb)
+}
+
+/// Decodes a heartbeat and authenticates it against the key ring; says which key verified it.
 ///
 /// Checks, in order: stable header (magic, format, critical flags, lengths), then the MAC
 /// (before any field is interpreted, so a forged datagram is `BadMac` whatever it holds),
 /// then the fields. Without a local key a keyed datagram is accepted unverified: this node
 /// authenticates nothing anyway, and seeing the partner alive is what keeps the pair from
 /// going dual-active; the status should say that the keys differ (see [`carries_mac`]).
-pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatError> {
+pub fn decode_with(
+    bytes: &[u8],
+    keys: &KeyRing,
+) -> Result<(Heartbeat, Option<KeyId>), HeartbeatError> {
     let truncated = |need: usize| HeartbeatError::Truncated {
         got: bytes.len(),
         need,
     };
-    if bytes.len() < 4 {
+    let mut r = Reader::new(bytes);
+    match r.take(4) {
+        None => return Err(truncated(8)),
+        Some(m) if m != MAGIC => return Err(HeartbeatError::BadMagic),
+        Some(_) => {}
+    }
+    let (Some(format), Some(flags), Some(header_len)) = (r.u8(), r.u8(), r.u16()) else {
         return Err(truncated(8));
-    }
-    if bytes[..4] != MAGIC {
-        return Err(HeartbeatError::BadMagic);
-    }
-    if bytes.len() < 8 {
-        return Err(truncated(8));
-    }
-    let format = bytes[4];
-    let flags = bytes[5];
+    };
     if format != FORMAT || flags & FLAGS_CRITICAL != 0 {
         return Err(HeartbeatError::UnsupportedFormat { format, flags });
     }
-    let header_len = usize::from(u16::from_be_bytes([bytes[6], bytes[7]]));
+    let header_len = usize::from(header_len);
     if header_len < HEADER_LEN {
         return Err(HeartbeatError::Malformed("header length"));
     }
-    if bytes.len() < header_len + 2 {
-        return Err(truncated(header_len + 2));
-    }
-    let records_len = usize::from(u16::from_be_bytes([
-        bytes[header_len],
-        bytes[header_len + 1],
-    ]));
+    let records_len = Reader::new(bytes.get(header_len..).unwrap_or_default())
+        .u16()
+        .ok_or(truncated(header_len + 2))?;
     let records_start = header_len + 2;
-    let body_end = records_start + records_len;
+    let body_end = records_start + usize::from(records_len);
     let keyed = flags & FLAG_KEYED != 0;
     let total = body_end + if keyed { MAC_LEN } else { 0 };
     if bytes.len() < total {
@@ -437,65 +447,70 @@ pub fn decode(bytes: &[u8], key: Option<&[u8]>) -> Result<Heartbeat, HeartbeatEr
     if bytes.len() > total {
         return Err(HeartbeatError::Malformed("length (trailing bytes)"));
     }
-    match (key, keyed) {
-        (Some(key), true) => {
-            let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
-            mac.update(&bytes[..body_end]);
-            // `verify_slice` compares in constant time.
-            mac.verify_slice(&bytes[body_end..total])
-                .map_err(|_| HeartbeatError::BadMac)?;
-        }
-        (Some(_), false) => return Err(HeartbeatError::MissingMac),
-        (None, _) => {}
-    }
+    let verified_by = keys
+        .verify(keyed, &bytes[..body_end], &bytes[body_end..total])
+        .map_err(|e| match e {
+            FrameError::MissingMac => HeartbeatError::MissingMac,
+            _ => HeartbeatError::BadMac,
+        })?;
     if (flags & FLAG_RECORDS != 0) != (records_len != 0) {
         return Err(HeartbeatError::Malformed("records flag"));
     }
-
-    let u16_at = |o: usize| u16::from_be_bytes([bytes[o], bytes[o + 1]]);
-    let u32_at =
-        |o: usize| u32::from_be_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]);
-    let u64_at = |o: usize| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&bytes[o..o + 8]);
-        u64::from_be_bytes(b)
+    // The fixed header is known to be there (header_len >= HEADER_LEN): every read below
+    // succeeds; `Malformed("header")` is unreachable but keeps this panic-free by construction.
+    let bad = HeartbeatError::Malformed("header");
+    let mut r = Reader::new(&bytes[8..HEADER_LEN]);
+    let version = ProductVersion {
+        v: r.u16().ok_or(bad.clone())?,
+        r: r.u16().ok_or(bad.clone())?,
+        m: r.u16().ok_or(bad.clone())?,
+        f: r.u16().ok_or(bad.clone())?,
     };
-    Ok(Heartbeat {
-        version: ProductVersion {
-            v: u16_at(8),
-            r: u16_at(10),
-            m: u16_at(12),
-            f: u16_at(14),
-        },
-        epoch: u64_at(16),
-        seq: u64_at(24),
-        ack_epoch: u64_at(32),
-        ack: u64_at(40),
-        role: match bytes[48] {
+    let epoch = r.u64().ok_or(bad.clone())?;
+    let seq = r.u64().ok_or(bad.clone())?;
+    let ack_epoch = r.u64().ok_or(bad.clone())?;
+    let ack = r.u64().ok_or(bad.clone())?;
+    let codes: [u8; 4] = r.array().ok_or(bad.clone())?;
+    let reach_count = r.u16().ok_or(bad.clone())?;
+    let reach_total = r.u16().ok_or(bad.clone())?;
+    let config_digest = r.u64().ok_or(bad.clone())?;
+    let request = r.u8().ok_or(bad.clone())?;
+    let _reserved: [u8; 3] = r.array().ok_or(bad.clone())?;
+    let hatimeout_ms = r.u32().ok_or(bad.clone())?;
+    let interval_ms = r.u32().ok_or(bad)?;
+    let hb = Heartbeat {
+        version,
+        epoch,
+        seq,
+        ack_epoch,
+        ack,
+        role: match codes[0] {
             0 => Role::Primary,
             1 => Role::Backup,
             _ => return Err(HeartbeatError::Malformed("role")),
         },
-        state: State::from_code(bytes[49]).ok_or(HeartbeatError::Malformed("state"))?,
-        sub_state: match bytes[50] {
+        state: State::from_code(codes[1]).ok_or(HeartbeatError::Malformed("state"))?,
+        sub_state: match codes[2] {
             0 => SubState::NotSynchronized,
             1 => SubState::Synchronized,
             _ => return Err(HeartbeatError::Malformed("sub-state")),
         },
-        recovery: match bytes[51] {
+        recovery: match codes[3] {
             0 => Recovery::Auto,
             1 => Recovery::Manual,
             _ => return Err(HeartbeatError::Malformed("recovery")),
         },
-        reach_count: u16_at(52),
-        reach_total: u16_at(54),
-        config_digest: u64_at(56),
-        request: Request::from_code(bytes[64]).ok_or(HeartbeatError::Malformed("request"))?,
+        reach_count,
+        reach_total,
+        config_digest,
+        request: Request::from_code(request).ok_or(HeartbeatError::Malformed("request"))?,
         maintenance: flags & FLAG_MAINTENANCE != 0,
-        hatimeout_ms: u32_at(68),
-        interval_ms: u32_at(72),
+        handover: flags & FLAG_HANDOVER != 0,
+        hatimeout_ms,
+        interval_ms,
         records: bytes[records_start..body_end].to_vec(),
-    })
+    };
+    Ok((hb, verified_by))
 }
 
 /// An authentic datagram that is not newer than the last one accepted.

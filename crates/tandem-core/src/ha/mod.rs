@@ -20,8 +20,10 @@
 //! after every call:             while let Some(a) = machine.poll_action() { carry out a }
 //! ```
 
+pub mod datagram;
 pub mod heartbeat;
 pub mod machine;
+pub mod node;
 
 #[cfg(test)]
 mod tests;
@@ -34,3 +36,4 @@ pub use machine::{
     Action, Contact, DropCounters, HaSettings, HaStatus, Machine, PairLiveness, PairStatus,
     PartnerStatus, ReachStatus, Received, TakeoverError, TransitionStatus,
 };
+pub use node::{ChannelCounters, ChannelStatus, Event, Node, Transmit};

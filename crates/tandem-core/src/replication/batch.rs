@@ -6,7 +6,7 @@
 //! the daemon puts them in a heartbeat's records section or in a datagram of their own with
 //! its own authentication.
 
-use super::codec::{Reader, put_u32, put_u64};
+use crate::codec::{Reader, put_u32, put_u64};
 
 /// Version of the replication messages.
 pub const VERSION: u8 = 1;

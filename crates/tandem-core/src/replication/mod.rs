@@ -25,7 +25,7 @@
 //! [`Config`]: crate::config::Config
 
 mod batch;
-mod codec;
+
 mod receiver;
 mod record;
 mod sender;
@@ -34,11 +34,11 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use crate::codec::Reader;
 pub use batch::{
     ACK_BITMAP_BITS, ACK_LEN, Ack, BATCH_HEADER_LEN, Batch, BatchHeader, KIND_ACK, KIND_BATCH,
     MessageError, MessageKind, VERSION, message_kind,
 };
-pub use codec::Reader;
 pub use receiver::{
     DropCounts, ReceiveOutcome, ReceivedSync, Receiver, ReceiverConfig, ReceiverStats,
 };

@@ -2,9 +2,9 @@
 //! acknowledgements, and the end of a full synchronisation.
 
 use super::batch::{ACK_BITMAP_BITS, Ack, BatchHeader};
-use super::codec::Reader;
 use super::record::{Item, Record, RecordError};
 use super::validate::{InvalidCounts, validate};
+use crate::codec::Reader;
 use crate::config::Config;
 use serde::Serialize;
 use std::collections::HashMap;

@@ -5,7 +5,7 @@
 //! of a known type has one layout per combination of its flags and must have exactly that
 //! length: a new field means a new type number, never a longer body.
 
-use super::codec::{Reader, addr_len, needs_v6, put_addr, put_u16, put_u24, put_u32};
+use crate::codec::{Reader, addr_len, needs_v6, put_addr, put_u16, put_u24, put_u32};
 use crate::config::{Protocol, default_staletimeout};
 use crate::flow::{FlowKey, IPPROTO_TCP, IPPROTO_UDP};
 use crate::forward::{Conn, NatMapping, ServerCounters};

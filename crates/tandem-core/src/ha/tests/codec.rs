@@ -25,6 +25,7 @@ fn sample() -> Heartbeat {
         config_digest: 0xDEAD_BEEF_0123_4567,
         request: Request::StandbyEntered,
         maintenance: true,
+        handover: false,
         hatimeout_ms: 2000,
         interval_ms: 500,
         records: b"some replication records".to_vec(),
@@ -204,12 +205,21 @@ fn format_evolution() {
         decode(&b, None),
         Err(HeartbeatError::UnsupportedFormat { .. })
     ));
-    // An unknown non-critical flag: ignored.
+    // The last non-critical flag, hand-over (0x08), added after the first release: an older
+    // decoder ignores it, this one reads it.
     let mut b = encode(&sample(), Some(KEY));
     b[5] |= 0x08;
     let mac_start = b.len() - MAC_LEN;
     resign(&mut b, mac_start);
-    assert_eq!(decode(&b, Some(KEY)).unwrap(), sample());
+    let decoded = decode(&b, Some(KEY)).unwrap();
+    assert!(decoded.handover);
+    assert_eq!(
+        Heartbeat {
+            handover: false,
+            ..decoded
+        },
+        sample()
+    );
     // A later product appends 6 bytes of fields after offset 76: still decoded, fields skipped.
     let plain = encode(&sample(), None);
     let mut longer = plain[..HEADER_LEN].to_vec();
@@ -391,6 +401,7 @@ fn example_in_docs_heartbeat_md() {
         config_digest: 0x4D,
         request: Request::None,
         maintenance: false,
+        handover: false,
         hatimeout_ms: 2000,
         interval_ms: 500,
         records: Vec::new(),

@@ -92,6 +92,7 @@ fn any_heartbeat() -> impl Strategy<Value = Heartbeat> {
                     config_digest: ext,
                     request,
                     maintenance: maint,
+                    handover: false,
                     hatimeout_ms: 2000,
                     interval_ms: 500,
                     records: Vec::new(),

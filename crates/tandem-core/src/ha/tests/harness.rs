@@ -1,18 +1,28 @@
-//! `HaPair`: two HA machines joined by simulated heartbeat links, in simulated time.
+//! `HaPair`: two real sans-IO HA nodes ([`crate::ha::Node`]) joined by simulated links, in
+//! simulated time.
 //!
-//! Every heartbeat goes through the real codec (encode with the sender's key, decode with the
-//! receiver's). Each heartbeat pair has one link per direction with its own loss rate,
-//! latency, jitter and up/down switch. Time moves from event to event (deliveries, machine
-//! timeouts, replication completions); nothing sleeps.
+//! Every datagram is the real one: heartbeats and replication frames are encoded, signed,
+//! decoded and verified by the nodes themselves, and replication runs for real (each node has
+//! a table of records that the node snapshots, hands over and installs). Each heartbeat pair
+//! has one link per direction with its own loss rate, latency, jitter and up/down switch. Time
+//! moves from event to event (deliveries, timeouts); nothing sleeps, and a run that does not
+//! settle within [`MAX_STEPS`] fails.
 //!
 //! The pair keeps a trace for invariants: when each node forwarded, when each direction last
 //! delivered a heartbeat, and the silences (no delivery for at least hatimeout).
 
-use crate::config::{Backup, Recovery, Role};
-use crate::ha::heartbeat::{ProductVersion, State, decode, encode};
-use crate::ha::machine::{Action, HaSettings, Machine, Received};
-use std::net::{IpAddr, Ipv4Addr};
+use crate::config::{Backup, Config, Protocol, Recovery, Role};
+use crate::ha::heartbeat::{ProductVersion, State};
+use crate::ha::machine::{Action, HaSettings, Machine};
+use crate::ha::node::{Event, Node as HaNode, Transmit};
+use crate::replication::{ConnectionRecord, Record};
+use std::collections::{BTreeMap, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+
+/// Steps one `run_*` call may take before the test fails as a livelock (quinn's
+/// `drive_bounded`): far above what any scenario needs.
+pub const MAX_STEPS: usize = 2_000_000;
 
 pub const A: usize = 0;
 pub const B: usize = 1;
@@ -68,24 +78,36 @@ impl Default for Link {
     }
 }
 
-/// A node: its machine and what the shell would have done with its actions.
-pub struct Node {
-    pub m: Machine,
+/// A node: the real sans-IO [`ha::Node`] (machine, replication, keys, framing) and what a
+/// shell would have done with its events, including a table of records standing in for the
+/// data plane's connection table.
+pub struct SimNode {
+    pub node: HaNode,
     /// The process runs (a crash stops everything, without a last heartbeat).
     pub alive: bool,
-    /// What the data plane does, as the actions said.
+    /// What the data plane does, as the events said.
     pub forwarding: bool,
     pub key: Option<Vec<u8>>,
     pub settings: HaSettings,
     pub version: ProductVersion,
     pub epoch: u64,
-    /// Every action except SendHeartbeat, with its time.
+    /// Every machine action (except heartbeats), with its time.
     pub log: Vec<(Instant, Action)>,
     /// Reach targets the "world" lets this node reach.
     pub reachable: Vec<bool>,
+    /// The node's connection table (what the data plane holds): client port → record.
+    pub table: BTreeMap<u16, Record>,
+    /// A snapshot was asked for and not answered yet.
+    pub snapshot_wanted: bool,
+    /// Datagrams this node sent, most recent last (for replay tests).
+    pub sent: VecDeque<Transmit>,
 }
 
-impl Node {
+impl SimNode {
+    pub fn m(&self) -> &Machine {
+        self.node.machine()
+    }
+
     /// State actions and scripts, in order, from `since` on (for script-order tests).
     pub fn effects_since(&self, since: Instant) -> Vec<String> {
         self.log
@@ -114,10 +136,41 @@ impl Node {
     }
 }
 
+/// The configuration both simulated nodes run: one cluster, one replicating MAC port.
+pub fn sim_config() -> Config {
+    crate::config::load_file(
+        "cluster add 192.0.2.100\n\
+         port add 192.0.2.100@80 repstrategy connection\n\
+         server add 192.0.2.100@80@198.51.100.11\n",
+        "harness",
+        &Config::default(),
+    )
+    .expect("harness configuration")
+}
+
+/// A long-lived connection record of the simulated cluster, from client port `port`.
+pub fn connection(port: u16) -> Record {
+    Record::Connection(ConnectionRecord {
+        proto: Protocol::Tcp,
+        client: SocketAddr::new(addr(203, 0, 113, 7), port),
+        cluster: SocketAddr::new(addr(192, 0, 2, 100), 80),
+        server: addr(198, 51, 100, 11),
+        nat: None,
+        client_mac: [2, 0, 0, 0, 0, 7],
+        client_ack: 1,
+        closing: false,
+        ended: false,
+        idle_ms: 0,
+        staletimeout_s: 300,
+    })
+}
+
 struct InFlight {
     at: Instant,
     order: u64,
     to: usize,
+    from: SocketAddr,
+    local: IpAddr,
     pair: usize,
     bytes: Vec<u8>,
 }
@@ -140,15 +193,14 @@ pub struct Trace {
 pub struct HaPair {
     pub t0: Instant,
     pub now: Instant,
-    pub nodes: [Node; 2],
+    pub nodes: [SimNode; 2],
     /// links[pair][direction], direction 0 = A→B, 1 = B→A.
     pub links: Vec<[Link; 2]>,
     pub rng: Rng,
     inflight: Vec<InFlight>,
     order: u64,
-    /// Time replication takes to bring a joining standby up to date (when replication is on).
-    pub sync_delay: Duration,
-    pending_sync: Vec<(Instant, usize)>,
+    /// Snapshots are answered (off: a full synchronisation never starts).
+    pub answer_snapshots: bool,
     pub trace: Trace,
     /// Delivered / dropped datagram counts.
     pub delivered: u64,
@@ -219,6 +271,7 @@ pub fn settings_for(o: &PairOptions, node: usize) -> HaSettings {
         hatimeout: o.hatimeout,
         replication: o.replication,
         config_digest: 77,
+        authenticated: o.keys[node].is_some(),
         ..HaSettings::default()
     }
 }
@@ -230,10 +283,11 @@ impl HaPair {
         let nodes = [A, B].map(|i| {
             let epoch = 1_000_000 + i as u64;
             let settings = settings_for(o, i);
-            let mut m = Machine::new(epoch, o.versions[i]);
-            m.configure(t0, &settings);
-            Node {
-                m,
+            let mut node = HaNode::new(epoch, o.versions[i], 100 + i as u32);
+            node.set_key(t0, o.keys[i].clone());
+            node.configure(t0, &sim_config(), settings.clone());
+            SimNode {
+                node,
                 alive: true,
                 forwarding: false,
                 key: o.keys[i].clone(),
@@ -242,6 +296,9 @@ impl HaPair {
                 epoch,
                 log: Vec::new(),
                 reachable: vec![true; o.reach],
+                table: BTreeMap::new(),
+                snapshot_wanted: false,
+                sent: VecDeque::new(),
             }
         });
         HaPair {
@@ -254,8 +311,7 @@ impl HaPair {
             rng: Rng::new(o.seed),
             inflight: Vec::new(),
             order: 0,
-            sync_delay: Duration::from_millis(300),
-            pending_sync: Vec::new(),
+            answer_snapshots: true,
             trace: Trace {
                 dual: Vec::new(),
                 vacant: Vec::new(),
@@ -278,7 +334,7 @@ impl HaPair {
     }
 
     pub fn state(&self, n: usize) -> State {
-        self.nodes[n].m.state()
+        self.nodes[n].m().state()
     }
 
     pub fn hatimeout(&self) -> Duration {
@@ -297,9 +353,9 @@ impl HaPair {
         if !node.alive {
             return;
         }
-        node.m.executor_started(now);
+        node.node.executor_started(now);
         for (i, ok) in node.reachable.clone().into_iter().enumerate() {
-            node.m.handle_reach(now, reach_target(i), ok);
+            node.node.handle_reach(now, reach_target(i), ok);
         }
         self.drain(n);
     }
@@ -309,24 +365,30 @@ impl HaPair {
         if !self.nodes[n].alive {
             return;
         }
-        self.nodes[n].m.executor_stopped(now);
+        self.nodes[n].node.executor_stopped(now);
+        self.nodes[n].table.clear();
         self.drain(n);
     }
 
-    /// Crash: the process vanishes; no last heartbeat.
+    /// Crash: the process vanishes; no last heartbeat, and its table is gone.
     pub fn kill(&mut self, n: usize) {
         self.nodes[n].alive = false;
         self.nodes[n].forwarding = false;
+        self.nodes[n].table.clear();
         self.observe();
     }
 
-    /// A new process with a higher epoch, configured and started.
+    /// A new process with a higher epoch, configured and started (with an empty table).
     pub fn restart(&mut self, n: usize) {
         let now = self.now;
         let node = &mut self.nodes[n];
         node.epoch += 10_000;
-        node.m = Machine::new(node.epoch, node.version);
-        node.m.configure(now, &node.settings);
+        node.node = HaNode::new(node.epoch, node.version, 100 + n as u32 + node.epoch as u32);
+        node.node.set_key(now, node.key.clone());
+        node.node
+            .configure(now, &sim_config(), node.settings.clone());
+        node.table.clear();
+        node.snapshot_wanted = false;
         node.alive = true;
         node.forwarding = false;
         self.start(n);
@@ -334,16 +396,36 @@ impl HaPair {
 
     pub fn takeover(&mut self, n: usize) -> Result<(), crate::ha::TakeoverError> {
         let now = self.now;
-        let r = self.nodes[n].m.takeover(now);
+        let r = self.nodes[n].node.takeover(now);
         self.drain(n);
         r
+    }
+
+    pub fn set_maintenance(&mut self, n: usize, on: bool) {
+        let now = self.now;
+        if self.nodes[n].alive {
+            self.nodes[n].node.set_maintenance(now, on);
+            self.drain(n);
+        }
+    }
+
+    /// Sets node `n`'s key (as `highavailability key FILE` does).
+    pub fn set_key(&mut self, n: usize, key: Option<Vec<u8>>) {
+        let now = self.now;
+        self.nodes[n].key = key.clone();
+        if self.nodes[n].alive {
+            self.nodes[n].node.set_key(now, key);
+            self.drain(n);
+        }
     }
 
     pub fn set_reach(&mut self, n: usize, target: usize, ok: bool) {
         let now = self.now;
         self.nodes[n].reachable[target] = ok;
         if self.nodes[n].alive {
-            self.nodes[n].m.handle_reach(now, reach_target(target), ok);
+            self.nodes[n]
+                .node
+                .handle_reach(now, reach_target(target), ok);
             self.drain(n);
         }
     }
@@ -352,8 +434,46 @@ impl HaPair {
         let now = self.now;
         self.nodes[n].settings = settings.clone();
         self.nodes[n].reachable.resize(settings.reach.len(), true);
-        self.nodes[n].m.configure(now, &settings);
+        self.nodes[n].node.configure(now, &sim_config(), settings);
         self.drain(n);
+    }
+
+    /// Opens `count` connections on the node that forwards (as its data plane would: a record
+    /// in its table, queued for replication). Returns the client ports.
+    pub fn open_connections(&mut self, n: usize, first_port: u16, count: u16) -> Vec<u16> {
+        let ports: Vec<u16> = (first_port..first_port + count).collect();
+        let records: Vec<Record> = ports.iter().map(|&p| connection(p)).collect();
+        for (p, r) in ports.iter().zip(&records) {
+            self.nodes[n].table.insert(*p, *r);
+        }
+        self.nodes[n].node.push_records(records);
+        self.drain(n);
+        ports
+    }
+
+    /// How many of `ports` node `n` holds a record for.
+    pub fn holds(&self, n: usize, ports: &[u16]) -> usize {
+        ports
+            .iter()
+            .filter(|p| self.nodes[n].table.contains_key(p))
+            .count()
+    }
+
+    /// Puts a datagram on the wire as if `from` node had sent it on pair `pair` (replays,
+    /// forgeries): it reaches the other node after the link's latency, if the link is up.
+    pub fn inject(&mut self, from: usize, pair: usize, bytes: Vec<u8>) {
+        let (a, b) = pair_addrs(pair);
+        let (src, dst) = if from == A { (a, b) } else { (b, a) };
+        self.order += 1;
+        self.inflight.push(InFlight {
+            at: self.now + self.links[pair][from].latency,
+            order: self.order,
+            to: 1 - from,
+            from: SocketAddr::new(src, 20001),
+            local: dst,
+            pair,
+            bytes,
+        });
     }
 
     /// All links of every pair up or down (both directions).
@@ -377,47 +497,88 @@ impl HaPair {
 
     // ----- the event loop -----
 
+    fn pair_of(&self, n: usize, t: &Transmit) -> Option<usize> {
+        self.nodes[n]
+            .settings
+            .heartbeats
+            .iter()
+            .position(|&(s, d)| s == t.source && d == t.destination.ip())
+    }
+
+    /// Carries out node `n`'s transmits and events, as the daemon's shell does.
     fn drain(&mut self, n: usize) {
-        let now = self.now;
-        while let Some(a) = self.nodes[n].m.poll_action() {
-            match a {
-                Action::SendHeartbeat {
-                    pair, heartbeat, ..
-                } => {
-                    if !self.nodes[n].alive {
-                        continue;
-                    }
-                    let bytes = encode(&heartbeat, self.nodes[n].key.as_deref());
-                    let link = &self.links[pair][n];
-                    if !link.up || self.rng.chance(link.loss) {
-                        self.dropped += 1;
-                        continue;
-                    }
-                    let jitter = if link.jitter.is_zero() {
-                        Duration::ZERO
-                    } else {
-                        Duration::from_nanos(self.rng.below(link.jitter.as_nanos() as u64))
-                    };
-                    self.order += 1;
-                    self.inflight.push(InFlight {
-                        at: now + link.latency + jitter,
-                        order: self.order,
-                        to: 1 - n,
-                        pair,
-                        bytes,
-                    });
+        loop {
+            let now = self.now;
+            let mut progressed = false;
+            while let Some(t) = self.nodes[n].node.poll_transmit() {
+                progressed = true;
+                if !self.nodes[n].alive {
+                    continue;
                 }
-                Action::RequestFullSync => {
-                    // The node sends its table; the other one holds it after sync_delay.
-                    self.pending_sync.push((now + self.sync_delay, 1 - n));
-                    self.nodes[n].log.push((now, a));
+                if self.nodes[n].sent.len() == 256 {
+                    self.nodes[n].sent.pop_front();
                 }
-                other => {
-                    if let Some(f) = other.forwarding() {
-                        self.nodes[n].forwarding = f;
+                self.nodes[n].sent.push_back(t.clone());
+                let Some(pair) = self.pair_of(n, &t) else {
+                    self.dropped += 1;
+                    continue;
+                };
+                let link = &self.links[pair][n];
+                if !link.up || self.rng.chance(link.loss) {
+                    self.dropped += 1;
+                    continue;
+                }
+                let jitter = if link.jitter.is_zero() {
+                    Duration::ZERO
+                } else {
+                    Duration::from_nanos(self.rng.below(link.jitter.as_nanos() as u64))
+                };
+                self.order += 1;
+                self.inflight.push(InFlight {
+                    at: now + link.latency + jitter,
+                    order: self.order,
+                    to: 1 - n,
+                    from: SocketAddr::new(t.source, t.destination.port()),
+                    local: t.destination.ip(),
+                    pair,
+                    bytes: t.bytes,
+                });
+            }
+            while let Some(e) = self.nodes[n].node.poll_event() {
+                progressed = true;
+                match e {
+                    Event::Machine(a) => {
+                        if let Some(f) = a.forwarding() {
+                            self.nodes[n].forwarding = f;
+                        }
+                        self.nodes[n].log.push((now, a));
                     }
-                    self.nodes[n].log.push((now, other));
+                    Event::TakeSnapshot => self.nodes[n].snapshot_wanted = true,
+                    Event::Install(records) => {
+                        let mut installed = 0;
+                        for r in records {
+                            if let Record::Connection(c) = r {
+                                if c.ended {
+                                    self.nodes[n].table.remove(&c.client.port());
+                                } else {
+                                    self.nodes[n].table.insert(c.client.port(), r);
+                                }
+                                installed += 1;
+                            }
+                        }
+                        self.nodes[n].node.note_installed(installed);
+                    }
+                    Event::Note(_) => {}
                 }
+            }
+            if self.nodes[n].snapshot_wanted && self.answer_snapshots && self.nodes[n].alive {
+                self.nodes[n].snapshot_wanted = false;
+                let records: Vec<Record> = self.nodes[n].table.values().copied().collect();
+                self.nodes[n].node.full_sync(now, records);
+                progressed = true;
+            }
+            if !progressed {
+                break;
             }
         }
         self.observe();
@@ -425,32 +586,20 @@ impl HaPair {
 
     fn deliver(&mut self, f: InFlight) {
         let now = self.now;
-        let node = &mut self.nodes[f.to];
-        if !node.alive {
+        if !self.nodes[f.to].alive {
             return;
         }
         self.delivered += 1;
         let dir = 1 - f.to;
-        match decode(&f.bytes, self.nodes[f.to].key.as_deref()) {
-            Ok(hb) => {
-                let r = self.nodes[f.to].m.handle_heartbeat(now, f.pair, &hb);
-                // Liveness: only heartbeats the machine took (not replays, not reordered ones).
-                if matches!(r, Received::New | Received::Duplicate) {
-                    self.note_delivery(dir);
-                }
-                if let Ok(w) = std::env::var("HA_DEBUG_DELIVERY") {
-                    let (a, b) = w.split_once('-').unwrap();
-                    let d = (now - self.t0).as_secs_f64();
-                    if d >= a.parse::<f64>().unwrap() && d <= b.parse::<f64>().unwrap() {
-                        eprintln!(
-                            "{d:.4} to {} pair {} seq {} state {:?} req {:?} ack {} -> {r:?}",
-                            f.to, f.pair, hb.seq, hb.state, hb.request, hb.ack
-                        );
-                    }
-                }
-            }
-            Err(e) => self.nodes[f.to].m.record_bad_datagram(e.kind()),
+        let before = self.nodes[f.to].m().heartbeats_received();
+        self.nodes[f.to]
+            .node
+            .handle_datagram(now, f.local, f.from, &f.bytes);
+        // Liveness: only heartbeats the machine took (not replays, not reordered ones).
+        if self.nodes[f.to].m().heartbeats_received() != before {
+            self.note_delivery(dir);
         }
+        let _ = f.pair;
         self.drain(f.to);
     }
 
@@ -467,12 +616,9 @@ impl HaPair {
 
     fn next_event(&self) -> Option<Instant> {
         let mut t = self.inflight.iter().map(|f| f.at).min();
-        for (at, _) in &self.pending_sync {
-            t = Some(t.map_or(*at, |x: Instant| x.min(*at)));
-        }
         for n in &self.nodes {
             if n.alive
-                && let Some(at) = n.m.poll_timeout()
+                && let Some(at) = n.node.poll_timeout()
             {
                 t = Some(t.map_or(at, |x: Instant| x.min(at)));
             }
@@ -482,6 +628,7 @@ impl HaPair {
 
     /// Runs until `until`, processing everything due at or before it.
     pub fn run_until(&mut self, until: Instant) {
+        let mut steps = 0;
         loop {
             let Some(next) = self.next_event().filter(|&t| t <= until) else {
                 self.now = until.max(self.now);
@@ -490,6 +637,11 @@ impl HaPair {
             };
             self.now = next.max(self.now);
             self.step();
+            steps += 1;
+            assert!(
+                steps < MAX_STEPS,
+                "livelock: {steps} steps without reaching {until:?}"
+            );
         }
     }
 
@@ -505,6 +657,7 @@ impl HaPair {
         cond: impl Fn(&HaPair) -> bool,
     ) -> Option<Instant> {
         let until = self.now + limit;
+        let mut steps = 0;
         loop {
             if cond(self) {
                 return Some(self.now);
@@ -516,10 +669,12 @@ impl HaPair {
             };
             self.now = next.max(self.now);
             self.step();
+            steps += 1;
+            assert!(steps < MAX_STEPS, "livelock: {steps} steps");
         }
     }
 
-    /// Everything due now: deliveries first (in send order), then replication, then timers.
+    /// Everything due now: deliveries first (in send order), then timers.
     fn step(&mut self) {
         let now = self.now;
         let mut due: Vec<InFlight> = Vec::new();
@@ -535,22 +690,9 @@ impl HaPair {
         for f in due {
             self.deliver(f);
         }
-        let syncs: Vec<usize> = self
-            .pending_sync
-            .iter()
-            .filter(|(at, _)| *at <= now)
-            .map(|&(_, n)| n)
-            .collect();
-        self.pending_sync.retain(|(at, _)| *at > now);
-        for n in syncs {
-            if self.nodes[n].alive {
-                self.nodes[n].m.sync_complete(now);
-                self.drain(n);
-            }
-        }
         for n in [A, B] {
-            if self.nodes[n].alive && self.nodes[n].m.poll_timeout().is_some_and(|t| t <= now) {
-                self.nodes[n].m.handle_timeout(now);
+            if self.nodes[n].alive && self.nodes[n].node.poll_timeout().is_some_and(|t| t <= now) {
+                self.nodes[n].node.handle_timeout(now);
                 self.drain(n);
             }
         }
@@ -559,13 +701,13 @@ impl HaPair {
 
     fn observe(&mut self) {
         let now = self.now;
-        let fwd = |n: &Node| n.alive && n.forwarding;
+        let fwd = |n: &SimNode| n.alive && n.forwarding;
         let dual = fwd(&self.nodes[A]) && fwd(&self.nodes[B]);
         track(&mut self.trace.dual, dual, now);
         let someone_up = self
             .nodes
             .iter()
-            .any(|n| n.alive && n.m.state() != State::Down);
+            .any(|n| n.alive && n.m().state() != State::Down);
         let vacant = someone_up && !fwd(&self.nodes[A]) && !fwd(&self.nodes[B]);
         track(&mut self.trace.vacant, vacant, now);
     }

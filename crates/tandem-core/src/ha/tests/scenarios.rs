@@ -22,8 +22,8 @@ fn assert_steady(p: &HaPair, active: usize) {
         State::Standby,
         "node {standby} should be Standby"
     );
-    assert_eq!(p.nodes[active].m.sub_state(), SubState::Synchronized);
-    assert_eq!(p.nodes[standby].m.sub_state(), SubState::Synchronized);
+    assert_eq!(p.nodes[active].m().sub_state(), SubState::Synchronized);
+    assert_eq!(p.nodes[standby].m().sub_state(), SubState::Synchronized);
     assert_eq!(p.single_active(), Some(active));
 }
 
@@ -57,7 +57,7 @@ fn startup_primary_active_backup_standby() {
                 p.start(A);
                 p.run_for(secs(5.0));
                 assert_eq!(p.state(A), State::Active);
-                assert_eq!(p.nodes[A].m.sub_state(), SubState::NotSynchronized);
+                assert_eq!(p.nodes[A].m().sub_state(), SubState::NotSynchronized);
                 p.start(B);
             }
             _ => {
@@ -69,7 +69,7 @@ fn startup_primary_active_backup_standby() {
         }
         p.run_for(secs(10.0));
         assert_steady(&p, A);
-        let st = p.nodes[B].m.status(p.now);
+        let st = p.nodes[B].m().status(p.now);
         assert_eq!(st.partner.as_ref().unwrap().contact, Contact::Ok);
         assert!(st.heartbeats.iter().all(|h| h.status == PairLiveness::Ok));
         assert!(st.warnings.is_empty(), "{:?}", st.warnings);
@@ -101,7 +101,7 @@ fn primary_killed_backup_takes_over_within_hatimeout_plus_interval() {
         let took = t - killed;
         assert!(took <= p.hatimeout() + p.interval(), "took {took:?}");
         assert!(took >= p.hatimeout() - p.interval(), "too early: {took:?}");
-        let st = p.nodes[B].m.status(p.now);
+        let st = p.nodes[B].m().status(p.now);
         assert!(
             st.transitions[0]
                 .reason
@@ -158,7 +158,7 @@ fn link_cut_backup_takes_over_and_heal_resolves() {
     p.set_links(true);
     p.run_for(secs(5.0));
     assert_steady(&p, B);
-    let st = p.nodes[A].m.status(p.now);
+    let st = p.nodes[A].m().status(p.now);
     assert!(
         st.transitions[0].reason.contains("both Active"),
         "{:?}",
@@ -188,11 +188,15 @@ fn auto_failback_after_primary_returns() {
     assert_steady(&p, A);
     never_dual_since(&p, back);
     // The backup synced the primary's table (it was Active), then yielded.
-    assert!(p.nodes[B].count(back, |a| *a == Action::RequestFullSync) >= 1);
-    let st = p.nodes[B].m.status(p.now);
+    assert!(p.nodes[B].node.counters().full_syncs_sent >= 1);
+    assert!(
+        p.nodes[B].node.counters().handovers >= 1,
+        "records handed over on yield"
+    );
+    let st = p.nodes[B].m().status(p.now);
     assert_eq!(st.transitions[0].to, State::Standby);
     assert_eq!(st.transitions[0].reason, "partner requested takeover");
-    let st = p.nodes[A].m.status(p.now);
+    let st = p.nodes[A].m().status(p.now);
     assert_eq!(st.transitions[0].reason, "auto failback: partner yielded");
     assert_eq!(st.takeover.as_deref(), Some("auto failback completed"));
 }
@@ -239,12 +243,12 @@ fn takeover_refusals() {
         ..PairOptions::default()
     };
     let mut p = HaPair::new(&o);
-    p.sync_delay = secs(1e6);
+    p.answer_snapshots = false;
     p.start(A);
     p.start(B);
     p.run_for(secs(10.0));
     assert_eq!(p.state(B), State::Standby);
-    assert_eq!(p.nodes[B].m.sub_state(), SubState::NotSynchronized);
+    assert_eq!(p.nodes[B].m().sub_state(), SubState::NotSynchronized);
     let err = p.takeover(B).unwrap_err();
     assert!(matches!(err, TakeoverError::NotSynchronized(_)), "{err}");
     assert!(err.to_string().contains("Not Synchronized"), "{err}");
@@ -274,7 +278,7 @@ fn takeover_abandoned_when_partner_does_not_yield() {
     assert!(p.takeover(B).is_ok());
     assert!(
         p.nodes[B]
-            .m
+            .m()
             .status(p.now)
             .takeover
             .unwrap()
@@ -283,7 +287,7 @@ fn takeover_abandoned_when_partner_does_not_yield() {
     p.run_for(secs(5.0));
     assert_eq!(p.state(A), State::Active);
     assert_eq!(p.state(B), State::Standby);
-    let st = p.nodes[B].m.status(p.now);
+    let st = p.nodes[B].m().status(p.now);
     assert!(
         st.takeover
             .as_deref()
@@ -341,7 +345,7 @@ fn reach_decides_takeover() {
     p.run_for(secs(10.0));
     assert_steady(&p, B);
     never_dual_since(&p, t);
-    let st = p.nodes[A].m.status(p.now);
+    let st = p.nodes[A].m().status(p.now);
     assert_eq!(
         st.transitions[0].reason,
         "partner reaches more targets (1 > 0)"
@@ -368,7 +372,7 @@ fn version_mismatch_seen_alive_never_dual_active() {
     assert_eq!(p.state(A), State::Active);
     assert_eq!(p.state(B), State::Standby);
     for n in [A, B] {
-        let st = p.nodes[n].m.status(p.now);
+        let st = p.nodes[n].m().status(p.now);
         let partner = st.partner.unwrap();
         assert!(!partner.compatible);
         assert_eq!(st.sub_state, SubState::NotSynchronized);
@@ -514,7 +518,7 @@ fn executor_stop_hands_over_at_once() {
         .run_until_cond(secs(5.0), |p| p.state(B) == State::Active)
         .unwrap();
     assert!(took - t <= secs(0.002), "took {:?}", took - t);
-    let st = p.nodes[B].m.status(p.now);
+    let st = p.nodes[B].m().status(p.now);
     assert_eq!(st.transitions[0].reason, "partner left (executor stopped)");
     assert_eq!(st.partner.unwrap().contact, Contact::Left);
     assert_eq!(p.state(A), State::Down);
@@ -544,8 +548,8 @@ fn deleting_ha_goes_idle_and_adding_it_listens() {
         p.nodes[A].effects_since(t),
         ["GoIdle", "goIdle", "highavailChange goIdle"]
     );
-    assert!(p.nodes[A].m.poll_timeout().is_none());
-    let st = p.nodes[A].m.status(p.now);
+    assert!(p.nodes[A].m().poll_timeout().is_none());
+    let st = p.nodes[A].m().status(p.now);
     assert!(!st.configured);
     assert_eq!(st.state, State::Idle);
     // Adding HA back: Listen (not forwarding), then Active after hatimeout.
@@ -581,7 +585,7 @@ fn one_way_links_never_both_active() {
             }
         }
         let hearing = dir; // cutting A→B (0) leaves A (0) receiving
-        let st = p.nodes[hearing].m.status(p.now);
+        let st = p.nodes[hearing].m().status(p.now);
         assert_eq!(st.partner.unwrap().contact, Contact::Deaf, "dir {dir}");
         assert!(st.warnings.iter().any(|w| w.contains("does not hear")));
         // Healing: back to the normal pair.
@@ -612,7 +616,7 @@ fn partial_pair_loss_causes_no_takeover() {
     p.run_for(secs(20.0));
     assert_steady(&p, A);
     assert_eq!(p.nodes[B].transitions_since(t), 0);
-    let st = p.nodes[B].m.status(p.now);
+    let st = p.nodes[B].m().status(p.now);
     assert_eq!(st.heartbeats[0].status, PairLiveness::Down);
     assert_eq!(st.heartbeats[1].status, PairLiveness::Ok);
 }
@@ -632,7 +636,7 @@ fn no_false_takeover_at_5_percent_loss() {
         assert_eq!(p.nodes[A].transitions_since(t), 0, "seed {seed}");
         assert_eq!(p.nodes[B].transitions_since(t), 0, "seed {seed}");
         assert!(p.dropped > 60, "the loss did happen: {}", p.dropped);
-        let st = p.nodes[B].m.status(p.now);
+        let st = p.nodes[B].m().status(p.now);
         assert!(st.heartbeats[0].lost > 50, "{:?}", st.heartbeats[0]);
     }
 }
@@ -647,7 +651,7 @@ fn keys_wrong_or_missing() {
     };
     let p = HaPair::started(&o, secs(20.0));
     assert!(p.single_active().is_some());
-    assert!(p.nodes[A].m.drops().missing_mac > 10);
+    assert!(p.nodes[A].m().drops().missing_mac > 10);
     // Different keys: nothing authenticates; both count BadMac (and both go Active: nothing
     // can tell a partner with another key from a forger).
     let o = PairOptions {
@@ -655,35 +659,32 @@ fn keys_wrong_or_missing() {
         ..PairOptions::default()
     };
     let p = HaPair::started(&o, secs(10.0));
-    assert!(p.nodes[A].m.drops().bad_mac > 10 && p.nodes[B].m.drops().bad_mac > 10);
+    assert!(p.nodes[A].m().drops().bad_mac > 10 && p.nodes[B].m().drops().bad_mac > 10);
     assert_eq!(
-        p.nodes[B].m.status(p.now).dropped.bad_mac,
-        p.nodes[B].m.drops().bad_mac
+        p.nodes[B].m().status(p.now).dropped.bad_mac,
+        p.nodes[B].m().drops().bad_mac
     );
 }
 
 #[test]
 fn replayed_heartbeats_are_dropped() {
     let mut p = HaPair::started(&PairOptions::default(), secs(10.0));
-    // Capture one of A's heartbeats, replay it to B later.
-    let hb = {
-        let m = &mut p.nodes[A].m;
-        m.handle_timeout(p.now + secs(0.6));
-        let mut hb = None;
-        while let Some(a) = m.poll_action() {
-            if let Action::SendHeartbeat { heartbeat, .. } = a {
-                hb = Some(heartbeat);
-            }
-        }
-        hb.unwrap()
-    };
+    // Record one of A's heartbeats as it went on the wire, replay it to B later.
+    let hb = p.nodes[A]
+        .sent
+        .iter()
+        .rev()
+        .find(|t| t.bytes.starts_with(b"TNDM"))
+        .unwrap()
+        .bytes
+        .clone();
     p.run_for(secs(2.0));
-    let r = p.nodes[B].m.handle_heartbeat(p.now, 0, &hb);
-    assert_eq!(
-        r,
-        crate::ha::Received::Dropped(crate::ha::DropKind::Replayed)
-    );
-    assert_eq!(p.nodes[B].m.drops().replayed, 1);
+    let before = p.nodes[B].m().drops().replayed;
+    p.inject(A, 0, hb);
+    p.run_for(secs(0.1));
+    assert_eq!(p.nodes[B].m().drops().replayed, before + 1);
+    assert_eq!(p.state(A), State::Active);
+    assert_eq!(p.state(B), State::Standby);
 }
 
 #[test]
@@ -696,7 +697,7 @@ fn status_reports_everything() {
     let mut p = HaPair::started(&o, secs(10.0));
     p.set_reach(B, 1, false);
     p.run_for(secs(1.0));
-    let st = p.nodes[B].m.status(p.now);
+    let st = p.nodes[B].m().status(p.now);
     assert!(st.configured);
     assert_eq!(st.role, Some(crate::config::Role::Backup));
     assert_eq!(st.recovery, Some(Recovery::Auto));
@@ -741,7 +742,7 @@ fn history_keeps_last_16() {
         p.takeover(n).unwrap();
         p.run_for(secs(3.0));
     }
-    let st = p.nodes[A].m.status(p.now);
+    let st = p.nodes[A].m().status(p.now);
     assert_eq!(st.transitions.len(), 16);
     assert!(
         st.transitions
@@ -755,26 +756,23 @@ fn maintenance_hands_over_and_does_not_take_back() {
     let mut p = HaPair::started(&PairOptions::default(), secs(10.0));
     assert_steady(&p, A);
     let t = p.now;
-    let now = p.now;
-    p.nodes[A].m.set_maintenance(now, true);
+    p.set_maintenance(A, true);
     p.run_for(secs(0.1));
     assert_eq!(p.single_active(), Some(B), "handed over at once");
     never_dual_since(&p, t);
     p.run_for(secs(30.0));
     assert_steady(&p, B);
-    assert!(p.nodes[A].m.status(p.now).maintenance);
+    assert!(p.nodes[A].m().status(p.now).maintenance);
     assert_eq!(
-        p.nodes[A].m.status(p.now).transitions[0].reason,
+        p.nodes[A].m().status(p.now).transitions[0].reason,
         "maintenance: handing Active over to the partner"
     );
     // Maintenance off: the auto primary takes Active back (after the failback hold).
-    let now = p.now;
-    p.nodes[A].m.set_maintenance(now, false);
+    p.set_maintenance(A, false);
     p.run_for(secs(10.0));
     assert_steady(&p, A);
     // A node in maintenance still takes over from a lost partner.
-    let now = p.now;
-    p.nodes[B].m.set_maintenance(now, true);
+    p.set_maintenance(B, true);
     p.kill(A);
     p.run_for(secs(5.0));
     assert_eq!(p.state(B), State::Active);
@@ -784,7 +782,7 @@ fn maintenance_hands_over_and_does_not_take_back() {
 fn runtime_configuration_changes() {
     let o = PairOptions::default();
     let mut p = HaPair::started(&o, secs(10.0));
-    let received = p.nodes[B].m.status(p.now).heartbeats[0].received;
+    let received = p.nodes[B].m().status(p.now).heartbeats[0].received;
     // Add a second heartbeat pair on both nodes, a reach target, a longer hatimeout.
     let o2 = PairOptions {
         pairs: 2,
@@ -801,7 +799,7 @@ fn runtime_configuration_changes() {
     p.run_for(secs(10.0));
     assert_steady(&p, A);
     assert_eq!(p.nodes[A].transitions_since(t), 0);
-    let st = p.nodes[B].m.status(p.now);
+    let st = p.nodes[B].m().status(p.now);
     assert_eq!(st.heartbeats.len(), 2);
     assert!(
         st.heartbeats[0].received > received,
@@ -822,7 +820,7 @@ fn runtime_configuration_changes() {
     };
     p.reconfigure(B, settings_for(&manual, B));
     p.run_for(secs(2.0));
-    let st = p.nodes[A].m.status(p.now);
+    let st = p.nodes[A].m().status(p.now);
     assert!(
         st.warnings
             .iter()
@@ -870,11 +868,11 @@ fn poll_timeout_never_returns_a_handled_instant() {
     for _ in 0..50 {
         p.run_for(secs(0.37));
         for n in [A, B] {
-            let t = p.nodes[n].m.poll_timeout().unwrap();
-            assert!(t > p.now || p.nodes[n].m.poll_timeout().is_some_and(|x| x >= p.now));
+            let t = p.nodes[n].m().poll_timeout().unwrap();
+            assert!(t > p.now || p.nodes[n].m().poll_timeout().is_some_and(|x| x >= p.now));
         }
     }
     // Idle and Down have no timers.
     p.stop(A);
-    assert!(p.nodes[A].m.poll_timeout().is_none());
+    assert!(p.nodes[A].m().poll_timeout().is_none());
 }

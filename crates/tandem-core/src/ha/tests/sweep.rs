@@ -108,9 +108,8 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
             9 => {
                 // Maintenance on or off on one node.
                 let on = r.chance(0.5);
-                let now = p.now;
                 if p.nodes[n].alive {
-                    p.nodes[n].m.set_maintenance(now, on);
+                    p.set_maintenance(n, on);
                 }
             }
             10 => {
@@ -144,8 +143,7 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
     }
     // End healthy: everything up; the pair must settle to exactly one Active.
     for k in [A, B] {
-        let now = p.now;
-        p.nodes[k].m.set_maintenance(now, false);
+        p.set_maintenance(k, false);
         if !p.nodes[k].alive {
             p.restart(k);
         }
@@ -179,7 +177,7 @@ fn run_one(seed: u64, loss: f64, stats: &mut Stats) {
             }
         }
         for n in [A, B] {
-            for t in p.nodes[n].m.status(p.now).transitions {
+            for t in p.nodes[n].m().status(p.now).transitions {
                 let d = p.now - p.t0 - Duration::from_millis(t.age_ms);
                 if d >= from && d <= to {
                     all.push((d, n, format!("{:?} -> {:?}: {}", t.from, t.to, t.reason)));

@@ -87,12 +87,22 @@
 use super::heartbeat::{
     DropKind, Heartbeat, ProductVersion, ReplayGuard, Request, State, SubState,
 };
-use crate::config::{Backup, Config, Recovery, RepStrategy, Role};
+use crate::config::{Recovery, Role};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+mod election;
+mod settings;
+mod status;
+
+pub use settings::{HaSettings, MAX_TIMER};
+pub use status::{
+    Contact, DropCounters, HaStatus, PairLiveness, PairStatus, PartnerStatus, ReachStatus,
+    TransitionStatus,
+};
 
 /// Script names, as IBM's Dispatcher calls them.
 pub const GO_ACTIVE: &str = "goActive";
@@ -103,113 +113,6 @@ pub const HIGHAVAIL_CHANGE: &str = "highavailChange";
 
 /// How many transitions the status keeps.
 pub const HISTORY: usize = 16;
-
-/// Upper bound of every timer setting (so that `now + timer` never overflows).
-pub const MAX_TIMER: Duration = Duration::from_secs(86_400);
-
-/// The HA part of the configuration, as the machine needs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct HaSettings {
-    /// Role, recovery and port; `None` = HA off (stand-alone, Idle).
-    pub backup: Option<Backup>,
-    /// Heartbeat pairs: (source on this node, destination on the partner).
-    pub heartbeats: Vec<(IpAddr, IpAddr)>,
-    /// Reach targets.
-    pub reach: Vec<IpAddr>,
-    /// `executor set hatimeout` (default 2 s).
-    pub hatimeout: Duration,
-    /// Heartbeat interval; `None` = hatimeout / 4.
-    pub interval: Option<Duration>,
-    /// How long a takeover request waits for the partner to yield; `None` = 2 × hatimeout.
-    pub takeover_timeout: Option<Duration>,
-    /// How long an `auto` primary stays in contact and Synchronized before it asks for Active
-    /// back (damps flapping); `None` = hatimeout.
-    pub failback_hold: Option<Duration>,
-    /// Seconds between reach probes (`manager reach set interval`, default 2 s).
-    pub reach_interval: Duration,
-    /// How long a Standby must reach strictly more targets than the Active before the Active
-    /// yields to it; `None` = reach interval + hatimeout. Probes on two nodes see a shared
-    /// target fail at different moments: without this hold they would swap for nothing.
-    pub reach_hold: Option<Duration>,
-    /// Some port replicates records: Synchronized then also needs [`Machine::sync_complete`].
-    pub replication: bool,
-    /// Digest of the whole configuration, reported in heartbeats.
-    pub config_digest: u64,
-}
-
-impl Default for HaSettings {
-    fn default() -> Self {
-        HaSettings {
-            backup: None,
-            heartbeats: Vec::new(),
-            reach: Vec::new(),
-            hatimeout: Duration::from_secs(2),
-            interval: None,
-            takeover_timeout: None,
-            failback_hold: None,
-            reach_interval: Duration::from_secs(2),
-            reach_hold: None,
-            replication: false,
-            config_digest: 0,
-        }
-    }
-}
-
-impl HaSettings {
-    /// The settings a configuration gives (digest left at 0: the caller knows its digest).
-    pub fn from_config(cfg: &Config) -> Self {
-        let replication = cfg
-            .clusters
-            .values()
-            .flat_map(|c| c.ports.values())
-            .any(|p| p.repstrategy != RepStrategy::None);
-        HaSettings {
-            backup: cfg.ha.backup,
-            heartbeats: cfg.ha.heartbeats.clone(),
-            reach: cfg.ha.reach.clone(),
-            hatimeout: Duration::try_from_secs_f64(cfg.executor.hatimeout)
-                .unwrap_or(Duration::from_secs(2)),
-            reach_interval: Duration::try_from_secs_f64(cfg.ha.reach_interval)
-                .unwrap_or(Duration::from_secs(2)),
-            replication,
-            ..HaSettings::default()
-        }
-    }
-
-    /// hatimeout, within 10 ms..=1 day.
-    pub fn hatimeout(&self) -> Duration {
-        self.hatimeout.clamp(Duration::from_millis(10), MAX_TIMER)
-    }
-
-    /// Heartbeat interval: the configured one within 1 ms..=hatimeout, else hatimeout / 4.
-    pub fn interval(&self) -> Duration {
-        let h = self.hatimeout();
-        self.interval
-            .unwrap_or(h / 4)
-            .clamp(Duration::from_millis(1), h)
-    }
-
-    /// Default 2 × hatimeout; at least one interval, at most a day.
-    pub fn takeover_timeout(&self) -> Duration {
-        self.takeover_timeout
-            .unwrap_or(self.hatimeout() * 2)
-            .clamp(self.interval(), MAX_TIMER)
-    }
-
-    /// Default hatimeout; at most a day.
-    pub fn failback_hold(&self) -> Duration {
-        self.failback_hold
-            .unwrap_or(self.hatimeout())
-            .min(MAX_TIMER)
-    }
-
-    /// Default reach interval + hatimeout; at most a day.
-    pub fn reach_hold(&self) -> Duration {
-        self.reach_hold
-            .unwrap_or(self.reach_interval.min(MAX_TIMER) + self.hatimeout())
-            .min(MAX_TIMER)
-    }
-}
 
 /// What the shell must do. Process in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +146,11 @@ pub enum Action {
     },
     /// Send the whole connection/affinity table (and configuration) to the partner.
     RequestFullSync,
+    /// This node has just yielded Active to a Synchronized partner: send it every record of
+    /// the replicating ports now, then call [`Machine::handover_complete`] (the partner waits
+    /// for that before it goes Active; the machine gives up waiting after half the takeover
+    /// timeout).
+    HandOver,
     /// Two-way contact with the partner lost (silence, leaving, or deafness).
     PartnerLost,
     /// Two-way contact with the partner (re)established.
@@ -310,139 +218,6 @@ pub enum Received {
     Dropped(DropKind),
 }
 
-/// Liveness of one heartbeat pair.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PairLiveness {
-    /// A heartbeat arrived within hatimeout.
-    Ok,
-    /// Nothing has arrived on it yet.
-    Trying,
-    /// Heartbeats arrived, but none within hatimeout.
-    Down,
-}
-
-/// How this node sees its partner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Contact {
-    /// Two-way: heard, and it hears us.
-    Ok,
-    /// Heard; its acks do not show it hearing us yet.
-    Pending,
-    /// Heard, but its acks are older than hatimeout: it does not hear us.
-    Deaf,
-    /// Not heard within hatimeout.
-    Silent,
-    /// It said it was leaving (executor stopped or HA deleted).
-    Left,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct DropCounters {
-    pub truncated: u64,
-    pub bad_magic: u64,
-    pub unsupported_format: u64,
-    pub bad_mac: u64,
-    pub missing_mac: u64,
-    pub malformed: u64,
-    pub replayed: u64,
-    pub own: u64,
-    pub unknown_pair: u64,
-}
-
-impl DropCounters {
-    fn count(&mut self, kind: DropKind) {
-        let c = match kind {
-            DropKind::Truncated => &mut self.truncated,
-            DropKind::BadMagic => &mut self.bad_magic,
-            DropKind::UnsupportedFormat => &mut self.unsupported_format,
-            DropKind::BadMac => &mut self.bad_mac,
-            DropKind::MissingMac => &mut self.missing_mac,
-            DropKind::Malformed => &mut self.malformed,
-            DropKind::Replayed => &mut self.replayed,
-            DropKind::Own => &mut self.own,
-            DropKind::UnknownPair => &mut self.unknown_pair,
-        };
-        *c += 1;
-    }
-}
-
-/// `highavailability status`, serializable. Ages are in ms before the `now` given.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HaStatus {
-    pub configured: bool,
-    pub role: Option<Role>,
-    pub recovery: Option<Recovery>,
-    pub port: Option<u16>,
-    pub state: State,
-    pub sub_state: SubState,
-    pub maintenance: bool,
-    pub version: ProductVersion,
-    pub epoch: u64,
-    pub hatimeout_ms: u64,
-    pub interval_ms: u64,
-    pub reach_count: u16,
-    pub reach_total: u16,
-    pub partner: Option<PartnerStatus>,
-    pub heartbeats: Vec<PairStatus>,
-    pub reach: Vec<ReachStatus>,
-    pub dropped: DropCounters,
-    /// A takeover in progress, or how the last one ended.
-    pub takeover: Option<String>,
-    /// Configuration differences and other things an operator should fix.
-    pub warnings: Vec<String>,
-    /// Last transitions, newest first.
-    pub transitions: Vec<TransitionStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PartnerStatus {
-    /// Destination of the pair it was last heard on.
-    pub address: Option<IpAddr>,
-    pub contact: Contact,
-    pub role: Role,
-    pub recovery: Recovery,
-    pub state: State,
-    pub sub_state: SubState,
-    pub version: ProductVersion,
-    pub compatible: bool,
-    pub epoch: u64,
-    pub last_heard_ms: u64,
-    pub reach_count: u16,
-    pub reach_total: u16,
-    pub maintenance: bool,
-    pub request: Request,
-    pub config_matches: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PairStatus {
-    pub source: IpAddr,
-    pub destination: IpAddr,
-    pub status: PairLiveness,
-    pub last_heard_ms: Option<u64>,
-    pub received: u64,
-    /// Heartbeats missed on this pair (gaps in seq).
-    pub lost: u64,
-    pub sent: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ReachStatus {
-    pub address: IpAddr,
-    /// `None` until the first probe result.
-    pub reachable: Option<bool>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransitionStatus {
-    pub age_ms: u64,
-    pub from: State,
-    pub to: State,
-    pub reason: String,
-}
-
 #[derive(Debug, Clone)]
 struct Pair {
     source: IpAddr,
@@ -485,6 +260,8 @@ struct Partner {
     fresh_ack: bool,
     /// Destination of the pair it was last heard on.
     address: IpAddr,
+    /// Index of that pair.
+    pair: usize,
 }
 
 impl Partner {
@@ -531,6 +308,27 @@ struct Transition {
     reason: String,
 }
 
+/// What a heartbeat says that moves the pair, for confirmation on unauthenticated pairs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Facts {
+    epoch: u64,
+    state: State,
+    sub_state: SubState,
+    request: Request,
+    maintenance: bool,
+    handover: bool,
+    reach: u16,
+    role: Role,
+    recovery: Recovery,
+    fresh_ack: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Unconfirmed {
+    facts: Facts,
+    seq: u64,
+}
+
 /// What a heartbeat says about us that, when it changes, is sent at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Signature {
@@ -539,6 +337,7 @@ struct Signature {
     request: Request,
     reach: (u16, u16),
     maintenance: bool,
+    handover: bool,
 }
 
 /// One node's HA state machine. See the module documentation.
@@ -577,6 +376,12 @@ pub struct Machine {
     yielded: Option<Instant>,
     /// Since when the Standby partner has reached strictly more targets than this Active node.
     reach_behind_since: Option<Instant>,
+    /// Yielded Active and handing the records over, until this deadline (or until
+    /// [`Machine::handover_complete`]).
+    handover: Option<Instant>,
+    /// Unauthenticated pairs: a heartbeat that would change the partner's view, held until a
+    /// later one confirms it.
+    unconfirmed: Option<Unconfirmed>,
     /// Partner epoch that our last heartbeat acknowledged.
     acked_epoch: Option<u64>,
     last_reply: Option<Instant>,
@@ -635,6 +440,8 @@ impl Machine {
             yielded: None,
             reach_behind_since: None,
             acked_epoch: None,
+            handover: None,
+            unconfirmed: None,
             last_reply: None,
             notice: Notice::None,
             takeover_note: None,
@@ -698,6 +505,29 @@ impl Machine {
             .map(|p| p.hb.version.compatible(&self.version))
     }
 
+    /// Heartbeats accepted so far, over every pair (liveness, for tests and status).
+    pub fn heartbeats_received(&self) -> u64 {
+        self.pairs.iter().map(|p| p.received).sum()
+    }
+
+    /// The partner's epoch (its current run), once heard.
+    pub fn partner_epoch(&self) -> Option<u64> {
+        self.partner.as_ref().map(|p| p.hb.epoch)
+    }
+
+    /// The heartbeat pair (local source, partner destination) the partner was last heard on:
+    /// where replication goes, so that a cut first pair does not slow it to heartbeat pace.
+    pub fn partner_pair(&self) -> Option<(IpAddr, IpAddr)> {
+        let p = self.partner.as_ref()?;
+        let pair = self.pairs.get(p.pair)?;
+        Some((pair.source, pair.destination))
+    }
+
+    /// The HA port (`highavailability backup add ... PORT`).
+    pub fn port(&self) -> Option<u16> {
+        self.settings.backup.map(|b| b.port)
+    }
+
     pub fn drops(&self) -> &DropCounters {
         &self.drops
     }
@@ -735,8 +565,11 @@ impl Machine {
                 .map(|t| t + self.settings.failback_hold()),
         );
         c.extend(self.first_send.map(|t| t + h));
+        c.extend(self.handover);
         if let Some(p) = &self.partner {
-            c.push(p.last_heard + h);
+            let s = self.silence();
+            c.push(p.last_heard + s);
+            c.push(p.heard_since + s);
             c.push(p.heard_since + h);
         }
         c.into_iter()
@@ -848,16 +681,29 @@ impl Machine {
             return Received::Ignored;
         }
         let role = self.role();
-        let Some(p) = self.pairs.get_mut(pair) else {
+        if pair >= self.pairs.len() {
             self.drops.count(DropKind::UnknownPair);
             return Received::Dropped(DropKind::UnknownPair);
-        };
+        }
         if hb.epoch == self.epoch && hb.version == self.version && Some(hb.role) == role {
             self.drops.count(DropKind::Own);
             return Received::Dropped(DropKind::Own);
         }
+        if !self.settings.authenticated
+            && let Err(kind) = self.confirm_unauthenticated(now, hb)
+        {
+            self.drops.count(kind);
+            return Received::Dropped(kind);
+        }
+        let authenticated = self.settings.authenticated;
+        let p = &mut self.pairs[pair];
         let before = p.guard.last();
         if p.guard.accept(hb.epoch, hb.seq).is_err() {
+            if !authenticated && before.is_some_and(|(e, _)| e == hb.epoch) {
+                // Unkeyed, a forged heartbeat may have taken this seq first: the genuine one
+                // still counts as alive (a copy), never as a replay.
+                return Received::Duplicate;
+            }
             self.drops.count(DropKind::Replayed);
             return Received::Dropped(DropKind::Replayed);
         }
@@ -878,7 +724,7 @@ impl Machine {
                 return Received::Dropped(DropKind::Replayed);
             }
             if hb.epoch == old.hb.epoch && hb.seq <= old.hb.seq {
-                if !old.left() {
+                if !(self.settings.authenticated && old.left()) {
                     old.last_heard = old.last_heard.max(now);
                 }
                 return Received::Duplicate;
@@ -890,7 +736,7 @@ impl Machine {
             }
         }
 
-        let h = self.settings.hatimeout();
+        let h = self.silence();
         let was_heard = self.heard(now);
         let ack_sent = if hb.ack_epoch == self.epoch {
             self.send_time(hb.ack)
@@ -915,6 +761,7 @@ impl Machine {
             heard_since,
             fresh_ack,
             address,
+            pair,
         });
 
         // PH36755: the partner has just entered Standby: re-announce our addresses.
@@ -953,6 +800,78 @@ impl Machine {
         Received::New
     }
 
+    fn facts(&self, now: Instant, hb: &Heartbeat) -> Facts {
+        let fresh_ack = hb.ack_epoch == self.epoch
+            && self
+                .send_time(hb.ack)
+                .is_some_and(|t| now.saturating_duration_since(t) <= self.silence());
+        Facts {
+            epoch: hb.epoch,
+            state: hb.state,
+            sub_state: hb.sub_state,
+            request: hb.request,
+            maintenance: hb.maintenance,
+            handover: hb.handover,
+            reach: hb.reach_count,
+            role: hb.role,
+            recovery: hb.recovery,
+            fresh_ack,
+        }
+    }
+
+    /// Unauthenticated pairs: whether `hb` may be acted on now. A heartbeat that says what
+    /// the partner already says, with a plausible seq, may; one that changes the partner's
+    /// view (or jumps far ahead) waits for a second, later one that says the same, so that no
+    /// single forged datagram moves the pair, advances a replay guard or hides the genuine
+    /// partner.
+    fn confirm_unauthenticated(&mut self, now: Instant, hb: &Heartbeat) -> Result<(), DropKind> {
+        let Some(p) = &self.partner else {
+            return Ok(()); // first contact: nothing to protect yet
+        };
+        if hb.epoch < p.hb.epoch || (hb.epoch == p.hb.epoch && hb.seq <= p.hb.seq) {
+            return Ok(()); // the replay and copy rules below decide
+        }
+        let facts = self.facts(now, hb);
+        let known = self.facts(now, &p.hb);
+        let interval = Duration::from_millis(u64::from(p.hb.interval_ms).max(1));
+        let elapsed = now.saturating_duration_since(p.last_heard);
+        let plausible_jump = (elapsed.as_nanos() / interval.as_nanos()).min(1 << 40) as u64 * 2 + 8;
+        let plausible = hb.epoch == p.hb.epoch && hb.seq - p.hb.seq <= plausible_jump;
+        if plausible
+            && facts
+                == (Facts {
+                    fresh_ack: facts.fresh_ack,
+                    ..known
+                })
+        {
+            // Ack freshness may go from stale to fresh freely (that only restores contact);
+            // fresh to stale needs confirmation like any other change.
+            if facts.fresh_ack || !known.fresh_ack {
+                self.unconfirmed = None;
+                return Ok(());
+            }
+        }
+        match self.unconfirmed {
+            Some(u)
+                if Facts {
+                    fresh_ack: false,
+                    ..u.facts
+                } == Facts {
+                    fresh_ack: false,
+                    ..facts
+                } && hb.seq > u.seq
+                    && hb.seq - u.seq <= plausible_jump =>
+            {
+                self.unconfirmed = None;
+                Ok(())
+            }
+            _ => {
+                self.unconfirmed = Some(Unconfirmed { facts, seq: hb.seq });
+                Err(DropKind::Unconfirmed)
+            }
+        }
+    }
+
     /// A datagram on the heartbeat port failed to decode (`HeartbeatError::kind()`).
     pub fn record_bad_datagram(&mut self, kind: DropKind) {
         self.drops.count(kind);
@@ -985,6 +904,19 @@ impl Machine {
             self.synced = true;
         }
         self.evaluate(now);
+    }
+
+    /// The records have been handed over to the partner after this node yielded Active (the
+    /// partner acknowledged them all): the partner may go Active now.
+    pub fn handover_complete(&mut self, now: Instant) {
+        let now = self.tick(now);
+        self.handover = None;
+        self.evaluate(now);
+    }
+
+    /// Whether this node is handing its records over after yielding Active.
+    pub fn handing_over(&self) -> bool {
+        self.handover.is_some()
     }
 
     /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
@@ -1062,93 +994,6 @@ impl Machine {
         self.maintenance
     }
 
-    /// The status report; ages relative to `now`.
-    pub fn status(&self, now: Instant) -> HaStatus {
-        let h = self.settings.hatimeout();
-        let age = |t: Instant| ms(now.saturating_duration_since(t));
-        let partner = self.partner.as_ref().map(|p| PartnerStatus {
-            address: Some(p.address),
-            contact: self.contact_kind(now),
-            role: p.hb.role,
-            recovery: p.hb.recovery,
-            state: p.hb.state,
-            sub_state: p.hb.sub_state,
-            version: p.hb.version,
-            compatible: p.hb.version.compatible(&self.version),
-            epoch: p.hb.epoch,
-            last_heard_ms: age(p.last_heard),
-            reach_count: p.hb.reach_count,
-            reach_total: p.hb.reach_total,
-            maintenance: p.hb.maintenance,
-            request: p.hb.request,
-            config_matches: p.hb.config_digest == self.settings.config_digest,
-        });
-        let heartbeats = self
-            .pairs
-            .iter()
-            .map(|p| PairStatus {
-                source: p.source,
-                destination: p.destination,
-                status: match p.last_heard {
-                    None => PairLiveness::Trying,
-                    Some(t) if now < t + h => PairLiveness::Ok,
-                    Some(_) => PairLiveness::Down,
-                },
-                last_heard_ms: p.last_heard.map(age),
-                received: p.received,
-                lost: p.lost,
-                sent: p.sent,
-            })
-            .collect();
-        let takeover = match self.attempt {
-            Some(a) => Some(format!(
-                "{} in progress: waiting for the partner to yield ({} left)",
-                a.kind,
-                secs(a.deadline.saturating_duration_since(now))
-            )),
-            None => self.takeover_note.clone(),
-        };
-        HaStatus {
-            configured: self.configured(),
-            role: self.role(),
-            recovery: self.settings.backup.map(|b| b.recovery),
-            port: self.settings.backup.map(|b| b.port),
-            state: self.state,
-            sub_state: self.sub_state(),
-            maintenance: self.maintenance,
-            version: self.version,
-            epoch: self.epoch,
-            hatimeout_ms: ms(h),
-            interval_ms: ms(self.settings.interval()),
-            reach_count: self.reach_count(),
-            reach_total: self.reach_total(),
-            partner,
-            heartbeats,
-            reach: self
-                .reach
-                .iter()
-                .map(|r| ReachStatus {
-                    address: r.address,
-                    reachable: r.reachable,
-                })
-                .collect(),
-            dropped: self.drops.clone(),
-            takeover,
-            warnings: self.warnings(now),
-            transitions: self
-                .history
-                .iter()
-                .rev()
-                .map(|t| TransitionStatus {
-                    age_ms: age(t.at),
-                    from: t.from,
-                    to: t.to,
-                    reason: t.reason.clone(),
-                })
-                .collect(),
-        }
-    }
-
     // ----- internals -----
 
     fn tick(&mut self, now: Instant) -> Instant {
@@ -1199,11 +1044,29 @@ impl Machine {
     fn heard(&self, now: Instant) -> bool {
         self.partner
             .as_ref()
-            .is_some_and(|p| !p.left() && now < p.last_heard + self.settings.hatimeout())
+            .is_some_and(|p| !self.left(p) && now < p.last_heard + self.silence())
+    }
+
+    /// How long the partner may be silent before it is lost: the slower of the two nodes'
+    /// hatimeouts (each advertises its own in every heartbeat), so that a pair whose
+    /// hatimeouts differ never flaps: the node with the short one would otherwise take over
+    /// between two heartbeats of the node with the long one.
+    pub(super) fn silence(&self) -> Duration {
+        let own = self.settings.hatimeout();
+        match &self.partner {
+            Some(p) => own.max(Duration::from_millis(u64::from(p.hb.hatimeout_ms)).min(MAX_TIMER)),
+            None => own,
+        }
+    }
+
+    /// The partner said it is leaving (or stopped): take over at once. Only an authenticated
+    /// heartbeat may say so; on an unkeyed pair anyone could, so there only silence counts.
+    fn left(&self, p: &Partner) -> bool {
+        self.settings.authenticated && p.left()
     }
 
     fn deaf(&self, now: Instant) -> bool {
-        let h = self.settings.hatimeout();
+        let h = self.silence();
         self.heard(now)
             && self
                 .partner
@@ -1214,7 +1077,7 @@ impl Machine {
 
     fn contact_kind(&self, now: Instant) -> Contact {
         match &self.partner {
-            Some(p) if p.left() => Contact::Left,
+            Some(p) if self.left(p) => Contact::Left,
             _ if !self.heard(now) => Contact::Silent,
             _ if self.contact => Contact::Ok,
             _ if self.deaf(now) => Contact::Deaf,
@@ -1246,6 +1109,8 @@ impl Machine {
         self.yielded = None;
         self.reach_behind_since = None;
         self.acked_epoch = None;
+        self.handover = None;
+        self.unconfirmed = None;
         self.notice = Notice::None;
         self.next_send = None;
         self.first_send = None;
@@ -1346,12 +1211,15 @@ impl Machine {
             request: self.outgoing_request(),
             reach: (self.reach_count(), self.reach_total()),
             maintenance: self.maintenance,
+            handover: self.handover.is_some(),
         }
     }
 
     fn outgoing_request(&self) -> Request {
         if !self.ha_running() {
             Request::Leaving
+        } else if self.handover.is_some() && self.state == State::Standby {
+            Request::None
         } else if self.yielded.is_some() && self.state == State::Standby {
             Request::YieldAck
         } else if self.attempt.is_some() {
@@ -1379,7 +1247,7 @@ impl Machine {
         if request == Request::StandbyEntered && self.notice == Notice::Pending {
             self.notice = Notice::Sent(seq);
         }
-        let h = self.settings.hatimeout();
+        let h = self.silence();
         let interval = self.settings.interval();
         while self
             .sent
@@ -1412,7 +1280,8 @@ impl Machine {
             config_digest: self.settings.config_digest,
             request,
             maintenance: self.maintenance,
-            hatimeout_ms: u32::try_from(h.as_millis()).unwrap_or(u32::MAX),
+            handover: sig.handover,
+            hatimeout_ms: u32::try_from(self.settings.hatimeout().as_millis()).unwrap_or(u32::MAX),
             interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
             records: Vec::new(),
         };
@@ -1436,6 +1305,7 @@ impl Machine {
         }
         for _ in 0..4 {
             self.update_contact(now);
+            self.update_handover(now);
             self.update_attempt(now);
             self.track_reach(now);
             if !self.decide(now) {
@@ -1484,6 +1354,12 @@ impl Machine {
         }
     }
 
+    fn update_handover(&mut self, now: Instant) {
+        if self.handover.is_some_and(|d| now >= d) || self.state != State::Standby {
+            self.handover = None;
+        }
+    }
+
     fn update_attempt(&mut self, now: Instant) {
         let Some(a) = self.attempt else { return };
         if self.state != State::Standby {
@@ -1501,7 +1377,7 @@ impl Machine {
 
     fn loss_reason(&self) -> String {
         match &self.partner {
-            Some(p) if p.left() => match p.hb.state {
+            Some(p) if self.left(p) => match p.hb.state {
                 State::Idle => "partner left high availability".into(),
                 _ => "partner left (executor stopped)".into(),
             },
@@ -1518,71 +1394,6 @@ impl Machine {
         }
     }
 
-    /// Who should be Active when the two disagree: `(this node wins, why)`. Symmetric, so both
-    /// nodes reach the same answer from the same facts.
-    fn prefer_self(&self, p: &Heartbeat, both_active: bool) -> (bool, String) {
-        if self.maintenance != p.maintenance {
-            let why = if self.maintenance {
-                "this node is in maintenance"
-            } else {
-                "partner is in maintenance"
-            };
-            return (!self.maintenance, why.into());
-        }
-        let mine = self.reach_count();
-        // While either node is still in Listen its reach probes may not have answered yet:
-        // a node that just started must not lose (or win) on targets it has not probed, so
-        // at start-up the roles decide. Reach decides between established nodes.
-        let starting = self.state == State::Listen || p.state == State::Listen;
-        if mine != p.reach_count && !starting {
-            return (
-                mine > p.reach_count,
-                format!("reach targets {mine} here, {} on partner", p.reach_count),
-            );
-        }
-        let role = self.role().unwrap_or(Role::Primary);
-        if role != p.role {
-            let primary_recovery = if role == Role::Primary {
-                self.recovery()
-            } else {
-                p.recovery
-            };
-            let primary_wins = !both_active || primary_recovery == Recovery::Auto;
-            let win = (role == Role::Primary) == primary_wins;
-            let why = match (both_active, primary_wins) {
-                (false, _) => "the primary goes Active",
-                (true, true) => "recovery auto: the primary keeps Active",
-                (true, false) => "recovery manual: the backup keeps Active",
-            };
-            return (win, why.into());
-        }
-        if self.epoch != p.epoch {
-            return (
-                self.epoch < p.epoch,
-                "same role on both nodes: the longer-running one wins".into(),
-            );
-        }
-        let win = self
-            .pairs
-            .first()
-            .is_none_or(|pair| pair.source < pair.destination);
-        (win, "same role and epoch: the lower address wins".into())
-    }
-
-    /// Neither is Active: should this node go Active now?
-    fn wins_vacancy(&self, p: &Heartbeat) -> Option<String> {
-        let mine = self.attempt.is_some();
-        let theirs = p.request == Request::TakeoverRequest;
-        if mine && !theirs {
-            return Some("takeover: partner is not Active".into());
-        }
-        if theirs && !mine {
-            return None;
-        }
-        let (win, why) = self.prefer_self(p, false);
-        win.then(|| format!("partner is {}; {why}", p.state))
-    }
-
     /// One decision step; true if the state changed.
     fn decide(&mut self, now: Instant) -> bool {
         let heard = self.heard(now);
@@ -1597,7 +1408,7 @@ impl Machine {
         match (self.state, p) {
             (State::Listen, None)
                 if self.listen_deadline.is_some_and(|d| now >= d)
-                    || self.partner.as_ref().is_some_and(Partner::left) =>
+                    || self.partner.as_ref().is_some_and(|p| self.left(p)) =>
             {
                 let reason = self.loss_reason();
                 self.transition(now, State::Active, reason);
@@ -1617,7 +1428,10 @@ impl Machine {
                 self.transition(now, State::Active, reason);
             }
             (State::Standby, Some(p)) if p.state != State::Active && contact && !deaf => {
-                if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
+                if p.handover {
+                    // The partner has yielded and is handing its records over: wait for it
+                    // (bounded by its own deadline, and by silence).
+                } else if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
                     if p.request == Request::TakeoverRequest && !self.prefer_self(&p, false).0 {
                         // Both asked at once: the tie-break decides, the loser gives up.
                         self.abandon_attempt(
@@ -1673,7 +1487,12 @@ impl Machine {
                     if let Some(why) = why {
                         self.transition(now, State::Standby, why);
                         self.yielded = Some(now + self.settings.takeover_timeout());
-                        self.actions.push_back(Action::RequestFullSync);
+                        if self.settings.replication {
+                            // The seed's rule: a node leaving Active sends the partner every
+                            // record first; the partner waits for it (FLAG_HANDOVER).
+                            self.handover = Some(now + self.settings.takeover_timeout() / 2);
+                            self.actions.push_back(Action::HandOver);
+                        }
                     }
                 }
             }
@@ -1723,55 +1542,5 @@ impl Machine {
         {
             self.start_attempt(now, AttemptKind::Failback);
         }
-    }
-
-    fn warnings(&self, now: Instant) -> Vec<String> {
-        let mut w = Vec::new();
-        if self.configured() && self.pairs.is_empty() {
-            w.push("no heartbeat pair configured: the partner can never be heard".into());
-        }
-        let Some(p) = &self.partner else { return w };
-        if !p.hb.version.compatible(&self.version) {
-            w.push(format!(
-                "partner runs {}, incompatible with {} here: no replication, no failback, no takeover",
-                p.hb.version, self.version
-            ));
-        }
-        if Some(p.hb.role) == self.role() {
-            w.push(format!(
-                "both nodes are configured as {}",
-                p.hb.role.keyword()
-            ));
-        }
-        if p.hb.recovery != self.recovery() {
-            w.push(format!(
-                "recovery strategies differ ({} here, {} on the partner)",
-                self.recovery().keyword(),
-                p.hb.recovery.keyword()
-            ));
-        }
-        if p.hb.config_digest != self.settings.config_digest {
-            w.push("configurations differ from the partner's".into());
-        }
-        let h = u32::try_from(self.settings.hatimeout().as_millis()).unwrap_or(u32::MAX);
-        if p.hb.hatimeout_ms != h {
-            w.push(format!(
-                "hatimeout differs ({h} ms here, {} ms on the partner)",
-                p.hb.hatimeout_ms
-            ));
-        }
-        if p.hb.reach_total != self.reach_total() {
-            w.push(format!(
-                "reach target counts differ ({} here, {} on the partner)",
-                self.reach_total(),
-                p.hb.reach_total
-            ));
-        }
-        if self.contact_kind(now) == Contact::Deaf {
-            w.push(
-                "the partner does not hear this node (its acks are older than hatimeout)".into(),
-            );
-        }
-        w
     }
 }
