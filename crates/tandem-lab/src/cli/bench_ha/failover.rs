@@ -299,13 +299,35 @@ pub(super) fn summarize(
     });
 }
 
+/// Waits until one node of the pair is Active and the other Standby, both Synchronized, and
+/// returns which one is Active (0: `lb1`). Either may end Active: at tiny hatimeouts the first
+/// to join may be alone long enough to go Active, and manual recovery keeps it so.
+pub(super) fn wait_pair_settled(lb1: &TandemNode, lb2: &TandemNode) -> Result<usize> {
+    let mut active = None;
+    wait_until(
+        Duration::from_secs(20),
+        "one node Active, the other Standby, synchronized",
+        || {
+            let (a, b) = (ha_state(lb1), ha_state(lb2));
+            let sync = a.1 == "Synchronized" && b.1 == "Synchronized";
+            active = match (a.0.as_str(), b.0.as_str()) {
+                ("Active", "Standby") if sync => Some(0),
+                ("Standby", "Active") if sync => Some(1),
+                _ => None,
+            };
+            active.is_some()
+        },
+    )?;
+    Ok(active.unwrap_or(0))
+}
+
 pub(super) fn tandem_failover(
     cl: &ClusterLab,
     hatimeout: f64,
     failure: Failure,
     run: usize,
 ) -> Result<FailoverRun> {
-    let mut lb1 = TandemNode::start(&cl.lab, &cl.lbs[0], &demo_config(1), &[])?;
+    let lb1 = TandemNode::start(&cl.lab, &cl.lbs[0], &demo_config(1), &[])?;
     let lb2 = TandemNode::start(&cl.lab, &cl.lbs[1], &demo_config(2), &[])?;
     let h = format!("{hatimeout}");
     for n in [&lb1, &lb2] {
@@ -313,8 +335,9 @@ pub(super) fn tandem_failover(
     }
     join_pair(&lb1, 1, "manual", HA_PORT)?;
     join_pair(&lb2, 2, "manual", HA_PORT)?;
-    wait_ha_state(&lb1, "Active", true, Duration::from_secs(20))?;
-    wait_ha_state(&lb2, "Standby", true, Duration::from_secs(20))?;
+    let a = wait_pair_settled(&lb1, &lb2)?;
+    let (mut lb1, lb2) = if a == 0 { (lb1, lb2) } else { (lb2, lb1) };
+    let failing_host = &cl.lbs[a];
     let target = ClusterLab::cluster(cluster::HTTP_PORT);
     if !wait_recovered(target, &cl.client, Duration::from_secs(10)) {
         bail!("the pair does not serve {target}");
@@ -324,7 +347,7 @@ pub(super) fn tandem_failover(
     let before_failure = unix_now();
     match failure {
         Failure::Kill => lb1.kill()?,
-        Failure::LinkCut => cl.lbs[0].link_down()?,
+        Failure::LinkCut => failing_host.link_down()?,
     }
     // kill(2) acts at once; `ip link set down` acts when the command is done, ~5 ms after it
     // was started: the failure is the moment the call returned.
@@ -353,7 +376,7 @@ pub(super) fn tandem_failover(
     drop(lb1);
     drop(lb2);
     if failure == Failure::LinkCut {
-        cl.lbs[0].link_up()?;
+        failing_host.link_up()?;
     }
     let (detect_ms, recovered) = outcome?;
     let a = analyse(&attempts, failed_at);

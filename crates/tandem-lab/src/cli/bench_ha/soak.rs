@@ -50,8 +50,8 @@ pub(super) fn soak_section(args: &BenchHaArgs) -> Result<(Vec<SoakResult>, Vec<K
         }
         join_pair(&lb1, 1, "manual", HA_PORT)?;
         join_pair(&lb2, 2, "manual", HA_PORT)?;
-        wait_ha_state(&lb1, "Active", true, Duration::from_secs(20))?;
-        wait_ha_state(&lb2, "Standby", true, Duration::from_secs(20))?;
+        // The drop rule is in lb1, both directions, whichever node is Active.
+        wait_pair_settled(&lb1, &lb2)?;
         let rules = format!(
             "table inet hasoak {{\n\
              \tchain o {{\n\
