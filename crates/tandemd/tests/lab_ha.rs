@@ -191,6 +191,7 @@ fn heartbeat() -> tandem_core::ha::Heartbeat {
         config_digest: 0,
         request: Request::TakeoverRequest,
         maintenance: false,
+        handover: false,
         hatimeout_ms: 2000,
         interval_ms: 500,
         records: Vec::new(),
