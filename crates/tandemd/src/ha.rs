@@ -1,24 +1,31 @@
-//! The I/O shell around `tandem_core::ha::Machine`: heartbeat UDP sockets, the ICMP reach
-//! prober, the script runner, and the HA thread that moves events in and actions out.
+//! The I/O shell around `tandem_core::ha::Node`: heartbeat UDP sockets, the ICMP reach
+//! prober, the script runner. It decides nothing: datagrams go into the node, transmits come
+//! out of it, and the node's events are carried out by `node.rs`.
 //!
 //! All state lives in the node's lock (see `node.rs`): the HA thread takes it for each batch
 //! of events, so a transition (forwarding on or off, ARP ownership, gratuitous ARPs) happens in
 //! one step with the configuration it belongs to, and scripts are queued right after it, never
-//! found by polling (PH50064).
+//! found by polling (PH50064). Each wake-up reads a bounded number of datagrams per socket, so
+//! a flood of junk on the heartbeat port or of ICMP can delay nothing the node has to send.
 
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-use tandem_core::ha::{self, HaSettings, Machine, ProductVersion};
+use tandem_core::ha::{HaSettings, Node, ProductVersion};
 
 /// How long a script may run before it is killed.
 pub const SCRIPT_TIME_LIMIT: Duration = Duration::from_secs(10);
+
+/// Datagrams read from one socket per wake-up of the HA thread: enough for a full
+/// replication window in a few wake-ups, few enough that a flood never keeps the thread
+/// from sending heartbeats on time.
+pub const READ_BUDGET: usize = 64;
 
 /// The version this build advertises (override with TANDEM_VERSION=V.R.M.F, for upgrade tests).
 pub fn product_version() -> ProductVersion {
@@ -38,6 +45,23 @@ pub fn product_version() -> ProductVersion {
     )
 }
 
+/// Random bytes from the kernel (for epochs' companions: sessions and probe tokens).
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        // No /dev/urandom: the clock's nanoseconds are a poor but unpredictable-enough seed.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(1);
+        return t ^ (u64::from(std::process::id()) << 32);
+    }
+    u64::from_ne_bytes(b)
+}
+
 /// Heartbeat sockets, one per local source address, all on the HA port.
 pub struct Sockets {
     pub port: u16,
@@ -46,8 +70,8 @@ pub struct Sockets {
 
 impl Sockets {
     /// A socket for every heartbeat source address of `settings`, reusing those of `old` that
-    /// are still wanted (a socket being closed may still hold its port for a moment while the
-    /// HA thread polls it, so rebinding the same address is avoided, and retried briefly).
+    /// are still wanted. Never sleeps: it runs with the node locked (a closed UDP socket frees
+    /// its port at once, so there is nothing to wait for).
     pub fn bind(settings: &HaSettings, old: Option<Sockets>) -> Result<Option<Sockets>> {
         let Some(backup) = settings.backup else {
             return Ok(None);
@@ -66,20 +90,8 @@ impl Sockets {
                 continue;
             }
             let addr = SocketAddr::new(*src, backup.port);
-            let mut tries = 0;
-            let s = loop {
-                match UdpSocket::bind(addr) {
-                    Ok(s) => break s,
-                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
-                        tries += 1;
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    Err(e) => {
-                        return Err(e)
-                            .with_context(|| format!("binding the heartbeat socket {addr}"));
-                    }
-                }
-            };
+            let s = UdpSocket::bind(addr)
+                .with_context(|| format!("binding the heartbeat socket {addr}"))?;
             s.set_nonblocking(true)?;
             set_buffers(&s);
             by_source.insert(*src, s);
@@ -116,13 +128,19 @@ fn set_buffers(s: &UdpSocket) {
 }
 
 /// Pings reach targets (ICMP echo over a raw socket) and reports who answered.
+///
+/// Each probe carries an unpredictable 16-byte token (fresh per round and target) that the
+/// reply must echo, with the random identifier and the round's seq: a spoofed echo reply
+/// from a target's address cannot raise this node's reach count.
 pub struct Prober {
     fd: OwnedFd,
     ident: u16,
     seq: u16,
-    /// Target → (seq of the last probe, answered since).
-    outstanding: HashMap<Ipv4Addr, (u16, bool)>,
+    /// Target → (token of the last probe, answered since).
+    outstanding: HashMap<Ipv4Addr, ([u8; 16], bool)>,
     pub last_round: Option<Instant>,
+    /// Echo replies that matched no probe (spoofed, late, or for another prober).
+    pub unmatched: u64,
 }
 
 impl Prober {
@@ -143,10 +161,11 @@ impl Prober {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         Ok(Prober {
             fd,
-            ident: (std::process::id() & 0xffff) as u16,
-            seq: 0,
+            ident: random_u64() as u16,
+            seq: random_u64() as u16,
             outstanding: HashMap::new(),
             last_round: None,
+            unmatched: 0,
         })
     }
 
@@ -156,20 +175,23 @@ impl Prober {
 
     /// One probe round: reports the previous round's unanswered targets as unreachable, and
     /// sends a new echo request to each target.
-    pub fn round(&mut self, targets: &[IpAddr], machine: &mut Machine, now: Instant) {
+    pub fn round(&mut self, targets: &[IpAddr], node: &mut Node, now: Instant) {
         for (ip, (_, answered)) in self.outstanding.drain() {
             if !answered {
-                machine.handle_reach(now, IpAddr::V4(ip), false);
+                node.handle_reach(now, IpAddr::V4(ip), false);
             }
         }
         self.seq = self.seq.wrapping_add(1);
         for t in targets {
             let IpAddr::V4(ip) = t else { continue };
-            let mut pkt = [0u8; 16];
+            let mut token = [0u8; 16];
+            token[..8].copy_from_slice(&random_u64().to_ne_bytes());
+            token[8..].copy_from_slice(&random_u64().to_ne_bytes());
+            let mut pkt = [0u8; 24];
             pkt[0] = 8; // echo request
             pkt[4..6].copy_from_slice(&self.ident.to_be_bytes());
             pkt[6..8].copy_from_slice(&self.seq.to_be_bytes());
-            pkt[8..16].copy_from_slice(b"tandemHA");
+            pkt[8..24].copy_from_slice(&token);
             let sum = tandem_wire::checksum::ones_complement_sum(&pkt);
             pkt[2..4].copy_from_slice(&(!sum).to_be_bytes());
             let addr = libc::sockaddr_in {
@@ -191,15 +213,16 @@ impl Prober {
                     std::mem::size_of::<libc::sockaddr_in>() as u32,
                 );
             }
-            self.outstanding.insert(*ip, (self.seq, false));
+            self.outstanding.insert(*ip, (token, false));
         }
         self.last_round = Some(now);
     }
 
-    /// Reads echo replies; each first answer of the round reports the target reachable.
-    pub fn receive(&mut self, machine: &mut Machine, now: Instant) {
+    /// Reads at most [`READ_BUDGET`] packets; each first matching answer of the round reports
+    /// the target reachable.
+    pub fn receive(&mut self, node: &mut Node, now: Instant) {
         let mut buf = [0u8; 1500];
-        loop {
+        for _ in 0..READ_BUDGET {
             // SAFETY: buf is valid for writes of its length.
             let n = unsafe {
                 libc::recv(
@@ -212,26 +235,51 @@ impl Prober {
             if n <= 0 {
                 return;
             }
-            let pkt = &buf[..n as usize];
-            // Raw ICMP sockets deliver the IP header too.
-            let ihl = ((pkt[0] & 0x0f) as usize) * 4;
-            if pkt.len() < ihl + 8 || pkt[ihl] != 0 {
-                continue; // not an echo reply
-            }
-            let src = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-            let ident = u16::from_be_bytes([pkt[ihl + 4], pkt[ihl + 5]]);
-            let seq = u16::from_be_bytes([pkt[ihl + 6], pkt[ihl + 7]]);
-            if ident != self.ident {
+            let Some(reply) = EchoReply::parse(&buf[..n as usize]) else {
                 continue;
-            }
-            if let Some((want, answered)) = self.outstanding.get_mut(&src)
-                && *want == seq
-                && !*answered
-            {
-                *answered = true;
-                machine.handle_reach(now, IpAddr::V4(src), true);
+            };
+            match self.outstanding.get_mut(&reply.source) {
+                Some((token, answered))
+                    if reply.ident == self.ident
+                        && reply.seq == self.seq
+                        && reply.payload == token.as_slice() =>
+                {
+                    if !*answered {
+                        *answered = true;
+                        node.handle_reach(now, IpAddr::V4(reply.source), true);
+                    }
+                }
+                _ => self.unmatched += 1,
             }
         }
+    }
+}
+
+/// An ICMP echo reply as a raw IPv4 socket delivers it (IP header first).
+#[derive(Debug, PartialEq, Eq)]
+struct EchoReply<'a> {
+    source: Ipv4Addr,
+    ident: u16,
+    seq: u16,
+    payload: &'a [u8],
+}
+
+impl<'a> EchoReply<'a> {
+    fn parse(pkt: &'a [u8]) -> Option<EchoReply<'a>> {
+        let ip = tandem_wire::ipv4::Ipv4Header::new_checked(pkt).ok()?;
+        if ip.header_len() < 20 {
+            return None;
+        }
+        let icmp = pkt.get(ip.header_len()..)?;
+        if icmp.len() < 8 || icmp[0] != 0 {
+            return None; // not an echo reply
+        }
+        Some(EchoReply {
+            source: ip.src_addr(),
+            ident: u16::from_be_bytes([icmp[4], icmp[5]]),
+            seq: u16::from_be_bytes([icmp[6], icmp[7]]),
+            payload: &icmp[8..],
+        })
     }
 }
 
@@ -329,27 +377,17 @@ fn run_script(dir: &std::path::Path, job: &ScriptJob) {
     tracing::info!(script = job.name, arg = job.arg.unwrap_or(""), status = ?status.map(|s| s.code()), took_ms = started.elapsed().as_millis() as u64, "script ran");
 }
 
-/// The HA part of a node.
+/// The HA part of a node: the sans-IO node and its sockets.
 pub struct HaShell {
-    pub machine: Machine,
+    pub node: Node,
     pub sockets: Option<Sockets>,
-    pub key: Option<Vec<u8>>,
     pub prober: Option<Prober>,
     pub scripts: ScriptRunner,
     pub reach_interval: Duration,
     /// Recent events for the takeover timeline (time, text).
     pub events: VecDeque<(Instant, String)>,
-    pub rep: crate::replication::Replicator,
-    /// The machine asked for a full synchronisation of the partner; the HA thread takes the
-    /// snapshot off the lock.
-    pub full_sync_wanted: bool,
-}
-
-/// A replication message that arrived (in a heartbeat or its own datagram).
-pub struct Incoming {
-    pub from: SocketAddr,
-    pub local: IpAddr,
-    pub message: Vec<u8>,
+    /// Datagrams that could not be sent (socket errors), for status.
+    pub send_errors: u64,
 }
 
 impl HaShell {
@@ -359,15 +397,13 @@ impl HaShell {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(1);
         HaShell {
-            machine: Machine::new(epoch, product_version()),
+            node: Node::new(epoch, product_version(), random_u64() as u32),
             sockets: None,
-            key: None,
             prober: None,
             scripts: ScriptRunner::start(),
             reach_interval: Duration::from_secs(2),
             events: VecDeque::new(),
-            rep: crate::replication::Replicator::new(),
-            full_sync_wanted: false,
+            send_errors: 0,
         }
     }
 
@@ -379,76 +415,44 @@ impl HaShell {
         }
     }
 
-    /// Reads heartbeats from every socket into the machine; returns the replication messages
-    /// that came with them (authenticated).
-    pub fn receive(&mut self, now: Instant) -> Vec<Incoming> {
-        let mut incoming = Vec::new();
+    /// Reads at most [`READ_BUDGET`] datagrams from each heartbeat socket into the node.
+    /// Returns whether any socket may have more.
+    pub fn receive(&mut self, now: Instant) -> bool {
         let Some(sockets) = &self.sockets else {
-            return incoming;
+            return false;
         };
+        let mut more = false;
         let mut buf = [0u8; 65536];
         for (local, sock) in &sockets.by_source {
-            while let Ok((n, from)) = sock.recv_from(&mut buf) {
-                let Some(pair) = self.machine.pair_index(*local, from.ip()) else {
-                    self.machine.record_bad_datagram(ha::DropKind::UnknownPair);
-                    continue;
+            let mut n_read = 0;
+            while n_read < READ_BUDGET {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else {
+                    break;
                 };
-                if crate::replication::is_replication(&buf[..n]) {
-                    match crate::replication::unwrap(&buf[..n], self.key.as_deref()) {
-                        Ok(message) => incoming.push(Incoming {
-                            from,
-                            local: *local,
-                            message: message.to_vec(),
-                        }),
-                        Err(e) => {
-                            tracing::debug!(from = %from, error = ?e, "replication datagram dropped");
-                            self.rep.counters.datagrams_dropped += 1;
-                        }
-                    }
-                    continue;
-                }
-                match ha::decode(&buf[..n], self.key.as_deref()) {
-                    Ok(hb) => {
-                        let r = self.machine.handle_heartbeat(now, pair, &hb);
-                        if r == ha::Received::New && !hb.records.is_empty() {
-                            incoming.push(Incoming {
-                                from,
-                                local: *local,
-                                message: hb.records,
-                            });
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(from = %from, error = %e, "heartbeat dropped");
-                        self.machine.record_bad_datagram(e.kind());
-                    }
-                }
+                n_read += 1;
+                self.node.handle_datagram(now, *local, from, &buf[..n]);
             }
+            more |= n_read == READ_BUDGET;
         }
-        incoming
+        more
     }
 
-    /// Sends a replication message (batch or ack) from `source` to `destination`.
-    pub fn send_message(&self, source: IpAddr, destination: SocketAddr, message: &[u8]) {
-        let Some(sockets) = &self.sockets else { return };
-        let Some(sock) = sockets.by_source.get(&source) else {
-            return;
-        };
-        let bytes = crate::replication::wrap(message, self.key.as_deref());
-        if let Err(e) = sock.send_to(&bytes, destination) {
-            tracing::debug!(error = %e, %destination, "replication datagram not sent");
-        }
-    }
-
-    /// Sends one heartbeat.
-    pub fn send(&self, source: IpAddr, destination: IpAddr, port: u16, hb: &ha::Heartbeat) {
-        let Some(sockets) = &self.sockets else { return };
-        let Some(sock) = sockets.by_source.get(&source) else {
-            return;
-        };
-        let bytes = ha::encode(hb, self.key.as_deref());
-        if let Err(e) = sock.send_to(&bytes, SocketAddr::new(destination, port)) {
-            tracing::debug!(error = %e, %destination, "heartbeat not sent");
+    /// Sends what the node has to send.
+    pub fn transmit(&mut self) {
+        while let Some(t) = self.node.poll_transmit() {
+            let sent = self
+                .sockets
+                .as_ref()
+                .and_then(|s| s.by_source.get(&t.source))
+                .map(|sock| sock.send_to(&t.bytes, t.destination));
+            match sent {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    self.send_errors += 1;
+                    tracing::debug!(error = %e, destination = %t.destination, "datagram not sent");
+                }
+                None => self.send_errors += 1,
+            }
         }
     }
 
@@ -465,10 +469,11 @@ impl HaShell {
         v
     }
 
-    /// Reach probing: a round every reach interval.
+    /// Reach probing: replies read (bounded), and a round every reach interval.
     pub fn probe(&mut self, now: Instant) {
-        let targets = self.machine.settings().reach.clone();
+        let targets = self.node.machine().settings().reach.clone();
         if targets.is_empty() {
+            self.prober = None;
             return;
         }
         if self.prober.is_none() {
@@ -484,20 +489,78 @@ impl HaShell {
         let Some(p) = self.prober.as_mut() else {
             return;
         };
-        p.receive(&mut self.machine, now);
+        p.receive(&mut self.node, now);
         if p.last_round
             .is_none_or(|t| now.saturating_duration_since(t) >= interval)
         {
-            p.round(&targets, &mut self.machine, now);
+            p.round(&targets, &mut self.node, now);
         }
     }
 
-    /// The next instant the HA thread must wake up.
-    pub fn next_wakeup(&self, now: Instant) -> Instant {
-        let mut t = now + Duration::from_millis(50);
-        if let Some(m) = self.machine.poll_timeout() {
-            t = t.min(m);
+    /// The next instant the HA thread must wake up: the node's own timers, the next reach
+    /// round, and a short poll of the data plane's record queue while replicating.
+    pub fn next_wakeup(&self, now: Instant) -> Option<Instant> {
+        let mut t = self.node.poll_timeout();
+        let mut consider = |c: Instant| t = Some(t.map_or(c, |t| t.min(c)));
+        if let Some(p) = &self.prober
+            && let Some(last) = p.last_round
+        {
+            consider(last + self.reach_interval);
+        } else if !self.node.machine().settings().reach.is_empty() {
+            consider(now);
         }
-        t.max(now)
+        if self.node.replicating() {
+            consider(now + tandem_core::ha::node::RECORD_POLL);
+        }
+        t.map(|t| t.max(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(src: [u8; 4], ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+        let mut icmp = vec![0u8, 0, 0, 0];
+        icmp.extend_from_slice(&ident.to_be_bytes());
+        icmp.extend_from_slice(&seq.to_be_bytes());
+        icmp.extend_from_slice(payload);
+        let total = 20 + icmp.len();
+        let mut ip = vec![
+            0x45,
+            0,
+            (total >> 8) as u8,
+            total as u8,
+            0,
+            0,
+            0,
+            0,
+            64,
+            1,
+            0,
+            0,
+        ];
+        ip.extend_from_slice(&src);
+        ip.extend_from_slice(&[192, 0, 2, 2]);
+        let sum = tandem_wire::checksum::ones_complement_sum(&ip);
+        ip[10..12].copy_from_slice(&(!sum).to_be_bytes());
+        ip.extend_from_slice(&icmp);
+        ip
+    }
+
+    #[test]
+    fn echo_replies_parse_and_garbage_does_not() {
+        let pkt = reply([192, 0, 2, 10], 7, 9, b"token");
+        let r = EchoReply::parse(&pkt).unwrap();
+        assert_eq!(
+            (r.source, r.ident, r.seq, r.payload),
+            (Ipv4Addr::new(192, 0, 2, 10), 7, 9, &b"token"[..])
+        );
+        for n in 0..pkt.len() {
+            let _ = EchoReply::parse(&pkt[..n]);
+        }
+        let mut bad_ihl = pkt.clone();
+        bad_ihl[0] = 0x40; // IHL 0: the old prober indexed with it
+        assert!(EchoReply::parse(&bad_ihl).is_none());
     }
 }

@@ -13,7 +13,7 @@ mod dataplane;
 mod ha;
 mod netdev;
 mod node;
-mod replication;
+
 mod report;
 
 use anyhow::Result;

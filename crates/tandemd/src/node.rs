@@ -13,12 +13,15 @@ use crate::report;
 use anyhow::{Context, Result, anyhow};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::net::{IpAddr, SocketAddr};
+use std::io::{Read, Write};
+use std::net::IpAddr;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tandem_core::config::{self, Command, Config};
 use tandem_core::forward::{Engine, Plan};
-use tandem_core::ha::{Action, HaSettings};
+use tandem_core::ha::{Action, Event, HaSettings};
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -66,11 +69,15 @@ struct State {
     ha: HaShell,
     /// Addresses the ingress filter drops for the node's kernel (see `netdev::set_ingress_filter`).
     filtered: Vec<std::net::Ipv4Addr>,
+    /// The HA node asked for a snapshot of the tables; the HA thread takes it off the lock.
+    snapshot_wanted: bool,
 }
 
 /// One Tandem node.
 pub struct Node {
     state: Mutex<State>,
+    /// Written to wake the HA thread when a command changed its timers.
+    waker: (UnixStream, UnixStream),
     pub engine: Arc<Engine>,
     pub opts: NodeOptions,
     pub started_at: Instant,
@@ -84,7 +91,9 @@ impl Node {
                 dataplane: None,
                 ha: HaShell::new(),
                 filtered: Vec::new(),
+                snapshot_wanted: false,
             }),
+            waker: UnixStream::pair().expect("a socket pair to wake the HA thread"),
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
@@ -112,11 +121,24 @@ impl Node {
             Ok(None) => return Reply::err("empty command".into()),
             Err(e) => return Reply::err(e.to_string()),
         };
+        // The key file is read when the key command runs (before the node is locked), not
+        // on every commit: an edited file changes nothing until the operator says so.
+        let key = match &cmd {
+            Command::HaKey(path) => match read_key(path) {
+                Ok(k) => Some(k),
+                Err(e) => return Reply::err(format!("{e:#}")),
+            },
+            _ => None,
+        };
         let mut st = self.state.lock();
         if cmd.is_mutation() {
             let mut new = st.config.clone();
             if let Err(e) = new.apply(&cmd) {
                 return Reply::err(e.to_string());
+            }
+            if let Some(k) = key {
+                st.ha.node.set_key(Instant::now(), Some(k));
+                self.flush(&mut st, Instant::now());
             }
             return match self.commit(&mut st, new) {
                 Ok(()) => Reply::ok(String::new(), serde_json::json!({"done": line})),
@@ -201,7 +223,7 @@ impl Node {
         let now = Instant::now();
         match cmd {
             Command::HaStatus => {
-                let status = st.ha.machine.status(now);
+                let status = st.ha.node.status(now);
                 let events: Vec<(u64, String)> = st
                     .ha
                     .events
@@ -221,12 +243,12 @@ impl Node {
             }
             Command::HaTakeover(_) => {
                 st.ha
-                    .machine
+                    .node
                     .takeover(now)
                     .map_err(|e| anyhow!("takeover refused: {e}"))?;
                 st.ha
                     .event(now, "takeover requested by the operator".into());
-                self.drain(st, now);
+                self.flush(st, now);
                 return Ok((
                     "takeover started: the partner yields, then this node goes Active\n".into(),
                     serde_json::json!({"takeover": "started"}),
@@ -257,17 +279,24 @@ impl Node {
             (None, Some(nfa)) => Some(netdev::interface_with_address(nfa)?),
             (None, None) => None,
         };
-        // HA: settings, sockets and key, prepared before anything changes.
-        let key = match &new.ha.key_file {
-            Some(path) => Some(read_key(path)?),
-            None => None,
+        // HA: settings, sockets and key, prepared before anything changes. The key file is
+        // read here only when the key statement itself changes (a configuration file that
+        // names it); the key command reads it in `execute`.
+        let key_changed = new.ha.key_file != st.config.ha.key_file;
+        let key = match (&new.ha.key_file, key_changed) {
+            (Some(path), true) => Some(Some(read_key(path)?)),
+            (None, true) => Some(None),
+            (_, false) => None,
         };
         let mut settings = HaSettings::from_config(&new);
         settings.config_digest = config_digest(&new);
-        let ha_changed = settings != *st.ha.machine.settings();
+        let current = st.ha.node.machine().settings();
+        let ha_changed = HaSettings {
+            authenticated: current.authenticated,
+            ..settings.clone()
+        } != *current;
         let new_sockets = if ha_changed
-            && (settings.backup != st.ha.machine.settings().backup
-                || settings.heartbeats != st.ha.machine.settings().heartbeats)
+            && (settings.backup != current.backup || settings.heartbeats != current.heartbeats)
         {
             // Keep the sockets still wanted; on failure put them back untouched.
             let old = st.ha.sockets.take();
@@ -349,33 +378,36 @@ impl Node {
         }
         let was_started = st.config.executor.started;
         st.config = new;
-        st.ha.key = key;
+        if let Some(key) = key {
+            st.ha.node.set_key(now, key);
+        }
         st.ha.reach_interval = Duration::try_from_secs_f64(st.config.ha.reach_interval)
             .unwrap_or(Duration::from_secs(2));
         if let Some(sockets) = new_sockets {
             st.ha.sockets = sockets;
         }
-        if ha_changed {
-            st.ha.machine.configure(now, &settings);
-        }
+        let config = st.config.clone();
+        st.ha.node.configure(now, &config, settings);
         match (was_started, st.config.executor.started) {
-            (false, true) => st.ha.machine.executor_started(now),
+            (false, true) => st.ha.node.executor_started(now),
             (true, false) => {
-                st.ha.machine.executor_stopped(now);
+                st.ha.node.executor_stopped(now);
                 self.engine.clear(now);
             }
             _ => {}
         }
-        self.drain(st, now);
+        self.flush(st, now);
         self.refresh_plan(st);
+        self.wake();
         Ok(())
     }
 
     /// Compiles and installs the plan for the running configuration and HA state; sends what
     /// the change calls for (gratuitous ARPs, resets, ARP requests).
     fn refresh_plan(&self, st: &mut State) {
-        let forwarding =
-            st.config.executor.started && st.dataplane.is_some() && st.ha.machine.forwarding();
+        let forwarding = st.config.executor.started
+            && st.dataplane.is_some()
+            && st.ha.node.machine().forwarding();
         let mac = st
             .dataplane
             .as_ref()
@@ -416,98 +448,105 @@ impl Node {
         }
     }
 
-    /// Carries out the HA machine's actions, in order.
-    fn drain(&self, st: &mut State, now: Instant) {
-        while let Some(action) = st.ha.machine.poll_action() {
-            match &action {
-                Action::SendHeartbeat {
-                    source,
-                    destination,
-                    port,
-                    heartbeat,
-                    ..
-                } => {
-                    // Records ride in heartbeats (about 15 each), as IBM's do.
-                    let mut hb = heartbeat.clone();
-                    if self.replicating(st)
-                        && let Some(batch) = st
-                            .ha
-                            .rep
-                            .sender
-                            .next_batch(now, crate::replication::HEARTBEAT_RECORD_BYTES)
-                    {
-                        hb.records = batch.bytes;
-                    }
-                    st.ha.send(*source, *destination, *port, &hb);
+    /// Sends what the HA node has to send and carries out its events, in order.
+    fn flush(&self, st: &mut State, now: Instant) {
+        loop {
+            st.ha.transmit();
+            let Some(event) = st.ha.node.poll_event() else {
+                break;
+            };
+            match event {
+                Event::Machine(action) => self.on_action(st, now, action),
+                Event::TakeSnapshot => st.snapshot_wanted = true,
+                Event::Install(records) => {
+                    let installed = records
+                        .iter()
+                        .filter(|r| self.engine.install_replicated(r, now))
+                        .count();
+                    st.ha.node.note_installed(installed as u64);
                 }
-                Action::Announce => {
-                    if let Some(dp) = &st.dataplane {
-                        dp.send(&self.engine.announcements());
+                Event::Note(text) => st.ha.event(now, text),
+            }
+        }
+    }
+
+    fn on_action(&self, st: &mut State, now: Instant, action: Action) {
+        match &action {
+            Action::Announce => {
+                if let Some(dp) = &st.dataplane {
+                    dp.send(&self.engine.announcements());
+                }
+                st.ha.event(
+                    now,
+                    "partner entered Standby: gratuitous ARPs sent again".into(),
+                );
+            }
+            Action::RunScript { name, arg } => {
+                let job = ScriptJob {
+                    name,
+                    arg: *arg,
+                    env: script_env(st, name),
+                };
+                if let Some(dir) = &st.config.ha.script_dir {
+                    st.ha.scripts.queue(dir.into(), job);
+                }
+            }
+            Action::PartnerLost => st.ha.event(now, "partner lost".into()),
+            Action::PartnerFound { compatible } => st.ha.event(
+                now,
+                format!(
+                    "partner found ({})",
+                    if *compatible {
+                        "compatible"
+                    } else {
+                        "incompatible version"
                     }
+                ),
+            ),
+            other => {
+                if let Some(fwd) = other.forwarding() {
+                    self.refresh_plan(st);
                     st.ha.event(
                         now,
-                        "partner entered Standby: gratuitous ARPs sent again".into(),
+                        format!(
+                            "{other:?}: {} (state {})",
+                            if fwd { "forwarding" } else { "not forwarding" },
+                            st.ha.node.machine().state()
+                        ),
                     );
-                }
-                Action::RunScript { name, arg } => {
-                    let job = ScriptJob {
-                        name,
-                        arg: *arg,
-                        env: script_env(st, name),
-                    };
-                    if let Some(dir) = &st.config.ha.script_dir {
-                        st.ha.scripts.queue(dir.into(), job);
-                    }
-                }
-                Action::PartnerLost => st.ha.event(now, "partner lost".into()),
-                Action::PartnerFound { compatible } => st.ha.event(
-                    now,
-                    format!(
-                        "partner found ({})",
-                        if *compatible {
-                            "compatible"
-                        } else {
-                            "incompatible version"
-                        }
-                    ),
-                ),
-                Action::RequestFullSync => {
-                    // The snapshot of a large table takes a while: it is taken off the node
-                    // lock (by the HA thread, see `run_ha`), so heartbeats and commands go on.
-                    if st.ha.machine.settings().replication {
-                        st.ha.full_sync_wanted = true;
-                    }
-                }
-                other => {
-                    if let Some(fwd) = other.forwarding() {
-                        self.refresh_plan(st);
-                        st.ha.event(
-                            now,
-                            format!(
-                                "{other:?}: {} (state {})",
-                                if fwd { "forwarding" } else { "not forwarding" },
-                                st.ha.machine.state()
-                            ),
-                        );
-                    }
                 }
             }
         }
     }
 
-    /// The HA thread: heartbeats in, timers, reach probes, actions out.
+    /// Wakes the HA thread (its timers may have changed).
+    fn wake(&self) {
+        let _ = (&self.waker.0).write(&[1]);
+    }
+
+    /// The HA thread: datagrams in (a bounded number per wake-up), exact timers, reach
+    /// probes, the data plane's records, snapshots taken off the lock; transmits out.
     pub fn run_ha(self: Arc<Self>) {
         let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
             None;
+        let mut more = false;
         loop {
-            let (fds, wake) = {
+            let (mut fds, wake) = {
                 let st = self.state.lock();
                 (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
             };
-            let timeout = wake
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(50) as i32;
+            fds.push(self.waker.1.as_raw_fd());
+            // Exact: the node says when its next timer is due. Unbounded waits are capped so a
+            // snapshot thread's answer is picked up promptly.
+            let cap = if snapshot.is_some() { 5 } else { 1000 };
+            let timeout = if more {
+                0
+            } else {
+                wake.map_or(cap, |w| {
+                    let d = w.saturating_duration_since(Instant::now());
+                    (d.as_micros().div_ceil(1000) as i32).min(cap)
+                })
+            };
             let mut pfds: Vec<libc::pollfd> = fds
                 .iter()
                 .map(|fd| libc::pollfd {
@@ -516,32 +555,34 @@ impl Node {
                     revents: 0,
                 })
                 .collect();
-            if pfds.is_empty() {
-                std::thread::sleep(Duration::from_millis(timeout.max(1) as u64));
-            } else {
-                // SAFETY: pfds is a valid array of pollfd for the call.
-                unsafe {
-                    libc::poll(
-                        pfds.as_mut_ptr(),
-                        pfds.len() as libc::nfds_t,
-                        timeout.max(1),
-                    )
-                };
+            // SAFETY: pfds is a valid array of pollfd for the call.
+            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+            if pfds.last().is_some_and(|p| p.revents & libc::POLLIN != 0) {
+                let mut sink = [0u8; 64];
+                while (&self.waker.1).read(&mut sink).is_ok_and(|n| n > 0) {}
             }
             let now = Instant::now();
             let mut st = self.state.lock();
-            let incoming = st.ha.receive(now);
-            for msg in incoming {
-                self.on_replication_message(&mut st, msg, now);
+            // Timers first: a heartbeat due goes out whatever is waiting to be read.
+            if st.ha.node.poll_timeout().is_some_and(|t| t <= now) {
+                st.ha.node.handle_timeout(now);
             }
+            self.flush(&mut st, now);
+            more = st.ha.receive(now);
             st.ha.probe(now);
-            st.ha.machine.handle_timeout(now);
-            self.drain(&mut st, now);
-            self.replicate(&mut st, now);
-            if st.ha.rep.sender.is_idle() {
-                st.ha.rep.sender.compact();
+            self.flush(&mut st, now);
+            let replicating = st.ha.node.replicating();
+            self.engine
+                .replication
+                .enabled
+                .store(replicating, std::sync::atomic::Ordering::Relaxed);
+            let records = self.engine.replication.drain();
+            st.ha.node.push_records(records);
+            if st.ha.node.poll_timeout().is_some_and(|t| t <= now) {
+                st.ha.node.handle_timeout(now);
             }
-            if std::mem::take(&mut st.ha.full_sync_wanted) && snapshot.is_none() {
+            self.flush(&mut st, now);
+            if std::mem::take(&mut st.snapshot_wanted) && snapshot.is_none() {
                 // Take the snapshot on its own thread, without the node lock.
                 let engine = self.engine.clone();
                 let (tx, rx) = std::sync::mpsc::channel();
@@ -555,123 +596,11 @@ impl Node {
                 && let Ok(records) = rx.try_recv()
             {
                 snapshot = None;
-                for r in self.engine.replication.drain() {
-                    st.ha.rep.sender.push(r);
-                }
-                let n = records.len();
-                st.ha.rep.sender.start_full_sync(records, now);
-                st.ha.rep.counters.full_syncs_sent += 1;
-                st.ha.event(
-                    now,
-                    format!("full synchronisation of the partner started ({n} records)"),
-                );
+                let queued = self.engine.replication.drain();
+                st.ha.node.push_records(queued);
+                st.ha.node.full_sync(Instant::now(), records);
+                self.flush(&mut st, now);
             }
-        }
-    }
-
-    /// Whether this node sends records now: Active, in contact with a compatible partner,
-    /// some port replicating.
-    fn replicating(&self, st: &State) -> bool {
-        let m = &st.ha.machine;
-        m.settings().replication
-            && m.state() == tandem_core::ha::State::Active
-            && m.in_contact()
-            && m.partner_compatible() == Some(true)
-    }
-
-    /// The partner's address for replication datagrams: the first heartbeat pair.
-    fn partner(&self, st: &State) -> Option<(IpAddr, SocketAddr)> {
-        let port = st.ha.sockets.as_ref()?.port;
-        st.ha
-            .machine
-            .settings()
-            .heartbeats
-            .first()
-            .map(|(s, d)| (*s, SocketAddr::new(*d, port)))
-    }
-
-    /// Moves the workers' records into the sender, and sends what pacing allows.
-    fn replicate(&self, st: &mut State, now: Instant) {
-        let on = self.replicating(st);
-        self.engine
-            .replication
-            .enabled
-            .store(on, std::sync::atomic::Ordering::Relaxed);
-        let records = self.engine.replication.drain();
-        if !on {
-            return;
-        }
-        for r in records {
-            st.ha.rep.sender.push(r);
-        }
-        if st.ha.rep.sender.poll_timeout().is_some_and(|t| t <= now) {
-            st.ha.rep.sender.handle_timeout(now);
-        }
-        let Some((source, dest)) = self.partner(st) else {
-            return;
-        };
-        let mut budget = st.ha.rep.sender.pace(now);
-        while budget > 0 {
-            let Some(batch) = st
-                .ha
-                .rep
-                .sender
-                .next_batch(now, crate::replication::DATAGRAM_RECORD_BYTES)
-            else {
-                break;
-            };
-            budget = budget.saturating_sub(batch.bytes.len());
-            st.ha.send_message(source, dest, &batch.bytes);
-        }
-    }
-
-    /// A replication message from the partner: records to install, or an acknowledgement.
-    fn on_replication_message(&self, st: &mut State, msg: crate::ha::Incoming, now: Instant) {
-        use tandem_core::replication::{Ack, MessageKind, message_kind};
-        match message_kind(&msg.message) {
-            Some(MessageKind::Ack) => {
-                if let Ok(ack) = Ack::decode(&msg.message) {
-                    let had = st.ha.rep.sender.stats().last_full_sync;
-                    st.ha.rep.sender.on_ack(&ack, now);
-                    let done = st.ha.rep.sender.stats().last_full_sync;
-                    if done != had
-                        && let Some(d) = done
-                    {
-                        st.ha.rep.counters.last_sync_sent = Some(now);
-                        st.ha.event(
-                            now,
-                            format!(
-                                "partner holds the full table: {} records in {} ms",
-                                d.records, d.duration_ms
-                            ),
-                        );
-                        st.ha.machine.sync_complete(now);
-                    }
-                } else {
-                    st.ha.rep.counters.datagrams_dropped += 1;
-                }
-            }
-            Some(MessageKind::Batch) => {
-                let out = st
-                    .ha
-                    .rep
-                    .receiver
-                    .on_batch_validated(&msg.message, now, &st.config);
-                for r in &out.records {
-                    if self.engine.install_replicated(r, now) {
-                        st.ha.rep.counters.installed += 1;
-                    }
-                }
-                if let Some(ack) = out.ack {
-                    st.ha.send_message(msg.local, msg.from, &ack.to_bytes());
-                }
-                if out.sync_complete {
-                    st.ha.rep.counters.last_sync_received = Some(now);
-                    st.ha.event(now, "full synchronisation received".into());
-                    st.ha.machine.sync_complete(now);
-                }
-            }
-            None => st.ha.rep.counters.datagrams_dropped += 1,
         }
     }
 
@@ -680,8 +609,8 @@ impl Node {
     pub fn shutdown(&self) {
         let now = Instant::now();
         let mut st = self.state.lock();
-        st.ha.machine.executor_stopped(now);
-        self.drain(&mut st, now);
+        st.ha.node.executor_stopped(now);
+        self.flush(&mut st, now);
         st.config.executor.started = false;
         self.refresh_plan(&mut st);
         if let Some(dp) = &st.dataplane {
@@ -733,7 +662,7 @@ fn read_key(path: &str) -> Result<Vec<u8>> {
 
 /// The environment of an HA script.
 fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
-    let status = st.ha.machine.status(Instant::now());
+    let status = st.ha.node.machine().status(Instant::now());
     let clusters: Vec<String> = st.config.clusters.keys().map(|c| c.to_string()).collect();
     let mut returns: Vec<String> = st
         .config
@@ -788,17 +717,24 @@ fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
 
 /// Replication counters for `highavailability status`.
 fn replication_status(st: &State, engine: &Engine, now: Instant) -> serde_json::Value {
-    let r = &st.ha.rep;
+    let c = st.ha.node.channel_status(now);
     serde_json::json!({
-        "sender": r.sender.stats(),
-        "receiver": r.receiver.stats(),
-        "installed": r.counters.installed,
-        "datagrams_dropped": r.counters.datagrams_dropped,
-        "full_syncs_sent": r.counters.full_syncs_sent,
-        "last_sync_received_ms_ago": r.counters.last_sync_received.map(|t| now.saturating_duration_since(t).as_millis() as u64),
-        "last_sync_sent_ms_ago": r.counters.last_sync_sent.map(|t| now.saturating_duration_since(t).as_millis() as u64),
+        "authenticated": c.authenticated,
+        "key_change": c.key_change,
+        "replicating": c.replicating,
+        "handing_over": c.handing_over,
+        "sender": c.sender,
+        "receiver": c.receiver,
+        "channel": c.counters,
+        "installed": c.counters.installed,
+        "datagrams_dropped": c.counters.frames_dropped + c.counters.stale_epoch + c.counters.reflected + c.counters.wrong_direction + c.counters.stale_session,
+        "full_syncs_sent": c.counters.full_syncs_sent,
+        "last_sync_received_ms_ago": c.last_sync_received_ms_ago,
+        "last_sync_sent_ms_ago": c.last_sync_sent_ms_ago,
         "queue_dropped": engine.replication.dropped.load(std::sync::atomic::Ordering::Relaxed),
         "connection_records": engine.conns.len(),
         "affinity_records": engine.affinity.len(),
+        "send_errors": st.ha.send_errors,
+        "reach_replies_unmatched": st.ha.prober.as_ref().map_or(0, |p| p.unmatched),
     })
 }

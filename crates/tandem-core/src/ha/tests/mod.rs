@@ -1,4 +1,5 @@
 mod codec;
+mod faults;
 mod fuzz;
 mod harness;
 mod scenarios;
