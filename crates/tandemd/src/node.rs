@@ -93,7 +93,14 @@ impl Node {
                 filtered: Vec::new(),
                 snapshot_wanted: false,
             }),
-            waker: UnixStream::pair().expect("a socket pair to wake the HA thread"),
+            waker: {
+                // Non-blocking both ways: the HA thread drains the pipe until it is empty, which
+                // on a blocking socket waits for the next wake-up instead.
+                let w = UnixStream::pair().expect("a socket pair to wake the HA thread");
+                let _ = w.0.set_nonblocking(true);
+                let _ = w.1.set_nonblocking(true);
+                w
+            },
             engine: Arc::new(Engine::default()),
             opts,
             started_at: Instant::now(),
