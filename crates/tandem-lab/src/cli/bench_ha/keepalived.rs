@@ -148,7 +148,31 @@ pub(super) fn keepalived_failover(
         bail!("keepalived + DNAT does not serve {target}");
     }
     let probe = Probe::start(&cl.client, target)?;
+    let entries = |p: &LabProcess| p.log().matches("Entering ").count();
+    let before = (entries(&ka1), entries(&ka2));
     std::thread::sleep(Duration::from_secs(1));
+    // As for Tandem: a pair that changed state during the warm-up is a flap, not a failover.
+    if (entries(&ka1), entries(&ka2)) != before || holds_vip(&kas[1]) {
+        let _ = probe.finish();
+        ka1.kill()?;
+        ka2.kill()?;
+        progress("  keepalived changed state before the failure (a false takeover)");
+        return Ok(FailoverRun {
+            system: "keepalived".into(),
+            failure: failure.name().into(),
+            setting_s: advert,
+            run,
+            flapped_before: true,
+            gap_ms: None,
+            answered_ms: None,
+            detect_ms: None,
+            failed_after: 0,
+            attempts_after: 0,
+            last_ok_before_ms: None,
+            datapath_cut_before_ms: None,
+            failure_call_ms: 0.0,
+        });
+    }
     let (cut, killed) = match failure {
         Failure::Kill => {
             // The node's data path dies, then its keepalived (SIGKILL to the whole process
@@ -198,6 +222,7 @@ pub(super) fn keepalived_failover(
         failure: failure.name().into(),
         setting_s: advert,
         run,
+        flapped_before: false,
         gap_ms: a.gap,
         answered_ms: a.answered,
         detect_ms,
