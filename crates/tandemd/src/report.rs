@@ -663,15 +663,17 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
         s,
         "\nIdeal wait time: {wait} s (half the largest stickytime/staletimeout in use on ports with open connections)\n"
     );
-    s.push_str("Steps to upgrade the pair without dropping connections:\n");
-    s.push_str("  1. On both nodes: highavailability backup delete, then backup add ... manual PORT (manual recovery: no automatic takeover while you work).\n");
-    s.push_str("  2. Upgrade the Standby node first; restart it with the same configuration; wait for highavailability status to show Synchronized.\n");
+    s.push_str(
+        "Steps to upgrade the pair without dropping connections (each safe on a live pair):\n",
+    );
+    s.push_str("  1. On the Standby, then on the Active: highavailability backup set recovery manual (in place: no takeover, no gratuitous ARP, the node never passes through Idle).\n");
+    s.push_str("  2. Stop the Standby (executor stop, or stop tandemd), upgrade it, start it with the same configuration and key; wait until highavailability status shows Synchronized on both nodes (the Standby then holds every record: a rejoining node gets the full table).\n");
     let _ = writeln!(
         s,
-        "  3. Wait the ideal wait time ({wait} s) on the Active node so every replicated record has been refreshed on the Standby."
+        "  3. Only if the new version is incompatible (different V.R: nothing is replicated between the two): wait the ideal wait time ({wait} s) so that connections opened before drain."
     );
-    s.push_str("  4. Run highavailability takeover on the upgraded Standby; it becomes Active with the connections.\n");
-    s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
+    s.push_str("  4. On the Active: highavailability maintenance start. It hands Active over to the upgraded node with its records, and never takes it back (highavailability takeover on the Standby does the same).\n");
+    s.push_str("  5. Upgrade the other node the same way; then highavailability maintenance stop on it, and highavailability backup set recovery auto on both if you use auto recovery.\n");
     Ok((
         s,
         serde_json::json!({"ports": rows, "ideal_wait_seconds": wait}),

@@ -218,9 +218,11 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::HaBackupAdd(b) if b.port == 0 => {
             invalid("port 0 out of range 1-65535".to_string())
         }
-        Command::HaKey(p) | Command::HaScripts(p) if !path_ok(p) => invalid(format!(
-            "bad path '{p}' (must not be empty or contain whitespace or '#')"
-        )),
+        Command::HaKey(p) | Command::HaScripts(p) | Command::HaKeyGenerate(p) if !path_ok(p) => {
+            invalid(format!(
+                "bad path '{p}' (must not be empty or contain whitespace or '#')"
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -255,9 +257,11 @@ impl Config {
             Command::ServerReport(t) | Command::ServerStatus(t) => {
                 Resolved::Servers(self.select_servers(t)?)
             }
-            Command::HaStatus | Command::HaTakeover(_) | Command::HaMaintenance => {
-                Resolved::HighAvailability
-            }
+            Command::HaStatus
+            | Command::HaTakeover(_)
+            | Command::HaMaintenance
+            | Command::HaMaintenanceMode(_)
+            | Command::HaKeyGenerate(_) => Resolved::HighAvailability,
             _ => Resolved::Executor,
         };
         Ok(Applied::Query(resolved))
@@ -411,6 +415,13 @@ impl Config {
                 }
                 Resolved::HighAvailability
             }
+            Command::HaBackupRecovery(recovery) => {
+                let Some(b) = &mut self.ha.backup else {
+                    return Err(ConfigError::NoBackup);
+                };
+                b.recovery = *recovery;
+                Resolved::HighAvailability
+            }
             Command::HaKey(path) => {
                 self.ha.key_file = Some(path.clone());
                 Resolved::HighAvailability
@@ -433,7 +444,9 @@ impl Config {
             | Command::ServerStatus(_)
             | Command::HaStatus
             | Command::HaTakeover(_)
-            | Command::HaMaintenance => return self.query(cmd),
+            | Command::HaMaintenance
+            | Command::HaMaintenanceMode(_)
+            | Command::HaKeyGenerate(_) => return self.query(cmd),
         };
         Ok(Applied::Changed(changed))
     }
