@@ -125,9 +125,19 @@ fn a_background_child_holding_the_output_does_not_delay_the_next_script() {
         wait_dead(bg, Duration::from_secs(5)),
         "the background sleep (pid {bg}) of goActive is still running"
     );
-    let s = runner.stats();
+    let s = stats_after_runs(&runner, 2);
     assert_eq!((s.ran, s.timed_out, s.leftovers_killed), (2, 0, 1), "{s:?}");
     assert!(t0.elapsed() < Duration::from_secs(30));
+}
+
+/// The runner's counters once `runs` scripts have started, or after 10 s: a script can write
+/// its file before the runner has counted it (the count follows `spawn` returning).
+fn stats_after_runs(runner: &ScriptRunner, runs: u64) -> ScriptStats {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while runner.stats().ran < runs && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    runner.stats()
 }
 
 #[test]
@@ -175,7 +185,7 @@ fn a_script_that_ignores_sigterm_is_killed_at_the_limit_with_its_children() {
         wait_dead(child, Duration::from_secs(5)),
         "its child survived"
     );
-    let s = runner.stats();
+    let s = stats_after_runs(&runner, 2);
     assert_eq!((s.ran, s.timed_out), (2, 1), "{s:?}");
 }
 
@@ -227,7 +237,7 @@ fn scripts_in_a_group_writable_directory_or_writable_by_others_are_refused() {
         !good.0.join("standby.ran").exists(),
         "the writable script ran"
     );
-    let s = runner.stats();
+    let s = stats_after_runs(&runner, 1);
     assert_eq!((s.ran, s.refused), (1, 2), "{s:?}");
 }
 
@@ -300,7 +310,7 @@ fn a_full_queue_drops_the_oldest_jobs_and_counts_them() {
         std::fs::read_to_string(&marks).unwrap(),
         "4 goStandby\n5 goStandby\n"
     );
-    let s = runner.stats();
+    let s = stats_after_runs(&runner, 3);
     assert_eq!((s.ran, s.dropped, s.failed), (3, 3, 0), "{s:?}");
 }
 
