@@ -6,7 +6,8 @@
 //!   `RSS before the flood + maxconnections × BUDGET_BYTES_PER_RECORD (1280 B) + 32 MiB`
 //!   (the 32 MiB cover allocator slack and per-thread arenas). Without the bound the flood's
 //!   records (780 B each, 5 s each at least) would pass it several times over;
-//! * a real client's new TCP connections are answered during the flood, through both ports;
+//! * a real client's new TCP connections are answered during the flood, through both ports
+//!   (at least 4 of 5: see the note at the assertion);
 //! * connections opened before the flood keep working.
 //!
 //! Needs root; runs in the nextest group `lab`.
@@ -241,8 +242,12 @@ fn flood_the_active(lab: &ClusterLab, node: &TandemNode, standby: Option<&Tandem
         status["halfopen_evicted"].as_u64().unwrap() > 0,
         "the table filled and half-open records made room: {status}"
     );
+    // Frames lost to tandemd's full rings can cost a handshake its ACK; if the client's
+    // retransmission comes after its half-open record was evicted (here after about
+    // 64 512 / 100 000 s on the NAT port), that connection fails. Most must get through.
+    let attempts = answered.iter().sum::<u32>() + failed.len() as u32;
     assert!(
-        failed.is_empty() && answered.iter().all(|n| *n >= 2),
+        answered.iter().all(|n| *n >= 2) && failed.len() as u32 * 5 <= attempts,
         "new connections during the flood: {answered:?} answered, failures {failed:#?}"
     );
     for (what, stats, resumed) in [
