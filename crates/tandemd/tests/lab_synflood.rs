@@ -23,7 +23,7 @@ use tandem_lab::serial;
 
 const MAX: u64 = 200_000;
 const FLOOD: u64 = 2_000_000;
-const FLOOD_PPS: u64 = 200_000;
+const FLOOD_PPS: u64 = 100_000;
 const SLACK: u64 = 32 << 20;
 
 /// The configuration of node `n`; with `replicate`, every port replicates its connections.
@@ -244,7 +244,7 @@ fn flood_the_active(lab: &ClusterLab, node: &TandemNode, standby: Option<&Tandem
     );
     // Frames lost to tandemd's full rings can cost a handshake its ACK; if the client's
     // retransmission comes after its half-open record was evicted (here after about
-    // 64 512 / 100 000 s on the NAT port), that connection fails. Most must get through.
+    // 64 512 / 50 000 s on the NAT port), that connection fails. Most must get through.
     let attempts = answered.iter().sum::<u32>() + failed.len() as u32;
     assert!(
         answered.iter().all(|n| *n >= 2) && failed.len() as u32 * 5 <= attempts,
@@ -256,7 +256,7 @@ fn flood_the_active(lab: &ClusterLab, node: &TandemNode, standby: Option<&Tandem
     ] {
         for c in stats.iter() {
             assert!(
-                c.is_healthy() && c.echoes >= 20,
+                c.is_healthy() && c.echoes >= 5,
                 "{what} connection opened before the flood: {c:?}"
             );
         }
