@@ -39,6 +39,8 @@ pub struct TandemNode {
     pub host: Host,
     pub socket: PathBuf,
     pub config: PathBuf,
+    /// `tandemd --config-dir`: the lab's log directory, unless `extra_args` name another.
+    pub config_dir: PathBuf,
     pub process: Option<LabProcess>,
     extra_args: Vec<String>,
 }
@@ -55,6 +57,7 @@ impl TandemNode {
             host: host.clone(),
             socket,
             config: cfg_path,
+            config_dir: lab.log_dir().to_path_buf(),
             process: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
@@ -73,6 +76,14 @@ impl TandemNode {
             "--socket".into(),
             self.socket.display().to_string(),
         ];
+        if !self
+            .extra_args
+            .iter()
+            .any(|a| a.starts_with("--config-dir"))
+        {
+            args.push("--config-dir".into());
+            args.push(self.config_dir.display().to_string());
+        }
         args.extend(self.extra_args.iter().cloned());
         let mut p = self.host.spawn(&args)?;
         p.wait_for_log("tandemd ready", Duration::from_secs(20))

@@ -36,6 +36,9 @@
 //! it spawns and sockets it creates stay there), or as a process with [`Host::spawn`] running
 //! the `tandem-lab` binary's subcommands.
 //!
+//! [`flood`] sends junk UDP and ICMP floods with `sendmmsg` (hardening tests), and
+//! [`capture`] records ARP frames without tcpdump ("no gratuitous ARP").
+//!
 //! # Tests
 //!
 //! Lab tests need root and must run one at a time: take [`serial`] first thing in every test
@@ -61,7 +64,9 @@
 
 mod addr;
 pub mod bench;
+pub mod capture;
 pub mod cluster;
+pub mod flood;
 mod lab;
 mod netns;
 mod process;

@@ -10,17 +10,13 @@
 
 use anyhow::{Context, Result};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 use tandem_core::ha::{HaSettings, Node, ProductVersion};
 
-/// How long a script may run before it is killed.
-pub const SCRIPT_TIME_LIMIT: Duration = Duration::from_secs(10);
+pub use crate::scripts::{ScriptJob, ScriptRunner};
 
 /// Datagrams read from one socket per wake-up of the HA thread: enough for a full
 /// replication window in a few wake-ups, few enough that a flood never keeps the thread
@@ -283,100 +279,6 @@ impl<'a> EchoReply<'a> {
     }
 }
 
-/// What a script is told, in environment variables (documented in docs/ha.md).
-#[derive(Debug, Clone)]
-pub struct ScriptJob {
-    pub name: &'static str,
-    pub arg: Option<&'static str>,
-    pub env: Vec<(String, String)>,
-}
-
-/// Runs HA scripts one at a time, in order, each under a time limit, logging their output.
-pub struct ScriptRunner {
-    tx: mpsc::Sender<(PathBuf, ScriptJob)>,
-}
-
-impl ScriptRunner {
-    pub fn start() -> ScriptRunner {
-        let (tx, rx) = mpsc::channel::<(PathBuf, ScriptJob)>();
-        std::thread::Builder::new()
-            .name("scripts".into())
-            .spawn(move || {
-                for (dir, job) in rx {
-                    run_script(&dir, &job);
-                }
-            })
-            .expect("spawning the script runner");
-        ScriptRunner { tx }
-    }
-
-    pub fn queue(&self, dir: PathBuf, job: ScriptJob) {
-        let _ = self.tx.send((dir, job));
-    }
-}
-
-fn run_script(dir: &std::path::Path, job: &ScriptJob) {
-    let path = dir.join(job.name);
-    if !path.is_file() {
-        tracing::debug!(script = %path.display(), "no such script: nothing to run");
-        return;
-    }
-    let started = Instant::now();
-    let mut cmd = Command::new(&path);
-    if let Some(a) = job.arg {
-        cmd.arg(a);
-    }
-    cmd.envs(job.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(script = %path.display(), error = %e, "could not run script");
-            return;
-        }
-    };
-    let outputs: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|o| Box::new(o) as Box<dyn std::io::Read + Send>),
-    ]
-    .into_iter()
-    .flatten()
-    .map(|r| {
-        let name = job.name;
-        std::thread::spawn(move || {
-            for line in BufReader::new(r).lines().map_while(Result::ok) {
-                tracing::info!(script = name, "{line}");
-            }
-        })
-    })
-    .collect();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break Some(s),
-            Ok(None) if started.elapsed() > SCRIPT_TIME_LIMIT => {
-                let _ = child.kill();
-                let _ = child.wait();
-                tracing::warn!(script = %path.display(), "script exceeded its time limit and was killed");
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(_) => break None,
-        }
-    };
-    for t in outputs {
-        let _ = t.join();
-    }
-    tracing::info!(script = job.name, arg = job.arg.unwrap_or(""), status = ?status.map(|s| s.code()), took_ms = started.elapsed().as_millis() as u64, "script ran");
-}
-
 /// The HA part of a node: the sans-IO node and its sockets.
 pub struct HaShell {
     pub node: Node,
@@ -388,6 +290,10 @@ pub struct HaShell {
     pub events: VecDeque<(Instant, String)>,
     /// Datagrams that could not be sent (socket errors), for status.
     pub send_errors: u64,
+    /// Packet-filter rules that drop the heartbeat port (checked off the lock, see `node.rs`).
+    pub filter_warning: Option<String>,
+    /// The log has said that the pair is not authenticated (said again when it changes back).
+    pub warned_unauthenticated: bool,
 }
 
 impl HaShell {
@@ -404,6 +310,8 @@ impl HaShell {
             reach_interval: Duration::from_secs(2),
             events: VecDeque::new(),
             send_errors: 0,
+            filter_warning: None,
+            warned_unauthenticated: false,
         }
     }
 

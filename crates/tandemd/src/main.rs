@@ -1,7 +1,7 @@
 //! `tandemd`: the Tandem daemon.
 //!
 //! ```text
-//! tandemd --config FILE [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
+//! tandemd --config FILE [--config-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
 //! ```
 //! Starts a node from a command file (the dscontrol grammar, one command per line), forwards
 //! cluster traffic at packet level on the interface that holds the nfa, and takes commands
@@ -10,11 +10,14 @@
 mod admin;
 mod afpacket;
 mod dataplane;
+mod files;
 mod ha;
+mod limits;
 mod netdev;
 mod node;
 
 mod report;
+mod scripts;
 
 use anyhow::Result;
 use clap::Parser;
@@ -32,6 +35,9 @@ struct Args {
     /// Command file to load at start (all or nothing).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Directory of the files `file save|newload|appendload NAME` write and read.
+    #[arg(long, default_value = files::DEFAULT_CONFIG_DIR)]
+    config_dir: PathBuf,
     /// Admin socket for tandemctl.
     #[arg(long, short, default_value = "/run/tandem/tandemd.sock")]
     socket: PathBuf,
@@ -82,21 +88,22 @@ fn run(args: Args) -> Result<()> {
         interface: args.interface.clone(),
         garp_count: args.garp_count.max(1),
         garp_interval: Duration::from_millis(args.garp_interval_ms),
+        config_dir: files::ConfigDir::new(args.config_dir.clone()),
     }));
     if let Some(path) = &args.config {
         node.load_file(path)?;
         tracing::info!(config = %path.display(), "configuration loaded");
     }
-    admin::serve(&args.socket, node.clone())?;
+    let admin = admin::serve(&args.socket, node.clone())?;
     {
         let node = node.clone();
         std::thread::Builder::new()
             .name("ha".into())
             .spawn(move || node.run_ha())?;
     }
-    tracing::info!(socket = %args.socket.display(), "tandemd ready");
+    tracing::info!(socket = %args.socket.display(), config_dir = %node.opts.config_dir.path().display(), "tandemd ready");
     wait_for_signal();
-    tracing::info!("stopping");
+    tracing::info!(admin_socket = ?admin.counts(), "stopping");
     node.shutdown();
     let _ = std::fs::remove_file(&args.socket);
     Ok(())

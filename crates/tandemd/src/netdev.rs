@@ -199,9 +199,66 @@ fn run_nft(script: &str) -> Result<()> {
     Ok(())
 }
 
+/// Rules of the host's packet filter (nftables, which iptables-nft also writes to) that drop
+/// or reject UDP to `port`: the seed procedure's optional iptables step would silence the
+/// heartbeats. `None` when `nft` cannot be run.
+pub fn rules_dropping_udp_port(port: u16) -> Option<Vec<String>> {
+    let out = std::process::Command::new("nft")
+        .args(["list", "ruleset"])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| dropping_rules(&String::from_utf8_lossy(&out.stdout), port))
+}
+
+/// The lines of an `nft list ruleset` text that drop or reject UDP to `port` (named alone or
+/// in a set, `dport 20001` or `dport { 53, 20001 }`; ranges are not read).
+fn dropping_rules(ruleset: &str, port: u16) -> Vec<String> {
+    let p = port.to_string();
+    ruleset
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("udp") || l.contains("meta l4proto"))
+        .filter(|l| l.split_whitespace().any(|w| w == "drop" || w == "reject"))
+        .filter(|l| {
+            l.split("dport").skip(1).any(|rest| {
+                let rest = rest.trim_start();
+                let words: Vec<&str> = if let Some(set) = rest.strip_prefix('{') {
+                    set.split('}')
+                        .next()
+                        .unwrap_or("")
+                        .split(',')
+                        .map(str::trim)
+                        .collect()
+                } else {
+                    rest.split_whitespace().take(1).collect()
+                };
+                words.contains(&p.as_str())
+            })
+        })
+        .map(str::to_string)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rules_that_drop_the_heartbeat_port_are_found() {
+        let ruleset = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\
+            \t\tudp dport 20001 drop\n\t\tudp dport { 53, 20002 } reject\n\t\ttcp dport 20001 drop\n\
+            \t\tudp dport 20001 accept\n\t}\n}\n";
+        assert_eq!(dropping_rules(ruleset, 20001), ["udp dport 20001 drop"]);
+        assert_eq!(
+            dropping_rules(ruleset, 20002),
+            ["udp dport { 53, 20002 } reject"]
+        );
+        assert!(dropping_rules(ruleset, 200).is_empty());
+    }
 
     #[test]
     fn mac_parsing() {

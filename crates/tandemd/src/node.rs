@@ -33,6 +33,8 @@ pub struct NodeOptions {
     /// Gratuitous ARPs sent when addresses start being forwarded: count and spacing.
     pub garp_count: u32,
     pub garp_interval: Duration,
+    /// Where `file save|newload|appendload NAME` work (`--config-dir`).
+    pub config_dir: crate::files::ConfigDir,
 }
 
 /// The answer to one command.
@@ -93,17 +95,23 @@ impl Node {
                 filtered: Vec::new(),
                 snapshot_wanted: false,
             }),
-            waker: UnixStream::pair().expect("a socket pair to wake the HA thread"),
-            engine: Arc::new(Engine::default()),
+            waker: {
+                let (a, b) = UnixStream::pair().expect("a socket pair to wake the HA thread");
+                // Never block: a full pipe already means "wake up", an empty one "nothing".
+                a.set_nonblocking(true).expect("non-blocking waker");
+                b.set_nonblocking(true).expect("non-blocking waker");
+                (a, b)
+            },
+            engine: Arc::new(Engine::new(crate::limits::default_max_connections())),
             opts,
             started_at: Instant::now(),
         }
     }
 
-    /// Loads a command file (all or nothing) and commits it.
+    /// Loads the command file given at start (`--config`, any path; all or nothing) and
+    /// commits it.
     pub fn load_file(&self, path: &std::path::Path) -> Result<()> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = crate::files::read_start_config(path)?;
         let mut st = self.state.lock();
         let new = config::load_file(&text, &path.display().to_string(), &st.config)
             .map_err(|e| anyhow!("{e}"))?;
@@ -151,69 +159,36 @@ impl Node {
         }
     }
 
-    /// `file newload|appendload|save FILE`: the dscontrol file commands, which touch the node's
-    /// file system and so live here rather than in the (I/O-free) grammar.
+    /// `file newload|appendload|save NAME`: files of the configuration directory (files.rs).
+    /// File I/O happens without the node lock: a slow disk or a FIFO never holds the HA thread.
     fn file_command(&self, words: &[String]) -> Option<Reply> {
-        let first = words.first()?.to_ascii_lowercase();
-        if first.len() < 2 || !"file".starts_with(&first) {
-            return None;
-        }
-        let verbs = ["newload", "appendload", "save"];
-        let Some(verb) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
-            return Some(Reply::err(
-                "missing keyword after 'file' (expected one of: newload, appendload, save)".into(),
-            ));
+        use crate::files::{FileCommand, FileVerb};
+        let cmd = match FileCommand::parse(words)? {
+            Ok(c) => c,
+            Err(e) => return Some(Reply::err(e)),
         };
-        let matches: Vec<&str> = verbs
-            .iter()
-            .copied()
-            .filter(|v| v.starts_with(verb.as_str()))
-            .collect();
-        let verb = match matches.as_slice() {
-            [one] => *one,
-            [] => {
-                return Some(Reply::err(format!(
-                    "unknown keyword '{verb}' (expected one of: newload, appendload, save)"
-                )));
+        let dir = &self.opts.config_dir;
+        let result = match cmd.verb {
+            FileVerb::Save => {
+                let text = crate::files::render(&self.state.lock().config);
+                dir.save(&cmd.name, &text)
             }
-            many => {
-                return Some(Reply::err(format!(
-                    "ambiguous keyword '{verb}': {}",
-                    many.join(", ")
-                )));
-            }
-        };
-        let (Some(path), None) = (words.get(2), words.get(3)) else {
-            return Some(Reply::err(format!("file {verb} takes exactly one FILE")));
-        };
-        let mut st = self.state.lock();
-        let result = match verb {
-            "save" => {
-                let mut text = String::from(
-                    "# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n",
-                );
-                for line in st.config.to_commands() {
-                    text.push_str(&line);
-                    text.push('\n');
-                }
-                std::fs::write(path, text).with_context(|| format!("writing {path}"))
-            }
-            _ => (|| {
-                let text =
-                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
-                let base = if verb == "newload" {
-                    Config::default()
-                } else {
-                    st.config.clone()
+            verb => dir.read(&cmd.name).and_then(|(path, text)| {
+                let mut st = self.state.lock();
+                let base = match verb {
+                    FileVerb::NewLoad => Config::default(),
+                    _ => st.config.clone(),
                 };
-                let new = config::load_file(&text, path, &base).map_err(|e| anyhow!("{e}"))?;
-                self.commit(&mut st, new)
-            })(),
+                let new = config::load_file(&text, &path.display().to_string(), &base)
+                    .map_err(|e| anyhow!("{e}"))?;
+                self.commit(&mut st, new).map(|()| path)
+            }),
         };
         Some(match result {
-            Ok(()) => Reply::ok(
+            Ok(path) => Reply::ok(
                 String::new(),
-                serde_json::json!({"done": format!("file {verb} {path}")}),
+                serde_json::json!({"done": format!("file {} {}", cmd.verb.keyword(), cmd.name),
+                                   "path": path.display().to_string()}),
             ),
             Err(e) => Reply::err(format!("{e:#}")),
         })
@@ -223,7 +198,8 @@ impl Node {
         let now = Instant::now();
         match cmd {
             Command::HaStatus => {
-                let status = st.ha.node.status(now);
+                let mut status = st.ha.node.status(now);
+                status.warnings.extend(st.ha.filter_warning.clone());
                 let events: Vec<(u64, String)> = st
                     .ha
                     .events
@@ -255,6 +231,31 @@ impl Node {
                 ));
             }
             Command::HaMaintenance => return report::maintenance(&st.config, &self.engine),
+            Command::HaMaintenanceMode(on) => {
+                if !st.ha.node.machine().configured() {
+                    anyhow::bail!("high availability is not configured on this node");
+                }
+                st.ha.node.set_maintenance(now, *on);
+                let text = if *on {
+                    "maintenance started: this node hands Active over to a Synchronized partner and does not take it back"
+                } else {
+                    "maintenance stopped"
+                };
+                st.ha.event(now, text.into());
+                self.flush(st, now);
+                self.wake();
+                return Ok((format!("{text}\n"), serde_json::json!({"maintenance": on})));
+            }
+            Command::HaKeyGenerate(path) => {
+                generate_key(path)?;
+                return Ok((
+                    format!(
+                        "new key written to {path} (mode 0600); copy it to the partner, then run \
+                         'highavailability key {path}' on each node, one after the other\n"
+                    ),
+                    serde_json::json!({"key_file": path}),
+                ));
+            }
             _ => {}
         }
         let view = report::View {
@@ -273,6 +274,12 @@ impl Node {
     /// first, so a failure changes nothing.
     fn commit(&self, st: &mut State, new: Config) -> Result<()> {
         let now = Instant::now();
+        // Scripts run as root: a new script directory must be root's alone (docs/ha.md).
+        if new.ha.script_dir != st.config.ha.script_dir
+            && let Some(dir) = &new.ha.script_dir
+        {
+            crate::scripts::check_dir(dir.as_ref()).context("highavailability scripts")?;
+        }
         // The forwarding interface: the one holding the nfa (or the one named at start).
         let wanted = match (&self.opts.interface, new.executor.nfa) {
             (Some(name), _) => Some(netdev::interface_by_name(name)?),
@@ -388,6 +395,16 @@ impl Node {
         }
         let config = st.config.clone();
         st.ha.node.configure(now, &config, settings);
+        let unauthenticated =
+            st.ha.node.machine().configured() && !st.ha.node.keys().authenticated();
+        if unauthenticated && !st.ha.warned_unauthenticated {
+            tracing::warn!(
+                "high availability without a key: anyone on the heartbeat segment can forge heartbeats \
+                 and records (Tandem acts on no single datagram alone, but only a key authenticates \
+                 the pair); run 'highavailability key generate FILE' and 'highavailability key FILE' on both nodes"
+            );
+        }
+        st.ha.warned_unauthenticated = unauthenticated;
         match (was_started, st.config.executor.started) {
             (false, true) => st.ha.node.executor_started(now),
             (true, false) => {
@@ -461,7 +478,7 @@ impl Node {
                 Event::Install(records) => {
                     let installed = records
                         .iter()
-                        .filter(|r| self.engine.install_replicated(r, now))
+                        .filter(|r| self.engine.install_replicated(r, now).is_ok())
                         .count();
                     st.ha.node.note_installed(installed as u64);
                 }
@@ -530,11 +547,38 @@ impl Node {
         let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
             None;
         let mut more = false;
+        let mut filter_checked: Option<(Instant, u16)> = None;
         loop {
-            let (mut fds, wake) = {
+            let (mut fds, wake, port) = {
                 let st = self.state.lock();
-                (st.ha.fds(), st.ha.next_wakeup(Instant::now()))
+                (
+                    st.ha.fds(),
+                    st.ha.next_wakeup(Instant::now()),
+                    st.ha.node.machine().port(),
+                )
             };
+            // Does the host's packet filter drop the heartbeat port? Checked now and then, and
+            // when the port changes, without the node lock (it runs `nft`).
+            if let Some(port) = port
+                && filter_checked
+                    .is_none_or(|(t, p)| p != port || t.elapsed() >= Duration::from_secs(30))
+            {
+                filter_checked = Some((Instant::now(), port));
+                let warning = netdev::rules_dropping_udp_port(port)
+                    .filter(|r| !r.is_empty())
+                    .map(|r| {
+                        format!(
+                            "the packet filter drops the heartbeat port {port} ({}): heartbeats \
+                             cannot arrive, the partner will take over",
+                            r.join("; ")
+                        )
+                    });
+                let mut st = self.state.lock();
+                if warning.is_some() && st.ha.filter_warning != warning {
+                    tracing::warn!("{}", warning.as_deref().unwrap_or_default());
+                }
+                st.ha.filter_warning = warning;
+            }
             fds.push(self.waker.1.as_raw_fd());
             // Exact: the node says when its next timer is due. Unbounded waits are capped so a
             // snapshot thread's answer is picked up promptly.
@@ -646,18 +690,62 @@ fn config_digest(cfg: &Config) -> u64 {
     xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
 }
 
-/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed.
+/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed. Only a
+/// small regular file is read (opened without blocking: a FIFO or a device can never wedge
+/// the caller, which may hold the node lock during a configuration load).
 fn read_key(path: &str) -> Result<Vec<u8>> {
-    let bytes = std::fs::read(path).with_context(|| format!("reading the HA key file {path}"))?;
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    let meta = f
+        .metadata()
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    if !meta.is_file() {
+        anyhow::bail!("the HA key file {path} is not a regular file");
+    }
+    let mut bytes = Vec::new();
+    f.take(4097)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading the HA key file {path}"))?;
+    if bytes.len() > 4096 {
+        anyhow::bail!("the HA key file {path} is longer than 4096 bytes");
+    }
     let text = String::from_utf8_lossy(&bytes);
     let key = text.trim().as_bytes().to_vec();
     if key.len() < 16 {
         anyhow::bail!(
-            "the HA key in {path} is too short ({} bytes; use at least 16)",
+            "the HA key in {path} is too short ({} bytes; use at least 16, e.g. \
+             'highavailability key generate FILE')",
             key.len()
         );
     }
     Ok(key)
+}
+
+/// Writes a new random pair key (32 bytes from the kernel, as 64 hex digits) to `path`, mode
+/// 0600, refusing to overwrite an existing file.
+fn generate_key(path: &str) -> Result<()> {
+    use std::io::Read as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut raw = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .context("reading /dev/urandom")?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating the key file {path} (it must not exist yet)"))?;
+    f.write_all(format!("{hex}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("writing {path}"))?;
+    Ok(())
 }
 
 /// The environment of an HA script.

@@ -1,13 +1,15 @@
 //! Reports: `executor status|report`, `cluster|port|server report|status`, rendered as readable
 //! tables or as JSON from the same data.
 
+mod executor;
+
 use crate::afpacket::RingVersion;
-use crate::netdev::{Interface, mac_string};
+use crate::netdev::Interface;
 use anyhow::{Result, bail};
+use executor::{executor, executor_text};
 use serde::Serialize;
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 use tandem_core::config::{Applied, Command, Config, Resolved};
 use tandem_core::forward::{Engine, ServerCountersView};
@@ -45,77 +47,6 @@ fn json<T: Serialize>(
     Ok((t, serde_json::to_value(&data)?))
 }
 
-#[derive(Serialize)]
-struct ExecutorView {
-    state: &'static str,
-    nfa: Option<IpAddr>,
-    interface: Option<String>,
-    mac: Option<String>,
-    clientgateway: Option<IpAddr>,
-    hatimeout: f64,
-    workers: usize,
-    ring: String,
-    uptime_seconds: u64,
-    clusters: usize,
-    ports: usize,
-    servers: usize,
-    frames_received: u64,
-    frames_forwarded: u64,
-    bytes_forwarded: u64,
-    frames_passed_to_kernel: u64,
-    arp_sent: u64,
-    resets_sent: u64,
-    connection_records: usize,
-    affinity_records: usize,
-    drops_total: u64,
-    drops: Vec<(String, u64)>,
-}
-
-fn executor(v: &View) -> ExecutorView {
-    let e = v.engine;
-    let ports: usize = v.config.clusters.values().map(|c| c.ports.len()).sum();
-    let servers: usize = v
-        .config
-        .clusters
-        .values()
-        .flat_map(|c| c.ports.values())
-        .map(|p| p.servers.len())
-        .sum();
-    ExecutorView {
-        state: match (v.config.executor.started, v.interface.is_some()) {
-            (true, true) => "started",
-            (true, false) => "started, waiting for an nfa (executor set nfa ADDR)",
-            (false, _) => "stopped",
-        },
-        nfa: v.config.executor.nfa,
-        interface: v.interface.map(|i| i.name.clone()),
-        mac: v.interface.map(|i| mac_string(i.mac)),
-        clientgateway: v.config.executor.clientgateway,
-        hatimeout: v.config.executor.hatimeout,
-        workers: v.workers,
-        ring: format!("{:?}", v.ring).to_lowercase(),
-        uptime_seconds: v.uptime.as_secs(),
-        clusters: v.config.clusters.len(),
-        ports,
-        servers,
-        frames_received: e.node.received.load(Relaxed),
-        frames_forwarded: e.node.forwarded.load(Relaxed),
-        bytes_forwarded: e.node.forwarded_bytes.load(Relaxed),
-        frames_passed_to_kernel: e.node.passed.load(Relaxed),
-        arp_sent: e.node.arp_sent.load(Relaxed),
-        resets_sent: e.node.resets_sent.load(Relaxed),
-        connection_records: e.conns.len(),
-        affinity_records: e.affinity.len(),
-        drops_total: e.node.total_drops(),
-        drops: e
-            .node
-            .drops()
-            .into_iter()
-            .map(|(r, n)| (r.name().to_string(), n))
-            .collect(),
-    }
-}
-
 fn dots(out: &mut String, label: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,
@@ -128,52 +59,6 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
         .map(|x| x.to_string())
         .unwrap_or_else(|| "-".into())
-}
-
-fn executor_text(e: &ExecutorView) -> String {
-    let mut s = String::from("Executor Status:\n----------------\n");
-    dots(&mut s, "State", e.state);
-    dots(&mut s, "Nonforwarding address", opt(&e.nfa));
-    dots(
-        &mut s,
-        "Interface",
-        format!("{} ({})", opt(&e.interface), opt(&e.mac)),
-    );
-    dots(&mut s, "Client gateway", opt(&e.clientgateway));
-    dots(&mut s, "HA timeout", format!("{} s", e.hatimeout));
-    dots(
-        &mut s,
-        "Workers / ring",
-        format!("{} / {}", e.workers, e.ring),
-    );
-    dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
-    dots(
-        &mut s,
-        "Clusters / ports / servers",
-        format!("{} / {} / {}", e.clusters, e.ports, e.servers),
-    );
-    dots(&mut s, "Frames received", e.frames_received);
-    dots(
-        &mut s,
-        "Frames forwarded",
-        format!("{} ({} bytes)", e.frames_forwarded, e.bytes_forwarded),
-    );
-    dots(
-        &mut s,
-        "Frames left to the kernel",
-        e.frames_passed_to_kernel,
-    );
-    dots(&mut s, "ARP frames sent", e.arp_sent);
-    dots(&mut s, "Resets sent", e.resets_sent);
-    dots(&mut s, "Connection records", e.connection_records);
-    dots(&mut s, "Affinity records", e.affinity_records);
-    dots(&mut s, "Frames dropped", e.drops_total);
-    for (reason, n) in &e.drops {
-        if *n > 0 {
-            dots(&mut s, &format!("  {reason}"), n);
-        }
-    }
-    s
 }
 
 #[derive(Serialize)]
@@ -663,15 +548,17 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
         s,
         "\nIdeal wait time: {wait} s (half the largest stickytime/staletimeout in use on ports with open connections)\n"
     );
-    s.push_str("Steps to upgrade the pair without dropping connections:\n");
-    s.push_str("  1. On both nodes: highavailability backup delete, then backup add ... manual PORT (manual recovery: no automatic takeover while you work).\n");
-    s.push_str("  2. Upgrade the Standby node first; restart it with the same configuration; wait for highavailability status to show Synchronized.\n");
+    s.push_str(
+        "Steps to upgrade the pair without dropping connections (each safe on a live pair):\n",
+    );
+    s.push_str("  1. On the Standby, then on the Active: highavailability backup set recovery manual (in place: no takeover, no gratuitous ARP, the node never passes through Idle).\n");
+    s.push_str("  2. Stop the Standby (executor stop, or stop tandemd), upgrade it, start it with the same configuration and key; wait until highavailability status shows Synchronized on both nodes (the Standby then holds every record: a rejoining node gets the full table).\n");
     let _ = writeln!(
         s,
-        "  3. Wait the ideal wait time ({wait} s) on the Active node so every replicated record has been refreshed on the Standby."
+        "  3. Only if the new version is incompatible (different V.R: nothing is replicated between the two): wait the ideal wait time ({wait} s) so that connections opened before drain."
     );
-    s.push_str("  4. Run highavailability takeover on the upgraded Standby; it becomes Active with the connections.\n");
-    s.push_str("  5. Upgrade the other node; restore the recovery strategy (and any stickytime/staletimeout you lowered to shorten the wait).\n");
+    s.push_str("  4. On the Active: highavailability maintenance start. It hands Active over to the upgraded node with its records, and never takes it back (highavailability takeover on the Standby does the same).\n");
+    s.push_str("  5. Upgrade the other node the same way; then highavailability maintenance stop on it, and highavailability backup set recovery auto on both if you use auto recovery.\n");
     Ok((
         s,
         serde_json::json!({"ports": rows, "ideal_wait_seconds": wait}),

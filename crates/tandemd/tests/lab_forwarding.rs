@@ -379,8 +379,7 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
 
     // A bad command is refused with a reason and changes nothing.
     let saved = lab.lab.log_dir().join("saved.cfg");
-    node.ctl(&["file", "save", saved.to_str().unwrap()])
-        .unwrap();
+    node.ctl(&["file", "save", "saved.cfg"]).unwrap();
     let before = std::fs::read_to_string(&saved).unwrap();
     let out = node
         .ctl_output(&["port", "add", "192.0.2.101@70000"])
@@ -402,17 +401,14 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
             format!("# bad file\ncluster add 192.0.2.103\nport add 192.0.2.103@80\n{bad}\n"),
         )
         .unwrap();
-        let out = node
-            .ctl_output(&["file", "appendload", file.to_str().unwrap()])
-            .unwrap();
+        let out = node.ctl_output(&["file", "appendload", "bad.cfg"]).unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{bad}");
         assert!(
             err.contains(&format!("{}:4:", file.display())) && err.contains(why),
             "{bad}: {err}"
         );
-        node.ctl(&["file", "save", saved.to_str().unwrap()])
-            .unwrap();
+        node.ctl(&["file", "save", "saved.cfg"]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&saved).unwrap(),
             before,
@@ -434,11 +430,9 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
         assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("{}:4:", file.display())));
     }
     // The saved file loads back to the same configuration.
-    node.ctl(&["file", "newload", saved.to_str().unwrap()])
-        .unwrap();
+    node.ctl(&["file", "newload", "saved.cfg"]).unwrap();
     let again = lab.lab.log_dir().join("again.cfg");
-    node.ctl(&["file", "save", again.to_str().unwrap()])
-        .unwrap();
+    node.ctl(&["file", "save", "again.cfg"]).unwrap();
     assert_eq!(std::fs::read_to_string(&again).unwrap(), before);
     // Forwarding still works after all that.
     assert_eq!(

@@ -39,6 +39,28 @@ fn pair(tag: &str, recovery: &str, extra: &[&str]) -> (ClusterLab, TandemNode, T
     (lab, lb1, lb2)
 }
 
+/// The production step: a generated key on both nodes; waits until the key change is over
+/// (both sign with it and refuse anything else).
+fn key_the_pair(lab: &ClusterLab, lb1: &TandemNode, lb2: &TandemNode) -> std::path::PathBuf {
+    let keyfile = lab.lab.log_dir().join("pair.key");
+    let path = keyfile.to_str().unwrap();
+    lb1.ctl(&["highavailability", "key", "generate", path])
+        .unwrap();
+    for n in [lb1, lb2] {
+        n.ctl(&["highavailability", "key", path]).unwrap();
+    }
+    tandem_lab::wait_until(Duration::from_secs(20), "the key change to end", || {
+        [lb1, lb2].iter().all(|n| {
+            n.ctl_json(&["highavailability", "status"])
+                .is_ok_and(|s| s["replication"]["key_change"].is_null())
+        })
+    })
+    .unwrap();
+    wait_state(lb1, "Active", true, Duration::from_secs(10));
+    wait_state(lb2, "Standby", true, Duration::from_secs(10));
+    keyfile
+}
+
 fn time_to_serve(lab: &ClusterLab, limit: Duration) -> Duration {
     tandem_lab::cluster::time_to_serve(lab, 80, limit).unwrap_or_else(|e| panic!("{e:#}"))
 }
@@ -203,14 +225,7 @@ fn lab_bad_heartbeats_are_counted_and_change_nothing() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("habad", "manual", &[]);
     // A shared key on both nodes: every heartbeat now carries an HMAC-SHA256.
-    let keyfile = lab.lab.log_dir().join("ha.key");
-    std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
-    for n in [&lb1, &lb2] {
-        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()])
-            .unwrap();
-    }
-    wait_state(&lb1, "Active", true, Duration::from_secs(10));
-    wait_state(&lb2, "Standby", true, Duration::from_secs(10));
+    key_the_pair(&lab, &lb1, &lb2);
     // A second heartbeat pair towards the client, so that what the client sends is examined
     // as heartbeats (datagrams from unknown addresses are counted as such).
     lb2.ctl(&[
@@ -316,6 +331,9 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     let lab = ClusterLab::new("hascripts", 2, 1).expect("lab");
     let dir = lab.lab.log_dir().join("scripts");
     std::fs::create_dir_all(&dir).unwrap();
+    // tandemd runs scripts only from a directory writable by root alone.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     let log = dir.join("ran.log");
     for name in [
         "goActive",
@@ -418,7 +436,23 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
 fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hastop", "manual", &[]);
-    // The IBM tip: stop the executor on one machine, delete HA on the other.
+    // Unkeyed, a "leaving" notice could be forged by anyone: it is ignored, and the partner
+    // takes over on silence (hatimeout 2 s).
+    let t = Instant::now();
+    lb1.ctl(&["executor", "stop"]).unwrap();
+    wait_state(&lb2, "Active", false, Duration::from_secs(6));
+    assert!(
+        t.elapsed() >= Duration::from_millis(1400),
+        "an unauthenticated leaving notice was believed: takeover after {:?}",
+        t.elapsed()
+    );
+    lb1.ctl(&["executor", "start"]).unwrap();
+    wait_state(&lb1, "Standby", true, Duration::from_secs(10));
+    lb1.ctl(&["highavailability", "takeover"]).unwrap();
+    wait_state(&lb1, "Active", true, Duration::from_secs(10));
+    key_the_pair(&lab, &lb1, &lb2);
+    // Keyed, the IBM tip: stop the executor on one machine (the partner takes over at once),
+    // delete HA on the other.
     let t = Instant::now();
     lb1.ctl(&["executor", "stop"]).unwrap();
     wait_state(&lb2, "Active", false, Duration::from_secs(5));
@@ -448,6 +482,7 @@ fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
 fn lab_sigterm_of_the_active_hands_over_at_once() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("haterm", "auto", &[]);
+    key_the_pair(&lab, &lb1, &lb2);
     let t = Instant::now();
     let mut p = lb1.process.take().unwrap();
     p.stop(Duration::from_secs(5)).unwrap();
@@ -515,13 +550,7 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
 fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hareplay", "manual", &[]);
-    let keyfile = lab.lab.log_dir().join("ha.key");
-    std::fs::write(&keyfile, "a-shared-secret-of-the-pair-0123456789\n").unwrap();
-    for n in [&lb1, &lb2] {
-        n.ctl(&["highavailability", "key", keyfile.to_str().unwrap()])
-            .unwrap();
-    }
-    wait_state(&lb2, "Standby", true, Duration::from_secs(10));
+    key_the_pair(&lab, &lb1, &lb2);
     // A genuine, authenticated heartbeat of lb1, recorded on the wire and sent again later
     // from lb1's own address: authentic but old.
     let recorded = capture_udp(&lab.lbs[1], [192, 0, 2, 2], 20001);

@@ -196,6 +196,18 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::ExecutorSet(ExecutorSetting::HaTimeout(s)) if !seconds_ok(*s) => invalid(format!(
             "bad hatimeout '{s}' (expected seconds, a number from 0.01 to 3600)"
         )),
+        Command::ExecutorSet(ExecutorSetting::MaxConnections(Some(n)))
+            if !(1..=super::model::MAX_MAXCONNECTIONS).contains(n) =>
+        {
+            invalid(format!(
+                "maxconnections {n} out of range 1-1073741824 (or auto)"
+            ))
+        }
+        Command::ExecutorSet(ExecutorSetting::SynTimeout(s))
+            if !(1..=super::model::MAX_SYNTIMEOUT).contains(s) =>
+        {
+            invalid(format!("syntimeout {s} out of range 1-3600"))
+        }
         Command::ManagerReachInterval(s) if !seconds_ok(*s) => invalid(format!(
             "bad interval '{s}' (expected seconds, a number from 0.01 to 3600)"
         )),
@@ -218,9 +230,11 @@ fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::HaBackupAdd(b) if b.port == 0 => {
             invalid("port 0 out of range 1-65535".to_string())
         }
-        Command::HaKey(p) | Command::HaScripts(p) if !path_ok(p) => invalid(format!(
-            "bad path '{p}' (must not be empty or contain whitespace or '#')"
-        )),
+        Command::HaKey(p) | Command::HaScripts(p) | Command::HaKeyGenerate(p) if !path_ok(p) => {
+            invalid(format!(
+                "bad path '{p}' (must not be empty or contain whitespace or '#')"
+            ))
+        }
         _ => Ok(()),
     }
 }
@@ -255,9 +269,11 @@ impl Config {
             Command::ServerReport(t) | Command::ServerStatus(t) => {
                 Resolved::Servers(self.select_servers(t)?)
             }
-            Command::HaStatus | Command::HaTakeover(_) | Command::HaMaintenance => {
-                Resolved::HighAvailability
-            }
+            Command::HaStatus
+            | Command::HaTakeover(_)
+            | Command::HaMaintenance
+            | Command::HaMaintenanceMode(_)
+            | Command::HaKeyGenerate(_) => Resolved::HighAvailability,
             _ => Resolved::Executor,
         };
         Ok(Applied::Query(resolved))
@@ -284,6 +300,8 @@ impl Config {
                     }
                     ExecutorSetting::ClientGateway(a) => self.executor.clientgateway = Some(a),
                     ExecutorSetting::HaTimeout(s) => self.executor.hatimeout = s,
+                    ExecutorSetting::MaxConnections(n) => self.executor.maxconnections = n,
+                    ExecutorSetting::SynTimeout(s) => self.executor.syntimeout = s,
                 }
                 Resolved::Executor
             }
@@ -411,6 +429,13 @@ impl Config {
                 }
                 Resolved::HighAvailability
             }
+            Command::HaBackupRecovery(recovery) => {
+                let Some(b) = &mut self.ha.backup else {
+                    return Err(ConfigError::NoBackup);
+                };
+                b.recovery = *recovery;
+                Resolved::HighAvailability
+            }
             Command::HaKey(path) => {
                 self.ha.key_file = Some(path.clone());
                 Resolved::HighAvailability
@@ -433,7 +458,9 @@ impl Config {
             | Command::ServerStatus(_)
             | Command::HaStatus
             | Command::HaTakeover(_)
-            | Command::HaMaintenance => return self.query(cmd),
+            | Command::HaMaintenance
+            | Command::HaMaintenanceMode(_)
+            | Command::HaKeyGenerate(_) => return self.query(cmd),
         };
         Ok(Applied::Changed(changed))
     }

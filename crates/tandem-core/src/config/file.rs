@@ -77,6 +77,8 @@ impl Config {
             nfa,
             clientgateway,
             hatimeout,
+            maxconnections,
+            syntimeout,
         } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);
@@ -88,6 +90,16 @@ impl Config {
             cmds.push(Command::ExecutorSet(ExecutorSetting::ClientGateway(a)));
         }
         cmds.push(Command::ExecutorSet(ExecutorSetting::HaTimeout(hatimeout)));
+        if maxconnections.is_some() {
+            cmds.push(Command::ExecutorSet(ExecutorSetting::MaxConnections(
+                maxconnections,
+            )));
+        }
+        if syntimeout != super::model::DEFAULT_SYNTIMEOUT {
+            cmds.push(Command::ExecutorSet(ExecutorSetting::SynTimeout(
+                syntimeout,
+            )));
+        }
 
         for &c in self.clusters.keys() {
             cmds.push(Command::ClusterAdd(vec![c]));

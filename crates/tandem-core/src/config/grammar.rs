@@ -3,6 +3,7 @@
 //! ```text
 //! executor start|stop|status|report
 //! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
+//!     | maxconnections N|auto | syntimeout SECONDS
 //! cluster add CLUSTER[+CLUSTER...]
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@
 //! port add|set CLUSTER@PORT[+PORT...] [method mac|nat] [protocol tcp|udp]
@@ -16,8 +17,9 @@
 //! highavailability heartbeat add SRC DST | heartbeat delete ADDR
 //! highavailability reach add|delete ADDR
 //! highavailability backup add primary|backup auto|manual PORT | backup delete
-//! highavailability status | takeover [ADDR] | maintenance
-//! highavailability key FILE | scripts DIR
+//! highavailability backup set recovery auto|manual
+//! highavailability status | takeover | maintenance [start|stop]
+//! highavailability key FILE | key generate FILE | scripts DIR
 //! manager reach set interval SECONDS
 //! ```
 //!
@@ -222,6 +224,11 @@ pub enum ExecutorSetting {
     ClientGateway(IpAddr),
     /// `hatimeout SECONDS`: heartbeat timeout.
     HaTimeout(f64),
+    /// `maxconnections N|auto`: the bound of the connection and affinity tables (`None`:
+    /// `auto`, derived from the machine's memory).
+    MaxConnections(Option<u64>),
+    /// `syntimeout SECONDS`: lifetime of a TCP record before the client's first ACK.
+    SynTimeout(u32),
 }
 
 /// Options of `port add` / `port set`; `None` = not given (keep the current value, or the
@@ -322,16 +329,28 @@ pub enum Command {
     HaBackupAdd(Backup),
     /// `highavailability backup delete`
     HaBackupDelete,
+    /// `highavailability backup set recovery auto|manual`: changes the recovery strategy in
+    /// place (no delete and re-add, so the node never passes through Idle)
+    HaBackupRecovery(Recovery),
     /// `highavailability status` (query)
     HaStatus,
-    /// `highavailability takeover [ADDR]` (action for the HA machine; no model change)
+    /// `highavailability takeover` (action for the HA machine; no model change). IBM's
+    /// `takeover ADDRESS` is for mutual high availability (role `both`) and is refused at
+    /// parse time with that reason.
     HaTakeover(Option<IpAddr>),
     /// `highavailability key FILE`: HMAC key file for heartbeats
     HaKey(String),
     /// `highavailability scripts DIR`: directory of the go scripts
     HaScripts(String),
-    /// `highavailability maintenance` (action for the HA machine; no model change)
+    /// `highavailability maintenance`: prints the upgrade plan (query)
     HaMaintenance,
+    /// `highavailability maintenance start|stop`: this node hands Active over and never takes
+    /// it back, until stopped (an action for the HA node; not saved in files)
+    HaMaintenanceMode(bool),
+    /// `highavailability key generate FILE`: writes a new random key to FILE (mode 0600;
+    /// refuses to overwrite). An action; the key is used once `highavailability key FILE`
+    /// names it.
+    HaKeyGenerate(String),
     /// `manager reach set interval SECONDS`
     ManagerReachInterval(f64),
 }
@@ -353,6 +372,8 @@ impl Command {
                 | Command::HaStatus
                 | Command::HaTakeover(_)
                 | Command::HaMaintenance
+                | Command::HaMaintenanceMode(_)
+                | Command::HaKeyGenerate(_)
         )
     }
 }
@@ -432,6 +453,15 @@ impl fmt::Display for Command {
                 write!(f, "executor set clientgateway {a}")
             }
             ExecutorSet(ExecutorSetting::HaTimeout(s)) => write!(f, "executor set hatimeout {s}"),
+            ExecutorSet(ExecutorSetting::MaxConnections(Some(n))) => {
+                write!(f, "executor set maxconnections {n}")
+            }
+            ExecutorSet(ExecutorSetting::MaxConnections(None)) => {
+                f.write_str("executor set maxconnections auto")
+            }
+            ExecutorSet(ExecutorSetting::SynTimeout(s)) => {
+                write!(f, "executor set syntimeout {s}")
+            }
             ClusterAdd(cs) => {
                 f.write_str("cluster add ")?;
                 Targets::List(cs.clone()).write_part(f)
@@ -468,6 +498,15 @@ impl fmt::Display for Command {
                 b.port
             ),
             HaBackupDelete => f.write_str("highavailability backup delete"),
+            HaBackupRecovery(r) => {
+                write!(f, "highavailability backup set recovery {}", r.keyword())
+            }
+            HaMaintenanceMode(on) => write!(
+                f,
+                "highavailability maintenance {}",
+                if *on { "start" } else { "stop" }
+            ),
+            HaKeyGenerate(p) => write!(f, "highavailability key generate {p}"),
             HaStatus => f.write_str("highavailability status"),
             HaTakeover(None) => f.write_str("highavailability takeover"),
             HaTakeover(Some(a)) => write!(f, "highavailability takeover {a}"),
@@ -495,7 +534,13 @@ const OBJECTS: &[&str] = &[
     "manager",
 ];
 const EXECUTOR_VERBS: &[&str] = &["start", "stop", "status", "report", "set"];
-const EXECUTOR_SETTINGS: &[&str] = &["nfa", "clientgateway", "hatimeout"];
+const EXECUTOR_SETTINGS: &[&str] = &[
+    "nfa",
+    "clientgateway",
+    "hatimeout",
+    "maxconnections",
+    "syntimeout",
+];
 const CLUSTER_VERBS: &[&str] = &["add", "remove", "report", "status"];
 const PORT_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const SERVER_VERBS: &[&str] = &["add", "set", "down", "up", "remove", "report", "status"];
@@ -510,6 +555,9 @@ const HA_VERBS: &[&str] = &[
     "maintenance",
 ];
 const ADD_DELETE: &[&str] = &["add", "delete"];
+const ADD_SET_DELETE: &[&str] = &["add", "set", "delete"];
+const BACKUP_SETTINGS: &[&str] = &["recovery"];
+const START_STOP: &[&str] = &["start", "stop"];
 const MANAGER_VERBS: &[&str] = &["reach"];
 const SET: &[&str] = &["set"];
 const REACH_SETTINGS: &[&str] = &["interval"];
@@ -890,7 +938,30 @@ fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
         _ => Command::ExecutorSet(match w.keyword(EXECUTOR_SETTINGS)? {
             "nfa" => ExecutorSetting::Nfa(w.address("address")?),
             "clientgateway" => ExecutorSetting::ClientGateway(w.address("address")?),
-            _ => ExecutorSetting::HaTimeout(parse_seconds(w.value("seconds")?, "hatimeout")?),
+            "hatimeout" => {
+                ExecutorSetting::HaTimeout(parse_seconds(w.value("seconds")?, "hatimeout")?)
+            }
+            "maxconnections" => {
+                let word = w.value("number")?;
+                ExecutorSetting::MaxConnections(if word.eq_ignore_ascii_case("auto") {
+                    None
+                } else {
+                    Some(parse_number(
+                        word,
+                        "maxconnections",
+                        1,
+                        super::model::MAX_MAXCONNECTIONS,
+                        "1-1073741824 or auto",
+                    )?)
+                })
+            }
+            _ => ExecutorSetting::SynTimeout(parse_number(
+                w.value("seconds")?,
+                "syntimeout",
+                1,
+                u64::from(super::model::MAX_SYNTIMEOUT),
+                "1-3600",
+            )? as u32),
         }),
     };
     w.end()?;
@@ -1009,7 +1080,14 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
             "add" => Command::HaReachAdd(w.address("address")?),
             _ => Command::HaReachDelete(w.address("address")?),
         },
-        "backup" => match w.keyword(ADD_DELETE)? {
+        "backup" => match w.keyword(ADD_SET_DELETE)? {
+            "set" => {
+                w.keyword(BACKUP_SETTINGS)?;
+                Command::HaBackupRecovery(match w.keyword(RECOVERIES)? {
+                    "auto" => Recovery::Auto,
+                    _ => Recovery::Manual,
+                })
+            }
             "add" => {
                 // IBM's third role gets a clear refusal, but does not make `b` ambiguous.
                 if w.words
@@ -1038,16 +1116,33 @@ fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
             _ => Command::HaBackupDelete,
         },
         "status" => Command::HaStatus,
-        "takeover" => Command::HaTakeover(match w.next() {
-            Some(word) => Some(parse_address(word)?),
-            None => None,
-        }),
-        "key" => Command::HaKey(parse_path(w.value("key file")?, "key file")?),
+        "takeover" => {
+            if let Some(word) = w.next() {
+                parse_address(word)?;
+                return Err(ParseError::Invalid(
+                    "takeover ADDRESS is for mutual high availability (role both), which Tandem does \
+                     not run; use 'highavailability takeover' on the Standby node"
+                        .to_string(),
+                ));
+            }
+            Command::HaTakeover(None)
+        }
+        "key" => {
+            let first = w.value("key file")?;
+            if first.eq_ignore_ascii_case("generate") {
+                Command::HaKeyGenerate(parse_path(w.value("key file")?, "key file")?)
+            } else {
+                Command::HaKey(parse_path(first, "key file")?)
+            }
+        }
         "scripts" => Command::HaScripts(parse_path(
             w.value("script directory")?,
             "script directory",
         )?),
-        _ => Command::HaMaintenance,
+        _ => match w.words.get(w.pos) {
+            None => Command::HaMaintenance,
+            Some(_) => Command::HaMaintenanceMode(w.keyword(START_STOP)? == "start"),
+        },
     };
     w.end()?;
     Ok(cmd)

@@ -62,7 +62,24 @@ pub struct Executor {
     pub clientgateway: Option<IpAddr>,
     /// HA heartbeat timeout, seconds (default 2).
     pub hatimeout: f64,
+    /// Most connection records (and affinity records) the node holds; `None` (`auto`): derived
+    /// from the machine's memory when the daemon starts.
+    pub maxconnections: Option<u64>,
+    /// Seconds a TCP record lives before the client's first ACK (half-open), default
+    /// [`DEFAULT_SYNTIMEOUT`].
+    pub syntimeout: u32,
 }
+
+/// Default `syntimeout`, seconds: a handshake that completes at all does so within it
+/// (a lost SYN-ACK is sent again after 1 s, then 3 s), while a SYN flood's records, and the NAT
+/// ports they hold, go after seconds instead of the staletimeout's minutes.
+pub const DEFAULT_SYNTIMEOUT: u32 = 5;
+
+/// Largest `maxconnections`.
+pub const MAX_MAXCONNECTIONS: u64 = 1 << 30;
+
+/// Largest `syntimeout`, seconds.
+pub const MAX_SYNTIMEOUT: u32 = 3600;
 
 impl Default for Executor {
     fn default() -> Self {
@@ -71,6 +88,8 @@ impl Default for Executor {
             nfa: None,
             clientgateway: None,
             hatimeout: 2.0,
+            maxconnections: None,
+            syntimeout: DEFAULT_SYNTIMEOUT,
         }
     }
 }

@@ -430,11 +430,14 @@ fn every_command_form_parses_and_displays_back() {
         "highavailability backup add backup manual 12345",
         "highavailability backup delete",
         "highavailability status",
+        "highavailability backup set recovery manual",
         "highavailability takeover",
-        "highavailability takeover 10.0.0.11",
         "highavailability key /etc/tandem/ha.key",
+        "highavailability key generate /etc/tandem/new.key",
         "highavailability scripts /etc/tandem/scripts",
         "highavailability maintenance",
+        "highavailability maintenance start",
+        "highavailability maintenance stop",
         "manager reach set interval 1.5",
     ];
     for line in lines {
@@ -490,8 +493,17 @@ fn highavailability_grammar() {
         "missing destination address after '10.0.0.11'"
     );
     assert_eq!(
-        parse_err("highavailability takeover 10.0.0.1 x"),
-        "unexpected word 'x'"
+        parse_err("highavailability takeover 10.0.0.1"),
+        "takeover ADDRESS is for mutual high availability (role both), which Tandem does not run; \
+         use 'highavailability takeover' on the Standby node"
+    );
+    assert_eq!(
+        parse_err("highavailability maintenance begin"),
+        "unknown keyword 'begin' (expected one of: start, stop)"
+    );
+    assert_eq!(
+        parse_err("highavailability backup set role primary"),
+        "unknown keyword 'role' (expected one of: recovery)"
     );
     assert_eq!(
         cmd("highavailability key a#b"),
@@ -1083,10 +1095,11 @@ fn highavailability_commands() {
     for q in [
         "highavailability status",
         "highavailability takeover",
-        "high takeover 10.0.0.12",
         "high maint",
+        "high maint start",
+        "high key generate /etc/tandem/k",
     ] {
-        let Ok(q) = parse_line(q) else { continue };
+        let q = parse_line(q).unwrap_or_else(|e| panic!("{q}: {e}"));
         let before = c.clone();
         assert_eq!(
             c.apply(&q.unwrap()),
@@ -1108,8 +1121,22 @@ fn highavailability_commands() {
         fail(&mut c, "highavailability reach delete 10.0.0.1"),
         "reach target 10.0.0.1 does not exist"
     );
+    // The recovery strategy changes in place: role and port stay.
+    let before = c.ha.backup.unwrap();
+    run(&mut c, "high backup set recovery manual");
+    assert_eq!(
+        c.ha.backup,
+        Some(Backup {
+            recovery: Recovery::Manual,
+            ..before
+        })
+    );
     run(&mut c, "highavailability backup delete");
     assert_eq!(c.ha.backup, None);
+    assert_eq!(
+        fail(&mut c, "highavailability backup set recovery auto"),
+        "no high availability backup is configured"
+    );
     assert_eq!(
         fail(&mut c, "highavailability backup delete"),
         "no high availability backup is configured"

@@ -12,16 +12,19 @@
 //!                  └─ anything else ────▶ not ours: left to the node's kernel
 //! ```
 
-use super::conn::{Conn, ConnTable, NatMapping};
 use super::neighbor::NeighborTable;
 use super::plan::{CounterRegistry, Plan, PortPlan};
+use super::replicate::{
+    Change, ReplicatedCounters, ReplicationQueue, replicates_affinity, replicates_connections,
+    replication_needed,
+};
 use super::stats::{DropReason, NodeCounters};
-use crate::config::{Method, RepStrategy, Selection};
+use super::table::{ConnTable, Removed};
+
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
-use parking_lot::Mutex;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -52,45 +55,23 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// Records waiting for the replication sender, filled by the workers. Bounded: when full,
-/// records are dropped and counted (the age rule sends them again later) rather than stalling
-/// forwarding.
-#[derive(Default)]
-pub struct ReplicationQueue {
-    records: Mutex<Vec<Record>>,
-    /// Records dropped because the queue was full.
-    pub dropped: std::sync::atomic::AtomicU64,
-    /// Whether records are wanted now (this node is Active with a compatible partner).
-    pub enabled: std::sync::atomic::AtomicBool,
-}
+/// `maxconnections` when the daemon does not say (about 1.25 GiB of records; see
+/// [`default_max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1 << 20;
 
-/// Most records the queue holds between two drains.
-pub const REPLICATION_QUEUE: usize = 1 << 20;
+/// Memory budgeted per connection record: a NAT connection record with its port index entry,
+/// its half-open queue entries and hash-table slack (780 B measured just after a table
+/// doubled, the worst case), plus an affinity record of its own (224 B); measured by
+/// `tests/memory.rs`, see BENCHMARKS.md ("SYN flood").
+pub const BUDGET_BYTES_PER_RECORD: u64 = 1280;
 
-impl ReplicationQueue {
-    fn push(&self, r: Record) {
-        let mut q = self.records.lock();
-        if q.len() >= REPLICATION_QUEUE {
-            self.dropped.fetch_add(1, Relaxed);
-        } else {
-            q.push(r);
-        }
-    }
-    fn wanted(&self) -> bool {
-        self.enabled.load(Relaxed)
-    }
-    /// Takes every queued record.
-    pub fn drain(&self) -> Vec<Record> {
-        std::mem::take(&mut *self.records.lock())
-    }
-}
-
-fn replicates_connections(r: RepStrategy) -> bool {
-    matches!(r, RepStrategy::Connection | RepStrategy::Both)
-}
-
-fn replicates_affinity(r: RepStrategy) -> bool {
-    matches!(r, RepStrategy::Affinity | RepStrategy::Both)
+/// The default `maxconnections` for a machine with `mem_total` bytes of memory: a quarter of
+/// the memory at [`BUDGET_BYTES_PER_RECORD`] bytes a record, between 65 536 and 64 Mi records
+/// (4 GiB of memory → 838 860 records). The daemon reads `MemTotal` from /proc/meminfo (or
+/// its cgroup's `memory.max` when lower).
+pub fn default_max_connections(mem_total: u64) -> usize {
+    let n = mem_total / 4 / BUDGET_BYTES_PER_RECORD;
+    usize::try_from(n.clamp(1 << 16, 1 << 26)).unwrap_or(1 << 26)
 }
 
 /// The shared forwarding state of a node.
@@ -103,20 +84,15 @@ pub struct Engine {
     pub node: NodeCounters,
     pub counters: CounterRegistry,
     pub replication: ReplicationQueue,
+    /// Replicated records installed and refused.
+    pub replicated: ReplicatedCounters,
+    /// `maxconnections` when the configuration does not set it.
+    default_max: usize,
 }
 
 impl Default for Engine {
     fn default() -> Self {
-        Engine {
-            plan: ArcSwap::from_pointee(Plan::default()),
-            conns: ConnTable::default(),
-            affinity: AffinityTable::default(),
-            natpool: NatPool::new(crate::select::DEFAULT_PORT_RANGE),
-            neighbors: NeighborTable::default(),
-            node: NodeCounters::default(),
-            counters: CounterRegistry::default(),
-            replication: ReplicationQueue::default(),
-        }
+        Engine::new(DEFAULT_MAX_CONNECTIONS)
     }
 }
 
@@ -130,10 +106,40 @@ fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
 }
 
 impl Engine {
+    /// An engine whose tables hold `default_max` records unless the configuration sets
+    /// `maxconnections`.
+    pub fn new(default_max: usize) -> Engine {
+        Engine {
+            plan: ArcSwap::from_pointee(Plan::default()),
+            conns: ConnTable::new(default_max),
+            affinity: AffinityTable::default(),
+            natpool: NatPool::new(crate::select::DEFAULT_PORT_RANGE),
+            neighbors: NeighborTable::default(),
+            node: NodeCounters::default(),
+            counters: CounterRegistry::default(),
+            replication: ReplicationQueue::default(),
+            replicated: ReplicatedCounters::default(),
+            default_max,
+        }
+    }
+
+    /// The limit of the connection and affinity tables now.
+    pub fn max_connections(&self) -> usize {
+        self.conns.max()
+    }
+
+    /// The plan in force.
+    pub fn plan(&self) -> arc_swap::Guard<Arc<Plan>> {
+        self.plan.load()
+    }
+
     /// Installs a new plan. Returns frames to send: gratuitous ARPs for addresses Tandem newly
     /// answers for, ARP requests for next hops not yet resolved, and TCP resets for clients of
     /// servers that went down on `reset yes` ports.
     pub fn install(&self, plan: Plan, now: Instant) -> Vec<Vec<u8>> {
+        let max = plan.max_connections.unwrap_or(self.default_max);
+        self.conns.set_max(max);
+        self.affinity.set_max(max);
         let old = self.plan.swap(Arc::new(plan));
         let new = self.plan.load();
         let mut out = Vec::new();
@@ -224,7 +230,7 @@ impl Engine {
             .resets_sent
             .fetch_add(resets.len() as u64, Relaxed);
         if self.replication.wanted() {
-            for c in &gone {
+            for Removed { conn: c, .. } in &gone {
                 let replicate = plan
                     .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
                     .is_some_and(|p| replicates_connections(p.config.repstrategy));
@@ -238,15 +244,31 @@ impl Engine {
         resets
     }
 
-    fn release(&self, gone: &[Conn]) {
-        for c in gone {
+    /// Gives back what removed records held: their place in the active counts, their NAT
+    /// port (if it was theirs) and, for a half-open record, the affinity record it made.
+    pub(super) fn release(&self, gone: &[Removed]) {
+        for Removed {
+            conn: c,
+            owned_port,
+        } in gone
+        {
             // Closing records stopped counting as active when their FIN or RST went by.
             if c.closing_since.is_none() {
                 c.counters.active.fetch_sub(1, Relaxed);
             }
-            if let Some(n) = c.nat {
+            if *owned_port && let Some(n) = c.nat {
                 self.natpool
                     .release(n.returnaddress, c.key.proto, n.nat_port);
+            }
+            if c.is_halfopen() && c.made_affinity {
+                let key = AffinityKey {
+                    cluster: c.key.dst_ip,
+                    port: c.key.dst_port,
+                    client: c.key.src_ip,
+                };
+                self.affinity.remove_if(&key, |r| {
+                    r.server == c.server && r.last_new_connection == c.created
+                });
             }
         }
     }
@@ -268,85 +290,14 @@ impl Engine {
         }
     }
 
-    /// Installs a record received from the partner (already validated against the
-    /// configuration): the connection then continues after a takeover, to the same server
-    /// and with the same translation. An `ended` connection record deletes.
-    pub fn install_replicated(&self, record: &Record, now: Instant) -> bool {
-        match record {
-            Record::Connection(r) => {
-                let key = r.flow_key();
-                if let Some(old) = self.conns.remove(&key) {
-                    self.release(std::slice::from_ref(&old));
-                }
-                if r.ended {
-                    return true;
-                }
-                let Some(counters) =
-                    self.counters
-                        .lookup(r.cluster.ip(), r.cluster.port(), r.server)
-                else {
-                    return false;
-                };
-                let conn = r.to_conn(now, counters);
-                if let Some(n) = conn.nat {
-                    self.natpool
-                        .reserve(n.returnaddress, conn.key.proto, n.nat_port);
-                }
-                if conn.closing_since.is_none() {
-                    conn.counters.active.fetch_add(1, Relaxed);
-                }
-                self.conns.insert(conn);
-                true
-            }
-            Record::Affinity(a) => {
-                let (key, rec) = a.to_table(now);
-                self.affinity.insert_record(key, rec);
-                true
-            }
-        }
-    }
-
-    /// Every record of replicating ports, for a full synchronisation of the partner.
-    pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
-        let plan = self.plan.load();
-        let mut out = Vec::new();
-        self.conns.for_each(|c| {
-            if plan
-                .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
-                .is_some_and(|p| replicates_connections(p.config.repstrategy))
-                && let Some(r) = ConnectionRecord::from_conn(c, now)
-            {
-                out.push(Record::Connection(r));
-            }
-        });
-        for (key, rec) in self.affinity.snapshot() {
-            let port = plan
-                .ports
-                .iter()
-                .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
-                .map(|(_, pp)| pp);
-            if let Some(pp) = port
-                && replicates_affinity(pp.config.repstrategy)
-                && pp.uses_affinity()
-            {
-                out.push(Record::Affinity(replication::AffinityRecord::from_table(
-                    &key,
-                    &rec,
-                    pp.stickytime(),
-                    now,
-                )));
-            }
-        }
-        out
-    }
-
     /// Periodic work: ends expired connection and affinity records, asks again for unresolved
     /// next hops. Returns frames to send and the number of records ended.
     pub fn housekeeping(&self, now: Instant) -> (Vec<Vec<u8>>, usize) {
         let plan = self.plan.load();
-        let fin = plan.fin_timeout;
-        let gone = self.conns.remove_where(|c| c.expired(now, fin));
+        let (fin, half) = (plan.fin_timeout, plan.halfopen_timeout);
+        let gone = self.conns.remove_where(|c| c.expired(now, fin, half));
         self.release(&gone);
+        self.conns.trim(now, half);
         self.affinity.expire(now, |cluster, port| {
             plan.ports
                 .iter()
@@ -475,6 +426,7 @@ impl Engine {
             replicating && replicates_affinity(port.config.repstrategy) && port.uses_affinity();
         let syn = tcp && pkt.is_syn();
         let ending = tcp && (pkt.is_fin() || pkt.is_rst());
+        let acks = tcp && pkt.tcp_flags & 0x10 != 0;
         let ack = if tcp { tcp_ack(frame, pkt) } else { 0 };
         // Existing record?
         let existing = self.conns.with(&key, |c| match c {
@@ -485,25 +437,20 @@ impl Engine {
                 if ack != 0 {
                     c.client_ack = ack;
                 }
-                let mut resend = false;
+                let mut change = Change::Packet;
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
                     c.counters.active.fetch_sub(1, Relaxed);
-                    resend = true;
+                    change = Change::Ending;
+                } else if c.is_halfopen() && acks && !syn {
+                    // The client's first ACK after the segment that made the record: for a
+                    // SYN, the handshake is complete.
+                    c.established = true;
+                    change = Change::Established;
                 }
-                if rep_conn || rep_aff {
-                    // The age rule: a record whose replicated copy is older than half its
-                    // lifetime is sent again.
-                    let half = if rep_aff && port.config.stickytime > 0 {
-                        port.stickytime().min(port.staletimeout()) / 2
-                    } else {
-                        port.staletimeout() / 2
-                    };
-                    resend |= c
-                        .replicated_at
-                        .is_none_or(|t| now.saturating_duration_since(t) >= half);
-                }
-                let record = (resend && replicating).then(|| {
+                let record = ((rep_conn || rep_aff)
+                    && replication_needed(c, change, now, port.replication_half_life()))
+                .then(|| {
                     c.replicated_at = Some(now);
                     ConnectionRecord::from_conn(c, now)
                 });
@@ -523,105 +470,10 @@ impl Engine {
                 }
                 (server, nat, counters)
             }
-            None => {
-                let affinity_key = AffinityKey {
-                    cluster: port.cluster,
-                    port: port.config.number,
-                    client: pkt.src_ip,
-                };
-                // Choose a server.
-                let chosen = if port.config.selection == Selection::Hash {
-                    port.maglev
-                        .as_ref()
-                        .and_then(|m| m.lookup(key.stable_hash()))
-                } else if tcp && !syn {
-                    // Mid-connection segment without a record: only a live affinity record
-                    // (e.g. replicated from the partner) can place it.
-                    if port.uses_affinity() {
-                        self.affinity.lookup(&affinity_key, now, port.stickytime())
-                    } else {
-                        None
-                    }
-                    .or(None)
-                } else {
-                    let sticky = if port.uses_affinity() {
-                        self.affinity
-                            .lookup(&affinity_key, now, port.stickytime())
-                            .filter(|s| port.server(*s).is_some_and(|s| s.accepts_new))
-                    } else {
-                        None
-                    };
-                    sticky.or_else(|| port.picker.pick())
-                };
-                let Some(server_addr) = chosen else {
-                    return Verdict::Drop(
-                        if tcp && !syn && port.config.selection != Selection::Hash {
-                            DropReason::NoConnection
-                        } else {
-                            DropReason::NoServer
-                        },
-                    );
-                };
-                let Some(server) = port.server(server_addr) else {
-                    return Verdict::Drop(DropReason::NoServer);
-                };
-                let nat = match (port.config.method, server.returnaddress) {
-                    (Method::Nat, Some(ret)) => {
-                        match self
-                            .natpool
-                            .allocate_preferring(ret, pkt.proto, pkt.src_port)
-                        {
-                            Some(p) => Some(NatMapping {
-                                returnaddress: ret,
-                                nat_port: p,
-                                server_port: server.server_port,
-                            }),
-                            None => return Verdict::Drop(DropReason::NatPortsExhausted),
-                        }
-                    }
-                    (Method::Nat, None) => return Verdict::Drop(DropReason::NoServer),
-                    (Method::Mac, _) => None,
-                };
-                if port.uses_affinity() && (syn || !tcp) {
-                    let rec = self
-                        .affinity
-                        .touch_new_connection(&affinity_key, server_addr, now);
-                    if rep_aff {
-                        self.replication.push(Record::Affinity(
-                            replication::AffinityRecord::from_table(
-                                &affinity_key,
-                                &rec,
-                                port.stickytime(),
-                                now,
-                            ),
-                        ));
-                    }
-                }
-                server.counters.total.fetch_add(1, Relaxed);
-                if !ending {
-                    server.counters.active.fetch_add(1, Relaxed);
-                }
-                let conn = Conn {
-                    key,
-                    server: server_addr,
-                    nat,
-                    client_mac: pkt.src_mac,
-                    created: now,
-                    last_seen: now,
-                    closing_since: if ending { Some(now) } else { None },
-                    staletimeout: port.staletimeout(),
-                    client_ack: ack,
-                    replicated_at: rep_conn.then_some(now),
-                    counters: server.counters.clone(),
-                };
-                if rep_conn && let Some(r) = ConnectionRecord::from_conn(&conn, now) {
-                    self.replication.push(Record::Connection(r));
-                }
-                if let Some(old) = self.conns.insert(conn) {
-                    self.release(std::slice::from_ref(&old));
-                }
-                (server_addr, nat, server.counters.clone())
-            }
+            None => match self.new_flow(port, &key, pkt, syn, ending, ack, now) {
+                Ok(v) => v,
+                Err(reason) => return Verdict::Drop(reason),
+            },
         };
         let Some(server) = port.server(server_addr) else {
             return Verdict::Drop(DropReason::NoServer);
@@ -663,30 +515,41 @@ impl Engine {
         pkt: &wire::Packet,
         now: Instant,
     ) -> Verdict {
-        let rkey = FlowKey {
-            proto: pkt.proto,
-            src_ip: pkt.src_ip,
-            src_port: pkt.src_port,
-            dst_ip: pkt.dst_ip,
-            dst_port: pkt.dst_port,
-        };
-        let Some(key) = self.conns.lookup_reverse(&rkey) else {
+        let Some(key) = self.conns.lookup_nat(pkt.dst_ip, pkt.proto, pkt.dst_port) else {
             return Verdict::Drop(DropReason::NoConnection);
         };
         let ending = pkt.proto == IPPROTO_TCP && (pkt.is_fin() || pkt.is_rst());
+        let port = plan.port(key.dst_ip, key.dst_port, key.proto);
+        let rep_conn = self.replication.wanted()
+            && port.is_some_and(|p| replicates_connections(p.config.repstrategy));
+        let half_life = port.map(|p| p.replication_half_life()).unwrap_or_default();
         let found = self.conns.with(&key, |c| {
-            c.map(|c| {
-                c.last_seen = now;
-                if ending && c.closing_since.is_none() {
-                    c.closing_since = Some(now);
-                    c.counters.active.fetch_sub(1, Relaxed);
+            let c = c?;
+            // The port's holder must be the connection's server.
+            let n = c.nat?;
+            if c.server != pkt.src_ip || n.server_port != pkt.src_port {
+                return None;
+            }
+            c.last_seen = now;
+            let mut record = None;
+            if ending && c.closing_since.is_none() {
+                c.closing_since = Some(now);
+                c.counters.active.fetch_sub(1, Relaxed);
+                // The seed's rule: a FIN or RST ends the connection for the partner too,
+                // whichever side sent it.
+                if rep_conn && replication_needed(c, Change::Ending, now, half_life) {
+                    c.replicated_at = Some(now);
+                    record = ConnectionRecord::from_conn(c, now);
                 }
-                (c.client_mac, c.counters.clone())
-            })
+            }
+            Some((c.client_mac, c.counters.clone(), record))
         });
-        let Some((client_mac, counters)) = found else {
+        let Some((client_mac, counters, record)) = found else {
             return Verdict::Drop(DropReason::NoConnection);
         };
+        if let Some(r) = record {
+            self.replication.push(Record::Connection(r));
+        }
         let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
             return Verdict::Drop(DropReason::NoConnection);
         };

@@ -3,14 +3,24 @@
 //! Sans-IO like the rest of the crate: the daemon's ring workers hand frames in with the time,
 //! and transmit what the engine says.
 
+mod admit;
 pub mod conn;
 pub mod engine;
 pub mod neighbor;
 pub mod plan;
+pub mod replicate;
 pub mod stats;
+pub mod table;
 
-pub use conn::{Conn, ConnTable, NatMapping};
-pub use engine::{Engine, ReplicationQueue, RxMeta, Verdict};
+pub use conn::{Conn, NatMapping};
+pub use engine::{
+    BUDGET_BYTES_PER_RECORD, DEFAULT_MAX_CONNECTIONS, Engine, RxMeta, Verdict,
+    default_max_connections,
+};
 pub use neighbor::NeighborTable;
 pub use plan::{CounterRegistry, Plan, PortPlan, ServerPlan};
+pub use replicate::{
+    Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, replication_needed,
+};
 pub use stats::{DropReason, NodeCounters, ServerCounters, ServerCountersView};
+pub use table::{ConnTable, HALFOPEN_NAT_PER_CLIENT, NatPortKey, Removed};

@@ -77,6 +77,10 @@ pub struct Plan {
     /// Next hops whose MAC addresses Tandem resolves.
     pub neighbors: HashSet<Ipv4Addr>,
     pub fin_timeout: Duration,
+    /// `executor set maxconnections` (None: the engine's default for the machine).
+    pub max_connections: Option<usize>,
+    /// `executor set syntimeout`: how long a record lives before the client's first ACK.
+    pub halfopen_timeout: Duration,
 }
 
 impl Plan {
@@ -159,6 +163,11 @@ impl Plan {
                 _ => None,
             },
             fin_timeout: DEFAULT_FIN_TIMEOUT,
+            max_connections: config
+                .executor
+                .maxconnections
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            halfopen_timeout: Duration::from_secs(u64::from(config.executor.syntimeout)),
             ..Plan::default()
         };
         let mut keep = HashSet::new();

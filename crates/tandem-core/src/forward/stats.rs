@@ -39,10 +39,16 @@ pub enum DropReason {
     NatPortsExhausted,
     /// The server's (or router's) MAC address is not known yet.
     NeighborUnresolved,
+    /// A new flow, and the connection table is at `maxconnections` with no half-open record
+    /// to make room: established flows keep working, new ones wait.
+    ConnectionTableFull,
+    /// A handshake from a client that already holds `HALFOPEN_NAT_PER_CLIENT` half-open NAT
+    /// records (so that one source cannot exhaust a NAT pool).
+    HalfOpenLimit,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 16] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::Truncated,
         DropReason::BadIpVersion,
         DropReason::BadIhl,
@@ -59,6 +65,8 @@ impl DropReason {
         DropReason::NoServer,
         DropReason::NatPortsExhausted,
         DropReason::NeighborUnresolved,
+        DropReason::ConnectionTableFull,
+        DropReason::HalfOpenLimit,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -81,6 +89,8 @@ impl DropReason {
             DropReason::NoServer => "no-server",
             DropReason::NatPortsExhausted => "nat-ports-exhausted",
             DropReason::NeighborUnresolved => "neighbor-unresolved",
+            DropReason::ConnectionTableFull => "connection-table-full",
+            DropReason::HalfOpenLimit => "client-half-open-limit",
         }
     }
 

@@ -217,7 +217,7 @@ pub struct KeyRing {
 impl KeyRing {
     /// How long the old key is still accepted after the partner has shown the new one (for
     /// datagrams already in flight).
-    pub const GRACE: Duration = Duration::from_secs(10);
+    pub const GRACE: Duration = Duration::from_secs(2);
 
     pub fn new(key: Option<Vec<u8>>) -> KeyRing {
         KeyRing {

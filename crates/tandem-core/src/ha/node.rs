@@ -419,11 +419,6 @@ impl Node {
             self.machine.record_bad_datagram(DropKind::UnknownPair);
             return;
         };
-        if self.machine.port().is_some_and(|p| p != from.port()) {
-            // The partner sends from its heartbeat socket, bound to the HA port.
-            self.machine.record_bad_datagram(DropKind::UnknownPair);
-            return;
-        }
         if datagram::is_replication(bytes) {
             self.receive_frame(now, local, from, bytes);
             return;

@@ -216,6 +216,8 @@ impl ConnectionRecord {
             staletimeout: Duration::from_secs(u64::from(self.staletimeout_s)),
             client_ack: self.client_ack,
             replicated_at: None,
+            established: true,
+            made_affinity: false,
             counters,
         }
     }

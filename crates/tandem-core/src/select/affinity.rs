@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 /// Number of independently locked parts of the table (a power of two).
@@ -52,9 +53,16 @@ impl AffinityRecord {
 /// All affinity records of a node.
 ///
 /// Every method takes `&self`; the table is split into independently locked parts so that
-/// forwarding threads working for different clients rarely wait for each other.
+/// forwarding threads working for different clients rarely wait for each other. The table is
+/// bounded (`maxconnections`): when it is full, a client without a record gets none (its
+/// connection is still placed by weight) and the refusal is counted; records that exist keep
+/// working.
 pub struct AffinityTable {
     shards: Box<[Mutex<HashMap<AffinityKey, AffinityRecord>>]>,
+    len: AtomicUsize,
+    max: AtomicUsize,
+    /// New records not made because the table was full.
+    pub refused: AtomicU64,
 }
 
 impl Default for AffinityTable {
@@ -76,7 +84,37 @@ impl AffinityTable {
     pub fn new() -> AffinityTable {
         AffinityTable {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            len: AtomicUsize::new(0),
+            max: AtomicUsize::new(usize::MAX),
+            refused: AtomicU64::new(0),
         }
+    }
+
+    /// Changes the limit (records above a lowered one stay until they expire).
+    pub fn set_max(&self, max: usize) {
+        self.max.store(max, Relaxed);
+    }
+
+    /// The most records the table holds.
+    pub fn max(&self) -> usize {
+        self.max.load(Relaxed)
+    }
+
+    /// Takes a slot for a new record, or counts a refusal.
+    fn take_slot(&self) -> bool {
+        let max = self.max();
+        let ok = self
+            .len
+            .fetch_update(Relaxed, Relaxed, |l| (l < max).then_some(l + 1))
+            .is_ok();
+        if !ok {
+            self.refused.fetch_add(1, Relaxed);
+        }
+        ok
+    }
+
+    fn gone(&self, n: usize) {
+        self.len.fetch_sub(n, Relaxed);
     }
 
     fn shard(&self, key: &AffinityKey) -> &Mutex<HashMap<AffinityKey, AffinityRecord>> {
@@ -98,6 +136,7 @@ impl AffinityTable {
         let record = shard.get(key)?;
         if record.is_expired(now, stickytime) {
             shard.remove(key);
+            self.gone(1);
             return None;
         }
         Some(record.server)
@@ -106,34 +145,62 @@ impl AffinityTable {
     /// Records that the client opened a new connection to `server` at `now`: refreshes the
     /// record's lifetime if the client already sticks to that server, otherwise makes a new
     /// record (replacing one for another server). Returns the record as stored, e.g. for
-    /// replication to the partner.
+    /// replication to the partner. `None` when the client had no record and the table is
+    /// full (counted in `refused`).
     pub fn touch_new_connection(
         &self,
         key: &AffinityKey,
         server: IpAddr,
         now: Instant,
-    ) -> AffinityRecord {
+    ) -> Option<AffinityRecord> {
+        self.touch(key, server, now).map(|(r, _)| r)
+    }
+
+    /// [`touch_new_connection`](Self::touch_new_connection), also saying whether the record
+    /// was made (or remade for another server) by this call.
+    pub fn touch(
+        &self,
+        key: &AffinityKey,
+        server: IpAddr,
+        now: Instant,
+    ) -> Option<(AffinityRecord, bool)> {
         let mut shard = self.shard(key).lock();
-        let record = shard
-            .entry(*key)
-            .and_modify(|r| {
-                if r.server == server {
-                    // Never move time backwards if calls arrive out of order.
-                    r.last_new_connection = r.last_new_connection.max(now);
-                } else {
-                    *r = AffinityRecord {
-                        server,
-                        last_new_connection: now,
-                        created: now,
-                    };
-                }
-            })
-            .or_insert(AffinityRecord {
-                server,
-                last_new_connection: now,
-                created: now,
-            });
-        *record
+        if let Some(r) = shard.get_mut(key) {
+            let made = r.server != server;
+            if made {
+                *r = AffinityRecord {
+                    server,
+                    last_new_connection: now,
+                    created: now,
+                };
+            } else {
+                // Never move time backwards if calls arrive out of order.
+                r.last_new_connection = r.last_new_connection.max(now);
+            }
+            return Some((*r, made));
+        }
+        if !self.take_slot() {
+            return None;
+        }
+        let r = AffinityRecord {
+            server,
+            last_new_connection: now,
+            created: now,
+        };
+        shard.insert(*key, r);
+        Some((r, true))
+    }
+
+    /// Removes the client's record if `pred` says so (a half-open connection that made it
+    /// ended). Returns whether it was removed.
+    pub fn remove_if(&self, key: &AffinityKey, pred: impl FnOnce(&AffinityRecord) -> bool) -> bool {
+        let mut shard = self.shard(key).lock();
+        if shard.get(key).is_some_and(pred) {
+            shard.remove(key);
+            self.gone(1);
+            return true;
+        }
+        false
     }
 
     /// Removes the records that have outlived their port's stickytime at `now`.
@@ -154,6 +221,7 @@ impl AffinityTable {
             });
             removed += before - shard.len();
         }
+        self.gone(removed);
         removed
     }
 
@@ -167,23 +235,38 @@ impl AffinityTable {
             shard.retain(|k, r| !(k.cluster == cluster && k.port == port && r.server == server));
             removed += before - shard.len();
         }
+        self.gone(removed);
         removed
     }
 
     /// Removes one client's record; returns it if there was one.
     pub fn remove(&self, key: &AffinityKey) -> Option<AffinityRecord> {
-        self.shard(key).lock().remove(key)
+        let r = self.shard(key).lock().remove(key);
+        if r.is_some() {
+            self.gone(1);
+        }
+        r
     }
 
     /// Installs a record as given (e.g. received from the HA partner), replacing any record
-    /// of the same client.
-    pub fn insert_record(&self, key: AffinityKey, record: AffinityRecord) {
-        self.shard(&key).lock().insert(key, record);
+    /// of the same client. False (nothing changed) when it is a new client and the table is
+    /// full.
+    pub fn insert_record(&self, key: AffinityKey, record: AffinityRecord) -> bool {
+        let mut shard = self.shard(&key).lock();
+        if let Some(r) = shard.get_mut(&key) {
+            *r = record;
+            return true;
+        }
+        if !self.take_slot() {
+            return false;
+        }
+        shard.insert(key, record);
+        true
     }
 
     /// Number of records, expired ones not yet removed included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.lock().len()).sum()
+        self.len.load(Relaxed)
     }
 
     /// True when there is no record.
@@ -258,7 +341,9 @@ mod tests {
         let t0 = Instant::now();
         let k = key("203.0.113.7");
         t.touch_new_connection(&k, ip("10.0.0.1"), t0);
-        let r = t.touch_new_connection(&k, ip("10.0.0.1"), t0 + Duration::from_secs(50));
+        let r = t
+            .touch_new_connection(&k, ip("10.0.0.1"), t0 + Duration::from_secs(50))
+            .unwrap();
         assert_eq!(r.created, t0);
         assert_eq!(r.last_new_connection, t0 + Duration::from_secs(50));
         assert_eq!(
@@ -266,13 +351,13 @@ mod tests {
             Some(ip("10.0.0.1"))
         );
         // Out-of-order touch does not move the time back.
-        let r = t.touch_new_connection(&k, ip("10.0.0.1"), t0);
+        let r = t.touch_new_connection(&k, ip("10.0.0.1"), t0).unwrap();
         assert_eq!(r.last_new_connection, t0 + Duration::from_secs(50));
         // Another server replaces the record.
         let t1 = t0 + Duration::from_secs(60);
         let r = t.touch_new_connection(&k, ip("10.0.0.2"), t1);
         assert_eq!(
-            r,
+            r.unwrap(),
             AffinityRecord {
                 server: ip("10.0.0.2"),
                 last_new_connection: t1,
@@ -397,6 +482,40 @@ mod tests {
     fn send_sync() {
         fn check<T: Send + Sync>() {}
         check::<AffinityTable>();
+    }
+
+    #[test]
+    fn a_full_table_refuses_new_clients_and_keeps_existing_ones() {
+        let t = AffinityTable::new();
+        t.set_max(2);
+        let t0 = Instant::now();
+        assert!(
+            t.touch_new_connection(&key("203.0.113.1"), ip("10.0.0.1"), t0)
+                .is_some()
+        );
+        assert!(
+            t.touch_new_connection(&key("203.0.113.2"), ip("10.0.0.1"), t0)
+                .is_some()
+        );
+        assert_eq!(
+            t.touch_new_connection(&key("203.0.113.3"), ip("10.0.0.1"), t0),
+            None
+        );
+        assert_eq!(t.refused.load(Relaxed), 1);
+        // Existing clients refresh and even move server.
+        assert!(
+            t.touch_new_connection(&key("203.0.113.1"), ip("10.0.0.2"), t0)
+                .is_some()
+        );
+        assert_eq!(t.len(), 2);
+        assert!(t.remove_if(&key("203.0.113.2"), |r| r.server == ip("10.0.0.1")));
+        assert!(!t.remove_if(&key("203.0.113.1"), |r| r.server == ip("10.0.0.1")));
+        assert!(
+            t.touch_new_connection(&key("203.0.113.3"), ip("10.0.0.1"), t0)
+                .is_some()
+        );
+        t.expire(t0 + Duration::from_secs(61), |_, _| Some(STICKY));
+        assert_eq!(t.len(), 0);
     }
 
     proptest! {

@@ -245,6 +245,11 @@ fn failover(lab: &ClusterLab, mut lb1: TandemNode) -> Result<bool> {
     );
     let scripts = lab.lab.log_dir().join("scripts");
     std::fs::create_dir_all(&scripts)?;
+    // tandemd runs scripts only from a directory writable by root alone.
+    std::fs::set_permissions(
+        &scripts,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )?;
     let log = scripts.join("ran.log");
     for name in ["goActive", "goStandby", "highavailChange"] {
         let path = scripts.join(name);

@@ -88,7 +88,7 @@ impl Machine {
     pub(super) fn candidate(&self) -> Candidate {
         Candidate {
             maintenance: self.maintenance,
-            state: self.state,
+            state: self.state(),
             reach: self.reach_count(),
             role: self.role().unwrap_or(Role::Primary),
             recovery: self.recovery(),
@@ -117,7 +117,7 @@ impl Machine {
 
     /// Neither is Active: should this node go Active now?
     pub(super) fn wins_vacancy(&self, p: &Heartbeat) -> Option<String> {
-        let mine = self.attempt.is_some();
+        let mine = self.attempt().is_some();
         let theirs = p.request == Request::TakeoverRequest;
         if mine && !theirs {
             return Some("takeover: partner is not Active".into());

@@ -66,11 +66,21 @@
 //!   Active. An attempt the partner does not answer within `takeover_timeout` is abandoned.
 //! * A node entering Standby sends `StandbyEntered` until an Active partner acknowledges it; the
 //!   Active answers with [`Action::Announce`] (PH36755).
-//! * Dual Active while in contact (a healed partition): resolved at once. Maintenance loses;
-//!   then more reach targets wins; then with `auto` the primary wins, with `manual` the backup
-//!   (the current holder). Both not Active (both starting): the same, but the primary wins the
-//!   role tie whatever the recovery. Same roles (misconfigured): the older epoch, then the lower
-//!   source address of the first heartbeat pair.
+//! * Dual Active while in contact (a healed partition), or neither Active: the election
+//!   (`election::prefer`, a pure and symmetric rule) decides. Maintenance loses; a node that
+//!   has just started (Listen: it crashed and came back within hatimeout, empty) loses to one
+//!   that was running and holds the replicated table; then more reach targets wins; then with
+//!   `auto` the primary wins, with `manual` the backup (the current holder); neither Active:
+//!   the primary, whatever the recovery. Same roles (misconfigured): the older epoch, then the
+//!   lower source address of the first heartbeat pair.
+//! * Silence is judged by the slower of the two nodes' hatimeouts (each advertises its own),
+//!   so a pair with different hatimeouts never flaps.
+//! * A yield with replication on is a hand-over: the yielding node asks its shell for every
+//!   record ([`Action::HandOver`]) and flags its heartbeats (HANDOVER); the partner waits for
+//!   [`Machine::handover_complete`] (or half the takeover timeout) before it goes Active.
+//! * Unauthenticated pairs ([`HaSettings::authenticated`] false): a "leaving" notice is
+//!   ignored (only silence counts), and a heartbeat that changes what the partner says is
+//!   acted on only when a second, later one confirms it (see `receive.rs`).
 //! * An incompatible partner (different V.R) is still heard, so it is never dual-Active with us;
 //!   it is never Synchronized: no replication, no failback, no reach takeover, no `takeover`.
 //! * `executor_stopped`: Down at once, and one last heartbeat with `Leaving`, so that the partner
@@ -95,8 +105,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod election;
+mod receive;
 mod settings;
 mod status;
+mod transitions;
 
 pub use settings::{HaSettings, MAX_TIMER};
 pub use status::{
@@ -262,10 +274,18 @@ struct Partner {
     address: IpAddr,
     /// Index of that pair.
     pair: usize,
+    /// This run of the partner was heard running before (not only leaving): only then can
+    /// it leave. A node that has just started and first hears a "leaving" heartbeat (a
+    /// replay of an old one, say) waits for silence instead of going Active at once.
+    was_running: bool,
 }
 
 impl Partner {
     fn left(&self) -> bool {
+        self.was_running && self.says_leaving()
+    }
+
+    fn says_leaving(&self) -> bool {
         self.hb.request == Request::Leaving || matches!(self.hb.state, State::Down | State::Idle)
     }
 }
@@ -291,13 +311,58 @@ struct Attempt {
     deadline: Instant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum Notice {
+    #[default]
     None,
     /// Entered Standby; not sent yet.
     Pending,
     /// First sent in this seq; repeated until an Active partner acks it.
     Sent(u64),
+}
+
+/// The state and the data that belongs to it.
+#[derive(Debug, Clone)]
+enum Phase {
+    Idle,
+    Down,
+    /// Starting: goes Active at `deadline` if nothing is heard.
+    Listen {
+        deadline: Instant,
+    },
+    Standby(StandbyData),
+    Active(ActiveData),
+}
+
+#[derive(Debug, Clone, Default)]
+struct StandbyData {
+    /// A takeover this node asked for (operator, or auto failback).
+    attempt: Option<Attempt>,
+    /// Yielded to the partner's request; don't take Active back before this, unless it fails.
+    yielded_until: Option<Instant>,
+    /// The PH36755 notice that this node entered Standby.
+    notice: Notice,
+    /// Yielded Active and handing the records over, until this deadline (or until
+    /// [`Machine::handover_complete`]).
+    handover_until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ActiveData {
+    /// Since when the Standby partner has reached strictly more targets than this node.
+    reach_behind_since: Option<Instant>,
+}
+
+impl Phase {
+    fn state(&self) -> State {
+        match self {
+            Phase::Idle => State::Idle,
+            Phase::Down => State::Down,
+            Phase::Listen { .. } => State::Listen,
+            Phase::Standby(_) => State::Standby,
+            Phase::Active(_) => State::Active,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -347,7 +412,9 @@ pub struct Machine {
     version: ProductVersion,
     settings: HaSettings,
     executor: bool,
-    state: State,
+    /// The state, with the data that belongs to it (h2 style: data of another state cannot
+    /// linger, it does not exist).
+    phase: Phase,
     maintenance: bool,
 
     seq: u64,
@@ -369,23 +436,13 @@ pub struct Machine {
     synced: bool,
     sync_requested: bool,
 
-    listen_deadline: Option<Instant>,
-    attempt: Option<Attempt>,
     failback_not_before: Option<Instant>,
-    /// Yielded to the partner's request; don't take Active back before this, unless it fails.
-    yielded: Option<Instant>,
-    /// Since when the Standby partner has reached strictly more targets than this Active node.
-    reach_behind_since: Option<Instant>,
-    /// Yielded Active and handing the records over, until this deadline (or until
-    /// [`Machine::handover_complete`]).
-    handover: Option<Instant>,
     /// Unauthenticated pairs: a heartbeat that would change the partner's view, held until a
     /// later one confirms it.
     unconfirmed: Option<Unconfirmed>,
     /// Partner epoch that our last heartbeat acknowledged.
     acked_epoch: Option<u64>,
     last_reply: Option<Instant>,
-    notice: Notice,
     takeover_note: Option<String>,
 
     actions: VecDeque<Action>,
@@ -418,7 +475,7 @@ impl Machine {
             version,
             settings: HaSettings::default(),
             executor: false,
-            state: State::Down,
+            phase: Phase::Down,
             maintenance: false,
             seq: 0,
             sent: VecDeque::new(),
@@ -434,16 +491,10 @@ impl Machine {
             contact_since: None,
             synced: false,
             sync_requested: false,
-            listen_deadline: None,
-            attempt: None,
             failback_not_before: None,
-            yielded: None,
-            reach_behind_since: None,
             acked_epoch: None,
-            handover: None,
             unconfirmed: None,
             last_reply: None,
-            notice: Notice::None,
             takeover_note: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
@@ -456,7 +507,54 @@ impl Machine {
     // ----- accessors -----
 
     pub fn state(&self) -> State {
-        self.state
+        self.phase.state()
+    }
+
+    fn standby(&self) -> Option<&StandbyData> {
+        match &self.phase {
+            Phase::Standby(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn standby_mut(&mut self) -> Option<&mut StandbyData> {
+        match &mut self.phase {
+            Phase::Standby(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn active_mut(&mut self) -> Option<&mut ActiveData> {
+        match &mut self.phase {
+            Phase::Active(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    fn attempt(&self) -> Option<Attempt> {
+        self.standby().and_then(|d| d.attempt)
+    }
+
+    fn yielded(&self) -> Option<Instant> {
+        self.standby().and_then(|d| d.yielded_until)
+    }
+
+    fn handover_until(&self) -> Option<Instant> {
+        self.standby().and_then(|d| d.handover_until)
+    }
+
+    fn listen_deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Listen { deadline } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    fn reach_behind_since(&self) -> Option<Instant> {
+        match &self.phase {
+            Phase::Active(d) => d.reach_behind_since,
+            _ => None,
+        }
     }
 
     pub fn sub_state(&self) -> SubState {
@@ -490,7 +588,7 @@ impl Machine {
 
     /// Whether the data plane should forward (Active or Idle).
     pub fn forwarding(&self) -> bool {
-        self.state.forwarding()
+        self.state().forwarding()
     }
 
     /// Whether the partner is in two-way contact.
@@ -552,11 +650,11 @@ impl Machine {
         let h = self.settings.hatimeout();
         let mut c: Vec<Instant> = Vec::new();
         c.extend(self.next_send);
-        c.extend(self.listen_deadline);
-        c.extend(self.attempt.map(|a| a.deadline));
-        c.extend(self.yielded);
+        c.extend(self.listen_deadline());
+        c.extend(self.attempt().map(|a| a.deadline));
+        c.extend(self.yielded());
         c.extend(
-            self.reach_behind_since
+            self.reach_behind_since()
                 .map(|t| t + self.settings.reach_hold()),
         );
         c.extend(self.failback_not_before);
@@ -565,7 +663,7 @@ impl Machine {
                 .map(|t| t + self.settings.failback_hold()),
         );
         c.extend(self.first_send.map(|t| t + h));
-        c.extend(self.handover);
+        c.extend(self.handover_until());
         if let Some(p) = &self.partner {
             let s = self.silence();
             c.push(p.last_heard + s);
@@ -667,211 +765,6 @@ impl Machine {
         self.reset_run();
     }
 
-    /// A decoded, authenticated heartbeat arrived on heartbeat pair `pair`. Replays are
-    /// refused here (one guard per pair).
-    pub fn handle_heartbeat(&mut self, now: Instant, pair: usize, hb: &Heartbeat) -> Received {
-        let now = self.tick(now);
-        let r = self.receive(now, pair, hb);
-        self.evaluate(now);
-        r
-    }
-
-    fn receive(&mut self, now: Instant, pair: usize, hb: &Heartbeat) -> Received {
-        if !self.ha_running() {
-            return Received::Ignored;
-        }
-        let role = self.role();
-        if pair >= self.pairs.len() {
-            self.drops.count(DropKind::UnknownPair);
-            return Received::Dropped(DropKind::UnknownPair);
-        }
-        if hb.epoch == self.epoch && hb.version == self.version && Some(hb.role) == role {
-            self.drops.count(DropKind::Own);
-            return Received::Dropped(DropKind::Own);
-        }
-        if !self.settings.authenticated
-            && let Err(kind) = self.confirm_unauthenticated(now, hb)
-        {
-            self.drops.count(kind);
-            return Received::Dropped(kind);
-        }
-        let authenticated = self.settings.authenticated;
-        let p = &mut self.pairs[pair];
-        let before = p.guard.last();
-        if p.guard.accept(hb.epoch, hb.seq).is_err() {
-            if !authenticated && before.is_some_and(|(e, _)| e == hb.epoch) {
-                // Unkeyed, a forged heartbeat may have taken this seq first: the genuine one
-                // still counts as alive (a copy), never as a replay.
-                return Received::Duplicate;
-            }
-            self.drops.count(DropKind::Replayed);
-            return Received::Dropped(DropKind::Replayed);
-        }
-        if let Some((e, s)) = before
-            && e == hb.epoch
-        {
-            p.lost = p.lost.saturating_add(hb.seq - s - 1);
-        }
-        p.received += 1;
-        p.last_heard = Some(now);
-        let address = p.destination;
-
-        // Same partner, older epoch (through a pair that had not seen the new one), or a
-        // copy of a heartbeat already taken from another pair.
-        if let Some(old) = &mut self.partner {
-            if hb.epoch < old.hb.epoch {
-                self.drops.count(DropKind::Replayed);
-                return Received::Dropped(DropKind::Replayed);
-            }
-            if hb.epoch == old.hb.epoch && hb.seq <= old.hb.seq {
-                if !(self.settings.authenticated && old.left()) {
-                    old.last_heard = old.last_heard.max(now);
-                }
-                return Received::Duplicate;
-            }
-            if hb.epoch > old.hb.epoch {
-                // The partner restarted: it is a new partner (rejoin).
-                self.partner = None;
-                self.drop_contact();
-            }
-        }
-
-        let h = self.silence();
-        let was_heard = self.heard(now);
-        let ack_sent = if hb.ack_epoch == self.epoch {
-            self.send_time(hb.ack)
-        } else {
-            None
-        };
-        let fresh_ack = ack_sent.is_some_and(|t| now.saturating_duration_since(t) <= h);
-        let prev_request = self.partner.as_ref().map(|p| p.hb.request);
-        let prev_says = self
-            .partner
-            .as_ref()
-            .map(|p| (p.hb.state, p.hb.sub_state, p.hb.request));
-        let heard_since = match &self.partner {
-            Some(p) if was_heard => p.heard_since,
-            _ => now,
-        };
-        let mut content = hb.clone();
-        content.records = Vec::new();
-        self.partner = Some(Partner {
-            hb: content,
-            last_heard: now,
-            heard_since,
-            fresh_ack,
-            address,
-            pair,
-        });
-
-        // PH36755: the partner has just entered Standby: re-announce our addresses.
-        if self.state == State::Active
-            && hb.request == Request::StandbyEntered
-            && prev_request != Some(Request::StandbyEntered)
-        {
-            self.actions.push_back(Action::Announce);
-        }
-        // Our own Standby notice is acknowledged once an Active partner has seen it.
-        if let Notice::Sent(seq) = self.notice
-            && hb.state == State::Active
-            && hb.ack_epoch == self.epoch
-            && hb.ack >= seq
-        {
-            self.notice = Notice::None;
-        }
-
-        // Reply at once when the partner's view of us is stale, when we have never acked this
-        // partner run, or when it says something new (so it gets our ack without waiting an
-        // interval). A reply answers nothing that a reply would trigger again, so two nodes
-        // never ping-pong; the rate limit guards against floods.
-        let interval = self.settings.interval();
-        let stale_view = hb.ack < self.change_seq
-            || ack_sent.is_none_or(|t| now.saturating_duration_since(t) > interval + interval / 2);
-        let unacked = self.acked_epoch != Some(hb.epoch);
-        let news = prev_says != Some((hb.state, hb.sub_state, hb.request));
-        let round_before = self.last_round;
-        self.evaluate(now);
-        let sent_now = self.last_round != round_before;
-        let may_reply = self.last_reply.is_none_or(|t| now >= t + interval / 4);
-        if (stale_view || unacked || news) && may_reply && !sent_now && self.ha_running() {
-            self.last_reply = Some(now);
-            self.send_round(now);
-        }
-        Received::New
-    }
-
-    fn facts(&self, now: Instant, hb: &Heartbeat) -> Facts {
-        let fresh_ack = hb.ack_epoch == self.epoch
-            && self
-                .send_time(hb.ack)
-                .is_some_and(|t| now.saturating_duration_since(t) <= self.silence());
-        Facts {
-            epoch: hb.epoch,
-            state: hb.state,
-            sub_state: hb.sub_state,
-            request: hb.request,
-            maintenance: hb.maintenance,
-            handover: hb.handover,
-            reach: hb.reach_count,
-            role: hb.role,
-            recovery: hb.recovery,
-            fresh_ack,
-        }
-    }
-
-    /// Unauthenticated pairs: whether `hb` may be acted on now. A heartbeat that says what
-    /// the partner already says, with a plausible seq, may; one that changes the partner's
-    /// view (or jumps far ahead) waits for a second, later one that says the same, so that no
-    /// single forged datagram moves the pair, advances a replay guard or hides the genuine
-    /// partner.
-    fn confirm_unauthenticated(&mut self, now: Instant, hb: &Heartbeat) -> Result<(), DropKind> {
-        let Some(p) = &self.partner else {
-            return Ok(()); // first contact: nothing to protect yet
-        };
-        if hb.epoch < p.hb.epoch || (hb.epoch == p.hb.epoch && hb.seq <= p.hb.seq) {
-            return Ok(()); // the replay and copy rules below decide
-        }
-        let facts = self.facts(now, hb);
-        let known = self.facts(now, &p.hb);
-        let interval = Duration::from_millis(u64::from(p.hb.interval_ms).max(1));
-        let elapsed = now.saturating_duration_since(p.last_heard);
-        let plausible_jump = (elapsed.as_nanos() / interval.as_nanos()).min(1 << 40) as u64 * 2 + 8;
-        let plausible = hb.epoch == p.hb.epoch && hb.seq - p.hb.seq <= plausible_jump;
-        if plausible
-            && facts
-                == (Facts {
-                    fresh_ack: facts.fresh_ack,
-                    ..known
-                })
-        {
-            // Ack freshness may go from stale to fresh freely (that only restores contact);
-            // fresh to stale needs confirmation like any other change.
-            if facts.fresh_ack || !known.fresh_ack {
-                self.unconfirmed = None;
-                return Ok(());
-            }
-        }
-        match self.unconfirmed {
-            Some(u)
-                if Facts {
-                    fresh_ack: false,
-                    ..u.facts
-                } == Facts {
-                    fresh_ack: false,
-                    ..facts
-                } && hb.seq > u.seq
-                    && hb.seq - u.seq <= plausible_jump =>
-            {
-                self.unconfirmed = None;
-                Ok(())
-            }
-            _ => {
-                self.unconfirmed = Some(Unconfirmed { facts, seq: hb.seq });
-                Err(DropKind::Unconfirmed)
-            }
-        }
-    }
-
     /// A datagram on the heartbeat port failed to decode (`HeartbeatError::kind()`).
     pub fn record_bad_datagram(&mut self, kind: DropKind) {
         self.drops.count(kind);
@@ -910,13 +803,15 @@ impl Machine {
     /// partner acknowledged them all): the partner may go Active now.
     pub fn handover_complete(&mut self, now: Instant) {
         let now = self.tick(now);
-        self.handover = None;
+        if let Some(d) = self.standby_mut() {
+            d.handover_until = None;
+        }
         self.evaluate(now);
     }
 
     /// Whether this node is handing its records over after yielding Active.
     pub fn handing_over(&self) -> bool {
-        self.handover.is_some()
+        self.handover_until().is_some()
     }
 
     /// Operator `highavailability takeover`: make this Standby node Active, yield-first.
@@ -929,12 +824,12 @@ impl Machine {
         if !self.executor {
             return Err(TakeoverError::ExecutorStopped);
         }
-        match self.state {
+        match self.state() {
             State::Standby => {}
             State::Active => return Err(TakeoverError::AlreadyActive),
             s => return Err(TakeoverError::NotStandby(s)),
         }
-        if self.attempt.is_some() {
+        if self.attempt().is_some() {
             return Err(TakeoverError::InProgress);
         }
         if self.maintenance {
@@ -1011,7 +906,7 @@ impl Machine {
     }
 
     fn ha_running(&self) -> bool {
-        matches!(self.state, State::Listen | State::Active | State::Standby)
+        matches!(self.state(), State::Listen | State::Active | State::Standby)
     }
 
     fn reach_count(&self) -> u16 {
@@ -1103,444 +998,20 @@ impl Machine {
         self.contact_since = None;
         self.synced = false;
         self.sync_requested = false;
-        self.listen_deadline = None;
-        self.attempt = None;
         self.failback_not_before = None;
-        self.yielded = None;
-        self.reach_behind_since = None;
         self.acked_epoch = None;
-        self.handover = None;
         self.unconfirmed = None;
-        self.notice = Notice::None;
+        match &mut self.phase {
+            Phase::Standby(d) => *d = StandbyData::default(),
+            Phase::Active(d) => *d = ActiveData::default(),
+            Phase::Idle | Phase::Down | Phase::Listen { .. } => {}
+        }
         self.next_send = None;
         self.first_send = None;
         self.sent_signature = None;
         self.sent.clear();
         for p in &mut self.pairs {
             p.last_heard = None;
-        }
-    }
-
-    fn enter_listen(&mut self, now: Instant, reason: String) {
-        self.reset_run();
-        self.transition(now, State::Listen, reason);
-        self.next_send = Some(now);
-    }
-
-    fn transition(&mut self, now: Instant, to: State, reason: String) {
-        let from = self.state;
-        if from == to {
-            return;
-        }
-        self.state = to;
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
-        }
-        self.history.push_back(Transition {
-            at: now,
-            from,
-            to,
-            reason,
-        });
-        let (action, script) = match to {
-            State::Active => (Action::GoActive, Some(GO_ACTIVE)),
-            State::Standby => (Action::GoStandby, Some(GO_STANDBY)),
-            State::Idle => (Action::GoIdle, Some(GO_IDLE)),
-            State::Down => (Action::GoDown, Some(GO_IN_OP)),
-            State::Listen => (Action::GoListen, (from == State::Down).then_some(GO_IN_OP)),
-        };
-        self.actions.push_back(action);
-        if let Some(name) = script {
-            self.actions
-                .push_back(Action::RunScript { name, arg: None });
-            self.actions.push_back(Action::RunScript {
-                name: HIGHAVAIL_CHANGE,
-                arg: Some(name),
-            });
-        }
-        match to {
-            State::Active => {
-                if let Some(a) = self.attempt.take() {
-                    self.takeover_note = Some(format!("{} completed", a.kind));
-                }
-                self.yielded = None;
-                self.notice = Notice::None;
-                self.listen_deadline = None;
-            }
-            State::Standby => {
-                self.attempt = None;
-                self.notice = Notice::Pending;
-                self.listen_deadline = None;
-            }
-            State::Listen => {
-                self.listen_deadline = Some(now + self.settings.hatimeout());
-                self.attempt = None;
-                self.yielded = None;
-                self.notice = Notice::None;
-            }
-            State::Idle | State::Down => {
-                self.listen_deadline = None;
-                self.attempt = None;
-                self.yielded = None;
-                self.notice = Notice::None;
-            }
-        }
-    }
-
-    fn start_attempt(&mut self, now: Instant, kind: AttemptKind) {
-        self.attempt = Some(Attempt {
-            kind,
-            deadline: now + self.settings.takeover_timeout(),
-        });
-        self.takeover_note = None;
-    }
-
-    fn abandon_attempt(&mut self, now: Instant, why: String) {
-        if let Some(a) = self.attempt.take() {
-            self.takeover_note = Some(format!("{} abandoned: {why}", a.kind));
-            if a.kind == AttemptKind::Failback {
-                self.failback_not_before = Some(now + self.settings.failback_hold());
-            }
-        }
-    }
-
-    fn signature(&self) -> Signature {
-        Signature {
-            state: self.state,
-            sub_state: self.sub_state(),
-            request: self.outgoing_request(),
-            reach: (self.reach_count(), self.reach_total()),
-            maintenance: self.maintenance,
-            handover: self.handover.is_some(),
-        }
-    }
-
-    fn outgoing_request(&self) -> Request {
-        if !self.ha_running() {
-            Request::Leaving
-        } else if self.handover.is_some() && self.state == State::Standby {
-            Request::None
-        } else if self.yielded.is_some() && self.state == State::Standby {
-            Request::YieldAck
-        } else if self.attempt.is_some() {
-            Request::TakeoverRequest
-        } else if self.state == State::Standby && self.notice != Notice::None {
-            Request::StandbyEntered
-        } else {
-            Request::None
-        }
-    }
-
-    /// One heartbeat on every pair.
-    fn send_round(&mut self, now: Instant) {
-        let Some(backup) = self.settings.backup else {
-            return;
-        };
-        self.seq += 1;
-        let seq = self.seq;
-        let sig = self.signature();
-        if self.sent_signature != Some(sig) {
-            self.sent_signature = Some(sig);
-            self.change_seq = seq;
-        }
-        let request = sig.request;
-        if request == Request::StandbyEntered && self.notice == Notice::Pending {
-            self.notice = Notice::Sent(seq);
-        }
-        let h = self.silence();
-        let interval = self.settings.interval();
-        while self
-            .sent
-            .front()
-            .is_some_and(|&(_, t)| now.saturating_duration_since(t) > h * 2 + interval)
-        {
-            self.sent.pop_front();
-        }
-        self.sent.push_back((seq, now));
-        self.first_send.get_or_insert(now);
-        self.last_round = Some(now);
-        self.next_send = self.ha_running().then(|| now + interval);
-        let (ack_epoch, ack) = self
-            .partner
-            .as_ref()
-            .map_or((0, 0), |p| (p.hb.epoch, p.hb.seq));
-        self.acked_epoch = self.partner.as_ref().map(|p| p.hb.epoch);
-        let heartbeat = Heartbeat {
-            version: self.version,
-            epoch: self.epoch,
-            seq,
-            ack_epoch,
-            ack,
-            role: backup.role,
-            state: self.state,
-            sub_state: sig.sub_state,
-            recovery: backup.recovery,
-            reach_count: sig.reach.0,
-            reach_total: sig.reach.1,
-            config_digest: self.settings.config_digest,
-            request,
-            maintenance: self.maintenance,
-            handover: sig.handover,
-            hatimeout_ms: u32::try_from(self.settings.hatimeout().as_millis()).unwrap_or(u32::MAX),
-            interval_ms: u32::try_from(interval.as_millis()).unwrap_or(u32::MAX),
-            records: Vec::new(),
-        };
-        for (i, p) in self.pairs.iter_mut().enumerate() {
-            p.sent += 1;
-            self.actions.push_back(Action::SendHeartbeat {
-                pair: i,
-                source: p.source,
-                destination: p.destination,
-                port: backup.port,
-                heartbeat: heartbeat.clone(),
-            });
-        }
-    }
-
-    /// Re-decides everything from the current facts, then sends a heartbeat if what we say
-    /// changed.
-    fn evaluate(&mut self, now: Instant) {
-        if !self.ha_running() {
-            return;
-        }
-        for _ in 0..4 {
-            self.update_contact(now);
-            self.update_handover(now);
-            self.update_attempt(now);
-            self.track_reach(now);
-            if !self.decide(now) {
-                break;
-            }
-        }
-        self.update_contact(now);
-        self.maybe_failback(now);
-        if self.sent_signature != Some(self.signature()) || self.next_send.is_some_and(|t| now >= t)
-        {
-            self.send_round(now);
-        }
-        self.last_eval = Some(now);
-    }
-
-    fn update_contact(&mut self, now: Instant) {
-        let heard = self.heard(now);
-        let contact = heard && self.partner.as_ref().is_some_and(|p| p.fresh_ack);
-        if contact && !self.contact {
-            self.contact = true;
-            self.contact_since = Some(now);
-            let compatible = self.compatible();
-            self.actions.push_back(Action::PartnerFound { compatible });
-        } else if !contact && self.contact {
-            self.drop_contact();
-        }
-        if let Some(y) = self.yielded {
-            // Cleared when the partner took Active, and when it no longer asks for it (it gave
-            // up, or yielded to us in turn): then the tie-break decides.
-            let p = self.partner.as_ref();
-            let partner_active = p.is_some_and(|p| p.hb.state == State::Active);
-            let asking = p.is_some_and(|p| p.hb.request == Request::TakeoverRequest);
-            if now >= y || !heard || partner_active || !asking {
-                self.yielded = None;
-            }
-        }
-        if self.contact && self.compatible() {
-            let p = self.partner.as_ref().expect("contact implies a partner");
-            if self.state == State::Active && p.hb.sub_state == SubState::Synchronized {
-                self.synced = true;
-            }
-            if self.state == State::Active && !self.synced && !self.sync_requested {
-                self.sync_requested = true;
-                self.actions.push_back(Action::RequestFullSync);
-            }
-        }
-    }
-
-    fn update_handover(&mut self, now: Instant) {
-        if self.handover.is_some_and(|d| now >= d) || self.state != State::Standby {
-            self.handover = None;
-        }
-    }
-
-    fn update_attempt(&mut self, now: Instant) {
-        let Some(a) = self.attempt else { return };
-        if self.state != State::Standby {
-            self.attempt = None;
-        } else if !self.contact {
-            self.abandon_attempt(now, "lost contact with the partner".into());
-        } else if now >= a.deadline {
-            let why = format!(
-                "the partner did not yield within {}",
-                secs(self.settings.takeover_timeout())
-            );
-            self.abandon_attempt(now, why);
-        }
-    }
-
-    fn loss_reason(&self) -> String {
-        match &self.partner {
-            Some(p) if self.left(p) => match p.hb.state {
-                State::Idle => "partner left high availability".into(),
-                _ => "partner left (executor stopped)".into(),
-            },
-            Some(_) => format!(
-                "heartbeat timeout (hatimeout {} exceeded)",
-                secs(self.settings.hatimeout())
-            ),
-            None => {
-                format!(
-                    "no partner heard within hatimeout ({})",
-                    secs(self.settings.hatimeout())
-                )
-            }
-        }
-    }
-
-    /// One decision step; true if the state changed.
-    fn decide(&mut self, now: Instant) -> bool {
-        let heard = self.heard(now);
-        let deaf = self.deaf(now);
-        let contact = self.contact;
-        let p = self
-            .partner
-            .as_ref()
-            .filter(|_| heard)
-            .map(|p| p.hb.clone());
-        let before = self.state;
-        match (self.state, p) {
-            (State::Listen, None)
-                if self.listen_deadline.is_some_and(|d| now >= d)
-                    || self.partner.as_ref().is_some_and(|p| self.left(p)) =>
-            {
-                let reason = self.loss_reason();
-                self.transition(now, State::Active, reason);
-            }
-            (State::Listen, Some(p)) => {
-                if p.state == State::Active {
-                    self.transition(now, State::Standby, "partner is Active".into());
-                } else if contact
-                    && !deaf
-                    && let Some(why) = self.wins_vacancy(&p)
-                {
-                    self.transition(now, State::Active, why);
-                }
-            }
-            (State::Standby, None) => {
-                let reason = self.loss_reason();
-                self.transition(now, State::Active, reason);
-            }
-            (State::Standby, Some(p)) if p.state != State::Active && contact && !deaf => {
-                if p.handover {
-                    // The partner has yielded and is handing its records over: wait for it
-                    // (bounded by its own deadline, and by silence).
-                } else if let Some(a) = self.attempt.filter(|_| p.state == State::Standby) {
-                    if p.request == Request::TakeoverRequest && !self.prefer_self(&p, false).0 {
-                        // Both asked at once: the tie-break decides, the loser gives up.
-                        self.abandon_attempt(
-                            now,
-                            "the partner asked for Active too and is preferred".into(),
-                        );
-                    } else {
-                        let why = format!("{}: partner yielded", a.kind);
-                        self.transition(now, State::Active, why);
-                    }
-                } else if self.yielded.is_none()
-                    && let Some(why) = self.wins_vacancy(&p)
-                {
-                    self.transition(now, State::Active, why);
-                }
-            }
-            (State::Active, Some(p)) => {
-                let sync = self.sub_state() == SubState::Synchronized;
-                let mine = self.reach_count();
-                if p.state == State::Active {
-                    if deaf {
-                        self.transition(
-                            now,
-                            State::Standby,
-                            "partner is Active and does not hear this node".into(),
-                        );
-                    } else if contact {
-                        let (win, why) = self.prefer_self(&p, true);
-                        if !win {
-                            self.transition(now, State::Standby, format!("both Active: {why}"));
-                        }
-                    }
-                } else if contact && sync && p.state == State::Standby {
-                    let partner_maint_only = p.maintenance && !self.maintenance;
-                    let why = if p.request == Request::TakeoverRequest
-                        && mine <= p.reach_count
-                        && !partner_maint_only
-                    {
-                        Some("partner requested takeover".to_string())
-                    } else if self
-                        .reach_behind_since
-                        .is_some_and(|t| now >= t + self.settings.reach_hold())
-                    {
-                        Some(format!(
-                            "partner reaches more targets ({} > {mine})",
-                            p.reach_count
-                        ))
-                    } else if self.maintenance && !p.maintenance {
-                        Some("maintenance: handing Active over to the partner".to_string())
-                    } else {
-                        None
-                    };
-                    if let Some(why) = why {
-                        self.transition(now, State::Standby, why);
-                        self.yielded = Some(now + self.settings.takeover_timeout());
-                        if self.settings.replication {
-                            // The seed's rule: a node leaving Active sends the partner every
-                            // record first; the partner waits for it (FLAG_HANDOVER).
-                            self.handover = Some(now + self.settings.takeover_timeout() / 2);
-                            self.actions.push_back(Action::HandOver);
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-        self.state != before
-    }
-
-    /// Starts or clears the reach hold: Active, Synchronized, the Standby partner reaches
-    /// strictly more (and is not the only one in maintenance).
-    fn track_reach(&mut self, now: Instant) {
-        let mine = self.reach_count();
-        let behind = self.state == State::Active
-            && self.heard(now)
-            && self.sub_state() == SubState::Synchronized
-            && self.partner.as_ref().is_some_and(|p| {
-                p.hb.state == State::Standby
-                    && p.hb.reach_count > mine
-                    && (self.maintenance || !p.hb.maintenance)
-            });
-        if !behind {
-            self.reach_behind_since = None;
-        } else if self.reach_behind_since.is_none() {
-            self.reach_behind_since = Some(now);
-        }
-    }
-
-    fn maybe_failback(&mut self, now: Instant) {
-        if self.state != State::Standby
-            || self.role() != Some(Role::Primary)
-            || self.recovery() != Recovery::Auto
-            || self.maintenance
-            || self.attempt.is_some()
-            || self.yielded.is_some()
-            || self.sub_state() != SubState::Synchronized
-            || self.failback_not_before.is_some_and(|t| now < t)
-            || self
-                .contact_since
-                .is_none_or(|t| now < t + self.settings.failback_hold())
-        {
-            return;
-        }
-        let Some(p) = &self.partner else { return };
-        if p.hb.state == State::Active
-            && p.hb.role == Role::Backup
-            && self.reach_count() >= p.hb.reach_count
-        {
-            self.start_attempt(now, AttemptKind::Failback);
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct HaSettings {
     /// yields to it; `None` = reach interval + hatimeout. Probes on two nodes see a shared
     /// target fail at different moments: without this hold they would swap for nothing.
     pub reach_hold: Option<Duration>,
-    /// Some port replicates records: Synchronized then also needs [`Machine::sync_complete`].
+    /// Some port replicates records: Synchronized then also needs [`super::Machine::sync_complete`].
     pub replication: bool,
     /// Digest of the whole configuration, reported in heartbeats.
     pub config_digest: u64,

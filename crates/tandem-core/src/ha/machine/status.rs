@@ -176,7 +176,7 @@ impl Machine {
                 sent: p.sent,
             })
             .collect();
-        let takeover = match self.attempt {
+        let takeover = match self.attempt() {
             Some(a) => Some(format!(
                 "{} in progress: waiting for the partner to yield ({} left)",
                 a.kind,
@@ -189,7 +189,7 @@ impl Machine {
             role: self.role(),
             recovery: self.settings.backup.map(|b| b.recovery),
             port: self.settings.backup.map(|b| b.port),
-            state: self.state,
+            state: self.state(),
             sub_state: self.sub_state(),
             maintenance: self.maintenance,
             version: self.version,

@@ -3,6 +3,7 @@
 //! replication sessions, mismatched hatimeouts, key changes and recovery changes on a live
 //! pair, and the hand-over of records when Active changes hands.
 
+use super::harness::Rng;
 use super::harness::*;
 use crate::config::Recovery;
 use crate::ha::datagram::{self, Direction};
@@ -366,4 +367,99 @@ fn changing_the_recovery_in_place_changes_nothing() {
         p.nodes[A].m().status(p.now).recovery,
         Some(Recovery::Manual)
     );
+}
+
+#[test]
+fn a_flood_of_junk_and_forgeries_on_the_heartbeat_port_moves_nothing() {
+    for keyed in [true, false] {
+        let o = replicating(Recovery::Auto);
+        let o = if keyed { o } else { unkeyed(o) };
+        let mut p = HaPair::started(&o, secs(15.0));
+        let ports = p.open_connections(A, 40_000, 10);
+        p.run_for(secs(1.0));
+        let genuine = last_heartbeat(&p, B);
+        let t = p.now;
+        // 10 s at 20 datagrams per ms toward the Active (200 000/s): garbage, truncated
+        // heartbeats, forged "leaving" and state changes with random seqs, forged frames.
+        let mut rng = Rng::new(7);
+        for ms in 0..10_000u64 {
+            for k in 0..20u64 {
+                let junk = match k % 5 {
+                    0 => vec![0x5a; 64],
+                    1 => encode(&genuine, None)[..20].to_vec(),
+                    2 => encode(
+                        &Heartbeat {
+                            seq: rng.next_u64(),
+                            state: State::Down,
+                            request: Request::Leaving,
+                            ..genuine.clone()
+                        },
+                        keyed.then_some(&b"guess"[..]),
+                    ),
+                    3 => encode(
+                        &Heartbeat {
+                            epoch: genuine.epoch + 1 + ms,
+                            seq: 1,
+                            state: State::Standby,
+                            request: Request::TakeoverRequest,
+                            ..genuine.clone()
+                        },
+                        keyed.then_some(&b"guess"[..]),
+                    ),
+                    _ => datagram::seal(
+                        Direction::Records,
+                        genuine.epoch,
+                        p.nodes[A].epoch,
+                        &batch_of(vec![connection(50_000 + k as u16)], 9),
+                        keyed.then_some(&b"guess"[..]),
+                    ),
+                };
+                p.inject(B, 0, junk);
+            }
+            p.run_for(secs(0.001));
+        }
+        p.run_for(secs(2.0));
+        assert_eq!(p.nodes[A].transitions_since(t), 0, "keyed {keyed}");
+        assert_eq!(p.nodes[B].transitions_since(t), 0, "keyed {keyed}");
+        assert!(steady(&p, A), "keyed {keyed}");
+        assert!(p.trace.dual.is_empty());
+        assert_eq!(p.holds(A, &ports), 10);
+        assert!((50_000..50_005).all(|port| !p.nodes[A].table.contains_key(&port)));
+        let d = p.nodes[A].m().drops();
+        assert!(d.bad_magic + d.truncated >= 80_000, "{d:?}");
+    }
+}
+
+#[test]
+fn a_restarted_node_does_not_believe_a_replayed_leaving_notice() {
+    let mut p = HaPair::started(&replicating(Recovery::Manual), secs(15.0));
+    // Record A's authentic "leaving" heartbeat, then make A Active again.
+    p.stop(A);
+    let leaving = p.nodes[A]
+        .sent
+        .iter()
+        .rev()
+        .find(|t| t.bytes.starts_with(b"TNDM"))
+        .unwrap()
+        .bytes
+        .clone();
+    p.run_for(secs(1.0));
+    p.start(A);
+    p.run_for(secs(10.0));
+    p.takeover(A).unwrap();
+    p.run_for(secs(5.0));
+    assert!(steady(&p, A));
+    // B crashes and comes back; the attacker replays A's old "leaving" at once.
+    p.kill(B);
+    p.run_for(secs(0.5));
+    p.restart(B);
+    let t = p.now;
+    p.inject(A, 0, leaving);
+    p.run_for(secs(10.0));
+    assert_eq!(
+        p.nodes[B].count(t, |a| *a == crate::ha::Action::GoActive),
+        0
+    );
+    assert!(p.trace.dual.is_empty(), "{:?}", p.trace.dual);
+    assert!(steady(&p, A));
 }

@@ -1,0 +1,330 @@
+//! The engine's side of replication: when a record goes to the partner, and how a record from
+//! the partner is installed.
+//!
+//! The rules are the seed's (`load-balancer-ha-maintenance.txt`), in one predicate,
+//! [`replication_needed`] (IPVS has the same in `ip_vs_sync_conn_needed`). A connection record
+//! is queued when
+//!
+//! * the connection is established: the client's first ACK after its SYN (a UDP flow, which
+//!   has no handshake, when its first datagram makes the record). A half-open TCP record is
+//!   never sent, so a SYN flood costs the partner nothing; its affinity record goes with the
+//!   connection record at the handshake;
+//! * it ends: a FIN or RST from the client, or (NAT) from the server;
+//! * a packet arrives and the copy the partner holds is older than half its lifetime
+//!   (half the staletimeout, or half the stickytime when affinity is replicated too and that
+//!   is shorter);
+//! * its server is taken out (`server down` with `port reset yes`): an `ended` record, sent by
+//!   [`Engine::install`]'s pruning.
+//!
+//! The transition of the Active into Standby sends every record ([`Engine::snapshot_records`],
+//! driven by the HA node).
+
+use super::conn::Conn;
+use super::engine::Engine;
+use super::plan::PortPlan;
+use crate::config::{Method, RepStrategy};
+use crate::replication::{self, ConnectionRecord, Record};
+use parking_lot::Mutex;
+use serde::Serialize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+/// Records waiting for the replication sender, filled by the workers. Bounded: when full,
+/// records are dropped and counted (the age rule sends them again later) rather than stalling
+/// forwarding.
+#[derive(Default)]
+pub struct ReplicationQueue {
+    records: Mutex<Vec<Record>>,
+    /// Records dropped because the queue was full.
+    pub dropped: AtomicU64,
+    /// Whether records are wanted now (this node is Active with a compatible partner).
+    pub enabled: AtomicBool,
+}
+
+/// Most records the queue holds between two drains.
+pub const REPLICATION_QUEUE: usize = 1 << 20;
+
+impl ReplicationQueue {
+    pub(super) fn push(&self, r: Record) {
+        let mut q = self.records.lock();
+        if q.len() >= REPLICATION_QUEUE {
+            self.dropped.fetch_add(1, Relaxed);
+        } else {
+            q.push(r);
+        }
+    }
+    pub(super) fn wanted(&self) -> bool {
+        self.enabled.load(Relaxed)
+    }
+    /// Takes every queued record.
+    pub fn drain(&self) -> Vec<Record> {
+        std::mem::take(&mut *self.records.lock())
+    }
+}
+
+pub(super) fn replicates_connections(r: RepStrategy) -> bool {
+    matches!(r, RepStrategy::Connection | RepStrategy::Both)
+}
+
+pub(super) fn replicates_affinity(r: RepStrategy) -> bool {
+    matches!(r, RepStrategy::Affinity | RepStrategy::Both)
+}
+
+/// What just happened to a connection record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// The record was made by the flow's first packet.
+    Created,
+    /// The client's first ACK after the packet that made the record (the handshake).
+    Established,
+    /// A FIN or RST, from the client or (NAT) from the server.
+    Ending,
+    /// Any other packet of the flow.
+    Packet,
+}
+
+/// Whether the partner must get the record of `c` now, after `change` (the seed's rules; see
+/// the module documentation). `half_life` is half the lifetime of the partner's copy
+/// ([`PortPlan::replication_half_life`]). Half-open records are never sent.
+pub fn replication_needed(c: &Conn, change: Change, now: Instant, half_life: Duration) -> bool {
+    if c.is_halfopen() {
+        return false;
+    }
+    match change {
+        Change::Created | Change::Established | Change::Ending => true,
+        Change::Packet => c
+            .replicated_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= half_life),
+    }
+}
+
+impl PortPlan {
+    /// Half the lifetime of a replicated copy: the age after which the age rule sends a record
+    /// again (half the staletimeout; half the stickytime if affinity is replicated and
+    /// shorter).
+    pub fn replication_half_life(&self) -> Duration {
+        if replicates_affinity(self.config.repstrategy) && self.uses_affinity() {
+            self.stickytime().min(self.staletimeout()) / 2
+        } else {
+            self.staletimeout() / 2
+        }
+    }
+}
+
+/// Why [`Engine::install_replicated`] refused a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, thiserror::Error)]
+#[serde(rename_all = "kebab-case")]
+pub enum Refused {
+    #[error("no such cluster port on this node")]
+    UnknownPort,
+    #[error("no such server on the port")]
+    UnknownServer,
+    #[error("NAT mapping does not match the port's method or the server's returnaddress")]
+    NatMismatch,
+    #[error("the NAT port is held by another connection")]
+    NatPortBusy,
+    #[error("the table is full (maxconnections) and no half-open record can make room")]
+    TableFull,
+}
+
+impl Refused {
+    pub const ALL: [Refused; 5] = [
+        Refused::UnknownPort,
+        Refused::UnknownServer,
+        Refused::NatMismatch,
+        Refused::NatPortBusy,
+        Refused::TableFull,
+    ];
+
+    /// Operator-facing name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Refused::UnknownPort => "unknown-port",
+            Refused::UnknownServer => "unknown-server",
+            Refused::NatMismatch => "nat-mismatch",
+            Refused::NatPortBusy => "nat-port-busy",
+            Refused::TableFull => "table-full",
+        }
+    }
+}
+
+/// Replicated records installed and refused by reason.
+#[derive(Debug, Default)]
+pub struct ReplicatedCounters {
+    pub installed: AtomicU64,
+    refused: [AtomicU64; Refused::ALL.len()],
+}
+
+impl ReplicatedCounters {
+    fn refuse(&self, r: Refused) -> Result<(), Refused> {
+        self.refused[r as usize].fetch_add(1, Relaxed);
+        Err(r)
+    }
+    /// Records refused for `r`.
+    pub fn refused(&self, r: Refused) -> u64 {
+        self.refused[r as usize].load(Relaxed)
+    }
+    /// Every reason with its count.
+    pub fn all_refused(&self) -> Vec<(Refused, u64)> {
+        Refused::ALL
+            .iter()
+            .map(|r| (*r, self.refused(*r)))
+            .collect()
+    }
+}
+
+impl Engine {
+    /// Installs a record received from the partner: the connection then continues after a
+    /// takeover, to the same server and with the same translation. An `ended` connection
+    /// record deletes.
+    ///
+    /// Checked against this node's plan whatever the receiver checked: the cluster port and
+    /// server must be configured, a NAT record must use the server's returnaddress and a NAT
+    /// port no other connection holds, and the record's staletimeout is cut to the port's own
+    /// (a forged record cannot live 2³² s; affinity records already expire by the port's
+    /// stickytime). Refusals are counted in [`Engine::replicated`].
+    pub fn install_replicated(&self, record: &Record, now: Instant) -> Result<(), Refused> {
+        let plan = self.plan();
+        let c = &self.replicated;
+        match record {
+            Record::Connection(r) => {
+                let key = r.flow_key();
+                let Some(port) = plan.port(r.cluster.ip(), r.cluster.port(), key.proto) else {
+                    return c.refuse(Refused::UnknownPort);
+                };
+                if r.ended {
+                    if let Some(old) = self.conns.remove(&key) {
+                        self.release(std::slice::from_ref(&old));
+                    }
+                    c.installed.fetch_add(1, Relaxed);
+                    return Ok(());
+                }
+                let Some(server) = port.server(r.server) else {
+                    return c.refuse(Refused::UnknownServer);
+                };
+                let Some(counters) =
+                    self.counters
+                        .lookup(r.cluster.ip(), r.cluster.port(), r.server)
+                else {
+                    return c.refuse(Refused::UnknownServer);
+                };
+                match (port.config.method, r.nat) {
+                    (Method::Mac, None) => {}
+                    (Method::Nat, Some(n)) if Some(n.returnaddress) == server.returnaddress => {}
+                    _ => return c.refuse(Refused::NatMismatch),
+                }
+                if let Some(n) = r.nat
+                    && self
+                        .conns
+                        .lookup_nat(n.returnaddress, key.proto, n.nat_port)
+                        .is_some_and(|owner| owner != key)
+                {
+                    return c.refuse(Refused::NatPortBusy);
+                }
+                // The same connection's older copy goes first (its port may be this one).
+                if let Some(old) = self.conns.remove(&key) {
+                    self.release(std::slice::from_ref(&old));
+                }
+                if let Some(n) = r.nat
+                    && !self.natpool.reserve(n.returnaddress, key.proto, n.nat_port)
+                {
+                    // In use by a flow being made, or outside the pool's range.
+                    return c.refuse(Refused::NatPortBusy);
+                }
+                let release_port = || {
+                    if let Some(n) = r.nat {
+                        self.natpool.release(n.returnaddress, key.proto, n.nat_port);
+                    }
+                };
+                if !self.conns.try_reserve() {
+                    match self.conns.evict_halfopen(&key) {
+                        Some(victim) => self.release(std::slice::from_ref(&victim)),
+                        None => {
+                            release_port();
+                            return c.refuse(Refused::TableFull);
+                        }
+                    }
+                }
+                let mut conn = r.to_conn(now, counters);
+                conn.staletimeout = conn.staletimeout.min(port.staletimeout());
+                // A TCP client that never acknowledged has not completed its handshake (this
+                // engine never sends such a record; a forged or foreign one is kept only as
+                // long as a half-open record, and makes room first).
+                conn.established =
+                    r.proto != crate::config::Protocol::Tcp || r.client_ack != 0 || r.closing;
+                if conn.closing_since.is_none() {
+                    conn.counters.active.fetch_add(1, Relaxed);
+                }
+                match self.conns.insert(conn) {
+                    Ok(old) => self.release(old.as_slice()),
+                    Err(conn) => {
+                        // Cannot happen (the pool had the port free). The port stays reserved
+                        // rather than risk freeing another record's.
+                        self.conns.unreserve();
+                        if conn.closing_since.is_none() {
+                            conn.counters.active.fetch_sub(1, Relaxed);
+                        }
+                        return c.refuse(Refused::NatPortBusy);
+                    }
+                }
+                c.installed.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Record::Affinity(a) => {
+                let Some(port) = plan
+                    .ports
+                    .values()
+                    .find(|p| p.cluster == a.cluster && p.config.number == a.port)
+                    .filter(|p| p.uses_affinity())
+                else {
+                    return c.refuse(Refused::UnknownPort);
+                };
+                if port.server(a.server).is_none() {
+                    return c.refuse(Refused::UnknownServer);
+                }
+                let (key, rec) = a.to_table(now);
+                if !self.affinity.insert_record(key, rec) {
+                    return c.refuse(Refused::TableFull);
+                }
+                c.installed.fetch_add(1, Relaxed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every record of replicating ports, for a full synchronisation of the partner
+    /// (half-open connections excepted: they are sent when they are established).
+    pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
+        let plan = self.plan();
+        let mut out = Vec::new();
+        self.conns.for_each(|c| {
+            if !c.is_halfopen()
+                && plan
+                    .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
+                    .is_some_and(|p| replicates_connections(p.config.repstrategy))
+                && let Some(r) = ConnectionRecord::from_conn(c, now)
+            {
+                out.push(Record::Connection(r));
+            }
+        });
+        for (key, rec) in self.affinity.snapshot() {
+            let port = plan
+                .ports
+                .iter()
+                .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
+                .map(|(_, pp)| pp);
+            if let Some(pp) = port
+                && replicates_affinity(pp.config.repstrategy)
+                && pp.uses_affinity()
+            {
+                out.push(Record::Affinity(replication::AffinityRecord::from_table(
+                    &key,
+                    &rec,
+                    pp.stickytime(),
+                    now,
+                )));
+            }
+        }
+        out
+    }
+}
