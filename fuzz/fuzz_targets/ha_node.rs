@@ -20,7 +20,7 @@
 //! * `dt`: time advance before the step, in 10 ms.
 //!
 //! Checked besides "no panic": timers never livelock and each call emits a bounded number of
-//! datagrams and events; on a keyed pair, what the fuzzer injects can only be forged or
+//! datagrams and events; datagrams go only to the partner's pair addresses; on a keyed pair, what the fuzzer injects can only be forged or
 //! replayed, so A must end every step in the same HA state (state and sub-state) as a twin
 //! pair that got an empty datagram instead of each injection.
 #![no_main]
@@ -184,13 +184,19 @@ impl Pair {
             {
                 sent += 1;
                 assert!(sent < 100_000, "a node sends without end");
-                assert_eq!(destination.port(), PORT, "sent to another port");
-                self.flight.push((
-                    1 - n,
-                    destination.ip(),
-                    SocketAddr::new(source, PORT),
-                    bytes,
-                ));
+                let to = 1 - n;
+                let partner = |(a, b): (IpAddr, IpAddr)| if to == A { a } else { b };
+                assert!(
+                    pairs().into_iter().any(|p| partner(p) == destination.ip()),
+                    "sent to {destination}, not to the partner"
+                );
+                // Acknowledgements go back to the port a batch came from (since b3be72f no
+                // source-port filter): a batch injected from another port is answered
+                // there, which the partner, listening on the heartbeat port, never sees.
+                if destination.port() == PORT {
+                    let from = SocketAddr::new(source, PORT);
+                    self.flight.push((to, destination.ip(), from, bytes));
+                }
             }
             let mut events = 0;
             while let Some(e) = self.nodes[n].poll_event() {
