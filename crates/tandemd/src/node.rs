@@ -124,7 +124,8 @@ impl Node {
             return reply;
         }
         let line = words.join(" ");
-        let cmd = match config::parse_line(&line) {
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let cmd = match config::parse_words(&refs) {
             Ok(Some(cmd)) => cmd,
             Ok(None) => return Reply::err("empty command".into()),
             Err(e) => return Reply::err(e.to_string()),

@@ -1186,12 +1186,21 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
         Some(i) => &line[..i],
         None => line,
     };
-    let mut words: Vec<&str> = text.split_whitespace().collect();
+    let words: Vec<&str> = text.split_whitespace().collect();
+    parse_words(&words)
+}
+
+/// Parses a command given as words already (from `tandemctl`'s arguments): no comment is cut
+/// and no word is split again, so a file name with a space or a `#` stays whole. A leading
+/// `dscontrol` or `tandemctl` is skipped; no words at all give `Ok(None)`.
+pub fn parse_words(words: &[&str]) -> Result<Option<Command>, ParseError> {
+    let mut words = words;
     if words.is_empty() {
         return Ok(None);
     }
     if PROGRAM_NAMES.contains(&words[0].to_ascii_lowercase().as_str()) {
-        let program = words.remove(0);
+        let program = words[0];
+        words = &words[1..];
         if words.is_empty() {
             return Err(ParseError::MissingKeyword {
                 after: program.to_string(),
@@ -1199,5 +1208,5 @@ pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
             });
         }
     }
-    parse(&words).map(Some)
+    parse(words).map(Some)
 }

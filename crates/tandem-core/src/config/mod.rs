@@ -1,7 +1,7 @@
 //! Configuration model and dscontrol grammar.
 //!
 //! * [`model`]: the plain data (executor → cluster → port → server, plus [`HaConfig`]).
-//! * [`parse`] / [`parse_line`]: dscontrol words → [`Command`] (syntax and value ranges).
+//! * [`parse`] / [`parse_line`] / [`parse_words`]: dscontrol words → [`Command`] (syntax and value ranges).
 //! * [`Config::apply`]: runs a [`Command`] against a [`Config`], atomically, and checks the
 //!   rules that need the configuration (the cluster exists, the weight is within the port's
 //!   weightbound, NAT servers have a valid returnaddress, ...).
@@ -24,7 +24,7 @@ pub use apply::{Applied, ConfigError, Resolved};
 pub use file::{CommandError, FileError, load_file};
 pub use grammar::{
     Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget,
-    ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line,
+    ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line, parse_words,
 };
 pub use model::*;
 

@@ -1511,3 +1511,22 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn words_from_tandemctl_are_not_split_again() {
+    // A key file whose name holds a space and a '#' reaches the grammar whole (a joined and
+    // re-split line would have cut it to '/etc/tandem/my'), and is refused with the reason:
+    // `file save` could not write it back as a line.
+    assert_eq!(
+        parse_words(&["highavailability", "key", "/etc/tandem/my key#1"])
+            .unwrap_err()
+            .to_string(),
+        "bad key file '/etc/tandem/my key#1' (must not be empty or contain whitespace or '#')"
+    );
+    assert_eq!(
+        parse_words(&["dscontrol", "executor", "start"]),
+        Ok(Some(Command::ExecutorStart))
+    );
+    assert_eq!(parse_words(&[]), Ok(None));
+    assert!(parse_words(&["tandemctl"]).is_err());
+}

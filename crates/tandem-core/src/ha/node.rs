@@ -431,7 +431,7 @@ impl Node {
                     self.keys.note(verified_by, now);
                 }
                 if self.machine.partner_epoch() != before {
-                    self.partner_changed(now);
+                    self.partner_changed();
                 }
                 if r == Received::New && !hb.records.is_empty() {
                     self.on_message(now, local, from, hb.epoch, &hb.records);
@@ -475,7 +475,7 @@ impl Node {
     }
 
     /// The partner restarted (or was first heard): fresh replication state both ways.
-    fn partner_changed(&mut self, now: Instant) {
+    fn partner_changed(&mut self) {
         let epoch = self.machine.partner_epoch();
         if self.rx_partner != epoch {
             self.receiver.reset();
@@ -489,7 +489,6 @@ impl Node {
             ));
         }
         self.tx_partner = epoch;
-        let _ = now;
     }
 
     fn reset_sender(&mut self) {

@@ -171,7 +171,6 @@ struct InFlight {
     to: usize,
     from: SocketAddr,
     local: IpAddr,
-    pair: usize,
     bytes: Vec<u8>,
 }
 
@@ -471,7 +470,6 @@ impl HaPair {
             to: 1 - from,
             from: SocketAddr::new(src, 20001),
             local: dst,
-            pair,
             bytes,
         });
     }
@@ -540,7 +538,6 @@ impl HaPair {
                     to: 1 - n,
                     from: SocketAddr::new(t.source, t.destination.port()),
                     local: t.destination.ip(),
-                    pair,
                     bytes: t.bytes,
                 });
             }
@@ -599,7 +596,6 @@ impl HaPair {
         if self.nodes[f.to].m().heartbeats_received() != before {
             self.note_delivery(dir);
         }
-        let _ = f.pair;
         self.drain(f.to);
     }
 
