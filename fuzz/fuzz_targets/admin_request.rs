@@ -1,5 +1,5 @@
 //! The admin request path: `tandem_core::admin::decode_request` of a request line, then
-//! `config::parse` of its words, applied to a running configuration (the demo's), as
+//! `config::parse_words` of its words, applied to a running configuration (the demo's), as
 //! tandemd's socket shell does.
 //!
 //! Checked besides "no panic": a decoded request has at most `MAX_WORDS` words and came from
@@ -12,7 +12,7 @@
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 use tandem_core::admin::{MAX_REQUEST_BYTES, MAX_WORDS, decode_request};
-use tandem_core::config::{Config, load_file, parse, parse_line};
+use tandem_core::config::{Config, load_file, parse_line, parse_words};
 
 fn demo() -> &'static Config {
     static C: OnceLock<Config> = OnceLock::new();
@@ -34,7 +34,8 @@ fuzz_target!(|data: &[u8]| {
     };
     assert!(line.len() <= MAX_REQUEST_BYTES && req.words.len() <= MAX_WORDS);
     let words: Vec<&str> = req.words.iter().map(String::as_str).collect();
-    let Ok(cmd) = parse(&words) else {
+    // As tandemd's admin shell: the words as words (no join and re-split).
+    let Ok(Some(cmd)) = parse_words(&words) else {
         return;
     };
     let shown = cmd.to_string();
