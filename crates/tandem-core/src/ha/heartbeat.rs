@@ -437,6 +437,10 @@ pub fn decode_with(
     let records_len = Reader::new(bytes.get(header_len..).unwrap_or_default())
         .u16()
         .ok_or(truncated(header_len + 2))?;
+    if usize::from(records_len) > MAX_RECORDS {
+        // The encoder never writes more (it could not round-trip).
+        return Err(HeartbeatError::Malformed("records length"));
+    }
     let records_start = header_len + 2;
     let body_end = records_start + usize::from(records_len);
     let keyed = flags & FLAG_KEYED != 0;

@@ -571,7 +571,10 @@ impl Node {
                     }
                 }
                 if let Some(ack) = out.ack {
-                    self.send_frame(local, from, Direction::Acks, &ack.to_bytes());
+                    // To the partner's heartbeat socket (the pair address and the HA port),
+                    // as heartbeats go: never to whatever source port the batch came from.
+                    let to = SocketAddr::new(from.ip(), self.machine.port().unwrap_or(from.port()));
+                    self.send_frame(local, to, Direction::Acks, &ack.to_bytes());
                 }
                 if out.sync_complete {
                     self.last_sync_received = Some(now);

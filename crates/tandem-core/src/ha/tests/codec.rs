@@ -2,8 +2,8 @@
 
 use crate::config::{Recovery, Role};
 use crate::ha::heartbeat::{
-    self, DropKind, FLAG_KEYED, HEADER_LEN, Heartbeat, HeartbeatError, MAC_LEN, MIN_LEN,
-    ProductVersion, ReplayGuard, Request, State, SubState, decode, encode,
+    self, DropKind, FLAG_KEYED, HEADER_LEN, Heartbeat, HeartbeatError, MAC_LEN, MAX_RECORDS,
+    MIN_LEN, ProductVersion, ReplayGuard, Request, State, SubState, decode, encode,
 };
 use proptest::prelude::*;
 
@@ -420,4 +420,23 @@ fn example_in_docs_heartbeat_md() {
         .collect();
     assert_eq!(hex, encode(&hb, None));
     assert_eq!(decode(&hex, None).unwrap(), hb);
+}
+
+/// Fuzzing finding 2 (BENCHMARKS.md): a records section longer than the encoder ever writes
+/// decoded, and re-encoded shorter. It is refused now.
+#[test]
+fn fuzz_regression_records_longer_than_the_encoder_writes_are_refused() {
+    let mut b = encode(&sample(), None);
+    b.truncate(HEADER_LEN);
+    let n = MAX_RECORDS + 3;
+    b.extend_from_slice(&(n as u16).to_be_bytes());
+    b.extend(std::iter::repeat_n(0u8, n));
+    b[5] |= 0x02; // RECORDS
+    assert_eq!(
+        decode(&b, None),
+        Err(HeartbeatError::Malformed("records length"))
+    );
+    let mut ok = sample();
+    ok.records = vec![7; MAX_RECORDS];
+    assert_eq!(decode(&encode(&ok, None), None).unwrap(), ok);
 }

@@ -463,3 +463,34 @@ fn a_restarted_node_does_not_believe_a_replayed_leaving_notice() {
     assert!(p.trace.dual.is_empty(), "{:?}", p.trace.dual);
     assert!(steady(&p, A));
 }
+
+/// Fuzzing finding 6 (BENCHMARKS.md): a batch from the partner's address but another port
+/// had its acknowledgement sent to that port, where the partner does not listen.
+#[test]
+fn fuzz_regression_acks_go_to_the_partners_heartbeat_port() {
+    let mut p = HaPair::started(&unkeyed(replicating(Recovery::Manual)), secs(15.0));
+    p.open_connections(A, 40_000, 5);
+    p.run_for(secs(1.0));
+    let batch = p.nodes[A]
+        .sent
+        .iter()
+        .rev()
+        .find(|t| t.bytes.starts_with(b"TNDR"))
+        .unwrap()
+        .bytes
+        .clone();
+    p.nodes[B].sent.clear();
+    p.inject_from_port(A, 0, 40_000, batch);
+    p.run_for(secs(0.01));
+    let acks: Vec<_> = p.nodes[B]
+        .sent
+        .iter()
+        .filter(|t| t.bytes.starts_with(b"TNDR"))
+        .collect();
+    assert!(!acks.is_empty(), "the duplicate batch is acknowledged");
+    assert!(
+        acks.iter().all(|t| t.destination.port() == 20001),
+        "{acks:?}"
+    );
+    assert!(steady(&p, A));
+}

@@ -461,6 +461,11 @@ impl HaPair {
     /// Puts a datagram on the wire as if `from` node had sent it on pair `pair` (replays,
     /// forgeries): it reaches the other node after the link's latency, if the link is up.
     pub fn inject(&mut self, from: usize, pair: usize, bytes: Vec<u8>) {
+        self.inject_from_port(from, pair, 20001, bytes);
+    }
+
+    /// [`HaPair::inject`] from another source port than the HA port.
+    pub fn inject_from_port(&mut self, from: usize, pair: usize, port: u16, bytes: Vec<u8>) {
         let (a, b) = pair_addrs(pair);
         let (src, dst) = if from == A { (a, b) } else { (b, a) };
         self.order += 1;
@@ -468,7 +473,7 @@ impl HaPair {
             at: self.now + self.links[pair][from].latency,
             order: self.order,
             to: 1 - from,
-            from: SocketAddr::new(src, 20001),
+            from: SocketAddr::new(src, port),
             local: dst,
             bytes,
         });
