@@ -60,14 +60,7 @@ fn run_checked(p: &mut HaPair, d: Duration, ports: &[u16]) {
 
 /// The last heartbeat node `n` sent, decoded with its own key.
 fn last_heartbeat(p: &HaPair, n: usize) -> Heartbeat {
-    let bytes = p.nodes[n]
-        .sent
-        .iter()
-        .rev()
-        .find(|t| t.bytes.starts_with(b"TNDM"))
-        .expect("a heartbeat was sent")
-        .bytes
-        .clone();
+    let bytes = p.nodes[n].last_sent(b"TNDM");
     decode(&bytes, p.nodes[n].key.as_deref()).unwrap()
 }
 
@@ -214,12 +207,7 @@ fn replayed_or_reflected_replication_frames_are_dropped_and_retire_nothing() {
     let mut p = HaPair::started(&replicating(Recovery::Manual), secs(15.0));
     let first = p.open_connections(A, 40_000, 20);
     p.run_for(secs(1.0));
-    let old: Vec<Vec<u8>> = p.nodes[A]
-        .sent
-        .iter()
-        .filter(|t| t.bytes.starts_with(b"TNDR"))
-        .map(|t| t.bytes.clone())
-        .collect();
+    let old: Vec<Vec<u8>> = p.nodes[A].sent_of(b"TNDR");
     assert!(!old.is_empty());
     // Two hand-overs: A's sender starts a new session when it is Active again.
     p.takeover(B).unwrap();
@@ -236,12 +224,7 @@ fn replayed_or_reflected_replication_frames_are_dropped_and_retire_nothing() {
     for f in &old {
         p.inject(A, 0, f.clone());
     }
-    let own: Vec<Vec<u8>> = p.nodes[B]
-        .sent
-        .iter()
-        .filter(|t| t.bytes.starts_with(b"TNDR"))
-        .map(|t| t.bytes.clone())
-        .collect();
+    let own: Vec<Vec<u8>> = p.nodes[B].sent_of(b"TNDR");
     for f in &own {
         p.inject(A, 0, f.clone());
     }
@@ -435,14 +418,7 @@ fn a_restarted_node_does_not_believe_a_replayed_leaving_notice() {
     let mut p = HaPair::started(&replicating(Recovery::Manual), secs(15.0));
     // Record A's authentic "leaving" heartbeat, then make A Active again.
     p.stop(A);
-    let leaving = p.nodes[A]
-        .sent
-        .iter()
-        .rev()
-        .find(|t| t.bytes.starts_with(b"TNDM"))
-        .unwrap()
-        .bytes
-        .clone();
+    let leaving = p.nodes[A].last_sent(b"TNDM");
     p.run_for(secs(1.0));
     p.start(A);
     p.run_for(secs(10.0));
@@ -471,14 +447,7 @@ fn fuzz_regression_acks_go_to_the_partners_heartbeat_port() {
     let mut p = HaPair::started(&unkeyed(replicating(Recovery::Manual)), secs(15.0));
     p.open_connections(A, 40_000, 5);
     p.run_for(secs(1.0));
-    let batch = p.nodes[A]
-        .sent
-        .iter()
-        .rev()
-        .find(|t| t.bytes.starts_with(b"TNDR"))
-        .unwrap()
-        .bytes
-        .clone();
+    let batch = p.nodes[A].last_sent(b"TNDR");
     p.nodes[B].sent.clear();
     p.inject_from_port(A, 0, 40_000, batch);
     p.run_for(secs(0.01));

@@ -108,6 +108,23 @@ impl SimNode {
         self.node.machine()
     }
 
+    /// The datagrams this node sent whose first bytes are `magic` (`b"TNDM"`: heartbeats,
+    /// `b"TNDR"`: replication frames), oldest first.
+    pub fn sent_of(&self, magic: &[u8]) -> Vec<Vec<u8>> {
+        self.sent
+            .iter()
+            .filter(|t| t.bytes.starts_with(magic))
+            .map(|t| t.bytes.clone())
+            .collect()
+    }
+
+    /// The last datagram this node sent whose first bytes are `magic`.
+    pub fn last_sent(&self, magic: &[u8]) -> Vec<u8> {
+        self.sent_of(magic)
+            .pop()
+            .expect("the node sent such a datagram")
+    }
+
     /// State actions and scripts, in order, from `since` on (for script-order tests).
     pub fn effects_since(&self, since: Instant) -> Vec<String> {
         self.log

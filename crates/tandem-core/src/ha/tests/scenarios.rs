@@ -670,14 +670,7 @@ fn keys_wrong_or_missing() {
 fn replayed_heartbeats_are_dropped() {
     let mut p = HaPair::started(&PairOptions::default(), secs(10.0));
     // Record one of A's heartbeats as it went on the wire, replay it to B later.
-    let hb = p.nodes[A]
-        .sent
-        .iter()
-        .rev()
-        .find(|t| t.bytes.starts_with(b"TNDM"))
-        .unwrap()
-        .bytes
-        .clone();
+    let hb = p.nodes[A].last_sent(b"TNDM");
     p.run_for(secs(2.0));
     let before = p.nodes[B].m().drops().replayed;
     p.inject(A, 0, hb);
