@@ -319,6 +319,7 @@ impl Config {
                         address,
                         Cluster {
                             address,
+                            proportions: Default::default(),
                             ports: Default::default(),
                         },
                     );
@@ -551,6 +552,9 @@ impl Config {
                     router: options.router,
                     mapport: options.mapport,
                     down: false,
+                    quiesced: false,
+                    advisorrequest: None,
+                    advisorresponse: None,
                 };
                 port.servers.insert(address, server);
                 added.push((c, p, address));

@@ -13,6 +13,7 @@
 mod apply;
 mod file;
 mod grammar;
+pub mod health;
 pub mod model;
 
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub use grammar::{
     Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget,
     ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line, parse_words,
 };
+pub use health::*;
 pub use model::*;
 
 use serde::Serialize;
@@ -39,4 +41,6 @@ pub struct Config {
     /// Clusters by address.
     pub clusters: BTreeMap<IpAddr, Cluster>,
     pub ha: HaConfig,
+    /// Advisors, manager and SASP.
+    pub health: HealthConfig,
 }

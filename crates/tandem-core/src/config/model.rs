@@ -98,6 +98,8 @@ impl Default for Executor {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cluster {
     pub address: IpAddr,
+    /// How the manager weighs its inputs (`cluster set CLUSTER proportions ...`).
+    pub proportions: super::health::Proportions,
     pub ports: BTreeMap<u16, Port>,
 }
 
@@ -165,6 +167,12 @@ pub struct Server {
     pub mapport: Option<u16>,
     /// `server down`: no new connections; open ones continue.
     pub down: bool,
+    /// `manager quiesce`: no new connections, but clients with affinity keep reaching it.
+    pub quiesced: bool,
+    /// The request the `http`/`https`/`dns` advisors send (`advisorrequest`).
+    pub advisorrequest: Option<String>,
+    /// The reply the advisors expect (`advisorresponse`, a substring of the reply).
+    pub advisorresponse: Option<String>,
 }
 
 impl Server {

@@ -757,6 +757,9 @@ fn server_defaults_and_weights() {
             router: None,
             mapport: None,
             down: false,
+            quiesced: false,
+            advisorrequest: None,
+            advisorresponse: None,
         }
     );
     assert_eq!(

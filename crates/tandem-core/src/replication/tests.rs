@@ -78,6 +78,9 @@ fn server(addr: &str, returnaddress: Option<&str>) -> Server {
         router: None,
         mapport: None,
         down: false,
+        quiesced: false,
+        advisorrequest: None,
+        advisorresponse: None,
     }
 }
 
@@ -103,6 +106,7 @@ fn config() -> Config {
         ip("192.0.2.100"),
         Cluster {
             address: ip("192.0.2.100"),
+            proportions: Default::default(),
             ports,
         },
     );
