@@ -484,6 +484,8 @@ impl Node {
                     st.ha.node.note_installed(installed as u64);
                 }
                 Event::Note(text) => st.ha.event(now, text),
+                // Wired to the advisors by the health loop (issue 8).
+                Event::PartnerHealth(_) => {}
             }
         }
     }
