@@ -14,6 +14,7 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
 
 /// Range checks for values of commands built in code rather than parsed.
 pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
+    super::health::check_values(cmd)?;
     let invalid = |msg: String| Err(ConfigError::Invalid(msg));
     let seconds_ok = |s: f64| s.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&s);
     let path_ok = |p: &str| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c == '#');

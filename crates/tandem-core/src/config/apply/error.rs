@@ -95,6 +95,21 @@ pub enum ConfigError {
     BackupExists,
     #[error("no high availability backup is configured")]
     NoBackup,
+    /// `advisor stop|report|status|interval|...` of an advisor that is not started there.
+    #[error("advisor {advisor} is not started on {on}")]
+    AdvisorNotStarted { advisor: String, on: String },
+    #[error("advisor {advisor} is already started on {on}")]
+    AdvisorAlreadyStarted { advisor: String, on: String },
+    #[error("the manager is already started")]
+    ManagerAlreadyStarted,
+    #[error("the manager is not started")]
+    ManagerNotStarted,
+    #[error("sasp group {group} already takes weights from gwm {gwm}")]
+    SaspGwmExists { group: String, gwm: String },
+    #[error("there is no sasp group {0}")]
+    SaspGroupNotFound(String),
+    #[error("sasp group {group} has no gwm {gwm}")]
+    SaspGwmNotFound { group: String, gwm: String },
     /// A command value out of range (only possible for commands built in code, since
     /// [`parse`](super::parse) checks ranges).
     #[error("{0}")]

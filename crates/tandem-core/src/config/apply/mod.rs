@@ -2,12 +2,14 @@
 
 mod checks;
 mod error;
+mod health;
 mod objects;
 
 pub use error::ConfigError;
 
 use super::Config;
 use super::grammar::{Command, ExecutorSetting};
+use super::health::{AdvisorKey, SaspGroupTarget};
 use super::model::Cluster;
 use checks::check_values;
 use objects::{port_not_found, set_port_options};
@@ -28,6 +30,13 @@ pub enum Resolved {
     Servers(Vec<(IpAddr, u16, IpAddr)>),
     /// A `highavailability` or `manager reach` command.
     HighAvailability,
+    /// Advisors (`advisor ...`): the one named, or every started one (`advisor list`).
+    Advisors(Vec<AdvisorKey>),
+    /// A `manager` command (not `reach`): the clusters it covers (every cluster, or those
+    /// `manager report` names).
+    Manager(Vec<IpAddr>),
+    /// SASP groups (`sasp ...`): the one named, or every group (`sasp report`).
+    Sasp(Vec<SaspGroupTarget>),
 }
 
 /// What [`Config::apply`] did.
@@ -102,6 +111,16 @@ impl Config {
             | Command::HaMaintenance
             | Command::HaMaintenanceMode(_)
             | Command::HaKeyGenerate(_) => Resolved::HighAvailability,
+            Command::AdvisorList => {
+                Resolved::Advisors(self.health.advisors.keys().cloned().collect())
+            }
+            Command::AdvisorReport(key) | Command::AdvisorStatus(key) => {
+                self.started_advisor(key)?;
+                Resolved::Advisors(vec![key.clone()])
+            }
+            Command::ManagerStatus => Resolved::Manager(self.clusters.keys().copied().collect()),
+            Command::ManagerReport(t) => Resolved::Manager(self.select_clusters(t)?),
+            Command::SaspReport => Resolved::Sasp(self.health.sasp.keys().copied().collect()),
             _ => Resolved::Executor,
         };
         Ok(Applied::Query(resolved))
@@ -133,7 +152,10 @@ impl Config {
                 }
                 Resolved::Executor
             }
-            Command::ClusterAdd(clusters) => {
+            Command::ClusterAdd {
+                clusters,
+                proportions,
+            } => {
                 if clusters.is_empty() {
                     return Err(ConfigError::Invalid(
                         "cluster add needs at least one cluster".to_string(),
@@ -147,7 +169,7 @@ impl Config {
                         address,
                         Cluster {
                             address,
-                            proportions: Default::default(),
+                            proportions: proportions.unwrap_or_default(),
                             ports: Default::default(),
                         },
                     );
@@ -160,6 +182,7 @@ impl Config {
                 let clusters = non_empty(self.select_clusters(target)?, "cluster", target)?;
                 for c in &clusters {
                     self.clusters.remove(c);
+                    self.forget_health_of(*c, None);
                 }
                 Resolved::Clusters(clusters)
             }
@@ -182,6 +205,7 @@ impl Config {
                     if let Some(cluster) = self.clusters.get_mut(c) {
                         cluster.ports.remove(p);
                     }
+                    self.forget_health_of(*c, Some(*p));
                 }
                 Resolved::Ports(ports)
             }
@@ -289,7 +313,26 @@ impl Config {
             | Command::HaTakeover(_)
             | Command::HaMaintenance
             | Command::HaMaintenanceMode(_)
-            | Command::HaKeyGenerate(_) => return self.query(cmd),
+            | Command::HaKeyGenerate(_)
+            | Command::AdvisorList
+            | Command::AdvisorReport(_)
+            | Command::AdvisorStatus(_)
+            | Command::ManagerStatus
+            | Command::ManagerReport(_)
+            | Command::SaspReport => return self.query(cmd),
+            Command::ClusterSetProportions { .. }
+            | Command::AdvisorStart(_)
+            | Command::AdvisorStop(_)
+            | Command::AdvisorSet { .. }
+            | Command::ManagerStart
+            | Command::ManagerStop
+            | Command::ManagerInterval(_)
+            | Command::ManagerSensitivity(_)
+            | Command::ManagerSmoothing(_)
+            | Command::ManagerQuiesce(_)
+            | Command::ManagerUnquiesce(_)
+            | Command::SaspAdd { .. }
+            | Command::SaspRemove { .. } => self.apply_health(cmd)?,
         };
         Ok(Applied::Changed(changed))
     }

@@ -104,8 +104,8 @@ impl Config {
                     mapport: options.mapport,
                     down: false,
                     quiesced: false,
-                    advisorrequest: None,
-                    advisorresponse: None,
+                    advisorrequest: non_empty_text(&options.advisorrequest),
+                    advisorresponse: non_empty_text(&options.advisorresponse),
                 };
                 port.servers.insert(address, server);
                 added.push((c, p, address));
@@ -115,7 +115,8 @@ impl Config {
         Ok(added)
     }
 
-    /// `server set`: changes weight, fixedweight and router; the returnaddress is fixed.
+    /// `server set`: changes weight, fixedweight, router and the advisor strings; the
+    /// returnaddress is fixed.
     pub(super) fn server_set(
         &mut self,
         target: &ServerTarget,
@@ -155,6 +156,12 @@ impl Config {
             }
             if let Some(router) = options.router {
                 server.router = Some(router);
+            }
+            if let Some(text) = &options.advisorrequest {
+                server.advisorrequest = (!text.is_empty()).then(|| text.clone());
+            }
+            if let Some(text) = &options.advisorresponse {
+                server.advisorresponse = (!text.is_empty()).then(|| text.clone());
             }
         }
         self.check_ports(servers.iter().map(|&(c, p, _)| (c, p)))?;
@@ -256,6 +263,11 @@ impl Config {
 }
 
 /// Applies the given `port add|set` options; a lower weightbound clamps server weights.
+/// An advisor string option: `""` means "none" (the advisor's default).
+fn non_empty_text(text: &Option<String>) -> Option<String> {
+    text.as_ref().filter(|t| !t.is_empty()).cloned()
+}
+
 pub(super) fn set_port_options(port: &mut Port, o: &PortOptions) {
     if let Some(v) = o.method {
         port.method = v;

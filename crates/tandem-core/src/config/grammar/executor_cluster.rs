@@ -1,5 +1,6 @@
-//! `executor ...` and `cluster ...`.
+//! `executor ...` and `cluster ...` (with the manager's proportions).
 
+use super::super::health::Proportions;
 use super::targets::{Targets, parse_cluster_target};
 use super::words::{Words, parse_number, parse_seconds};
 use super::{Command, ParseError};
@@ -31,7 +32,8 @@ const EXECUTOR_SETTINGS: &[&str] = &[
     "maxconnections",
     "syntimeout",
 ];
-const CLUSTER_VERBS: &[&str] = &["add", "remove", "report", "status"];
+const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
+const CLUSTER_OPTIONS: &[&str] = &["proportions"];
 
 pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let cmd = match w.keyword(EXECUTOR_VERBS)? {
@@ -78,7 +80,19 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let target = parse_cluster_target(word)?;
     let cmd = match verb {
         "add" => match target {
-            Targets::List(clusters) => Command::ClusterAdd(clusters),
+            Targets::List(clusters) => {
+                let proportions = match w.words.get(w.pos) {
+                    None => None,
+                    Some(_) => {
+                        w.keyword(CLUSTER_OPTIONS)?;
+                        Some(parse_proportions(w)?)
+                    }
+                };
+                Command::ClusterAdd {
+                    clusters,
+                    proportions,
+                }
+            }
             Targets::All => {
                 return Err(ParseError::WildcardNotAllowed {
                     word: word.to_string(),
@@ -87,10 +101,50 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 });
             }
         },
+        "set" => {
+            w.keyword(CLUSTER_OPTIONS)?;
+            Command::ClusterSetProportions {
+                clusters: target,
+                proportions: parse_proportions(w)?,
+            }
+        }
         "remove" => Command::ClusterRemove(target),
         "report" => Command::ClusterReport(target),
         _ => Command::ClusterStatus(target),
     };
     w.end()?;
     Ok(cmd)
+}
+
+/// `ACTIVE NEW PORT SYSTEM`: four percentages that add up to 100.
+fn parse_proportions(w: &mut Words<'_>) -> Result<Proportions, ParseError> {
+    let mut values = [0u32; 4];
+    for (value, what) in values.iter_mut().zip(["active", "new", "port", "system"]) {
+        *value = parse_number(w.value(what)?, what, 0, 100, "0-100")? as u32;
+    }
+    let [active, new, port, system] = values;
+    let p = Proportions {
+        active,
+        new,
+        port,
+        system,
+    };
+    check_proportions(&p).map_err(ParseError::Invalid)?;
+    Ok(p)
+}
+
+/// Each proportion 0-100, and they add up to 100.
+pub(crate) fn check_proportions(p: &Proportions) -> Result<(), String> {
+    let all = [p.active, p.new, p.port, p.system];
+    if let Some(v) = all.iter().find(|v| **v > 100) {
+        return Err(format!("proportion {v} out of range 0-100"));
+    }
+    let sum: u32 = all.iter().sum();
+    if sum != 100 {
+        return Err(format!(
+            "proportions {} {} {} {} add up to {sum} (they must add up to 100)",
+            p.active, p.new, p.port, p.system
+        ));
+    }
+    Ok(())
 }

@@ -18,7 +18,6 @@ const ADD_DELETE: &[&str] = &["add", "delete"];
 const ADD_SET_DELETE: &[&str] = &["add", "set", "delete"];
 const BACKUP_SETTINGS: &[&str] = &["recovery"];
 const START_STOP: &[&str] = &["start", "stop"];
-const MANAGER_VERBS: &[&str] = &["reach"];
 const SET: &[&str] = &["set"];
 const REACH_SETTINGS: &[&str] = &["interval"];
 const ROLES: &[&str] = &["primary", "backup"];
@@ -119,8 +118,8 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
     Ok(cmd)
 }
 
-pub(super) fn parse_manager(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    w.keyword(MANAGER_VERBS)?; // reach
+/// `manager reach set interval SECONDS`, after `manager reach`.
+pub(super) fn parse_reach(w: &mut Words<'_>) -> Result<Command, ParseError> {
     w.keyword(SET)?;
     w.keyword(REACH_SETTINGS)?; // interval
     let seconds = parse_seconds(w.value("seconds")?, "interval")?;

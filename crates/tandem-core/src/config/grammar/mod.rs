@@ -4,15 +4,17 @@
 //! executor start|stop|status|report
 //! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
 //!     | maxconnections N|auto | syntimeout SECONDS
-//! cluster add CLUSTER[+CLUSTER...]
+//! cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]
+//! cluster set CLUSTER[+CLUSTER...]|@ proportions ACTIVE NEW PORT SYSTEM
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@
 //! port add|set CLUSTER@PORT[+PORT...] [method mac|nat] [protocol tcp|udp]
 //!     [selectionalgorithm connection|affinity|conn+affin|hash] [stickytime S]
 //!     [staletimeout S] [weightbound N] [reset yes|no] [repstrategy none|connection|affinity|both]
 //! port remove|report|status CLUSTER@PORT
 //! server add CLUSTER@PORT@SERVER [weight N] [fixedweight yes|no] [returnaddress ADDR]
-//!     [router ADDR] [mapport P]
+//!     [router ADDR] [mapport P] [advisorrequest "TEXT"] [advisorresponse "TEXT"]
 //! server set CLUSTER@PORT@SERVER [weight N] [fixedweight yes|no] [returnaddress ADDR] [router ADDR]
+//!     [advisorrequest "TEXT"] [advisorresponse "TEXT"]
 //! server down|up|remove|report|status CLUSTER@PORT@SERVER
 //! highavailability heartbeat add SRC DST | heartbeat delete ADDR
 //! highavailability reach add|delete ADDR
@@ -21,7 +23,12 @@
 //! highavailability status | takeover | maintenance [start|stop]
 //! highavailability key FILE | key generate FILE | scripts DIR
 //! manager reach set interval SECONDS
+//! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
 //! ```
+//!
+//! A string value is one word; in a line it is double-quoted to hold spaces or `#`
+//! (`advisorrequest "HEAD / HTTP/1.1\r\nHost: www"`), with the escapes `\"` `\\` `\r` `\n`
+//! `\t`. `Display` always writes it quoted.
 //!
 //! As in dscontrol, every keyword (command words, option names and option values such as
 //! `nat` or `conn+affin`) may be shortened to any prefix that is unique where it stands:
@@ -35,15 +42,22 @@
 
 mod display;
 mod executor_cluster;
+mod health;
 mod highavailability;
 mod port_server;
 mod targets;
 mod words;
 
 pub use executor_cluster::ExecutorSetting;
+pub(crate) use executor_cluster::check_proportions;
+pub use health::{
+    AdvisorSetting, GwmSelector, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SMOOTHING,
+};
 pub use port_server::{PortOptions, ServerOptions};
 pub use targets::{PortTarget, ServerTarget, Targets};
+pub use words::{MAX_ADVISOR_TEXT, split_line};
 
+use super::health::{AdvisorKey, GwmAddress, Proportions, SaspGroupTarget, SaspGwm};
 use super::model::{Backup, Recovery};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -147,8 +161,16 @@ pub enum Command {
     ExecutorReport,
     /// `executor set nfa|clientgateway|hatimeout VALUE`
     ExecutorSet(ExecutorSetting),
-    /// `cluster add CLUSTER[+CLUSTER...]` (no wildcard)
-    ClusterAdd(Vec<IpAddr>),
+    /// `cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]` (no wildcard)
+    ClusterAdd {
+        clusters: Vec<IpAddr>,
+        proportions: Option<Proportions>,
+    },
+    /// `cluster set CLUSTER[+...]|@ proportions ACTIVE NEW PORT SYSTEM` (each 0-100, sum 100)
+    ClusterSetProportions {
+        clusters: Targets<IpAddr>,
+        proportions: Proportions,
+    },
     /// `cluster remove CLUSTER[+...]|@` (removes its ports and servers too)
     ClusterRemove(Targets<IpAddr>),
     /// `cluster report CLUSTER[+...]|@` (query)
@@ -228,6 +250,55 @@ pub enum Command {
     HaKeyGenerate(String),
     /// `manager reach set interval SECONDS`
     ManagerReachInterval(f64),
+    /// `advisor start NAME PORT|CLUSTER@PORT` (refused if already started there)
+    AdvisorStart(AdvisorKey),
+    /// `advisor stop NAME PORT|CLUSTER@PORT`
+    AdvisorStop(AdvisorKey),
+    /// `advisor interval|connecttimeout|receivetimeout|retries|timeout NAME TARGET VALUE`
+    AdvisorSet {
+        key: AdvisorKey,
+        setting: AdvisorSetting,
+    },
+    /// `advisor list` (query)
+    AdvisorList,
+    /// `advisor report NAME TARGET` (query)
+    AdvisorReport(AdvisorKey),
+    /// `advisor status NAME TARGET` (query)
+    AdvisorStatus(AdvisorKey),
+    /// `manager start`
+    ManagerStart,
+    /// `manager stop`
+    ManagerStop,
+    /// `manager status` (query)
+    ManagerStatus,
+    /// `manager report [CLUSTER[+...]|@]` (query; no cluster = every cluster)
+    ManagerReport(Targets<IpAddr>),
+    /// `manager interval SECONDS`
+    ManagerInterval(f64),
+    /// `manager sensitivity PERCENT` (0-100)
+    ManagerSensitivity(u32),
+    /// `manager smoothing INDEX` (1-100)
+    ManagerSmoothing(f64),
+    /// `manager quiesce SERVER|CLUSTER@PORT@SERVER`: no new connections, affinity kept. A
+    /// lone `SERVER` is `@@SERVER` (that server on every port of every cluster).
+    ManagerQuiesce(ServerTarget),
+    /// `manager unquiesce SERVER|CLUSTER@PORT@SERVER`
+    ManagerUnquiesce(ServerTarget),
+    /// `sasp add CLUSTER[@PORT] gwm ADDRESS [port N] [mode push|pull] [members all|changed]
+    /// [interval SECONDS] [grace SECONDS] [tls yes|no]`
+    SaspAdd {
+        group: SaspGroupTarget,
+        gwm: GwmAddress,
+        settings: SaspGwm,
+    },
+    /// `sasp remove CLUSTER[@PORT] [gwm ADDRESS [port N]]`: the whole group, or its GWMs at
+    /// that address (and port)
+    SaspRemove {
+        group: SaspGroupTarget,
+        gwm: Option<GwmSelector>,
+    },
+    /// `sasp report` (query)
+    SaspReport,
 }
 
 impl Command {
@@ -249,6 +320,12 @@ impl Command {
                 | Command::HaMaintenance
                 | Command::HaMaintenanceMode(_)
                 | Command::HaKeyGenerate(_)
+                | Command::AdvisorList
+                | Command::AdvisorReport(_)
+                | Command::AdvisorStatus(_)
+                | Command::ManagerStatus
+                | Command::ManagerReport(_)
+                | Command::SaspReport
         )
     }
 }
@@ -268,6 +345,8 @@ const OBJECTS: &[&str] = &[
     "server",
     "highavailability",
     "manager",
+    "advisor",
+    "sasp",
 ];
 
 /// Parses the words of one command (without a leading `dscontrol`).
@@ -285,26 +364,27 @@ pub fn parse(words: &[&str]) -> Result<Command, ParseError> {
         "port" => port_server::parse_port_command(&mut w),
         "server" => port_server::parse_server_command(&mut w),
         "highavailability" => highavailability::parse_highavailability(&mut w),
-        _ => highavailability::parse_manager(&mut w),
+        "manager" => health::parse_manager(&mut w),
+        "advisor" => health::parse_advisor(&mut w),
+        _ => health::parse_sasp(&mut w),
     }
 }
 
 /// Parses one line of a configuration file or of interactive input.
 ///
 /// A `#` starts a comment that runs to the end of the line. The words are separated by
-/// whitespace, and a leading `dscontrol` or `tandemctl` is skipped. A line with no words
-/// (blank, or only a comment) gives `Ok(None)`.
+/// whitespace; a double-quoted word keeps its spaces and `#` (see [`split_line`]). A leading
+/// `dscontrol` or `tandemctl` is skipped. A line with no words (blank, or only a comment)
+/// gives `Ok(None)`.
 pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
-    let text = match line.find('#') {
-        Some(i) => &line[..i],
-        None => line,
-    };
-    let words: Vec<&str> = text.split_whitespace().collect();
-    parse_words(&words)
+    let words = split_line(line)?;
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    parse_words(&refs)
 }
 
 /// Parses a command given as words already (from `tandemctl`'s arguments): no comment is cut
-/// and no word is split again, so a file name with a space or a `#` stays whole. A leading
+/// and no word is split again, so a file name with a space or a `#` stays whole. String
+/// values (`advisorrequest "..."`) decode their backslash escapes here as in a line. A leading
 /// `dscontrol` or `tandemctl` is skipped; no words at all give `Ok(None)`.
 pub fn parse_words(words: &[&str]) -> Result<Option<Command>, ParseError> {
     let mut words = words;

@@ -2,7 +2,9 @@
 
 use super::super::model::{Method, Protocol, RepStrategy, Selection};
 use super::targets::{parse_port_target, parse_server_target};
-use super::words::{Words, YES_NO, match_keyword, parse_number, parse_port, parse_u32, set_once};
+use super::words::{
+    Words, YES_NO, match_keyword, parse_number, parse_port, parse_text, parse_u32, set_once,
+};
 use super::{Command, ParseError};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -22,13 +24,17 @@ pub struct PortOptions {
 }
 
 /// Options of `server add` / `server set` (`mapport` only at `add`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ServerOptions {
     pub weight: Option<u32>,
     pub fixedweight: Option<bool>,
     pub returnaddress: Option<IpAddr>,
     pub router: Option<IpAddr>,
     pub mapport: Option<u16>,
+    /// The request of the `http`/`https`/`dns` advisors; `""` = back to the default.
+    pub advisorrequest: Option<String>,
+    /// The expected reply (a substring); `""` = back to the default (the status class).
+    pub advisorresponse: Option<String>,
 }
 
 const PORT_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
@@ -49,8 +55,17 @@ const SERVER_ADD_OPTIONS: &[&str] = &[
     "returnaddress",
     "router",
     "mapport",
+    "advisorrequest",
+    "advisorresponse",
 ];
-const SERVER_SET_OPTIONS: &[&str] = &["weight", "fixedweight", "returnaddress", "router"];
+const SERVER_SET_OPTIONS: &[&str] = &[
+    "weight",
+    "fixedweight",
+    "returnaddress",
+    "router",
+    "advisorrequest",
+    "advisorresponse",
+];
 const METHODS: &[&str] = &["mac", "nat"];
 const PROTOCOLS: &[&str] = &["tcp", "udp"];
 const SELECTIONS: &[&str] = &["connection", "affinity", "conn+affin", "hash"];
@@ -151,6 +166,14 @@ fn parse_server_options(w: &mut Words<'_>, add: bool) -> Result<ServerOptions, P
             "router" => {
                 let v = w.address("address")?;
                 set_once(&mut o.router, name, v)?;
+            }
+            "advisorrequest" => {
+                let v = parse_text(w.value("\"text\"")?, name)?;
+                set_once(&mut o.advisorrequest, name, v)?;
+            }
+            "advisorresponse" => {
+                let v = parse_text(w.value("\"text\"")?, name)?;
+                set_once(&mut o.advisorresponse, name, v)?;
             }
             _ => {
                 let v = parse_port(w.value("port")?)?;

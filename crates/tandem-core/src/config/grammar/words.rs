@@ -182,3 +182,134 @@ pub(super) fn set_once<T>(
     *slot = Some(value);
     Ok(())
 }
+
+/// Longest `advisorrequest` / `advisorresponse`, in bytes (after escapes are decoded).
+pub const MAX_ADVISOR_TEXT: usize = 4096;
+
+/// Splits a line into words: whitespace separates words, a `#` outside double quotes starts a
+/// comment that runs to the end of the line, and a word that starts with `"` runs to the
+/// matching `"` (spaces and `#` included; `\"` does not end it). The quotes are removed, the
+/// backslash escapes are kept as they are: the value parser that needs a string
+/// ([`parse_text`]) decodes them, for words from a line and from `tandemctl`'s arguments
+/// alike.
+pub fn split_line(line: &str) -> Result<Vec<String>, ParseError> {
+    let mut words = Vec::new();
+    let mut chars = line.char_indices().peekable();
+    while let Some(&(start, c)) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        if c == '#' {
+            break;
+        }
+        if c != '"' {
+            let mut end = line.len();
+            while let Some(&(i, c)) = chars.peek() {
+                if c.is_whitespace() || c == '#' {
+                    end = i;
+                    break;
+                }
+                chars.next();
+            }
+            words.push(line[start..end].to_string());
+            continue;
+        }
+        chars.next(); // the opening quote
+        let mut word = String::new();
+        let mut closed = false;
+        while let Some((_, c)) = chars.next() {
+            match c {
+                '"' => {
+                    closed = true;
+                    break;
+                }
+                '\\' => {
+                    word.push('\\');
+                    if let Some((_, next)) = chars.next() {
+                        word.push(next);
+                    }
+                }
+                c => word.push(c),
+            }
+        }
+        if !closed {
+            return Err(ParseError::Invalid(format!(
+                "unterminated quoted string starting at {:?} (a '\"' ends it; write \\\" for a quote inside)",
+                &line[start..]
+            )));
+        }
+        if let Some(&(_, next)) = chars.peek()
+            && !next.is_whitespace()
+            && next != '#'
+        {
+            return Err(ParseError::Invalid(format!(
+                "a closing '\"' must be followed by a space or the end of the line (in {:?})",
+                &line[start..]
+            )));
+        }
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// A string value (`advisorrequest`, `advisorresponse`): the word with its backslash escapes
+/// decoded (`\"` `\\` `\r` `\n` `\t`). A word that arrives still wrapped in double quotes
+/// (a `tandemctl` argument given as `'"HEAD /"'`) loses them. At most [`MAX_ADVISOR_TEXT`]
+/// bytes.
+pub(super) fn parse_text(word: &str, what: &'static str) -> Result<String, ParseError> {
+    let inner = match word.strip_prefix('"').and_then(|w| w.strip_suffix('"')) {
+        Some(inner) => inner,
+        None => word,
+    };
+    let mut text = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        text.push(match chars.next() {
+            Some('"') => '"',
+            Some('\\') => '\\',
+            Some('r') => '\r',
+            Some('n') => '\n',
+            Some('t') => '\t',
+            Some(other) => {
+                return Err(ParseError::Invalid(format!(
+                    "bad escape '\\{other}' in {what} (use \\\" \\\\ \\r \\n or \\t)"
+                )));
+            }
+            None => {
+                return Err(ParseError::Invalid(format!(
+                    "{what} ends with a lone '\\' (write \\\\ for a backslash)"
+                )));
+            }
+        });
+    }
+    if text.len() > MAX_ADVISOR_TEXT {
+        return Err(ParseError::Invalid(format!(
+            "{what} is {} bytes long (at most {MAX_ADVISOR_TEXT})",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// Writes `text` as one double-quoted word that [`split_line`] and [`parse_text`] read back
+/// to `text`.
+pub(super) fn write_quoted(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::fmt::Result {
+    use std::fmt::Write;
+    f.write_char('"')?;
+    for c in text.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\r' => f.write_str("\\r")?,
+            '\n' => f.write_str("\\n")?,
+            '\t' => f.write_str("\\t")?,
+            c => f.write_char(c)?,
+        }
+    }
+    f.write_char('"')
+}

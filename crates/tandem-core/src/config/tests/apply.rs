@@ -507,7 +507,10 @@ fn commands_built_in_code_are_range_checked() {
         Command::ExecutorSet(ExecutorSetting::HaTimeout(f64::NAN)),
         Command::ExecutorSet(ExecutorSetting::HaTimeout(-1.0)),
         Command::ManagerReachInterval(f64::INFINITY),
-        Command::ClusterAdd(vec![]),
+        Command::ClusterAdd {
+            clusters: vec![],
+            proportions: None,
+        },
         Command::PortAdd {
             target: PortTarget {
                 clusters: Targets::All,

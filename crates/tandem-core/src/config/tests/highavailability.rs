@@ -70,7 +70,10 @@ fn highavailability_grammar() {
             .to_string(),
         "bad key file 'a b' (must not be empty or contain whitespace or '#')"
     );
-    assert_eq!(cmd("man re se int 0.5"), Command::ManagerReachInterval(0.5));
+    assert_eq!(
+        cmd("man rea se int 0.5"),
+        Command::ManagerReachInterval(0.5)
+    );
     assert_eq!(
         parse_err("manager reach set interval 0"),
         "bad interval '0' (expected seconds, a number from 0.01 to 3600)"
