@@ -245,3 +245,51 @@ fn manager_weights_steer_new_connections_in_proportion() {
         .unwrap();
     assert_eq!((s.weight, s.weight_source), (14, WeightSource::Manager));
 }
+
+/// The manager over the engine's own counters: .11 holds 50 long-lived connections, .12 and
+/// .13 are idle; within three intervals .11's weight is below theirs and new connections
+/// follow the weights.
+#[test]
+fn manager_lowers_a_server_holding_long_lived_connections() {
+    use std::time::Duration;
+    use tandem_core::manager::{Manager, samples};
+    let t0 = Instant::now();
+    // .12 and .13 take no new connections while .11 gets its 50, then join at weight 10.
+    let mut cfg = config(&format!(
+        "port add 192.0.2.100@80\n{THREE}server set 192.0.2.100@80@192.0.2.12+192.0.2.13 weight 0\n"
+    ));
+    let e = engine(&cfg, t0);
+    for p in 1000..1050 {
+        assert_eq!(syn(&e, CLIENT, p, t0), Some(11));
+        assert_eq!(ack(&e, CLIENT, p, t0), Some(11));
+    }
+    let cmd = tandem_core::config::parse_line(
+        "server set 192.0.2.100@80@192.0.2.12+192.0.2.13 weight 10",
+    )
+    .unwrap()
+    .unwrap();
+    cfg.apply(&cmd).unwrap();
+    // `manager start` (its grammar is helper G's).
+    cfg.health.manager.running = true;
+    let mut m = Manager::new();
+    m.configure(&cfg, t0);
+    let mut t = t0;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        assert!(m.poll_timeout().is_some_and(|d| d <= t));
+        m.handle_timeout(t, &samples(&cfg, &e.counters), &BTreeMap::new());
+        let overlay = Overlay::compute(&cfg, &BTreeMap::new(), m.weights(), &SaspInput::default());
+        install(&e, &cfg, &overlay, t);
+        let plan = e.plan();
+        let port = plan.port(IpAddr::from(CLUSTER), 80, 6).unwrap();
+        seen.push([11, 12, 13].map(|l| port.server(ip(l)).unwrap().weight));
+        t += Duration::from_secs(2);
+    }
+    assert_eq!(seen, [[10, 17, 17], [11, 19, 19], [11, 19, 19]]);
+    let mut per: HashMap<u8, u32> = HashMap::new();
+    for p in 6000..6098 {
+        *per.entry(syn(&e, [198, 51, 100, 9], p, t).expect("forwarded"))
+            .or_default() += 1;
+    }
+    assert_eq!((per[&11], per[&12], per[&13]), (22, 38, 38));
+}
