@@ -11,5 +11,7 @@ pub mod config;
 pub mod flow;
 pub mod forward;
 pub mod ha;
+pub mod health;
+pub mod manager;
 pub mod replication;
 pub mod select;
