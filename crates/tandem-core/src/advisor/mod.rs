@@ -51,6 +51,8 @@ mod report;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_state;
 
 pub use report::{AdvisorList, AdvisorListEntry, AdvisorReport, ServerReport};
 pub use state::{DecodeError, MAX_EXPORTED_TARGETS, TargetState};
