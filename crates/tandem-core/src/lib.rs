@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod advisor;
 pub mod codec;
 pub mod config;
 pub mod flow;
