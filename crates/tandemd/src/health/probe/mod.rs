@@ -28,8 +28,11 @@ mod custom;
 mod dns;
 mod http;
 mod ping;
+pub mod runner;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_scale;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -12,7 +12,7 @@ use tokio::net::{TcpListener, UdpSocket};
 
 /// Runs `f` on a fresh thread inside a new network namespace with `lo` up, on a
 /// current-thread tokio runtime; panics in `f` fail the test.
-fn in_netns<F, Fut>(f: F)
+pub(super) fn in_netns<F, Fut>(f: F)
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
