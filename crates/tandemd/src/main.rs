@@ -95,6 +95,7 @@ fn run(args: Args) -> Result<()> {
         node.load_file(path)?;
         tracing::info!(config = %path.display(), "configuration loaded");
     }
+    node.health.start(node.clone())?;
     let admin = admin::serve(&args.socket, node.clone())?;
     {
         let node = node.clone();
