@@ -322,6 +322,31 @@ impl Overlay {
     pub fn all_down_ports(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
         self.all_down.iter().copied()
     }
+
+    /// The ports whose all-down state changed since `before`, in order: `(cluster, port,
+    /// true)` when every server just went down (IBM runs `managerAlert`), `false` when one
+    /// came back (`managerClear`). A port that is gone from the configuration clears nothing.
+    pub fn all_down_changes(&self, before: &Overlay) -> Vec<(IpAddr, u16, bool)> {
+        let known: BTreeSet<(IpAddr, u16)> = self
+            .servers
+            .keys()
+            .map(|id| (id.cluster, id.port))
+            .collect();
+        let mut out: Vec<(IpAddr, u16, bool)> = self
+            .all_down
+            .difference(&before.all_down)
+            .map(|&(c, p)| (c, p, true))
+            .chain(
+                before
+                    .all_down
+                    .difference(&self.all_down)
+                    .filter(|k| known.contains(k))
+                    .map(|&(c, p)| (c, p, false)),
+            )
+            .collect();
+        out.sort();
+        out
+    }
 }
 
 /// Rule 5 for a member of a steering port.

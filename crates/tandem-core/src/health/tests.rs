@@ -416,6 +416,23 @@ fn a_server_added_after_the_overlay_gets_the_configuration_rules() {
     assert_eq!((e.weight, e.source), (7, WeightSource::Config));
 }
 
+#[test]
+fn all_down_changes_name_the_alert_and_the_clear() {
+    let mut c = config();
+    let all = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
+    let up = Overlay::compute(&c, &BTreeMap::new(), &none(), &SaspInput::default());
+    let two = Overlay::compute(&c, &down(&all[..2]), &none(), &SaspInput::default());
+    let gone = Overlay::compute(&c, &down(&all), &none(), &SaspInput::default());
+    assert!(two.all_down_changes(&up).is_empty());
+    assert_eq!(gone.all_down_changes(&two), vec![(ip(C), 80, true)]);
+    assert!(gone.all_down_changes(&gone).is_empty(), "once");
+    assert_eq!(two.all_down_changes(&gone), vec![(ip(C), 80, false)]);
+    // The port removed while all down: no clear.
+    c.clusters.get_mut(&ip(C)).unwrap().ports.clear();
+    let empty = Overlay::compute(&c, &BTreeMap::new(), &none(), &SaspInput::default());
+    assert!(empty.all_down_changes(&gone).is_empty());
+}
+
 mod properties {
     use super::*;
     use proptest::prelude::*;
