@@ -291,16 +291,37 @@ impl Overlay {
     /// The effective weight of `server` of `port` (of cluster `cluster`): the computed one,
     /// or the configuration-only rules when the overlay does not know the server (an empty
     /// overlay, or a server added since it was computed).
+    ///
+    /// The configuration passed here may be newer than the one the overlay was computed
+    /// from: a `server down`, quiesce or weight set since then takes effect at once (the
+    /// configuration rules are applied again), and no weight exceeds the port's weightbound.
     pub fn effective(&self, cluster: IpAddr, port: &Port, server: &Server) -> Effective {
         let id = ServerId {
             cluster,
             port: port.number,
             server: server.address,
         };
-        self.servers
-            .get(&id)
-            .copied()
-            .unwrap_or_else(|| config_rule(server))
+        let Some(e) = self.servers.get(&id) else {
+            return config_rule(server);
+        };
+        match e.source {
+            WeightSource::AllDown => Effective {
+                weight: all_down_weight(port.weightbound),
+                ..*e
+            },
+            _ if server.down || server.quiesced => config_rule(server),
+            WeightSource::Config
+            | WeightSource::Fixed
+            | WeightSource::OperatorDown
+            | WeightSource::Quiesced => config_rule(server),
+            WeightSource::Manager | WeightSource::Sasp | WeightSource::AdvisorDown => {
+                // The weightbound is at least 1: a weight above 0 stays above 0.
+                Effective {
+                    weight: e.weight.min(port.weightbound.max(1)),
+                    ..*e
+                }
+            }
+        }
     }
 
     /// The computed weight of one server, if the overlay knows it.

@@ -417,6 +417,37 @@ fn a_server_added_after_the_overlay_gets_the_configuration_rules() {
 }
 
 #[test]
+fn a_configuration_newer_than_the_overlay_still_counts() {
+    let mut c = config();
+    c.health.manager.running = true;
+    let m: BTreeMap<_, _> = [(id("192.0.2.11"), 15)].into();
+    let o = Overlay::compute(&c, &BTreeMap::new(), &m, &SaspInput::default());
+    server_mut(&mut c, "192.0.2.11").down = true;
+    server_mut(&mut c, "192.0.2.12").weight = 2;
+    server_mut(&mut c, "192.0.2.13").quiesced = true;
+    let port = &c.clusters[&ip(C)].ports[&80];
+    let e = |s: &str| {
+        let e = o.effective(ip(C), port, &port.servers[&ip(s)]);
+        (e.weight, e.source)
+    };
+    assert_eq!(e("192.0.2.11"), (0, WeightSource::OperatorDown));
+    assert_eq!(e("192.0.2.12"), (2, WeightSource::Config));
+    assert_eq!(e("192.0.2.13"), (0, WeightSource::Quiesced));
+    // A smaller weightbound caps the manager's weight.
+    server_mut(&mut c, "192.0.2.11").down = false;
+    let port = c
+        .clusters
+        .get_mut(&ip(C))
+        .unwrap()
+        .ports
+        .get_mut(&80)
+        .unwrap();
+    port.weightbound = 12;
+    let e = o.effective(ip(C), port, &port.servers[&ip("192.0.2.11")]);
+    assert_eq!((e.weight, e.source), (12, WeightSource::Manager));
+}
+
+#[test]
 fn all_down_changes_name_the_alert_and_the_clear() {
     let mut c = config();
     let all = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
