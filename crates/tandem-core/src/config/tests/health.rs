@@ -914,6 +914,17 @@ fn health_commands_built_in_code_are_range_checked() {
                 ..SaspGwm::default()
             },
         },
+        Command::SaspAdd {
+            group: SaspGroupTarget {
+                cluster: ip("192.0.2.100"),
+                port: None,
+            },
+            gwm: (ip("198.51.100.7"), 3860),
+            settings: SaspGwm {
+                interval: Some(5.0),
+                ..SaspGwm::default()
+            },
+        },
         Command::ServerSet {
             target: ServerTarget {
                 clusters: Targets::List(vec![ip("192.0.2.100")]),
@@ -929,5 +940,65 @@ fn health_commands_built_in_code_are_range_checked() {
     for b in &bad {
         assert!(c.apply(b).is_err(), "{b:?} was accepted");
         assert_eq!(c, before);
+    }
+}
+
+#[test]
+fn every_health_form_displays_back() {
+    for line in [
+        "advisor start connect 80",
+        "advisor stop https 192.0.2.100@443",
+        "advisor start ADV_x_1 2001:db8::1@53",
+        "advisor interval ping 80 0.25",
+        "advisor connecttimeout dns 53 3",
+        "advisor receivetimeout http 80 3600",
+        "advisor retries http 80 100",
+        "advisor timeout http 80 unlimited",
+        "advisor timeout http 80 0.01",
+        "advisor list",
+        "advisor report http 80",
+        "advisor status http 192.0.2.100@80",
+        "manager start",
+        "manager stop",
+        "manager status",
+        "manager report",
+        "manager report 192.0.2.100+2001:db8::100",
+        "manager interval 2",
+        "manager sensitivity 5",
+        "manager smoothing 1.5",
+        "manager quiesce @@192.0.2.11",
+        "manager quiesce 192.0.2.100@80+443@192.0.2.11+192.0.2.12",
+        "manager unquiesce @80@",
+        "cluster add 192.0.2.1+192.0.2.2 proportions 25 25 25 25",
+        "cluster set @ proportions 50 50 0 0",
+        "cluster set 192.0.2.1+192.0.2.2 proportions 0 0 0 100",
+        "sasp add 192.0.2.100 gwm 198.51.100.7",
+        "sasp add 192.0.2.100@80 gwm 2001:db8::7 port 1 mode pull members changed interval 0.5 grace 3600 tls yes",
+        "sasp remove 192.0.2.100",
+        "sasp remove 192.0.2.100@80 gwm 198.51.100.7",
+        "sasp remove 192.0.2.100@80 gwm 198.51.100.7 port 3860",
+        "sasp report",
+        r#"server add @80@192.0.2.11 advisorrequest "GET /\"x\" HTTP/1.0\r\n\r\n" advisorresponse """#,
+        r#"server set 192.0.2.100@80@192.0.2.11 weight 3 advisorresponse "a\\b\tc""#,
+    ] {
+        let c = cmd(line);
+        assert_eq!(c.to_string(), line, "canonical form");
+        assert_eq!(cmd(&c.to_string()), c);
+    }
+    // Non-canonical input displays canonically.
+    for (line, canonical) in [
+        ("adv star HTTP @80", "advisor start http 80"),
+        ("man rep @", "manager report"),
+        ("manager quiesce 192.0.2.11", "manager quiesce @@192.0.2.11"),
+        (
+            "sasp add 192.0.2.100 gwm 198.51.100.7 port 3860 mode push members all grace 30 tls no",
+            "sasp add 192.0.2.100 gwm 198.51.100.7",
+        ),
+        (
+            "server set @@192.0.2.11 advisorrequest ok",
+            r#"server set @@192.0.2.11 advisorrequest "ok""#,
+        ),
+    ] {
+        assert_eq!(cmd(line).to_string(), canonical, "{line}");
     }
 }
