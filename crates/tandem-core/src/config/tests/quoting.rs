@@ -168,3 +168,76 @@ fn words_from_tandemctl_decode_escapes_too() {
         .unwrap();
     assert_eq!(parse_line(&c.to_string()), Ok(Some(c)));
 }
+
+/// Inputs of the kind the fuzzers make: every one is a clear error or a command that displays
+/// back to itself, never a panic, and a megabyte line is handled at once.
+#[test]
+fn hostile_lines_are_refused_or_round_trip() {
+    let big = "x".repeat(1 << 20);
+    let lines = [
+        "\"".to_string(),
+        "\"\"\"".to_string(),
+        "\\".to_string(),
+        "advisor start ADVé 80".to_string(),
+        "advisor start ADV_é 80".to_string(),
+        "advisor start é 80".to_string(),
+        "advisor start adv_ 80".to_string(),
+        "advisor start ADV_\"x\" 80".to_string(),
+        "server set @@192.0.2.11 advisorrequest \"é\\\"\u{2028}\u{b}\0\"".to_string(),
+        "server set @@192.0.2.11 advisorrequest \"\\".to_string(),
+        "server set @@192.0.2.11 advisorrequest \"\\\"".to_string(),
+        "server set @@192.0.2.11 advisorrequest \"a\"\"b\"".to_string(),
+        format!("server set @@192.0.2.11 advisorrequest \"{big}\""),
+        format!(
+            "server set @@192.0.2.11 advisorrequest \"{}\"",
+            "é".repeat(2048)
+        ),
+        format!("\"{big}"),
+        format!("advisor start http {big}"),
+        "sasp add 192.0.2.100@80 gwm 198.51.100.7 grace 1e-7".to_string(),
+        "sasp add 192.0.2.100@80 gwm 198.51.100.7 grace -0".to_string(),
+        "manager smoothing 1e2".to_string(),
+        "manager smoothing -inf".to_string(),
+        "cluster set @ proportions 4294967296 0 0 0".to_string(),
+        "cluster set @ proportions 100 0 0 +0".to_string(),
+        "manager quiesce +".to_string(),
+        "manager quiesce @".to_string(),
+        "manager quiesce @@@".to_string(),
+        "sasp remove @".to_string(),
+        "advisor timeout http 80 -0".to_string(),
+    ];
+    let t0 = std::time::Instant::now();
+    for line in &lines {
+        let mut c = sample();
+        let before = c.clone();
+        match parse_line(line) {
+            Ok(Some(command)) => {
+                assert_eq!(
+                    parse_line(&command.to_string()),
+                    Ok(Some(command.clone())),
+                    "{line:.80}"
+                );
+                if c.apply(&command).is_err() {
+                    assert_eq!(c, before, "{line:.80}");
+                }
+                let saved = c.to_commands().join("\n");
+                assert_eq!(load_file(&saved, "saved.cfg", &Config::default()), Ok(c));
+            }
+            Ok(None) => {}
+            Err(e) => assert!(!e.to_string().is_empty()),
+        }
+    }
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "hostile lines took {:?}",
+        t0.elapsed()
+    );
+    // 2 048 two-byte characters are 4 096 bytes: the longest value accepted.
+    assert!(
+        parse_line(&format!(
+            "server set @@192.0.2.11 advisorrequest \"{}\"",
+            "é".repeat(2048)
+        ))
+        .is_ok()
+    );
+}
