@@ -55,7 +55,7 @@ mod tests;
 mod tests_state;
 
 pub use report::{AdvisorList, AdvisorListEntry, AdvisorReport, ServerReport};
-pub use state::{DecodeError, MAX_EXPORTED_TARGETS, TargetState};
+pub use state::{DecodeError, MAX_ENTRY, MAX_EXPORTED_TARGETS, MIN_CHUNK, TargetState};
 
 use crate::config::{AdvisorKey, AdvisorKind, Config, MAX_SECONDS, MIN_SECONDS, Method};
 use serde::Serialize;
