@@ -356,6 +356,7 @@ pub struct Scheduler {
     events: VecDeque<Event>,
     stats: Stats,
     advisors: BTreeMap<AdvisorKey, crate::config::Advisor>,
+    generation: u64,
 }
 
 impl Scheduler {
@@ -431,6 +432,7 @@ impl Scheduler {
             .collect();
         for slot in gone {
             self.remove(slot);
+            self.generation += 1;
         }
         // Update kept ones, add new ones.
         let mut new_slots = Vec::new();
@@ -474,6 +476,7 @@ impl Scheduler {
                 .or_default()
                 .push(slot);
             new_slots.push(slot);
+            self.generation += 1;
         }
         if self.running {
             self.spread(now, &new_slots);
@@ -541,6 +544,7 @@ impl Scheduler {
             t.health.failures = st.failures;
             t.health.updated = Some(now);
             self.stats.seeded += 1;
+            self.generation += 1;
         }
         let keys: Vec<(IpAddr, u16)> = self.ports.keys().copied().collect();
         for (c, p) in keys {
@@ -639,6 +643,13 @@ impl Scheduler {
 
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// Goes up whenever a target's state (up, down, unknown) changes, a target is added or
+    /// removed, or states are seeded: the health loop recomputes the weights when it moved.
+    /// (Loads change with every result and do not move it; the manager samples them.)
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Targets and probes in flight (for tests and status).
@@ -752,6 +763,7 @@ impl Scheduler {
         let started = t.in_flight.take().map_or(now, |(_, s)| s);
         let advisor = t.key.advisor.kind.clone();
         let h = &mut t.health;
+        let state_before = h.state;
         h.updated = Some(now);
         let mut reason_out = None;
         match outcome {
@@ -783,6 +795,9 @@ impl Scheduler {
                 reason_out = Some(reason.clone());
                 h.last_error = Some(reason);
             }
+        }
+        if h.state != state_before {
+            self.generation += 1;
         }
         let next = (started + t.settings.interval).max(now);
         if self.running {
