@@ -20,6 +20,11 @@ impl Runner {
         }
     }
 
+    /// The context for probes started from now on (a new scripts directory, say).
+    pub fn set_context(&mut self, ctx: ProbeContext) {
+        self.ctx = ctx;
+    }
+
     /// Starts `probe` as a task (call from within the runtime).
     pub fn spawn(&mut self, probe: Probe) {
         let ctx = self.ctx.clone();
