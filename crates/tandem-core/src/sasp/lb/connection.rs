@@ -25,10 +25,7 @@ pub enum GwmState {
 impl GwmState {
     /// Whether the GWM's last weights are to be used in this state.
     pub fn steers(self) -> bool {
-        matches!(
-            self,
-            GwmState::Registering | GwmState::Connected | GwmState::Grace
-        )
+        matches!(self, GwmState::Connected | GwmState::Grace)
     }
 }
 
