@@ -257,6 +257,11 @@ pub struct LbSession {
     weights: BTreeMap<String, BTreeMap<MemberId, WeightEntry>>,
     /// ID of the DeRegistration `shutdown` sent.
     shutdown_id: Option<u32>,
+    /// Group of each Registration in flight, by message ID.
+    registering: BTreeMap<u32, String>,
+    /// Groups whose Registration the GWM refused: left out of Get Weights (one unknown
+    /// group would spoil the whole reply) until a Registration succeeds.
+    refused: BTreeSet<String>,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<LbEvent>,
     counters: LbCounters,
@@ -291,6 +296,8 @@ impl LbSession {
             next_poll: None,
             weights: BTreeMap::new(),
             shutdown_id: None,
+            registering: BTreeMap::new(),
+            refused: BTreeSet::new(),
             transmit: VecDeque::new(),
             events: VecDeque::new(),
             counters: LbCounters::default(),
@@ -618,6 +625,7 @@ impl LbSession {
         }
         self.state = SessionState::Closed;
         self.pending.clear();
+        self.registering.clear();
         self.next_poll = None;
         self.events.push_back(LbEvent::Closed { reason });
     }
@@ -645,6 +653,7 @@ impl LbSession {
                     members: chunk.iter().map(|m| m.to_member()).collect(),
                 }],
             };
+            self.registering.insert(self.next_id, group.to_owned());
             self.send(now, Request::Registration, body);
         }
     }
@@ -673,7 +682,12 @@ impl LbSession {
     }
 
     fn get_weights(&mut self, now: Instant) {
-        let groups: Vec<Group> = self.groups.keys().map(|g| self.group(g)).collect();
+        let groups: Vec<Group> = self
+            .groups
+            .iter()
+            .filter(|(g, m)| !m.is_empty() && !self.refused.contains(*g))
+            .map(|(g, _)| self.group(g))
+            .collect();
         if groups.is_empty() {
             self.schedule_poll(now);
             return;
@@ -735,6 +749,13 @@ impl LbSession {
         let ok = code == ReturnCode::SUCCESS
             || (kind == Request::Registration && code == ReturnCode::ALREADY_REGISTERED)
             || (kind == Request::Deregistration && code == ReturnCode::NOT_REGISTERED);
+        if let Some(group) = self.registering.remove(&m.id) {
+            if ok {
+                self.refused.remove(&group);
+            } else {
+                self.refused.insert(group);
+            }
+        }
         if !ok {
             self.counters.error_replies += 1;
             if kind == Request::SetLbState {

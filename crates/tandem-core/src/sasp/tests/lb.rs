@@ -857,3 +857,62 @@ fn weight_conversion_and_names() {
     );
     assert!(GwmState::Grace.steers() && !GwmState::Lost.steers());
 }
+
+#[test]
+fn refused_and_empty_groups_are_left_out_of_get_weights() {
+    let t0 = Instant::now();
+    let g = groups(&[("a", &[mid(1, 80)]), ("b", &[mid(2, 80)]), ("empty", &[])]);
+    let mut s = LbSession::new(settings(SaspMode::Pull, false, None), g).unwrap();
+    let mut gwm = Gwm::new();
+    s.handle_connected(t0);
+    let sent = gwm.read(&mut s);
+    let kinds: Vec<u16> = sent.iter().map(|m| m.body.message_type()).collect();
+    assert_eq!(
+        kinds,
+        [0x1050, 0x1010, 0x1010, 0x1030],
+        "no Registration of an empty group"
+    );
+    let code = ReturnCode::SUCCESS;
+    gwm.send(
+        &mut s,
+        t0,
+        Message::new(sent[0].id, Body::SetLbStateReply { code }),
+    );
+    let invalid = ReturnCode::INVALID_GROUP;
+    gwm.send(
+        &mut s,
+        t0,
+        Message::new(sent[1].id, Body::RegistrationReply { code: invalid }),
+    );
+    gwm.send(
+        &mut s,
+        t0,
+        Message::new(sent[2].id, Body::RegistrationReply { code }),
+    );
+    let reply = Body::GetWeightsReply {
+        code,
+        interval: 5,
+        groups: vec![],
+    };
+    gwm.send(&mut s, t0, Message::new(sent[3].id, reply));
+    assert_eq!(
+        events(&mut s),
+        [
+            LbEvent::Error {
+                request: "Registration",
+                code: invalid
+            },
+            LbEvent::Registered
+        ]
+    );
+    s.handle_timeout(t0 + Duration::from_secs(5));
+    let sent = gwm.read(&mut s);
+    let Body::GetWeightsRequest { groups } = &sent[0].body else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(
+        groups,
+        &[Group::new(UID, "b")],
+        "refused a and empty left out"
+    );
+}
