@@ -30,15 +30,17 @@ use super::codec::{
     LB_FLAG_NOCHANGE, LB_FLAG_PUSH, MAX_LB_UID_LEN, MAX_STRING_LEN, Member, MemberState, Message,
     REASON_LEARNED, REASON_NONE, ReturnCode, STATE_QUIESCE, VERSION, WeightEntry,
 };
-use crate::config::{SaspGroupTarget, SaspGwm, SaspMode};
+use crate::config::{SaspGwm, SaspMode};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 mod connection;
+mod weights;
 
 pub use connection::{BACKOFF_MAX, BACKOFF_MIN, Backoff, GwmState};
+pub use weights::{convert_weight, default_lb_uid, effective_weight, group_confident, group_name};
 
 /// IP protocol number of TCP members.
 pub const PROTOCOL_TCP: u8 = 6;
@@ -86,42 +88,6 @@ impl MemberId {
 
 /// The groups of a session: group name → members.
 pub type Groups = BTreeMap<String, BTreeSet<MemberId>>;
-
-/// The SASP group name of a `sasp add` target: `CLUSTER@PORT`, or `CLUSTER` for a
-/// cluster-wide group.
-pub fn group_name(target: &SaspGroupTarget) -> String {
-    match target.port {
-        Some(p) => format!("{}@{}", target.cluster, p),
-        None => target.cluster.to_string(),
-    }
-}
-
-/// The default LB UID of a node: `tandem-<nfa>`.
-pub fn default_lb_uid(nfa: IpAddr) -> String {
-    format!("tandem-{nfa}")
-}
-
-/// A GWM weight (0–65535) in the port's weight range: `w * weightbound / 65535`, rounded.
-pub fn convert_weight(raw: u16, weightbound: u32) -> u32 {
-    let w = u64::from(raw) * u64::from(weightbound);
-    ((w + 32_767) / 65_535) as u32
-}
-
-/// The weight a member should get from a GWM entry: 0 without contact or when quiesced
-/// (the flag decides, not the weight: RFC 4678 §9.3), else the converted weight.
-pub fn effective_weight(entry: &WeightEntry, weightbound: u32) -> u32 {
-    if !entry.contact() || entry.quiesce() {
-        0
-    } else {
-        convert_weight(entry.weight, weightbound)
-    }
-}
-
-/// Whether the GWM's weights of a group are to be used: at least one member is CONFIDENT
-/// (RFC 4678 §5.3: when no member is, the GWM is disregarded for the group).
-pub fn group_confident<'a>(entries: impl IntoIterator<Item = &'a WeightEntry>) -> bool {
-    entries.into_iter().any(WeightEntry::confident)
-}
 
 /// Settings of a session.
 #[derive(Debug, Clone, PartialEq)]
