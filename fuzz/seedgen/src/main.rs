@@ -433,11 +433,52 @@ highavailability heartbeat delete 198.51.100.2
 server remove 192.0.2.100@443@192.0.2.11
 port remove 192.0.2.100@443
 cluster remove 2001:db8::100
-highavailability takeover 192.0.2.3
+highavailability takeover
 highavailability maintenance
 highavailability backup delete
 executor stop
 ";
+
+/// The health commands of issue 8: advisors, manager, quiesce, proportions, SASP, quoted
+/// advisor strings.
+const HEALTH: &str = r#"executor set nfa 192.0.2.2
+cluster add 192.0.2.100 proportions 40 30 20 10
+cluster add 192.0.2.101
+cluster set @ proportions 50 50 0 0
+port add 192.0.2.100@80+443
+port add 192.0.2.101@80
+server add 192.0.2.100@80+443@192.0.2.11+192.0.2.12 advisorrequest "HEAD /health HTTP/1.1\r\nHost: www # x" advisorresponse "200 \"OK\""
+server add 192.0.2.101@80@192.0.2.11
+server set @@192.0.2.11 advisorresponse "" # back to the default
+manager quiesce 192.0.2.12
+manager unquiesce 192.0.2.100@443@192.0.2.12
+manager interval 4
+manager sensitivity 10
+manager smoothing 2.5
+manager start
+advisor start http 80
+advisor interval http 80 3
+advisor connecttimeout http 80 1
+advisor receivetimeout http 80 1.5
+advisor retries http 80 2
+advisor timeout http 80 60
+advisor start https 192.0.2.100@443
+advisor start ping 192.0.2.101@80
+advisor start ADV_load 80
+advisor timeout ADV_load 80 unlimited
+advisor list
+advisor report http 80
+manager report 192.0.2.100
+sasp add 192.0.2.100@80 gwm 198.51.100.7 mode pull interval 9 members changed
+sasp add 192.0.2.100@80 gwm 198.51.100.8 port 4000 grace 0 tls yes
+sasp add 192.0.2.101 gwm 2001:db8::7
+sasp report
+sasp remove 192.0.2.100@80 gwm 198.51.100.8
+advisor stop ping 192.0.2.101@80
+port remove 192.0.2.100@443
+highavailability heartbeat add 192.0.2.2 192.0.2.3
+highavailability backup add primary auto 12345
+"#;
 
 fn grammar(dir: &Path, demo: &str) {
     write(dir, "grammar", "demo.cfg", demo.as_bytes());
@@ -452,6 +493,14 @@ fn grammar(dir: &Path, demo: &str) {
         dir,
         "grammar",
         "saved.cfg",
+        cfg.to_commands().join("\n").as_bytes(),
+    );
+    write(dir, "grammar", "health.cfg", HEALTH.as_bytes());
+    let cfg = load_file(HEALTH, "health.cfg", &Config::default()).expect("loads");
+    write(
+        dir,
+        "grammar",
+        "health_saved.cfg",
         cfg.to_commands().join("\n").as_bytes(),
     );
 }
