@@ -12,4 +12,5 @@ pub mod flow;
 pub mod forward;
 pub mod ha;
 pub mod replication;
+pub mod sasp;
 pub mod select;
