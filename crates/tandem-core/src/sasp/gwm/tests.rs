@@ -136,6 +136,9 @@ fn member_state(
 
 // --- reply reader ---
 
+/// (member, state, flags, weight)
+type Entry = (MemberKey, u8, u8, u16);
+
 #[derive(Debug, PartialEq)]
 struct Weights {
     ty: u16,
@@ -143,7 +146,7 @@ struct Weights {
     code: Option<u8>,
     interval: Option<u16>,
     /// group → (member, state, flags, weight)
-    groups: Vec<(String, Vec<(MemberKey, u8, u8, u16)>)>,
+    groups: Vec<(String, Vec<Entry>)>,
 }
 
 fn read_weights(m: &[u8]) -> Weights {
