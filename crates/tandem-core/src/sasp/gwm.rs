@@ -56,25 +56,27 @@ use serde::Serialize;
 use request::{GroupRef, MemberSpec, Reply, ReplyKind, Request, StateSpec};
 pub use request::{GroupWeights, WeightEntry};
 
+use crate::sasp::codec;
+
 /// The SASP version this GWM speaks.
-pub const SASP_VERSION: u8 = 1;
+pub const SASP_VERSION: u8 = codec::VERSION;
 /// Longest LB UID accepted (RFC 4678 §5.2: "should not be any longer than 64 bytes").
-pub const MAX_LB_UID: usize = 64;
+pub const MAX_LB_UID: usize = codec::MAX_LB_UID_LEN;
 /// Longest SASP message accepted from a peer; a longer one closes the connection.
-pub const MAX_MESSAGE: usize = 1 << 20;
+pub const MAX_MESSAGE: usize = codec::MAX_MESSAGE_LEN;
 /// Bytes of replies and pushes a connection may have waiting before it is closed as a peer
 /// that does not read.
 pub const MAX_QUEUED: usize = 4 << 20;
 
 /// LB Flags of Set LB State.
-pub const LB_PUSH: u8 = 0x01;
-pub const LB_TRUST: u8 = 0x02;
-pub const LB_NOCHANGE: u8 = 0x04;
+pub const LB_PUSH: u8 = codec::LB_FLAG_PUSH;
+pub const LB_TRUST: u8 = codec::LB_FLAG_TRUST;
+pub const LB_NOCHANGE: u8 = codec::LB_FLAG_NOCHANGE;
 /// Weight Entry flags.
-pub const WE_CONTACT: u8 = 0x01;
-pub const WE_QUIESCE: u8 = 0x02;
-pub const WE_REGISTRATION: u8 = 0x04;
-pub const WE_CONFIDENT: u8 = 0x08;
+pub const WE_CONTACT: u8 = codec::WEIGHT_CONTACT;
+pub const WE_QUIESCE: u8 = codec::WEIGHT_QUIESCE;
+pub const WE_REGISTRATION: u8 = codec::WEIGHT_REGISTRATION;
+pub const WE_CONFIDENT: u8 = codec::WEIGHT_CONFIDENT;
 
 /// Return codes (RFC 4678 §7).
 pub mod rc {
@@ -137,6 +139,8 @@ pub struct GwmSettings {
     pub max_connections: usize,
     /// Registered members in all (beyond: Registration gets 0x45).
     pub max_members: usize,
+    /// Groups of one LB (beyond: Registration gets 0x45).
+    pub max_groups: usize,
 }
 
 impl Default for GwmSettings {
@@ -147,6 +151,7 @@ impl Default for GwmSettings {
             lb_grace: Duration::from_secs(60),
             max_connections: 100,
             max_members: 10_000,
+            max_groups: 1_000,
         }
     }
 }
@@ -263,31 +268,14 @@ impl GwmSession {
 
     /// Takes whole messages out of the input buffer; `Err` on bad framing.
     fn next_frame(&mut self) -> Result<Option<Vec<u8>>, String> {
-        if self.inbuf.len() < 13 {
+        if self.inbuf.len() < codec::HEADER_LEN {
             return Ok(None);
         }
-        let ty = u16::from_be_bytes([self.inbuf[0], self.inbuf[1]]);
-        let len = u16::from_be_bytes([self.inbuf[2], self.inbuf[3]]);
-        if ty != 0x2010 || len != 13 {
-            return Err(format!(
-                "not a SASP header (type {ty:#06x}, length {len}, expected 0x2010 and 13)"
-            ));
-        }
-        let msg_len =
-            i32::from_be_bytes([self.inbuf[5], self.inbuf[6], self.inbuf[7], self.inbuf[8]]);
-        if msg_len < 13 {
-            return Err(format!("message length {msg_len} is below the header's 13"));
-        }
-        let msg_len = msg_len as usize;
-        if msg_len > MAX_MESSAGE {
-            return Err(format!(
-                "message length {msg_len} is over the limit of {MAX_MESSAGE} bytes"
-            ));
-        }
-        if self.inbuf.len() < msg_len {
+        let header = codec::Header::decode(&self.inbuf).map_err(|e| e.to_string())?;
+        if self.inbuf.len() < header.message_len {
             return Ok(None);
         }
-        let rest = self.inbuf.split_off(msg_len);
+        let rest = self.inbuf.split_off(header.message_len);
         Ok(Some(std::mem::replace(&mut self.inbuf, rest)))
     }
 }
@@ -480,14 +468,14 @@ impl Gwm {
         }
     }
 
-    fn queue(&mut self, conn: ConnId, bytes: Vec<u8>) {
+    fn queue(&mut self, conn: ConnId, bytes: Result<Vec<u8>, String>) {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
         if session.closing {
             return;
         }
-        if let Err(reason) = session.queue(bytes) {
+        if let Err(reason) = bytes.and_then(|b| session.queue(b)) {
             self.close(conn, reason);
         }
     }
@@ -497,7 +485,7 @@ impl Gwm {
         let id = u32::from_be_bytes([frame[9], frame[10], frame[11], frame[12]]);
         if version != SASP_VERSION {
             // §2.1: answer with 0x10 and our version, if we know which reply it wants.
-            let ty = frame.get(13..15).map(|b| u16::from_be_bytes([b[0], b[1]]));
+            let ty = codec::peek_type(frame);
             match ty.and_then(ReplyKind::for_request_type) {
                 Some(kind) => {
                     let reply = Reply::error(kind, id, rc::NOT_UNDERSTOOD);
@@ -694,6 +682,15 @@ impl Gwm {
             .map(|g| g.members.len())
             .sum();
         if total + added > self.settings.max_members {
+            return rc::INVALID_GROUP;
+        }
+        let mut names: BTreeSet<&str> = self
+            .lbs
+            .get(&uid)
+            .map(|lb| lb.groups.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        names.extend(groups.iter().map(|(g, _)| g.name.as_str()));
+        if names.len() > self.settings.max_groups {
             return rc::INVALID_GROUP;
         }
         if lb_flag {

@@ -226,6 +226,7 @@ impl Harness {
                 lb_grace: Duration::from_secs(30),
                 max_connections: 4,
                 max_members: 16,
+                max_groups: 3,
             }),
             t0: now,
             now,
@@ -458,6 +459,10 @@ fn gwm_return_codes() {
     let many: Vec<MemberKey> = (1..=15).map(|i| key("198.51.100.1", i)).collect();
     assert_eq!(h.code(lb, &reg(15, "LB1", "G", &many)), rc::INVALID_GROUP);
     assert_eq!(h.code(lb, &reg(15, "LB1", "G", &many[..14])), rc::OK);
+    // The group limit (3 per LB), empty groups included.
+    assert_eq!(h.code(lb, &reg(16, "LB1", "G2", &[])), rc::OK);
+    assert_eq!(h.code(lb, &reg(17, "LB1", "G3", &[])), rc::OK);
+    assert_eq!(h.code(lb, &reg(18, "LB1", "G4", &[])), rc::INVALID_GROUP);
 }
 
 #[test]
@@ -616,11 +621,11 @@ fn gwm_bad_input_closes_the_connection() {
     for (bytes, needle) in [
         (
             hex("2011000d0100000012000000031015000500"),
-            "not a SASP header",
+            "header type 0x2011",
         ),
         (
             hex("2010000d0100000021000000041030000600013011000e204c4231054641524d31"),
-            "cut short",
+            "truncated",
         ),
         (
             hex("2010000d0100000012000000031070000500"),
@@ -628,15 +633,15 @@ fn gwm_bad_input_closes_the_connection() {
         ),
         (
             hex("2010000d010000000c000000011050000a034c42317f00"),
-            "below the header",
+            "below the 13-byte header",
         ),
         (
             hex("2010000d0180000017000000011050000a034c42317f00"),
-            "below the header",
+            "below the 13-byte header",
         ),
         (
             hex("2010000d0100200000000000011050000a034c42317f00"),
-            "over the limit",
+            "exceeds the limit",
         ),
         (hex("2010000d0100000012000000031015000500"), "not a request"),
         (
