@@ -3,7 +3,8 @@
 //! Each fault applies per connection, to the messages the GWM sends, after the first
 //! `--fault-after N` messages of that connection went out unchanged (default 0):
 //!
-//! * `close`: close the connection instead of sending the next message.
+//! * `close`: close the connection instead of sending the next message (`close-after=N`
+//!   is `close` with `--fault-after N`).
 //! * `silent`: send nothing more (the connection stays open, requests are read and dropped).
 //! * `bad-version`: send messages with version 2 in their header.
 //! * `malformed`: send weights messages (Get Weights replies, Send Weights) whose count of
@@ -42,7 +43,8 @@ impl FromStr for Fault {
                     _ => bail!("slow=MS wants milliseconds (0-600000), not {ms:?}"),
                 },
                 None => bail!(
-                    "unknown fault {s:?} (close, silent, bad-version, malformed, oversized, slow=MS)"
+                    "unknown fault {s:?} (close, close-after=N, silent, bad-version, malformed, \
+                     oversized, slow=MS)"
                 ),
             },
         })
@@ -60,6 +62,17 @@ impl std::fmt::Display for Fault {
             Fault::Slow(d) => write!(f, "slow={}", d.as_millis()),
         }
     }
+}
+
+/// `--fault` as given: a fault, and for `close-after=N` the count of messages before it.
+pub fn parse_arg(s: &str) -> Result<(Fault, Option<u64>)> {
+    if let Some(n) = s.strip_prefix("close-after=") {
+        let n: u64 = n
+            .parse()
+            .map_err(|_| anyhow::anyhow!("close-after=N wants a count of messages, not {n:?}"))?;
+        return Ok((Fault::Close, Some(n)));
+    }
+    Ok((s.parse()?, None))
 }
 
 /// What to do with one outgoing message.
@@ -166,6 +179,9 @@ mod tests {
         );
         assert!("slow=x".parse::<Fault>().is_err());
         assert!("drop".parse::<Fault>().is_err());
+        assert_eq!(parse_arg("close-after=3").unwrap(), (Fault::Close, Some(3)));
+        assert_eq!(parse_arg("silent").unwrap(), (Fault::Silent, None));
+        assert!(parse_arg("close-after=x").is_err());
     }
 
     #[test]

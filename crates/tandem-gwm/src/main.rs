@@ -26,11 +26,11 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Parser, Subcommand};
 
-use fault::Fault;
 use probe::{LoadSource, MemberCheck};
 
 const FAULT_HELP: &str = "Fault injection for tests, applied per connection to the messages the \
 GWM sends once --fault-after messages went out unchanged: `close` (close the connection), \
+`close-after=N` (the same after N messages), \
 `silent` (send nothing more, keep the connection), `bad-version` (version 2 in every header), \
 `malformed` (weights messages announce one group more than they hold), `oversized` (a header \
 announcing 2^31-1 bytes, then nothing), `slow=MS` (hold every message MS milliseconds)";
@@ -98,7 +98,7 @@ struct RunArgs {
     #[arg(long)]
     weights_file: Option<PathBuf>,
     #[arg(long, help = FAULT_HELP)]
-    fault: Option<Fault>,
+    fault: Option<String>,
     /// Messages sent normally on each connection before --fault applies.
     #[arg(long, default_value_t = 0)]
     fault_after: u64,
@@ -132,6 +132,11 @@ fn main() -> Result<()> {
                 .with_writer(std::io::stderr)
                 .init();
             let interval = seconds("interval", a.interval, 0.1)?;
+            let (fault, fault_after) = match a.fault.as_deref().map(fault::parse_arg).transpose()? {
+                Some((f, Some(n))) => (Some(f), n),
+                Some((f, None)) => (Some(f), a.fault_after),
+                None => (None, a.fault_after),
+            };
             let opts = server::RunOptions {
                 listen: a.listen,
                 interval,
@@ -154,8 +159,8 @@ fn main() -> Result<()> {
                     (None, None) => LoadSource::None,
                 },
                 weights_file: a.weights_file,
-                fault: a.fault,
-                fault_after: a.fault_after,
+                fault,
+                fault_after,
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -4,7 +4,7 @@
 //! every connection has a reader task (bytes in) and a writer task (bytes out), probes are
 //! tasks, the status endpoint is a task that asks the main loop for the JSON.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -108,6 +108,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let mut gwm = Gwm::new(settings);
     let mut conns: BTreeMap<ConnId, Conn> = BTreeMap::new();
     let probes = Arc::new(Semaphore::new(MAX_PROBES));
+    // Members being probed: a slow member is not probed twice at once.
+    let mut inflight: BTreeSet<MemberKey> = BTreeSet::new();
     let mut probe_tick = tokio::time::interval(opts.interval);
     probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut file_tick = tokio::time::interval(Duration::from_secs(1));
@@ -167,16 +169,23 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                             c.reader.abort();
                         }
                     }
-                    Input::Health(member, health) => gwm.set_member_health(now, member, health),
+                    Input::Health(member, health) => {
+                        inflight.remove(&member);
+                        gwm.set_member_health(now, member, health);
+                    }
                 }
             }
             _ = tokio::time::sleep_until(wake) => gwm.handle_timeout(Instant::now()),
             _ = probe_tick.tick() => {
                 for member in gwm.probe_targets() {
+                    if inflight.contains(&member) {
+                        continue;
+                    }
                     let Ok(permit) = probes.clone().try_acquire_owned() else {
                         warn!("more than {MAX_PROBES} probes running: {member:?} skipped this interval");
                         continue;
                     };
+                    inflight.insert(member);
                     let tx = tx.clone();
                     let load = opts.load.clone();
                     let (check, limit) = (opts.member_check, opts.probe_timeout);

@@ -137,6 +137,8 @@ pub struct Override {
 pub struct GwmSettings {
     /// PUSH connections get a Send Weights at least this often.
     pub push_interval: Duration,
+    /// ... and at once when a weight changed, but never two pushes closer than this.
+    pub push_gap: Duration,
     /// The polling interval suggested in Get Weights replies, seconds.
     pub poll_interval: u16,
     /// How long an LB's groups are kept after its connection is lost.
@@ -153,6 +155,7 @@ impl Default for GwmSettings {
     fn default() -> Self {
         GwmSettings {
             push_interval: Duration::from_secs(10),
+            push_gap: Duration::from_millis(100),
             poll_interval: 10,
             lb_grace: Duration::from_secs(60),
             max_connections: 100,
@@ -237,6 +240,7 @@ pub struct GwmSession {
     /// Weight and flags last sent per (group, member) on this connection (NOCHANGE).
     last_sent: BTreeMap<(String, MemberKey), (u16, u8)>,
     next_push: Option<Instant>,
+    last_push: Option<Instant>,
     close: Option<String>,
     closing: bool,
     requests: u64,
@@ -254,6 +258,7 @@ impl GwmSession {
             queued: 0,
             last_sent: BTreeMap::new(),
             next_push: None,
+            last_push: None,
             close: None,
             closing: false,
             requests: 0,

@@ -222,6 +222,7 @@ impl Harness {
         Harness {
             gwm: Gwm::new(GwmSettings {
                 push_interval: Duration::from_secs(10),
+                push_gap: Duration::from_millis(100),
                 poll_interval: 7,
                 lb_grace: Duration::from_secs(30),
                 max_connections: 4,
@@ -574,6 +575,41 @@ fn gwm_push_all_and_changed_only() {
     assert!(h.out(a).is_empty());
     assert_eq!(h.out(b).len(), 1);
     let _ = h.t0;
+}
+
+#[test]
+fn gwm_changes_in_a_burst_make_one_push() {
+    let mut h = Harness::new();
+    let c = h.conn();
+    let ms: Vec<MemberKey> = (21..25).map(|i| key(&format!("192.0.2.{i}"), 80)).collect();
+    assert_eq!(h.code(c, &set_lb(1, "LB1", LB_PUSH | LB_NOCHANGE)), rc::OK);
+    assert_eq!(
+        h.send(c, &reg(2, "LB1", "G", &ms)).len(),
+        2,
+        "reply and push"
+    );
+    // Four probe results within the gap after that push: no push yet ...
+    for &m in &ms {
+        h.health(m, true, None);
+    }
+    assert!(h.out(c).is_empty());
+    assert_eq!(
+        h.gwm.poll_timeout(),
+        Some(h.now + Duration::from_millis(100))
+    );
+    // ... then one push with all four.
+    h.now += Duration::from_millis(100);
+    h.gwm.handle_timeout(h.now);
+    let out = h.out(c);
+    assert_eq!(out.len(), 1);
+    assert_eq!(read_weights(&out[0]).groups[0].1.len(), 4);
+    // The next change, later than the gap, goes at once.
+    h.now += Duration::from_secs(1);
+    h.health(ms[0], false, None);
+    assert_eq!(
+        read_weights(&h.out(c)[0]).groups[0].1,
+        vec![(ms[0], 0, 0x0c, 0)]
+    );
 }
 
 #[test]

@@ -94,8 +94,9 @@ impl Gwm {
             .collect()
     }
 
-    /// Sends what PUSH connections are due: at once when something changed, else when their
-    /// push interval is up.
+    /// Sends what PUSH connections are due: when something changed (at once, but not sooner
+    /// than `push_gap` after the previous push, so that a burst of probe results makes one
+    /// message), else when their push interval is up.
     pub(super) fn flush(&mut self, now: Instant) {
         let dirty = std::mem::take(&mut self.dirty);
         let conns: Vec<(ConnId, String)> = self
@@ -126,10 +127,21 @@ impl Gwm {
             if !due && !changed {
                 continue;
             }
+            let gap_end = self.sessions[&conn]
+                .last_push
+                .map(|t| t + self.settings.push_gap);
+            if !due && let Some(gap_end) = gap_end.filter(|&t| now < t) {
+                // Changed too soon after the last push: push when the gap is over.
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.next_push = Some(session.next_push.map_or(gap_end, |t| t.min(gap_end)));
+                }
+                continue;
+            }
             let weights = self.weights_for(conn, &uid, &names, nochange);
             let push_interval = self.settings.push_interval;
             if let Some(session) = self.sessions.get_mut(&conn) {
                 session.next_push = Some(now + push_interval);
+                session.last_push = Some(now);
                 session.pushes += 1;
             }
             self.queue(conn, wire::encode_send_weights(&weights));
