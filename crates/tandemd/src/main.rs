@@ -12,6 +12,7 @@ mod afpacket;
 mod dataplane;
 mod files;
 mod ha;
+mod health;
 mod limits;
 mod netdev;
 mod node;
