@@ -43,6 +43,8 @@
 //!   decode, a message a GWM never receives) closes that connection with a reason.
 
 mod handlers;
+#[cfg(test)]
+mod interop_tests;
 mod request;
 mod status;
 #[cfg(test)]
