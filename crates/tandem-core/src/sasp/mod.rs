@@ -1,6 +1,8 @@
 //! SASP (Server/Application State Protocol, RFC 4678): weights from a Group Workload
 //! Manager (GWM), sans IO.
 //!
+//! * [`gwm`]: the GWM side (registry of load balancers, groups, members; sessions), for
+//!   `tandem-gwm`.
 //! * [`codec`]: every message and component of the protocol as a typed value, the
 //!   [`codec::Framer`] that cuts a TCP stream into messages. Built to RFC 4678 §4–§7 and the
 //!   §8 example; the golden vectors of `shared/reference/sasp-notes.md` §3 are its tests.
@@ -14,6 +16,7 @@
 //! only unsolicited message.
 
 pub mod codec;
+pub mod gwm;
 pub mod lb;
 
 #[cfg(test)]
