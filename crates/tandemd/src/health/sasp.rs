@@ -134,7 +134,8 @@ enum Command {
     Shutdown(Duration),
 }
 
-/// Controls one GWM's task.
+/// Controls one GWM's task. Dropping it shuts the task down as [`SaspHandle::shutdown`]
+/// does, with a 2 s wait for the DeRegistration reply (without the abort).
 pub struct SaspHandle {
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
