@@ -19,7 +19,6 @@
 //! bundle [`SYSTEM_CA_FILE`]; the certificate must name the GWM's IP address (an IP
 //! subjectAltName), since `sasp add` names the GWM by address. No client certificate is
 //! sent.
-#![allow(dead_code)] // until the health loop (lead) uses it
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -163,11 +162,6 @@ impl SaspHandle {
         {
             task.abort();
         }
-    }
-
-    /// Whether the task has ended (shut down, or the health loop's receiver is gone).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
     }
 }
 
