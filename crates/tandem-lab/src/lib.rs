@@ -67,6 +67,7 @@ pub mod bench;
 pub mod capture;
 pub mod cluster;
 pub mod flood;
+pub mod health;
 mod lab;
 mod netns;
 mod process;

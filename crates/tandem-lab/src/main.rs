@@ -68,6 +68,15 @@ struct ServeArgs {
     /// TCP line-echo port (repeatable).
     #[arg(long = "echo", value_name = "PORT")]
     echo: Vec<u16>,
+    /// Silent TCP port: accepts and never answers (repeatable).
+    #[arg(long = "silent", value_name = "PORT")]
+    silent: Vec<u16>,
+    /// DNS port (UDP; repeatable): answers every query, `A` with 192.0.2.53.
+    #[arg(long = "dns", value_name = "PORT")]
+    dns: Vec<u16>,
+    /// File whose first word `GET /load` answers (re-read every request; 0 without it).
+    #[arg(long)]
+    load_file: Option<std::path::PathBuf>,
     /// Print counters (as JSON) every this many seconds when they changed; 0 = never.
     #[arg(long, default_value_t = 0)]
     stats_secs: u64,
@@ -176,15 +185,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         http: args.http,
         udp: args.udp,
         echo: args.echo,
+        silent: args.silent,
+        dns: args.dns,
+        load_file: args.load_file,
     };
     let server = tandem_lab::serve(&config)?;
     let ports = |addrs: &[SocketAddr]| addrs.iter().map(|a| a.port()).collect::<Vec<_>>();
     println!(
-        "serve {} ready: http {:?} udp {:?} echo {:?}",
+        "serve {} ready: http {:?} udp {:?} echo {:?} silent {:?} dns {:?}",
         server.name(),
         ports(server.http_addrs()),
         ports(server.udp_addrs()),
-        ports(server.echo_addrs())
+        ports(server.echo_addrs()),
+        ports(server.silent_addrs()),
+        ports(server.dns_addrs())
     );
     std::io::stdout().flush()?;
     let mut last = server.stats();
