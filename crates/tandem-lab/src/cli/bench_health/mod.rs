@@ -25,7 +25,8 @@
 //!    Each checker's view is polled every 50 ms until it says down: Tandem `server report
 //!    C@P@S` weight 0, HAProxy `show stat` status DOWN, keepalived its `notify_down` file.
 //!    The time from the reject to that is the figure; it is between 0 and one interval
-//!    (plus the check's own time) depending on where in its interval the death falls.
+//!    (plus the check's own time) depending on where in its interval the death falls, so each
+//!    death comes after a random pause of 0 to one interval.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -410,7 +411,19 @@ pub fn run(args: BenchHealthArgs) -> Result<ExitCode> {
 
     // Deaths.
     let death_bound = Duration::from_secs_f64(args.interval * 2.0 + 5.0);
+    // Each death at a random point of the checkers' intervals (a sequence of deaths at a
+    // fixed pace would lock onto their phase).
+    let mut rng = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
     for d in 0..args.deaths {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let pause = (rng % 1000) as f64 / 1000.0 * args.interval;
+        std::thread::sleep(Duration::from_secs_f64(pause));
         let (addr, port) =
             &servers[(d * servers.len() / args.deaths.max(1) + 7 * d + 3) % servers.len()];
         let rule = format!("ip daddr {addr} tcp dport {port} reject with tcp reset");
@@ -455,7 +468,6 @@ pub fn run(args: BenchHealthArgs) -> Result<ExitCode> {
                 c.result.deaths.push(s);
             }
         }
-        std::thread::sleep(Duration::from_millis(700));
     }
     for c in &mut checkers {
         (c.result.median_s, c.result.min_s, c.result.max_s) = stats(&c.result.deaths);

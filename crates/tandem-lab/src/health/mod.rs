@@ -16,6 +16,12 @@
 //! [`block_ping`] / [`unblock_ping`] make a host drop ICMP echo requests (nftables), for the
 //! ping advisor. [`write_script`] writes an executable shell script (custom `ADV_` advisors,
 //! `serverDown`/`managerAlert` scripts).
+//!
+//! [`node`] holds the lab side of the tests: a [`node::HealthLab`] (a client, load balancers,
+//! servers with their own services) and reads of tandemd's reports (advisor state, a server's
+//! effective weight and its source).
+
+pub mod node;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
