@@ -182,7 +182,16 @@ fn checksums(frame: &[u8]) -> Option<(bool, bool, bool)> {
 }
 
 fn install(e: &Engine, cfg: &Config, forwarding: bool, now: Instant) {
-    let frames = e.install(Plan::compile(cfg, forwarding, OUR_MAC, &e.counters), now);
+    let frames = e.install(
+        Plan::compile(
+            cfg,
+            &tandem_core::health::Overlay::default(),
+            forwarding,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     for f in frames {
         assert!(wire::parse(&f).is_ok(), "engine built an unparsable frame");
     }

@@ -66,7 +66,13 @@ fuzz_target!(|data: &[u8]| {
     let mut rx = Receiver::new(ReceiverConfig { window });
     let engine = Engine::default();
     engine.install(
-        Plan::compile(cfg, false, [2, 0, 0, 0, 0, 2], &engine.counters),
+        Plan::compile(
+            cfg,
+            &tandem_core::health::Overlay::default(),
+            false,
+            [2, 0, 0, 0, 0, 2],
+            &engine.counters,
+        ),
         now,
     );
 

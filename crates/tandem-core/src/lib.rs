@@ -6,10 +6,13 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod advisor;
 pub mod codec;
 pub mod config;
 pub mod flow;
 pub mod forward;
 pub mod ha;
+pub mod health;
+pub mod manager;
 pub mod replication;
 pub mod select;

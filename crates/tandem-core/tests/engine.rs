@@ -25,7 +25,16 @@ fn config(text: &str) -> Config {
 /// An engine with `cfg` installed and servers 192.0.2.11-13 resolved.
 fn engine(cfg: &Config, now: Instant) -> Engine {
     let e = Engine::default();
-    e.install(Plan::compile(cfg, true, OUR_MAC, &e.counters), now);
+    e.install(
+        Plan::compile(
+            cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     for last in 11..=13 {
         let mut arp = tandem_wire::arp_reply(
             server_mac(last),
@@ -194,7 +203,16 @@ fn weights_spread_new_connections_and_weight_zero_keeps_open_ones() {
         .unwrap()
         .unwrap();
     cfg.apply(&cmd).unwrap();
-    e.install(Plan::compile(&cfg, true, OUR_MAC, &e.counters), now);
+    e.install(
+        Plan::compile(
+            &cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     for p in 20000..20100u16 {
         let mut f = tcp((CLIENT, p), (CLUSTER, 80), true, false, false);
         handle(&e, &mut f, now);
@@ -221,7 +239,16 @@ fn reset_yes_sends_a_reset_to_clients_of_a_server_going_down() {
             .unwrap(),
     )
     .unwrap();
-    let frames = e.install(Plan::compile(&cfg, true, OUR_MAC, &e.counters), now);
+    let frames = e.install(
+        Plan::compile(
+            &cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     let rst = frames
         .iter()
         .find_map(|fr| {
@@ -351,7 +378,16 @@ fn executor_stop_stops_forwarding_and_answering() {
     let now = Instant::now();
     let cfg = config("port add 192.0.2.100@80\nserver add 192.0.2.100@80@192.0.2.11\n");
     let e = engine(&cfg, now);
-    e.install(Plan::compile(&cfg, false, OUR_MAC, &e.counters), now);
+    e.install(
+        Plan::compile(
+            &cfg,
+            &tandem_core::health::Overlay::default(),
+            false,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     let mut f = tcp((CLIENT, 40000), (CLUSTER, 80), true, false, false);
     assert_eq!(handle(&e, &mut f, now), Verdict::Pass);
     let mut req =

@@ -158,7 +158,16 @@ fn a_server_taken_out_on_a_reset_port_sends_an_ended_record() {
     e.replication.drain();
     cfg.apply_line("server down 192.0.2.100@80@192.0.2.11")
         .unwrap();
-    e.install(Plan::compile(&cfg, true, OUR_MAC, &e.counters), t0);
+    e.install(
+        Plan::compile(
+            &cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            OUR_MAC,
+            &e.counters,
+        ),
+        t0,
+    );
     let c = connections(&e.replication.drain());
     assert_eq!(c.len(), 1);
     assert!(c[0].ended);

@@ -75,13 +75,25 @@ fn settings_are_saved_and_load_back_and_reach_the_engine() {
     let e = Engine::new(12345);
     let now = std::time::Instant::now();
     e.install(
-        Plan::compile(&cfg, true, [2, 0, 0, 0, 0, 2], &e.counters),
+        Plan::compile(
+            &cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            [2, 0, 0, 0, 0, 2],
+            &e.counters,
+        ),
         now,
     );
     assert_eq!(e.max_connections(), 777);
     assert_eq!(e.affinity.max(), 777);
     e.install(
-        Plan::compile(&plain, true, [2, 0, 0, 0, 0, 2], &e.counters),
+        Plan::compile(
+            &plain,
+            &tandem_core::health::Overlay::default(),
+            true,
+            [2, 0, 0, 0, 0, 2],
+            &e.counters,
+        ),
         now,
     );
     assert_eq!(e.max_connections(), 12345);

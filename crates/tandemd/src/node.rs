@@ -431,7 +431,13 @@ impl Node {
             .as_ref()
             .map(|d| d.interface.mac)
             .unwrap_or_default();
-        let plan = Plan::compile(&st.config, forwarding, mac, &self.engine.counters);
+        let plan = Plan::compile(
+            &st.config,
+            &tandem_core::health::Overlay::default(),
+            forwarding,
+            mac,
+            &self.engine.counters,
+        );
         // The node's kernel never needs traffic for cluster or return addresses, whether this
         // node forwards it or not: filter it at ingress (after the rings took their copy).
         if let Some(dp) = &st.dataplane {
@@ -484,6 +490,8 @@ impl Node {
                     st.ha.node.note_installed(installed as u64);
                 }
                 Event::Note(text) => st.ha.event(now, text),
+                // Wired to the advisors by the health loop (issue 8).
+                Event::PartnerHealth(_) => {}
             }
         }
     }

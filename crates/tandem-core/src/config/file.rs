@@ -3,10 +3,12 @@
 
 use super::Config;
 use super::apply::{Applied, ConfigError};
+use super::grammar::AdvisorSetting;
 use super::grammar::{
     Command, ExecutorSetting, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget,
     Targets, parse_line,
 };
+use super::health::{DEFAULT_ADVISOR_INTERVAL, Manager, Proportions};
 use super::model::Executor;
 
 /// A command that failed to parse or to apply.
@@ -65,9 +67,11 @@ impl Config {
         }
     }
 
-    /// The configuration as commands, in IBM's `file save` order: executor, clusters, ports,
-    /// servers (then `server down` for servers that are down), `manager reach`, and the
-    /// `highavailability` statements last.
+    /// The configuration as commands, in IBM's `file save` order: executor, clusters (and
+    /// their proportions when not the default), ports, servers (then `server down` and
+    /// `manager quiesce` for servers that are down or quiesced), the manager's settings and
+    /// `manager start`, the advisors (`advisor start`, then the settings that differ from the
+    /// defaults), the SASP groups, `manager reach`, and the `highavailability` statements last.
     ///
     /// Applying them to `Config::default()` gives a configuration equal to `self`.
     pub fn saved_commands(&self) -> Vec<Command> {
@@ -101,8 +105,17 @@ impl Config {
             )));
         }
 
-        for &c in self.clusters.keys() {
-            cmds.push(Command::ClusterAdd(vec![c]));
+        for (&c, cluster) in &self.clusters {
+            cmds.push(Command::ClusterAdd {
+                clusters: vec![c],
+                proportions: None,
+            });
+            if cluster.proportions != Proportions::default() {
+                cmds.push(Command::ClusterSetProportions {
+                    clusters: Targets::List(vec![c]),
+                    proportions: cluster.proportions,
+                });
+            }
         }
         for (&c, cluster) in &self.clusters {
             for (&p, port) in &cluster.ports {
@@ -129,6 +142,7 @@ impl Config {
             servers: Targets::List(vec![s]),
         };
         let mut down = Vec::new();
+        let mut quiesced = Vec::new();
         for (&c, cluster) in &self.clusters {
             for (&p, port) in &cluster.ports {
                 for (&s, server) in &port.servers {
@@ -138,6 +152,8 @@ impl Config {
                         returnaddress: server.returnaddress,
                         router: server.router,
                         mapport: server.mapport,
+                        advisorrequest: server.advisorrequest.clone(),
+                        advisorresponse: server.advisorresponse.clone(),
                     };
                     cmds.push(Command::ServerAdd {
                         target: target(c, p, s),
@@ -146,10 +162,15 @@ impl Config {
                     if server.down {
                         down.push(Command::ServerDown(target(c, p, s)));
                     }
+                    if server.quiesced {
+                        quiesced.push(Command::ManagerQuiesce(target(c, p, s)));
+                    }
                 }
             }
         }
         cmds.extend(down);
+        cmds.extend(quiesced);
+        self.save_health(&mut cmds);
 
         let ha = &self.ha;
         cmds.push(Command::ManagerReachInterval(ha.reach_interval));
@@ -172,6 +193,57 @@ impl Config {
             cmds.push(Command::HaBackupAdd(backup));
         }
         cmds
+    }
+
+    /// The manager, advisor and SASP part of [`Config::saved_commands`].
+    fn save_health(&self, cmds: &mut Vec<Command>) {
+        let m = &self.health.manager;
+        let d = Manager::default();
+        if m.interval != d.interval {
+            cmds.push(Command::ManagerInterval(m.interval));
+        }
+        if m.sensitivity != d.sensitivity {
+            cmds.push(Command::ManagerSensitivity(m.sensitivity));
+        }
+        if m.smoothing != d.smoothing {
+            cmds.push(Command::ManagerSmoothing(m.smoothing));
+        }
+        if m.running {
+            cmds.push(Command::ManagerStart);
+        }
+        for (key, a) in &self.health.advisors {
+            cmds.push(Command::AdvisorStart(key.clone()));
+            let set = |setting| Command::AdvisorSet {
+                key: key.clone(),
+                setting,
+            };
+            // `advisor interval` moves timeouts equal to the old interval along: the
+            // interval first, then the timeouts that differ from it.
+            if a.interval != DEFAULT_ADVISOR_INTERVAL {
+                cmds.push(set(AdvisorSetting::Interval(a.interval)));
+            }
+            if a.connecttimeout != a.interval {
+                cmds.push(set(AdvisorSetting::ConnectTimeout(a.connecttimeout)));
+            }
+            if a.receivetimeout != a.interval {
+                cmds.push(set(AdvisorSetting::ReceiveTimeout(a.receivetimeout)));
+            }
+            if a.retries != 0 {
+                cmds.push(set(AdvisorSetting::Retries(a.retries)));
+            }
+            if a.timeout.is_some() {
+                cmds.push(set(AdvisorSetting::Timeout(a.timeout)));
+            }
+        }
+        for (group, gwms) in &self.health.sasp {
+            for (gwm, settings) in gwms {
+                cmds.push(Command::SaspAdd {
+                    group: *group,
+                    gwm: *gwm,
+                    settings: settings.clone(),
+                });
+            }
+        }
     }
 
     /// [`Config::saved_commands`] as text lines, without a leading `dscontrol` (the caller

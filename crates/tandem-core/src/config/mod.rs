@@ -24,8 +24,10 @@ mod tests;
 pub use apply::{Applied, ConfigError, Resolved};
 pub use file::{CommandError, FileError, load_file};
 pub use grammar::{
-    Command, ExecutorSetting, MAX_SECONDS, MIN_SECONDS, ParseError, PortOptions, PortTarget,
-    ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line, parse_words,
+    AdvisorSetting, Command, ExecutorSetting, GwmSelector, MAX_ADVISOR_TEXT,
+    MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, ParseError,
+    PortOptions, PortTarget, ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line,
+    parse_words, split_line,
 };
 pub use health::*;
 pub use model::*;

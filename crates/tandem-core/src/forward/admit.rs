@@ -180,7 +180,8 @@ impl Engine {
             let sticky = if port.uses_affinity() {
                 self.affinity
                     .lookup(&affinity_key, now, port.stickytime())
-                    .filter(|s| port.server(*s).is_some_and(|s| s.accepts_new))
+                    // Quiesced servers keep their clients (IBM); down ones lose them.
+                    .filter(|s| port.server(*s).is_some_and(|s| s.keeps_affinity))
             } else {
                 None
             };

@@ -196,8 +196,9 @@ impl Engine {
         out
     }
 
-    /// Records of servers no longer configured end; clients of servers that went down on
-    /// `reset yes` ports get a TCP reset.
+    /// Records of servers no longer configured end; clients of servers that went down (by the
+    /// operator or an advisor, or to weight 0; not quiesced ones) on `reset yes` ports get a
+    /// TCP reset. It works off the plan, so an advisor's down resets as `server down` does.
     fn reset_and_prune(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
         let mut resets = Vec::new();
         let gone = self.conns.remove_where(|c| {
@@ -207,7 +208,9 @@ impl Engine {
             let Some(server) = port.server(c.server) else {
                 return true;
             };
-            if server.accepts_new
+            // Down (by the operator or an advisor) or at weight 0: `reset yes` ends the
+            // connections. Quiesced servers keep theirs.
+            if server.keeps_affinity
                 || !port.config.reset
                 || c.key.proto != IPPROTO_TCP
                 || !plan.forwarding

@@ -6,6 +6,7 @@
 use super::stats::ServerCounters;
 use crate::config::{Config, Method, Port, Protocol, Selection};
 use crate::flow::{IPPROTO_TCP, IPPROTO_UDP};
+use crate::health::{Overlay, WeightSource};
 use crate::select::{Maglev, WeightedPicker};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -22,8 +23,16 @@ pub struct ServerPlan {
     pub address: IpAddr,
     /// Where frames for this server go on the link: its router, or the server itself.
     pub next_hop: IpAddr,
-    /// Weight above 0 and not `down`.
+    /// The effective weight (the overlay's: operator, advisors, SASP, manager, config).
+    pub weight: u32,
+    /// Which rule decided `weight`.
+    pub weight_source: WeightSource,
+    /// Effective weight above 0: new clients may be sent here.
     pub accepts_new: bool,
+    /// A client with a live affinity record may still be sent here: while the server
+    /// accepts new connections, and when it is quiesced (IBM). False when it is down or at
+    /// weight 0, which breaks its affinity and, on `reset yes` ports, ends its connections.
+    pub keeps_affinity: bool,
     /// Destination port on the server (NAT).
     pub server_port: u16,
     /// NAT source address.
@@ -41,6 +50,8 @@ pub struct PortPlan {
     pub picker: WeightedPicker,
     /// Built for `selectionalgorithm hash` only.
     pub maglev: Option<Maglev>,
+    /// Every server of the port is down: they all got weightbound/2 (IBM's rule).
+    pub all_down: bool,
 }
 
 impl PortPlan {
@@ -147,10 +158,13 @@ fn proto_number(p: Protocol) -> u8 {
 }
 
 impl Plan {
-    /// Compiles `config`. `forwarding` says whether this node forwards now (executor started
-    /// and, in a pair, Active or stand-alone).
+    /// Compiles `config` with the servers' effective weights from `overlay`
+    /// ([`Overlay::default`]: the configured weights, `server down` and quiesce only).
+    /// `forwarding` says whether this node forwards now (executor started and, in a pair,
+    /// Active or stand-alone).
     pub fn compile(
         config: &Config,
+        overlay: &Overlay,
         forwarding: bool,
         our_mac: [u8; 6],
         counters: &CounterRegistry,
@@ -190,12 +204,15 @@ impl Plan {
                     if let Some(r) = returnaddress {
                         plan.return_addresses.insert(r);
                     }
-                    let accepts_new = server.accepts_new();
-                    weights.push((*saddr, if accepts_new { server.weight } else { 0 }));
+                    let eff = overlay.effective(*caddr, port, server);
+                    weights.push((*saddr, eff.weight));
                     servers.push(ServerPlan {
                         address: *saddr,
                         next_hop,
-                        accepts_new,
+                        weight: eff.weight,
+                        weight_source: eff.source,
+                        accepts_new: eff.accepts_new(),
+                        keeps_affinity: eff.keeps_affinity,
                         server_port: if port.method == Method::Nat {
                             server.mapport.unwrap_or(*pnum)
                         } else {
@@ -219,6 +236,7 @@ impl Plan {
                         servers,
                         picker: WeightedPicker::new(&weights),
                         maglev,
+                        all_down: overlay.all_down(*caddr, *pnum),
                     }),
                 );
             }

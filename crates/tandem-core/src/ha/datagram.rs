@@ -11,7 +11,8 @@
 //!  0  4  magic "TNDR"
 //!  4  1  format (2)
 //!  5  1  flags (bit 0: KEYED, an HMAC-SHA256 trailer follows)
-//!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe
+//!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe,
+//!          4 = server health (the Active's advisor states, for a takeover)
 //!  7  1  reserved (0)
 //!  8  8  sender's heartbeat epoch
 //! 16  8  receiver's heartbeat epoch, as the sender knows it
@@ -69,6 +70,9 @@ pub enum Direction {
     /// No message: proves that the sender holds the key this frame is signed with (sent
     /// while a key change is in progress, see [`KeyRing`]).
     KeyProbe,
+    /// The Active's advisor states (an opaque, self-contained chunk that
+    /// `crate::advisor` encodes), so that a node taking over starts from them.
+    Health,
 }
 
 impl Direction {
@@ -77,6 +81,7 @@ impl Direction {
             Direction::Records => 1,
             Direction::Acks => 2,
             Direction::KeyProbe => 3,
+            Direction::Health => 4,
         }
     }
 
@@ -85,6 +90,7 @@ impl Direction {
             1 => Direction::Records,
             2 => Direction::Acks,
             3 => Direction::KeyProbe,
+            4 => Direction::Health,
             _ => return None,
         })
     }

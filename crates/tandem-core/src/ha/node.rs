@@ -63,6 +63,9 @@ pub enum Event {
     Install(Vec<Record>),
     /// Something for the log and the takeover timeline.
     Note(String),
+    /// A chunk of the partner's advisor states (sent by the Active, see
+    /// [`Node::send_health`]); decoded by `crate::advisor`.
+    PartnerHealth(Vec<u8>),
 }
 
 /// Counters of the partner channel, beyond the machine's heartbeat counters.
@@ -92,6 +95,11 @@ pub struct ChannelCounters {
     pub handovers: u64,
     /// Key probes sent during a key change.
     pub key_probes: u64,
+    /// Advisor-state chunks sent to the partner / received from it.
+    pub health_sent: u64,
+    pub health_received: u64,
+    /// Advisor-state chunks refused because they did not fit one frame.
+    pub health_oversize: u64,
 }
 
 /// The channel's part of `highavailability status`.
@@ -297,6 +305,31 @@ impl Node {
 
     /// Records the data plane queued for replication. Taken only while replicating (else
     /// counted and dropped: the full synchronisation on (re)join covers them).
+    /// Sends one chunk of this node's advisor states to the partner, on the pair it was last
+    /// heard on, when this node is Active and the partner is a compatible, live run. Chunks are
+    /// self-contained and unacknowledged: the health loop sends them again periodically.
+    pub fn send_health(&mut self, chunk: &[u8]) -> bool {
+        let m = &self.machine;
+        if m.state() != State::Active || !m.in_contact() || m.partner_compatible() != Some(true) {
+            return false;
+        }
+        let (Some((source, dest)), Some(port)) = (m.partner_pair(), m.port()) else {
+            return false;
+        };
+        if chunk.len() > FRAME_MESSAGE_BYTES {
+            self.counters.health_oversize += 1;
+            return false;
+        }
+        self.counters.health_sent += 1;
+        self.send_frame(
+            source,
+            SocketAddr::new(dest, port),
+            Direction::Health,
+            chunk,
+        );
+        true
+    }
+
     pub fn push_records(&mut self, records: impl IntoIterator<Item = Record>) {
         if self.replicating() {
             for r in records {
@@ -466,6 +499,15 @@ impl Node {
         let message = frame.message.to_vec();
         match (frame.direction, message_kind(&message)) {
             (Direction::KeyProbe, _) => {}
+            (Direction::Health, _) => {
+                if self.machine.state() == State::Active {
+                    // Two Actives: each keeps its own view.
+                    self.counters.wrong_direction += 1;
+                } else {
+                    self.counters.health_received += 1;
+                    self.events.push_back(Event::PartnerHealth(message));
+                }
+            }
             (Direction::Records, Some(MessageKind::Batch))
             | (Direction::Acks, Some(MessageKind::Ack)) => {
                 self.on_message(now, local, from, frame.sender_epoch, &message);

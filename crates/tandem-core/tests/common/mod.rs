@@ -33,7 +33,16 @@ pub fn config(text: &str) -> Config {
 /// An engine with `cfg` installed and servers 192.0.2.11-13 resolved.
 pub fn engine(cfg: &Config, now: Instant) -> Engine {
     let e = Engine::default();
-    e.install(Plan::compile(cfg, true, OUR_MAC, &e.counters), now);
+    e.install(
+        Plan::compile(
+            cfg,
+            &tandem_core::health::Overlay::default(),
+            true,
+            OUR_MAC,
+            &e.counters,
+        ),
+        now,
+    );
     for last in 11..=13 {
         let mut arp = tandem_wire::arp_reply(
             server_mac(last),

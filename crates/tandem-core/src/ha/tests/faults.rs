@@ -463,3 +463,25 @@ fn fuzz_regression_acks_go_to_the_partners_heartbeat_port() {
     );
     assert!(steady(&p, A));
 }
+
+/// The Active's advisor states reach the Standby (so that a takeover starts from them); the
+/// Standby sends none, a chunk too large for one frame is refused, and a forged chunk is
+/// dropped like any frame that fails authentication.
+#[test]
+fn advisor_states_travel_from_the_active_to_the_standby_only() {
+    let mut p = HaPair::started(&replicating(Recovery::Manual), secs(15.0));
+    assert!(steady(&p, A));
+    assert!(p.nodes[A].node.send_health(b"chunk-1"));
+    assert!(!p.nodes[B].node.send_health(b"from the standby"));
+    let too_big = vec![0u8; datagram::FRAME_MESSAGE_BYTES + 1];
+    assert!(!p.nodes[A].node.send_health(&too_big));
+    assert_eq!(p.nodes[A].node.counters().health_oversize, 1);
+    p.run_for(secs(0.1));
+    assert_eq!(p.nodes[B].partner_health, vec![b"chunk-1".to_vec()]);
+    assert!(p.nodes[A].partner_health.is_empty());
+    let forged = datagram::seal(Direction::Health, 1, 2, b"forged", Some(b"not the key"));
+    p.inject(A, 0, forged);
+    p.run_for(secs(0.1));
+    assert_eq!(p.nodes[B].partner_health.len(), 1);
+    assert_eq!(p.nodes[B].node.counters().health_received, 1);
+}

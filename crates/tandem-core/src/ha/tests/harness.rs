@@ -101,6 +101,8 @@ pub struct SimNode {
     pub snapshot_wanted: bool,
     /// Datagrams this node sent, most recent last (for replay tests).
     pub sent: VecDeque<Transmit>,
+    /// Advisor-state chunks received from the partner.
+    pub partner_health: Vec<Vec<u8>>,
 }
 
 impl SimNode {
@@ -315,6 +317,7 @@ impl HaPair {
                 table: BTreeMap::new(),
                 snapshot_wanted: false,
                 sent: VecDeque::new(),
+                partner_health: Vec::new(),
             }
         });
         HaPair {
@@ -588,6 +591,7 @@ impl HaPair {
                         self.nodes[n].node.note_installed(installed);
                     }
                     Event::Note(_) => {}
+                    Event::PartnerHealth(chunk) => self.nodes[n].partner_health.push(chunk),
                 }
             }
             if self.nodes[n].snapshot_wanted && self.answer_snapshots && self.nodes[n].alive {

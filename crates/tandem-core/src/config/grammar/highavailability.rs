@@ -1,0 +1,128 @@
+//! `highavailability ...` and `manager reach set interval`.
+
+use super::super::model::{Backup, Recovery, Role};
+use super::words::{Words, parse_address, parse_path, parse_port, parse_seconds};
+use super::{Command, ParseError};
+
+const HA_VERBS: &[&str] = &[
+    "heartbeat",
+    "reach",
+    "backup",
+    "status",
+    "takeover",
+    "key",
+    "scripts",
+    "maintenance",
+];
+const ADD_DELETE: &[&str] = &["add", "delete"];
+const ADD_SET_DELETE: &[&str] = &["add", "set", "delete"];
+const BACKUP_SETTINGS: &[&str] = &["recovery"];
+const START_STOP: &[&str] = &["start", "stop"];
+const SET: &[&str] = &["set"];
+const REACH_SETTINGS: &[&str] = &["interval"];
+const ROLES: &[&str] = &["primary", "backup"];
+const RECOVERIES: &[&str] = &["auto", "manual"];
+
+pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
+    let cmd = match w.keyword(HA_VERBS)? {
+        "heartbeat" => match w.keyword(ADD_DELETE)? {
+            "add" => {
+                let source = w.address("source address")?;
+                let destination = w.address("destination address")?;
+                if source.is_ipv4() != destination.is_ipv4() {
+                    return Err(ParseError::Invalid(format!(
+                        "heartbeat addresses {source} and {destination} must both be IPv4 or both IPv6"
+                    )));
+                }
+                if source == destination {
+                    return Err(ParseError::Invalid(format!(
+                        "heartbeat source and destination are the same address {source}"
+                    )));
+                }
+                Command::HaHeartbeatAdd {
+                    source,
+                    destination,
+                }
+            }
+            _ => Command::HaHeartbeatDelete(w.address("address")?),
+        },
+        "reach" => match w.keyword(ADD_DELETE)? {
+            "add" => Command::HaReachAdd(w.address("address")?),
+            _ => Command::HaReachDelete(w.address("address")?),
+        },
+        "backup" => match w.keyword(ADD_SET_DELETE)? {
+            "set" => {
+                w.keyword(BACKUP_SETTINGS)?;
+                Command::HaBackupRecovery(match w.keyword(RECOVERIES)? {
+                    "auto" => Recovery::Auto,
+                    _ => Recovery::Manual,
+                })
+            }
+            "add" => {
+                // IBM's third role gets a clear refusal, but does not make `b` ambiguous.
+                if w.words
+                    .get(w.pos)
+                    .is_some_and(|r| r.eq_ignore_ascii_case("both"))
+                {
+                    return Err(ParseError::Invalid(
+                        "role 'both' (mutual high availability) is not supported; use primary or backup".to_string(),
+                    ));
+                }
+                let role = match w.keyword(ROLES)? {
+                    "primary" => Role::Primary,
+                    _ => Role::Backup,
+                };
+                let recovery = match w.keyword(RECOVERIES)? {
+                    "auto" => Recovery::Auto,
+                    _ => Recovery::Manual,
+                };
+                let port = parse_port(w.value("port")?)?;
+                Command::HaBackupAdd(Backup {
+                    role,
+                    recovery,
+                    port,
+                })
+            }
+            _ => Command::HaBackupDelete,
+        },
+        "status" => Command::HaStatus,
+        "takeover" => {
+            if let Some(word) = w.next() {
+                parse_address(word)?;
+                return Err(ParseError::Invalid(
+                    "takeover ADDRESS is for mutual high availability (role both), which Tandem does \
+                     not run; use 'highavailability takeover' on the Standby node"
+                        .to_string(),
+                ));
+            }
+            Command::HaTakeover(None)
+        }
+        "key" => {
+            let first = w.value("key file")?;
+            if first.eq_ignore_ascii_case("generate") {
+                Command::HaKeyGenerate(parse_path(w.value("key file")?, "key file")?)
+            } else {
+                Command::HaKey(parse_path(first, "key file")?)
+            }
+        }
+        "scripts" => Command::HaScripts(parse_path(
+            w.value("script directory")?,
+            "script directory",
+        )?),
+        _ => match w.words.get(w.pos) {
+            None => Command::HaMaintenance,
+            Some(_) => Command::HaMaintenanceMode(w.keyword(START_STOP)? == "start"),
+        },
+    };
+    w.end()?;
+    Ok(cmd)
+}
+
+/// `manager reach set interval SECONDS`, after `manager reach`.
+pub(super) fn parse_reach(w: &mut Words<'_>) -> Result<Command, ParseError> {
+    w.keyword(SET)?;
+    w.keyword(REACH_SETTINGS)?; // interval
+    let seconds = parse_seconds(w.value("seconds")?, "interval")?;
+    w.end()?;
+    Ok(Command::ManagerReachInterval(seconds))
+}

@@ -1,0 +1,405 @@
+//! The dscontrol command grammar: words in, [`Command`] out.
+//!
+//! ```text
+//! executor start|stop|status|report
+//! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
+//!     | maxconnections N|auto | syntimeout SECONDS
+//! cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]
+//! cluster set CLUSTER[+CLUSTER...]|@ proportions ACTIVE NEW PORT SYSTEM
+//! cluster remove|report|status CLUSTER[+CLUSTER...]|@
+//! port add|set CLUSTER@PORT[+PORT...] [method mac|nat] [protocol tcp|udp]
+//!     [selectionalgorithm connection|affinity|conn+affin|hash] [stickytime S]
+//!     [staletimeout S] [weightbound N] [reset yes|no] [repstrategy none|connection|affinity|both]
+//! port remove|report|status CLUSTER@PORT
+//! server add CLUSTER@PORT@SERVER [weight N] [fixedweight yes|no] [returnaddress ADDR]
+//!     [router ADDR] [mapport P] [advisorrequest "TEXT"] [advisorresponse "TEXT"]
+//! server set CLUSTER@PORT@SERVER [weight N] [fixedweight yes|no] [returnaddress ADDR] [router ADDR]
+//!     [advisorrequest "TEXT"] [advisorresponse "TEXT"]
+//! server down|up|remove|report|status CLUSTER@PORT@SERVER
+//! highavailability heartbeat add SRC DST | heartbeat delete ADDR
+//! highavailability reach add|delete ADDR
+//! highavailability backup add primary|backup auto|manual PORT | backup delete
+//! highavailability backup set recovery auto|manual
+//! highavailability status | takeover | maintenance [start|stop]
+//! highavailability key FILE | key generate FILE | scripts DIR
+//! manager reach set interval SECONDS
+//! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
+//! ```
+//!
+//! A string value is one word; in a line it is double-quoted to hold spaces or `#`
+//! (`advisorrequest "HEAD / HTTP/1.1\r\nHost: www"`), with the escapes `\"` `\\` `\r` `\n`
+//! `\t`. `Display` always writes it quoted.
+//!
+//! As in dscontrol, every keyword (command words, option names and option values such as
+//! `nat` or `conn+affin`) may be shortened to any prefix that is unique where it stands:
+//! `ex sta` is `executor start`, `ex st` is ambiguous. Keywords are case-insensitive.
+//!
+//! In a `CLUSTER@PORT@SERVER` target each part is either a `+` list (`10.0.0.1+10.0.0.2`) or
+//! empty, which is the `@` wildcard: `@80@10.0.0.21` is server 10.0.0.21 on port 80 of
+//! every cluster, `10.0.0.1@@` every server of every port of cluster 10.0.0.1, and a lone `@`
+//! every cluster (or, as a port target, every port of every cluster). Clusters and servers are
+//! IP addresses (IPv4 or IPv6), not host names.
+
+mod display;
+mod executor_cluster;
+mod health;
+mod highavailability;
+mod port_server;
+mod targets;
+mod words;
+
+pub use executor_cluster::ExecutorSetting;
+pub(crate) use executor_cluster::check_proportions;
+pub use health::{
+    AdvisorSetting, GwmSelector, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SMOOTHING,
+};
+pub use port_server::{PortOptions, ServerOptions};
+pub use targets::{PortTarget, ServerTarget, Targets};
+pub use words::{MAX_ADVISOR_TEXT, split_line};
+
+use super::health::{AdvisorKey, GwmAddress, Proportions, SaspGroupTarget, SaspGwm};
+use super::model::{Backup, Recovery};
+use serde::Serialize;
+use std::net::IpAddr;
+use words::Words;
+/// Largest `hatimeout` and reach `interval`, in seconds. A bound keeps every value
+/// convertible to a `Duration` without overflow.
+pub const MAX_SECONDS: f64 = 3600.0;
+/// Smallest `hatimeout` and reach `interval`, in seconds.
+pub const MIN_SECONDS: f64 = 0.01;
+
+/// Why a command line could not be parsed. Every message names the offending word.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// The command stops where a keyword is needed.
+    #[error("missing keyword after '{after}' (expected one of: {})", .expected.join(", "))]
+    MissingKeyword {
+        after: String,
+        expected: Vec<&'static str>,
+    },
+    /// A word is not (a prefix of) any keyword allowed where it stands.
+    #[error("unknown keyword '{word}' (expected one of: {})", .expected.join(", "))]
+    UnknownKeyword {
+        word: String,
+        expected: Vec<&'static str>,
+    },
+    /// A word is a prefix of several keywords allowed where it stands.
+    #[error("ambiguous keyword '{word}': {}", .candidates.join(", "))]
+    AmbiguousKeyword {
+        word: String,
+        candidates: Vec<&'static str>,
+    },
+    /// A keyword that needs a value (or a target) is the last word.
+    #[error("missing {what} after '{after}'")]
+    MissingValue { after: String, what: &'static str },
+    /// A word that should be an IP address is not one.
+    #[error("bad address '{0}'")]
+    BadAddress(String),
+    /// A word that should be a number is not one.
+    #[error("bad {what} '{word}' (expected a number)")]
+    BadNumber { what: &'static str, word: String },
+    /// A number outside the range allowed for it (`port 0 out of range 1-65535`).
+    #[error("{what} {value} out of range {range}")]
+    OutOfRange {
+        what: &'static str,
+        value: String,
+        range: &'static str,
+    },
+    /// A word that should be a time in seconds is not a usable one.
+    #[error("bad {what} '{word}' (expected seconds, a number from 0.01 to 3600)")]
+    BadSeconds { what: &'static str, word: String },
+    /// A target that is not of the form the command needs.
+    #[error("bad target '{word}' (expected {expected})")]
+    BadTarget {
+        word: String,
+        expected: &'static str,
+    },
+    /// The `@` wildcard where the command needs named objects.
+    #[error(
+        "the '@' wildcard is not allowed for the {part} in '{word}' ({command} needs explicit {part}s)"
+    )]
+    WildcardNotAllowed {
+        word: String,
+        part: &'static str,
+        command: &'static str,
+    },
+    /// An option given twice in one command.
+    #[error("option '{0}' given twice")]
+    DuplicateOption(&'static str),
+    /// An option that exists but not in this command.
+    #[error("option '{option}' is not allowed in {command}: {reason}")]
+    OptionNotAllowed {
+        option: &'static str,
+        command: &'static str,
+        reason: &'static str,
+    },
+    /// Words left over after a complete command.
+    #[error("unexpected word '{0}'")]
+    UnexpectedWord(String),
+    /// No words at all.
+    #[error("empty command")]
+    Empty,
+    /// Any other invalid value, with the reason.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// One dscontrol command, parsed and checked for syntax and ranges (not yet against a
+/// configuration: see [`Config::apply`](super::Config::apply)).
+///
+/// `Display` writes the canonical command line (full keywords, no leading `dscontrol`),
+/// which [`parse_line`] reads back to an equal command.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub enum Command {
+    /// `executor start`
+    ExecutorStart,
+    /// `executor stop`
+    ExecutorStop,
+    /// `executor status` (query)
+    ExecutorStatus,
+    /// `executor report` (query)
+    ExecutorReport,
+    /// `executor set nfa|clientgateway|hatimeout VALUE`
+    ExecutorSet(ExecutorSetting),
+    /// `cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]` (no wildcard)
+    ClusterAdd {
+        clusters: Vec<IpAddr>,
+        proportions: Option<Proportions>,
+    },
+    /// `cluster set CLUSTER[+...]|@ proportions ACTIVE NEW PORT SYSTEM` (each 0-100, sum 100)
+    ClusterSetProportions {
+        clusters: Targets<IpAddr>,
+        proportions: Proportions,
+    },
+    /// `cluster remove CLUSTER[+...]|@` (removes its ports and servers too)
+    ClusterRemove(Targets<IpAddr>),
+    /// `cluster report CLUSTER[+...]|@` (query)
+    ClusterReport(Targets<IpAddr>),
+    /// `cluster status CLUSTER[+...]|@` (query)
+    ClusterStatus(Targets<IpAddr>),
+    /// `port add CLUSTER@PORT[+PORT...] [options]` (ports explicit; `@` cluster = every
+    /// existing cluster)
+    PortAdd {
+        target: PortTarget,
+        options: PortOptions,
+    },
+    /// `port set CLUSTER@PORT [options]`
+    PortSet {
+        target: PortTarget,
+        options: PortOptions,
+    },
+    /// `port remove CLUSTER@PORT` (removes its servers too)
+    PortRemove(PortTarget),
+    /// `port report CLUSTER@PORT` (query)
+    PortReport(PortTarget),
+    /// `port status CLUSTER@PORT` (query)
+    PortStatus(PortTarget),
+    /// `server add CLUSTER@PORT@SERVER [options]` (servers explicit)
+    ServerAdd {
+        target: ServerTarget,
+        options: ServerOptions,
+    },
+    /// `server set CLUSTER@PORT@SERVER [options]` (no `mapport`)
+    ServerSet {
+        target: ServerTarget,
+        options: ServerOptions,
+    },
+    /// `server down CLUSTER@PORT@SERVER`
+    ServerDown(ServerTarget),
+    /// `server up CLUSTER@PORT@SERVER`
+    ServerUp(ServerTarget),
+    /// `server remove CLUSTER@PORT@SERVER`
+    ServerRemove(ServerTarget),
+    /// `server report CLUSTER@PORT@SERVER` (query)
+    ServerReport(ServerTarget),
+    /// `server status CLUSTER@PORT@SERVER` (query)
+    ServerStatus(ServerTarget),
+    /// `highavailability heartbeat add SRC DST`
+    HaHeartbeatAdd { source: IpAddr, destination: IpAddr },
+    /// `highavailability heartbeat delete ADDR` (either end of a pair)
+    HaHeartbeatDelete(IpAddr),
+    /// `highavailability reach add ADDR`
+    HaReachAdd(IpAddr),
+    /// `highavailability reach delete ADDR`
+    HaReachDelete(IpAddr),
+    /// `highavailability backup add primary|backup auto|manual PORT`
+    HaBackupAdd(Backup),
+    /// `highavailability backup delete`
+    HaBackupDelete,
+    /// `highavailability backup set recovery auto|manual`: changes the recovery strategy in
+    /// place (no delete and re-add, so the node never passes through Idle)
+    HaBackupRecovery(Recovery),
+    /// `highavailability status` (query)
+    HaStatus,
+    /// `highavailability takeover` (action for the HA machine; no model change). IBM's
+    /// `takeover ADDRESS` is for mutual high availability (role `both`) and is refused at
+    /// parse time with that reason.
+    HaTakeover(Option<IpAddr>),
+    /// `highavailability key FILE`: HMAC key file for heartbeats
+    HaKey(String),
+    /// `highavailability scripts DIR`: directory of the go scripts
+    HaScripts(String),
+    /// `highavailability maintenance`: prints the upgrade plan (query)
+    HaMaintenance,
+    /// `highavailability maintenance start|stop`: this node hands Active over and never takes
+    /// it back, until stopped (an action for the HA node; not saved in files)
+    HaMaintenanceMode(bool),
+    /// `highavailability key generate FILE`: writes a new random key to FILE (mode 0600;
+    /// refuses to overwrite). An action; the key is used once `highavailability key FILE`
+    /// names it.
+    HaKeyGenerate(String),
+    /// `manager reach set interval SECONDS`
+    ManagerReachInterval(f64),
+    /// `advisor start NAME PORT|CLUSTER@PORT` (refused if already started there)
+    AdvisorStart(AdvisorKey),
+    /// `advisor stop NAME PORT|CLUSTER@PORT`
+    AdvisorStop(AdvisorKey),
+    /// `advisor interval|connecttimeout|receivetimeout|retries|timeout NAME TARGET VALUE`
+    AdvisorSet {
+        key: AdvisorKey,
+        setting: AdvisorSetting,
+    },
+    /// `advisor list` (query)
+    AdvisorList,
+    /// `advisor report NAME TARGET` (query)
+    AdvisorReport(AdvisorKey),
+    /// `advisor status NAME TARGET` (query)
+    AdvisorStatus(AdvisorKey),
+    /// `manager start`
+    ManagerStart,
+    /// `manager stop`
+    ManagerStop,
+    /// `manager status` (query)
+    ManagerStatus,
+    /// `manager report [CLUSTER[+...]|@]` (query; no cluster = every cluster)
+    ManagerReport(Targets<IpAddr>),
+    /// `manager interval SECONDS`
+    ManagerInterval(f64),
+    /// `manager sensitivity PERCENT` (0-100)
+    ManagerSensitivity(u32),
+    /// `manager smoothing INDEX` (1-100)
+    ManagerSmoothing(f64),
+    /// `manager quiesce SERVER|CLUSTER@PORT@SERVER`: no new connections, affinity kept. A
+    /// lone `SERVER` is `@@SERVER` (that server on every port of every cluster).
+    ManagerQuiesce(ServerTarget),
+    /// `manager unquiesce SERVER|CLUSTER@PORT@SERVER`
+    ManagerUnquiesce(ServerTarget),
+    /// `sasp add CLUSTER[@PORT] gwm ADDRESS [port N] [mode push|pull] [members all|changed]
+    /// [interval SECONDS] [grace SECONDS] [tls yes|no]`
+    SaspAdd {
+        group: SaspGroupTarget,
+        gwm: GwmAddress,
+        settings: SaspGwm,
+    },
+    /// `sasp remove CLUSTER[@PORT] [gwm ADDRESS [port N]]`: the whole group, or its GWMs at
+    /// that address (and port)
+    SaspRemove {
+        group: SaspGroupTarget,
+        gwm: Option<GwmSelector>,
+    },
+    /// `sasp report` (query)
+    SaspReport,
+}
+
+impl Command {
+    /// Whether the command changes the configuration. Queries (report, status) and HA
+    /// actions (takeover, maintenance) do not.
+    pub fn is_mutation(&self) -> bool {
+        !matches!(
+            self,
+            Command::ExecutorStatus
+                | Command::ExecutorReport
+                | Command::ClusterReport(_)
+                | Command::ClusterStatus(_)
+                | Command::PortReport(_)
+                | Command::PortStatus(_)
+                | Command::ServerReport(_)
+                | Command::ServerStatus(_)
+                | Command::HaStatus
+                | Command::HaTakeover(_)
+                | Command::HaMaintenance
+                | Command::HaMaintenanceMode(_)
+                | Command::HaKeyGenerate(_)
+                | Command::AdvisorList
+                | Command::AdvisorReport(_)
+                | Command::AdvisorStatus(_)
+                | Command::ManagerStatus
+                | Command::ManagerReport(_)
+                | Command::SaspReport
+        )
+    }
+}
+
+/// Whether `cmd` changes the configuration (see [`Command::is_mutation`]).
+pub fn is_mutation(cmd: &Command) -> bool {
+    cmd.is_mutation()
+}
+
+/// Words that may precede a command on a line and are skipped.
+const PROGRAM_NAMES: [&str; 2] = ["dscontrol", "tandemctl"];
+
+const OBJECTS: &[&str] = &[
+    "executor",
+    "cluster",
+    "port",
+    "server",
+    "highavailability",
+    "manager",
+    "advisor",
+    "sasp",
+];
+
+/// Parses the words of one command (without a leading `dscontrol`).
+///
+/// Checks syntax and value ranges only; whether the named clusters, ports and servers exist
+/// is for [`Config::apply`](super::Config::apply).
+pub fn parse(words: &[&str]) -> Result<Command, ParseError> {
+    if words.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let mut w = Words { words, pos: 0 };
+    match w.keyword(OBJECTS)? {
+        "executor" => executor_cluster::parse_executor(&mut w),
+        "cluster" => executor_cluster::parse_cluster(&mut w),
+        "port" => port_server::parse_port_command(&mut w),
+        "server" => port_server::parse_server_command(&mut w),
+        "highavailability" => highavailability::parse_highavailability(&mut w),
+        "manager" => health::parse_manager(&mut w),
+        "advisor" => health::parse_advisor(&mut w),
+        _ => health::parse_sasp(&mut w),
+    }
+}
+
+/// Parses one line of a configuration file or of interactive input.
+///
+/// A `#` starts a comment that runs to the end of the line. The words are separated by
+/// whitespace; a double-quoted word keeps its spaces and `#` (see [`split_line`]). A leading
+/// `dscontrol` or `tandemctl` is skipped. A line with no words (blank, or only a comment)
+/// gives `Ok(None)`.
+pub fn parse_line(line: &str) -> Result<Option<Command>, ParseError> {
+    let words = split_line(line)?;
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    parse_words(&refs)
+}
+
+/// Parses a command given as words already (from `tandemctl`'s arguments): no comment is cut
+/// and no word is split again, so a file name with a space or a `#` stays whole. String
+/// values (`advisorrequest "..."`) decode their backslash escapes here as in a line. A leading
+/// `dscontrol` or `tandemctl` is skipped; no words at all give `Ok(None)`.
+pub fn parse_words(words: &[&str]) -> Result<Option<Command>, ParseError> {
+    let mut words = words;
+    if words.is_empty() {
+        return Ok(None);
+    }
+    if PROGRAM_NAMES.contains(&words[0].to_ascii_lowercase().as_str()) {
+        let program = words[0];
+        words = &words[1..];
+        if words.is_empty() {
+            return Err(ParseError::MissingKeyword {
+                after: program.to_string(),
+                expected: OBJECTS.to_vec(),
+            });
+        }
+    }
+    parse(words).map(Some)
+}
