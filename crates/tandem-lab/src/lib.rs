@@ -73,6 +73,7 @@ mod netns;
 mod process;
 mod signals;
 pub mod traffic;
+pub mod twotier;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

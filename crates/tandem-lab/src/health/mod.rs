@@ -21,6 +21,7 @@
 //! servers with their own services) and reads of tandemd's reports (advisor state, a server's
 //! effective weight and its source).
 
+pub mod gwm;
 pub mod node;
 
 use std::path::{Path, PathBuf};
