@@ -162,3 +162,35 @@ fn lab_twotier_nat_pair_over_mac_tier_with_sasp() {
     assert_eq!(after[1] - before[1], 100);
     drop(tier2);
 }
+
+/// The topology alone, without SASP or advisors: every connection crosses both tiers
+/// (tier 1's NAT to a tier-2 cluster, tier 2's MAC to a real server, the answer straight back
+/// to tier 1's return address), spread over both tier-2 nodes and all real servers.
+#[test]
+fn lab_twotier_forwarding_through_both_tiers() {
+    let _guard = serial();
+    let tt = TwoTier::new("twotierfwd", 4).expect("lab (needs root)");
+    let (tier1, tier2) = tt.start_tandems().unwrap();
+    wait_ha_state(&tier1[0], "Active", true, Duration::from_secs(20)).unwrap();
+    let target = "192.0.2.100:80".parse().unwrap();
+    wait_until(Duration::from_secs(10), "HTTP through both tiers", || {
+        tt.client.http_get(target, Duration::from_millis(500)).is_ok()
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", tier1[0].log(), tier2[0].log()));
+    let t1_before = tier1_totals(&tier1[0]);
+    let t2_before = [tier2_total(&tier2[0], 0, 4), tier2_total(&tier2[1], 1, 4)];
+    let load = tt
+        .client
+        .http_load(target, 200, 4, Duration::from_secs(3))
+        .unwrap();
+    assert_eq!(load.ok, 200, "{load}");
+    assert_eq!(load.by_server.len(), 4, "{load}");
+    let t1 = tier1_totals(&tier1[0]);
+    let t1_got = [t1[0] - t1_before[0], t1[1] - t1_before[1]];
+    let t2_got = [
+        tier2_total(&tier2[0], 0, 4) - t2_before[0],
+        tier2_total(&tier2[1], 1, 4) - t2_before[1],
+    ];
+    assert_eq!(t1_got, [100, 100], "tier 1 (equal weights)");
+    assert_eq!(t2_got, t1_got, "tier 2 did not see what tier 1 sent it");
+}
