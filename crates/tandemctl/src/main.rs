@@ -147,13 +147,14 @@ fn real_main() -> Result<bool> {
         if stdin.lock().read_line(&mut line)? == 0 {
             break;
         }
-        let words: Vec<String> = line
-            .split('#')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(String::from)
-            .collect();
+        let words = match split_words(&line) {
+            Ok(words) => words,
+            Err(e) => {
+                eprintln!("error: {e}");
+                all_ok = false;
+                continue;
+            }
+        };
         match words.first().map(String::as_str) {
             None => continue,
             Some("exit" | "quit") => break,
@@ -162,6 +163,56 @@ fn real_main() -> Result<bool> {
         all_ok &= run_one(&opts, &words)?;
     }
     Ok(all_ok)
+}
+
+/// Splits an interactive line as the daemon's grammar splits a file line
+/// (`tandem_core::config::split_line`): whitespace between words, a `#` outside quotes starts a
+/// comment, a double-quoted word keeps its spaces and `#` (`\"` inside does not end it). The
+/// quotes go; backslash escapes stay for the daemon to decode.
+fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = line.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '#' {
+            break;
+        } else if c == '"' {
+            chars.next();
+            let mut word = String::new();
+            loop {
+                match chars.next() {
+                    None => return Err("unterminated quoted string (a '\"' ends it)".into()),
+                    Some('"') => break,
+                    Some('\\') => {
+                        word.push('\\');
+                        word.extend(chars.next());
+                    }
+                    Some(c) => word.push(c),
+                }
+            }
+            if chars
+                .peek()
+                .is_some_and(|c| !c.is_whitespace() && *c != '#')
+            {
+                return Err(
+                    "a closing '\"' must be followed by a space or the end of the line".into(),
+                );
+            }
+            words.push(word);
+        } else {
+            let mut word = String::new();
+            while let Some(&c) = chars.peek() {
+                if c.is_whitespace() || c == '#' {
+                    break;
+                }
+                word.push(c);
+                chars.next();
+            }
+            words.push(word);
+        }
+    }
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -173,6 +224,34 @@ mod tests {
             .map(String::from)
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    #[test]
+    fn interactive_lines_keep_quoted_words() {
+        assert_eq!(
+            split_words(
+                "server set @@192.0.2.11 advisorrequest \"HEAD / HTTP/1.1\\r\\nHost: a # b\" # c"
+            )
+            .unwrap(),
+            [
+                "server",
+                "set",
+                "@@192.0.2.11",
+                "advisorrequest",
+                "HEAD / HTTP/1.1\\r\\nHost: a # b"
+            ]
+        );
+        assert_eq!(
+            split_words("  executor status # x").unwrap(),
+            ["executor", "status"]
+        );
+        assert_eq!(
+            split_words("a \"say \\\"hi\\\"\"").unwrap(),
+            ["a", "say \\\"hi\\\""]
+        );
+        assert_eq!(split_words("a \"\"").unwrap(), ["a", ""]);
+        assert!(split_words("a \"open").is_err());
+        assert!(split_words("a \"x\"y").is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod afpacket;
 mod dataplane;
 mod files;
 mod ha;
+mod health;
 mod limits;
 mod netdev;
 mod node;
@@ -94,6 +95,7 @@ fn run(args: Args) -> Result<()> {
         node.load_file(path)?;
         tracing::info!(config = %path.display(), "configuration loaded");
     }
+    node.health.start(node.clone())?;
     let admin = admin::serve(&args.socket, node.clone())?;
     {
         let node = node.clone();

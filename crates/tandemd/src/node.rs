@@ -8,6 +8,7 @@
 use crate::afpacket::RingConfig;
 use crate::dataplane::Dataplane;
 use crate::ha::{HaShell, ScriptJob, Sockets};
+use crate::health::Health;
 use crate::netdev;
 use crate::report;
 use anyhow::{Context, Result, anyhow};
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 use tandem_core::config::{self, Command, Config};
 use tandem_core::forward::{Engine, Plan};
 use tandem_core::ha::{Action, Event, HaSettings};
+use tandem_core::health::Overlay;
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ struct State {
     filtered: Vec<std::net::Ipv4Addr>,
     /// The HA node asked for a snapshot of the tables; the HA thread takes it off the lock.
     snapshot_wanted: bool,
+    /// The weights the health loop computed (advisors, manager, SASP); empty = configured.
+    overlay: Overlay,
 }
 
 /// One Tandem node.
@@ -81,6 +85,8 @@ pub struct Node {
     /// Written to wake the HA thread when a command changed its timers.
     waker: (UnixStream, UnixStream),
     pub engine: Arc<Engine>,
+    /// Advisors, manager and SASP sessions (their own thread; see `health`).
+    pub health: Health,
     pub opts: NodeOptions,
     pub started_at: Instant,
 }
@@ -94,6 +100,7 @@ impl Node {
                 ha: HaShell::new(),
                 filtered: Vec::new(),
                 snapshot_wanted: false,
+                overlay: Overlay::default(),
             }),
             waker: {
                 let (a, b) = UnixStream::pair().expect("a socket pair to wake the HA thread");
@@ -103,6 +110,7 @@ impl Node {
                 (a, b)
             },
             engine: Arc::new(Engine::new(crate::limits::default_max_connections())),
+            health: Health::new(),
             opts,
             started_at: Instant::now(),
         }
@@ -257,10 +265,16 @@ impl Node {
                     serde_json::json!({"key_file": path}),
                 ));
             }
+            c if report::health::is_health_query(c) => {
+                return self
+                    .health
+                    .with_core(|core| report::health::render(core, c, now));
+            }
             _ => {}
         }
         let view = report::View {
             config: &st.config,
+            overlay: &st.overlay,
             engine: &self.engine,
             interface: st.dataplane.as_ref().map(|d| &d.interface),
             workers: st.dataplane.as_ref().map(|d| d.workers).unwrap_or(0),
@@ -415,9 +429,46 @@ impl Node {
             _ => {}
         }
         self.flush(st, now);
+        st.overlay = self.health.configure(&st.config);
         self.refresh_plan(st);
         self.wake();
         Ok(())
+    }
+
+    /// New weights from the health loop.
+    pub fn apply_overlay(&self, overlay: Overlay) {
+        let mut st = self.state.lock();
+        if st.overlay != overlay {
+            st.overlay = overlay;
+            self.refresh_plan(&mut st);
+        }
+    }
+
+    /// Sends chunks of this node's advisor states to the partner (when Active).
+    pub fn send_health(&self, chunks: &[Vec<u8>]) {
+        let mut st = self.state.lock();
+        for chunk in chunks {
+            if !st.ha.node.send_health(chunk) {
+                break;
+            }
+        }
+        st.ha.transmit();
+    }
+
+    /// Queues an advisor script (`serverDown`, `serverUp`, `managerAlert`, `managerClear`) from
+    /// the script directory, as the HA scripts are.
+    pub fn queue_health_script(&self, name: &'static str, env: Vec<(String, String)>) {
+        let st = self.state.lock();
+        if let Some(dir) = &st.config.ha.script_dir {
+            st.ha.scripts.queue(
+                dir.into(),
+                ScriptJob {
+                    name,
+                    arg: None,
+                    env,
+                },
+            );
+        }
     }
 
     /// Compiles and installs the plan for the running configuration and HA state; sends what
@@ -426,6 +477,8 @@ impl Node {
         let forwarding = st.config.executor.started
             && st.dataplane.is_some()
             && st.ha.node.machine().forwarding();
+        // Advisors probe and the manager runs only where the node forwards.
+        self.health.set_forwarding(forwarding);
         let mac = st
             .dataplane
             .as_ref()
@@ -433,7 +486,7 @@ impl Node {
             .unwrap_or_default();
         let plan = Plan::compile(
             &st.config,
-            &tandem_core::health::Overlay::default(),
+            &st.overlay,
             forwarding,
             mac,
             &self.engine.counters,
@@ -490,8 +543,7 @@ impl Node {
                     st.ha.node.note_installed(installed as u64);
                 }
                 Event::Note(text) => st.ha.event(now, text),
-                // Wired to the advisors by the health loop (issue 8).
-                Event::PartnerHealth(_) => {}
+                Event::PartnerHealth(chunk) => self.health.partner_chunk(chunk),
             }
         }
     }
@@ -660,6 +712,7 @@ impl Node {
     /// Orderly stop (SIGTERM/SIGINT): stop forwarding and tell the partner, whose takeover is
     /// then immediate instead of waiting for hatimeout.
     pub fn shutdown(&self) {
+        self.health.shutdown();
         let now = Instant::now();
         let mut st = self.state.lock();
         st.ha.node.executor_stopped(now);

@@ -2,6 +2,7 @@
 //! tables or as JSON from the same data.
 
 mod executor;
+pub mod health;
 
 use crate::afpacket::RingVersion;
 use crate::netdev::Interface;
@@ -13,10 +14,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 use tandem_core::config::{Applied, Command, Config, Resolved};
 use tandem_core::forward::{Engine, ServerCountersView};
+use tandem_core::health::WeightSource;
 
 /// What a report can see.
 pub struct View<'a> {
     pub config: &'a Config,
+    /// The effective weights (advisors, manager, SASP).
+    pub overlay: &'a tandem_core::health::Overlay,
     pub engine: &'a Engine,
     pub interface: Option<&'a Interface>,
     pub workers: usize,
@@ -222,7 +226,12 @@ struct ServerRow {
     cluster: IpAddr,
     port: u16,
     server: IpAddr,
+    /// The effective weight (what the data plane uses).
     weight: u32,
+    /// The rule that decided it (config, manager, sasp, advisor-down, ...).
+    weight_source: &'static str,
+    /// The configured weight.
+    configured_weight: u32,
     state: &'static str,
     returnaddress: Option<IpAddr>,
     mapport: Option<u16>,
@@ -234,15 +243,23 @@ struct ServerRow {
 fn servers(v: &View, list: &[(IpAddr, u16, IpAddr)]) -> Vec<ServerRow> {
     list.iter()
         .filter_map(|&(c, p, s)| {
-            let srv = v.config.clusters.get(&c)?.ports.get(&p)?.servers.get(&s)?;
+            let port = v.config.clusters.get(&c)?.ports.get(&p)?;
+            let srv = port.servers.get(&s)?;
+            let eff = v.overlay.effective(c, port, srv);
             Some(ServerRow {
                 cluster: c,
                 port: p,
                 server: s,
-                weight: srv.weight,
+                weight: eff.weight,
+                weight_source: eff.source.name(),
+                configured_weight: srv.weight,
                 state: if srv.down {
                     "down"
-                } else if srv.weight == 0 {
+                } else if eff.source == WeightSource::AdvisorDown {
+                    "down (advisor)"
+                } else if srv.quiesced {
+                    "quiesced"
+                } else if eff.weight == 0 {
                     "weight 0"
                 } else {
                     "up"
@@ -258,7 +275,8 @@ fn servers(v: &View, list: &[(IpAddr, u16, IpAddr)]) -> Vec<ServerRow> {
 
 fn servers_text(rows: &Vec<ServerRow>) -> String {
     let mut t = Table::new(&[
-        "Cluster", "Port", "Server", "Weight", "State", "Packets", "Bytes", "Active", "Total",
+        "Cluster", "Port", "Server", "Weight", "Source", "State", "Packets", "Bytes", "Active",
+        "Total",
     ]);
     for r in rows {
         t.row(
@@ -267,6 +285,7 @@ fn servers_text(rows: &Vec<ServerRow>) -> String {
                 r.port.to_string(),
                 r.server.to_string(),
                 r.weight.to_string(),
+                r.weight_source.to_string(),
                 r.state.to_string(),
             ]
             .into_iter()

@@ -230,7 +230,7 @@ pub fn check_dir(dir: &Path) -> Result<()> {
 }
 
 /// Checks one script: `Ok(false)` when there is none (not an error: scripts are optional).
-fn check_script(path: &Path) -> Result<bool> {
+pub(crate) fn check_script(path: &Path) -> Result<bool> {
     let link = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),

@@ -324,3 +324,72 @@ fn ten_thousand_targets_in_bounded_time_and_memory() {
         "10 000 targets took {elapsed:?}"
     );
 }
+
+mod round_trip {
+    use super::super::{State, TargetKey, TargetState};
+    use crate::config::{AdvisorKey, AdvisorKind};
+    use proptest::prelude::*;
+    use std::net::IpAddr;
+
+    fn addr() -> impl Strategy<Value = IpAddr> {
+        prop_oneof![
+            any::<[u8; 4]>().prop_map(IpAddr::from),
+            any::<[u8; 16]>().prop_map(|b| IpAddr::from(b).to_canonical()),
+        ]
+    }
+
+    fn kind() -> impl Strategy<Value = AdvisorKind> {
+        prop_oneof![
+            Just(AdvisorKind::Connect),
+            Just(AdvisorKind::Http),
+            Just(AdvisorKind::Https),
+            Just(AdvisorKind::Ping),
+            Just(AdvisorKind::Dns),
+            "[A-Za-z0-9_]{1,60}".prop_map(|n| AdvisorKind::Custom(format!("ADV_{n}"))),
+        ]
+    }
+
+    fn state() -> impl Strategy<Value = TargetState> {
+        (
+            kind(),
+            proptest::option::of(addr()),
+            any::<u16>(),
+            addr(),
+            addr(),
+            any::<bool>(),
+            proptest::option::of(any::<u32>()),
+            any::<u32>(),
+        )
+            .prop_map(|(kind, kc, port, cluster, server, up, load, failures)| {
+                TargetState {
+                    key: TargetKey {
+                        advisor: AdvisorKey {
+                            kind,
+                            cluster: kc,
+                            port,
+                        },
+                        cluster,
+                        server,
+                    },
+                    state: if up { State::Up } else { State::Down },
+                    load,
+                    failures,
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn encode_decode_round_trip(states in proptest::collection::vec(state(), 0..40)) {
+            let bytes = TargetState::encode_all(&states);
+            prop_assert_eq!(TargetState::decode_all(&bytes), Ok(states));
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = TargetState::decode_all(&bytes);
+        }
+    }
+}

@@ -291,16 +291,37 @@ impl Overlay {
     /// The effective weight of `server` of `port` (of cluster `cluster`): the computed one,
     /// or the configuration-only rules when the overlay does not know the server (an empty
     /// overlay, or a server added since it was computed).
+    ///
+    /// The configuration passed here may be newer than the one the overlay was computed
+    /// from: a `server down`, quiesce or weight set since then takes effect at once (the
+    /// configuration rules are applied again), and no weight exceeds the port's weightbound.
     pub fn effective(&self, cluster: IpAddr, port: &Port, server: &Server) -> Effective {
         let id = ServerId {
             cluster,
             port: port.number,
             server: server.address,
         };
-        self.servers
-            .get(&id)
-            .copied()
-            .unwrap_or_else(|| config_rule(server))
+        let Some(e) = self.servers.get(&id) else {
+            return config_rule(server);
+        };
+        match e.source {
+            WeightSource::AllDown => Effective {
+                weight: all_down_weight(port.weightbound),
+                ..*e
+            },
+            _ if server.down || server.quiesced => config_rule(server),
+            WeightSource::Config
+            | WeightSource::Fixed
+            | WeightSource::OperatorDown
+            | WeightSource::Quiesced => config_rule(server),
+            WeightSource::Manager | WeightSource::Sasp | WeightSource::AdvisorDown => {
+                // The weightbound is at least 1: a weight above 0 stays above 0.
+                Effective {
+                    weight: e.weight.min(port.weightbound.max(1)),
+                    ..*e
+                }
+            }
+        }
     }
 
     /// The computed weight of one server, if the overlay knows it.
@@ -321,6 +342,31 @@ impl Overlay {
     /// Ports whose servers are all down, in order.
     pub fn all_down_ports(&self) -> impl Iterator<Item = (IpAddr, u16)> + '_ {
         self.all_down.iter().copied()
+    }
+
+    /// The ports whose all-down state changed since `before`, in order: `(cluster, port,
+    /// true)` when every server just went down (IBM runs `managerAlert`), `false` when one
+    /// came back (`managerClear`). A port that is gone from the configuration clears nothing.
+    pub fn all_down_changes(&self, before: &Overlay) -> Vec<(IpAddr, u16, bool)> {
+        let known: BTreeSet<(IpAddr, u16)> = self
+            .servers
+            .keys()
+            .map(|id| (id.cluster, id.port))
+            .collect();
+        let mut out: Vec<(IpAddr, u16, bool)> = self
+            .all_down
+            .difference(&before.all_down)
+            .map(|&(c, p)| (c, p, true))
+            .chain(
+                before
+                    .all_down
+                    .difference(&self.all_down)
+                    .filter(|k| known.contains(k))
+                    .map(|&(c, p)| (c, p, false)),
+            )
+            .collect();
+        out.sort();
+        out
     }
 }
 

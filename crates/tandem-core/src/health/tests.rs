@@ -397,3 +397,178 @@ fn servers_of_other_ports_are_independent() {
     assert_eq!(o.get(&on443).unwrap().source, WeightSource::Config);
     assert_eq!(o.servers().count(), 2);
 }
+
+#[test]
+fn a_server_added_after_the_overlay_gets_the_configuration_rules() {
+    let mut c = config();
+    let o = Overlay::compute(&c, &down(&["192.0.2.11"]), &none(), &SaspInput::default());
+    let port = c
+        .clusters
+        .get_mut(&ip(C))
+        .unwrap()
+        .ports
+        .get_mut(&80)
+        .unwrap();
+    let mut s = port.servers[&ip("192.0.2.12")].clone();
+    s.address = ip("192.0.2.14");
+    s.weight = 7;
+    let e = o.effective(ip(C), port, &s);
+    assert_eq!((e.weight, e.source), (7, WeightSource::Config));
+}
+
+#[test]
+fn a_configuration_newer_than_the_overlay_still_counts() {
+    let mut c = config();
+    c.health.manager.running = true;
+    let m: BTreeMap<_, _> = [(id("192.0.2.11"), 15)].into();
+    let o = Overlay::compute(&c, &BTreeMap::new(), &m, &SaspInput::default());
+    server_mut(&mut c, "192.0.2.11").down = true;
+    server_mut(&mut c, "192.0.2.12").weight = 2;
+    server_mut(&mut c, "192.0.2.13").quiesced = true;
+    let port = &c.clusters[&ip(C)].ports[&80];
+    let e = |s: &str| {
+        let e = o.effective(ip(C), port, &port.servers[&ip(s)]);
+        (e.weight, e.source)
+    };
+    assert_eq!(e("192.0.2.11"), (0, WeightSource::OperatorDown));
+    assert_eq!(e("192.0.2.12"), (2, WeightSource::Config));
+    assert_eq!(e("192.0.2.13"), (0, WeightSource::Quiesced));
+    // A smaller weightbound caps the manager's weight.
+    server_mut(&mut c, "192.0.2.11").down = false;
+    let port = c
+        .clusters
+        .get_mut(&ip(C))
+        .unwrap()
+        .ports
+        .get_mut(&80)
+        .unwrap();
+    port.weightbound = 12;
+    let e = o.effective(ip(C), port, &port.servers[&ip("192.0.2.11")]);
+    assert_eq!((e.weight, e.source), (12, WeightSource::Manager));
+}
+
+#[test]
+fn all_down_changes_name_the_alert_and_the_clear() {
+    let mut c = config();
+    let all = ["192.0.2.11", "192.0.2.12", "192.0.2.13"];
+    let up = Overlay::compute(&c, &BTreeMap::new(), &none(), &SaspInput::default());
+    let two = Overlay::compute(&c, &down(&all[..2]), &none(), &SaspInput::default());
+    let gone = Overlay::compute(&c, &down(&all), &none(), &SaspInput::default());
+    assert!(two.all_down_changes(&up).is_empty());
+    assert_eq!(gone.all_down_changes(&two), vec![(ip(C), 80, true)]);
+    assert!(gone.all_down_changes(&gone).is_empty(), "once");
+    assert_eq!(two.all_down_changes(&gone), vec![(ip(C), 80, false)]);
+    // The port removed while all down: no clear.
+    c.clusters.get_mut(&ip(C)).unwrap().ports.clear();
+    let empty = Overlay::compute(&c, &BTreeMap::new(), &none(), &SaspInput::default());
+    assert!(empty.all_down_changes(&gone).is_empty());
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    struct Srv {
+        weight: u32,
+        fixed: bool,
+        down: bool,
+        quiesced: bool,
+        advisor_down: bool,
+        manager: Option<u32>,
+        sasp: Option<(u16, u8, bool)>,
+    }
+
+    fn srv() -> impl Strategy<Value = Srv> {
+        (
+            0u32..=120,
+            any::<bool>(),
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.2),
+            prop::bool::weighted(0.3),
+            prop::option::of(0u32..=200),
+            prop::option::of((any::<u16>(), 0u8..16, any::<bool>())),
+        )
+            .prop_map(
+                |(weight, fixed, down, quiesced, advisor_down, manager, sasp)| Srv {
+                    weight,
+                    fixed,
+                    down,
+                    quiesced,
+                    advisor_down,
+                    manager,
+                    sasp,
+                },
+            )
+    }
+
+    proptest! {
+        /// Whatever the inputs: weights within [0, weightbound], accepts_new ⇔ weight > 0,
+        /// a server that takes new clients keeps its affinity ones, all-down exactly when
+        /// every server is down by the operator or an advisor, and then everybody takes new
+        /// connections.
+        #[test]
+        fn overlay_invariants(
+            weightbound in 1u32..=100,
+            running in any::<bool>(),
+            servers in prop::collection::vec(srv(), 0..8),
+        ) {
+            let mut c = config();
+            c.health.manager.running = running;
+            let port = c.clusters.get_mut(&ip(C)).unwrap().ports.get_mut(&80).unwrap();
+            port.weightbound = weightbound;
+            let template = port.servers[&ip("192.0.2.11")].clone();
+            port.servers.clear();
+            let mut advisor = BTreeMap::new();
+            let mut manager = BTreeMap::new();
+            let mut sasp = SaspInput::default();
+            for (i, s) in servers.iter().enumerate() {
+                let addr = IpAddr::from([192, 0, 2, 20 + i as u8]);
+                let mut srv = template.clone();
+                srv.address = addr;
+                srv.weight = s.weight.min(weightbound);
+                srv.fixedweight = s.fixed;
+                srv.down = s.down;
+                srv.quiesced = s.quiesced;
+                port.servers.insert(addr, srv);
+                let sid = ServerId { cluster: ip(C), port: 80, server: addr };
+                advisor.insert(sid, AdvisorInput { down: s.advisor_down, ..AdvisorInput::default() });
+                if let Some(w) = s.manager {
+                    manager.insert(sid, w);
+                }
+                if let Some((w, flags, steering)) = s.sasp {
+                    sasp.add(sid, SaspMember {
+                        weight: w,
+                        contact: flags & 1 != 0,
+                        quiesce: flags & 2 != 0,
+                        confident: flags & 8 != 0,
+                        steering,
+                    });
+                }
+            }
+            let o = Overlay::compute(&c, &advisor, &manager, &sasp);
+            let all_down = !servers.is_empty() && servers.iter().all(|s| s.down || s.advisor_down);
+            prop_assert_eq!(o.all_down(ip(C), 80), all_down);
+            prop_assert_eq!(o.servers().count(), servers.len());
+            for (sid, e) in o.servers() {
+                prop_assert!(e.weight <= weightbound);
+                prop_assert_eq!(e.accepts_new(), e.weight > 0);
+                if e.accepts_new() {
+                    prop_assert!(e.keeps_affinity);
+                }
+                if all_down {
+                    prop_assert_eq!(e.source, WeightSource::AllDown);
+                    prop_assert!(e.weight >= 1);
+                }
+                let i = usize::from(match sid.server { IpAddr::V4(a) => a.octets()[3] - 20, _ => unreachable!() });
+                let s = &servers[i];
+                if !all_down && (s.down || s.advisor_down || s.quiesced) {
+                    prop_assert_eq!(e.weight, 0);
+                }
+                if e.source == WeightSource::Manager {
+                    prop_assert!(running && !s.fixed);
+                }
+            }
+        }
+    }
+}

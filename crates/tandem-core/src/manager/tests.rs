@@ -384,3 +384,56 @@ fn report_has_inputs_effective_weights_and_sources() {
     let none = m.report(&c, &o, &[ip("198.51.100.1")]);
     assert!(none.ports.is_empty());
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any counters, loads and settings: computed weights stay within [1, weightbound]
+        /// (fixed ones are never in the map), and nothing panics.
+        #[test]
+        fn weights_stay_within_bounds(
+            weightbound in 1u32..=100,
+            smoothing in 1.0f64..10.0,
+            sensitivity in 0u32..=100,
+            props in (0u32..=100, 0u32..=100, 0u32..=100),
+            rounds in prop::collection::vec(
+                prop::collection::vec((any::<u64>(), any::<u64>(), prop::option::of(any::<u32>()), prop::option::of(any::<u32>()), any::<bool>()), 3),
+                1..6,
+            ),
+        ) {
+            let t0 = Instant::now();
+            let mut c = config("server set 192.0.2.100@80@192.0.2.13 fixedweight yes\n");
+            c.health.manager.smoothing = smoothing;
+            c.health.manager.sensitivity = sensitivity;
+            let (a, n, p) = props;
+            let total = a + n + p;
+            let scale = |x: u32| if total > 100 { x * 100 / total } else { x };
+            let (a, n, p) = (scale(a), scale(n), scale(p));
+            c.clusters.get_mut(&ip(C)).unwrap().proportions =
+                Proportions { active: a, new: n, port: p, system: 100 - a - n - p };
+            let port = port_mut(&mut c);
+            port.weightbound = weightbound;
+            for s in port.servers.values_mut() {
+                s.weight = s.weight.min(weightbound);
+            }
+            let mut m = Manager::new();
+            m.configure(&c, t0);
+            for (k, round) in rounds.iter().enumerate() {
+                let mut samples = Vec::new();
+                let mut adv = BTreeMap::new();
+                for (j, (active, total, load, system, down)) in round.iter().enumerate() {
+                    let sid = id(11 + j as u8);
+                    samples.push(ServerSample { id: sid, active: *active, total: *total });
+                    adv.insert(sid, AdvisorInput { down: *down, load: *load, system: *system });
+                }
+                m.handle_timeout(t0 + Duration::from_secs(2 * k as u64), &samples, &adv);
+                prop_assert!(!m.weights().contains_key(&id(13)));
+                for w in m.weights().values() {
+                    prop_assert!((1..=weightbound).contains(w), "{w} of {weightbound}");
+                }
+            }
+        }
+    }
+}

@@ -21,7 +21,7 @@ use super::super::grammar::{
     AdvisorSetting, Command, MAX_ADVISOR_TEXT, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SECONDS,
     MAX_SMOOTHING, MIN_SECONDS, ServerOptions,
 };
-use super::super::health::{Advisor, AdvisorKey, AdvisorKind, SaspGroupTarget};
+use super::super::health::{Advisor, AdvisorKey, AdvisorKind, SaspGroupTarget, SaspMode};
 use super::{ConfigError, Resolved, non_empty};
 use std::net::IpAddr;
 
@@ -128,10 +128,15 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
             if gwm.0.is_unspecified() {
                 return invalid(format!("bad address '{}'", gwm.0));
             }
-            if let Some(s) = settings.interval
-                && !seconds_ok(s)
-            {
-                return bad_seconds("interval", s);
+            if let Some(s) = settings.interval {
+                if settings.mode != SaspMode::Pull {
+                    return invalid(
+                        "a sasp interval is the polling interval of mode pull".to_string(),
+                    );
+                }
+                if !seconds_ok(s) {
+                    return bad_seconds("interval", s);
+                }
             }
             if !(settings.grace.is_finite() && (0.0..=MAX_SECONDS).contains(&settings.grace)) {
                 return invalid(format!(

@@ -172,10 +172,12 @@ fn parse_advisor_target(word: &str) -> Result<(Option<IpAddr>, u16), ParseError>
         word: word.to_string(),
         expected: "PORT or CLUSTER@PORT",
     };
+    if word.contains('+') {
+        return Err(bad());
+    }
     match word.split_once('@') {
         None => Ok((None, parse_port(word)?)),
-        Some((_, port)) if port.contains('@') || port.contains('+') => Err(bad()),
-        Some((cluster, _)) if cluster.contains('+') => Err(bad()),
+        Some((_, port)) if port.is_empty() || port.contains('@') => Err(bad()),
         Some(("", port)) => Ok((None, parse_port(port)?)),
         Some((cluster, port)) => Ok((Some(parse_address(cluster)?), parse_port(port)?)),
     }

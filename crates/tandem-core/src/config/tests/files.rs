@@ -179,3 +179,102 @@ fn config_serializes() {
     assert_serialize(&cmd("port add @80"));
     assert_serialize(&Applied::Query(Resolved::Executor));
 }
+
+/// Every health field away from its default, saved in IBM's order and loaded back equal.
+#[test]
+fn health_configuration_saves_in_order_and_loads_back() {
+    let c = config(
+        r#"executor set nfa 192.0.2.2
+         cluster add 192.0.2.100 proportions 40 30 20 10
+         cluster add 192.0.2.101
+         port add 192.0.2.100@80+443
+         port add 192.0.2.101@80
+         server add 192.0.2.100@80@192.0.2.11 advisorrequest "HEAD /health HTTP/1.1\r\nHost: www # 1" advisorresponse "200"
+         server add 192.0.2.100@80@192.0.2.12
+         server add 192.0.2.100@443@192.0.2.11
+         server add 192.0.2.101@80@192.0.2.11 advisorresponse "say \"ok\"\\"
+         manager quiesce 192.0.2.100@80@192.0.2.12
+         server down 192.0.2.100@443@192.0.2.11
+         advisor start http 80
+         advisor interval http 80 3
+         advisor receivetimeout http 80 1.5
+         advisor retries http 80 2
+         advisor timeout http 80 60
+         advisor start ADV_load 192.0.2.100@443
+         advisor start connect 192.0.2.101@80
+         advisor connecttimeout connect 192.0.2.101@80 5
+         advisor interval connect 192.0.2.101@80 2
+         manager interval 4
+         manager smoothing 2.5
+         manager sensitivity 0
+         manager start
+         sasp add 192.0.2.100@80 gwm 198.51.100.7 mode pull interval 9 members changed
+         sasp add 192.0.2.100@80 gwm 198.51.100.8 port 4000 grace 0 tls yes
+         sasp add 192.0.2.101 gwm 2001:db8::7
+         highavailability heartbeat add 192.0.2.2 192.0.2.3
+         highavailability backup add primary auto 12345"#,
+    );
+    // What the fields hold.
+    let a = &c.health.advisors[&AdvisorKey {
+        kind: AdvisorKind::Connect,
+        cluster: Some(ip("192.0.2.101")),
+        port: 80,
+    }];
+    assert_eq!(
+        (a.interval, a.connecttimeout, a.receivetimeout),
+        (2.0, 5.0, 2.0)
+    );
+    assert_eq!(
+        server(&c, "192.0.2.101", 80, "192.0.2.11")
+            .advisorresponse
+            .as_deref(),
+        Some("say \"ok\"\\")
+    );
+    let lines = c.to_commands();
+    assert_eq!(
+        lines,
+        vec![
+            "executor set nfa 192.0.2.2",
+            "executor set hatimeout 2",
+            "cluster add 192.0.2.100",
+            "cluster set 192.0.2.100 proportions 40 30 20 10",
+            "cluster add 192.0.2.101",
+            "port add 192.0.2.100@80 method mac protocol tcp selectionalgorithm connection stickytime 0 \
+             staletimeout 300 weightbound 20 reset no repstrategy none",
+            "port add 192.0.2.100@443 method mac protocol tcp selectionalgorithm connection stickytime 0 \
+             staletimeout 300 weightbound 20 reset no repstrategy none",
+            "port add 192.0.2.101@80 method mac protocol tcp selectionalgorithm connection stickytime 0 \
+             staletimeout 300 weightbound 20 reset no repstrategy none",
+            r#"server add 192.0.2.100@80@192.0.2.11 weight 10 advisorrequest "HEAD /health HTTP/1.1\r\nHost: www # 1" advisorresponse "200""#,
+            "server add 192.0.2.100@80@192.0.2.12 weight 10",
+            "server add 192.0.2.100@443@192.0.2.11 weight 10",
+            r#"server add 192.0.2.101@80@192.0.2.11 weight 10 advisorresponse "say \"ok\"\\""#,
+            "server down 192.0.2.100@443@192.0.2.11",
+            "manager quiesce 192.0.2.100@80@192.0.2.12",
+            "manager interval 4",
+            "manager sensitivity 0",
+            "manager smoothing 2.5",
+            "manager start",
+            "advisor start connect 192.0.2.101@80",
+            "advisor interval connect 192.0.2.101@80 2",
+            "advisor connecttimeout connect 192.0.2.101@80 5",
+            "advisor start http 80",
+            "advisor interval http 80 3",
+            "advisor receivetimeout http 80 1.5",
+            "advisor retries http 80 2",
+            "advisor timeout http 80 60",
+            "advisor start ADV_load 192.0.2.100@443",
+            "sasp add 192.0.2.100@80 gwm 198.51.100.7 mode pull members changed interval 9",
+            "sasp add 192.0.2.100@80 gwm 198.51.100.8 port 4000 grace 0 tls yes",
+            "sasp add 192.0.2.101 gwm 2001:db8::7",
+            "manager reach set interval 2",
+            "highavailability heartbeat add 192.0.2.2 192.0.2.3",
+            "highavailability backup add primary auto 12345",
+        ]
+    );
+    assert_eq!(config(&lines.join("\n")), c);
+    // Each line is one command that displays as itself.
+    for line in &lines {
+        assert_eq!(&cmd(line).to_string(), line);
+    }
+}

@@ -3,8 +3,10 @@
 mod apply;
 mod files;
 mod grammar;
+mod health;
 mod highavailability;
 mod properties;
+mod quoting;
 
 use super::*;
 use std::net::IpAddr;

@@ -17,6 +17,12 @@ fn word() -> impl Strategy<Value = String> {
             "10.0.0.1", "10.0.0.1@80", "10.0.0.1@80@10.0.0.2", "@@10.0.0.2", "10.0.0.1+10.0.0.3",
             "10.0.0.5", "::1", "0", "1", "20", "100", "65535", "65536", "0.2", "-1", "1e400", "#",
             "dscontrol", "+", "@+", "10.0.0.1@+80", "::ffff:10.0.0.1@80@10.0.0.2",
+            "advisor", "sasp", "a", "sa", "list", "connect", "http", "https", "ping", "dns",
+            "ADV_x", "adv_", "db2", "connecttimeout", "receivetimeout", "retries", "timeout",
+            "unlimited", "sensitivity", "smoothing", "quiesce", "unquiesce", "daily", "proportions",
+            "50", "gwm", "mode", "push", "pull", "members", "changed", "all", "grace", "tls",
+            "advisorrequest", "advisorresponse", "\"", "\"a b\"", "\"\\r\\n\"", "\\", "\"#\"",
+            "\"x", "x\"", "\\q", "loglevel", "version", "metric", "refresh",
         ]).prop_map(String::from),
         1 => any::<String>(),
         1 => "[0-9a-f:.@+#]{0,12}",
@@ -79,6 +85,89 @@ fn line() -> impl Strategy<Value = String> {
             "highavailability key k.key", "highavailability scripts scripts",
             "manager reach set interval 3.5",
         ]).prop_map(String::from),
+        4 => health_line(),
+    ]
+}
+
+/// Health commands over the same pools: advisors, manager, quiesce, proportions, SASP and
+/// advisor strings (quoted, with escapes).
+fn health_line() -> impl Strategy<Value = String> {
+    fn pick(items: &[&'static str]) -> impl Strategy<Value = &'static str> + Clone {
+        prop::sample::select(items.to_vec())
+    }
+    let name = pick(&["http", "connect", "ADV_load", "ping"]);
+    let at = pick(&["80", "443", "10.0.0.1@80", "10.0.0.2@443", "10.0.0.3@80"]);
+    let setting = pick(&[
+        "start",
+        "start",
+        "start",
+        "stop",
+        "interval 3",
+        "interval 7",
+        "interval 0.5",
+        "connecttimeout 7",
+        "connecttimeout 2",
+        "receivetimeout 1.5",
+        "receivetimeout 3",
+        "retries 2",
+        "retries 0",
+        "timeout 30",
+        "timeout unlimited",
+    ]);
+    let group = pick(&["10.0.0.1", "10.0.0.1@80", "10.0.0.2@443"]);
+    let gwm = pick(&["198.51.100.7", "198.51.100.8", "2001:db8::7"]);
+    let sasp_opt = pick(&[
+        "",
+        "",
+        " port 4000",
+        " mode pull",
+        " mode pull interval 5",
+        " members changed",
+        " grace 0",
+        " grace 12.5",
+        " tls yes",
+        " mode push tls no",
+    ]);
+    let text = pick(&[
+        "\"HEAD / HTTP/1.0\"",
+        "\"a\\\"b\\\\c\\r\\n # d\"",
+        "\"\"",
+        "ok",
+        "\"200 OK\"",
+    ]);
+    let sv = pick(&[
+        "10.0.1.1",
+        "10.0.1.2",
+        "@@10.0.1.1",
+        "10.0.0.1@80@10.0.1.1",
+        "@@",
+    ]);
+    prop_oneof![
+        4 => (setting, name, at).prop_map(|(s, n, a)| match s.split_once(' ') {
+            Some((verb, value)) => format!("advisor {verb} {n} {a} {value}"),
+            None => format!("advisor {s} {n} {a}"),
+        }),
+        2 => pick(&[
+            "manager start", "manager stop", "manager interval 4", "manager sensitivity 0",
+            "manager sensitivity 5", "manager smoothing 2.5", "manager smoothing 1.5",
+        ]).prop_map(String::from),
+        2 => (pick(&["quiesce", "unquiesce"]), sv.clone())
+            .prop_map(|(v, s)| format!("manager {v} {s}")),
+        1 => (pick(&["10.0.0.1", "@", "10.0.0.2+10.0.0.1"]), pick(&["50 50 0 0", "25 25 25 25", "0 0 100 0"]))
+            .prop_map(|(c, p)| format!("cluster set {c} proportions {p}")),
+        1 => (pick(&["10.0.0.3", "10.0.0.4"]), pick(&["40 40 20 0", "50 50 0 0"]))
+            .prop_map(|(c, p)| format!("cluster add {c} proportions {p}")),
+        3 => (group.clone(), gwm.clone(), sasp_opt)
+            .prop_map(|(g, a, o)| format!("sasp add {g} gwm {a}{o}")),
+        1 => (group, prop::option::of(gwm), prop::option::of(pick(&["3860", "4000"])))
+            .prop_map(|(g, a, p)| match (a, p) {
+                (None, _) => format!("sasp remove {g}"),
+                (Some(a), None) => format!("sasp remove {g} gwm {a}"),
+                (Some(a), Some(p)) => format!("sasp remove {g} gwm {a} port {p}"),
+            }),
+        2 => (pick(&["add", "set"]), pick(&["10.0.0.1@80@10.0.1.1", "@@10.0.1.2", "10.0.0.2@443@10.0.1.3"]),
+              pick(&["advisorrequest", "advisorresponse"]), text)
+            .prop_map(|(v, t, o, x)| format!("server {v} {t} {o} {x}")),
     ]
 }
 
