@@ -40,11 +40,21 @@ fn cluster(port: u16) -> SocketAddr {
 /// (`highavailability scripts`), then the advisor (`interval 1`, `retries 1`), and waits
 /// until it says every server is up.
 fn setup(tag: &str, advisor: &str, port: u16, make: impl Fn(&HealthLab, usize) -> Service) -> Case {
+    setup_with(tag, advisor, port, make, "")
+}
+
+/// [`setup`] with more lines in the node's configuration file.
+fn setup_with(
+    tag: &str,
+    advisor: &str,
+    port: u16,
+    make: impl Fn(&HealthLab, usize) -> Service,
+    extra_config: &str,
+) -> Case {
     let hl = HealthLab::new(tag, 1, 3).expect("lab (needs root)");
     let services: Vec<Service> = (1..=3).map(|n| make(&hl, n)).collect();
-    let node = hl
-        .start_node(1, &mac_config(1, &[(port, "")], 3))
-        .expect("tandemd");
+    let config = mac_config(1, &[(port, "")], 3) + extra_config;
+    let node = hl.start_node(1, &config).expect("tandemd");
     node.ctl(&["highavailability", "scripts", hl.scripts.to_str().unwrap()])
         .unwrap();
     let p = port.to_string();
@@ -196,24 +206,33 @@ fn lab_health_http_advisor_and_silent_target() {
 #[test]
 fn lab_health_https_advisor() {
     let _guard = serial();
-    let mut c = setup("hhttps", "https", 443, |hl, n| {
-        Service::https(hl.server(n), &format!("s{n}"), 443, hl.cl.lab.log_dir()).unwrap()
-    });
     // openssl s_server -www answers GET, not HEAD: the advisor's request and the expected
-    // answer come from the server's options (one word each through tandemctl).
-    for n in 1..=3 {
-        c.node
-            .ctl(&[
-                "server",
-                "set",
-                &format!("192.0.2.100@443@{}", server_ip(n)),
-                "advisorrequest",
-                "GET / HTTP/1.0",
-                "advisorresponse",
-                "200 ok",
-            ])
-            .unwrap();
-    }
+    // answer come from the servers' options (quoted words in the configuration file).
+    let options: String = (1..=3)
+        .map(|n| {
+            format!(
+                "server set 192.0.2.100@443@{} advisorrequest \"GET / HTTP/1.0\" advisorresponse \"200 ok\"\n",
+                server_ip(n)
+            )
+        })
+        .collect();
+    let mut c = setup_with(
+        "hhttps",
+        "https",
+        443,
+        |hl, n| Service::https(hl.server(n), &format!("s{n}"), 443, hl.cl.lab.log_dir()).unwrap(),
+        &options,
+    );
+    // The same options through tandemctl, one argument per quoted string.
+    c.node
+        .ctl(&[
+            "server",
+            "set",
+            &format!("192.0.2.100@443@{}", server_ip(1)),
+            "advisorrequest",
+            "GET / HTTP/1.0",
+        ])
+        .unwrap();
     c.down_and_back(kill2, restart2);
 }
 

@@ -174,7 +174,9 @@ fn lab_twotier_forwarding_through_both_tiers() {
     wait_ha_state(&tier1[0], "Active", true, Duration::from_secs(20)).unwrap();
     let target = "192.0.2.100:80".parse().unwrap();
     wait_until(Duration::from_secs(10), "HTTP through both tiers", || {
-        tt.client.http_get(target, Duration::from_millis(500)).is_ok()
+        tt.client
+            .http_get(target, Duration::from_millis(500))
+            .is_ok()
     })
     .unwrap_or_else(|e| panic!("{e:#}\n{}\n{}", tier1[0].log(), tier2[0].log()));
     let t1_before = tier1_totals(&tier1[0]);
