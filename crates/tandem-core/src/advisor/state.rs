@@ -20,6 +20,10 @@ pub const MAX_EXPORTED_TARGETS: usize = 65_536;
 /// Longest custom advisor name.
 pub const MAX_CUSTOM_NAME: usize = 64;
 const VERSION: u8 = 1;
+/// Largest encoded entry: a custom advisor of the longest name, all addresses IPv6, a load.
+pub const MAX_ENTRY: usize = 1 + 1 + MAX_CUSTOM_NAME + 1 + 2 + 16 * 3 + 4 + 4;
+/// Smallest chunk [`TargetState::encode_chunks`] makes room for: the list header and one entry.
+pub const MIN_CHUNK: usize = 5 + MAX_ENTRY;
 const MIN_ENTRY: usize = 1 + 1 + 2 + 4 + 4 + 4;
 
 const F_KEY_CLUSTER: u8 = 0x01;
@@ -93,6 +97,52 @@ impl TargetState {
             s.encode(&mut out);
         }
         out
+    }
+
+    /// Encodes `states` as self-contained lists of at most `max_bytes` each (every one decodes
+    /// with [`TargetState::decode_all`]), for datagrams such as the partner channel's
+    /// replication frames (`crate::ha::datagram::FRAME_MESSAGE_BYTES`). `max_bytes` below
+    /// [`MIN_CHUNK`] is raised to it. No states: one empty list.
+    pub fn encode_chunks(states: &[TargetState], max_bytes: usize) -> Vec<Vec<u8>> {
+        let max = max_bytes.max(MIN_CHUNK);
+        let mut chunks = Vec::new();
+        let mut cur = Vec::new();
+        let mut count = 0u32;
+        let mut entry = Vec::with_capacity(MAX_ENTRY);
+        let flush = |cur: &mut Vec<u8>, count: &mut u32, chunks: &mut Vec<Vec<u8>>| {
+            if cur.is_empty() {
+                return;
+            }
+            cur[1..5].copy_from_slice(&count.to_be_bytes());
+            chunks.push(std::mem::take(cur));
+            *count = 0;
+        };
+        let encodable = states
+            .iter()
+            .filter(|s| s.state != State::Unknown)
+            .filter(|s| match &s.key.advisor.kind {
+                AdvisorKind::Custom(n) => valid_custom(n.as_bytes()),
+                _ => true,
+            })
+            .take(MAX_EXPORTED_TARGETS);
+        for s in encodable {
+            entry.clear();
+            s.encode(&mut entry);
+            if !cur.is_empty() && cur.len() + entry.len() > max {
+                flush(&mut cur, &mut count, &mut chunks);
+            }
+            if cur.is_empty() {
+                cur.push(VERSION);
+                put_u32(&mut cur, 0);
+            }
+            cur.extend_from_slice(&entry);
+            count += 1;
+        }
+        flush(&mut cur, &mut count, &mut chunks);
+        if chunks.is_empty() {
+            chunks.push(TargetState::encode_all(&[]));
+        }
+        chunks
     }
 
     fn encode(&self, out: &mut Vec<u8>) {

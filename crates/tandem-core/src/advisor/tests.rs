@@ -290,12 +290,20 @@ fn interval_is_measured_from_the_start_of_the_previous_probe() {
     assert_eq!(p.len(), 1);
     // At most one in flight: nothing else due while it runs.
     assert!(due(&mut s, t0 + ms(2500)).is_empty());
+    let g0 = s.generation();
     s.handle_result(t0 + ms(2500), p[0].id, up());
+    assert!(s.generation() > g0, "unknown → up moves the generation");
     assert_eq!(s.poll_timeout(), Some(t0 + ms(7000)));
     assert!(due(&mut s, t0 + ms(6999)).is_empty());
     let p = due(&mut s, t0 + ms(7000));
     assert_eq!(p.len(), 1);
     assert_ne!(p[0].id.0, 0, "a fresh id");
+    let g1 = s.generation();
+    s.handle_result(t0 + ms(7010), p[0].id, Outcome::Up { load: Some(99) });
+    assert_eq!(s.generation(), g1, "a new load alone does not");
+    let p = due(&mut s, t0 + ms(14_000));
+    s.handle_result(t0 + ms(14_010), p[0].id, down());
+    assert!(s.generation() > g1, "up → down does");
 }
 
 #[test]

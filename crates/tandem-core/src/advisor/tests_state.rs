@@ -388,6 +388,20 @@ mod round_trip {
         }
 
         #[test]
+        fn chunks_fit_and_decode_to_the_whole(
+            states in proptest::collection::vec(state(), 0..80),
+            max in 0usize..2000,
+        ) {
+            let chunks = TargetState::encode_chunks(&states, max);
+            let mut back = Vec::new();
+            for c in &chunks {
+                prop_assert!(c.len() <= max.max(super::super::MIN_CHUNK));
+                back.extend(TargetState::decode_all(c).unwrap());
+            }
+            prop_assert_eq!(back, states);
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
             let _ = TargetState::decode_all(&bytes);
         }

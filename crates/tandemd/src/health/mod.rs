@@ -26,12 +26,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tandem_core::advisor::{self, Outcome, Probe, ProbeId, TargetState};
+use tandem_core::advisor::{self, Probe, TargetState};
 use tandem_core::config::Config;
 use tandem_core::health::{AdvisorInput, Overlay, SaspInput, ServerId};
 use tandem_core::manager::{self, Manager};
 use tokio::sync::Notify;
-use tokio::task::JoinSet;
 
 /// How often the Active sends its advisor states to the Standby (and at once after a change
 /// of a server's state).
@@ -59,6 +58,11 @@ pub struct Core {
     pub partner_refused: u64,
     /// A server's state changed since the last send to the partner.
     states_changed: bool,
+    /// Something the overlay depends on changed (configuration, manager weights, SASP,
+    /// seeding); the scheduler's own changes are seen by its generation.
+    dirty: bool,
+    /// The scheduler generation and time the overlay was last computed at.
+    computed: Option<(u64, Instant)>,
 }
 
 /// The node's handle on its health loop.
@@ -81,6 +85,8 @@ impl Health {
                 partner: Vec::new(),
                 partner_refused: 0,
                 states_changed: false,
+                dirty: true,
+                computed: None,
             })),
             wake: Arc::new(Notify::new()),
             stop: Arc::new(AtomicBool::new(false)),
@@ -144,6 +150,7 @@ impl Health {
             // Taking over: start from the partner's last known states, then probe at once.
             seed_partner(&mut core, now);
         }
+        core.dirty = true;
         core.scheduler.set_running(now, forwarding);
         drop(core);
         self.wake.notify_one();
@@ -220,26 +227,9 @@ pub fn advisor_inputs(
     out
 }
 
-/// Splits the advisor states into frames that fit the partner channel.
+/// Splits the advisor states into chunks that each fit one partner-channel frame.
 fn partner_chunks(states: &[TargetState]) -> Vec<Vec<u8>> {
-    let limit = tandem_core::ha::datagram::FRAME_MESSAGE_BYTES;
-    let mut out = Vec::new();
-    let mut rest = states;
-    while !rest.is_empty() {
-        let mut n = rest.len().min(advisor::MAX_EXPORTED_TARGETS);
-        loop {
-            let chunk = TargetState::encode_all(&rest[..n]);
-            if chunk.len() <= limit || n == 1 {
-                if chunk.len() <= limit {
-                    out.push(chunk);
-                }
-                break;
-            }
-            n = n.div_ceil(2).min(n - 1).max(1);
-        }
-        rest = &rest[n..];
-    }
-    out
+    TargetState::encode_chunks(states, tandem_core::ha::datagram::FRAME_MESSAGE_BYTES)
 }
 
 /// What one step of the loop asks the shell to do.
@@ -266,12 +256,21 @@ fn step(core: &mut Core, now: Instant, last_partner_send: &mut Option<Instant>) 
         core.states_changed = true;
         out.scripts.push(e);
     }
-    let config = core.config.clone();
-    let advisor = advisor_inputs(&config, &core.scheduler, now);
-    let overlay = Overlay::compute(&config, &advisor, core.manager.weights(), &core.sasp);
-    if overlay != core.overlay {
-        core.overlay = overlay.clone();
-        out.overlay = Some(overlay);
+    // The overlay, when an input moved (and every IDLE, for advisor reports that age out).
+    let generation = core.scheduler.generation();
+    let stale = core
+        .computed
+        .is_none_or(|(g, t)| g != generation || now >= t + IDLE);
+    if core.dirty || stale {
+        core.dirty = false;
+        core.computed = Some((generation, now));
+        let config = core.config.clone();
+        let advisor = advisor_inputs(&config, &core.scheduler, now);
+        let overlay = Overlay::compute(&config, &advisor, core.manager.weights(), &core.sasp);
+        if overlay != core.overlay {
+            core.overlay = overlay.clone();
+            out.overlay = Some(overlay);
+        }
     }
     if core.forwarding
         && (core.states_changed || last_partner_send.is_none_or(|t| now >= t + PARTNER_SEND))
@@ -297,12 +296,11 @@ fn step(core: &mut Core, now: Instant, last_partner_send: &mut Option<Instant>) 
 }
 
 async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: Arc<AtomicBool>) {
-    let mut probes: JoinSet<(ProbeId, Outcome)> = JoinSet::new();
+    let mut probes = probe::runner::Runner::new(probe::ProbeContext::new(None));
+    let mut script_dir: Option<PathBuf> = None;
     let mut last_partner_send: Option<Instant> = None;
-    let mut ctx = probe::ProbeContext::new(None);
     loop {
         if stop.load(Ordering::Relaxed) {
-            probes.abort_all();
             return;
         }
         let now = Instant::now();
@@ -316,18 +314,17 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
             let samples = manager::samples(&config, &node.engine.counters);
             let mut c = core.lock();
             let advisor = advisor_inputs(&config, &c.scheduler, now);
-            c.manager.handle_timeout(now, &samples, &advisor);
+            if c.manager.handle_timeout(now, &samples, &advisor) {
+                c.dirty = true;
+            }
         }
         let s = step(&mut core.lock(), now, &mut last_partner_send);
-        if ctx.script_dir != s.script_dir {
-            ctx = probe::ProbeContext::new(s.script_dir.clone());
+        if script_dir != s.script_dir {
+            script_dir = s.script_dir.clone();
+            probes.set_context(probe::ProbeContext::new(s.script_dir.clone()));
         }
         for p in s.probes {
-            let ctx = ctx.clone();
-            probes.spawn(async move {
-                let outcome = probe::run(&p, &ctx).await;
-                (p.id, outcome)
-            });
+            probes.spawn(p);
         }
         for e in s.scripts {
             tracing::info!(script = e.script(), env = ?e.env(), "advisor event");
@@ -342,19 +339,8 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
         let until = s.wake.unwrap_or(now + IDLE);
         tokio::select! {
             _ = wake.notified() => {}
-            Some(done) = probes.join_next(), if !probes.is_empty() => {
-                let mut c = core.lock();
-                let now = Instant::now();
-                match done {
-                    Ok((id, outcome)) => c.scheduler.handle_result(now, id, outcome),
-                    Err(e) => tracing::warn!(error = %e, "an advisor probe task failed"),
-                }
-                // Take every other finished probe too before stepping again.
-                while let Some(done) = probes.try_join_next() {
-                    if let Ok((id, outcome)) = done {
-                        c.scheduler.handle_result(now, id, outcome);
-                    }
-                }
+            Some((id, outcome)) = probes.next(), if !probes.is_empty() => {
+                core.lock().scheduler.handle_result(Instant::now(), id, outcome);
             }
             _ = tokio::time::sleep_until(until.into()) => {}
         }

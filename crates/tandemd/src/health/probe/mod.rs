@@ -22,7 +22,6 @@
 //! server's address.
 
 // Until the health loop (lead) calls `run`, the binary does not use this module.
-#![cfg_attr(not(test), allow(dead_code))]
 
 mod custom;
 mod dns;

@@ -2,8 +2,11 @@
 //! form ([`drive`]) for the health thread and for benchmarks.
 
 use super::{ProbeContext, run};
+#[cfg(test)]
 use std::time::Instant;
-use tandem_core::advisor::{Event, Outcome, Probe, ProbeId, Scheduler};
+#[cfg(test)]
+use tandem_core::advisor::{Event, Scheduler};
+use tandem_core::advisor::{Outcome, Probe, ProbeId};
 use tokio::task::JoinSet;
 
 /// The probes in flight, each a task; results come back with their probe's id.
@@ -20,6 +23,11 @@ impl Runner {
         }
     }
 
+    /// The context for probes started from now on (a new scripts directory, say).
+    pub fn set_context(&mut self, ctx: ProbeContext) {
+        self.ctx = ctx;
+    }
+
     /// Starts `probe` as a task (call from within the runtime).
     pub fn spawn(&mut self, probe: Probe) {
         let ctx = self.ctx.clone();
@@ -30,6 +38,7 @@ impl Runner {
     }
 
     /// Probes in flight.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.tasks.len()
     }
@@ -53,6 +62,7 @@ impl Runner {
 /// Runs the advisor loop until `until`: due probes are spawned, results go back to the
 /// scheduler, events to `on_event`. The health thread's loop adds the manager, SASP and
 /// the scripts around the same steps.
+#[cfg(test)]
 pub async fn drive(
     scheduler: &mut Scheduler,
     runner: &mut Runner,

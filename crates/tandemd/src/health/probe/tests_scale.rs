@@ -112,7 +112,8 @@ fn two_thousand_http_targets() {
         let interval = 2.0;
         let c = config(interval);
         let mut s = Scheduler::new();
-        let mut r = Runner::new(ProbeContext::new(None));
+        let mut r = Runner::new(ProbeContext::new(Some("/nonexistent".into())));
+        r.set_context(ProbeContext::new(None));
         let mut events = Vec::new();
         let cpu0 = thread_cpu();
         let t0 = Instant::now();
