@@ -100,6 +100,8 @@ struct CheckerResult {
     cpu_pct: Option<f64>,
     /// tandemd only: CPU without advisors.
     idle_cpu_pct: Option<f64>,
+    /// tandemd only: VmRSS without advisors.
+    idle_rss_kib: Option<u64>,
     rss_kib: Option<u64>,
     hwm_kib: Option<u64>,
     /// Seconds from each death to "down" (None: not seen within the bound).
@@ -271,6 +273,7 @@ pub fn run(args: BenchHealthArgs) -> Result<ExitCode> {
         let mut result = CheckerResult {
             name: "tandemd http advisor".into(),
             idle_cpu_pct: Some(idle),
+            idle_rss_kib: Some(sys::process_rss_kib(pid).0),
             ..Default::default()
         };
         for p in &ports {
@@ -552,5 +555,8 @@ fn print_table(r: &Results) {
             .map(|d| d.map_or("none".into(), |x| format!("{x:.2}")))
             .collect();
         println!("{:<24} deaths: {}", "", all.join(" "));
+        if let Some(rss) = c.idle_rss_kib {
+            println!("{:<24} RSS without advisors: {rss} KiB", "");
+        }
     }
 }
