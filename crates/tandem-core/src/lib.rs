@@ -15,4 +15,5 @@ pub mod ha;
 pub mod health;
 pub mod manager;
 pub mod replication;
+pub mod sasp;
 pub mod select;

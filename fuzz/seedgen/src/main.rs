@@ -433,11 +433,52 @@ highavailability heartbeat delete 198.51.100.2
 server remove 192.0.2.100@443@192.0.2.11
 port remove 192.0.2.100@443
 cluster remove 2001:db8::100
-highavailability takeover 192.0.2.3
+highavailability takeover
 highavailability maintenance
 highavailability backup delete
 executor stop
 ";
+
+/// The health commands of issue 8: advisors, manager, quiesce, proportions, SASP, quoted
+/// advisor strings.
+const HEALTH: &str = r#"executor set nfa 192.0.2.2
+cluster add 192.0.2.100 proportions 40 30 20 10
+cluster add 192.0.2.101
+cluster set @ proportions 50 50 0 0
+port add 192.0.2.100@80+443
+port add 192.0.2.101@80
+server add 192.0.2.100@80+443@192.0.2.11+192.0.2.12 advisorrequest "HEAD /health HTTP/1.1\r\nHost: www # x" advisorresponse "200 \"OK\""
+server add 192.0.2.101@80@192.0.2.11
+server set @@192.0.2.11 advisorresponse "" # back to the default
+manager quiesce 192.0.2.12
+manager unquiesce 192.0.2.100@443@192.0.2.12
+manager interval 4
+manager sensitivity 10
+manager smoothing 2.5
+manager start
+advisor start http 80
+advisor interval http 80 3
+advisor connecttimeout http 80 1
+advisor receivetimeout http 80 1.5
+advisor retries http 80 2
+advisor timeout http 80 60
+advisor start https 192.0.2.100@443
+advisor start ping 192.0.2.101@80
+advisor start ADV_load 80
+advisor timeout ADV_load 80 unlimited
+advisor list
+advisor report http 80
+manager report 192.0.2.100
+sasp add 192.0.2.100@80 gwm 198.51.100.7 mode pull interval 9 members changed
+sasp add 192.0.2.100@80 gwm 198.51.100.8 port 4000 grace 0 tls yes
+sasp add 192.0.2.101 gwm 2001:db8::7
+sasp report
+sasp remove 192.0.2.100@80 gwm 198.51.100.8
+advisor stop ping 192.0.2.101@80
+port remove 192.0.2.100@443
+highavailability heartbeat add 192.0.2.2 192.0.2.3
+highavailability backup add primary auto 12345
+"#;
 
 fn grammar(dir: &Path, demo: &str) {
     write(dir, "grammar", "demo.cfg", demo.as_bytes());
@@ -452,6 +493,14 @@ fn grammar(dir: &Path, demo: &str) {
         dir,
         "grammar",
         "saved.cfg",
+        cfg.to_commands().join("\n").as_bytes(),
+    );
+    write(dir, "grammar", "health.cfg", HEALTH.as_bytes());
+    let cfg = load_file(HEALTH, "health.cfg", &Config::default()).expect("loads");
+    write(
+        dir,
+        "grammar",
+        "health_saved.cfg",
         cfg.to_commands().join("\n").as_bytes(),
     );
 }
@@ -530,10 +579,74 @@ fn ha_node(dir: &Path) {
     }
 }
 
+// ----- sasp_decode -----
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// Golden vectors of `shared/reference/sasp-notes.md` §3.2 (checked byte for byte by
+/// `tandem-core`'s codec tests).
+const SASP_GOLDEN: [(&str, &str); 7] = [
+    ("v01_get_weights_reply_rfc_example", "2010000d010000006a320000001035000900004000014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000d0014"),
+    ("v04_set_lb_state_reply_ok", "2010000d0100000012000000021055000500"),
+    ("v05_registration_req", "2010000d010000005c00000003101000070100014010000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a01003010001c0600500000000000000000000000000a0a0a020477656232"),
+    ("v07_registration_reply_already_registered", "2010000d0100000012000000031015000540"),
+    ("v11_send_weights_push", "2010000d0100000067000000001040000600014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000f0000"),
+    ("v12_set_member_state_req_quiesce", "2010000d010000004600000006106000070100014012000600013011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a0200301300060001"),
+    ("v20_set_lb_state_reply_not_understood_v1", "2010000d01000000120000000b1055000510"),
+];
+
+/// A GWM's side of a whole conversation with the fuzzed session (IDs 1, 2, 3), then pushes.
+fn sasp_conversation() -> Vec<u8> {
+    use tandem_core::sasp::codec::{
+        Body, Group, GroupWeights, Member, Message, ReturnCode, WeightEntry,
+    };
+    let code = ReturnCode::SUCCESS;
+    let member = |i: u8| Member::new(IpAddr::V4(Ipv4Addr::new(10, 10, 10, i)), 80, 6);
+    let weights = |w1: u16, w2: u16| GroupWeights {
+        group: Group::new("LB1", "FARM1"),
+        entries: vec![
+            (member(1), WeightEntry { state: 0, flags: 0x0d, weight: w1 }),
+            (member(2), WeightEntry { state: 0, flags: 0x0d, weight: w2 }),
+        ],
+    };
+    let msgs = [
+        Message::new(1, Body::SetLbStateReply { code }),
+        Message::new(2, Body::RegistrationReply { code }),
+        Message::new(3, Body::GetWeightsReply { code, interval: 1, groups: vec![weights(40, 20)] }),
+        Message::new(0, Body::SendWeights { groups: vec![weights(10, 30)] }),
+        Message::new(0, Body::SendWeights { groups: vec![] }),
+    ];
+    let mut out = Vec::new();
+    for m in msgs {
+        m.encode(&mut out).expect("encode");
+    }
+    out
+}
+
+fn sasp_decode(dir: &Path) {
+    for (name, hex) in SASP_GOLDEN {
+        let mut s = vec![0x3f];
+        s.extend(unhex(hex));
+        write(dir, "sasp_decode", name, &s);
+    }
+    let conv = sasp_conversation();
+    for (name, ctl) in [("push", 0x3f), ("pull", 0x7f), ("push_changed", 0xbf), ("bytewise", 0x00)] {
+        let mut s = vec![ctl];
+        s.extend_from_slice(&conv);
+        write(dir, "sasp_decode", &format!("conversation_{name}"), &s);
+    }
+}
+
 fn main() {
     let fuzz = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = fuzz.join("seeds");
     let demo = std::fs::read_to_string(fuzz.join("../examples/demo.cfg")).expect("demo.cfg");
+    sasp_decode(&dir);
     frame_engine(&dir);
     heartbeat_decode(&dir);
     replication_receiver(&dir);

@@ -18,6 +18,7 @@
 //! the loop releases the core before it calls into the node.
 
 pub mod probe;
+pub mod sasp;
 
 use crate::node::Node;
 use parking_lot::Mutex;

@@ -17,7 +17,8 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
     super::health::check_values(cmd)?;
     let invalid = |msg: String| Err(ConfigError::Invalid(msg));
     let seconds_ok = |s: f64| s.is_finite() && (MIN_SECONDS..=MAX_SECONDS).contains(&s);
-    let path_ok = |p: &str| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c == '#');
+    let path_ok =
+        |p: &str| !p.is_empty() && !p.chars().any(|c| c.is_whitespace() || c == '#' || c == '"');
     let port_options_ok = |o: &PortOptions| -> Result<(), ConfigError> {
         if let Some(wb) = o.weightbound
             && !(1..=100).contains(&wb)
@@ -69,7 +70,7 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         }
         Command::HaKey(p) | Command::HaScripts(p) | Command::HaKeyGenerate(p) if !path_ok(p) => {
             invalid(format!(
-                "bad path '{p}' (must not be empty or contain whitespace or '#')"
+                "bad path '{p}' (must not be empty or contain whitespace, '#' or '\"')"
             ))
         }
         _ => Ok(()),

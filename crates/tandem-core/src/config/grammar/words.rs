@@ -160,12 +160,16 @@ pub(super) fn parse_seconds(word: &str, what: &'static str) -> Result<f64, Parse
     }
 }
 
-/// A file or directory name: not empty, no whitespace and no `#` (so that a saved
-/// configuration reads back the same).
+/// A file or directory name: not empty, no whitespace, `#` or `"` (so that a saved
+/// configuration reads back the same: it is written as a bare word).
 pub(super) fn parse_path(word: &str, what: &'static str) -> Result<String, ParseError> {
-    if word.is_empty() || word.chars().any(|c| c.is_whitespace() || c == '#') {
+    if word.is_empty()
+        || word
+            .chars()
+            .any(|c| c.is_whitespace() || c == '#' || c == '"')
+    {
         return Err(ParseError::Invalid(format!(
-            "bad {what} '{word}' (must not be empty or contain whitespace or '#')"
+            "bad {what} '{word}' (must not be empty or contain whitespace, '#' or '\"')"
         )));
     }
     Ok(word.to_string())

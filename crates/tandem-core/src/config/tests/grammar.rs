@@ -412,7 +412,15 @@ fn words_from_tandemctl_are_not_split_again() {
         parse_words(&["highavailability", "key", "/etc/tandem/my key#1"])
             .unwrap_err()
             .to_string(),
-        "bad key file '/etc/tandem/my key#1' (must not be empty or contain whitespace or '#')"
+        "bad key file '/etc/tandem/my key#1' (must not be empty or contain whitespace, '#' or '\"')"
+    );
+    // A word from tandemctl that starts with a quote would be written back as a quoted word,
+    // which reads back without its quotes: refused too.
+    assert!(
+        parse_words(&["highavailability", "key", "\"k\""])
+            .unwrap_err()
+            .to_string()
+            .starts_with("bad key file")
     );
     assert_eq!(
         parse_words(&["dscontrol", "executor", "start"]),

@@ -68,7 +68,7 @@ fn highavailability_grammar() {
         parse(&["highavailability", "key", "a b"])
             .unwrap_err()
             .to_string(),
-        "bad key file 'a b' (must not be empty or contain whitespace or '#')"
+        "bad key file 'a b' (must not be empty or contain whitespace, '#' or '\"')"
     );
     assert_eq!(
         cmd("man rea se int 0.5"),

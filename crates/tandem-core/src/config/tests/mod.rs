@@ -1,10 +1,12 @@
 //! Tests of the grammar, `Config::apply`, file loading and saving, by concern.
 
+mod advisor;
 mod apply;
 mod files;
 mod grammar;
 mod health;
 mod highavailability;
+mod manager;
 mod properties;
 mod quoting;
 
@@ -78,4 +80,13 @@ fn server(config: &Config, c: &str, p: u16, s: &str) -> Server {
 
 fn port(config: &Config, c: &str, p: u16) -> Port {
     config.clusters[&ip(c)].ports[&p].clone()
+}
+
+/// An advisor key: `kind` on `cluster@port`, or on `port` of every cluster.
+fn key(kind: AdvisorKind, cluster: Option<&str>, port: u16) -> AdvisorKey {
+    AdvisorKey {
+        kind,
+        cluster: cluster.map(ip),
+        port,
+    }
 }
