@@ -67,11 +67,13 @@ pub mod bench;
 pub mod capture;
 pub mod cluster;
 pub mod flood;
+pub mod health;
 mod lab;
 mod netns;
 mod process;
 mod signals;
 pub mod traffic;
+pub mod twotier;
 
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};

@@ -12,6 +12,7 @@
 mod cli {
     pub mod bench;
     pub mod bench_ha;
+    pub mod bench_health;
     pub mod demo;
 }
 
@@ -52,6 +53,22 @@ enum Command {
     Bench(cli::bench::BenchArgs),
     /// Benchmark Tandem's high availability (failover, false takeovers, replication) in a lab.
     BenchHa(cli::bench_ha::BenchHaArgs),
+    /// Benchmark health checking of 2 000 servers: tandemd's http advisor beside HAProxy and
+    /// keepalived (CPU, memory, time from a server's death to its weight 0).
+    BenchHealth(cli::bench_health::BenchHealthArgs),
+    /// Answer HTTP on every address of this host for each port, on one epoll thread (the
+    /// servers of `bench-health`).
+    ServeMany(ServeManyArgs),
+}
+
+#[derive(Args, Debug)]
+struct ServeManyArgs {
+    /// Ports to listen on (0.0.0.0), comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    ports: Vec<u16>,
+    /// Print the request counter every this many seconds; 0 = never.
+    #[arg(long, default_value_t = 0)]
+    stats_secs: u64,
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +85,15 @@ struct ServeArgs {
     /// TCP line-echo port (repeatable).
     #[arg(long = "echo", value_name = "PORT")]
     echo: Vec<u16>,
+    /// Silent TCP port: accepts and never answers (repeatable).
+    #[arg(long = "silent", value_name = "PORT")]
+    silent: Vec<u16>,
+    /// DNS port (UDP; repeatable): answers every query, `A` with 192.0.2.53.
+    #[arg(long = "dns", value_name = "PORT")]
+    dns: Vec<u16>,
+    /// File whose first word `GET /load` answers (re-read every request; 0 without it).
+    #[arg(long)]
+    load_file: Option<std::path::PathBuf>,
     /// Print counters (as JSON) every this many seconds when they changed; 0 = never.
     #[arg(long, default_value_t = 0)]
     stats_secs: u64,
@@ -159,6 +185,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Demo(args) => cli::demo::run(args),
         Command::Bench(args) => cli::bench::run(args),
         Command::BenchHa(args) => cli::bench_ha::run(args),
+        Command::BenchHealth(args) => cli::bench_health::run(args),
+        Command::ServeMany(args) => serve_many(args),
     }
 }
 
@@ -176,15 +204,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         http: args.http,
         udp: args.udp,
         echo: args.echo,
+        silent: args.silent,
+        dns: args.dns,
+        load_file: args.load_file,
     };
     let server = tandem_lab::serve(&config)?;
     let ports = |addrs: &[SocketAddr]| addrs.iter().map(|a| a.port()).collect::<Vec<_>>();
     println!(
-        "serve {} ready: http {:?} udp {:?} echo {:?}",
+        "serve {} ready: http {:?} udp {:?} echo {:?} silent {:?} dns {:?}",
         server.name(),
         ports(server.http_addrs()),
         ports(server.udp_addrs()),
-        ports(server.echo_addrs())
+        ports(server.echo_addrs()),
+        ports(server.silent_addrs()),
+        ports(server.dns_addrs())
     );
     std::io::stdout().flush()?;
     let mut last = server.stats();
@@ -200,6 +233,24 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             std::io::stdout().flush()?;
             last = now;
         }
+    }
+}
+
+fn serve_many(args: ServeManyArgs) -> Result<ExitCode> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (addrs, stats, _thread) = tandem_lab::bench::many::serve_many(&args.ports, stop)?;
+    println!("serve-many ready: {} ports {:?}", addrs.len(), args.ports);
+    std::io::stdout().flush()?;
+    loop {
+        if args.stats_secs == 0 {
+            std::thread::park();
+            continue;
+        }
+        std::thread::sleep(Duration::from_secs(args.stats_secs));
+        let r = stats.requests.load(std::sync::atomic::Ordering::Relaxed);
+        let d = stats.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        println!("stats: requests {r} dropped {d}");
+        std::io::stdout().flush()?;
     }
 }
 

@@ -309,6 +309,7 @@ fn lab_host_setup_and_mac_forwarding_server() {
         http: vec![80],
         udp: vec![5300],
         echo: vec![7000],
+        ..ServeConfig::default()
     };
     let running = server
         .in_ns(|| tandem_lab::serve(&config))

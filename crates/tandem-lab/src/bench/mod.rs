@@ -4,6 +4,7 @@
 //!   with latency percentiles.
 //! - [`UdpSink`] and [`udp_flood`]: a counting UDP sink (no replies) and a bounded flood of
 //!   small datagrams from many source ports, for forwarded packets per second.
+//! - [`many`]: one epoll thread answering HTTP for thousands of servers (`bench-health`).
 //! - [`sys`]: CPU time, context switches and interface counters read from `/proc` and `ip`.
 //! - [`profile`]: a `perf record -g` profile sorted into buckets (where tandemd's time goes).
 //!
@@ -11,6 +12,7 @@
 //! thread: use [`crate::Host::in_ns`] (or [`UdpSink::start_in`]).
 
 mod load;
+pub mod many;
 pub mod profile;
 pub mod sys;
 mod udp;

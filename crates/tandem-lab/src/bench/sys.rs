@@ -190,3 +190,31 @@ pub fn ksoftirqd_pids() -> Vec<u32> {
 pub fn processes_cpu(pids: &[u32]) -> Duration {
     pids.iter().filter_map(|&p| process_cpu(p).ok()).sum()
 }
+
+/// `(VmRSS, VmHWM)` of process `pid` in KiB, from `/proc/PID/status` (zeros when it is gone).
+pub fn process_rss_kib(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Direct children of `pid` (from `/proc/PID/task/*/children`).
+pub fn child_pids(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|s| {
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}

@@ -13,8 +13,14 @@
 //! - UDP: a datagram `<payload>` is answered by `<name> <payload>`, sent from the address the
 //!   request was sent to (so a server holding the cluster address on `lo` answers from it).
 //! - Echo: a TCP connection carrying lines; each line `<line>` is answered `<name> <line>`.
+//!
+//! Advisor targets (issue 8): `HEAD` is answered like `GET` without the body (IBM's http
+//! advisor sends `HEAD / HTTP/1.0`); `GET /load` answers the first word of the server's load
+//! file (`0` without one); a *silent* port accepts and never answers; a DNS port answers every
+//! query NOERROR (`A` questions with [`DNS_ANSWER`]).
 
 mod client;
+mod health;
 mod server;
 
 use std::io::{self, Read};
@@ -26,6 +32,7 @@ pub use client::{
     ConnStats, Echo, Ended, LatencySummary, LoadReport, LongLived, LongLivedSet, http_get,
     http_load, http_load_path, udp_request,
 };
+pub use health::{DNS_ANSWER, dns_answer};
 pub use server::{ServeConfig, Server, ServerStats, serve};
 
 /// Longest line the echo protocol accepts.

@@ -25,6 +25,18 @@ pub struct ServeConfig {
     pub udp: Vec<u16>,
     /// TCP line-echo ports.
     pub echo: Vec<u16>,
+    /// "Silent" TCP ports: connections are accepted, read and never answered (an advisor
+    /// target that hangs).
+    #[serde(default)]
+    pub silent: Vec<u16>,
+    /// DNS ports (UDP): every well-formed query is answered NOERROR, an `A` question with
+    /// [`super::DNS_ANSWER`].
+    #[serde(default)]
+    pub dns: Vec<u16>,
+    /// File whose first word `GET /load` returns (re-read at every request; `0` when the file
+    /// is missing): the load signal a GWM or a custom advisor reads.
+    #[serde(default)]
+    pub load_file: Option<std::path::PathBuf>,
 }
 
 /// Counters of a running [`Server`].
@@ -38,22 +50,30 @@ pub struct ServerStats {
     pub udp_replies: u64,
     /// Echo lines answered.
     pub echo_lines: u64,
+    /// Connections accepted on silent ports.
+    #[serde(default)]
+    pub silent_connections: u64,
+    /// DNS queries answered.
+    #[serde(default)]
+    pub dns_replies: u64,
     /// Errors (failed accepts, broken connections, unsendable replies...).
     pub errors: u64,
 }
 
 #[derive(Default)]
-struct Counters {
+pub(super) struct Counters {
     connections: AtomicU64,
     http_requests: AtomicU64,
     udp_replies: AtomicU64,
     echo_lines: AtomicU64,
+    pub(super) silent_connections: AtomicU64,
+    pub(super) dns_replies: AtomicU64,
     errors: AtomicU64,
 }
 
 impl Counters {
     /// Counts an error and prints the first few (then one in a thousand) to stderr.
-    fn error(&self, what: &str, err: &dyn std::fmt::Display) {
+    pub(super) fn error(&self, what: &str, err: &dyn std::fmt::Display) {
         let n = self.errors.fetch_add(1, Ordering::Relaxed);
         if n < 20 || n.is_multiple_of(1000) {
             eprintln!("tandem-lab serve: {what}: {err} (error #{})", n + 1);
@@ -61,10 +81,11 @@ impl Counters {
     }
 }
 
-struct Ctx {
-    name: String,
-    stop: AtomicBool,
-    counters: Counters,
+pub(super) struct Ctx {
+    pub(super) name: String,
+    pub(super) stop: AtomicBool,
+    pub(super) counters: Counters,
+    load_file: Option<std::path::PathBuf>,
 }
 
 /// Running servers. Dropping (or [`Server::stop`]) stops them: listeners close within a few
@@ -75,6 +96,8 @@ pub struct Server {
     http: Vec<SocketAddr>,
     udp: Vec<SocketAddr>,
     echo: Vec<SocketAddr>,
+    silent: Vec<SocketAddr>,
+    dns: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Server {
@@ -84,6 +107,8 @@ impl std::fmt::Debug for Server {
             .field("http", &self.http)
             .field("udp", &self.udp)
             .field("echo", &self.echo)
+            .field("silent", &self.silent)
+            .field("dns", &self.dns)
             .finish()
     }
 }
@@ -97,13 +122,19 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
             config.name
         );
     }
-    if config.http.is_empty() && config.udp.is_empty() && config.echo.is_empty() {
-        bail!("nothing to serve: give at least one HTTP, UDP or echo port");
+    if config.http.is_empty()
+        && config.udp.is_empty()
+        && config.echo.is_empty()
+        && config.silent.is_empty()
+        && config.dns.is_empty()
+    {
+        bail!("nothing to serve: give at least one HTTP, UDP, echo, silent or DNS port");
     }
     let ctx = Arc::new(Ctx {
         name: config.name.clone(),
         stop: AtomicBool::new(false),
         counters: Counters::default(),
+        load_file: config.load_file.clone(),
     });
     let mut server = Server {
         ctx: Arc::clone(&ctx),
@@ -111,6 +142,8 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
         http: Vec::new(),
         udp: Vec::new(),
         echo: Vec::new(),
+        silent: Vec::new(),
+        dns: Vec::new(),
     };
     // Bind everything first, so a failure leaves nothing running.
     let mut http = Vec::new();
@@ -134,6 +167,32 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
         enable_pktinfo(&s).context("IP_PKTINFO")?;
         server.udp.push(s.local_addr()?);
         udp.push(s);
+    }
+    let mut silent = Vec::new();
+    for &port in &config.silent {
+        let l = TcpListener::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding silent port {port}"))?;
+        server.silent.push(l.local_addr()?);
+        silent.push(l);
+    }
+    let mut dns = Vec::new();
+    for &port in &config.dns {
+        let s = UdpSocket::bind(("0.0.0.0", port))
+            .with_context(|| format!("binding DNS port {port}"))?;
+        server.dns.push(s.local_addr()?);
+        dns.push(s);
+    }
+    for listener in silent {
+        server.spawn("silent-accept", {
+            let ctx = Arc::clone(&ctx);
+            move || accept_loop(listener, ctx, Kind::Silent)
+        })?;
+    }
+    for socket in dns {
+        server.spawn("dns", {
+            let ctx = Arc::clone(&ctx);
+            move || super::health::dns_loop(socket, &ctx)
+        })?;
     }
     for listener in http {
         server.spawn("http-accept", {
@@ -189,6 +248,16 @@ impl Server {
         &self.echo
     }
 
+    /// Bound silent addresses.
+    pub fn silent_addrs(&self) -> &[SocketAddr] {
+        &self.silent
+    }
+
+    /// Bound DNS addresses.
+    pub fn dns_addrs(&self) -> &[SocketAddr] {
+        &self.dns
+    }
+
     /// Current counters.
     pub fn stats(&self) -> ServerStats {
         let c = &self.ctx.counters;
@@ -197,6 +266,8 @@ impl Server {
             http_requests: c.http_requests.load(Ordering::Relaxed),
             udp_replies: c.udp_replies.load(Ordering::Relaxed),
             echo_lines: c.echo_lines.load(Ordering::Relaxed),
+            silent_connections: c.silent_connections.load(Ordering::Relaxed),
+            dns_replies: c.dns_replies.load(Ordering::Relaxed),
             errors: c.errors.load(Ordering::Relaxed),
         }
     }
@@ -225,6 +296,7 @@ impl Drop for Server {
 enum Kind {
     Http,
     Echo,
+    Silent,
 }
 
 fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, kind: Kind) {
@@ -255,6 +327,7 @@ fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, kind: Kind) {
                                 let result = match kind {
                                     Kind::Http => handle_http(stream, &conn_ctx),
                                     Kind::Echo => handle_echo(stream, &conn_ctx),
+                                    Kind::Silent => super::health::handle_silent(stream, &conn_ctx),
                                 };
                                 if let Err(e) = result {
                                     conn_ctx.counters.error("connection", &e);
@@ -314,20 +387,29 @@ fn handle_http(mut stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
     let mut words = head.lines().next().unwrap_or("").split_whitespace();
     let method = words.next().unwrap_or("");
     let path = words.next().unwrap_or("/");
-    let body = format!("server={}\n", ctx.name);
-    let (status, filler) = if method == "GET" {
-        let filler = path
-            .strip_prefix("/bytes/")
-            .and_then(|n| n.parse::<usize>().ok())
-            .unwrap_or(0)
-            .min(MAX_FILLER);
-        ("200 OK", filler)
+    let body = if path == "/load" {
+        format!("{}\n", super::health::read_load(ctx.load_file.as_deref()))
     } else {
-        ("405 Method Not Allowed", 0)
+        format!("server={}\n", ctx.name)
+    };
+    // HEAD (what IBM's http advisor sends by default) gets the GET's head without its body.
+    let (status, filler, send_body) = match method {
+        "GET" => {
+            let filler = path
+                .strip_prefix("/bytes/")
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0)
+                .min(MAX_FILLER);
+            ("200 OK", filler, true)
+        }
+        "HEAD" => ("200 OK", 0, false),
+        _ => ("405 Method Not Allowed", 0, true),
     };
     let response = format!(
-        "HTTP/1.0 {status}\r\nServer: tandem-lab\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len() + filler
+        "HTTP/1.0 {status}\r\nServer: tandem-lab\r\nX-Server: {name}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
+        body.len() + filler,
+        if send_body { body.as_str() } else { "" },
+        name = ctx.name,
     );
     stream.write_all(response.as_bytes())?;
     let block = [b'x'; 64 * 1024];
