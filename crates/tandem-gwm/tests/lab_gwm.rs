@@ -159,6 +159,7 @@ fn lab_gwm_follows_members_loads_overrides_and_lost_lbs() -> Result<()> {
     want.insert(ip("192.0.2.22"), (0x0c, 0));
     await_state(&mut a, &mut state, &want, Duration::from_secs(10))?;
     let took = killed.elapsed();
+    eprintln!("member death to weight 0 at the LB: {took:?} (probe interval 0.3 s)");
     assert!(
         took < Duration::from_secs(3),
         "member death seen after {took:?}"
