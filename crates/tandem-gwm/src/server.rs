@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tandem_core::sasp::gwm::{ConnId, Gwm, GwmEvent, GwmSettings, MemberHealth, MemberKey};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -29,7 +30,7 @@ const WRITER_QUEUE: usize = 1024;
 /// Longest a single write may block.
 const WRITE_TIME: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub listen: SocketAddr,
     pub interval: Duration,
@@ -42,10 +43,19 @@ pub struct RunOptions {
     pub weights_file: Option<PathBuf>,
     pub fault: Option<Fault>,
     pub fault_after: u64,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// A load balancer's connection: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// TLS handshakes running at once, and how long one may take.
+const MAX_HANDSHAKES: usize = 64;
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
 enum Input {
-    Accepted(TcpStream, SocketAddr),
+    Accepted(Box<dyn Stream>, SocketAddr),
     Bytes(ConnId, Vec<u8>),
     Eof(ConnId, String),
     Health(MemberKey, MemberHealth),
@@ -83,13 +93,42 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     };
     {
         let tx = tx.clone();
+        let tls = opts.tls.clone();
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
-                        if tx.send(Input::Accepted(stream, peer)).await.is_err() {
-                            return;
-                        }
+                        let _ = stream.set_nodelay(true);
+                        let Some(tls) = tls.clone() else {
+                            if tx
+                                .send(Input::Accepted(Box::new(stream), peer))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        };
+                        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                            warn!(
+                                "{peer}: more than {MAX_HANDSHAKES} TLS handshakes at once, refused"
+                            );
+                            continue;
+                        };
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(stream)).await {
+                                Ok(Ok(s)) => {
+                                    let _ = tx.send(Input::Accepted(Box::new(s), peer)).await;
+                                }
+                                Ok(Err(e)) => warn!("{peer}: TLS handshake failed: {e}"),
+                                Err(_) => warn!(
+                                    "{peer}: TLS handshake not done within {HANDSHAKE_TIME:?}"
+                                ),
+                            }
+                        });
                     }
                     Err(e) => {
                         warn!("accept: {e}");
@@ -132,8 +171,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     Input::Accepted(stream, peer) => match gwm.accept(now, peer.to_string()) {
                         Ok(id) => {
                             info!("connection {} from {peer}", id.0);
-                            let _ = stream.set_nodelay(true);
-                            let (mut rd, wr) = stream.into_split();
+                            let (mut rd, wr) = tokio::io::split(stream);
                             let (wtx, wrx) = mpsc::channel(WRITER_QUEUE);
                             tokio::spawn(writer(wr, wrx));
                             let itx = tx.clone();
@@ -301,7 +339,7 @@ fn drain(gwm: &mut Gwm, conns: &mut BTreeMap<ConnId, Conn>) {
     }
 }
 
-async fn writer(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Out>) {
+async fn writer(mut wr: WriteHalf<Box<dyn Stream>>, mut rx: mpsc::Receiver<Out>) {
     while let Some(out) = rx.recv().await {
         let bytes = match out {
             Out::Bytes(b) => b,
