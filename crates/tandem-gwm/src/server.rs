@@ -149,6 +149,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let probes = Arc::new(Semaphore::new(MAX_PROBES));
     // Members being probed: a slow member is not probed twice at once.
     let mut inflight: BTreeSet<MemberKey> = BTreeSet::new();
+    // Members probed at least once (new ones are probed at once).
+    let mut probed: BTreeSet<MemberKey> = BTreeSet::new();
     let mut probe_tick = tokio::time::interval(opts.interval);
     probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut file_tick = tokio::time::interval(Duration::from_secs(1));
@@ -163,6 +165,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let mut registered = false;
         tokio::select! {
             input = rx.recv() => {
                 let Some(input) = input else { return Ok(()) };
@@ -199,7 +202,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                         }
                         Err(e) => warn!("refused a connection from {peer}: {e}"),
                     },
-                    Input::Bytes(id, bytes) => gwm.handle_bytes(now, id, &bytes),
+                    Input::Bytes(id, bytes) => {
+                        gwm.handle_bytes(now, id, &bytes);
+                        registered = true;
+                    }
                     Input::Eof(id, why) => {
                         info!("connection {}: {why}", id.0);
                         gwm.handle_closed(now, id);
@@ -215,24 +221,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
             _ = tokio::time::sleep_until(wake) => gwm.handle_timeout(Instant::now()),
             _ = probe_tick.tick() => {
-                for member in gwm.probe_targets() {
-                    if inflight.contains(&member) {
-                        continue;
-                    }
-                    let Ok(permit) = probes.clone().try_acquire_owned() else {
-                        warn!("more than {MAX_PROBES} probes running: {member:?} skipped this interval");
-                        continue;
-                    };
-                    inflight.insert(member);
-                    let tx = tx.clone();
-                    let load = opts.load.clone();
-                    let (check, limit) = (opts.member_check, opts.probe_timeout);
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let health = crate::probe::probe(member, check, &load, limit).await;
-                        let _ = tx.send(Input::Health(member, health)).await;
-                    });
-                }
+                let targets = gwm.probe_targets();
+                probed.retain(|m| targets.contains(m));
+                probe_all(targets, &mut inflight, &mut probed, &probes, &tx, &opts);
             }
             _ = file_tick.tick(), if opts.weights_file.is_some() => {
                 let path = opts.weights_file.as_ref().expect("checked by the guard");
@@ -275,6 +266,14 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 let _ = reply.send(v);
             }
         }
+        if registered {
+            // Members registered since the last tick are probed at once, not an interval later.
+            let fresh: BTreeSet<MemberKey> =
+                gwm.probe_targets().difference(&probed).copied().collect();
+            if !fresh.is_empty() {
+                probe_all(fresh, &mut inflight, &mut probed, &probes, &tx, &opts);
+            }
+        }
         while let Some(event) = gwm.poll_event() {
             match event {
                 GwmEvent::LbBound { conn, lb_uid } => {
@@ -297,6 +296,36 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         drain(&mut gwm, &mut conns);
+    }
+}
+
+/// Starts a probe of each of `members` not being probed already.
+fn probe_all(
+    members: BTreeSet<MemberKey>,
+    inflight: &mut BTreeSet<MemberKey>,
+    probed: &mut BTreeSet<MemberKey>,
+    probes: &Arc<Semaphore>,
+    tx: &mpsc::Sender<Input>,
+    opts: &RunOptions,
+) {
+    for member in members {
+        if inflight.contains(&member) {
+            continue;
+        }
+        let Ok(permit) = probes.clone().try_acquire_owned() else {
+            warn!("more than {MAX_PROBES} probes running: {member:?} skipped this interval");
+            continue;
+        };
+        inflight.insert(member);
+        probed.insert(member);
+        let tx = tx.clone();
+        let load = opts.load.clone();
+        let (check, limit) = (opts.member_check, opts.probe_timeout);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let health = crate::probe::probe(member, check, &load, limit).await;
+            let _ = tx.send(Input::Health(member, health)).await;
+        });
     }
 }
 
