@@ -242,6 +242,8 @@ pub struct GwmSession {
     /// Weight and flags last sent per (group, member) on this connection (NOCHANGE).
     last_sent: BTreeMap<(String, MemberKey), (u16, u8)>,
     next_push: Option<Instant>,
+    /// A change came within `push_gap` of the last push: compare again then.
+    recheck_at: Option<Instant>,
     last_push: Option<Instant>,
     close: Option<String>,
     closing: bool,
@@ -260,6 +262,7 @@ impl GwmSession {
             queued: 0,
             last_sent: BTreeMap::new(),
             next_push: None,
+            recheck_at: None,
             last_push: None,
             close: None,
             closing: false,
@@ -400,9 +403,13 @@ impl Gwm {
             .filter(|(_, lb)| lb.conn.is_none() && lb.lost_at.is_some_and(|t| now >= t + grace))
             .map(|(uid, _)| uid.clone())
             .collect();
+        let any = !expired.is_empty();
         for uid in expired {
             self.lbs.remove(&uid);
             self.events.push_back(GwmEvent::LbExpired { lb_uid: uid });
+        }
+        if any {
+            self.prune_health();
         }
         self.flush(now);
     }
@@ -413,7 +420,8 @@ impl Gwm {
             .sessions
             .values()
             .filter(|s| !s.closing)
-            .filter_map(|s| s.next_push);
+            .flat_map(|s| [s.next_push, s.recheck_at])
+            .flatten();
         let expiries = self
             .lbs
             .values()
@@ -448,13 +456,9 @@ impl Gwm {
             .collect()
     }
 
-    /// A probe's result; forgets members no longer registered.
+    /// A probe's result (members no longer registered are forgotten when they are
+    /// deregistered or their LB expires).
     pub fn set_member_health(&mut self, now: Instant, member: MemberKey, health: MemberHealth) {
-        let targets = self.probe_targets();
-        self.health.retain(|k, _| targets.contains(k));
-        if !targets.contains(&member) {
-            return;
-        }
         if self.health.get(&member) != Some(&health) {
             self.health.insert(member, health);
             self.dirty = true;

@@ -680,3 +680,42 @@ fn gwm_framing_byte_by_byte() {
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert_eq!(h.gwm.accept(h.now, "x".into()), Err(TooManyConnections(4)));
 }
+
+#[test]
+fn gwm_thousands_of_probe_results_stay_cheap() {
+    let mut h = Harness::new();
+    h.gwm = Gwm::new(GwmSettings {
+        max_members: 10_000,
+        ..GwmSettings::default()
+    });
+    let c = h.conn();
+    assert_eq!(h.code(c, &set_lb(1, "LB1", LB_PUSH | LB_NOCHANGE)), rc::OK);
+    let ms: Vec<MemberKey> = (0..5000u32)
+        .map(|i| key(&format!("198.51.{}.{}", 100 + i / 250, 1 + i % 250), 80))
+        .collect();
+    for (n, chunk) in ms.chunks(1000).enumerate() {
+        let out = h.send(c, &reg(2 + n as u32, "LB1", "G", chunk));
+        assert_eq!(out[0][17], rc::OK);
+    }
+    // One probe interval's worth of results, all within the push gap: linear work, one
+    // push at the end of the gap with all 5000.
+    let start = std::time::Instant::now();
+    h.now += Duration::from_secs(1);
+    for &m in &ms {
+        h.health(m, true, Some(1.0));
+    }
+    assert!(h.out(c).len() <= 1, "at most one push for the burst");
+    h.now += Duration::from_millis(100);
+    h.gwm.handle_timeout(h.now);
+    let pushed: usize = h
+        .out(c)
+        .iter()
+        .map(|m| read_weights(m).groups[0].1.len())
+        .sum();
+    let took = start.elapsed();
+    assert!(pushed >= 4999, "{pushed} entries pushed");
+    assert!(
+        took < Duration::from_secs(5),
+        "5000 probe results took {took:?}"
+    );
+}
