@@ -299,7 +299,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     }
 }
 
-/// Starts a probe of each of `members` not being probed already.
+/// Starts a probe of each of `members` not being probed already (each member at most once
+/// at a time, so the waiting tasks are bounded by the registered members).
 fn probe_all(
     members: BTreeSet<MemberKey>,
     inflight: &mut BTreeSet<MemberKey>,
@@ -312,17 +313,17 @@ fn probe_all(
         if inflight.contains(&member) {
             continue;
         }
-        let Ok(permit) = probes.clone().try_acquire_owned() else {
-            warn!("more than {MAX_PROBES} probes running: {member:?} skipped this interval");
-            continue;
-        };
         inflight.insert(member);
         probed.insert(member);
         let tx = tx.clone();
         let load = opts.load.clone();
         let (check, limit) = (opts.member_check, opts.probe_timeout);
+        let probes = probes.clone();
         tokio::spawn(async move {
-            let _permit = permit;
+            // At most MAX_PROBES run at once; the others wait their turn.
+            let Ok(_permit) = probes.acquire_owned().await else {
+                return;
+            };
             let health = crate::probe::probe(member, check, &load, limit).await;
             let _ = tx.send(Input::Health(member, health)).await;
         });
