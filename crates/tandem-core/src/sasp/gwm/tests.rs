@@ -719,3 +719,61 @@ fn gwm_thousands_of_probe_results_stay_cheap() {
         "5000 probe results took {took:?}"
     );
 }
+
+mod fuzzish {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conversation() -> Vec<u8> {
+        [V02, V05, V08, V12, V09, V14, V15, V16]
+            .iter()
+            .flat_map(|v| hex(v))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes, in arbitrary chunks: never a panic, at most one close reason,
+        /// nothing queued after it.
+        #[test]
+        fn gwm_survives_arbitrary_bytes(chunks in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut h = Harness::new();
+            let c = h.conn();
+            for chunk in &chunks {
+                h.gwm.handle_bytes(h.now, c, chunk);
+                h.advance(1);
+            }
+            let _ = h.out(c);
+            if h.gwm.poll_close(c).is_some() {
+                h.gwm.handle_bytes(h.now, c, &hex(V02));
+                prop_assert!(h.out(c).is_empty());
+            }
+        }
+
+        /// A valid conversation with bytes changed or cut: never a panic, and every reply
+        /// still decodes with the codec.
+        #[test]
+        fn gwm_survives_mutated_conversations(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            chunk in 1usize..40,
+        ) {
+            let mut bytes = conversation();
+            for (at, b) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] = *b;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let mut h = Harness::new();
+            let c = h.conn();
+            h.health(key("10.10.10.1", 80), true, Some(2.0));
+            for part in bytes.chunks(chunk) {
+                for reply in h.send(c, part) {
+                    prop_assert!(Message::decode(&reply).is_ok(), "{reply:02x?}");
+                }
+            }
+        }
+    }
+}
