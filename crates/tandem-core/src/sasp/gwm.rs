@@ -151,6 +151,9 @@ pub struct GwmSettings {
     pub max_members: usize,
     /// Groups of one LB (beyond: Registration gets 0x45).
     pub max_groups: usize,
+    /// A connection that sent no whole message this long after it was accepted is closed
+    /// (it would hold one of the `max_connections` for nothing).
+    pub first_message_timeout: Duration,
 }
 
 impl Default for GwmSettings {
@@ -163,6 +166,7 @@ impl Default for GwmSettings {
             max_connections: 100,
             max_members: 10_000,
             max_groups: 1_000,
+            first_message_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -235,6 +239,7 @@ impl LbEntry {
 pub struct GwmSession {
     id: ConnId,
     peer: String,
+    accepted_at: Instant,
     lb_uid: Option<String>,
     inbuf: Vec<u8>,
     out: VecDeque<Vec<u8>>,
@@ -252,10 +257,11 @@ pub struct GwmSession {
 }
 
 impl GwmSession {
-    fn new(id: ConnId, peer: String) -> GwmSession {
+    fn new(id: ConnId, peer: String, now: Instant) -> GwmSession {
         GwmSession {
             id,
             peer,
+            accepted_at: now,
             lb_uid: None,
             inbuf: Vec::new(),
             out: VecDeque::new(),
@@ -334,13 +340,13 @@ impl Gwm {
     }
 
     /// A new connection from `peer` (shown in status).
-    pub fn accept(&mut self, _now: Instant, peer: String) -> Result<ConnId, TooManyConnections> {
+    pub fn accept(&mut self, now: Instant, peer: String) -> Result<ConnId, TooManyConnections> {
         if self.sessions.len() >= self.settings.max_connections {
             return Err(TooManyConnections(self.sessions.len()));
         }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.sessions.insert(id, GwmSession::new(id, peer));
+        self.sessions.insert(id, GwmSession::new(id, peer, now));
         Ok(id)
     }
 
@@ -394,8 +400,21 @@ impl Gwm {
         }
     }
 
-    /// Timers: pushes due, LB state past its grace.
+    /// Timers: pushes due, LB state past its grace, connections that never spoke.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let limit = self.settings.first_message_timeout;
+        let mute: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| !s.closing && s.requests == 0 && now >= s.accepted_at + limit)
+            .map(|s| s.id)
+            .collect();
+        for conn in mute {
+            self.close(
+                conn,
+                format!("no SASP message within {limit:?} of connecting"),
+            );
+        }
         let grace = self.settings.lb_grace;
         let expired: Vec<String> = self
             .lbs
@@ -427,7 +446,12 @@ impl Gwm {
             .values()
             .filter(|lb| lb.conn.is_none())
             .filter_map(|lb| lb.lost_at.map(|t| t + self.settings.lb_grace));
-        pushes.chain(expiries).min()
+        let mute = self
+            .sessions
+            .values()
+            .filter(|s| !s.closing && s.requests == 0)
+            .map(|s| s.accepted_at + self.settings.first_message_timeout);
+        pushes.chain(expiries).chain(mute).min()
     }
 
     /// The next message to write on `conn`.

@@ -190,6 +190,7 @@ impl Harness {
                 max_connections: 4,
                 max_members: 16,
                 max_groups: 3,
+                first_message_timeout: Duration::from_secs(30),
             }),
             t0: now,
             now,
@@ -675,6 +676,15 @@ fn gwm_framing_byte_by_byte() {
     let ids: Vec<u8> = replies.iter().map(|r| r[12]).collect();
     assert_eq!(ids, vec![1, 3, 4]);
     assert_eq!(h.gwm.connections().len(), 1);
+    // A connection that never sends a whole message is closed after 30 s; one that spoke
+    // stays.
+    let mute = h.conn();
+    h.gwm.handle_bytes(h.now, mute, &hex(V02)[..5]);
+    assert_eq!(h.gwm.poll_timeout(), Some(h.now + Duration::from_secs(30)));
+    h.advance(30);
+    assert!(h.gwm.poll_close(mute).unwrap().contains("no SASP message"));
+    assert_eq!(h.gwm.poll_close(c), None);
+    h.gwm.handle_closed(h.now, mute);
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
