@@ -366,7 +366,7 @@ fn lab_tshark_decodes_a_tandem_gwm_conversation() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     let pdml = String::from_utf8(out.stdout)?;
-    let pdus = parse_pdml(&pdml)?;
+    let pdus = parse_pdml(&pdml, PORT)?;
     let mut types = std::collections::BTreeSet::new();
     for (stream, (sent, received)) in [a, b, c].into_iter().enumerate() {
         for (from_gwm, msgs) in [(false, sent), (true, received)] {
@@ -456,15 +456,21 @@ fn tshark_checker_rejects_malformed_and_unknown_messages() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tandem-gwm-pdml-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // A good Set LB State Reply passes and yields its fields.
-    let pdus = parse_pdml(&pdml_of("2010000d0100000012000000011055000500", &dir)?)?;
+    let pdus = parse_pdml(
+        &pdml_of("2010000d0100000012000000011055000500", &dir)?,
+        PORT,
+    )?;
     assert_eq!(pdus.len(), 1);
     assert!(pdus[0].from_gwm);
     assert_eq!(pdus[0].fields["sasp.setlbstate-rep.retcode"], vec!["0x00"]);
     // n04 (unknown message type: an expert warning) and n03 (malformed) are refused.
-    let unknown = parse_pdml(&pdml_of("2010000d0100000012000000031070000500", &dir)?);
+    let unknown = parse_pdml(
+        &pdml_of("2010000d0100000012000000031070000500", &dir)?,
+        PORT,
+    );
     assert!(format!("{:#}", unknown.unwrap_err()).contains("expert info"));
     let n03 = "2010000d0100000021000000041030000600013011000e204c4231054641524d31";
-    let malformed = parse_pdml(&pdml_of(n03, &dir)?);
+    let malformed = parse_pdml(&pdml_of(n03, &dir)?, PORT);
     assert!(format!("{:#}", malformed.unwrap_err()).contains("malformed"));
     std::fs::remove_dir_all(&dir)?;
     Ok(())
