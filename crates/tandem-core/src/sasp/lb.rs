@@ -40,7 +40,9 @@ mod connection;
 mod weights;
 
 pub use connection::{BACKOFF_MAX, BACKOFF_MIN, Backoff, GwmState};
-pub use weights::{convert_weight, default_lb_uid, effective_weight, group_confident, group_name};
+pub use weights::{
+    MemberReport, convert_weight, default_lb_uid, effective_weight, group_confident, group_name,
+};
 
 /// IP protocol number of TCP members.
 pub const PROTOCOL_TCP: u8 = 6;

@@ -19,6 +19,7 @@
 
 pub mod probe;
 pub mod sasp;
+pub mod steering;
 
 use crate::node::Node;
 use parking_lot::Mutex;
@@ -51,6 +52,10 @@ pub struct Core {
     pub manager: Manager,
     /// The GWMs' members, as the SASP sessions last reported them.
     pub sasp: SaspInput,
+    /// The SASP sessions (their tasks run on the loop's runtime).
+    pub steering: steering::Steering,
+    /// The configuration changed: the loop brings the SASP sessions in line.
+    reconcile: bool,
     /// The overlay the node runs with.
     pub overlay: Overlay,
     /// Partner chunks not yet seeded.
@@ -71,6 +76,8 @@ pub struct Health {
     core: Arc<Mutex<Core>>,
     wake: Arc<Notify>,
     stop: Arc<AtomicBool>,
+    /// Says when the loop has ended (its GWMs deregistered).
+    done: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 impl Health {
@@ -82,6 +89,8 @@ impl Health {
                 scheduler: advisor::Scheduler::new(),
                 manager: Manager::new(),
                 sasp: SaspInput::default(),
+                steering: steering::Steering::default(),
+                reconcile: true,
                 overlay: Overlay::default(),
                 partner: Vec::new(),
                 partner_refused: 0,
@@ -91,6 +100,7 @@ impl Health {
             })),
             wake: Arc::new(Notify::new()),
             stop: Arc::new(AtomicBool::new(false)),
+            done: Mutex::new(None),
         }
     }
 
@@ -99,6 +109,8 @@ impl Health {
         let core = self.core.clone();
         let wake = self.wake.clone();
         let stop = self.stop.clone();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        *self.done.lock() = Some(done_rx);
         std::thread::Builder::new()
             .name("health".into())
             .spawn(move || {
@@ -113,14 +125,19 @@ impl Health {
                     }
                 };
                 rt.block_on(run(node, core, wake, stop));
+                let _ = done_tx.send(());
             })
             .map(|_| ())
     }
 
-    /// Stops the loop (it ends at its next wake-up).
+    /// Stops the loop and waits (a few seconds at most) until its SASP sessions have
+    /// deregistered.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.wake.notify_one();
+        if let Some(done) = self.done.lock().take() {
+            let _ = done.recv_timeout(steering::SHUTDOWN_WAIT + Duration::from_secs(2));
+        }
     }
 
     /// A committed configuration (called with the node locked); returns the overlay for it,
@@ -131,6 +148,8 @@ impl Health {
         core.config = Arc::new(config.clone());
         core.scheduler.configure(now, config);
         core.manager.configure(config, now);
+        core.reconcile = true;
+        core.sasp = core.steering.input(config);
         let advisor = advisor_inputs(config, &core.scheduler, now);
         core.overlay = Overlay::compute(config, &advisor, core.manager.weights(), &core.sasp);
         let overlay = core.overlay.clone();
@@ -300,9 +319,23 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
     let mut probes = probe::runner::Runner::new(probe::ProbeContext::new(None));
     let mut script_dir: Option<PathBuf> = None;
     let mut last_partner_send: Option<Instant> = None;
+    let (sasp_tx, mut sasp_rx) = tokio::sync::mpsc::channel(sasp::EVENT_QUEUE);
+    let seed = crate::ha::random_u64();
     loop {
         if stop.load(Ordering::Relaxed) {
+            let mut sessions = std::mem::take(&mut core.lock().steering);
+            sessions.shutdown().await;
             return;
+        }
+        {
+            let mut c = core.lock();
+            if c.reconcile {
+                c.reconcile = false;
+                let config = c.config.clone();
+                c.steering.reconcile(&config, &sasp_tx, seed);
+                c.sasp = c.steering.input(&config);
+                c.dirty = true;
+            }
         }
         let now = Instant::now();
         // The manager's interval: the engine's counters, read without any lock but its own.
@@ -342,6 +375,14 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
             _ = wake.notified() => {}
             Some((id, outcome)) = probes.next(), if !probes.is_empty() => {
                 core.lock().scheduler.handle_result(Instant::now(), id, outcome);
+            }
+            Some(event) = sasp_rx.recv() => {
+                let mut c = core.lock();
+                if c.steering.handle_event(event) {
+                    let config = c.config.clone();
+                    c.sasp = c.steering.input(&config);
+                    c.dirty = true;
+                }
             }
             _ = tokio::time::sleep_until(until.into()) => {}
         }

@@ -19,7 +19,6 @@
 //! bundle [`SYSTEM_CA_FILE`]; the certificate must name the GWM's IP address (an IP
 //! subjectAltName), since `sasp add` names the GWM by address. No client certificate is
 //! sent.
-#![allow(dead_code)] // until the health loop (lead) uses it
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -32,6 +31,7 @@ use anyhow::{Context, Result, bail};
 use tandem_core::sasp::codec::{ReturnCode, WeightEntry};
 use tandem_core::sasp::lb::{
     Backoff, Groups, GwmState, LbEvent, LbSession, LbSettings, MemberId, SettingsError,
+    group_confident,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -88,13 +88,53 @@ pub enum SaspEventKind {
     Disconnected { reason: String },
 }
 
+/// What the health loop knows of one GWM, kept up to date from its events: the basis of
+/// `sasp report` and of the weights the overlay takes from SASP.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GwmView {
+    pub state: Option<GwmState>,
+    /// The last disconnection or refusal, for the report.
+    pub last_error: Option<String>,
+    /// The last merged weights of each group.
+    pub weights: BTreeMap<String, BTreeMap<MemberId, WeightEntry>>,
+}
+
+impl GwmView {
+    pub fn apply(&mut self, event: &SaspEventKind) {
+        match event {
+            SaspEventKind::State(state) => {
+                self.state = Some(*state);
+                if *state == GwmState::Lost {
+                    self.weights.clear();
+                }
+            }
+            SaspEventKind::Weights { group, entries } => {
+                self.weights.insert(group.clone(), entries.clone());
+            }
+            SaspEventKind::Refused { request, code } => {
+                self.last_error = Some(format!("{request} refused: {code}"));
+            }
+            SaspEventKind::Disconnected { reason } => self.last_error = Some(reason.clone()),
+        }
+    }
+
+    /// The weights of `group` that are to steer now: the GWM is connected or in grace, and
+    /// at least one member is CONFIDENT (else `None`: advisors and manager decide).
+    pub fn steering(&self, group: &str) -> Option<&BTreeMap<MemberId, WeightEntry>> {
+        let table = self.weights.get(group)?;
+        (self.state.is_some_and(GwmState::steers) && group_confident(table.values()))
+            .then_some(table)
+    }
+}
+
 enum Command {
     SetGroups(Groups),
     Quiesce(MemberId, bool),
     Shutdown(Duration),
 }
 
-/// Controls one GWM's task.
+/// Controls one GWM's task. Dropping it shuts the task down as [`SaspHandle::shutdown`]
+/// does, with a 2 s wait for the DeRegistration reply (without the abort).
 pub struct SaspHandle {
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
@@ -122,11 +162,6 @@ impl SaspHandle {
         {
             task.abort();
         }
-    }
-
-    /// Whether the task has ended (shut down, or the health loop's receiver is gone).
-    pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
     }
 }
 

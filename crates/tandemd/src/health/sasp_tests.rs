@@ -566,3 +566,37 @@ fn shutdown_is_bounded_when_the_gwm_does_not_answer() {
         assert!(spawn(cfg, tx).is_err());
     });
 }
+
+#[test]
+fn gwm_view_follows_the_events() {
+    let mut v = GwmView::default();
+    let entry = |flags| WeightEntry {
+        state: 0,
+        flags,
+        weight: 10,
+    };
+    let weights = |flags| SaspEventKind::Weights {
+        group: GROUP.into(),
+        entries: BTreeMap::from([(mid(1), entry(flags))]),
+    };
+    v.apply(&SaspEventKind::State(GwmState::Registering));
+    v.apply(&weights(OK));
+    assert!(v.steering(GROUP).is_none(), "not yet connected");
+    v.apply(&SaspEventKind::State(GwmState::Connected));
+    assert_eq!(v.steering(GROUP).unwrap()[&mid(1)].weight, 10);
+    assert!(v.steering("other").is_none());
+    v.apply(&weights(WEIGHT_CONTACT));
+    assert!(v.steering(GROUP).is_none(), "no member confident");
+    v.apply(&weights(OK));
+    v.apply(&SaspEventKind::Disconnected {
+        reason: "the GWM closed the connection".into(),
+    });
+    v.apply(&SaspEventKind::State(GwmState::Grace));
+    assert!(v.steering(GROUP).is_some(), "last weights during grace");
+    assert_eq!(
+        v.last_error.as_deref(),
+        Some("the GWM closed the connection")
+    );
+    v.apply(&SaspEventKind::State(GwmState::Lost));
+    assert!(v.steering(GROUP).is_none() && v.weights.is_empty());
+}

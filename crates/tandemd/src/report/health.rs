@@ -153,7 +153,56 @@ pub fn render(core: &Core, cmd: &Command, now: Instant) -> Result<(String, serde
             }
             Ok((out, serde_json::to_value(&rep)?))
         }
-        Command::SaspReport => Err(anyhow!("sasp report: SASP sessions are not wired yet")),
+        Command::SaspReport => {
+            let rep = core.steering.report(&core.config);
+            let mut out = String::new();
+            for g in &rep.groups {
+                let _ = writeln!(out, "SASP group {}", g.name);
+                for gwm in &g.gwms {
+                    let _ = writeln!(
+                        out,
+                        "  GWM {}:{} {} (LB UID {}, {:?}, {} members){}",
+                        gwm.address,
+                        gwm.port,
+                        gwm.state,
+                        gwm.lb_uid.as_deref().unwrap_or("-"),
+                        gwm.mode,
+                        if gwm.changed_only { "changed" } else { "all" },
+                        gwm.last_error
+                            .as_ref()
+                            .map(|e| format!(": last error: {e}"))
+                            .unwrap_or_default()
+                    );
+                    let mut t = Table::new(&[
+                        "    Member",
+                        "Port",
+                        "Proto",
+                        "Weight",
+                        "Raw",
+                        "Contact",
+                        "Quiesce",
+                        "Confident",
+                    ]);
+                    for m in &gwm.members {
+                        t.row(vec![
+                            format!("    {}", m.address),
+                            m.port.to_string(),
+                            m.protocol.clone(),
+                            m.weight.to_string(),
+                            m.raw_weight.to_string(),
+                            m.contact.to_string(),
+                            m.quiesce.to_string(),
+                            m.confident.to_string(),
+                        ]);
+                    }
+                    out.push_str(&t.render());
+                }
+            }
+            if rep.groups.is_empty() {
+                out.push_str("no SASP group (sasp add CLUSTER[@PORT] gwm ADDRESS)\n");
+            }
+            Ok((out, serde_json::to_value(&rep)?))
+        }
         other => Err(anyhow!("'{other}' is not a health query")),
     }
 }

@@ -2,7 +2,9 @@
 //! GWM's weight entry becomes a server weight (for the overlay).
 
 use super::super::codec::WeightEntry;
+use super::MemberId;
 use crate::config::SaspGroupTarget;
+use serde::Serialize;
 use std::net::IpAddr;
 
 /// The SASP group name of a `sasp add` target: `CLUSTER@PORT`, or `CLUSTER` for a
@@ -39,4 +41,41 @@ pub fn effective_weight(entry: &WeightEntry, weightbound: u32) -> u32 {
 /// (RFC 4678 §5.3: when no member is, the GWM is disregarded for the group).
 pub fn group_confident<'a>(entries: impl IntoIterator<Item = &'a WeightEntry>) -> bool {
     entries.into_iter().any(WeightEntry::confident)
+}
+
+/// One member of `sasp report` (the design's JSON shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberReport {
+    pub address: IpAddr,
+    pub port: u16,
+    /// `tcp`, `udp`, or the IP protocol number.
+    pub protocol: String,
+    /// The weight it gets from this GWM ([`effective_weight`]).
+    pub weight: u32,
+    /// The GWM's weight, 0–65535.
+    pub raw_weight: u16,
+    pub contact: bool,
+    pub quiesce: bool,
+    pub registration: bool,
+    pub confident: bool,
+}
+
+impl MemberReport {
+    pub fn new(member: &MemberId, entry: &WeightEntry, weightbound: u32) -> MemberReport {
+        MemberReport {
+            address: member.address,
+            port: member.port,
+            protocol: match member.protocol {
+                super::PROTOCOL_TCP => "tcp".to_owned(),
+                super::PROTOCOL_UDP => "udp".to_owned(),
+                p => p.to_string(),
+            },
+            weight: effective_weight(entry, weightbound),
+            raw_weight: entry.weight,
+            contact: entry.contact(),
+            quiesce: entry.quiesce(),
+            registration: entry.registration(),
+            confident: entry.confident(),
+        }
+    }
 }

@@ -916,3 +916,22 @@ fn refused_and_empty_groups_are_left_out_of_get_weights() {
         "refused a and empty left out"
     );
 }
+
+#[test]
+fn member_report_shape() {
+    let e = WeightEntry {
+        state: 0,
+        flags: OK | WEIGHT_QUIESCE,
+        weight: 65_535,
+    };
+    let r = MemberReport::new(&mid(1, 80), &e, 20);
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"address": "198.51.100.1", "port": 80, "protocol": "tcp", "weight": 0,
+            "raw_weight": 65535, "contact": true, "quiesce": true, "registration": true,
+            "confident": true})
+    );
+    let e = WeightEntry { flags: OK, ..e };
+    assert_eq!(MemberReport::new(&mid(1, 80), &e, 20).weight, 20);
+}

@@ -1,2 +1,3 @@
 mod codec;
+mod interop;
 mod lb;
