@@ -2,6 +2,9 @@
 //! `server report` and steer new connections in proportion, push and pull, all members and
 //! changed only; quiesce stops new connections to that member; killing the GWM keeps the last
 //! weights for the grace period, then the manager steers; a restarted GWM is re-registered.
+//! Every SASP message of each test is captured (tcpdump on the GWM host) and decoded by
+//! tshark's SASP dissector: no malformed packet, no expert warning, the LB UID, the members
+//! and the weights of the test in the decode (acceptance 5).
 //!
 //! Lab: client 192.0.2.10, lb1 192.0.2.2 (tandemd, cluster 192.0.2.100 port 80 MAC,
 //! weightbound 20), servers s1-s3 192.0.2.11-13 (HTTP), gwm 192.0.2.50 (`tandem-gwm run`,
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tandem_lab::cluster::{ClusterLab, TandemNode, server_ip};
 use tandem_lab::health::Service;
-use tandem_lab::health::gwm::{Gwm, MemberWeight, raw_for};
+use tandem_lab::health::gwm::{Gwm, MemberWeight, SaspCapture, raw_for};
 use tandem_lab::health::node::{HealthLab, connect_count, mac_config, server_total, weight};
 use tandem_lab::{serial, wait_until};
 
@@ -25,6 +28,7 @@ struct Sasp {
     hl: HealthLab,
     node: TandemNode,
     gwm: Gwm,
+    capture: Option<SaspCapture>,
     _services: Vec<Service>,
 }
 
@@ -47,6 +51,7 @@ fn setup(tag: &str, sasp_options: &[&str]) -> Sasp {
         .lab
         .add_host("gwm", &[&format!("{GWM_IP}/24")])
         .unwrap();
+    let capture = SaspCapture::start(&gwm_host, hl.cl.lab.log_dir()).expect("tcpdump");
     let gwm = Gwm::start(
         &gwm_host,
         hl.cl.lab.log_dir(),
@@ -65,6 +70,7 @@ fn setup(tag: &str, sasp_options: &[&str]) -> Sasp {
         hl,
         node,
         gwm,
+        capture: Some(capture),
         _services: services,
     }
 }
@@ -112,6 +118,36 @@ impl Sasp {
         let ok = connect_count(&self.hl.cl.client, ClusterLab::cluster(80), count).unwrap();
         assert_eq!(ok, count);
         totals().iter().zip(before).map(|(a, b)| a - b).collect()
+    }
+
+    /// Stops the capture and checks tshark's decode of it: clean, the LB UID, the three
+    /// members, the raw weights `weights` among those carried, and the message `types`
+    /// besides Set LB State and Registration.
+    fn check_capture(&mut self, weights: &[u32], types: &[&str]) {
+        let d = self
+            .capture
+            .take()
+            .expect("capture already checked")
+            .finish()
+            .unwrap_or_else(|e| panic!("tshark: {e:#}"));
+        eprintln!("tshark: {} SASP messages, types {:?}", d.messages, d.types);
+        assert!(d.messages >= 6, "{d:?}");
+        // Set LB State, Registration and their replies at least.
+        for &t in ["0x1050", "0x1055", "0x1010", "0x1015"].iter().chain(types) {
+            assert!(d.types.contains(t), "no message {t} decoded: {:?}", d.types);
+        }
+        assert!(d.pdml.contains("tandem-192.0.2.2"), "LB UID not decoded");
+        for n in 1..=3 {
+            assert!(d.members.contains(&server_ip(n)), "{:?}", d.members);
+        }
+        for &w in weights {
+            let raw = u64::from(raw_for(w, 20));
+            assert!(
+                d.weights.contains(&raw),
+                "weight {raw} not decoded: {:?}",
+                d.weights
+            );
+        }
     }
 
     fn gwm_report(&self) -> serde_json::Value {
@@ -232,12 +268,13 @@ fn lab_sasp_push_all_quiesce_grace_and_reregistration() {
             .all(|m| m["registration"] == true),
         "{g}"
     );
+    t.check_capture(&[20, 10, 5], &["0x1040"]); // Send Weights
 }
 
 #[test]
 fn lab_sasp_pull_changed_only() {
     let _guard = serial();
-    let t = setup(
+    let mut t = setup(
         "sasppull",
         &["mode", "pull", "members", "changed", "interval", "1"],
     );
@@ -260,4 +297,6 @@ fn lab_sasp_pull_changed_only() {
     t.gwm.set_weights(&members([0, 20, 5], [false; 3])).unwrap();
     t.wait_weights([0, 20, 5], "sasp", t2, Duration::from_secs(10));
     assert_in_proportion(&t.spread(100), [0, 20, 5]);
+    // Get Weights requests and replies (pull) carried every weight of the test.
+    t.check_capture(&[20, 10, 5, 0], &["0x1030", "0x1035"]); // Get Weights
 }

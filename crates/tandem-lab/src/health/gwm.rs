@@ -181,9 +181,167 @@ pub fn raw_for(weight: u32, bound: u32) -> u16 {
     ((f64::from(weight) * 65535.0 / f64::from(bound)).round() as u32).min(65535) as u16
 }
 
+/// `tcpdump` of the SASP port on a lab host's `eth0`, written to a pcap file.
+pub struct SaspCapture {
+    process: LabProcess,
+    pub pcap: PathBuf,
+}
+
+impl SaspCapture {
+    /// Starts `tcpdump -i eth0 -U -w DIR/HOST-sasp.pcap tcp port 3860` on `host` and waits
+    /// until it listens.
+    pub fn start(host: &Host, dir: &Path) -> Result<SaspCapture> {
+        let pcap = dir.join(format!("{}-sasp.pcap", host.name));
+        let mut process = host
+            .spawn([
+                "tcpdump",
+                "-i",
+                "eth0",
+                "-U",
+                "-n",
+                "-w",
+                &pcap.display().to_string(),
+                "tcp",
+                "port",
+                &GWM_PORT.to_string(),
+            ])
+            .context("tcpdump (apt-get install tcpdump)")?;
+        process.wait_for_log("listening on", Duration::from_secs(10))?;
+        Ok(SaspCapture { process, pcap })
+    }
+
+    /// Stops the capture (SIGINT, so the file is complete) and decodes it with tshark's SASP
+    /// dissector ([`check_sasp_pcap`]).
+    pub fn finish(mut self) -> Result<SaspDecode> {
+        std::thread::sleep(Duration::from_millis(500));
+        self.process.signal(libc::SIGINT)?;
+        self.process.wait(Duration::from_secs(10))?;
+        check_sasp_pcap(&self.pcap)
+    }
+}
+
+/// What tshark decoded from a capture of SASP sessions.
+#[derive(Debug, Default)]
+pub struct SaspDecode {
+    /// SASP messages (PDUs) decoded.
+    pub messages: usize,
+    /// Message types seen (`0x1010` ...).
+    pub types: std::collections::BTreeSet<String>,
+    /// Weights carried in weight entries.
+    pub weights: std::collections::BTreeSet<u64>,
+    /// Member addresses carried.
+    pub members: std::collections::BTreeSet<String>,
+    /// The whole PDML, for searching (LB UIDs appear in it as text).
+    pub pdml: String,
+}
+
+fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = line.find(&key)? + key.len();
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+/// Runs `tshark -r PCAP -d tcp.port==3860,sasp -T pdml` and fails on a malformed packet or
+/// an expert warning or error inside a SASP PDU; returns what it decoded.
+pub fn check_sasp_pcap(pcap: &Path) -> Result<SaspDecode> {
+    let out = std::process::Command::new("tshark")
+        .arg("-r")
+        .arg(pcap)
+        .args(["-d", &format!("tcp.port=={GWM_PORT},sasp"), "-T", "pdml"])
+        .output()
+        .context("running tshark (apt-get install tshark)")?;
+    if !out.status.success() {
+        bail!("tshark failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let pdml = String::from_utf8_lossy(&out.stdout).into_owned();
+    decode_pdml(pdml).with_context(|| format!("decoding {}", pcap.display()))
+}
+
+/// The checks of [`check_sasp_pcap`] on tshark's PDML.
+pub fn decode_pdml(pdml: String) -> Result<SaspDecode> {
+    let mut d = SaspDecode::default();
+    let mut in_sasp = false;
+    for (n, line) in pdml.lines().enumerate() {
+        let t = line.trim_start();
+        if t.contains("_ws.malformed") {
+            bail!("PDML line {n}: malformed packet: {t}");
+        }
+        if t.starts_with("<proto ") {
+            in_sasp = attr(t, "name") == Some("sasp");
+        } else if t.starts_with("</packet>") {
+            in_sasp = false;
+        }
+        if !in_sasp {
+            continue;
+        }
+        let show = attr(t, "show").unwrap_or("");
+        match attr(t, "name") {
+            Some("_ws.expert.severity") => {
+                // chat 0x00200000, note 0x00400000, warn 0x00600000, error 0x00800000
+                let sev: u64 = show.parse().unwrap_or(0);
+                if sev >= 0x0060_0000 {
+                    bail!("PDML line {n}: expert info of severity {sev:#x} in SASP: {t}");
+                }
+            }
+            // The field also names components (0x3xxx, 0x4xxx) and the header (0x2010).
+            Some("sasp.msg.type") if show.starts_with("0x10") => {
+                d.messages += 1;
+                d.types.insert(show.to_string());
+            }
+            Some("sasp.wtentrydatacomp.weight") => {
+                let w: Option<u64> = attr(t, "showname")
+                    .and_then(|s| s.rsplit(' ').next())
+                    .and_then(|v| v.parse().ok());
+                d.weights.extend(w);
+            }
+            Some("sasp.memdatacomp.ip") => {
+                // IPv4 members are shown as IPv4-compatible IPv6 (`::192.0.2.21`).
+                d.members.insert(show.trim_start_matches("::").to_string());
+            }
+            _ => {}
+        }
+    }
+    d.pdml = pdml;
+    Ok(d)
+}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines as tshark 4.0 writes them (from a capture of tandem-gwm).
+    const PDML: &str = r#"<packet>
+  <proto name="tcp" showname="TCP" size="20" pos="34">
+      <field name="_ws.expert.severity" showname="Severity level: Warning" size="0" pos="0" show="6291456"/>
+  </proto>
+  <proto name="sasp" showname="Server/Application State Protocol" size="60" pos="66">
+    <field name="sasp.msg.type" showname="Type: SASP" size="2" pos="66" show="0x2010" value="2010"/>
+    <field name="sasp.msg.type" showname="Message Type: Send Weights (0x1040)" size="2" pos="79" show="0x1040" value="1040"/>
+      <field name="sasp.setlbstate-req.lbuid" showname="Set LB State Req-LB UID: tandem-192.0.2.10" size="17" pos="84" show="tandem-192.0.2.10" value="74"/>
+        <field name="sasp.memdatacomp.ip" showname="Member Data Comp (::192.0.2.21)" size="24" pos="129" show="::192.0.2.21" value="30">
+          <field name="sasp.wtentrydatacomp.weight" showname="Wt Entry Data Comp-weight: 32768" size="2" pos="150" show="0x8000" value="8000"/>
+          <field name="sasp.msg.type" showname="Wt Entry Data Comp: Weight Entry Data Component (0x3012)" size="2" pos="152" show="0x3012" value="3012"/>
+          <field name="_ws.expert.severity" showname="Severity level: Note" size="0" pos="0" show="4194304"/>
+  </proto>
+</packet>
+"#;
+
+    #[test]
+    fn pdml_decode_counts_messages_weights_members_and_ignores_tcp_warnings() {
+        let d = decode_pdml(PDML.to_string()).unwrap();
+        assert_eq!(d.messages, 1);
+        assert_eq!(d.types.iter().collect::<Vec<_>>(), ["0x1040"]);
+        assert_eq!(d.weights.iter().collect::<Vec<_>>(), [&32768]);
+        assert_eq!(d.members.iter().collect::<Vec<_>>(), ["192.0.2.21"]);
+        assert!(d.pdml.contains("tandem-192.0.2.10"));
+        let warn = PDML.replace("show=\"4194304\"", "show=\"6291456\"");
+        assert!(
+            decode_pdml(warn).is_err(),
+            "a warning inside SASP must fail"
+        );
+        let bad = PDML.replace("<proto name=\"tcp\"", "<proto name=\"_ws.malformed\"");
+        assert!(decode_pdml(bad).is_err());
+    }
 
     #[test]
     fn raw_weights_round_trip_through_the_conversion() {
