@@ -147,6 +147,16 @@ impl Node {
             },
             _ => None,
         };
+        if report::health::is_health_query(&cmd) {
+            // Answered from the health loop's state alone, without the node lock.
+            return match self
+                .health
+                .with_core(|core| report::health::render(core, &cmd, Instant::now()))
+            {
+                Ok((text, data)) => Reply::ok(text, data),
+                Err(e) => Reply::err(format!("{e:#}")),
+            };
+        }
         let mut st = self.state.lock();
         if cmd.is_mutation() {
             let mut new = st.config.clone();
@@ -264,11 +274,6 @@ impl Node {
                     ),
                     serde_json::json!({"key_file": path}),
                 ));
-            }
-            c if report::health::is_health_query(c) => {
-                return self
-                    .health
-                    .with_core(|core| report::health::render(core, c, now));
             }
             _ => {}
         }
@@ -435,9 +440,11 @@ impl Node {
         Ok(())
     }
 
-    /// New weights from the health loop.
-    pub fn apply_overlay(&self, overlay: Overlay) {
+    /// New weights from the health loop: installs its latest overlay, read under the node lock
+    /// (so a commit that ran meanwhile, with its own overlay, is never undone by an older one).
+    pub fn refresh_overlay(&self) {
         let mut st = self.state.lock();
+        let overlay = self.health.with_core(|c| c.overlay.clone());
         if st.overlay != overlay {
             st.overlay = overlay;
             self.refresh_plan(&mut st);
@@ -712,11 +719,14 @@ impl Node {
     /// Orderly stop (SIGTERM/SIGINT): stop forwarding and tell the partner, whose takeover is
     /// then immediate instead of waiting for hatimeout.
     pub fn shutdown(&self) {
-        self.health.shutdown();
         let now = Instant::now();
         let mut st = self.state.lock();
+        // The partner hears first (it takes over at once); the GWMs are told after.
         st.ha.node.executor_stopped(now);
         self.flush(&mut st, now);
+        drop(st);
+        self.health.shutdown();
+        let mut st = self.state.lock();
         st.config.executor.started = false;
         self.refresh_plan(&mut st);
         if let Some(dp) = &st.dataplane {

@@ -10,7 +10,9 @@
 //! * scheduler events to the `serverDown` / `serverUp` / `managerAlert` / `managerClear`
 //!   scripts;
 //! * the engine's per-server counters into the manager every manager interval;
-//! * the overlay, when it changed, to the node, which recompiles the forwarding plan;
+//! * the overlay, when it changed, to the node, which recompiles the forwarding plan (the node
+//!   reads the latest overlay from [`Core`] under its own lock, so a commit's overlay is never
+//!   replaced by an older one);
 //! * the advisor states to the Standby every [`PARTNER_SEND`], and the partner's into the
 //!   scheduler while this node does not forward.
 //!
@@ -257,7 +259,7 @@ fn partner_chunks(states: &[TargetState]) -> Vec<Vec<u8>> {
 struct Step {
     probes: Vec<Probe>,
     scripts: Vec<advisor::Event>,
-    overlay: Option<Overlay>,
+    overlay_changed: bool,
     partner: Vec<Vec<u8>>,
     wake: Option<Instant>,
     script_dir: Option<PathBuf>,
@@ -288,8 +290,8 @@ fn step(core: &mut Core, now: Instant, last_partner_send: &mut Option<Instant>) 
         let advisor = advisor_inputs(&config, &core.scheduler, now);
         let overlay = Overlay::compute(&config, &advisor, core.manager.weights(), &core.sasp);
         if overlay != core.overlay {
-            core.overlay = overlay.clone();
-            out.overlay = Some(overlay);
+            core.overlay = overlay;
+            out.overlay_changed = true;
         }
     }
     if core.forwarding
@@ -324,7 +326,7 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
     loop {
         if stop.load(Ordering::Relaxed) {
             let mut sessions = std::mem::take(&mut core.lock().steering);
-            sessions.shutdown().await;
+            sessions.shutdown(&mut sasp_rx).await;
             return;
         }
         {
@@ -364,8 +366,8 @@ async fn run(node: Arc<Node>, core: Arc<Mutex<Core>>, wake: Arc<Notify>, stop: A
             tracing::info!(script = e.script(), env = ?e.env(), "advisor event");
             node.queue_health_script(e.script(), e.env());
         }
-        if let Some(overlay) = s.overlay {
-            node.apply_overlay(overlay);
+        if s.overlay_changed {
+            node.refresh_overlay();
         }
         if !s.partner.is_empty() {
             node.send_health(&s.partner);

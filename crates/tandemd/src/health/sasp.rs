@@ -60,12 +60,16 @@ pub struct SaspConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// Seed of the reconnection jitter (distinct per node and GWM).
     pub seed: u64,
+    /// Names this session in its events (distinct per session of a loop).
+    pub serial: u64,
 }
 
 /// A report of one GWM's task to the health loop.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SaspEvent {
     pub gwm: SocketAddr,
+    /// The session's [`SaspConfig::serial`]: events of a replaced session are told apart.
+    pub serial: u64,
     pub kind: SaspEventKind,
 }
 
@@ -298,6 +302,7 @@ impl Task {
     async fn report(&mut self, kind: SaspEventKind) -> Result<(), Stop> {
         let event = SaspEvent {
             gwm: self.config.gwm,
+            serial: self.config.serial,
             kind,
         };
         self.events.send(event).await.map_err(|_| Stop::End)

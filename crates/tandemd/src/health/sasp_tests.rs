@@ -79,6 +79,7 @@ fn config(gwm: SocketAddr, mode: SaspMode, grace: f64) -> SaspConfig {
         grace: Duration::from_secs_f64(grace),
         tls: None,
         seed: 1,
+        serial: 0,
     }
 }
 

@@ -33,6 +33,8 @@ struct Wanted {
 
 struct Session {
     handle: SaspHandle,
+    /// The serial its events carry.
+    serial: u64,
     wanted: Wanted,
     /// State, last weights per group and last error, from the task's events.
     view: GwmView,
@@ -42,6 +44,10 @@ struct Session {
 #[derive(Default)]
 pub struct Steering {
     sessions: BTreeMap<GwmAddress, Session>,
+    /// The serial of the next session.
+    next_serial: u64,
+    /// The client configuration of `tls yes`, read once (not at every reconcile).
+    tls: Option<std::sync::Arc<rustls::ClientConfig>>,
     /// Why a GWM of the configuration has no session (e.g. TLS without CA certificates).
     refused: BTreeMap<GwmAddress, String>,
 }
@@ -170,8 +176,15 @@ impl Steering {
                 }
             }
             let tls = if w.tls {
-                match sasp::default_tls_config() {
-                    Ok(c) => Some(c),
+                let loaded = match self.tls.clone() {
+                    Some(c) => Ok(c),
+                    None => sasp::default_tls_config(),
+                };
+                match loaded {
+                    Ok(c) => {
+                        self.tls = Some(c.clone());
+                        Some(c)
+                    }
                     Err(e) => {
                         let reason = format!("tls yes: {e:#}");
                         tracing::warn!(gwm = %gwm.0, "SASP: {reason}");
@@ -189,7 +202,10 @@ impl Steering {
                 grace: w.grace,
                 tls,
                 seed: seed ^ u64::from(gwm.1) ^ hash_ip(gwm.0),
+                serial: self.next_serial,
             };
+            let serial = self.next_serial;
+            self.next_serial += 1;
             match sasp::spawn(cfg, events.clone()) {
                 Ok(handle) => {
                     for m in &w.quiesced {
@@ -200,6 +216,7 @@ impl Steering {
                         gwm,
                         Session {
                             handle,
+                            serial,
                             wanted: w,
                             view: GwmView::default(),
                         },
@@ -220,6 +237,10 @@ impl Steering {
         let Some(s) = self.sessions.get_mut(&key) else {
             return false;
         };
+        if s.serial != event.serial {
+            // From a replaced session that is still shutting down.
+            return false;
+        }
         let steered = s.view.state.is_some_and(GwmState::steers);
         s.view.apply(&event.kind);
         let steers = s.view.state.is_some_and(GwmState::steers);
@@ -267,13 +288,20 @@ impl Steering {
         input
     }
 
-    /// Deregisters everything (daemon stop), waiting at most [`SHUTDOWN_WAIT`].
-    pub async fn shutdown(&mut self) {
+    /// Deregisters everything (daemon stop), waiting at most [`SHUTDOWN_WAIT`]; keeps taking
+    /// the sessions' events meanwhile, so that no task waits on a full channel instead of
+    /// deregistering.
+    pub async fn shutdown(&mut self, events: &mut mpsc::Receiver<SaspEvent>) {
         let mut set = tokio::task::JoinSet::new();
         for s in std::mem::take(&mut self.sessions).into_values() {
             set.spawn(s.handle.shutdown(SHUTDOWN_WAIT));
         }
-        while set.join_next().await.is_some() {}
+        loop {
+            tokio::select! {
+                done = set.join_next() => if done.is_none() { return },
+                _ = events.recv() => {}
+            }
+        }
     }
 
     /// `sasp report`.
@@ -281,20 +309,14 @@ impl Steering {
         let mut groups = Vec::new();
         for (target, gwms) in &config.health.sasp {
             let name = group_name(target);
-            let weightbound = |member: &MemberId| {
-                group_servers(config, target)
-                    .into_iter()
-                    .find(|(_, m)| m == member)
-                    .and_then(|(id, _)| {
-                        config
-                            .clusters
-                            .get(&id.cluster)?
-                            .ports
-                            .get(&id.port)
-                            .map(|p| p.weightbound)
-                    })
-                    .unwrap_or(20)
-            };
+            let bounds: BTreeMap<MemberId, u32> = group_servers(config, target)
+                .into_iter()
+                .filter_map(|(id, m)| {
+                    let p = config.clusters.get(&id.cluster)?.ports.get(&id.port)?;
+                    Some((m, p.weightbound))
+                })
+                .collect();
+            let weightbound = |member: &MemberId| bounds.get(member).copied().unwrap_or(20);
             let mut rows = Vec::new();
             for (gwm, settings) in gwms {
                 let session = self.sessions.get(gwm);

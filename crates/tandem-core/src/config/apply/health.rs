@@ -100,6 +100,18 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
                 AdvisorSetting::ConnectTimeout(s) if !seconds_ok(s) => {
                     bad_seconds("connecttimeout", s)
                 }
+                AdvisorSetting::ConnectTimeout(_)
+                    if matches!(
+                        key.kind,
+                        AdvisorKind::Ping | AdvisorKind::Dns | AdvisorKind::Custom(_)
+                    ) =>
+                {
+                    invalid(format!(
+                        "advisor {} has no connect phase (it sends one query and waits \
+                         receivetimeout for the answer): set receivetimeout",
+                        key.kind.keyword()
+                    ))
+                }
                 AdvisorSetting::ReceiveTimeout(s) if !seconds_ok(s) => {
                     bad_seconds("receivetimeout", s)
                 }
@@ -285,6 +297,24 @@ impl Config {
                 settings,
             } => {
                 self.check_port_exists(group.cluster, group.port)?;
+                // One connection per GWM carries every group that names it (a GWM replaces a
+                // connection whose LB UID it knows): its settings must agree.
+                if let Some((other, theirs)) = self
+                    .health
+                    .sasp
+                    .iter()
+                    .find_map(|(g, gwms)| gwms.get(gwm).filter(|_| g != group).map(|s| (g, s)))
+                    && theirs != settings
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "gwm {} port {} already serves sasp group {} with other settings (one \
+                         connection per GWM carries all its groups): use the same mode, \
+                         members, interval, grace and tls",
+                        gwm.0,
+                        gwm.1,
+                        group_name(other)
+                    )));
+                }
                 let gwms = self.health.sasp.entry(*group).or_default();
                 if gwms.contains_key(gwm) {
                     return Err(ConfigError::SaspGwmExists {

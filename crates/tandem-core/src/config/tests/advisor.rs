@@ -337,3 +337,22 @@ fn removing_a_cluster_or_port_removes_its_advisors_and_sasp_groups() {
     );
     assert_eq!(c.health.sasp.len(), 1);
 }
+
+/// `connecttimeout` means something only to the advisors that connect (connect, http, https).
+#[test]
+fn connecttimeout_is_refused_where_there_is_no_connect_phase() {
+    let mut c = config("cluster add 192.0.2.100\nport add 192.0.2.100@80");
+    for name in ["ping", "dns", "ADV_load"] {
+        run(&mut c, &format!("advisor start {name} 80"));
+        assert_eq!(
+            fail(&mut c, &format!("advisor connecttimeout {name} 80 2")),
+            format!(
+                "advisor {name} has no connect phase (it sends one query and waits \
+                 receivetimeout for the answer): set receivetimeout"
+            )
+        );
+        run(&mut c, &format!("advisor receivetimeout {name} 80 2"));
+    }
+    run(&mut c, "advisor start http 80");
+    run(&mut c, "advisor connecttimeout http 80 2");
+}

@@ -193,6 +193,36 @@ fn sasp_apply() {
     assert!(c.health.sasp.is_empty());
 }
 
+/// One connection per GWM carries every group that names it, so two groups may share a GWM
+/// only with the same settings (review finding: the second group's were silently unused).
+#[test]
+fn sasp_groups_sharing_a_gwm_agree_on_its_settings() {
+    let mut c = sample();
+    run(
+        &mut c,
+        "sasp add 192.0.2.100@80 gwm 198.51.100.7 mode pull interval 5",
+    );
+    assert_eq!(
+        fail(
+            &mut c,
+            "sasp add 192.0.2.100@443 gwm 198.51.100.7 mode push members changed"
+        ),
+        "gwm 198.51.100.7 port 3860 already serves sasp group 192.0.2.100@80 with other \
+         settings (one connection per GWM carries all its groups): use the same mode, members, \
+         interval, grace and tls"
+    );
+    run(
+        &mut c,
+        "sasp add 192.0.2.100@443 gwm 198.51.100.7 mode pull interval 5",
+    );
+    // Another port of the same GWM address is another GWM.
+    run(
+        &mut c,
+        "sasp add 192.0.2.100@443 gwm 198.51.100.7 port 4000",
+    );
+    assert_eq!(c.health.sasp.len(), 2);
+}
+
 #[test]
 fn health_queries_are_not_mutations() {
     for q in [

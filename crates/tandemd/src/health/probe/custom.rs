@@ -38,6 +38,8 @@ pub(super) async fn custom(probe: &Probe, name: &str, dir: Option<&Path>) -> Pro
         .env("PORT", probe.port.to_string())
         .env("SERVER", probe.server.to_string())
         .env("SERVER_PORT", probe.address.port().to_string())
+        .env("ADVISORREQUEST", probe.request.as_deref().unwrap_or(""))
+        .env("ADVISORRESPONSE", probe.response.as_deref().unwrap_or(""))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
