@@ -396,3 +396,77 @@ fn lab_sasp_takeover_new_active_steers_at_once() {
         .collect();
     assert_in_proportion(&got, [5, 10, 20]);
 }
+
+/// Bad input (issue 8, Build 7): a GWM whose messages turn malformed (`tandem-gwm --fault
+/// malformed`, after four good ones on each connection) gets its session closed with a
+/// logged reason, and Tandem keeps the last good weights.
+#[test]
+fn lab_sasp_malformed_gwm_messages_keep_the_last_good_weights() {
+    let _guard = serial();
+    let hl = HealthLab::new("saspbad", 1, 3).expect("lab (needs root)");
+    let _services: Vec<Service> = (1..=3)
+        .map(|n| Service::http(hl.server(n), &format!("s{n}"), 80).unwrap())
+        .collect();
+    let gwm_host = hl
+        .cl
+        .lab
+        .add_host("gwm", &[&format!("{GWM_IP}/24")])
+        .unwrap();
+    let gwm = Gwm::start(
+        &gwm_host,
+        hl.cl.lab.log_dir(),
+        INTERVAL,
+        &members([20, 10, 5], [false; 3]),
+        &["--fault", "malformed", "--fault-after", "4"],
+    )
+    .expect("tandem-gwm");
+    let node = hl.start_node(1, &mac_config(1, &[(80, "")], 3)).unwrap();
+    node.ctl(&[
+        "sasp",
+        "add",
+        "192.0.2.100@80",
+        "gwm",
+        GWM_IP,
+        "grace",
+        "30",
+    ])
+    .unwrap();
+    let w = || -> Vec<(u64, String)> {
+        (1..=3)
+            .map(|n| weight(&node, 80, &server_ip(n)).unwrap())
+            .collect()
+    };
+    let want: Vec<(u64, String)> = [20, 10, 5].map(|w| (w, "sasp".to_string())).to_vec();
+    wait_until(Duration::from_secs(15), "weights from SASP", || w() == want)
+        .unwrap_or_else(|e| panic!("{e:#}: {:?}\n{}\n{}", w(), node.log(), gwm.log()));
+    // The malformed message closes the session, with the reason in the log.
+    wait_until(Duration::from_secs(15), "a logged SASP disconnect", || {
+        node.log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("SASP:"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", node.log()));
+    let reason = node
+        .log()
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("SASP:"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("logged: {reason}");
+    // The last good weights stay, and keep steering.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w(), want, "weights changed after a malformed message");
+    let before: Vec<u64> = (1..=3)
+        .map(|n| server_total(&node, 80, &server_ip(n)).unwrap())
+        .collect();
+    assert_eq!(
+        connect_count(&hl.cl.client, ClusterLab::cluster(80), 70).unwrap(),
+        70
+    );
+    let got: Vec<u64> = (1..=3)
+        .map(|n| server_total(&node, 80, &server_ip(n)).unwrap())
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_in_proportion(&got, [20, 10, 5]);
+}
