@@ -17,6 +17,7 @@ mod fault;
 mod probe;
 mod server;
 mod status;
+mod tls;
 mod weights_file;
 
 use std::net::SocketAddr;
@@ -49,7 +50,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Accept load balancers, probe their members, send them weights.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show the view of a running tandem-gwm (from its --status endpoint).
     Status {
         /// The --status address of the running tandem-gwm.
@@ -99,6 +100,12 @@ struct RunArgs {
     weights_file: Option<PathBuf>,
     #[arg(long, help = FAULT_HELP)]
     fault: Option<String>,
+    /// TLS toward load balancers: this PEM certificate chain (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Messages sent normally on each connection before --fault applies.
     #[arg(long, default_value_t = 0)]
     fault_after: u64,
@@ -161,6 +168,10 @@ fn main() -> Result<()> {
                 weights_file: a.weights_file,
                 fault,
                 fault_after,
+                tls: match (&a.tls_cert, &a.tls_key) {
+                    (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+                    _ => None,
+                },
             };
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

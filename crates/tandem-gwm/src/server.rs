@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use tandem_core::sasp::gwm::{ConnId, Gwm, GwmEvent, GwmSettings, MemberHealth, MemberKey};
+use tokio::io::{AsyncRead, AsyncWrite, WriteHalf};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{info, warn};
 
@@ -29,7 +30,7 @@ const WRITER_QUEUE: usize = 1024;
 /// Longest a single write may block.
 const WRITE_TIME: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RunOptions {
     pub listen: SocketAddr,
     pub interval: Duration,
@@ -42,10 +43,19 @@ pub struct RunOptions {
     pub weights_file: Option<PathBuf>,
     pub fault: Option<Fault>,
     pub fault_after: u64,
+    pub tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
+/// A load balancer's connection: TCP, or TLS over TCP.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// TLS handshakes running at once, and how long one may take.
+const MAX_HANDSHAKES: usize = 64;
+const HANDSHAKE_TIME: Duration = Duration::from_secs(10);
+
 enum Input {
-    Accepted(TcpStream, SocketAddr),
+    Accepted(Box<dyn Stream>, SocketAddr),
     Bytes(ConnId, Vec<u8>),
     Eof(ConnId, String),
     Health(MemberKey, MemberHealth),
@@ -83,13 +93,42 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     };
     {
         let tx = tx.clone();
+        let tls = opts.tls.clone();
+        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             loop {
                 match listener.accept().await {
                     Ok((stream, peer)) => {
-                        if tx.send(Input::Accepted(stream, peer)).await.is_err() {
-                            return;
-                        }
+                        let _ = stream.set_nodelay(true);
+                        let Some(tls) = tls.clone() else {
+                            if tx
+                                .send(Input::Accepted(Box::new(stream), peer))
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                            continue;
+                        };
+                        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+                            warn!(
+                                "{peer}: more than {MAX_HANDSHAKES} TLS handshakes at once, refused"
+                            );
+                            continue;
+                        };
+                        let tx = tx.clone();
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            match tokio::time::timeout(HANDSHAKE_TIME, tls.accept(stream)).await {
+                                Ok(Ok(s)) => {
+                                    let _ = tx.send(Input::Accepted(Box::new(s), peer)).await;
+                                }
+                                Ok(Err(e)) => warn!("{peer}: TLS handshake failed: {e}"),
+                                Err(_) => warn!(
+                                    "{peer}: TLS handshake not done within {HANDSHAKE_TIME:?}"
+                                ),
+                            }
+                        });
                     }
                     Err(e) => {
                         warn!("accept: {e}");
@@ -110,6 +149,8 @@ pub async fn run(opts: RunOptions) -> Result<()> {
     let probes = Arc::new(Semaphore::new(MAX_PROBES));
     // Members being probed: a slow member is not probed twice at once.
     let mut inflight: BTreeSet<MemberKey> = BTreeSet::new();
+    // Members probed at least once (new ones are probed at once).
+    let mut probed: BTreeSet<MemberKey> = BTreeSet::new();
     let mut probe_tick = tokio::time::interval(opts.interval);
     probe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut file_tick = tokio::time::interval(Duration::from_secs(1));
@@ -124,6 +165,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let mut registered = false;
         tokio::select! {
             input = rx.recv() => {
                 let Some(input) = input else { return Ok(()) };
@@ -132,8 +174,7 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                     Input::Accepted(stream, peer) => match gwm.accept(now, peer.to_string()) {
                         Ok(id) => {
                             info!("connection {} from {peer}", id.0);
-                            let _ = stream.set_nodelay(true);
-                            let (mut rd, wr) = stream.into_split();
+                            let (mut rd, wr) = tokio::io::split(stream);
                             let (wtx, wrx) = mpsc::channel(WRITER_QUEUE);
                             tokio::spawn(writer(wr, wrx));
                             let itx = tx.clone();
@@ -161,7 +202,10 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                         }
                         Err(e) => warn!("refused a connection from {peer}: {e}"),
                     },
-                    Input::Bytes(id, bytes) => gwm.handle_bytes(now, id, &bytes),
+                    Input::Bytes(id, bytes) => {
+                        gwm.handle_bytes(now, id, &bytes);
+                        registered = true;
+                    }
                     Input::Eof(id, why) => {
                         info!("connection {}: {why}", id.0);
                         gwm.handle_closed(now, id);
@@ -177,24 +221,9 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
             _ = tokio::time::sleep_until(wake) => gwm.handle_timeout(Instant::now()),
             _ = probe_tick.tick() => {
-                for member in gwm.probe_targets() {
-                    if inflight.contains(&member) {
-                        continue;
-                    }
-                    let Ok(permit) = probes.clone().try_acquire_owned() else {
-                        warn!("more than {MAX_PROBES} probes running: {member:?} skipped this interval");
-                        continue;
-                    };
-                    inflight.insert(member);
-                    let tx = tx.clone();
-                    let load = opts.load.clone();
-                    let (check, limit) = (opts.member_check, opts.probe_timeout);
-                    tokio::spawn(async move {
-                        let _permit = permit;
-                        let health = crate::probe::probe(member, check, &load, limit).await;
-                        let _ = tx.send(Input::Health(member, health)).await;
-                    });
-                }
+                let targets = gwm.probe_targets();
+                probed.retain(|m| targets.contains(m));
+                probe_all(targets, &mut inflight, &mut probed, &probes, &tx, &opts);
             }
             _ = file_tick.tick(), if opts.weights_file.is_some() => {
                 let path = opts.weights_file.as_ref().expect("checked by the guard");
@@ -237,6 +266,14 @@ pub async fn run(opts: RunOptions) -> Result<()> {
                 let _ = reply.send(v);
             }
         }
+        if registered {
+            // Members registered since the last tick are probed at once, not an interval later.
+            let fresh: BTreeSet<MemberKey> =
+                gwm.probe_targets().difference(&probed).copied().collect();
+            if !fresh.is_empty() {
+                probe_all(fresh, &mut inflight, &mut probed, &probes, &tx, &opts);
+            }
+        }
         while let Some(event) = gwm.poll_event() {
             match event {
                 GwmEvent::LbBound { conn, lb_uid } => {
@@ -259,6 +296,37 @@ pub async fn run(opts: RunOptions) -> Result<()> {
             }
         }
         drain(&mut gwm, &mut conns);
+    }
+}
+
+/// Starts a probe of each of `members` not being probed already (each member at most once
+/// at a time, so the waiting tasks are bounded by the registered members).
+fn probe_all(
+    members: BTreeSet<MemberKey>,
+    inflight: &mut BTreeSet<MemberKey>,
+    probed: &mut BTreeSet<MemberKey>,
+    probes: &Arc<Semaphore>,
+    tx: &mpsc::Sender<Input>,
+    opts: &RunOptions,
+) {
+    for member in members {
+        if inflight.contains(&member) {
+            continue;
+        }
+        inflight.insert(member);
+        probed.insert(member);
+        let tx = tx.clone();
+        let load = opts.load.clone();
+        let (check, limit) = (opts.member_check, opts.probe_timeout);
+        let probes = probes.clone();
+        tokio::spawn(async move {
+            // At most MAX_PROBES run at once; the others wait their turn.
+            let Ok(_permit) = probes.acquire_owned().await else {
+                return;
+            };
+            let health = crate::probe::probe(member, check, &load, limit).await;
+            let _ = tx.send(Input::Health(member, health)).await;
+        });
     }
 }
 
@@ -301,7 +369,7 @@ fn drain(gwm: &mut Gwm, conns: &mut BTreeMap<ConnId, Conn>) {
     }
 }
 
-async fn writer(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Out>) {
+async fn writer(mut wr: WriteHalf<Box<dyn Stream>>, mut rx: mpsc::Receiver<Out>) {
     while let Some(out) = rx.recv().await {
         let bytes = match out {
             Out::Bytes(b) => b,

@@ -4,7 +4,8 @@
 //! in SASP, every one of the 11 message types seen, and for every message of every
 //! connection, in order, tshark's fields (types, IDs, lengths, LB UIDs, group names, member
 //! addresses, ports, protocols, labels, weights, flags, return codes, interval) equal what the
-//! codec says was sent. Needs root, `tcpdump` and `tshark` (fails loudly without them).
+//! codec says was sent. A third connection is driven by the shared `LbSession` itself.
+//! Needs root, `tcpdump` and `tshark` (fails loudly without them).
 
 mod support;
 
@@ -20,7 +21,9 @@ use tandem_core::sasp::codec::{
 use tandem_lab::Lab;
 
 use support::pdml::{Summary, expected, parse_pdml};
-use support::{Lb, MemberServer, PORT, await_state, member, merge, need};
+use support::{Lb, MemberServer, PORT, SessionDriver, await_state, member, merge, need};
+use tandem_core::config::SaspMode;
+use tandem_core::sasp::lb::{LbEvent, LbSession, LbSettings, MemberId, SessionState};
 
 const GWM_IP: &str = "192.0.2.50";
 
@@ -80,7 +83,7 @@ fn lab_tshark_decodes_a_tandem_gwm_conversation() -> Result<()> {
     gwm.wait_for_log("listening on", Duration::from_secs(10))?;
 
     let gwm_addr: SocketAddr = format!("{GWM_IP}:{PORT}").parse()?;
-    let (a, b) = lb_host.in_ns(|| -> Result<_> {
+    let (a, b, c) = lb_host.in_ns(|| -> Result<_> {
         let group = Group::new("tandem-192.0.2.10", "192.0.2.100@80");
         let members = vec![
             member("192.0.2.21", ""),
@@ -307,7 +310,37 @@ fn lab_tshark_decodes_a_tandem_gwm_conversation() -> Result<()> {
             pushes.is_empty(),
             "no pushes in pull mode or after the last check: {pushes:?}"
         );
-        Ok((a.close()?, b.close()?))
+        // LB C: the shared LbSession itself (push, changed only), quiesce, then shutdown
+        // (DeRegistration of everything).
+        let settings = LbSettings {
+            lb_uid: "tandem-192.0.2.12".into(),
+            mode: SaspMode::Push,
+            changed_only: true,
+            interval: None,
+            reply_timeout: Duration::from_secs(10),
+        };
+        let (m1, m2) = (MemberId::of(&members[0]), MemberId::of(&members[1]));
+        let groups = BTreeMap::from([("192.0.2.100@80".to_owned(), [m1, m2].into())]);
+        let mut c = SessionDriver::connect(gwm_addr, LbSession::new(settings, groups)?)?;
+        let view = |s: &LbSession, m: MemberId| {
+            s.weights()
+                .values()
+                .find_map(|g| g.get(&m))
+                .map(|e| (e.flags, e.weight))
+        };
+        c.run_until(Duration::from_secs(10), "the weights", |s| {
+            view(s, m1) == Some((0x0d, 65535)) && view(s, m2) == Some((0x0d, 32768))
+        })?;
+        c.session.set_quiesce(std::time::Instant::now(), m2, true);
+        c.run_until(Duration::from_secs(10), "m2 quiesced", |s| {
+            view(s, m2) == Some((0x0f, 0))
+        })?;
+        c.session.shutdown(std::time::Instant::now());
+        c.run_until(Duration::from_secs(10), "the end of the session", |s| {
+            s.state() == SessionState::Closed
+        })?;
+        assert!(c.events.contains(&LbEvent::Registered), "{:?}", c.events);
+        Ok((a.close()?, b.close()?, c.close()?))
     })??;
     servers.iter_mut().for_each(MemberServer::stop);
     // Let tcpdump write the last packets (FIN, ACK) before it stops.
@@ -333,9 +366,9 @@ fn lab_tshark_decodes_a_tandem_gwm_conversation() -> Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     let pdml = String::from_utf8(out.stdout)?;
-    let pdus = parse_pdml(&pdml)?;
+    let pdus = parse_pdml(&pdml, PORT)?;
     let mut types = std::collections::BTreeSet::new();
-    for (stream, (sent, received)) in [a, b].into_iter().enumerate() {
+    for (stream, (sent, received)) in [a, b, c].into_iter().enumerate() {
         for (from_gwm, msgs) in [(false, sent), (true, received)] {
             let seen: Vec<&Summary> = pdus
                 .iter()
@@ -370,8 +403,8 @@ fn lab_tshark_decodes_a_tandem_gwm_conversation() -> Result<()> {
         "every message type seen"
     );
     assert!(
-        pdus.iter().all(|p| p.stream < 2),
-        "only our two connections"
+        pdus.iter().all(|p| p.stream < 3),
+        "only our three connections"
     );
     lab.shutdown()?;
     Ok(())
@@ -423,15 +456,21 @@ fn tshark_checker_rejects_malformed_and_unknown_messages() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("tandem-gwm-pdml-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     // A good Set LB State Reply passes and yields its fields.
-    let pdus = parse_pdml(&pdml_of("2010000d0100000012000000011055000500", &dir)?)?;
+    let pdus = parse_pdml(
+        &pdml_of("2010000d0100000012000000011055000500", &dir)?,
+        PORT,
+    )?;
     assert_eq!(pdus.len(), 1);
     assert!(pdus[0].from_gwm);
     assert_eq!(pdus[0].fields["sasp.setlbstate-rep.retcode"], vec!["0x00"]);
     // n04 (unknown message type: an expert warning) and n03 (malformed) are refused.
-    let unknown = parse_pdml(&pdml_of("2010000d0100000012000000031070000500", &dir)?);
+    let unknown = parse_pdml(
+        &pdml_of("2010000d0100000012000000031070000500", &dir)?,
+        PORT,
+    );
     assert!(format!("{:#}", unknown.unwrap_err()).contains("expert info"));
     let n03 = "2010000d0100000021000000041030000600013011000e204c4231054641524d31";
-    let malformed = parse_pdml(&pdml_of(n03, &dir)?);
+    let malformed = parse_pdml(&pdml_of(n03, &dir)?, PORT);
     assert!(format!("{:#}", malformed.unwrap_err()).contains("malformed"));
     std::fs::remove_dir_all(&dir)?;
     Ok(())

@@ -216,7 +216,7 @@ impl ConfigDir {
 /// The text `file save` writes: the configuration as commands, in IBM's order.
 pub fn render(config: &tandem_core::config::Config) -> String {
     let mut text = String::from(
-        "# Saved by tandemd: executor, clusters, ports, servers, then high availability.\n",
+        "# Saved by tandemd: executor, clusters, ports, servers, manager, advisors, sasp, then high availability.\n",
     );
     for line in config.to_commands() {
         text.push_str(&line);

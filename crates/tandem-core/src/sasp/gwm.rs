@@ -151,6 +151,9 @@ pub struct GwmSettings {
     pub max_members: usize,
     /// Groups of one LB (beyond: Registration gets 0x45).
     pub max_groups: usize,
+    /// A connection that sent no whole message this long after it was accepted is closed
+    /// (it would hold one of the `max_connections` for nothing).
+    pub first_message_timeout: Duration,
 }
 
 impl Default for GwmSettings {
@@ -163,6 +166,7 @@ impl Default for GwmSettings {
             max_connections: 100,
             max_members: 10_000,
             max_groups: 1_000,
+            first_message_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -235,6 +239,7 @@ impl LbEntry {
 pub struct GwmSession {
     id: ConnId,
     peer: String,
+    accepted_at: Instant,
     lb_uid: Option<String>,
     inbuf: Vec<u8>,
     out: VecDeque<Vec<u8>>,
@@ -242,6 +247,8 @@ pub struct GwmSession {
     /// Weight and flags last sent per (group, member) on this connection (NOCHANGE).
     last_sent: BTreeMap<(String, MemberKey), (u16, u8)>,
     next_push: Option<Instant>,
+    /// A change came within `push_gap` of the last push: compare again then.
+    recheck_at: Option<Instant>,
     last_push: Option<Instant>,
     close: Option<String>,
     closing: bool,
@@ -250,16 +257,18 @@ pub struct GwmSession {
 }
 
 impl GwmSession {
-    fn new(id: ConnId, peer: String) -> GwmSession {
+    fn new(id: ConnId, peer: String, now: Instant) -> GwmSession {
         GwmSession {
             id,
             peer,
+            accepted_at: now,
             lb_uid: None,
             inbuf: Vec::new(),
             out: VecDeque::new(),
             queued: 0,
             last_sent: BTreeMap::new(),
             next_push: None,
+            recheck_at: None,
             last_push: None,
             close: None,
             closing: false,
@@ -331,13 +340,13 @@ impl Gwm {
     }
 
     /// A new connection from `peer` (shown in status).
-    pub fn accept(&mut self, _now: Instant, peer: String) -> Result<ConnId, TooManyConnections> {
+    pub fn accept(&mut self, now: Instant, peer: String) -> Result<ConnId, TooManyConnections> {
         if self.sessions.len() >= self.settings.max_connections {
             return Err(TooManyConnections(self.sessions.len()));
         }
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        self.sessions.insert(id, GwmSession::new(id, peer));
+        self.sessions.insert(id, GwmSession::new(id, peer, now));
         Ok(id)
     }
 
@@ -391,8 +400,21 @@ impl Gwm {
         }
     }
 
-    /// Timers: pushes due, LB state past its grace.
+    /// Timers: pushes due, LB state past its grace, connections that never spoke.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let limit = self.settings.first_message_timeout;
+        let mute: Vec<ConnId> = self
+            .sessions
+            .values()
+            .filter(|s| !s.closing && s.requests == 0 && now >= s.accepted_at + limit)
+            .map(|s| s.id)
+            .collect();
+        for conn in mute {
+            self.close(
+                conn,
+                format!("no SASP message within {limit:?} of connecting"),
+            );
+        }
         let grace = self.settings.lb_grace;
         let expired: Vec<String> = self
             .lbs
@@ -400,9 +422,13 @@ impl Gwm {
             .filter(|(_, lb)| lb.conn.is_none() && lb.lost_at.is_some_and(|t| now >= t + grace))
             .map(|(uid, _)| uid.clone())
             .collect();
+        let any = !expired.is_empty();
         for uid in expired {
             self.lbs.remove(&uid);
             self.events.push_back(GwmEvent::LbExpired { lb_uid: uid });
+        }
+        if any {
+            self.prune_health();
         }
         self.flush(now);
     }
@@ -413,13 +439,19 @@ impl Gwm {
             .sessions
             .values()
             .filter(|s| !s.closing)
-            .filter_map(|s| s.next_push);
+            .flat_map(|s| [s.next_push, s.recheck_at])
+            .flatten();
         let expiries = self
             .lbs
             .values()
             .filter(|lb| lb.conn.is_none())
             .filter_map(|lb| lb.lost_at.map(|t| t + self.settings.lb_grace));
-        pushes.chain(expiries).min()
+        let mute = self
+            .sessions
+            .values()
+            .filter(|s| !s.closing && s.requests == 0)
+            .map(|s| s.accepted_at + self.settings.first_message_timeout);
+        pushes.chain(expiries).chain(mute).min()
     }
 
     /// The next message to write on `conn`.
@@ -448,13 +480,9 @@ impl Gwm {
             .collect()
     }
 
-    /// A probe's result; forgets members no longer registered.
+    /// A probe's result (members no longer registered are forgotten when they are
+    /// deregistered or their LB expires).
     pub fn set_member_health(&mut self, now: Instant, member: MemberKey, health: MemberHealth) {
-        let targets = self.probe_targets();
-        self.health.retain(|k, _| targets.contains(k));
-        if !targets.contains(&member) {
-            return;
-        }
         if self.health.get(&member) != Some(&health) {
             self.health.insert(member, health);
             self.dirty = true;

@@ -237,3 +237,114 @@ pub fn await_state(
     }
     Ok(())
 }
+
+/// Cuts a byte stream into whole SASP messages (by their headers' Message Length).
+pub fn split_messages(mut bytes: &[u8]) -> Result<Messages> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let len = Header::decode(bytes)?.message_len;
+        anyhow::ensure!(bytes.len() >= len, "a cut message at the end");
+        out.push(bytes[..len].to_vec());
+        bytes = &bytes[len..];
+    }
+    Ok(out)
+}
+
+/// The shared `LbSession` over a real TCP connection: runs it until `done` says so (or fails
+/// after `limit`), recording every byte each way.
+pub struct SessionDriver {
+    pub session: tandem_core::sasp::lb::LbSession,
+    stream: TcpStream,
+    pub sent: Vec<u8>,
+    pub received: Vec<u8>,
+    pub events: Vec<tandem_core::sasp::lb::LbEvent>,
+}
+
+impl SessionDriver {
+    pub fn connect(addr: SocketAddr, session: tandem_core::sasp::lb::LbSession) -> Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+        stream.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let mut d = SessionDriver {
+            session,
+            stream,
+            sent: Vec::new(),
+            received: Vec::new(),
+            events: Vec::new(),
+        };
+        d.session.handle_connected(Instant::now());
+        Ok(d)
+    }
+
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        what: &str,
+        mut done: impl FnMut(&tandem_core::sasp::lb::LbSession) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + limit;
+        loop {
+            while let Some(b) = self.session.poll_transmit() {
+                self.stream.write_all(&b)?;
+                self.sent.extend_from_slice(&b);
+            }
+            self.events
+                .extend(std::iter::from_fn(|| self.session.poll_event()));
+            if done(&self.session) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the session never reached {what}: {:?}",
+                self.events
+            );
+            let mut buf = [0u8; 4096];
+            match self.stream.read(&mut buf) {
+                Ok(0) => bail!("the GWM closed the connection"),
+                Ok(n) => {
+                    self.received.extend_from_slice(&buf[..n]);
+                    self.session.handle_bytes(Instant::now(), &buf[..n]);
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let now = Instant::now();
+            if self.session.poll_timeout().is_some_and(|t| now >= t) {
+                self.session.handle_timeout(now);
+            }
+        }
+    }
+
+    /// Closes our side and reads until the GWM closes; returns (sent, received) messages.
+    pub fn close(mut self) -> Result<(Messages, Messages)> {
+        while let Some(b) = self.session.poll_transmit() {
+            self.stream.write_all(&b)?;
+            self.sent.extend_from_slice(&b);
+        }
+        self.stream.shutdown(Shutdown::Write)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.received.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    anyhow::ensure!(
+                        Instant::now() < deadline,
+                        "the GWM did not close after our FIN"
+                    );
+                }
+                Err(_) => break,
+            }
+        }
+        Ok((split_messages(&self.sent)?, split_messages(&self.received)?))
+    }
+}

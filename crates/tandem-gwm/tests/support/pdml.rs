@@ -1,4 +1,7 @@
 //! tshark's PDML of SASP PDUs, and what it must show for a message the codec decodes.
+//!
+//! Self-contained (tandem-core and anyhow only), so that other crates' tests can include it
+//! with `#[path = ".../tandem-gwm/tests/support/pdml.rs"] mod pdml;`.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -8,8 +11,6 @@ use tandem_core::sasp::codec::{
     Body, Group, LB_FLAG_NOCHANGE, LB_FLAG_PUSH, LB_FLAG_TRUST, Member, Message, ReturnCode,
     STATE_QUIESCE,
 };
-
-use super::PORT;
 
 pub type Summary = BTreeMap<String, Vec<String>>;
 
@@ -183,9 +184,10 @@ pub struct Pdu {
     pub fields: Summary,
 }
 
-/// Parses tshark's PDML: every SASP PDU with its TCP stream and direction; fails on
-/// malformed packets and on expert warnings or errors inside SASP.
-pub fn parse_pdml(pdml: &str) -> Result<Vec<Pdu>> {
+/// Parses tshark's PDML: every SASP PDU with its TCP stream and direction (`from_gwm`: sent
+/// from `gwm_port`); fails on malformed packets, on expert errors anywhere and on expert
+/// warnings inside SASP.
+pub fn parse_pdml(pdml: &str, gwm_port: u16) -> Result<Vec<Pdu>> {
     let mut pdus = Vec::new();
     let (mut stream, mut src_port) = (None, None);
     let mut current: Option<(Summary, Vec<(String, String)>)> = None;
@@ -221,7 +223,7 @@ pub fn parse_pdml(pdml: &str) -> Result<Vec<Pdu>> {
                 let (fields, _) = current.take().unwrap();
                 pdus.push(Pdu {
                     stream: stream.context("a SASP PDU without tcp.stream")?,
-                    from_gwm: src_port.context("a SASP PDU without tcp.srcport")? == PORT,
+                    from_gwm: src_port.context("a SASP PDU without tcp.srcport")? == gwm_port,
                     fields,
                 });
                 continue;

@@ -236,6 +236,7 @@ impl Gwm {
                 }
             }
         }
+        self.prune_health();
         // What is no longer registered is no longer "last sent": a re-registration is new.
         let lb = &self.lbs[&uid];
         for session in self.sessions.values_mut() {

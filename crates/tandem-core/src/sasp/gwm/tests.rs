@@ -6,6 +6,10 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::sasp::codec::{
+    Body, FLAG_LB, Group, GroupMemberStates, GroupMembers, Member, MemberState, Message,
+    STATE_QUIESCE,
+};
 
 fn hex(s: &str) -> Vec<u8> {
     assert!(s.len().is_multiple_of(2));
@@ -27,68 +31,58 @@ fn key(s: &str, port: u16) -> MemberKey {
     }
 }
 
-// --- request builders (RFC 4678 §7) ---
+// --- requests, built with the shared codec (RFC 4678 §7) ---
 
-fn msg(id: u32, version: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![0x20, 0x10, 0, 13, version];
-    out.extend_from_slice(&((13 + body.len()) as u32).to_be_bytes());
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(body);
-    out
+fn enc(id: u32, body: Body) -> Vec<u8> {
+    Message::new(id, body).to_bytes().unwrap()
 }
 
-fn group_data(out: &mut Vec<u8>, uid: &str, group: &str) {
-    out.extend_from_slice(&[0x30, 0x11]);
-    out.extend_from_slice(&((6 + uid.len() + group.len()) as u16).to_be_bytes());
-    out.push(uid.len() as u8);
-    out.extend_from_slice(uid.as_bytes());
-    out.push(group.len() as u8);
-    out.extend_from_slice(group.as_bytes());
-}
-
-fn member_data(out: &mut Vec<u8>, m: MemberKey) {
-    out.extend_from_slice(&[0x30, 0x10, 0, 24, m.protocol]);
-    out.extend_from_slice(&m.port.to_be_bytes());
-    match m.address {
-        IpAddr::V4(a) => {
-            out.extend_from_slice(&[0; 12]);
-            out.extend_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => out.extend_from_slice(&a.octets()),
-    }
-    out.push(0);
+fn member(m: MemberKey) -> Member {
+    Member::new(m.address, m.port, m.protocol)
 }
 
 fn set_lb(id: u32, uid: &str, flags: u8) -> Vec<u8> {
-    let mut b = vec![0x10, 0x50];
-    b.extend_from_slice(&((7 + uid.len()) as u16).to_be_bytes());
-    b.push(uid.len() as u8);
-    b.extend_from_slice(uid.as_bytes());
-    b.extend_from_slice(&[0x7f, flags]);
-    msg(id, 1, &b)
+    let lb_uid = uid.to_owned();
+    enc(
+        id,
+        Body::SetLbStateRequest {
+            lb_uid,
+            health: 0x7f,
+            flags,
+        },
+    )
 }
 
-/// Registration (0x1010) or DeRegistration (0x1020, reason 1) of one group.
+fn lb_flag(lb: bool) -> u8 {
+    if lb { FLAG_LB } else { 0 }
+}
+
+/// Registration or DeRegistration (reason 1) of one group.
 fn members_req(
     id: u32,
     dereg: bool,
-    lb_flag: bool,
+    lb: bool,
     uid: &str,
     group: &str,
     ms: &[MemberKey],
 ) -> Vec<u8> {
-    let mut b = if dereg {
-        vec![0x10, 0x20, 0, 8, lb_flag as u8, 1, 0, 1]
+    let groups = vec![GroupMembers {
+        group: Group::new(uid, group),
+        members: ms.iter().map(|&m| member(m)).collect(),
+    }];
+    let flags = lb_flag(lb);
+    if dereg {
+        enc(
+            id,
+            Body::DeregistrationRequest {
+                flags,
+                reason: 1,
+                groups,
+            },
+        )
     } else {
-        vec![0x10, 0x10, 0, 7, lb_flag as u8, 0, 1]
-    };
-    b.extend_from_slice(&[0x40, 0x10, 0, 6]);
-    b.extend_from_slice(&(ms.len() as u16).to_be_bytes());
-    group_data(&mut b, uid, group);
-    for &m in ms {
-        member_data(&mut b, m);
+        enc(id, Body::RegistrationRequest { flags, groups })
     }
-    msg(id, 1, &b)
 }
 
 fn reg(id: u32, uid: &str, group: &str, ms: &[MemberKey]) -> Vec<u8> {
@@ -96,42 +90,31 @@ fn reg(id: u32, uid: &str, group: &str, ms: &[MemberKey]) -> Vec<u8> {
 }
 
 fn get(id: u32, groups: &[(&str, &str)]) -> Vec<u8> {
-    let mut b = vec![0x10, 0x30, 0, 6];
-    b.extend_from_slice(&(groups.len() as u16).to_be_bytes());
-    for (uid, g) in groups {
-        group_data(&mut b, uid, g);
-    }
-    msg(id, 1, &b)
+    let groups = groups.iter().map(|(u, g)| Group::new(u, g)).collect();
+    enc(id, Body::GetWeightsRequest { groups })
 }
 
 fn member_state(
     id: u32,
-    lb_flag: bool,
+    lb: bool,
     uid: &str,
     group: &str,
     m: MemberKey,
     state: u8,
     quiesce: bool,
 ) -> Vec<u8> {
-    let mut b = vec![
-        0x10,
-        0x60,
-        0,
-        7,
-        lb_flag as u8,
-        0,
-        1,
-        0x40,
-        0x12,
-        0,
-        6,
-        0,
-        1,
-    ];
-    group_data(&mut b, uid, group);
-    member_data(&mut b, m);
-    b.extend_from_slice(&[0x30, 0x13, 0, 6, state, quiesce as u8]);
-    msg(id, 1, &b)
+    let flags = if quiesce { STATE_QUIESCE } else { 0 };
+    let groups = vec![GroupMemberStates {
+        group: Group::new(uid, group),
+        entries: vec![(member(m), MemberState { state, flags })],
+    }];
+    enc(
+        id,
+        Body::SetMemberStateRequest {
+            flags: lb_flag(lb),
+            groups,
+        },
+    )
 }
 
 // --- reply reader ---
@@ -145,65 +128,44 @@ struct Weights {
     id: u32,
     code: Option<u8>,
     interval: Option<u16>,
-    /// group → (member, state, flags, weight)
     groups: Vec<(String, Vec<Entry>)>,
 }
 
-fn read_weights(m: &[u8]) -> Weights {
-    let u16at = |i: usize| u16::from_be_bytes([m[i], m[i + 1]]);
-    assert_eq!(&m[..5], &[0x20, 0x10, 0, 13, 1]);
-    assert_eq!(
-        u32::from_be_bytes(m[5..9].try_into().unwrap()) as usize,
-        m.len()
-    );
-    let id = u32::from_be_bytes(m[9..13].try_into().unwrap());
-    let ty = u16at(13);
-    let (code, interval, count, mut at) = match ty {
-        0x1035 => (Some(m[17]), Some(u16at(18)), u16at(20), 22),
-        0x1040 => (None, None, u16at(17), 19),
-        other => panic!("not a weights message: {other:#06x}"),
+/// A weights message as the codec decodes it (which checks every length).
+fn read_weights(bytes: &[u8]) -> Weights {
+    let m = Message::decode(bytes).expect("a message the codec decodes");
+    assert_eq!(m.version, 1);
+    let ty = m.body.message_type();
+    let (code, interval, groups) = match m.body {
+        Body::GetWeightsReply {
+            code,
+            interval,
+            groups,
+        } => (Some(code.0), Some(interval), groups),
+        Body::SendWeights { groups } => (None, None, groups),
+        other => panic!("not a weights message: {other:?}"),
     };
-    let mut groups = Vec::new();
-    for _ in 0..count {
-        assert_eq!(u16at(at), 0x4011);
-        let n = u16at(at + 4);
-        at += 6;
-        assert_eq!(u16at(at), 0x3011);
-        let ul = m[at + 4] as usize;
-        let gl = m[at + 5 + ul] as usize;
-        let name = String::from_utf8(m[at + 6 + ul..at + 6 + ul + gl].to_vec()).unwrap();
-        at += 6 + ul + gl;
-        let mut entries = Vec::new();
-        for _ in 0..n {
-            assert_eq!(u16at(at), 0x3010);
-            let protocol = m[at + 4];
-            let port = u16at(at + 5);
-            let a: [u8; 16] = m[at + 7..at + 23].try_into().unwrap();
-            let address = if a[..12].iter().all(|&b| b == 0) {
-                IpAddr::from([a[12], a[13], a[14], a[15]])
-            } else {
-                IpAddr::from(a)
-            };
-            at += 24 + m[at + 23] as usize;
-            assert_eq!(&m[at..at + 4], &[0x30, 0x12, 0, 8]);
-            entries.push((
-                MemberKey {
-                    address,
-                    port,
-                    protocol,
-                },
-                m[at + 4],
-                m[at + 5],
-                u16at(at + 6),
-            ));
-            at += 8;
-        }
-        groups.push((name, entries));
-    }
-    assert_eq!(at, m.len(), "nothing after the last group");
+    let groups = groups
+        .into_iter()
+        .map(|g| {
+            let entries = g
+                .entries
+                .into_iter()
+                .map(|(m, e)| {
+                    let k = MemberKey {
+                        address: m.address,
+                        port: m.port,
+                        protocol: m.protocol,
+                    };
+                    (k, e.state, e.flags, e.weight)
+                })
+                .collect();
+            (g.group.name, entries)
+        })
+        .collect();
     Weights {
         ty,
-        id,
+        id: m.id,
         code,
         interval,
         groups,
@@ -228,6 +190,7 @@ impl Harness {
                 max_connections: 4,
                 max_members: 16,
                 max_groups: 3,
+                first_message_timeout: Duration::from_secs(30),
             }),
             t0: now,
             now,
@@ -713,8 +676,114 @@ fn gwm_framing_byte_by_byte() {
     let ids: Vec<u8> = replies.iter().map(|r| r[12]).collect();
     assert_eq!(ids, vec![1, 3, 4]);
     assert_eq!(h.gwm.connections().len(), 1);
+    // A connection that never sends a whole message is closed after 30 s; one that spoke
+    // stays.
+    let mute = h.conn();
+    h.gwm.handle_bytes(h.now, mute, &hex(V02)[..5]);
+    assert_eq!(h.gwm.poll_timeout(), Some(h.now + Duration::from_secs(30)));
+    h.advance(30);
+    assert!(h.gwm.poll_close(mute).unwrap().contains("no SASP message"));
+    assert_eq!(h.gwm.poll_close(c), None);
+    h.gwm.handle_closed(h.now, mute);
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert!(h.gwm.accept(h.now, "x".into()).is_ok());
     assert_eq!(h.gwm.accept(h.now, "x".into()), Err(TooManyConnections(4)));
+}
+
+#[test]
+fn gwm_thousands_of_probe_results_stay_cheap() {
+    let mut h = Harness::new();
+    h.gwm = Gwm::new(GwmSettings {
+        max_members: 10_000,
+        ..GwmSettings::default()
+    });
+    let c = h.conn();
+    assert_eq!(h.code(c, &set_lb(1, "LB1", LB_PUSH | LB_NOCHANGE)), rc::OK);
+    let ms: Vec<MemberKey> = (0..5000u32)
+        .map(|i| key(&format!("198.51.{}.{}", 100 + i / 250, 1 + i % 250), 80))
+        .collect();
+    for (n, chunk) in ms.chunks(1000).enumerate() {
+        let out = h.send(c, &reg(2 + n as u32, "LB1", "G", chunk));
+        assert_eq!(out[0][17], rc::OK);
+    }
+    // One probe interval's worth of results, all within the push gap: linear work, one
+    // push at the end of the gap with all 5000.
+    let start = std::time::Instant::now();
+    h.now += Duration::from_secs(1);
+    for &m in &ms {
+        h.health(m, true, Some(1.0));
+    }
+    assert!(h.out(c).len() <= 1, "at most one push for the burst");
+    h.now += Duration::from_millis(100);
+    h.gwm.handle_timeout(h.now);
+    let pushed: usize = h
+        .out(c)
+        .iter()
+        .map(|m| read_weights(m).groups[0].1.len())
+        .sum();
+    let took = start.elapsed();
+    assert!(pushed >= 4999, "{pushed} entries pushed");
+    assert!(
+        took < Duration::from_secs(5),
+        "5000 probe results took {took:?}"
+    );
+}
+
+mod fuzzish {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn conversation() -> Vec<u8> {
+        [V02, V05, V08, V12, V09, V14, V15, V16]
+            .iter()
+            .flat_map(|v| hex(v))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Arbitrary bytes, in arbitrary chunks: never a panic, at most one close reason,
+        /// nothing queued after it.
+        #[test]
+        fn gwm_survives_arbitrary_bytes(chunks in proptest::collection::vec(
+            proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+            let mut h = Harness::new();
+            let c = h.conn();
+            for chunk in &chunks {
+                h.gwm.handle_bytes(h.now, c, chunk);
+                h.advance(1);
+            }
+            let _ = h.out(c);
+            if h.gwm.poll_close(c).is_some() {
+                h.gwm.handle_bytes(h.now, c, &hex(V02));
+                prop_assert!(h.out(c).is_empty());
+            }
+        }
+
+        /// A valid conversation with bytes changed or cut: never a panic, and every reply
+        /// still decodes with the codec.
+        #[test]
+        fn gwm_survives_mutated_conversations(
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 0..4),
+            cut in any::<prop::sample::Index>(),
+            chunk in 1usize..40,
+        ) {
+            let mut bytes = conversation();
+            for (at, b) in &flips {
+                let i = at.index(bytes.len());
+                bytes[i] = *b;
+            }
+            bytes.truncate(cut.index(bytes.len() + 1));
+            let mut h = Harness::new();
+            let c = h.conn();
+            h.health(key("10.10.10.1", 80), true, Some(2.0));
+            for part in bytes.chunks(chunk) {
+                for reply in h.send(c, part) {
+                    prop_assert!(Message::decode(&reply).is_ok(), "{reply:02x?}");
+                }
+            }
+        }
+    }
 }

@@ -96,7 +96,7 @@ impl Gwm {
 
     /// Sends what PUSH connections are due: when something changed (at once, but not sooner
     /// than `push_gap` after the previous push, so that a burst of probe results makes one
-    /// message), else when their push interval is up.
+    /// message and costs one comparison), else when their push interval is up.
     pub(super) fn flush(&mut self, now: Instant) {
         let dirty = std::mem::take(&mut self.dirty);
         let conns: Vec<(ConnId, String)> = self
@@ -113,39 +113,52 @@ impl Gwm {
                 continue;
             }
             let nochange = lb.flags & LB_NOCHANGE != 0;
-            let names: Vec<String> = lb.groups.keys().cloned().collect();
-            let due = self.sessions[&conn].next_push.is_some_and(|t| now >= t);
-            let changed = dirty && {
-                let session = &self.sessions[&conn];
-                names.iter().any(|name| {
+            let session = &self.sessions[&conn];
+            let periodic = session.next_push.is_some_and(|t| now >= t);
+            let recheck = session.recheck_at.is_some_and(|t| now >= t);
+            if !periodic && !dirty && !recheck {
+                continue;
+            }
+            if !periodic {
+                let gap_end = session.last_push.map(|t| t + self.settings.push_gap);
+                if let Some(gap_end) = gap_end.filter(|&t| now < t) {
+                    // Too soon after the last push: look again when the gap is over.
+                    if let Some(session) = self.sessions.get_mut(&conn) {
+                        session.recheck_at = Some(gap_end);
+                    }
+                    continue;
+                }
+                let names: Vec<&String> = lb.groups.keys().collect();
+                let changed = names.iter().any(|name| {
                     self.group_entries(&uid, name).iter().any(|e| {
-                        session.last_sent.get(&(name.clone(), e.member))
+                        session.last_sent.get(&((*name).clone(), e.member))
                             != Some(&(e.weight, e.flags))
                     })
-                })
-            };
-            if !due && !changed {
-                continue;
-            }
-            let gap_end = self.sessions[&conn]
-                .last_push
-                .map(|t| t + self.settings.push_gap);
-            if !due && let Some(gap_end) = gap_end.filter(|&t| now < t) {
-                // Changed too soon after the last push: push when the gap is over.
+                });
                 if let Some(session) = self.sessions.get_mut(&conn) {
-                    session.next_push = Some(session.next_push.map_or(gap_end, |t| t.min(gap_end)));
+                    session.recheck_at = None;
                 }
-                continue;
+                if !changed {
+                    continue;
+                }
             }
+            let names: Vec<String> = self.lbs[&uid].groups.keys().cloned().collect();
             let weights = self.weights_for(conn, &uid, &names, nochange);
             let push_interval = self.settings.push_interval;
             if let Some(session) = self.sessions.get_mut(&conn) {
                 session.next_push = Some(now + push_interval);
+                session.recheck_at = None;
                 session.last_push = Some(now);
                 session.pushes += 1;
             }
             self.queue(conn, wire::encode_send_weights(&weights));
         }
+    }
+
+    /// Forgets the health of members no longer registered by any LB.
+    pub(super) fn prune_health(&mut self) {
+        let targets = self.probe_targets();
+        self.health.retain(|k, _| targets.contains(k));
     }
 }
 
