@@ -2,7 +2,8 @@
 //! http, https, ping, custom), a server whose service dies is down, weight 0, within
 //! interval × (retries + 1) + 1 s; new connections go to the others; it comes back within an
 //! interval of its first good probe; an open connection to a server that goes down continues
-//! (`reset no`); a target that accepts and never answers fails after receivetimeout.
+//! (`reset no`); a target that accepts and never answers fails after receivetimeout. The dns
+//! advisor (not in the acceptance list) is checked for down and up as well.
 //!
 //! Lab: client 192.0.2.10, lb1 192.0.2.2 (tandemd, cluster 192.0.2.100, MAC forwarding),
 //! servers s1-s3 192.0.2.11-13, each running its own killable service
@@ -323,4 +324,51 @@ fn lab_health_custom_advisor() {
         .cloned()
         .unwrap();
     assert_eq!(s1["load"], 5, "the script's load is not reported: {v}");
+}
+
+#[test]
+fn lab_health_dns_advisor() {
+    let _guard = serial();
+    let hl = HealthLab::new("hdns", 1, 3).expect("lab (needs root)");
+    let mut services: Vec<Service> = (1..=3)
+        .map(|n| Service::dns(hl.server(n), &format!("s{n}"), 53).unwrap())
+        .collect();
+    let node = hl
+        .start_node(1, &mac_config(1, &[(53, "protocol udp")], 3))
+        .unwrap();
+    let c = Case {
+        hl,
+        node,
+        services: Vec::new(),
+        advisor: "dns".into(),
+        port: 53,
+    };
+    for cmd in [
+        vec!["advisor", "start", "dns", "53"],
+        vec!["advisor", "interval", "dns", "53", "1"],
+        vec!["advisor", "retries", "dns", "53", "1"],
+        vec!["advisor", "receivetimeout", "dns", "53", "1"],
+    ] {
+        c.node.ctl(&cmd).unwrap();
+    }
+    let t = Instant::now();
+    for n in 1..=3 {
+        c.wait(n, "up", t, Duration::from_secs(15));
+    }
+    // The responder dies: queries go unanswered (port unreachable).
+    let t0 = Instant::now();
+    services[1].kill().unwrap();
+    c.wait(2, "down", t0, down_bound(INTERVAL, RETRIES, SLACK + 1.0));
+    assert_eq!(
+        advisor_state(&c.node, "dns", 53, &server_ip(1)).unwrap(),
+        "up"
+    );
+    let t1 = Instant::now();
+    services[1].start().unwrap();
+    c.wait(
+        2,
+        "up",
+        t1,
+        Duration::from_secs_f64(2.0 * INTERVAL + 1.0 + SLACK),
+    );
 }

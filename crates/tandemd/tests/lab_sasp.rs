@@ -1,8 +1,8 @@
 //! SASP with the real `tandem-gwm` (issue 8, acceptance 4): weights set in the GWM show in
 //! `server report` and steer new connections in proportion, push and pull, all members and
 //! changed only; quiesce stops new connections to that member; killing the GWM keeps the last
-//! weights for the grace period, then the manager steers; a restarted GWM is re-registered.
-//! Every SASP message of each test is captured (tcpdump on the GWM host) and decoded by
+//! weights for the grace period, then the manager steers; a restarted GWM is re-registered;
+//! after an HA takeover the new Active steers by SASP at once. Every SASP message of each test is captured (tcpdump on the GWM host) and decoded by
 //! tshark's SASP dissector: no malformed packet, no expert warning, the LB UID, the members
 //! and the weights of the test in the decode (acceptance 5).
 //!
@@ -299,4 +299,174 @@ fn lab_sasp_pull_changed_only() {
     assert_in_proportion(&t.spread(100), [0, 20, 5]);
     // Get Weights requests and replies (pull) carried every weight of the test.
     t.check_capture(&[20, 10, 5, 0], &["0x1030", "0x1035"]); // Get Weights
+}
+
+/// Acceptance (takeover): both nodes of a pair hold a SASP session with their own LB UID; only
+/// the Active's weights steer; after `kill -9` of the Active the new Active steers by the
+/// GWM's latest weights within one GWM interval of becoming Active.
+#[test]
+fn lab_sasp_takeover_new_active_steers_at_once() {
+    let _guard = serial();
+    let hl = HealthLab::new("sasptakeover", 2, 3).expect("lab (needs root)");
+    let _services: Vec<Service> = (1..=3)
+        .map(|n| Service::http(hl.server(n), &format!("s{n}"), 80).unwrap())
+        .collect();
+    let gwm_host = hl
+        .cl
+        .lab
+        .add_host("gwm", &[&format!("{GWM_IP}/24")])
+        .unwrap();
+    let gwm = Gwm::start(
+        &gwm_host,
+        hl.cl.lab.log_dir(),
+        INTERVAL,
+        &members([20, 10, 5], [false; 3]),
+        &[],
+    )
+    .expect("tandem-gwm");
+    let mut lb1 = hl.start_node(1, &mac_config(1, &[(80, "")], 3)).unwrap();
+    let lb2 = hl.start_node(2, &mac_config(2, &[(80, "")], 3)).unwrap();
+    tandem_lab::cluster::join_pair(&lb1, 1, "auto", 20001).unwrap();
+    tandem_lab::cluster::join_pair(&lb2, 2, "auto", 20001).unwrap();
+    tandem_lab::cluster::wait_ha_state(&lb1, "Active", true, Duration::from_secs(20)).unwrap();
+    tandem_lab::cluster::wait_ha_state(&lb2, "Standby", true, Duration::from_secs(20)).unwrap();
+    for node in [&lb1, &lb2] {
+        node.ctl(&["sasp", "add", "192.0.2.100@80", "gwm", GWM_IP])
+            .unwrap();
+    }
+    let w = |node: &TandemNode| -> Vec<u64> {
+        (1..=3)
+            .map(|n| {
+                weight(node, 80, &server_ip(n))
+                    .map(|w| w.0)
+                    .unwrap_or(u64::MAX)
+            })
+            .collect()
+    };
+    wait_until(Duration::from_secs(15), "lb1 steered by SASP", || {
+        w(&lb1) == [20, 10, 5]
+    })
+    .unwrap_or_else(|e| panic!("{e:#}: {:?}\n{}", w(&lb1), lb1.log()));
+    // Both LB UIDs registered; the Standby keeps its session.
+    for uid in ["tandem-192.0.2.2", "tandem-192.0.2.3"] {
+        gwm.wait_status_contains(uid, Duration::from_secs(10))
+            .unwrap();
+    }
+    let standby = lb2.ctl_json(&["sasp", "report"]).unwrap();
+    assert_eq!(
+        standby["groups"][0]["gwms"][0]["state"], "connected",
+        "{standby}"
+    );
+    assert_eq!(
+        standby["groups"][0]["gwms"][0]["lb_uid"], "tandem-192.0.2.3",
+        "{standby}"
+    );
+
+    // New weights in the GWM, then the Active dies.
+    gwm.set_weights(&members([5, 10, 20], [false; 3])).unwrap();
+    std::thread::sleep(Duration::from_secs_f64(INTERVAL * 2.0));
+    lb1.kill().unwrap();
+    tandem_lab::cluster::wait_ha_state(&lb2, "Active", false, Duration::from_secs(20)).unwrap();
+    let active = Instant::now();
+    let mut last = Vec::new();
+    wait_until(
+        Duration::from_secs_f64(INTERVAL + 1.0),
+        "the new Active steered by SASP",
+        || {
+            last = w(&lb2);
+            last == [5, 10, 20]
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e:#}: {last:?}\n{}", lb2.log()));
+    eprintln!(
+        "new Active steered by SASP {:.2} s after it became Active",
+        active.elapsed().as_secs_f64()
+    );
+    let before: Vec<u64> = (1..=3)
+        .map(|n| server_total(&lb2, 80, &server_ip(n)).unwrap())
+        .collect();
+    assert_eq!(
+        connect_count(&hl.cl.client, ClusterLab::cluster(80), 175).unwrap(),
+        175
+    );
+    let got: Vec<u64> = (1..=3)
+        .map(|n| server_total(&lb2, 80, &server_ip(n)).unwrap())
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_in_proportion(&got, [5, 10, 20]);
+}
+
+/// Bad input (issue 8, Build 7): a GWM whose messages turn malformed (`tandem-gwm --fault
+/// malformed`, after four good ones on each connection) gets its session closed with a
+/// logged reason, and Tandem keeps the last good weights.
+#[test]
+fn lab_sasp_malformed_gwm_messages_keep_the_last_good_weights() {
+    let _guard = serial();
+    let hl = HealthLab::new("saspbad", 1, 3).expect("lab (needs root)");
+    let _services: Vec<Service> = (1..=3)
+        .map(|n| Service::http(hl.server(n), &format!("s{n}"), 80).unwrap())
+        .collect();
+    let gwm_host = hl
+        .cl
+        .lab
+        .add_host("gwm", &[&format!("{GWM_IP}/24")])
+        .unwrap();
+    let gwm = Gwm::start(
+        &gwm_host,
+        hl.cl.lab.log_dir(),
+        INTERVAL,
+        &members([20, 10, 5], [false; 3]),
+        &["--fault", "malformed", "--fault-after", "4"],
+    )
+    .expect("tandem-gwm");
+    let node = hl.start_node(1, &mac_config(1, &[(80, "")], 3)).unwrap();
+    node.ctl(&[
+        "sasp",
+        "add",
+        "192.0.2.100@80",
+        "gwm",
+        GWM_IP,
+        "grace",
+        "30",
+    ])
+    .unwrap();
+    let w = || -> Vec<(u64, String)> {
+        (1..=3)
+            .map(|n| weight(&node, 80, &server_ip(n)).unwrap())
+            .collect()
+    };
+    let want: Vec<(u64, String)> = [20, 10, 5].map(|w| (w, "sasp".to_string())).to_vec();
+    wait_until(Duration::from_secs(15), "weights from SASP", || w() == want)
+        .unwrap_or_else(|e| panic!("{e:#}: {:?}\n{}\n{}", w(), node.log(), gwm.log()));
+    // The malformed message closes the session, with the reason in the log.
+    wait_until(Duration::from_secs(15), "a logged SASP disconnect", || {
+        node.log()
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("SASP:"))
+    })
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", node.log()));
+    let reason = node
+        .log()
+        .lines()
+        .find(|l| l.contains("WARN") && l.contains("SASP:"))
+        .unwrap_or_default()
+        .to_string();
+    eprintln!("logged: {reason}");
+    // The last good weights stay, and keep steering.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(w(), want, "weights changed after a malformed message");
+    let before: Vec<u64> = (1..=3)
+        .map(|n| server_total(&node, 80, &server_ip(n)).unwrap())
+        .collect();
+    assert_eq!(
+        connect_count(&hl.cl.client, ClusterLab::cluster(80), 70).unwrap(),
+        70
+    );
+    let got: Vec<u64> = (1..=3)
+        .map(|n| server_total(&node, 80, &server_ip(n)).unwrap())
+        .zip(before)
+        .map(|(a, b)| a - b)
+        .collect();
+    assert_in_proportion(&got, [20, 10, 5]);
 }
