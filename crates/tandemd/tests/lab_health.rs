@@ -196,7 +196,12 @@ fn lab_health_http_advisor_and_silent_target() {
         .find(|s| s["server"] == server_ip(3))
         .cloned()
         .unwrap();
-    assert!(s3["last_error"].is_string(), "no reason given: {s3}");
+    assert!(
+        s3["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no reply within 1.000s")),
+        "the silent target did not fail at receivetimeout: {s3}"
+    );
     assert_eq!(
         advisor_state(&c.node, "http", 80, &server_ip(1)).unwrap(),
         "up"

@@ -203,7 +203,20 @@ fn lab_health_takeover_new_active_advisors_steer_within_an_interval() {
         down_bound(INTERVAL, 0, SLACK),
     )
     .unwrap();
-    std::thread::sleep(Duration::from_millis(500)); // the partner channel carries it
+    // The partner channel carries it: the Standby, which probes nothing itself, holds s2 down
+    // from lb1's states (so the takeover below starts from them, not from its own probes).
+    let seeded = Instant::now();
+    loop {
+        let (w, source) = weight(&lb2, 80, &server_ip(2)).unwrap();
+        if w == 0 && source == "advisor-down" {
+            break;
+        }
+        assert!(
+            seeded.elapsed() < Duration::from_secs(5),
+            "the Standby never took the Active's advisor states: weight {w} ({source})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // s3 dies and lb1 is killed at the same moment.
     services[2].kill().unwrap();
