@@ -143,4 +143,23 @@ pub fn advisor_state(dir: &Path) {
     );
     write("every_form", &TargetState::encode_all(&every_form()));
     write("empty", &TargetState::encode_all(&[]));
+    // Longer than a 1400-byte chunk (about 3 KB, within the smoke run's -max_len=4096): the
+    // mixed export, then every form again for 40 more servers, some of them the node's.
+    let more = (0..40u8).flat_map(|i| {
+        every_form().into_iter().map(move |mut x| {
+            x.key.server = match x.key.server {
+                IpAddr::V4(_) => IpAddr::from([198, 51, 100, i]),
+                IpAddr::V6(_) => IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i)]),
+            };
+            x
+        })
+    });
+    let many: Vec<TargetState> = mixed.iter().cloned().chain(more).take(75).collect();
+    let bytes = TargetState::encode_all(&many);
+    assert!(
+        bytes.len() > 1400 && bytes.len() <= 4096,
+        "many: {} bytes",
+        bytes.len()
+    );
+    write("many_entries", &bytes);
 }
