@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 secs=${1:-20}
-targets=(frame_engine heartbeat_decode replication_receiver grammar admin_request ha_node sasp_decode)
+targets=(frame_engine heartbeat_decode replication_receiver grammar admin_request ha_node sasp_decode advisor_state)
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "fuzz: the nightly toolchain is needed (rustup toolchain install nightly)" >&2
   exit 1

@@ -126,3 +126,17 @@ port add 192.0.2.100@80 method mac selectionalgorithm affinity stickytime 60 rep
 port add 192.0.2.100@8080 method nat repstrategy both\n\
 server add 192.0.2.100@80@192.0.2.11+192.0.2.12\n\
 server add 192.0.2.100@8080@192.0.2.11+192.0.2.12 returnaddress 192.0.2.200 mapport 80\n";
+
+/// The configuration of the `advisor_state` target (shared with the seed generator, so that
+/// seeds are the exports of a scheduler with the same targets): two ports of a dual-stack
+/// cluster, a port-wide and a cluster-specific advisor on each, a custom one among them.
+pub const ADVISOR_CONFIG: &str = "cluster add 192.0.2.100+2001:db8::100\n\
+port add 192.0.2.100@80\n\
+port add 2001:db8::100@443\n\
+server add 192.0.2.100@80@198.51.100.1+198.51.100.2\n\
+server add 2001:db8::100@443@2001:db8::1+2001:db8::2\n\
+advisor start http 80\n\
+advisor start connect 192.0.2.100@80\n\
+advisor start ping 443\n\
+advisor start ADV_x1 2001:db8::100@443\n\
+advisor retries ping 443 2\n";

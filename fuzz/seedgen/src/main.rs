@@ -1,10 +1,12 @@
 //! Writes the seed corpora of the fuzz targets (fuzz/seeds/TARGET/NAME) from Tandem's real
 //! encoders: frames with right checksums, heartbeats of a real pair exchange, replication
-//! batches of a real `Sender` and acknowledgements of a real `Receiver`, configuration files
-//! and admin requests.
+//! batches of a real `Sender` and acknowledgements of a real `Receiver`, configuration files,
+//! admin requests, SASP messages and advisor state lists.
 //!
 //! Run from the repository: `cargo +nightly run --manifest-path fuzz/Cargo.toml -p
 //! tandem-fuzz-seedgen` (the seeds are checked in; rerun after changing an input layout).
+
+mod advisor;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -653,5 +655,6 @@ fn main() {
     grammar(&dir, &demo);
     admin_request(&dir);
     ha_node(&dir);
+    advisor::advisor_state(&dir);
     println!("seeds written to {}", dir.display());
 }
