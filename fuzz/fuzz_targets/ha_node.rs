@@ -208,6 +208,11 @@ impl Pair {
                         busy = true;
                     }
                     Event::Install(r) => self.nodes[n].note_installed(r.len() as u64),
+                    // Advisor states of the partner (a genuine Active sends them with
+                    // `send_health`, which this pair never calls): decoded as tandemd does.
+                    Event::PartnerHealth(chunk) => {
+                        let _ = tandem_core::advisor::TargetState::decode_all(&chunk);
+                    }
                     Event::Machine(_) | Event::Note(_) => {}
                 }
             }
