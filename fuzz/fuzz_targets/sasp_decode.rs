@@ -48,7 +48,11 @@ fn frame(stream: &[u8], chunk: usize) -> (Vec<Message>, Option<DecodeError>) {
 
 fn session(ctl: u8) -> LbSession {
     let gwm = SaspGwm {
-        mode: if ctl & 0x40 != 0 { SaspMode::Pull } else { SaspMode::Push },
+        mode: if ctl & 0x40 != 0 {
+            SaspMode::Pull
+        } else {
+            SaspMode::Push
+        },
         changed_only: ctl & 0x80 != 0,
         ..SaspGwm::default()
     };
@@ -77,7 +81,10 @@ fn drain(s: &mut LbSession, closed: &mut bool) {
     }
     for (g, table) in s.weights() {
         let members = &s.groups()[g];
-        assert!(table.keys().all(|m| members.contains(m)), "unregistered member kept");
+        assert!(
+            table.keys().all(|m| members.contains(m)),
+            "unregistered member kept"
+        );
     }
 }
 
@@ -91,7 +98,11 @@ fuzz_target!(|data: &[u8]| {
     let chunk = 1 + usize::from(ctl & 0x3f);
     let (msgs, err) = frame(stream, chunk);
     msgs.iter().for_each(round_trip);
-    assert_eq!((msgs, err), frame(stream, stream.len().max(1)), "chunking changes framing");
+    assert_eq!(
+        (msgs, err),
+        frame(stream, stream.len().max(1)),
+        "chunking changes framing"
+    );
 
     let mut s = session(ctl);
     let mut now = Instant::now();

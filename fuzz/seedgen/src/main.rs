@@ -593,13 +593,34 @@ fn unhex(s: &str) -> Vec<u8> {
 /// Golden vectors of `shared/reference/sasp-notes.md` §3.2 (checked byte for byte by
 /// `tandem-core`'s codec tests).
 const SASP_GOLDEN: [(&str, &str); 7] = [
-    ("v01_get_weights_reply_rfc_example", "2010000d010000006a320000001035000900004000014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000d0014"),
-    ("v04_set_lb_state_reply_ok", "2010000d0100000012000000021055000500"),
-    ("v05_registration_req", "2010000d010000005c00000003101000070100014010000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a01003010001c0600500000000000000000000000000a0a0a020477656232"),
-    ("v07_registration_reply_already_registered", "2010000d0100000012000000031015000540"),
-    ("v11_send_weights_push", "2010000d0100000067000000001040000600014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000f0000"),
-    ("v12_set_member_state_req_quiesce", "2010000d010000004600000006106000070100014012000600013011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a0200301300060001"),
-    ("v20_set_lb_state_reply_not_understood_v1", "2010000d01000000120000000b1055000510"),
+    (
+        "v01_get_weights_reply_rfc_example",
+        "2010000d010000006a320000001035000900004000014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000d0014",
+    ),
+    (
+        "v04_set_lb_state_reply_ok",
+        "2010000d0100000012000000021055000500",
+    ),
+    (
+        "v05_registration_req",
+        "2010000d010000005c00000003101000070100014010000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a01003010001c0600500000000000000000000000000a0a0a020477656232",
+    ),
+    (
+        "v07_registration_reply_already_registered",
+        "2010000d0100000012000000031015000540",
+    ),
+    (
+        "v11_send_weights_push",
+        "2010000d0100000067000000001040000600014011000600023011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a010030120008000d0028301000180600500000000000000000000000000a0a0a020030120008000f0000",
+    ),
+    (
+        "v12_set_member_state_req_quiesce",
+        "2010000d010000004600000006106000070100014012000600013011000e034c4231054641524d31301000180600500000000000000000000000000a0a0a0200301300060001",
+    ),
+    (
+        "v20_set_lb_state_reply_not_understood_v1",
+        "2010000d01000000120000000b1055000510",
+    ),
 ];
 
 /// A GWM's side of a whole conversation with the fuzzed session (IDs 1, 2, 3), then pushes.
@@ -612,15 +633,41 @@ fn sasp_conversation() -> Vec<u8> {
     let weights = |w1: u16, w2: u16| GroupWeights {
         group: Group::new("LB1", "FARM1"),
         entries: vec![
-            (member(1), WeightEntry { state: 0, flags: 0x0d, weight: w1 }),
-            (member(2), WeightEntry { state: 0, flags: 0x0d, weight: w2 }),
+            (
+                member(1),
+                WeightEntry {
+                    state: 0,
+                    flags: 0x0d,
+                    weight: w1,
+                },
+            ),
+            (
+                member(2),
+                WeightEntry {
+                    state: 0,
+                    flags: 0x0d,
+                    weight: w2,
+                },
+            ),
         ],
     };
     let msgs = [
         Message::new(1, Body::SetLbStateReply { code }),
         Message::new(2, Body::RegistrationReply { code }),
-        Message::new(3, Body::GetWeightsReply { code, interval: 1, groups: vec![weights(40, 20)] }),
-        Message::new(0, Body::SendWeights { groups: vec![weights(10, 30)] }),
+        Message::new(
+            3,
+            Body::GetWeightsReply {
+                code,
+                interval: 1,
+                groups: vec![weights(40, 20)],
+            },
+        ),
+        Message::new(
+            0,
+            Body::SendWeights {
+                groups: vec![weights(10, 30)],
+            },
+        ),
         Message::new(0, Body::SendWeights { groups: vec![] }),
     ];
     let mut out = Vec::new();
@@ -637,7 +684,12 @@ fn sasp_decode(dir: &Path) {
         write(dir, "sasp_decode", name, &s);
     }
     let conv = sasp_conversation();
-    for (name, ctl) in [("push", 0x3f), ("pull", 0x7f), ("push_changed", 0xbf), ("bytewise", 0x00)] {
+    for (name, ctl) in [
+        ("push", 0x3f),
+        ("pull", 0x7f),
+        ("push_changed", 0xbf),
+        ("bytewise", 0x00),
+    ] {
         let mut s = vec![ctl];
         s.extend_from_slice(&conv);
         write(dir, "sasp_decode", &format!("conversation_{name}"), &s);
