@@ -14,6 +14,8 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
+use tandem_core::config::Config;
+use tandem_core::forward::Engine;
 use tandem_core::ha::{HaSettings, Node, ProductVersion};
 
 pub use crate::scripts::{ScriptJob, ScriptRunner};
@@ -422,6 +424,84 @@ impl HaShell {
         }
         t.map(|t| t.max(now))
     }
+}
+
+/// The environment of an HA script.
+pub fn script_env(ha: &HaShell, config: &Config, name: &str) -> Vec<(String, String)> {
+    let status = ha.node.machine().status(Instant::now());
+    let clusters: Vec<String> = config.clusters.keys().map(|c| c.to_string()).collect();
+    let mut returns: Vec<String> = config
+        .clusters
+        .values()
+        .flat_map(|c| c.ports.values())
+        .flat_map(|p| p.servers.values())
+        .filter_map(|s| s.returnaddress.map(|r| r.to_string()))
+        .collect();
+    returns.sort();
+    returns.dedup();
+    vec![
+        ("TANDEM_SCRIPT".into(), name.to_string()),
+        (
+            "TANDEM_ROLE".into(),
+            status
+                .role
+                .map(|r| r.keyword().to_string())
+                .unwrap_or_else(|| "none".into()),
+        ),
+        ("TANDEM_STATE".into(), status.state.to_string()),
+        ("TANDEM_SUBSTATE".into(), status.sub_state.to_string()),
+        (
+            "TANDEM_PARTNER".into(),
+            status
+                .partner
+                .as_ref()
+                .and_then(|p| p.address)
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        ),
+        (
+            "TANDEM_PARTNER_STATE".into(),
+            status
+                .partner
+                .as_ref()
+                .map(|p| p.state.to_string())
+                .unwrap_or_default(),
+        ),
+        ("TANDEM_CLUSTERS".into(), clusters.join(" ")),
+        ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
+        (
+            "TANDEM_NFA".into(),
+            config
+                .executor
+                .nfa
+                .map(|a| a.to_string())
+                .unwrap_or_default(),
+        ),
+    ]
+}
+
+/// Replication counters for `highavailability status`.
+pub fn replication_status(ha: &HaShell, engine: &Engine, now: Instant) -> serde_json::Value {
+    let c = ha.node.channel_status(now);
+    serde_json::json!({
+        "authenticated": c.authenticated,
+        "key_change": c.key_change,
+        "replicating": c.replicating,
+        "handing_over": c.handing_over,
+        "sender": c.sender,
+        "receiver": c.receiver,
+        "channel": c.counters,
+        "installed": c.counters.installed,
+        "datagrams_dropped": c.counters.frames_dropped + c.counters.stale_epoch + c.counters.reflected + c.counters.wrong_direction + c.counters.stale_session,
+        "full_syncs_sent": c.counters.full_syncs_sent,
+        "last_sync_received_ms_ago": c.last_sync_received_ms_ago,
+        "last_sync_sent_ms_ago": c.last_sync_sent_ms_ago,
+        "queue_dropped": engine.replication.dropped.load(std::sync::atomic::Ordering::Relaxed),
+        "connection_records": engine.conns.len(),
+        "affinity_records": engine.affinity.len(),
+        "send_errors": ha.send_errors,
+        "reach_replies_unmatched": ha.prober.as_ref().map_or(0, |p| p.unmatched),
+    })
 }
 
 #[cfg(test)]

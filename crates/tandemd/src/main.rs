@@ -13,6 +13,7 @@ mod dataplane;
 mod files;
 mod ha;
 mod health;
+mod keys;
 mod limits;
 mod netdev;
 mod node;

@@ -141,7 +141,7 @@ impl Node {
         // The key file is read when the key command runs (before the node is locked), not
         // on every commit: an edited file changes nothing until the operator says so.
         let key = match &cmd {
-            Command::HaKey(path) => match read_key(path) {
+            Command::HaKey(path) => match crate::keys::read_key(path) {
                 Ok(k) => Some(k),
                 Err(e) => return Reply::err(format!("{e:#}")),
             },
@@ -230,7 +230,7 @@ impl Node {
                         )
                     })
                     .collect();
-                let rep = replication_status(st, &self.engine, now);
+                let rep = crate::ha::replication_status(&st.ha, &self.engine, now);
                 let (mut text, mut data) = report::ha_status(&status, &events)?;
                 text.push_str(&report::replication_text(&rep));
                 data["replication"] = rep;
@@ -266,7 +266,7 @@ impl Node {
                 return Ok((format!("{text}\n"), serde_json::json!({"maintenance": on})));
             }
             Command::HaKeyGenerate(path) => {
-                generate_key(path)?;
+                crate::keys::generate_key(path)?;
                 return Ok((
                     format!(
                         "new key written to {path} (mode 0600); copy it to the partner, then run \
@@ -311,7 +311,7 @@ impl Node {
         // names it); the key command reads it in `execute`.
         let key_changed = new.ha.key_file != st.config.ha.key_file;
         let key = match (&new.ha.key_file, key_changed) {
-            (Some(path), true) => Some(Some(read_key(path)?)),
+            (Some(path), true) => Some(Some(crate::keys::read_key(path)?)),
             (None, true) => Some(None),
             (_, false) => None,
         };
@@ -570,7 +570,7 @@ impl Node {
                 let job = ScriptJob {
                     name,
                     arg: *arg,
-                    env: script_env(st, name),
+                    env: crate::ha::script_env(&st.ha, &st.config, name),
                 };
                 if let Some(dir) = &st.config.ha.script_dir {
                     st.ha.scripts.queue(dir.into(), job);
@@ -760,141 +760,4 @@ fn config_digest(cfg: &Config) -> u64 {
         .filter(|l| !l.starts_with("highavailability") && !l.contains("nfa"))
         .collect();
     xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
-}
-
-/// Reads a shared heartbeat key: the file's bytes, surrounding whitespace removed. Only a
-/// small regular file is read (opened without blocking: a FIFO or a device can never wedge
-/// the caller, which may hold the node lock during a configuration load).
-fn read_key(path: &str) -> Result<Vec<u8>> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .with_context(|| format!("reading the HA key file {path}"))?;
-    let meta = f
-        .metadata()
-        .with_context(|| format!("reading the HA key file {path}"))?;
-    if !meta.is_file() {
-        anyhow::bail!("the HA key file {path} is not a regular file");
-    }
-    let mut bytes = Vec::new();
-    f.take(4097)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("reading the HA key file {path}"))?;
-    if bytes.len() > 4096 {
-        anyhow::bail!("the HA key file {path} is longer than 4096 bytes");
-    }
-    let text = String::from_utf8_lossy(&bytes);
-    let key = text.trim().as_bytes().to_vec();
-    if key.len() < 16 {
-        anyhow::bail!(
-            "the HA key in {path} is too short ({} bytes; use at least 16, e.g. \
-             'highavailability key generate FILE')",
-            key.len()
-        );
-    }
-    Ok(key)
-}
-
-/// Writes a new random pair key (32 bytes from the kernel, as 64 hex digits) to `path`, mode
-/// 0600, refusing to overwrite an existing file.
-fn generate_key(path: &str) -> Result<()> {
-    use std::io::Read as _;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut raw = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut raw))
-        .context("reading /dev/urandom")?;
-    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating the key file {path} (it must not exist yet)"))?;
-    f.write_all(format!("{hex}\n").as_bytes())
-        .and_then(|()| f.sync_all())
-        .with_context(|| format!("writing {path}"))?;
-    Ok(())
-}
-
-/// The environment of an HA script.
-fn script_env(st: &State, name: &str) -> Vec<(String, String)> {
-    let status = st.ha.node.machine().status(Instant::now());
-    let clusters: Vec<String> = st.config.clusters.keys().map(|c| c.to_string()).collect();
-    let mut returns: Vec<String> = st
-        .config
-        .clusters
-        .values()
-        .flat_map(|c| c.ports.values())
-        .flat_map(|p| p.servers.values())
-        .filter_map(|s| s.returnaddress.map(|r| r.to_string()))
-        .collect();
-    returns.sort();
-    returns.dedup();
-    vec![
-        ("TANDEM_SCRIPT".into(), name.to_string()),
-        (
-            "TANDEM_ROLE".into(),
-            status
-                .role
-                .map(|r| r.keyword().to_string())
-                .unwrap_or_else(|| "none".into()),
-        ),
-        ("TANDEM_STATE".into(), status.state.to_string()),
-        ("TANDEM_SUBSTATE".into(), status.sub_state.to_string()),
-        (
-            "TANDEM_PARTNER".into(),
-            status
-                .partner
-                .as_ref()
-                .and_then(|p| p.address)
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        ),
-        (
-            "TANDEM_PARTNER_STATE".into(),
-            status
-                .partner
-                .as_ref()
-                .map(|p| p.state.to_string())
-                .unwrap_or_default(),
-        ),
-        ("TANDEM_CLUSTERS".into(), clusters.join(" ")),
-        ("TANDEM_RETURN_ADDRESSES".into(), returns.join(" ")),
-        (
-            "TANDEM_NFA".into(),
-            st.config
-                .executor
-                .nfa
-                .map(|a| a.to_string())
-                .unwrap_or_default(),
-        ),
-    ]
-}
-
-/// Replication counters for `highavailability status`.
-fn replication_status(st: &State, engine: &Engine, now: Instant) -> serde_json::Value {
-    let c = st.ha.node.channel_status(now);
-    serde_json::json!({
-        "authenticated": c.authenticated,
-        "key_change": c.key_change,
-        "replicating": c.replicating,
-        "handing_over": c.handing_over,
-        "sender": c.sender,
-        "receiver": c.receiver,
-        "channel": c.counters,
-        "installed": c.counters.installed,
-        "datagrams_dropped": c.counters.frames_dropped + c.counters.stale_epoch + c.counters.reflected + c.counters.wrong_direction + c.counters.stale_session,
-        "full_syncs_sent": c.counters.full_syncs_sent,
-        "last_sync_received_ms_ago": c.last_sync_received_ms_ago,
-        "last_sync_sent_ms_ago": c.last_sync_sent_ms_ago,
-        "queue_dropped": engine.replication.dropped.load(std::sync::atomic::Ordering::Relaxed),
-        "connection_records": engine.conns.len(),
-        "affinity_records": engine.affinity.len(),
-        "send_errors": st.ha.send_errors,
-        "reach_replies_unmatched": st.ha.prober.as_ref().map_or(0, |p| p.unmatched),
-    })
 }
