@@ -186,7 +186,7 @@ fn a_syn_flood_leaves_no_affinity_records() {
     let t0 = Instant::now();
     let cfg = config(
         "executor set maxconnections 100\n\
-         port add 192.0.2.100@80 selectionalgorithm affinity stickytime 600\n\
+         port add 192.0.2.100@80 selectionalgorithm conn+affin stickytime 600\n\
          server add 192.0.2.100@80@192.0.2.11+192.0.2.12\n",
     );
     let e = engine(&cfg, t0);

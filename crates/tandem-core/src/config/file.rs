@@ -83,6 +83,7 @@ impl Config {
             hatimeout,
             maxconnections,
             syntimeout,
+            fintimeout: _,
         } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);

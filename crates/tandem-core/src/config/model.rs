@@ -68,6 +68,9 @@ pub struct Executor {
     /// Seconds a TCP record lives before the client's first ACK (half-open), default
     /// [`DEFAULT_SYNTIMEOUT`].
     pub syntimeout: u32,
+    /// `executor set fintimeout`: seconds a connection record lives after its FIN or RST
+    /// (`None`: [`crate::forward::plan::DEFAULT_FIN_TIMEOUT`], 4 s).
+    pub fintimeout: Option<u32>,
 }
 
 /// Default `syntimeout`, seconds: a handshake that completes at all does so within it
@@ -90,6 +93,7 @@ impl Default for Executor {
             hatimeout: 2.0,
             maxconnections: None,
             syntimeout: DEFAULT_SYNTIMEOUT,
+            fintimeout: None,
         }
     }
 }

@@ -18,7 +18,7 @@ use super::replicate::{
     Change, ReplicatedCounters, ReplicationQueue, replicates_affinity, replicates_connections,
     replication_needed,
 };
-use super::stats::{DropReason, NodeCounters};
+use super::stats::{DropReason, NodeCounters, ServerCounters};
 use super::table::{ConnTable, Removed};
 
 use crate::flow::{FlowKey, IPPROTO_TCP};
@@ -98,7 +98,7 @@ impl Default for Engine {
 
 const MTU_FRAME: usize = 1514;
 
-fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+pub(super) fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     match ip {
         IpAddr::V4(a) => Some(a),
         IpAddr::V6(_) => None,
@@ -128,6 +128,24 @@ impl Engine {
         self.conns.max()
     }
 
+    /// Records of a cluster port now: (connection records, affinity records). Both are
+    /// counts the tables keep as records go in and out (connection records per server, summed
+    /// over the port's servers; affinity records per port).
+    pub fn port_records(&self, cluster: IpAddr, port: u16) -> (u64, u64) {
+        let plan = self.plan.load();
+        let connections = plan
+            .ports
+            .values()
+            .filter(|p| p.cluster == cluster && p.config.number == port)
+            .flat_map(|p| p.servers.iter())
+            .map(|s| s.counters.records())
+            .sum();
+        (
+            connections,
+            self.affinity.port_records(cluster, port) as u64,
+        )
+    }
+
     /// The plan in force.
     pub fn plan(&self) -> arc_swap::Guard<Arc<Plan>> {
         self.plan.load()
@@ -140,6 +158,7 @@ impl Engine {
         let max = plan.max_connections.unwrap_or(self.default_max);
         self.conns.set_max(max);
         self.affinity.set_max(max);
+        self.affinity.set_unconfirmed_timeout(plan.halfopen_timeout);
         let old = self.plan.swap(Arc::new(plan));
         let new = self.plan.load();
         let mut out = Vec::new();
@@ -415,6 +434,9 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
+        if !port.uses_connection_records() {
+            return self.by_affinity(plan, port, frame, pkt, now, out);
+        }
         let key = FlowKey {
             proto: pkt.proto,
             src_ip: pkt.src_ip,
@@ -478,6 +500,34 @@ impl Engine {
                 Err(reason) => return Verdict::Drop(reason),
             },
         };
+        self.deliver(
+            plan,
+            port,
+            server_addr,
+            nat,
+            &counters,
+            frame,
+            pkt,
+            now,
+            out,
+        )
+    }
+
+    /// Sends a client's frame on to `server_addr` of `port`: its next hop's MAC address (asked
+    /// for when unknown), the NAT translation if any, the server's counters.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn deliver(
+        &self,
+        plan: &Plan,
+        port: &PortPlan,
+        server_addr: IpAddr,
+        nat: Option<super::conn::NatMapping>,
+        counters: &ServerCounters,
+        frame: &mut [u8],
+        pkt: &wire::Packet,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         let Some(server) = port.server(server_addr) else {
             return Verdict::Drop(DropReason::NoServer);
         };
@@ -569,7 +619,7 @@ impl Engine {
 }
 
 /// The ACK number of a TCP segment (0 when the ACK flag is off).
-fn tcp_ack(frame: &[u8], pkt: &wire::Packet) -> u32 {
+pub(super) fn tcp_ack(frame: &[u8], pkt: &wire::Packet) -> u32 {
     if pkt.tcp_flags & 0x10 == 0 {
         return 0;
     }

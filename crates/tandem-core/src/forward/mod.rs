@@ -4,6 +4,7 @@
 //! and transmit what the engine says.
 
 mod admit;
+mod by_affinity;
 pub mod conn;
 pub mod engine;
 pub mod neighbor;

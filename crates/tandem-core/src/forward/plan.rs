@@ -58,9 +58,23 @@ impl PortPlan {
     pub fn server(&self, address: IpAddr) -> Option<&ServerPlan> {
         self.servers.iter().find(|s| s.address == address)
     }
-    /// Whether new connections use affinity records.
+    /// Whether the port makes affinity records: `affinity` and `conn+affin` with a
+    /// stickytime above 0 (`connection` and `hash` never do, whatever the stickytime).
     pub fn uses_affinity(&self) -> bool {
-        self.config.stickytime > 0 && self.config.selection != Selection::Hash
+        self.config.stickytime > 0
+            && matches!(
+                self.config.selection,
+                Selection::Affinity | Selection::ConnAffin
+            )
+    }
+    /// Whether the port makes connection records: every algorithm but `affinity`, whose
+    /// packets follow the client's affinity record alone. (The configuration refuses
+    /// `affinity` with NAT, which needs the records for its translation, and with stickytime
+    /// 0; a port built in code that way keeps connection records.)
+    pub fn uses_connection_records(&self) -> bool {
+        !(self.config.selection == Selection::Affinity
+            && self.config.method != Method::Nat
+            && self.config.stickytime > 0)
     }
     pub fn stickytime(&self) -> Duration {
         Duration::from_secs(self.config.stickytime as u64)
@@ -176,7 +190,10 @@ impl Plan {
                 Some(IpAddr::V4(a)) => Some(a),
                 _ => None,
             },
-            fin_timeout: DEFAULT_FIN_TIMEOUT,
+            fin_timeout: config
+                .executor
+                .fintimeout
+                .map_or(DEFAULT_FIN_TIMEOUT, |s| Duration::from_secs(u64::from(s))),
             max_connections: config
                 .executor
                 .maxconnections

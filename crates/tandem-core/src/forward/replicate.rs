@@ -125,15 +125,18 @@ pub enum Refused {
     NatPortBusy,
     #[error("the table is full (maxconnections) and no half-open record can make room")]
     TableFull,
+    #[error("a connection record for a port with selectionalgorithm affinity (it keeps none)")]
+    AffinityPort,
 }
 
 impl Refused {
-    pub const ALL: [Refused; 5] = [
+    pub const ALL: [Refused; 6] = [
         Refused::UnknownPort,
         Refused::UnknownServer,
         Refused::NatMismatch,
         Refused::NatPortBusy,
         Refused::TableFull,
+        Refused::AffinityPort,
     ];
 
     /// Operator-facing name.
@@ -144,6 +147,7 @@ impl Refused {
             Refused::NatMismatch => "nat-mismatch",
             Refused::NatPortBusy => "nat-port-busy",
             Refused::TableFull => "table-full",
+            Refused::AffinityPort => "affinity-port",
         }
     }
 }
@@ -192,6 +196,9 @@ impl Engine {
                 let Some(port) = plan.port(r.cluster.ip(), r.cluster.port(), key.proto) else {
                     return c.refuse(Refused::UnknownPort);
                 };
+                if !port.uses_connection_records() {
+                    return c.refuse(Refused::AffinityPort);
+                }
                 if r.ended {
                     if let Some(old) = self.conns.remove(&key) {
                         self.release(std::slice::from_ref(&old));

@@ -110,12 +110,19 @@ pub struct ServerCounters {
     pub active: AtomicI64,
     /// Connections ever assigned.
     pub total: AtomicU64,
+    /// Connection records of the server in the table (closing and half-open ones included),
+    /// kept by the table as records go in and out: not touched per packet.
+    pub records: AtomicI64,
 }
 
 impl ServerCounters {
     pub fn count(&self, bytes: usize) {
         self.packets.fetch_add(1, Relaxed);
         self.bytes.fetch_add(bytes as u64, Relaxed);
+    }
+    /// Connection records of the server now.
+    pub fn records(&self) -> u64 {
+        self.records.load(Relaxed).max(0) as u64
     }
     pub fn read(&self) -> ServerCountersView {
         ServerCountersView {

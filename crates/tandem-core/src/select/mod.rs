@@ -23,7 +23,7 @@ pub mod maglev;
 pub mod natpool;
 pub mod weighted;
 
-pub use affinity::{AffinityKey, AffinityRecord, AffinityTable};
+pub use affinity::{AffinityKey, AffinityRecord, AffinityTable, Follow, Followed};
 pub use maglev::{DEFAULT_SIZE, MAGLEV_FORMAT, Maglev};
 pub use natpool::{DEFAULT_PORT_RANGE, NatPool};
 pub use weighted::WeightedPicker;
