@@ -160,14 +160,20 @@ impl Node {
         let mut st = self.state.lock();
         if cmd.is_mutation() {
             let mut new = st.config.clone();
-            if let Err(e) = new.apply(&cmd) {
-                return Reply::err(e.to_string());
-            }
+            let applied = match new.apply(&cmd) {
+                Ok(a) => a,
+                Err(e) => return Reply::err(e.to_string()),
+            };
+            let warnings = report::selection_warnings(&new, &applied);
             if let Some(k) = key {
                 st.ha.node.set_key(Instant::now(), Some(k));
                 self.flush(&mut st, Instant::now());
             }
             return match self.commit(&mut st, new) {
+                Ok(()) if !warnings.is_empty() => Reply::ok(
+                    warnings.join("\n"),
+                    serde_json::json!({"done": line, "warnings": warnings}),
+                ),
                 Ok(()) => Reply::ok(String::new(), serde_json::json!({"done": line})),
                 Err(e) => Reply::err(format!("{e:#}")),
             };

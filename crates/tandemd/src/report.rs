@@ -145,6 +145,12 @@ struct PortRow {
     reset: bool,
     repstrategy: String,
     servers: usize,
+    /// Connection records of the port in the table now (none under `affinity`).
+    connection_records: u64,
+    /// Affinity records of the port now (none under `connection` and `hash`).
+    affinity_records: u64,
+    /// Settings that have no effect under the port's selectionalgorithm.
+    notes: Vec<String>,
     #[serde(flatten)]
     traffic: ServerCountersView,
 }
@@ -166,6 +172,7 @@ fn ports(v: &View, list: &[(IpAddr, u16)]) -> Vec<PortRow> {
         for s in port.servers.keys() {
             sum += traffic(v, c, p, *s);
         }
+        let records = v.engine.port_records(c, p);
         rows.push(PortRow {
             cluster: c,
             port: p,
@@ -178,6 +185,9 @@ fn ports(v: &View, list: &[(IpAddr, u16)]) -> Vec<PortRow> {
             reset: port.reset,
             repstrategy: keyword(&port.repstrategy),
             servers: port.servers.len(),
+            connection_records: records.0,
+            affinity_records: records.1,
+            notes: tandem_core::select::selection_notes(port),
             traffic: sum,
         });
     }
@@ -195,6 +205,8 @@ fn ports_text(rows: &Vec<PortRow>) -> String {
         "Stale",
         "Bound",
         "Servers",
+        "ConnRecs",
+        "AffRecs",
         "Packets",
         "Bytes",
         "Active",
@@ -212,13 +224,38 @@ fn ports_text(rows: &Vec<PortRow>) -> String {
                 r.staletimeout.to_string(),
                 r.weightbound.to_string(),
                 r.servers.to_string(),
+                r.connection_records.to_string(),
+                r.affinity_records.to_string(),
             ]
             .into_iter()
             .chain(traffic_cells(&r.traffic))
             .collect(),
         );
     }
-    t.render()
+    let mut text = t.render();
+    for r in rows {
+        for n in &r.notes {
+            let _ = writeln!(text, "note: port {}@{}: {n}", r.cluster, r.port);
+        }
+    }
+    text
+}
+
+/// Warnings for a changing command: the settings of the ports it added or changed that have
+/// no effect under their selectionalgorithm (`config` is the configuration after it).
+pub fn selection_warnings(config: &Config, applied: &Applied) -> Vec<String> {
+    let Applied::Changed(Resolved::Ports(list)) = applied else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (c, p) in list {
+        if let Some(port) = config.clusters.get(c).and_then(|cl| cl.ports.get(p)) {
+            for n in tandem_core::select::selection_notes(port) {
+                out.push(format!("warning: port {c}@{p}: {n}"));
+            }
+        }
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -513,6 +550,15 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
                         .unwrap_or(0)
                 })
                 .sum();
+            // Under `affinity` there are no connection records: its clients are its affinity
+            // records, and only the stickytime counts.
+            let affinity_only =
+                port.selection == tandem_core::config::Selection::Affinity && port.stickytime > 0;
+            let active = if affinity_only {
+                active + engine.port_records(*c, *p).1
+            } else {
+                active
+            };
             let mut counts = 0;
             if matches!(port.repstrategy, RepStrategy::Affinity | RepStrategy::Both)
                 && port.stickytime > 0
@@ -522,7 +568,8 @@ pub fn maintenance(config: &Config, engine: &Engine) -> Result<(String, serde_js
             if matches!(
                 port.repstrategy,
                 RepStrategy::Connection | RepStrategy::Both
-            ) {
+            ) && !affinity_only
+            {
                 counts = counts.max(port.staletimeout);
             }
             rows.push(Row {
