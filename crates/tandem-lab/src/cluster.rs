@@ -41,6 +41,8 @@ pub struct TandemNode {
     pub config: PathBuf,
     /// `tandemd --config-dir`: the lab's log directory, unless `extra_args` name another.
     pub config_dir: PathBuf,
+    /// `tandemd --log-dir`: `HOST-log` in the lab's log directory, unless `extra_args` name another.
+    pub log_dir: PathBuf,
     pub process: Option<LabProcess>,
     extra_args: Vec<String>,
 }
@@ -58,6 +60,7 @@ impl TandemNode {
             socket,
             config: cfg_path,
             config_dir: lab.log_dir().to_path_buf(),
+            log_dir: lab.log_dir().join(format!("{}-log", host.name)),
             process: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
         };
@@ -83,6 +86,10 @@ impl TandemNode {
         {
             args.push("--config-dir".into());
             args.push(self.config_dir.display().to_string());
+        }
+        if !self.extra_args.iter().any(|a| a.starts_with("--log-dir")) {
+            args.push("--log-dir".into());
+            args.push(self.log_dir.display().to_string());
         }
         args.extend(self.extra_args.iter().cloned());
         let mut p = self.host.spawn(&args)?;

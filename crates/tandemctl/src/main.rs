@@ -76,11 +76,26 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
     {
         words.remove(0);
     }
+    absolute_archive_path(&mut words)?;
     Ok(Options {
         socket,
         json,
         words,
     })
+}
+
+/// `diagnostics FILE` is written by the daemon, whose directory is not ours: a relative FILE
+/// is made absolute here.
+fn absolute_archive_path(words: &mut [String]) -> Result<()> {
+    if let [first, path] = words
+        && first.len() >= 2
+        && "diagnostics".starts_with(first.to_ascii_lowercase().as_str())
+        && !path.starts_with('/')
+    {
+        let cwd = std::env::current_dir().context("the current directory")?;
+        *path = cwd.join(&*path).display().to_string();
+    }
+    Ok(())
 }
 
 fn send(socket: &str, words: &[String], json: bool) -> Result<Response> {
@@ -224,6 +239,18 @@ mod tests {
             .map(String::from)
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    #[test]
+    fn a_relative_diagnostics_file_is_made_absolute_here() {
+        let cwd = std::env::current_dir().unwrap();
+        let o = parse_args(args("diag trace.tar.gz")).unwrap();
+        assert_eq!(o.words[1], cwd.join("trace.tar.gz").display().to_string());
+        let o = parse_args(args("diagnostics /tmp/t.tar.gz")).unwrap();
+        assert_eq!(o.words[1], "/tmp/t.tar.gz");
+        // Other commands' words are never touched.
+        let o = parse_args(args("highavailability scripts rel")).unwrap();
+        assert_eq!(o.words[2], "rel");
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //!
 //! Each of these is counted and logged (the log lines double in spacing: 1st, 2nd, 4th, …).
 
+use crate::halog::Origin;
 use crate::node::{Node, Reply};
 use anyhow::{Context, Result};
 use parking_lot::{Condvar, Mutex};
@@ -204,6 +205,7 @@ fn client(mut stream: UnixStream, node: &Node, stats: &AdminStats) {
     if stream.set_write_timeout(Some(WRITE_TIMEOUT)).is_err() {
         return;
     }
+    let origin = peer(&stream);
     // Never more than MAX_REQUEST_BYTES + one chunk.
     let mut line: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -218,14 +220,14 @@ fn client(mut stream: UnixStream, node: &Node, stats: &AdminStats) {
             if request.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let (reply, close) = answer(&request, node, stats);
+            let (reply, close) = answer(&request, node, stats, &origin);
             if stream.write_all(&encode(&reply)).is_err() || close {
                 return;
             }
             deadline = Instant::now() + REQUEST_TIMEOUT;
         }
         if line.len() > MAX_REQUEST_BYTES {
-            let (reply, _) = answer(&line, node, stats);
+            let (reply, _) = answer(&line, node, stats, &origin);
             let _ = stream.write_all(&encode(&reply));
             return;
         }
@@ -254,11 +256,11 @@ fn client(mut stream: UnixStream, node: &Node, stats: &AdminStats) {
 }
 
 /// The reply to one request line, and whether the connection closes after it.
-fn answer(request: &[u8], node: &Node, stats: &AdminStats) -> (Reply, bool) {
+fn answer(request: &[u8], node: &Node, stats: &AdminStats, origin: &Origin) -> (Reply, bool) {
     match decode_request(request) {
         Ok(req) => {
             stats.commands.fetch_add(1, Ordering::Relaxed);
-            let r = node.execute(&req.words, req.json);
+            let r = node.execute_as(&req.words, req.json, origin);
             if r.ok {
                 tracing::debug!(command = %req.words.join(" "), "command done");
             } else {
@@ -274,5 +276,33 @@ fn answer(request: &[u8], node: &Node, stats: &AdminStats) -> (Reply, bool) {
             count(&stats.malformed, "malformed request");
             (Reply::err(e.to_string()), false)
         }
+    }
+}
+
+/// Who is at the other end of the socket (`SO_PEERCRED`), for the audit.
+fn peer(stream: &UnixStream) -> Origin {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: u32::MAX,
+        gid: u32::MAX,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt on our own socket, into a ucred of the length given.
+    let r = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            &mut cred as *mut libc::ucred as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    if r != 0 {
+        tracing::warn!(error = %std::io::Error::last_os_error(), "admin socket: no peer credentials");
+    }
+    Origin::Admin {
+        uid: cred.uid,
+        pid: cred.pid,
     }
 }

@@ -319,6 +319,7 @@ impl HaShell {
 
     pub fn event(&mut self, now: Instant, text: String) {
         tracing::info!("{text}");
+        crate::halog::event(&text);
         self.events.push_back((now, text));
         while self.events.len() > 64 {
             self.events.pop_front();

@@ -1,7 +1,7 @@
 //! `tandemd`: the Tandem daemon.
 //!
 //! ```text
-//! tandemd --config FILE [--config-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
+//! tandemd --config FILE [--config-dir DIR] [--log-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
 //! ```
 //! Starts a node from a command file (the dscontrol grammar, one command per line), forwards
 //! cluster traffic at packet level on the interface that holds the nfa, and takes commands
@@ -10,8 +10,10 @@
 mod admin;
 mod afpacket;
 mod dataplane;
+mod diagnostics;
 mod files;
 mod ha;
+mod halog;
 mod health;
 mod keys;
 mod limits;
@@ -40,6 +42,9 @@ struct Args {
     /// Directory of the files `file save|newload|appendload NAME` write and read.
     #[arg(long, default_value = files::DEFAULT_CONFIG_DIR)]
     config_dir: PathBuf,
+    /// Directory of the HA logs (ha.log, ha.out, ha.result; created with mode 0750).
+    #[arg(long, default_value = halog::DEFAULT_LOG_DIR)]
+    log_dir: PathBuf,
     /// Admin socket for tandemctl.
     #[arg(long, short, default_value = "/run/tandem/tandemd.sock")]
     socket: PathBuf,
@@ -83,6 +88,8 @@ fn main() {
 }
 
 fn run(args: Args) -> Result<()> {
+    halog::install(&args.log_dir);
+    halog::event(&format!("tandemd {} starting", env!("CARGO_PKG_VERSION")));
     let node = Arc::new(node::Node::new(node::NodeOptions {
         workers: args.workers,
         ring: afpacket::RingConfig {
@@ -106,7 +113,7 @@ fn run(args: Args) -> Result<()> {
             .name("ha".into())
             .spawn(move || node.run_ha())?;
     }
-    tracing::info!(socket = %args.socket.display(), config_dir = %node.opts.config_dir.path().display(), "tandemd ready");
+    tracing::info!(socket = %args.socket.display(), log_dir = %args.log_dir.display(), config_dir = %node.opts.config_dir.path().display(), "tandemd ready");
     wait_for_signal();
     tracing::info!(admin_socket = ?admin.counts(), "stopping");
     node.shutdown();

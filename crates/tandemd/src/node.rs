@@ -89,6 +89,8 @@ pub struct Node {
     pub health: Health,
     pub opts: NodeOptions,
     pub started_at: Instant,
+    /// Builds diagnostics bundles for the partner (`diagnostics.rs`).
+    pub diagnostics: crate::diagnostics::Diagnostics,
 }
 
 impl Node {
@@ -113,6 +115,7 @@ impl Node {
             health: Health::new(),
             opts,
             started_at: Instant::now(),
+            diagnostics: Default::default(),
         }
     }
 
@@ -124,6 +127,28 @@ impl Node {
         let new = config::load_file(&text, &path.display().to_string(), &st.config)
             .map_err(|e| anyhow!("{e}"))?;
         self.commit(&mut st, new)
+    }
+
+    /// Runs one command from `origin`, then logs it (audit, ha.log, ha.out, ha.result: halog.rs).
+    pub fn execute_as(&self, words: &[String], json: bool, origin: &crate::halog::Origin) -> Reply {
+        let reply = self.execute(words, json);
+        crate::halog::after_command(origin, words, &reply);
+        reply
+    }
+
+    /// The running configuration (a copy).
+    pub fn config(&self) -> Config {
+        self.state.lock().config.clone()
+    }
+
+    /// Runs `f` on the HA node under the lock, then carries out what it asked for.
+    pub fn with_ha<R>(&self, f: impl FnOnce(&mut tandem_core::ha::Node, Instant) -> R) -> R {
+        let mut st = self.state.lock();
+        let now = Instant::now();
+        let r = f(&mut st.ha.node, now);
+        self.flush(&mut st, now);
+        self.wake();
+        r
     }
 
     /// Runs one command given as words (the dscontrol grammar).
@@ -138,6 +163,9 @@ impl Node {
             Ok(None) => return Reply::err("empty command".into()),
             Err(e) => return Reply::err(e.to_string()),
         };
+        if let Command::Diagnostics(path) = &cmd {
+            return crate::diagnostics::run(self, path); // without the node lock
+        }
         // The key file is read when the key command runs (before the node is locked), not
         // on every commit: an edited file changes nothing until the operator says so.
         let key = match &cmd {
@@ -557,6 +585,7 @@ impl Node {
                 }
                 Event::Note(text) => st.ha.event(now, text),
                 Event::PartnerHealth(chunk) => self.health.partner_chunk(chunk),
+                Event::BuildBundle(id) => self.diagnostics.build(id),
             }
         }
     }
@@ -618,6 +647,7 @@ impl Node {
     /// The HA thread: datagrams in (a bounded number per wake-up), exact timers, reach
     /// probes, the data plane's records, snapshots taken off the lock; transmits out.
     pub fn run_ha(self: Arc<Self>) {
+        crate::diagnostics::Diagnostics::start(self.clone());
         let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
             None;
         let mut more = false;

@@ -12,7 +12,8 @@
 //!  4  1  format (2)
 //!  5  1  flags (bit 0: KEYED, an HMAC-SHA256 trailer follows)
 //!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe,
-//!          4 = server health (the Active's advisor states, for a takeover)
+//!          4 = server health (the Active's advisor states, for a takeover),
+//!          6 = diagnostics (the pull of the partner's diagnostics bundle, see `super::bundle`)
 //!  7  1  reserved (0)
 //!  8  8  sender's heartbeat epoch
 //! 16  8  receiver's heartbeat epoch, as the sender knows it
@@ -73,6 +74,8 @@ pub enum Direction {
     /// The Active's advisor states (an opaque, self-contained chunk that
     /// `crate::advisor` encodes), so that a node taking over starts from them.
     Health,
+    /// The diagnostics pull protocol ([`super::bundle`]), both ways.
+    Diagnostics,
 }
 
 impl Direction {
@@ -82,6 +85,7 @@ impl Direction {
             Direction::Acks => 2,
             Direction::KeyProbe => 3,
             Direction::Health => 4,
+            Direction::Diagnostics => 6,
         }
     }
 
@@ -91,6 +95,7 @@ impl Direction {
             2 => Direction::Acks,
             3 => Direction::KeyProbe,
             4 => Direction::Health,
+            6 => Direction::Diagnostics,
             _ => return None,
         })
     }

@@ -20,6 +20,7 @@
 //! after every call:             while let Some(a) = machine.poll_action() { carry out a }
 //! ```
 
+pub mod bundle;
 pub mod datagram;
 pub mod heartbeat;
 pub mod machine;

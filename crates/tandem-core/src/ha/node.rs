@@ -66,6 +66,9 @@ pub enum Event {
     /// A chunk of the partner's advisor states (sent by the Active, see
     /// [`Node::send_health`]); decoded by `crate::advisor`.
     PartnerHealth(Vec<u8>),
+    /// The partner asks for this node's diagnostics bundle `id`: build it (off any lock) and
+    /// give it to [`Node::bundle_built`].
+    BuildBundle(u64),
 }
 
 /// Counters of the partner channel, beyond the machine's heartbeat counters.
@@ -148,6 +151,9 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     last_now: Option<Instant>,
+    /// The diagnostics pull protocol (see `node_bundle.rs`).
+    bundles: super::bundle::Bundles,
+    next_bundle: u64,
 }
 
 impl Node {
@@ -178,6 +184,8 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             last_now: None,
+            bundles: Default::default(),
+            next_bundle: epoch.wrapping_mul(1000),
         }
     }
 
@@ -388,6 +396,7 @@ impl Node {
         self.keys.handle_timeout(now);
         self.refresh_authenticated(now);
         self.machine.handle_timeout(now);
+        self.bundle_timeout(now);
         if self.replicating() && self.sender.poll_timeout().is_some_and(|t| t <= now) {
             self.sender.handle_timeout(now);
         }
@@ -404,6 +413,7 @@ impl Node {
             }
         };
         consider(self.keys.poll_timeout());
+        consider(self.bundles.poll_timeout());
         if self.replicating() {
             consider(self.sender.poll_timeout());
             if self.sender.queued() > 0
@@ -499,6 +509,7 @@ impl Node {
         let message = frame.message.to_vec();
         match (frame.direction, message_kind(&message)) {
             (Direction::KeyProbe, _) => {}
+            (Direction::Diagnostics, _) => self.bundles.handle(now, &message),
             (Direction::Health, _) => {
                 if self.machine.state() == State::Active {
                     // Two Actives: each keeps its own view.
@@ -747,8 +758,12 @@ impl Node {
         if self.replicating() {
             self.send_records(now);
         }
+        self.send_bundle_messages();
         if self.sender.is_idle() {
             self.sender.compact();
         }
     }
 }
+
+#[path = "node_bundle.rs"]
+mod node_bundle;

@@ -68,7 +68,12 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         Command::HaBackupAdd(b) if b.port == 0 => {
             invalid("port 0 out of range 1-65535".to_string())
         }
-        Command::HaKey(p) | Command::HaScripts(p) | Command::HaKeyGenerate(p) if !path_ok(p) => {
+        Command::HaKey(p)
+        | Command::HaScripts(p)
+        | Command::HaKeyGenerate(p)
+        | Command::Diagnostics(p)
+            if !path_ok(p) =>
+        {
             invalid(format!(
                 "bad path '{p}' (must not be empty or contain whitespace, '#' or '\"')"
             ))

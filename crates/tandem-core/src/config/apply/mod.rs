@@ -110,7 +110,8 @@ impl Config {
             | Command::HaTakeover(_)
             | Command::HaMaintenance
             | Command::HaMaintenanceMode(_)
-            | Command::HaKeyGenerate(_) => Resolved::HighAvailability,
+            | Command::HaKeyGenerate(_)
+            | Command::Diagnostics(_) => Resolved::HighAvailability,
             Command::AdvisorList => {
                 Resolved::Advisors(self.health.advisors.keys().cloned().collect())
             }
@@ -319,7 +320,8 @@ impl Config {
             | Command::AdvisorStatus(_)
             | Command::ManagerStatus
             | Command::ManagerReport(_)
-            | Command::SaspReport => return self.query(cmd),
+            | Command::SaspReport
+            | Command::Diagnostics(_) => return self.query(cmd),
             Command::ClusterSetProportions { .. }
             | Command::AdvisorStart(_)
             | Command::AdvisorStop(_)

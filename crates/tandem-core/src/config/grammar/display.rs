@@ -213,6 +213,7 @@ impl fmt::Display for Command {
                 Ok(())
             }
             SaspReport => f.write_str("sasp report"),
+            Diagnostics(p) => write!(f, "diagnostics {p}"),
         }
     }
 }

@@ -40,6 +40,7 @@
 //! every cluster (or, as a port target, every port of every cluster). Clusters and servers are
 //! IP addresses (IPv4 or IPv6), not host names.
 
+mod diagnostics;
 mod display;
 mod executor_cluster;
 mod health;
@@ -299,6 +300,10 @@ pub enum Command {
     },
     /// `sasp report` (query)
     SaspReport,
+    // --- logs helper ---
+    /// `diagnostics FILE`: writes the diagnostics archive of the pair (both nodes' HA logs,
+    /// status, configuration, counters) to FILE. An action; not saved in files.
+    Diagnostics(String),
 }
 
 impl Command {
@@ -326,6 +331,7 @@ impl Command {
                 | Command::ManagerStatus
                 | Command::ManagerReport(_)
                 | Command::SaspReport
+                | Command::Diagnostics(_)
         )
     }
 }
@@ -347,6 +353,7 @@ const OBJECTS: &[&str] = &[
     "manager",
     "advisor",
     "sasp",
+    "diagnostics",
 ];
 
 /// Parses the words of one command (without a leading `dscontrol`).
@@ -366,6 +373,7 @@ pub fn parse(words: &[&str]) -> Result<Command, ParseError> {
         "highavailability" => highavailability::parse_highavailability(&mut w),
         "manager" => health::parse_manager(&mut w),
         "advisor" => health::parse_advisor(&mut w),
+        "diagnostics" => diagnostics::parse_diagnostics(&mut w),
         _ => health::parse_sasp(&mut w),
     }
 }

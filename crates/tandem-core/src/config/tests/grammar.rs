@@ -113,7 +113,7 @@ fn unknown_keywords_name_the_word_and_the_choices() {
     );
     assert_eq!(
         parse_err("frobnicate"),
-        "unknown keyword 'frobnicate' (expected one of: executor, cluster, port, server, highavailability, manager, advisor, sasp)"
+        "unknown keyword 'frobnicate' (expected one of: executor, cluster, port, server, highavailability, manager, advisor, sasp, diagnostics)"
     );
     assert_eq!(
         parse_err("port add 10.0.0.1@80 method dsr"),

@@ -2,6 +2,7 @@
 
 mod advisor;
 mod apply;
+mod diagnostics;
 mod files;
 mod grammar;
 mod health;

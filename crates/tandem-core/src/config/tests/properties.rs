@@ -22,7 +22,7 @@ fn word() -> impl Strategy<Value = String> {
             "unlimited", "sensitivity", "smoothing", "quiesce", "unquiesce", "daily", "proportions",
             "50", "gwm", "mode", "push", "pull", "members", "changed", "all", "grace", "tls",
             "advisorrequest", "advisorresponse", "\"", "\"a b\"", "\"\\r\\n\"", "\\", "\"#\"",
-            "\"x", "x\"", "\\q", "loglevel", "version", "metric", "refresh",
+            "\"x", "x\"", "\\q", "loglevel", "version", "metric", "refresh", "diagnostics", "di", "/tmp/d.tar.gz",
         ]).prop_map(String::from),
         1 => any::<String>(),
         1 => "[0-9a-f:.@+#]{0,12}",

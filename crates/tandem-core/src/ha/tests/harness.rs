@@ -156,6 +156,13 @@ impl SimNode {
 }
 
 /// The configuration both simulated nodes run: one cluster, one replicating MAC port.
+/// The diagnostics bundle node `n` builds for its partner (several chunks long).
+pub fn bundle_of(n: usize) -> Vec<u8> {
+    (0..20_000u32)
+        .map(|i| (i as usize * 31 + n) as u8)
+        .collect()
+}
+
 pub fn sim_config() -> Config {
     crate::config::load_file(
         "cluster add 192.0.2.100\n\
@@ -592,6 +599,10 @@ impl HaPair {
                     }
                     Event::Note(_) => {}
                     Event::PartnerHealth(chunk) => self.nodes[n].partner_health.push(chunk),
+                    Event::BuildBundle(id) => {
+                        let bundle = bundle_of(n);
+                        self.nodes[n].node.bundle_built(now, id, Ok(bundle));
+                    }
                 }
             }
             if self.nodes[n].snapshot_wanted && self.answer_snapshots && self.nodes[n].alive {

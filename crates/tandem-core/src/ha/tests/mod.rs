@@ -1,3 +1,4 @@
+mod bundle_pair;
 mod codec;
 mod faults;
 mod fuzz;
