@@ -110,7 +110,8 @@ impl Config {
             | Command::HaTakeover(_)
             | Command::HaMaintenance
             | Command::HaMaintenanceMode(_)
-            | Command::HaKeyGenerate(_) => Resolved::HighAvailability,
+            | Command::HaKeyGenerate(_)
+            | Command::Ha(_) => Resolved::HighAvailability,
             Command::AdvisorList => {
                 Resolved::Advisors(self.health.advisors.keys().cloned().collect())
             }
@@ -320,6 +321,7 @@ impl Config {
             | Command::ManagerStatus
             | Command::ManagerReport(_)
             | Command::SaspReport => return self.query(cmd),
+            Command::Ha(a) => return self.apply_appliance(a),
             Command::ClusterSetProportions { .. }
             | Command::AdvisorStart(_)
             | Command::AdvisorStop(_)
