@@ -519,3 +519,31 @@ pub(super) fn partner_changed(st: &mut State, now: Instant, lost: bool, text: St
         st.ha.scripts.queue(dir.into(), job);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_core::ha::Machine;
+
+    #[test]
+    fn mode_and_the_partner_lost_warning() {
+        let mut s = Machine::new(1, crate::ha::product_version()).status(Instant::now());
+        assert_eq!(mode(&s, "off"), "stand-alone");
+        assert_eq!(partner_lost_warning(&s), None);
+        s.configured = true;
+        assert_eq!(mode(&s, "off"), "idle");
+        s.state = HaState::Active;
+        assert_eq!(mode(&s, "source"), "primary");
+        s.state = HaState::Standby;
+        assert_eq!(mode(&s, "in-sync"), "secondary");
+        assert_eq!(mode(&s, "inconsistent"), "inconsistent");
+        s.partner_lost_ms = Some(65_400);
+        let w = partner_lost_warning(&s).unwrap();
+        assert!(w.starts_with("partner lost at "), "{w}");
+        assert!(w.ends_with(" UTC, 65 s ago: this node is alone"), "{w}");
+        assert_eq!(
+            w.len(),
+            "partner lost at 00:00:00 UTC, 65 s ago: this node is alone".len()
+        );
+    }
+}

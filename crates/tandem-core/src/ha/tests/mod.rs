@@ -2,5 +2,6 @@ mod codec;
 mod faults;
 mod fuzz;
 mod harness;
+mod partner_lost;
 mod scenarios;
 mod sweep;
