@@ -25,6 +25,9 @@ use tandem_core::forward::{Engine, Plan};
 use tandem_core::ha::{Action, Event, HaSettings};
 use tandem_core::health::Overlay;
 
+#[path = "appliance.rs"]
+mod appliance;
+
 /// How the daemon was started.
 #[derive(Debug, Clone)]
 pub struct NodeOptions {
@@ -166,6 +169,9 @@ impl Node {
         if let Command::Diagnostics(path) = &cmd {
             return crate::diagnostics::run(self, path); // without the node lock
         }
+        if let Command::Ha(a) = &cmd {
+            return appliance::execute(self, a, &line);
+        }
         // The key file is read when the key command runs (before the node is locked), not
         // on every commit: an edited file changes nothing until the operator says so.
         let key = match &cmd {
@@ -253,6 +259,9 @@ impl Node {
             Command::HaStatus => {
                 let mut status = st.ha.node.status(now);
                 status.warnings.extend(st.ha.filter_warning.clone());
+                status
+                    .warnings
+                    .extend(appliance::partner_lost_warning(&status));
                 let events: Vec<(u64, String)> = st
                     .ha
                     .events
@@ -438,6 +447,12 @@ impl Node {
             }
         }
         let was_started = st.config.executor.started;
+        // A commit that stops the executor and deletes HA (`ha stop` leaving a pair) goes Down
+        // first, never through Idle (which forwards): stop before the new HA settings.
+        let stopping = was_started && !new.executor.started;
+        if stopping {
+            st.ha.node.executor_stopped(now);
+        }
         st.config = new;
         if let Some(key) = key {
             st.ha.node.set_key(now, key);
@@ -461,10 +476,7 @@ impl Node {
         st.ha.warned_unauthenticated = unauthenticated;
         match (was_started, st.config.executor.started) {
             (false, true) => st.ha.node.executor_started(now),
-            (true, false) => {
-                st.ha.node.executor_stopped(now);
-                self.engine.clear(now);
-            }
+            (true, false) => self.engine.clear(now),
             _ => {}
         }
         self.flush(st, now);
@@ -611,9 +623,13 @@ impl Node {
                     st.ha.scripts.queue(dir.into(), job);
                 }
             }
-            Action::PartnerLost => st.ha.event(now, "partner lost".into()),
-            Action::PartnerFound { compatible } => st.ha.event(
+            Action::PartnerLost => {
+                appliance::partner_changed(st, now, true, "partner lost: this node is alone".into())
+            }
+            Action::PartnerFound { compatible } => appliance::partner_changed(
+                st,
                 now,
+                false,
                 format!(
                     "partner found ({})",
                     if *compatible {

@@ -10,6 +10,7 @@
 //!
 //! Everything here is sans-IO: files come in and go out as text.
 
+pub mod appliance;
 mod apply;
 mod file;
 mod grammar;
@@ -24,10 +25,10 @@ mod tests;
 pub use apply::{Applied, ConfigError, Resolved};
 pub use file::{CommandError, FileError, load_file};
 pub use grammar::{
-    AdvisorSetting, Command, ExecutorSetting, GwmSelector, MAX_ADVISOR_TEXT,
-    MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, ParseError,
-    PortOptions, PortTarget, ServerOptions, ServerTarget, Targets, is_mutation, parse, parse_line,
-    parse_words, split_line,
+    AdvisorSetting, Appliance, ApplianceOptions, ByRole, Command, DEFAULT_HA_PORT, ExecutorSetting,
+    GwmSelector, MAX_ADVISOR_TEXT, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SECONDS,
+    MAX_SMOOTHING, MIN_SECONDS, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget,
+    Targets, is_mutation, parse, parse_line, parse_words, split_line,
 };
 pub use health::*;
 pub use model::*;

@@ -111,7 +111,8 @@ impl Config {
             | Command::HaMaintenance
             | Command::HaMaintenanceMode(_)
             | Command::HaKeyGenerate(_)
-            | Command::Diagnostics(_) => Resolved::HighAvailability,
+            | Command::Diagnostics(_)
+            | Command::Ha(_) => Resolved::HighAvailability,
             Command::AdvisorList => {
                 Resolved::Advisors(self.health.advisors.keys().cloned().collect())
             }
@@ -322,6 +323,7 @@ impl Config {
             | Command::ManagerReport(_)
             | Command::SaspReport
             | Command::Diagnostics(_) => return self.query(cmd),
+            Command::Ha(a) => return self.apply_appliance(a),
             Command::ClusterSetProportions { .. }
             | Command::AdvisorStart(_)
             | Command::AdvisorStop(_)

@@ -160,6 +160,7 @@ impl fmt::Display for Command {
             HaKey(p) => write!(f, "highavailability key {p}"),
             HaScripts(p) => write!(f, "highavailability scripts {p}"),
             HaMaintenance => f.write_str("highavailability maintenance"),
+            Ha(a) => write!(f, "{a}"),
             ManagerReachInterval(s) => write!(f, "manager reach set interval {s}"),
             AdvisorStart(k) => write!(f, "advisor start {}", KeyWords(k)),
             AdvisorStop(k) => write!(f, "advisor stop {}", KeyWords(k)),

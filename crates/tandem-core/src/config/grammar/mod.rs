@@ -23,6 +23,7 @@
 //! highavailability status | takeover | maintenance [start|stop]
 //! highavailability key FILE | key generate FILE | scripts DIR
 //! manager reach set interval SECONDS
+//! ha start|configure|stop|status|failover ...  (appliance commands: see the `appliance` module)
 //! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
 //! ```
 //!
@@ -40,6 +41,7 @@
 //! every cluster (or, as a port target, every port of every cluster). Clusters and servers are
 //! IP addresses (IPv4 or IPv6), not host names.
 
+mod appliance;
 mod diagnostics;
 mod display;
 mod executor_cluster;
@@ -49,6 +51,7 @@ mod port_server;
 mod targets;
 mod words;
 
+pub use appliance::{Appliance, ApplianceOptions, ByRole, DEFAULT_HA_PORT};
 pub use executor_cluster::ExecutorSetting;
 pub(crate) use executor_cluster::check_proportions;
 pub use health::{
@@ -304,6 +307,10 @@ pub enum Command {
     /// `diagnostics FILE`: writes the diagnostics archive of the pair (both nodes' HA logs,
     /// status, configuration, counters) to FILE. An action; not saved in files.
     Diagnostics(String),
+    // ----- appliance helper (issue 9) -----
+    /// `ha start|configure|stop|status|failover`: the appliance commands, a front over the
+    /// HA statements (see `config::appliance`)
+    Ha(Appliance),
 }
 
 impl Command {
@@ -332,6 +339,7 @@ impl Command {
                 | Command::ManagerReport(_)
                 | Command::SaspReport
                 | Command::Diagnostics(_)
+                | Command::Ha(Appliance::Status | Appliance::Failover)
         )
     }
 }
@@ -365,6 +373,12 @@ pub fn parse(words: &[&str]) -> Result<Command, ParseError> {
         return Err(ParseError::Empty);
     }
     let mut w = Words { words, pos: 0 };
+    // `ha` (the appliance commands) is matched whole: its one prefix `h` stays
+    // `highavailability`, as in dscontrol.
+    if words[0].eq_ignore_ascii_case("ha") {
+        w.pos = 1;
+        return appliance::parse_ha(&mut w);
+    }
     match w.keyword(OBJECTS)? {
         "executor" => executor_cluster::parse_executor(&mut w),
         "cluster" => executor_cluster::parse_cluster(&mut w),

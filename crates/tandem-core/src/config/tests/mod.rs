@@ -1,6 +1,7 @@
 //! Tests of the grammar, `Config::apply`, file loading and saving, by concern.
 
 mod advisor;
+mod appliance;
 mod apply;
 mod diagnostics;
 mod files;

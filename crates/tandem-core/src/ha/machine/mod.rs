@@ -444,6 +444,8 @@ pub struct Machine {
     acked_epoch: Option<u64>,
     last_reply: Option<Instant>,
     takeover_note: Option<String>,
+    /// When two-way contact with the partner was last lost (cleared when it is found again).
+    partner_lost_at: Option<Instant>,
 
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
@@ -496,6 +498,7 @@ impl Machine {
             unconfirmed: None,
             last_reply: None,
             takeover_note: None,
+            partner_lost_at: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
             drops: DropCounters::default(),
@@ -984,6 +987,7 @@ impl Machine {
     fn drop_contact(&mut self) {
         if self.contact {
             self.actions.push_back(Action::PartnerLost);
+            self.partner_lost_at = self.last_now;
         }
         self.contact = false;
         self.contact_since = None;
@@ -994,6 +998,7 @@ impl Machine {
     /// Clears everything that belongs to one HA run (executor stop, HA delete).
     fn reset_run(&mut self) {
         self.partner = None;
+        self.partner_lost_at = None;
         self.contact = false;
         self.contact_since = None;
         self.synced = false;

@@ -86,6 +86,9 @@ pub struct HaStatus {
     pub takeover: Option<String>,
     /// Configuration differences and other things an operator should fix.
     pub warnings: Vec<String>,
+    /// How long ago two-way contact with the partner was lost, while it has not come back
+    /// (the shell turns it into the "partner lost at HH:MM:SS" warning, with wall-clock time).
+    pub partner_lost_ms: Option<u64>,
     /// Last transitions, newest first.
     pub transitions: Vec<TransitionStatus>,
 }
@@ -211,6 +214,7 @@ impl Machine {
             dropped: self.drops.clone(),
             takeover,
             warnings: self.warnings(now),
+            partner_lost_ms: self.partner_lost_at.map(age),
             transitions: self
                 .history
                 .iter()
@@ -245,7 +249,7 @@ impl Machine {
         }
         if p.hb.recovery != self.recovery() {
             w.push(format!(
-                "recovery strategies differ ({} here, {} on the partner)",
+                "recovery strategies differ ({} here, {} on the partner): they must be the same on both nodes",
                 self.recovery().keyword(),
                 p.hb.recovery.keyword()
             ));

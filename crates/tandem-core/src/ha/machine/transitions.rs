@@ -204,6 +204,7 @@ impl Machine {
         if contact && !self.contact {
             self.contact = true;
             self.contact_since = Some(now);
+            self.partner_lost_at = None;
             let compatible = self.compatible();
             self.actions.push_back(Action::PartnerFound { compatible });
         } else if !contact && self.contact {

@@ -3,5 +3,6 @@ mod codec;
 mod faults;
 mod fuzz;
 mod harness;
+mod partner_lost;
 mod scenarios;
 mod sweep;
