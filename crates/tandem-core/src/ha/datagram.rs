@@ -12,7 +12,8 @@
 //!  4  1  format (2)
 //!  5  1  flags (bit 0: KEYED, an HMAC-SHA256 trailer follows)
 //!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe,
-//!          4 = server health (the Active's advisor states, for a takeover)
+//!          4 = server health (the Active's advisor states, for a takeover),
+//!          5 = configuration sync (`crate::sync::wire`, docs/config-sync.md)
 //!  7  1  reserved (0)
 //!  8  8  sender's heartbeat epoch
 //! 16  8  receiver's heartbeat epoch, as the sender knows it
@@ -73,6 +74,8 @@ pub enum Direction {
     /// The Active's advisor states (an opaque, self-contained chunk that
     /// `crate::advisor` encodes), so that a node taking over starts from them.
     Health,
+    /// Configuration sync messages (`crate::sync::wire`), both ways.
+    Config,
 }
 
 impl Direction {
@@ -82,6 +85,7 @@ impl Direction {
             Direction::Acks => 2,
             Direction::KeyProbe => 3,
             Direction::Health => 4,
+            Direction::Config => 5,
         }
     }
 
@@ -91,6 +95,7 @@ impl Direction {
             2 => Direction::Acks,
             3 => Direction::KeyProbe,
             4 => Direction::Health,
+            5 => Direction::Config,
             _ => return None,
         })
     }
@@ -366,6 +371,11 @@ mod tests {
         // Unknown direction (re-signed): refused after authentication.
         let mut odd = seal(Direction::Records, 7, 9, b"", None);
         odd[6] = 9;
+        let config = seal(Direction::Config, 7, 9, b"sync", None);
+        assert_eq!(
+            open(&config, &KeyRing::new(None)).unwrap().direction,
+            Direction::Config
+        );
         assert_eq!(
             open(&odd, &KeyRing::new(None)),
             Err(FrameError::Direction(9))

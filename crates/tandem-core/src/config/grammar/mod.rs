@@ -22,6 +22,7 @@
 //! highavailability backup set recovery auto|manual
 //! highavailability status | takeover | maintenance [start|stop]
 //! highavailability key FILE | key generate FILE | scripts DIR
+//! highavailability sync off|on
 //! manager reach set interval SECONDS
 //! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
 //! ```
@@ -299,6 +300,10 @@ pub enum Command {
     },
     /// `sasp report` (query)
     SaspReport,
+    // ----- sync helper -----
+    /// `highavailability sync off|on`: configuration sync with the partner (node-local; on by
+    /// default; see `docs/config-sync.md`)
+    HaSync(bool),
 }
 
 impl Command {

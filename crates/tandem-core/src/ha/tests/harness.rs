@@ -592,6 +592,8 @@ impl HaPair {
                     }
                     Event::Note(_) => {}
                     Event::PartnerHealth(chunk) => self.nodes[n].partner_health.push(chunk),
+                    // Both nodes run the same configuration: nothing to apply.
+                    Event::SyncApply(_) | Event::SyncDiscarded(_) => {}
                 }
             }
             if self.nodes[n].snapshot_wanted && self.answer_snapshots && self.nodes[n].alive {
