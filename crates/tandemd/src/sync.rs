@@ -27,7 +27,13 @@ impl Node {
             return Ok(());
         }
         let now = Instant::now();
-        if !st.ha.node.sync_status(now).role.is_some_and(|r| r == sync::Role::Follower) {
+        if !st
+            .ha
+            .node
+            .sync_status(now)
+            .role
+            .is_some_and(|r| r == sync::Role::Follower)
+        {
             return Ok(());
         }
         if sync::shared_digest(new) == sync::shared_digest(&st.config) {
@@ -102,7 +108,10 @@ pub fn status_text(v: &serde_json::Value) -> String {
     let mut out = String::from("Configuration sync\n");
     let mut line = |k: &str, val: String| out.push_str(&format!("  {k:.<30} {val}\n"));
     line("State", s("state"));
-    line("Change (applied / source head)", format!("{} / {}", s("applied"), s("head")));
+    line(
+        "Change (applied / source head)",
+        format!("{} / {}", s("applied"), s("head")),
+    );
     line("Lineage", s("lineage"));
     if !v["stopped_at"].is_null() {
         line("Stopped at change", s("stopped_at"));

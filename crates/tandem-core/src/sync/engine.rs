@@ -624,7 +624,17 @@ impl SyncEngine {
                 digest,
                 resume,
                 echo,
-            } => self.on_head(now, off, Known { lineage, head, digest }, resume, echo),
+            } => self.on_head(
+                now,
+                off,
+                Known {
+                    lineage,
+                    head,
+                    digest,
+                },
+                resume,
+                echo,
+            ),
             Message::Chunk {
                 what,
                 lineage,
@@ -727,12 +737,7 @@ impl SyncEngine {
         }
         if matches!(resume, Resume::Full | Resume::Diverged) {
             self.counters.full_syncs_sent += 1;
-            self.snapshot = Some((
-                log.lineage(),
-                log.head(),
-                self.text.clone(),
-                self.digest,
-            ));
+            self.snapshot = Some((log.lineage(), log.head(), self.text.clone(), self.digest));
         }
         self.push(Message::Head {
             off: false,
@@ -827,7 +832,9 @@ impl SyncEngine {
     /// The follower is known to be at the head (no need to repeat it).
     fn follower_at_head(&self) -> bool {
         self.follower.is_some_and(|f| {
-            f.lineage == self.log.lineage() && f.applied == self.log.head() && f.digest == self.digest
+            f.lineage == self.log.lineage()
+                && f.applied == self.log.head()
+                && f.digest == self.digest
         })
     }
 
@@ -894,7 +901,8 @@ impl SyncEngine {
             }
             Resume::Full | Resume::Diverged => {
                 let mut t = Transfer::new(What::Full, known.lineage, known.head);
-                if resume == Resume::Diverged || (known.lineage != self.log.lineage() && !self.log.is_empty())
+                if resume == Resume::Diverged
+                    || (known.lineage != self.log.lineage() && !self.log.is_empty())
                 {
                     t.discard = Some(self.discard_text(known));
                 }
@@ -1014,7 +1022,9 @@ impl SyncEngine {
 
     fn apply_failed_early(&mut self, now: Instant, seq: u64) {
         self.counters.apply_failed += 1;
-        self.last_error = Some(format!("full configuration at change {seq}: digest mismatch"));
+        self.last_error = Some(format!(
+            "full configuration at change {seq}: digest mismatch"
+        ));
         self.want_status = true;
         self.send_request(now, true);
     }
@@ -1105,7 +1115,9 @@ impl SyncEngine {
     /// digests differ, and find the first differing statement.
     fn drift(&mut self, now: Instant) {
         let off = !self.enabled || self.partner_off(now);
-        let Some(partner) = self.partner_digest.filter(|_| off && self.role != Role::Standalone)
+        let Some(partner) = self
+            .partner_digest
+            .filter(|_| off && self.role != Role::Standalone)
         else {
             self.difference = None;
             if self.transfer.as_ref().is_some_and(|t| t.what == What::Text) {
@@ -1158,9 +1170,7 @@ impl SyncEngine {
             self.announced = Some((self.log.lineage(), self.log.head(), self.digest));
             self.push_head();
         }
-        if !self.enabled
-            && self.role != Role::Standalone
-            && self.next_head.is_none_or(|t| now >= t)
+        if !self.enabled && self.role != Role::Standalone && self.next_head.is_none_or(|t| now >= t)
         {
             // Tell the partner that this node has sync off (it then reports drift).
             self.next_head = Some(now + self.cfg.head_every);

@@ -36,7 +36,11 @@ fn side(lines: &[&str], lineage: u64) -> Side {
     for l in lines {
         cfg.apply(&parse_line(l).unwrap().unwrap()).unwrap();
     }
-    let mut e = SyncEngine::new(lineage, shared_text(&Config::default()), SyncConfig::default());
+    let mut e = SyncEngine::new(
+        lineage,
+        shared_text(&Config::default()),
+        SyncConfig::default(),
+    );
     e.set_shared(Instant::now(), shared_text(&cfg), Some(Origin::Replace));
     Side {
         e,
@@ -238,7 +242,10 @@ fn changes_arrive_in_order_through_loss_duplication_and_reordering() {
     n.jitter = 30;
     n.run_until(Duration::from_secs(30), Net::in_sync);
     for i in 0..50 {
-        n.change(0, &format!("server set 203.0.113.10@80@198.51.100.2 weight {}", i % 20));
+        n.change(
+            0,
+            &format!("server set 203.0.113.10@80@198.51.100.2 weight {}", i % 20),
+        );
         n.change(0, &format!("port set 203.0.113.10@80 stickytime {i}"));
     }
     n.run_until(Duration::from_secs(60), Net::in_sync);
@@ -279,7 +286,11 @@ fn a_cut_in_the_middle_of_a_large_entry_is_inconsistent_and_recovers() {
     n.link = true;
     let took = n.run_until(Duration::from_secs(5), Net::in_sync);
     assert!(n.s[1].notes.iter().any(|x| x.contains("recovered")));
-    assert_eq!(n.s[1].e.counters().full_syncs, 1, "an entry, not a full sync");
+    assert_eq!(
+        n.s[1].e.counters().full_syncs,
+        1,
+        "an entry, not a full sync"
+    );
     eprintln!("converged {took:?} after the link's return");
 }
 
@@ -316,7 +327,10 @@ fn after_a_failover_the_old_source_resyncs_incrementally() {
     // Failover: side 1 becomes the source, changes 3 times.
     n.source = 1;
     for i in 0..3 {
-        n.change(1, &format!("server set 203.0.113.10@80@198.51.100.3 weight {}", 10 + i));
+        n.change(
+            1,
+            &format!("server set 203.0.113.10@80@198.51.100.3 weight {}", 10 + i),
+        );
     }
     let sent = n.s[1].e.counters().entries_sent;
     n.run_until(Duration::from_secs(5), Net::in_sync);
@@ -341,8 +355,16 @@ fn changes_made_apart_are_discarded_to_a_file_by_a_full_sync() {
     n.run_until(Duration::from_secs(5), Net::in_sync);
     assert_eq!(n.s[0].discarded.len(), 1);
     let text = &n.s[0].discarded[0];
-    assert!(text.contains("change 2: port set 203.0.113.10@80 stickytime 5"), "{text}");
-    assert!(n.s[0].cfg.clusters.contains_key(&"203.0.113.77".parse().unwrap()));
+    assert!(
+        text.contains("change 2: port set 203.0.113.10@80 stickytime 5"),
+        "{text}"
+    );
+    assert!(
+        n.s[0]
+            .cfg
+            .clusters
+            .contains_key(&"203.0.113.77".parse().unwrap())
+    );
 }
 
 #[test]

@@ -343,7 +343,10 @@ impl Machine {
                             self.transition(now, State::Standby, format!("both Active: {why}"));
                         }
                     }
-                } else if contact && sync && p.state == State::Standby && self.config_behind.is_none()
+                } else if contact
+                    && sync
+                    && p.state == State::Standby
+                    && self.config_behind.is_none()
                 {
                     let partner_maint_only = p.maintenance && !self.maintenance;
                     let why = if p.request == Request::TakeoverRequest
