@@ -17,3 +17,4 @@ pub mod manager;
 pub mod replication;
 pub mod sasp;
 pub mod select;
+pub mod sync;

@@ -27,6 +27,8 @@ use tandem_core::health::Overlay;
 
 #[path = "appliance.rs"]
 mod appliance;
+#[path = "sync.rs"]
+mod sync;
 
 /// How the daemon was started.
 #[derive(Debug, Clone)]
@@ -80,6 +82,8 @@ struct State {
     snapshot_wanted: bool,
     /// The weights the health loop computed (advisors, manager, SASP); empty = configured.
     overlay: Overlay,
+    /// Where the change being committed comes from (configuration sync records it).
+    origin: Option<tandem_core::sync::Origin>,
 }
 
 /// One Tandem node.
@@ -106,6 +110,7 @@ impl Node {
                 filtered: Vec::new(),
                 snapshot_wanted: false,
                 overlay: Overlay::default(),
+                origin: None,
             }),
             waker: {
                 let (a, b) = UnixStream::pair().expect("a socket pair to wake the HA thread");
@@ -203,6 +208,7 @@ impl Node {
                 st.ha.node.set_key(Instant::now(), Some(k));
                 self.flush(&mut st, Instant::now());
             }
+            st.origin = Some(sync::command_origin(&cmd));
             return match self.commit(&mut st, new) {
                 Ok(()) if !warnings.is_empty() => Reply::ok(
                     warnings.join("\n"),
@@ -240,6 +246,7 @@ impl Node {
                 };
                 let new = config::load_file(&text, &path.display().to_string(), &base)
                     .map_err(|e| anyhow!("{e}"))?;
+                st.origin = Some(tandem_core::sync::Origin::Replace);
                 self.commit(&mut st, new).map(|()| path)
             }),
         };
@@ -277,6 +284,8 @@ impl Node {
                 let (mut text, mut data) = report::ha_status(&status, &events)?;
                 text.push_str(&report::replication_text(&rep));
                 data["replication"] = rep;
+                data["sync"] = serde_json::to_value(st.ha.node.sync_status(now))?;
+                text.push_str(&sync::status_text(&data["sync"]));
                 return Ok((text, data));
             }
             Command::HaTakeover(_) => {
@@ -337,6 +346,8 @@ impl Node {
     /// first, so a failure changes nothing.
     fn commit(&self, st: &mut State, new: Config) -> Result<()> {
         let now = Instant::now();
+        let origin = st.origin.take();
+        self.sync_gate(st, &new, origin.as_ref())?;
         // Scripts run as root: a new script directory must be root's alone (docs/ha.md).
         if new.ha.script_dir != st.config.ha.script_dir
             && let Some(dir) = &new.ha.script_dir
@@ -463,6 +474,9 @@ impl Node {
             st.ha.sockets = sockets;
         }
         let config = st.config.clone();
+        if let Some(origin) = origin {
+            st.ha.node.set_change_origin(origin);
+        }
         st.ha.node.configure(now, &config, settings);
         let unauthenticated =
             st.ha.node.machine().configured() && !st.ha.node.keys().authenticated();
@@ -598,6 +612,8 @@ impl Node {
                 Event::Note(text) => st.ha.event(now, text),
                 Event::PartnerHealth(chunk) => self.health.partner_chunk(chunk),
                 Event::BuildBundle(id) => self.diagnostics.build(id),
+                Event::SyncApply(apply) => self.sync_apply(st, now, apply),
+                Event::SyncDiscarded(text) => self.sync_discarded(st, now, text),
             }
         }
     }
@@ -803,13 +819,8 @@ impl Node {
     }
 }
 
-/// A digest of the configuration the pair must agree on (everything but the HA statements,
-/// which differ between the two nodes by design).
+/// A digest of the configuration the pair must agree on: its shared part (the node-local
+/// statements differ between the two nodes by design; see `tandem_core::sync::shared`).
 fn config_digest(cfg: &Config) -> u64 {
-    let text: Vec<String> = cfg
-        .to_commands()
-        .into_iter()
-        .filter(|l| !l.starts_with("highavailability") && !l.contains("nfa"))
-        .collect();
-    xxhash_rust::xxh3::xxh3_64(text.join("\n").as_bytes())
+    tandem_core::sync::shared_digest(cfg)
 }

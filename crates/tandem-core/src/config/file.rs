@@ -193,6 +193,9 @@ impl Config {
         if let Some(backup) = ha.backup {
             cmds.push(Command::HaBackupAdd(backup));
         }
+        if !ha.sync {
+            cmds.push(Command::HaSync(false));
+        }
         cmds
     }
 

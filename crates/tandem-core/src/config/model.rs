@@ -294,6 +294,8 @@ pub struct HaConfig {
     pub script_dir: Option<String>,
     /// Seconds between reach-target probes (`manager reach set interval`, default 2).
     pub reach_interval: f64,
+    /// Configuration sync with the partner (`highavailability sync off|on`, default on).
+    pub sync: bool,
 }
 
 impl Default for HaConfig {
@@ -305,6 +307,7 @@ impl Default for HaConfig {
             key_file: None,
             script_dir: None,
             reach_interval: 2.0,
+            sync: true,
         }
     }
 }

@@ -14,6 +14,7 @@
 //!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe,
 //!          4 = server health (the Active's advisor states, for a takeover),
 //!          6 = diagnostics (the pull of the partner's diagnostics bundle, see `super::bundle`)
+//!          5 = configuration sync (`crate::sync::wire`, docs/config-sync.md)
 //!  7  1  reserved (0)
 //!  8  8  sender's heartbeat epoch
 //! 16  8  receiver's heartbeat epoch, as the sender knows it
@@ -76,6 +77,8 @@ pub enum Direction {
     Health,
     /// The diagnostics pull protocol ([`super::bundle`]), both ways.
     Diagnostics,
+    /// Configuration sync messages (`crate::sync::wire`), both ways.
+    Config,
 }
 
 impl Direction {
@@ -86,6 +89,7 @@ impl Direction {
             Direction::KeyProbe => 3,
             Direction::Health => 4,
             Direction::Diagnostics => 6,
+            Direction::Config => 5,
         }
     }
 
@@ -96,6 +100,7 @@ impl Direction {
             3 => Direction::KeyProbe,
             4 => Direction::Health,
             6 => Direction::Diagnostics,
+            5 => Direction::Config,
             _ => return None,
         })
     }
@@ -371,6 +376,11 @@ mod tests {
         // Unknown direction (re-signed): refused after authentication.
         let mut odd = seal(Direction::Records, 7, 9, b"", None);
         odd[6] = 9;
+        let config = seal(Direction::Config, 7, 9, b"sync", None);
+        assert_eq!(
+            open(&config, &KeyRing::new(None)).unwrap().direction,
+            Direction::Config
+        );
         assert_eq!(
             open(&odd, &KeyRing::new(None)),
             Err(FrameError::Direction(9))

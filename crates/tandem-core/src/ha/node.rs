@@ -34,6 +34,9 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+#[path = "node_sync.rs"]
+mod sync;
+
 /// Replication pacing: 150 MB/s, a million records resynchronised in well under a second of
 /// sending and still a small share of a 10 Gb/s link.
 pub const REPLICATION_RATE: u64 = 150_000_000;
@@ -69,6 +72,12 @@ pub enum Event {
     /// The partner asks for this node's diagnostics bundle `id`: build it (off any lock) and
     /// give it to [`Node::bundle_built`].
     BuildBundle(u64),
+    /// Configuration sync: apply this entry from the partner, all or nothing, through the
+    /// commit path with [`crate::sync::Origin::Synced`] (or [`Node::sync_apply_failed`]).
+    SyncApply(crate::sync::Apply),
+    /// Configuration sync: a full sync replaced changes this node made alone; write this
+    /// text to `sync-discarded-<unix time>.cfg` in the configuration directory.
+    SyncDiscarded(String),
 }
 
 /// Counters of the partner channel, beyond the machine's heartbeat counters.
@@ -154,6 +163,10 @@ pub struct Node {
     /// The diagnostics pull protocol (see `node_bundle.rs`).
     bundles: super::bundle::Bundles,
     next_bundle: u64,
+    /// Configuration sync (the Config direction, see `node_sync.rs`).
+    sync: crate::sync::SyncEngine,
+    /// Where the next configured change comes from (given by the shell before its commit).
+    sync_origin: Option<crate::sync::Origin>,
 }
 
 impl Node {
@@ -186,6 +199,8 @@ impl Node {
             last_now: None,
             bundles: Default::default(),
             next_bundle: epoch.wrapping_mul(1000),
+            sync: sync::new_engine(epoch, session),
+            sync_origin: None,
         }
     }
 
@@ -264,6 +279,7 @@ impl Node {
     pub fn configure(&mut self, now: Instant, config: &Config, mut settings: HaSettings) {
         let now = self.tick(now);
         self.config = config.clone();
+        settings.config_digest = self.sync_configure(now, config);
         settings.authenticated = self.keys.authenticated();
         self.machine.configure(now, &settings);
         self.after(now);
@@ -397,6 +413,9 @@ impl Node {
         self.refresh_authenticated(now);
         self.machine.handle_timeout(now);
         self.bundle_timeout(now);
+        if self.sync.poll_timeout().is_some_and(|t| t <= now) {
+            self.sync.handle_timeout(now);
+        }
         if self.replicating() && self.sender.poll_timeout().is_some_and(|t| t <= now) {
             self.sender.handle_timeout(now);
         }
@@ -414,6 +433,7 @@ impl Node {
         };
         consider(self.keys.poll_timeout());
         consider(self.bundles.poll_timeout());
+        consider(self.sync.poll_timeout());
         if self.replicating() {
             consider(self.sender.poll_timeout());
             if self.sender.queued() > 0
@@ -510,6 +530,7 @@ impl Node {
         match (frame.direction, message_kind(&message)) {
             (Direction::KeyProbe, _) => {}
             (Direction::Diagnostics, _) => self.bundles.handle(now, &message),
+            (Direction::Config, _) => self.sync.handle_message(now, &message),
             (Direction::Health, _) => {
                 if self.machine.state() == State::Active {
                     // Two Actives: each keeps its own view.
@@ -684,9 +705,36 @@ impl Node {
         }
     }
 
-    /// Carries out what the machine asked for, then sends what replication has ready.
+    /// Carries out what the machine asked for, then sends what replication has ready (and
+    /// what configuration sync has to say).
     fn after(&mut self, now: Instant) {
+        // Sync's view of the pair, and its gate on the machine (which may act on it).
+        for _ in 0..3 {
+            self.sync_step(now);
+            if !self.machine_actions(now) {
+                break;
+            }
+        }
+        self.sync_output();
+        if !self.machine.handing_over() && self.handover_sync.is_some() {
+            // The hand-over ended without the partner's acknowledgement (deadline): this node
+            // is Standby now and sends nothing more.
+            self.reset_sender();
+        }
+        if self.replicating() {
+            self.send_records(now);
+        }
+        self.send_bundle_messages();
+        if self.sender.is_idle() {
+            self.sender.compact();
+        }
+    }
+
+    /// Carries out the machine's actions; whether there were any.
+    fn machine_actions(&mut self, now: Instant) -> bool {
+        let mut any = false;
         while let Some(action) = self.machine.poll_action() {
+            any = true;
             match action {
                 Action::SendHeartbeat {
                     source,
@@ -750,18 +798,7 @@ impl Node {
                 }
             }
         }
-        if !self.machine.handing_over() && self.handover_sync.is_some() {
-            // The hand-over ended without the partner's acknowledgement (deadline): this node
-            // is Standby now and sends nothing more.
-            self.reset_sender();
-        }
-        if self.replicating() {
-            self.send_records(now);
-        }
-        self.send_bundle_messages();
-        if self.sender.is_idle() {
-            self.sender.compact();
-        }
+        any
     }
 }
 

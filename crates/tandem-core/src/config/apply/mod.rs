@@ -299,6 +299,10 @@ impl Config {
                 self.ha.script_dir = Some(path.clone());
                 Resolved::HighAvailability
             }
+            Command::HaSync(on) => {
+                self.ha.sync = *on;
+                Resolved::HighAvailability
+            }
             Command::ManagerReachInterval(seconds) => {
                 self.ha.reach_interval = *seconds;
                 Resolved::HighAvailability

@@ -159,6 +159,11 @@ impl fmt::Display for Command {
             HaTakeover(Some(a)) => write!(f, "highavailability takeover {a}"),
             HaKey(p) => write!(f, "highavailability key {p}"),
             HaScripts(p) => write!(f, "highavailability scripts {p}"),
+            HaSync(on) => write!(
+                f,
+                "highavailability sync {}",
+                if *on { "on" } else { "off" }
+            ),
             HaMaintenance => f.write_str("highavailability maintenance"),
             Ha(a) => write!(f, "{a}"),
             ManagerReachInterval(s) => write!(f, "manager reach set interval {s}"),

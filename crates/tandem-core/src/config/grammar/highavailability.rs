@@ -13,7 +13,9 @@ const HA_VERBS: &[&str] = &[
     "key",
     "scripts",
     "maintenance",
+    "sync",
 ];
+const OFF_ON: &[&str] = &["off", "on"];
 const ADD_DELETE: &[&str] = &["add", "delete"];
 const ADD_SET_DELETE: &[&str] = &["add", "set", "delete"];
 const BACKUP_SETTINGS: &[&str] = &["recovery"];
@@ -109,6 +111,7 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
             w.value("script directory")?,
             "script directory",
         )?),
+        "sync" => Command::HaSync(w.keyword(OFF_ON)? == "on"),
         _ => match w.words.get(w.pos) {
             None => Command::HaMaintenance,
             Some(_) => Command::HaMaintenanceMode(w.keyword(START_STOP)? == "start"),

@@ -22,6 +22,7 @@
 //! highavailability backup set recovery auto|manual
 //! highavailability status | takeover | maintenance [start|stop]
 //! highavailability key FILE | key generate FILE | scripts DIR
+//! highavailability sync off|on
 //! manager reach set interval SECONDS
 //! ha start|configure|stop|status|failover ...  (appliance commands: see the `appliance` module)
 //! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
@@ -311,6 +312,10 @@ pub enum Command {
     /// `ha start|configure|stop|status|failover`: the appliance commands, a front over the
     /// HA statements (see `config::appliance`)
     Ha(Appliance),
+    // ----- sync helper -----
+    /// `highavailability sync off|on`: configuration sync with the partner (node-local; on by
+    /// default; see `docs/config-sync.md`)
+    HaSync(bool),
 }
 
 impl Command {

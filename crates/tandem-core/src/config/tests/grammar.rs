@@ -101,7 +101,10 @@ fn abbreviations_and_ambiguity() {
         "ambiguous keyword 's': selectionalgorithm, staletimeout, stickytime"
     );
     assert_eq!(cmd("h st"), Command::HaStatus);
-    assert_eq!(parse_err("h s"), "ambiguous keyword 's': scripts, status");
+    assert_eq!(
+        parse_err("h s"),
+        "ambiguous keyword 's': scripts, status, sync"
+    );
 }
 
 #[test]

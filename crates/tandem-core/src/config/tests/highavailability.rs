@@ -123,8 +123,17 @@ fn highavailability_commands() {
             key_file: Some("/etc/tandem/ha.key".to_string()),
             script_dir: Some("/etc/tandem/scripts".to_string()),
             reach_interval: 0.5,
+            sync: true,
         }
     );
+    run(&mut c, "highavailability sync off");
+    assert!(!c.ha.sync);
+    assert!(
+        c.to_commands()
+            .contains(&"highavailability sync off".to_string())
+    );
+    run(&mut c, "high sync on");
+    assert!(c.ha.sync);
     for q in [
         "highavailability status",
         "highavailability takeover",

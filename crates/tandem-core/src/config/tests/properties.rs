@@ -9,7 +9,7 @@ fn word() -> impl Strategy<Value = String> {
         4 => prop::sample::select(vec![
             "executor", "cluster", "port", "server", "highavailability", "manager", "ex", "s", "st",
             "add", "set", "remove", "report", "status", "down", "up", "start", "stop", "heartbeat",
-            "reach", "backup", "delete", "takeover", "key", "scripts", "maintenance", "interval",
+            "reach", "backup", "delete", "takeover", "key", "scripts", "maintenance", "interval", "sync", "off", "on",
             "nfa", "clientgateway", "hatimeout", "method", "nat", "mac", "protocol", "udp",
             "selectionalgorithm", "affinity", "conn+affin", "hash", "stickytime", "staletimeout",
             "weightbound", "weight", "reset", "yes", "no", "repstrategy", "both", "fixedweight",
@@ -86,7 +86,7 @@ fn line() -> impl Strategy<Value = String> {
             "highavailability reach add 10.0.0.254", "highavailability reach delete 10.0.0.254",
             "highavailability backup add primary manual 12345", "highavailability backup delete",
             "highavailability key k.key", "highavailability scripts scripts",
-            "manager reach set interval 3.5",
+            "manager reach set interval 3.5", "highavailability sync off", "highavailability sync on",
         ]).prop_map(String::from),
         4 => health_line(),
     ]

@@ -215,6 +215,9 @@ pub enum TakeoverError {
     InProgress,
     #[error("this node is in maintenance: end maintenance first")]
     Maintenance,
+    /// Configuration sync: this node's configuration is not the source's yet.
+    #[error("{0}")]
+    ConfigBehind(String),
 }
 
 /// What became of a heartbeat handed to [`Machine::handle_heartbeat`].
@@ -446,6 +449,10 @@ pub struct Machine {
     takeover_note: Option<String>,
     /// When two-way contact with the partner was last lost (cleared when it is found again).
     partner_lost_at: Option<Instant>,
+    /// Configuration sync says the pair's configurations differ (why): no preemptive change
+    /// of Active (takeover, failback, yielding to the partner); a lost partner is still taken
+    /// over from.
+    config_behind: Option<String>,
 
     actions: VecDeque<Action>,
     history: VecDeque<Transition>,
@@ -499,6 +506,7 @@ impl Machine {
             last_reply: None,
             takeover_note: None,
             partner_lost_at: None,
+            config_behind: None,
             actions: VecDeque::new(),
             history: VecDeque::new(),
             drops: DropCounters::default(),
@@ -838,6 +846,9 @@ impl Machine {
         if self.maintenance {
             return Err(TakeoverError::Maintenance);
         }
+        if let Some(why) = &self.config_behind {
+            return Err(TakeoverError::ConfigBehind(why.clone()));
+        }
         let heard = self.heard(now);
         let p = self.partner.as_ref().filter(|_| heard);
         if let Some(p) = p
@@ -890,6 +901,34 @@ impl Machine {
 
     pub fn maintenance(&self) -> bool {
         self.maintenance
+    }
+
+    /// Configuration sync's gate: `Some(why)` while this node's configuration (or, on the
+    /// Active, the partner's) is not the source's, `None` once they agree. While set, Active
+    /// never changes hands by preemption (operator takeover, auto failback, yielding to a
+    /// partner that asks or reaches more); a partner that is gone is still taken over from.
+    pub fn set_config_behind(&mut self, now: Instant, behind: Option<String>) {
+        if self.config_behind == behind {
+            return;
+        }
+        let now = self.tick(now);
+        self.config_behind = behind;
+        self.evaluate(now);
+    }
+
+    /// Why Active may not change hands by preemption now (see [`Machine::set_config_behind`]).
+    pub fn config_behind(&self) -> Option<&str> {
+        self.config_behind.as_deref()
+    }
+
+    /// The partner's state, as its last heartbeat said.
+    pub fn partner_state(&self) -> Option<State> {
+        self.partner.as_ref().map(|p| p.hb.state)
+    }
+
+    /// The configuration digest the partner's last heartbeat carried.
+    pub fn partner_config_digest(&self) -> Option<u64> {
+        self.partner.as_ref().map(|p| p.hb.config_digest)
     }
 
     // ----- internals -----

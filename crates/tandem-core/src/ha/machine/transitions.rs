@@ -344,7 +344,11 @@ impl Machine {
                             self.transition(now, State::Standby, format!("both Active: {why}"));
                         }
                     }
-                } else if contact && sync && p.state == State::Standby {
+                } else if contact
+                    && sync
+                    && p.state == State::Standby
+                    && self.config_behind.is_none()
+                {
                     let partner_maint_only = p.maintenance && !self.maintenance;
                     let why = if p.request == Request::TakeoverRequest
                         && mine <= p.reach_count
@@ -413,6 +417,7 @@ impl Machine {
             || self.role() != Some(Role::Primary)
             || self.recovery() != Recovery::Auto
             || self.maintenance
+            || self.config_behind.is_some()
             || self.attempt().is_some()
             || self.yielded().is_some()
             || self.sub_state() != SubState::Synchronized

@@ -447,7 +447,12 @@ fn fuzz_regression_acks_go_to_the_partners_heartbeat_port() {
     let mut p = HaPair::started(&unkeyed(replicating(Recovery::Manual)), secs(15.0));
     p.open_connections(A, 40_000, 5);
     p.run_for(secs(1.0));
-    let batch = p.nodes[A].last_sent(b"TNDR");
+    // The last records frame (direction 1; configuration sync frames share the magic).
+    let batch = p.nodes[A]
+        .sent_of(b"TNDR")
+        .into_iter()
+        .rfind(|b| b[6] == 1)
+        .expect("a records frame");
     p.nodes[B].sent.clear();
     p.inject_from_port(A, 0, 40_000, batch);
     p.run_for(secs(0.01));

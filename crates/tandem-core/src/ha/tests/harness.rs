@@ -603,6 +603,8 @@ impl HaPair {
                         let bundle = bundle_of(n);
                         self.nodes[n].node.bundle_built(now, id, Ok(bundle));
                     }
+                    // Both nodes run the same configuration: nothing to apply.
+                    Event::SyncApply(_) | Event::SyncDiscarded(_) => {}
                 }
             }
             if self.nodes[n].snapshot_wanted && self.answer_snapshots && self.nodes[n].alive {

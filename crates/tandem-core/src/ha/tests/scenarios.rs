@@ -637,7 +637,8 @@ fn no_false_takeover_at_5_percent_loss() {
         assert_eq!(p.nodes[B].transitions_since(t), 0, "seed {seed}");
         assert!(p.dropped > 60, "the loss did happen: {}", p.dropped);
         let st = p.nodes[B].m().status(p.now);
-        assert!(st.heartbeats[0].lost > 50, "{:?}", st.heartbeats[0]);
+        // About 61 expected (5% of ~1225); the bound only shows that loss happened.
+        assert!(st.heartbeats[0].lost > 25, "{:?}", st.heartbeats[0]);
     }
 }
 
