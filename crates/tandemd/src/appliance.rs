@@ -235,6 +235,9 @@ fn stop(node: &Node, line: &str) -> Result<(String, serde_json::Value)> {
         (HaState::Active, false, _) => "no partner answers: this node keeps serving the floating \
              addresses, now stand-alone (releasing them would cut every client)"
             .to_string(),
+        (HaState::Listen, false, _) => "no partner answers: this node serves the floating \
+             addresses stand-alone (it was starting, Listen, and would have gone Active alone)"
+            .to_string(),
         _ => format!("stand-alone (the node was {state}, not serving)"),
     };
     st.ha.event(Instant::now(), format!("{line}: {text}"));
