@@ -18,6 +18,10 @@
 //!
 //! The transition of the Active into Standby sends every record ([`Engine::snapshot_records`],
 //! driven by the HA node).
+//!
+//! A port sends only what its `selectionalgorithm` makes: `affinity` ports have no connection
+//! records (their affinity records follow the rule of `forward/by_affinity.rs`), and a
+//! connection record received for one is refused ([`Refused::AffinityPort`]).
 
 use super::conn::Conn;
 use super::engine::Engine;
