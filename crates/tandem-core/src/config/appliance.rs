@@ -6,7 +6,7 @@
 //!
 //! | `ha start` option | statements |
 //! | --- | --- |
-//! | `local L partner P` | `highavailability heartbeat add L P`, `highavailability reach add P` |
+//! | `local L partner P` | `highavailability heartbeat add L P` (the public network) |
 //! | `sync SL SP` | `highavailability heartbeat add SL SP` (the second network) |
 //! | `pinginterval S` | `executor set hatimeout S` |
 //! | `primary\|secondary`, `recovery`, `port` | `highavailability backup add primary\|backup RECOVERY PORT` |
@@ -14,7 +14,10 @@
 //! | (executor stopped) | `executor start` |
 //!
 //! The partner is declared dead only when both heartbeat pairs (both networks) are silent for
-//! hatimeout: the HA machine hears the partner on any pair.
+//! hatimeout: the HA machine hears the partner on any pair. Reach targets are not touched:
+//! they are shared by the pair (configuration sync mirrors them), and the partner's own
+//! address would be a useless one (each node reaches the other or neither does); add the
+//! public network's gateway with `highavailability reach add`.
 
 use super::grammar::{Appliance, ApplianceOptions, Command, DEFAULT_HA_PORT, ExecutorSetting};
 use super::model::{Backup, Recovery, Role};
@@ -33,7 +36,8 @@ pub fn expand(cmd: &Appliance, config: &Config) -> Result<Vec<Command>, ConfigEr
     }
 }
 
-/// `ha stop`: every heartbeat pair, reach target and the backup statement deleted (key, script
+/// `ha stop`: every heartbeat pair and the backup statement deleted (reach targets stay:
+/// they are shared configuration) (key, script
 /// directory and hatimeout stay). With `leave`, `executor stop` first: the node leaves the
 /// pair without ever forwarding (a Standby, or an Active that has handed over), instead of
 /// going stand-alone Idle, which forwards.
@@ -51,7 +55,6 @@ pub fn expand_stop(config: &Config, leave: bool) -> Result<Vec<Command>, ConfigE
         out.push(Command::HaBackupDelete);
     }
     out.extend(delete_pairs(config, &config.ha.heartbeats));
-    out.extend(config.ha.reach.iter().map(|a| Command::HaReachDelete(*a)));
     Ok(out)
 }
 
@@ -79,9 +82,6 @@ fn expand_start(
             source,
             destination,
         });
-    }
-    if !config.ha.reach.contains(&partner) {
-        out.push(Command::HaReachAdd(partner));
     }
     if let Some(s) = o.pinginterval {
         out.push(Command::ExecutorSet(ExecutorSetting::HaTimeout(s)));
@@ -172,14 +172,6 @@ fn expand_configure(o: &ApplianceOptions, config: &Config) -> Result<Vec<Command
                     destination,
                 }),
         );
-    }
-    if partner != old_partner {
-        if config.ha.reach.contains(&old_partner) {
-            out.push(Command::HaReachDelete(old_partner));
-        }
-        if !config.ha.reach.contains(&partner) {
-            out.push(Command::HaReachAdd(partner));
-        }
     }
     if let Some(s) = o.pinginterval
         && s != config.executor.hatimeout

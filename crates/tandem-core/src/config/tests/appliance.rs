@@ -101,7 +101,7 @@ fn ha_grammar_errors_say_why() {
 }
 
 #[test]
-fn ha_start_expands_to_two_networks_and_a_reach_target() {
+fn ha_start_expands_to_two_networks_and_leaves_reach_targets_alone() {
     let base = sample();
     let got = expand(&appliance(START), &base).unwrap();
     assert_eq!(
@@ -109,7 +109,6 @@ fn ha_start_expands_to_two_networks_and_a_reach_target() {
         [
             "highavailability heartbeat add 192.0.2.2 192.0.2.3",
             "highavailability heartbeat add 198.51.100.2 198.51.100.3",
-            "highavailability reach add 192.0.2.3",
             "executor set hatimeout 1.5",
             "highavailability backup add primary manual 20001",
             "executor start",
@@ -138,7 +137,6 @@ fn ha_start_expands_to_two_networks_and_a_reach_target() {
         lines(&got),
         [
             "highavailability heartbeat add 192.0.2.3 192.0.2.2",
-            "highavailability reach add 192.0.2.2",
             "highavailability backup add backup auto 20100",
         ]
     );
@@ -172,7 +170,7 @@ fn ha_start_refuses_with_a_reason_and_changes_nothing() {
 fn ha_configure_changes_in_place() {
     let mut c = sample();
     run(&mut c, START);
-    // New partner address and ping interval: the public pair and the reach target move, the
+    // New partner address and ping interval: the public pair moves, the
     // sync pair and the backup statement stay (no backup delete: never a pass through Idle).
     let got = expand(
         &appliance("ha configure partner 192.0.2.4 pinginterval 3"),
@@ -186,8 +184,6 @@ fn ha_configure_changes_in_place() {
             "highavailability heartbeat delete 198.51.100.2",
             "highavailability heartbeat add 192.0.2.2 192.0.2.4",
             "highavailability heartbeat add 198.51.100.2 198.51.100.3",
-            "highavailability reach delete 192.0.2.3",
-            "highavailability reach add 192.0.2.4",
             "executor set hatimeout 3",
         ]
     );
@@ -203,7 +199,7 @@ fn ha_configure_changes_in_place() {
             (ip("198.51.100.2"), ip("198.51.100.3"))
         ]
     );
-    assert_eq!(c.ha.reach, vec![ip("192.0.2.4")]);
+    assert!(c.ha.reach.is_empty(), "reach targets are the operator's, never the appliance's");
     assert_eq!(c.executor.hatimeout, 3.0);
     // Workload Deployer names resolve by the configured role (primary: primaryip is local).
     run(
@@ -239,13 +235,12 @@ fn ha_stop_expansion_per_case() {
             "highavailability backup delete",
             "highavailability heartbeat delete 192.0.2.2",
             "highavailability heartbeat delete 198.51.100.2",
-            "highavailability reach delete 192.0.2.3",
         ]
     );
     // Leave (a Standby, or an Active after its hand-over): executor stop first.
     let leave = expand_stop(&c, true).unwrap();
     assert_eq!(leave[0], Command::ExecutorStop);
-    assert_eq!(leave.len(), 5);
+    assert_eq!(leave.len(), 4);
     run(&mut c, "ha stop");
     assert_eq!(c.ha, HaConfig::default());
     assert!(c.executor.started);
