@@ -6,6 +6,7 @@ mod files;
 mod grammar;
 mod health;
 mod highavailability;
+mod ibm;
 mod manager;
 mod properties;
 mod quoting;

@@ -23,6 +23,8 @@ fn word() -> impl Strategy<Value = String> {
             "50", "gwm", "mode", "push", "pull", "members", "changed", "all", "grace", "tls",
             "advisorrequest", "advisorresponse", "\"", "\"a b\"", "\"\\r\\n\"", "\\", "\"#\"",
             "\"x", "x\"", "\\q", "loglevel", "version", "metric", "refresh",
+            "file", "newload", "appendload", "force", "delete", "porttype", "address",
+            "fintimeout", "www.example", "a.cfg", "../a", "manager.log", "10004",
         ]).prop_map(String::from),
         1 => any::<String>(),
         1 => "[0-9a-f:.@+#]{0,12}",
@@ -57,6 +59,8 @@ fn line() -> impl Strategy<Value = String> {
         " weightbound 100",
         " reset yes",
         " repstrategy both",
+        " porttype both",
+        " porttype udp",
     ]);
     let server_opt = pick(&[
         "",
@@ -84,6 +88,10 @@ fn line() -> impl Strategy<Value = String> {
             "highavailability backup add primary manual 12345", "highavailability backup delete",
             "highavailability key k.key", "highavailability scripts scripts",
             "manager reach set interval 3.5",
+            "executor set fintimeout 30", "executor set staletimeout 60", "executor set stickytime 5",
+            "cluster add 10.0.0.4 staletimeout 90 weightbound 40", "cluster set @ stickytime 7",
+            "cluster set 10.0.0.1 weightbound 80", "manager start manager.log 10004",
+            "file report", "file save a.cfg force",
         ]).prop_map(String::from),
         4 => health_line(),
     ]
