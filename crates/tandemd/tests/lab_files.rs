@@ -117,6 +117,27 @@ fn lab_file_commands_round_trip_refuse_bad_files_and_load_ibm_files() {
     let err = stderr_of(&node, &["file", "delete", "../etc/passwd"]);
     assert!(err.contains("bad file name"), "{err}");
 
+    // From piped standard input, with IBM's dscontrol prefix.
+    let mut ctl = std::process::Command::new(tandem_lab::find_binary("tandemctl").unwrap())
+        .arg("--socket")
+        .arg(&node.socket)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = ctl.stdin.take().unwrap();
+        stdin
+            .write_all(b"dscontrol file save piped.cfg\ndscontrol file report\n")
+            .unwrap();
+    }
+    let out = ctl.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("piped.cfg"), "{stdout}");
+    assert_eq!(std::fs::read_to_string(dir.join("piped.cfg")).unwrap(), one);
+
     // Bad files: each names file:line and changes nothing.
     let before = saved(&node, "before.cfg");
     for (bad, why) in [
