@@ -1,5 +1,9 @@
-//! Configuration files: `file save|newload|appendload NAME` and `tandemd --config FILE`.
+//! Configuration files: `file save|newload|appendload|report|delete` and `tandemd --config
+//! FILE` (or `default.cfg` of the configuration directory at start).
 //!
+//! * The `file` commands are parsed by the grammar (`tandem_core::config`) like every other
+//!   command; this module does their I/O. A `file newload|appendload` line inside a file reads
+//!   that file here too ([`DirFiles`]), and host names are resolved by [`SystemResolver`].
 //! * Names given to the `file` commands are plain file names inside the configuration
 //!   directory (`/etc/tandem`, or `tandemd --config-dir DIR`): no `/`, not `.` or `..`, no NUL,
 //!   not hidden (a leading `.` is kept for temporary files), and the file itself may not be a
@@ -11,84 +15,21 @@
 //!   file is opened without blocking (a FIFO cannot hold the caller) and read before the node
 //!   lock is taken, so the HA thread never waits for a file.
 
+use crate::node::Reply;
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use tandem_core::config::{self, Command, Config, FileSource, Loaded, Resolver};
 
 /// The configuration directory when `--config-dir` is not given.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/tandem";
 /// The largest configuration file read (a file with 100 000 servers is about 8 MB).
 pub const MAX_CONFIG_BYTES: u64 = 16 << 20;
-/// The longest file name accepted (room left for the temporary file's suffix).
-const MAX_NAME: usize = 200;
-
-/// `file newload`, `file appendload` or `file save`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileVerb {
-    NewLoad,
-    AppendLoad,
-    Save,
-}
-
-impl FileVerb {
-    pub fn keyword(self) -> &'static str {
-        match self {
-            FileVerb::NewLoad => "newload",
-            FileVerb::AppendLoad => "appendload",
-            FileVerb::Save => "save",
-        }
-    }
-}
-
-/// A `file` command: the verb and the file name, as typed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileCommand {
-    pub verb: FileVerb,
-    pub name: String,
-}
-
-impl FileCommand {
-    /// `None` if `words` is not a `file` command (`fi`, `fil`, `file`, any case); otherwise the
-    /// command or the reason it is malformed. Keywords may be abbreviated, as in the grammar.
-    pub fn parse(words: &[String]) -> Option<Result<FileCommand, String>> {
-        let first = words.first()?.to_ascii_lowercase();
-        if first.len() < 2 || !"file".starts_with(&first) {
-            return None;
-        }
-        let verbs = [FileVerb::NewLoad, FileVerb::AppendLoad, FileVerb::Save];
-        let expected = "expected one of: newload, appendload, save";
-        let Some(word) = words.get(1).map(|w| w.to_ascii_lowercase()) else {
-            return Some(Err(format!("missing keyword after 'file' ({expected})")));
-        };
-        let matches: Vec<FileVerb> = verbs
-            .into_iter()
-            .filter(|v| v.keyword().starts_with(word.as_str()))
-            .collect();
-        let verb = match matches.as_slice() {
-            [one] => *one,
-            [] => return Some(Err(format!("unknown keyword '{word}' ({expected})"))),
-            many => {
-                let names: Vec<&str> = many.iter().map(|v| v.keyword()).collect();
-                return Some(Err(format!(
-                    "ambiguous keyword '{word}': {}",
-                    names.join(", ")
-                )));
-            }
-        };
-        let (Some(name), None) = (words.get(2), words.get(3)) else {
-            return Some(Err(format!(
-                "file {} takes exactly one FILE",
-                verb.keyword()
-            )));
-        };
-        Some(Ok(FileCommand {
-            verb,
-            name: name.clone(),
-        }))
-    }
-}
+/// The file loaded at start when `--config` is not given.
+pub const DEFAULT_CFG: &str = "default.cfg";
 
 /// The directory the `file` commands work in.
 #[derive(Debug, Clone)]
@@ -213,6 +154,213 @@ impl ConfigDir {
     }
 }
 
+impl ConfigDir {
+    /// Whether file `name` exists (as anything: a link or a directory counts).
+    pub fn exists(&self, name: &str) -> Result<bool> {
+        let path = self.resolve(name)?;
+        Ok(std::fs::symlink_metadata(path).is_ok())
+    }
+
+    /// `file delete NAME`: removes a regular file of the directory (never a link's target or
+    /// a directory); returns its path.
+    pub fn delete(&self, name: &str) -> Result<PathBuf> {
+        let path = self.resolve(name)?;
+        self.check_dir()?;
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => bail!("deleting {}: not a regular file (refused)", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "{name} does not exist in the configuration directory {}",
+                self.dir.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("deleting {}", path.display())),
+        }
+        std::fs::remove_file(&path).with_context(|| format!("deleting {}", path.display()))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("flushing the directory {}", self.dir.display()))?;
+        Ok(path)
+    }
+
+    /// `file report`: the regular files of the directory with plain names (not the hidden
+    /// temporary files), by name: name, size in bytes, modification time (seconds since 1970).
+    pub fn list(&self) -> Result<Vec<(String, u64, u64)>> {
+        self.check_dir()?;
+        let mut files = Vec::new();
+        let entries = std::fs::read_dir(&self.dir)
+            .with_context(|| format!("listing {}", self.dir.display()))?;
+        for entry in entries {
+            let entry = entry.with_context(|| format!("listing {}", self.dir.display()))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            if !meta.is_file() || check_name(&name).is_err() {
+                continue;
+            }
+            let modified = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs());
+            files.push((name, meta.len(), modified));
+        }
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// Reads the files named by `file newload|appendload` lines inside a file being loaded.
+pub struct DirFiles<'a>(pub &'a ConfigDir);
+
+impl FileSource for DirFiles<'_> {
+    fn read(&mut self, name: &str) -> std::result::Result<String, String> {
+        self.0
+            .read(name)
+            .map(|(_, text)| text)
+            .map_err(|e| format!("{e:#}"))
+    }
+}
+
+/// Host names through the system resolver (`/etc/hosts`, then DNS, as `getaddrinfo` does);
+/// an IPv4 address is preferred when a name has both.
+pub struct SystemResolver;
+
+impl Resolver for SystemResolver {
+    fn resolve(&mut self, name: &str) -> std::result::Result<IpAddr, String> {
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<IpAddr> = (name, 0)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())?
+            .map(|a| a.ip())
+            .collect();
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| "no address".to_string())
+    }
+}
+
+/// Loads `text` (file `name`) on top of `base`, with nested files from `dir` and host names.
+pub fn load(dir: &ConfigDir, text: &str, name: &str, base: &Config) -> Result<Loaded> {
+    config::load_file_with(text, name, base, &mut DirFiles(dir), &mut SystemResolver)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// Adds warnings to a reply: logged, printed before the output, and in `data["warnings"]`.
+pub fn with_warnings(mut reply: Reply, warnings: &[String]) -> Reply {
+    if warnings.is_empty() || !reply.ok {
+        return reply;
+    }
+    let mut text = String::new();
+    for w in warnings {
+        tracing::warn!("{w}");
+        text.push_str("warning: ");
+        text.push_str(w);
+        text.push('\n');
+    }
+    text.push_str(&reply.output);
+    reply.output = text;
+    if let Some(obj) = reply.data.as_object_mut() {
+        obj.insert("warnings".into(), serde_json::json!(warnings));
+    } else {
+        reply.data = serde_json::json!({"warnings": warnings});
+    }
+    reply
+}
+
+/// Runs a `file` command. `running` gives the running configuration; `install` commits a
+/// loaded one (`true` for newload), refusing if the running one is no longer `base`.
+pub fn run(
+    dir: &ConfigDir,
+    cmd: &Command,
+    running: impl FnOnce() -> Config,
+    install: impl FnOnce(&Config, Config) -> Result<()>,
+) -> Reply {
+    let done = |path: PathBuf| {
+        Reply::ok(
+            String::new(),
+            serde_json::json!({"done": cmd.to_string(), "path": path.display().to_string()}),
+        )
+    };
+    let result = match cmd {
+        Command::FileSave { name, force } => (|| {
+            if !force && dir.exists(name)? {
+                bail!("{name} exists: add force to overwrite");
+            }
+            dir.save(name, &render(&running()))
+        })()
+        .map(done),
+        Command::FileNewLoad(name) | Command::FileAppendLoad(name) => (|| {
+            // The file (and the files it loads, and the host names it holds) are read
+            // without the node lock; the commit then checks nothing changed meanwhile.
+            let (path, text) = dir.read(name)?;
+            let base = match cmd {
+                Command::FileNewLoad(_) => Config::default(),
+                _ => running(),
+            };
+            let loaded = load(dir, &text, &path.display().to_string(), &base)?;
+            install(&base, loaded.config)?;
+            Ok(with_warnings(done(path), &loaded.warnings))
+        })(),
+        Command::FileDelete(name) => dir.delete(name).map(done),
+        Command::FileReport => dir.list().map(|files| report(dir, &files)),
+        _ => Err(anyhow::anyhow!("'{cmd}' is not a file command")),
+    };
+    result.unwrap_or_else(|e| Reply::err(format!("{e:#}")))
+}
+
+/// The `file report` table and JSON.
+fn report(dir: &ConfigDir, files: &[(String, u64, u64)]) -> Reply {
+    let mut text = format!("Configuration files in {}:\n", dir.path().display());
+    let width = files.iter().map(|f| f.0.len()).max().unwrap_or(4).max(4);
+    text.push_str(&format!(
+        "{:<width$}  {:>10}  MODIFIED (UTC)\n",
+        "NAME", "SIZE"
+    ));
+    let mut json = Vec::new();
+    for (name, size, modified) in files {
+        let when = utc(*modified);
+        text.push_str(&format!("{name:<width$}  {size:>10}  {when}\n"));
+        json.push(
+            serde_json::json!({"name": name, "size": size, "modified": when,
+                                     "modified_unix": modified}),
+        );
+    }
+    if files.is_empty() {
+        text.push_str("(no files)\n");
+    }
+    Reply::ok(
+        text,
+        serde_json::json!({"directory": dir.path().display().to_string(), "files": json}),
+    )
+}
+
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn utc(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// The text `file save` writes: the configuration as commands, in IBM's order.
 pub fn render(config: &tandem_core::config::Config) -> String {
     let mut text = String::from(
@@ -268,28 +416,10 @@ pub fn read_start_config(path: &Path) -> Result<String> {
     read_limited(file, path)
 }
 
-/// Whether `name` is a plain file name: not empty, no `/` or NUL, not `.`/`..` or hidden,
-/// at most [`MAX_NAME`] bytes.
+/// Whether `name` is a plain file name (the grammar's rule,
+/// [`tandem_core::config::check_file_name`]).
 pub fn check_name(name: &str) -> Result<()> {
-    if name.is_empty() {
-        bail!("empty");
-    }
-    if name.contains('/') {
-        bail!("it contains '/'");
-    }
-    if name.contains('\0') {
-        bail!("it contains NUL");
-    }
-    if name == "." || name == ".." {
-        bail!("'{name}' is a directory");
-    }
-    if name.starts_with('.') {
-        bail!("names starting with '.' are reserved for temporary files");
-    }
-    if name.len() > MAX_NAME {
-        bail!("longer than {MAX_NAME} bytes");
-    }
-    Ok(())
+    tandem_core::config::check_file_name(name).map_err(|why| anyhow::anyhow!(why))
 }
 
 #[cfg(test)]

@@ -61,35 +61,6 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-fn words(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
-}
-
-#[test]
-fn file_commands_parse_with_abbreviations_and_clear_errors() {
-    assert_eq!(FileCommand::parse(&words("executor status")), None);
-    assert_eq!(FileCommand::parse(&words("f save x")), None);
-    assert_eq!(
-        FileCommand::parse(&words("FIL sa x.cfg")),
-        Some(Ok(FileCommand {
-            verb: FileVerb::Save,
-            name: "x.cfg".into()
-        }))
-    );
-    assert_eq!(
-        FileCommand::parse(&words("file a x"))
-            .unwrap()
-            .unwrap()
-            .verb,
-        FileVerb::AppendLoad
-    );
-    let err = |s: &str| FileCommand::parse(&words(s)).unwrap().unwrap_err();
-    assert!(err("file").contains("missing keyword"));
-    assert!(err("file load x").contains("unknown keyword 'load'"));
-    assert!(err("file save").contains("exactly one FILE"));
-    assert!(err("file save a b").contains("exactly one FILE"));
-}
-
 #[test]
 fn only_plain_names_inside_the_directory_are_accepted() {
     let dir = ConfigDir::new("/etc/tandem".into());

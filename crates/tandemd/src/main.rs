@@ -1,9 +1,10 @@
 //! `tandemd`: the Tandem daemon.
 //!
 //! ```text
-//! tandemd --config FILE [--config-dir DIR] [--log-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
+//! tandemd [--config FILE] [--config-dir DIR] [--log-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
 //! ```
-//! Starts a node from a command file (the dscontrol grammar, one command per line), forwards
+//! Starts a node from a command file (the dscontrol grammar, one command per line; without
+//! `--config`, `default.cfg` of the configuration directory if it exists), forwards
 //! cluster traffic at packet level on the interface that holds the nfa, and takes commands
 //! from `tandemctl` on a Unix socket.
 
@@ -36,10 +37,11 @@ use std::time::Duration;
     about = "Tandem: a high-availability layer-4 load balancer"
 )]
 struct Args {
-    /// Command file to load at start (all or nothing).
+    /// Command file to load at start (all or nothing); without it, `default.cfg` of the
+    /// configuration directory is loaded if it exists.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Directory of the files `file save|newload|appendload NAME` write and read.
+    /// Directory of the files `file save|newload|appendload|delete NAME` write and read.
     #[arg(long, default_value = files::DEFAULT_CONFIG_DIR)]
     config_dir: PathBuf,
     /// Directory of the HA logs (ha.log, ha.out, ha.result; created with mode 0750).
@@ -101,9 +103,24 @@ fn run(args: Args) -> Result<()> {
         garp_interval: Duration::from_millis(args.garp_interval_ms),
         config_dir: files::ConfigDir::new(args.config_dir.clone()),
     }));
-    if let Some(path) = &args.config {
-        node.load_file(path)?;
-        tracing::info!(config = %path.display(), "configuration loaded");
+    match &args.config {
+        Some(path) => {
+            node.load_file(path)?;
+            tracing::info!(config = %path.display(), "configuration loaded");
+        }
+        // As IBM's dsserver: default.cfg of the configuration directory, if there is one.
+        None => {
+            let path = args.config_dir.join(files::DEFAULT_CFG);
+            if std::fs::symlink_metadata(&path).is_ok() {
+                node.load_file(&path)?;
+                tracing::info!(config = %path.display(), "default.cfg loaded");
+            } else {
+                tracing::info!(
+                    config_dir = %args.config_dir.display(),
+                    "no default.cfg in the configuration directory: starting with an empty configuration"
+                );
+            }
+        }
     }
     node.health.start(node.clone())?;
     let admin = admin::serve(&args.socket, node.clone())?;

@@ -127,14 +127,22 @@ impl Node {
         }
     }
 
-    /// Loads the command file given at start (`--config`, any path; all or nothing) and
-    /// commits it.
+    /// Loads the command file given at start (`--config`, any path, or `default.cfg`; all or
+    /// nothing; nested files from the configuration directory) and commits it.
     pub fn load_file(&self, path: &std::path::Path) -> Result<()> {
         let text = crate::files::read_start_config(path)?;
+        let base = self.state.lock().config.clone();
+        let loaded = crate::files::load(
+            &self.opts.config_dir,
+            &text,
+            &path.display().to_string(),
+            &base,
+        )?;
+        for w in &loaded.warnings {
+            tracing::warn!("{w}");
+        }
         let mut st = self.state.lock();
-        let new = config::load_file(&text, &path.display().to_string(), &st.config)
-            .map_err(|e| anyhow!("{e}"))?;
-        self.commit(&mut st, new)
+        self.commit(&mut st, loaded.config)
     }
 
     /// Runs one command from `origin`, then logs it (audit, ha.log, ha.out, ha.result: halog.rs).
@@ -161,16 +169,18 @@ impl Node {
 
     /// Runs one command given as words (the dscontrol grammar).
     pub fn execute(&self, words: &[String], _json: bool) -> Reply {
-        if let Some(reply) = self.file_command(words) {
-            return reply;
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let (cmd, mut warnings) =
+            match config::parse_words_resolving(&refs, &mut crate::files::SystemResolver) {
+                Ok(Some(parsed)) => parsed,
+                Ok(None) => return Reply::err("empty command".into()),
+                Err(e) => return Reply::err(e.to_string()),
+            };
+        warnings.extend(cmd.warnings());
+        if cmd.is_file_command() {
+            return crate::files::with_warnings(self.file_command(&cmd), &warnings);
         }
         let line = words.join(" ");
-        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-        let cmd = match config::parse_words(&refs) {
-            Ok(Some(cmd)) => cmd,
-            Ok(None) => return Reply::err("empty command".into()),
-            Err(e) => return Reply::err(e.to_string()),
-        };
         if let Command::Diagnostics(path) = &cmd {
             return crate::diagnostics::run(self, path); // without the node lock
         }
@@ -203,18 +213,17 @@ impl Node {
                 Ok(a) => a,
                 Err(e) => return Reply::err(e.to_string()),
             };
-            let warnings = report::selection_warnings(&new, &applied);
+            warnings.extend(report::selection_warnings(&new, &applied));
             if let Some(k) = key {
                 st.ha.node.set_key(Instant::now(), Some(k));
                 self.flush(&mut st, Instant::now());
             }
             st.origin = Some(sync::command_origin(&cmd));
             return match self.commit(&mut st, new) {
-                Ok(()) if !warnings.is_empty() => Reply::ok(
-                    warnings.join("\n"),
-                    serde_json::json!({"done": line, "warnings": warnings}),
+                Ok(()) => crate::files::with_warnings(
+                    Reply::ok(String::new(), serde_json::json!({"done": line})),
+                    &warnings,
                 ),
-                Ok(()) => Reply::ok(String::new(), serde_json::json!({"done": line})),
                 Err(e) => Reply::err(format!("{e:#}")),
             };
         }
@@ -224,40 +233,26 @@ impl Node {
         }
     }
 
-    /// `file newload|appendload|save NAME`: files of the configuration directory (files.rs).
-    /// File I/O happens without the node lock: a slow disk or a FIFO never holds the HA thread.
-    fn file_command(&self, words: &[String]) -> Option<Reply> {
-        use crate::files::{FileCommand, FileVerb};
-        let cmd = match FileCommand::parse(words)? {
-            Ok(c) => c,
-            Err(e) => return Some(Reply::err(e)),
-        };
-        let dir = &self.opts.config_dir;
-        let result = match cmd.verb {
-            FileVerb::Save => {
-                let text = crate::files::render(&self.state.lock().config);
-                dir.save(&cmd.name, &text)
-            }
-            verb => dir.read(&cmd.name).and_then(|(path, text)| {
+    /// `file save|newload|appendload|report|delete`: files of the configuration directory
+    /// (files.rs). File I/O happens without the node lock: a slow disk or a FIFO never holds
+    /// the HA thread.
+    fn file_command(&self, cmd: &Command) -> Reply {
+        let appending = !matches!(cmd, Command::FileNewLoad(_));
+        crate::files::run(
+            &self.opts.config_dir,
+            cmd,
+            || self.state.lock().config.clone(),
+            |base, new| {
                 let mut st = self.state.lock();
-                let base = match verb {
-                    FileVerb::NewLoad => Config::default(),
-                    _ => st.config.clone(),
-                };
-                let new = config::load_file(&text, &path.display().to_string(), &base)
-                    .map_err(|e| anyhow!("{e}"))?;
+                if appending && st.config != *base {
+                    anyhow::bail!(
+                        "the configuration changed while the file was loading: run '{cmd}' again"
+                    );
+                }
                 st.origin = Some(tandem_core::sync::Origin::Replace);
-                self.commit(&mut st, new).map(|()| path)
-            }),
-        };
-        Some(match result {
-            Ok(path) => Reply::ok(
-                String::new(),
-                serde_json::json!({"done": format!("file {} {}", cmd.verb.keyword(), cmd.name),
-                                   "path": path.display().to_string()}),
-            ),
-            Err(e) => Reply::err(format!("{e:#}")),
-        })
+                self.commit(&mut st, new)
+            },
+        )
     }
 
     fn query(&self, st: &mut State, cmd: &Command) -> Result<(String, serde_json::Value)> {

@@ -177,7 +177,7 @@ fn ports(v: &View, list: &[(IpAddr, u16)]) -> Vec<PortRow> {
             cluster: c,
             port: p,
             method: keyword(&port.method),
-            protocol: keyword(&port.protocol),
+            protocol: port.porttype_keyword().to_string(),
             selectionalgorithm: keyword(&port.selection),
             stickytime: port.stickytime,
             staletimeout: port.staletimeout,

@@ -408,7 +408,7 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
             err.contains(&format!("{}:4:", file.display())) && err.contains(why),
             "{bad}: {err}"
         );
-        node.ctl(&["file", "save", "saved.cfg"]).unwrap();
+        node.ctl(&["file", "save", "saved.cfg", "force"]).unwrap();
         assert_eq!(
             std::fs::read_to_string(&saved).unwrap(),
             before,

@@ -97,7 +97,7 @@ fn lab_file_commands_stay_in_the_config_dir_and_a_full_disk_keeps_the_old_file()
     for bad in ["../x", "../../etc/x", "/tmp/x", "a/b", "..", ".hidden"] {
         let err = refused(&node, &["file", "save", bad]);
         assert!(
-            err.contains("bad file name") && err.contains(&config_dir),
+            err.contains("bad file name") && err.contains("configuration directory"),
             "{bad}: {err}"
         );
         let err = refused(&node, &["file", "newload", bad]);
@@ -126,6 +126,8 @@ fn lab_file_commands_stay_in_the_config_dir_and_a_full_disk_keeps_the_old_file()
     let err = refused(&node, &["file", "newload", "link.cfg"]);
     assert!(err.contains("symbolic link"), "{err}");
     let err = refused(&node, &["file", "save", "link.cfg"]);
+    assert!(err.contains("link.cfg exists: add force"), "{err}");
+    let err = refused(&node, &["file", "save", "link.cfg", "force"]);
     assert!(err.contains("symbolic link"), "{err}");
     assert_eq!(
         std::fs::read_to_string(&outside).unwrap(),
@@ -151,7 +153,7 @@ fn lab_file_commands_stay_in_the_config_dir_and_a_full_disk_keeps_the_old_file()
         node.ctl(&["cluster", "add", &format!("192.0.2.{}", 120 + i)])
             .unwrap();
     }
-    let err = refused(&node, &["file", "save", "tandem.cfg"]);
+    let err = refused(&node, &["file", "save", "tandem.cfg", "force"]);
     assert!(
         err.contains("No space left") && err.contains("previous file is unchanged"),
         "{err}"
@@ -161,7 +163,7 @@ fn lab_file_commands_stay_in_the_config_dir_and_a_full_disk_keeps_the_old_file()
     // With room again, the same save goes through and loads back.
     drop(filler);
     std::fs::remove_file(dir.join("filler")).unwrap();
-    node.ctl(&["file", "save", "tandem.cfg"]).unwrap();
+    node.ctl(&["file", "save", "tandem.cfg", "force"]).unwrap();
     let new = std::fs::read_to_string(dir.join("tandem.cfg")).unwrap();
     assert!(new.contains("cluster add 192.0.2.169"), "{new}");
     node.ctl(&["file", "newload", "tandem.cfg"]).unwrap();

@@ -5,8 +5,8 @@ use super::Config;
 use super::apply::{Applied, ConfigError};
 use super::grammar::AdvisorSetting;
 use super::grammar::{
-    Command, ExecutorSetting, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget,
-    Targets, parse_line,
+    Command, ExecutorSetting, NoResolver, ParseError, PortOptions, PortTarget, Resolver,
+    ServerOptions, ServerTarget, Targets, parse_line, parse_line_resolving,
 };
 use super::health::{DEFAULT_ADVISOR_INTERVAL, Manager, Proportions};
 use super::model::Executor;
@@ -18,9 +18,16 @@ pub enum CommandError {
     Parse(#[from] ParseError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A `file newload|appendload` line whose file has a bad line: `inner:line: reason`.
+    #[error("{0}")]
+    Nested(Box<FileError>),
+    /// A `file` line refused inside a file (a write, a cycle, too deep, unreadable).
+    #[error("{0}")]
+    File(String),
 }
 
-/// The first bad line of a configuration file; displays as `file:line: reason`.
+/// The first bad line of a configuration file; displays as `file:line: reason` (and
+/// `outer:line: inner:line: reason` for a nested file).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{file}:{line}: {error}")]
 pub struct FileError {
@@ -31,30 +38,207 @@ pub struct FileError {
     pub error: CommandError,
 }
 
+/// Reads the files that `file newload|appendload NAME` lines inside a file name (the daemon
+/// reads them from its configuration directory; the core does no I/O).
+pub trait FileSource {
+    /// The text of file `name`, or why it cannot be read.
+    fn read(&mut self, name: &str) -> Result<String, String>;
+}
+
+/// For callers without files: every nested `file newload|appendload` is refused.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoFiles;
+
+impl FileSource for NoFiles {
+    fn read(&mut self, name: &str) -> Result<String, String> {
+        Err(format!(
+            "cannot read {name}: no configuration directory here"
+        ))
+    }
+}
+
+/// How deep `file newload|appendload` lines may nest below the file being loaded.
+pub const MAX_FILE_DEPTH: usize = 4;
+
+/// A loaded configuration and what the operator should hear about it (host names resolved,
+/// HA statements before the clusters, options accepted but not used), each `file:line: text`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
 /// Loads a configuration file on top of `base` (pass `&Config::default()` for `file newload`,
 /// the running configuration for `file appendload`).
 ///
 /// All or nothing: the new configuration is returned only if every line parses and applies;
 /// otherwise the error of the first bad line, and `base` is untouched. Blank and comment
 /// lines, and query lines (status, report), are skipped; `executor start` sets
-/// `executor.started`.
+/// `executor.started`. Host names are bad addresses and nested `file` lines are refused: see
+/// [`load_file_with`] for both.
 pub fn load_file(text: &str, file_name: &str, base: &Config) -> Result<Config, FileError> {
+    load_file_with(text, file_name, base, &mut NoFiles, &mut NoResolver).map(|l| l.config)
+}
+
+/// [`load_file`] with nested files and host names.
+///
+/// * `file newload|appendload NAME` lines read NAME through `files` and load it in place
+///   (`newload` starts again from an empty configuration), at most [`MAX_FILE_DEPTH`] files
+///   deep, a cycle refused with the chain of names; a bad line inside reports
+///   `outer:line: inner:line: reason`. All or nothing across the nesting.
+/// * `file save|delete` lines are refused: a load never writes.
+/// * Host names (clusters, servers, heartbeat and reach addresses) are resolved once through
+///   `resolver`, with a warning each, and stored as addresses.
+/// * HA statements (heartbeat, reach, backup) before cluster/port/server statements load,
+///   with a warning.
+pub fn load_file_with(
+    text: &str,
+    file_name: &str,
+    base: &Config,
+    files: &mut dyn FileSource,
+    resolver: &mut dyn Resolver,
+) -> Result<Loaded, FileError> {
+    let mut loader = Loader {
+        files,
+        resolver,
+        chain: vec![
+            file_name
+                .rsplit('/')
+                .next()
+                .unwrap_or(file_name)
+                .to_string(),
+        ],
+        warnings: Vec::new(),
+    };
     let mut config = base.clone();
-    for (index, line) in text.lines().enumerate() {
-        let fail = |error: CommandError| FileError {
-            file: file_name.to_string(),
-            line: index + 1,
-            error,
-        };
-        let Some(cmd) = parse_line(line).map_err(|e| fail(e.into()))? else {
-            continue;
-        };
-        if cmd.is_mutation() {
-            // The copy is thrown away on error, so no per-line copy is needed.
-            config.apply_in_place(&cmd).map_err(|e| fail(e.into()))?;
+    loader.load(text, file_name, &mut config)?;
+    Ok(Loaded {
+        config,
+        warnings: loader.warnings,
+    })
+}
+
+struct Loader<'a> {
+    files: &'a mut dyn FileSource,
+    resolver: &'a mut dyn Resolver,
+    /// The names of the files being loaded, outermost first.
+    chain: Vec<String>,
+    warnings: Vec<String>,
+}
+
+/// The HA statements IBM asks to come after the clusters, ports and servers.
+fn is_ha_statement(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::HaHeartbeatAdd { .. }
+            | Command::HaHeartbeatDelete(_)
+            | Command::HaReachAdd(_)
+            | Command::HaReachDelete(_)
+            | Command::HaBackupAdd(_)
+            | Command::HaBackupDelete
+            | Command::HaBackupRecovery(_)
+    )
+}
+
+fn is_object_statement(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::ClusterAdd { .. }
+            | Command::ClusterSetProportions { .. }
+            | Command::ClusterSetDefaults { .. }
+            | Command::ClusterRemove(_)
+            | Command::PortAdd { .. }
+            | Command::PortSet { .. }
+            | Command::PortRemove(_)
+            | Command::ServerAdd { .. }
+            | Command::ServerSet { .. }
+            | Command::ServerRemove(_)
+    )
+}
+
+impl Loader<'_> {
+    fn load(&mut self, text: &str, file_name: &str, config: &mut Config) -> Result<(), FileError> {
+        let mut first_ha: Option<usize> = None;
+        let mut warned_order = false;
+        for (index, line) in text.lines().enumerate() {
+            let number = index + 1;
+            let fail = |error: CommandError| FileError {
+                file: file_name.to_string(),
+                line: number,
+                error,
+            };
+            let Some((cmd, resolved)) =
+                parse_line_resolving(line, self.resolver).map_err(|e| fail(e.into()))?
+            else {
+                continue;
+            };
+            for text in resolved.into_iter().chain(cmd.warnings()) {
+                self.warnings.push(format!("{file_name}:{number}: {text}"));
+            }
+            match &cmd {
+                Command::FileSave { .. } | Command::FileDelete(_) => {
+                    return Err(fail(CommandError::File(format!(
+                        "'{cmd}' is refused inside a file being loaded (a load never writes files)"
+                    ))));
+                }
+                Command::FileNewLoad(name) | Command::FileAppendLoad(name) => {
+                    let newload = matches!(cmd, Command::FileNewLoad(_));
+                    self.nested(name, newload, config).map_err(fail)?;
+                }
+                cmd if cmd.is_mutation() => {
+                    if is_ha_statement(cmd) {
+                        first_ha.get_or_insert(number);
+                    } else if is_object_statement(cmd)
+                        && !warned_order
+                        && let Some(ha) = first_ha
+                    {
+                        warned_order = true;
+                        self.warnings.push(format!(
+                            "{file_name}:{ha}: HA statements come before cluster/port/server \
+                             statements (IBM asks for them last; `file save` writes them last)"
+                        ));
+                    }
+                    // The copy is thrown away on error, so no per-line copy is needed.
+                    config.apply_in_place(cmd).map_err(|e| fail(e.into()))?;
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
-    Ok(config)
+
+    /// A `file newload|appendload NAME` line inside a file.
+    fn nested(
+        &mut self,
+        name: &str,
+        newload: bool,
+        config: &mut Config,
+    ) -> Result<(), CommandError> {
+        let verb = if newload { "newload" } else { "appendload" };
+        if self.chain.iter().any(|n| n == name) {
+            return Err(CommandError::File(format!(
+                "file {verb} {name}: a cycle of files ({} -> {name})",
+                self.chain.join(" -> ")
+            )));
+        }
+        if self.chain.len() > MAX_FILE_DEPTH {
+            return Err(CommandError::File(format!(
+                "file {verb} {name}: files nest at most {MAX_FILE_DEPTH} deep ({} -> {name})",
+                self.chain.join(" -> ")
+            )));
+        }
+        let text = self
+            .files
+            .read(name)
+            .map_err(|e| CommandError::File(format!("file {verb} {name}: {e}")))?;
+        if newload {
+            *config = Config::default();
+        }
+        self.chain.push(name.to_string());
+        let loaded = self.load(&text, name, config);
+        self.chain.pop();
+        loaded.map_err(|e| CommandError::Nested(Box::new(e)))
+    }
 }
 
 impl Config {
@@ -83,7 +267,9 @@ impl Config {
             hatimeout,
             maxconnections,
             syntimeout,
-            fintimeout: _,
+            fintimeout,
+            staletimeout,
+            stickytime,
         } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);
@@ -105,11 +291,24 @@ impl Config {
                 syntimeout,
             )));
         }
+        for (value, setting) in [
+            (
+                fintimeout,
+                ExecutorSetting::FinTimeout as fn(u32) -> ExecutorSetting,
+            ),
+            (staletimeout, ExecutorSetting::StaleTimeout),
+            (stickytime, ExecutorSetting::StickyTime),
+        ] {
+            if let Some(v) = value {
+                cmds.push(Command::ExecutorSet(setting(v)));
+            }
+        }
 
         for (&c, cluster) in &self.clusters {
             cmds.push(Command::ClusterAdd {
                 clusters: vec![c],
                 proportions: None,
+                defaults: cluster.defaults,
             });
             if cluster.proportions != Proportions::default() {
                 cmds.push(Command::ClusterSetProportions {
@@ -123,6 +322,7 @@ impl Config {
                 let options = PortOptions {
                     method: Some(port.method),
                     protocol: Some(port.protocol),
+                    both: Some(port.both),
                     selection: Some(port.selection),
                     stickytime: Some(port.stickytime),
                     staletimeout: Some(port.staletimeout),

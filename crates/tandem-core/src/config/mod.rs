@@ -23,12 +23,16 @@ mod fuzz_regressions;
 mod tests;
 
 pub use apply::{Applied, ConfigError, Resolved};
-pub use file::{CommandError, FileError, load_file};
+pub use file::{
+    CommandError, FileError, FileSource, Loaded, MAX_FILE_DEPTH, NoFiles, load_file, load_file_with,
+};
 pub use grammar::{
     AdvisorSetting, Appliance, ApplianceOptions, ByRole, Command, DEFAULT_HA_PORT, ExecutorSetting,
-    GwmSelector, MAX_ADVISOR_TEXT, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SECONDS,
-    MAX_SMOOTHING, MIN_SECONDS, ParseError, PortOptions, PortTarget, ServerOptions, ServerTarget,
-    Targets, is_mutation, parse, parse_line, parse_words, split_line,
+    GwmSelector, MAX_ADVISOR_TEXT, MAX_CUSTOM_ADVISOR_NAME, MAX_FILE_NAME, MAX_FINTIMEOUT,
+    MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, NoResolver, ParseError, PortOptions,
+    PortTarget, Resolver, ServerOptions, ServerTarget, Targets, check_file_name, is_mutation,
+    parse, parse_line, parse_line_resolving, parse_resolving, parse_words, parse_words_resolving,
+    split_line,
 };
 pub use health::*;
 pub use model::*;

@@ -68,9 +68,14 @@ pub struct Executor {
     /// Seconds a TCP record lives before the client's first ACK (half-open), default
     /// [`DEFAULT_SYNTIMEOUT`].
     pub syntimeout: u32,
-    /// `executor set fintimeout`: seconds a connection record lives after its FIN or RST
-    /// (`None`: [`crate::forward::plan::DEFAULT_FIN_TIMEOUT`], 4 s).
+    /// Seconds a closed (FIN/RST) connection record is kept (`executor set fintimeout`);
+    /// `None`: the data plane's default (`forward::plan::DEFAULT_FIN_TIMEOUT`, 4 s).
     pub fintimeout: Option<u32>,
+    /// Executor-level default `staletimeout` for ports added later (`executor set
+    /// staletimeout`); the port-level value is the one that takes effect.
+    pub staletimeout: Option<u32>,
+    /// Executor-level default `stickytime` for ports added later (`executor set stickytime`).
+    pub stickytime: Option<u32>,
 }
 
 /// Default `syntimeout`, seconds: a handshake that completes at all does so within it
@@ -94,6 +99,8 @@ impl Default for Executor {
             maxconnections: None,
             syntimeout: DEFAULT_SYNTIMEOUT,
             fintimeout: None,
+            staletimeout: None,
+            stickytime: None,
         }
     }
 }
@@ -104,7 +111,26 @@ pub struct Cluster {
     pub address: IpAddr,
     /// How the manager weighs its inputs (`cluster set CLUSTER proportions ...`).
     pub proportions: super::health::Proportions,
+    /// Cluster-level defaults for ports added later (`cluster add|set C staletimeout S |
+    /// stickytime S | weightbound N`); they win over the executor's, and a value given at
+    /// `port add` wins over both. Only the port-level value takes effect (IBM).
+    pub defaults: PortDefaults,
     pub ports: BTreeMap<u16, Port>,
+}
+
+/// Defaults that a cluster hands to the ports added to it later; `None` = not set here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PortDefaults {
+    pub staletimeout: Option<u32>,
+    pub stickytime: Option<u32>,
+    pub weightbound: Option<u32>,
+}
+
+impl PortDefaults {
+    /// Whether no default is set.
+    pub fn is_empty(&self) -> bool {
+        *self == PortDefaults::default()
+    }
 }
 
 /// A port of a cluster and its servers.
@@ -112,7 +138,11 @@ pub struct Cluster {
 pub struct Port {
     pub number: u16,
     pub method: Method,
+    /// The protocol the port serves (`protocol tcp|udp`, IBM's `porttype tcp|udp`); with
+    /// [`Port::both`] it is `Tcp` and the port serves UDP as well.
     pub protocol: Protocol,
+    /// `porttype both`: the port serves TCP and UDP (see [`Port::protocols`]).
+    pub both: bool,
     pub selection: Selection,
     /// Seconds an affinity record lives without a new connection; 0 = no affinity.
     pub stickytime: u32,
@@ -135,6 +165,7 @@ impl Port {
             number,
             method: Method::Mac,
             protocol: Protocol::Tcp,
+            both: false,
             selection: Selection::Connection,
             stickytime: 0,
             staletimeout: default_staletimeout(number),
@@ -142,6 +173,26 @@ impl Port {
             reset: false,
             repstrategy: RepStrategy::None,
             servers: BTreeMap::new(),
+        }
+    }
+}
+
+impl Port {
+    /// The protocols the port serves: one, or TCP and UDP for `porttype both`.
+    pub fn protocols(&self) -> &'static [Protocol] {
+        match (self.both, self.protocol) {
+            (true, _) => &[Protocol::Tcp, Protocol::Udp],
+            (false, Protocol::Tcp) => &[Protocol::Tcp],
+            (false, Protocol::Udp) => &[Protocol::Udp],
+        }
+    }
+
+    /// `tcp`, `udp` or `both`, as `port report` shows it.
+    pub fn porttype_keyword(&self) -> &'static str {
+        if self.both {
+            "both"
+        } else {
+            self.protocol.keyword()
         }
     }
 }

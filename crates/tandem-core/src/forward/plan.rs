@@ -18,7 +18,7 @@ use std::time::Duration;
 pub const DEFAULT_FIN_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// A server as the packet path needs it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServerPlan {
     pub address: IpAddr,
     /// Where frames for this server go on the link: its router, or the server itself.
@@ -243,19 +243,22 @@ impl Plan {
                     .then(|| Maglev::new(&weights, crate::select::maglev::DEFAULT_SIZE));
                 let mut cfg = port.clone();
                 cfg.servers.clear();
-                let proto = proto_number(port.protocol);
-                plan.ports.insert(
-                    (*caddr, *pnum, proto),
-                    Arc::new(PortPlan {
-                        cluster: *caddr,
-                        config: cfg,
-                        proto,
-                        servers,
-                        picker: WeightedPicker::new(&weights),
-                        maglev,
-                        all_down: overlay.all_down(*caddr, *pnum),
-                    }),
-                );
+                // `porttype both`: one plan per protocol, each with its own records.
+                for &protocol in port.protocols() {
+                    let proto = proto_number(protocol);
+                    plan.ports.insert(
+                        (*caddr, *pnum, proto),
+                        Arc::new(PortPlan {
+                            cluster: *caddr,
+                            config: cfg.clone(),
+                            proto,
+                            servers: servers.clone(),
+                            picker: WeightedPicker::new(&weights),
+                            maglev: maglev.clone(),
+                            all_down: overlay.all_down(*caddr, *pnum),
+                        }),
+                    );
+                }
             }
         }
         if let Some(IpAddr::V4(gw)) = config.executor.clientgateway {

@@ -28,6 +28,22 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
         if o.staletimeout == Some(0) {
             return invalid("staletimeout 0 out of range 1-4294967295".to_string());
         }
+        if o.both == Some(true) && o.protocol != Some(crate::config::model::Protocol::Tcp) {
+            return invalid(
+                "porttype both goes with protocol tcp (it serves tcp and udp)".to_string(),
+            );
+        }
+        Ok(())
+    };
+    let defaults_ok = |d: &crate::config::model::PortDefaults| -> Result<(), ConfigError> {
+        if let Some(wb) = d.weightbound
+            && !(1..=100).contains(&wb)
+        {
+            return invalid(format!("weightbound {wb} out of range 1-100"));
+        }
+        if d.staletimeout == Some(0) {
+            return invalid("staletimeout 0 out of range 1-4294967295".to_string());
+        }
         Ok(())
     };
     match cmd {
@@ -45,6 +61,17 @@ pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
             if !(1..=crate::config::model::MAX_SYNTIMEOUT).contains(s) =>
         {
             invalid(format!("syntimeout {s} out of range 1-3600"))
+        }
+        Command::ExecutorSet(ExecutorSetting::FinTimeout(s))
+            if !(1..=crate::config::grammar::MAX_FINTIMEOUT).contains(s) =>
+        {
+            invalid(format!("fintimeout {s} out of range 1-3600"))
+        }
+        Command::ExecutorSet(ExecutorSetting::StaleTimeout(0)) => {
+            invalid("staletimeout 0 out of range 1-4294967295".to_string())
+        }
+        Command::ClusterAdd { defaults, .. } | Command::ClusterSetDefaults { defaults, .. } => {
+            defaults_ok(defaults)
         }
         Command::ManagerReachInterval(s) if !seconds_ok(*s) => invalid(format!(
             "bad interval '{s}' (expected seconds, a number from 0.01 to 3600)"

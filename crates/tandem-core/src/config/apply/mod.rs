@@ -151,12 +151,16 @@ impl Config {
                     ExecutorSetting::HaTimeout(s) => self.executor.hatimeout = s,
                     ExecutorSetting::MaxConnections(n) => self.executor.maxconnections = n,
                     ExecutorSetting::SynTimeout(s) => self.executor.syntimeout = s,
+                    ExecutorSetting::FinTimeout(s) => self.executor.fintimeout = Some(s),
+                    ExecutorSetting::StaleTimeout(s) => self.executor.staletimeout = Some(s),
+                    ExecutorSetting::StickyTime(s) => self.executor.stickytime = Some(s),
                 }
                 Resolved::Executor
             }
             Command::ClusterAdd {
                 clusters,
                 proportions,
+                defaults,
             } => {
                 if clusters.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -172,6 +176,7 @@ impl Config {
                         Cluster {
                             address,
                             proportions: proportions.unwrap_or_default(),
+                            defaults: *defaults,
                             ports: Default::default(),
                         },
                     );
@@ -188,6 +193,19 @@ impl Config {
                 }
                 Resolved::Clusters(clusters)
             }
+            Command::ClusterSetDefaults { clusters, defaults } => {
+                let selected = non_empty(self.select_clusters(clusters)?, "cluster", clusters)?;
+                for c in &selected {
+                    if let Some(cluster) = self.clusters.get_mut(c) {
+                        let d = &mut cluster.defaults;
+                        d.staletimeout = defaults.staletimeout.or(d.staletimeout);
+                        d.stickytime = defaults.stickytime.or(d.stickytime);
+                        d.weightbound = defaults.weightbound.or(d.weightbound);
+                    }
+                }
+                Resolved::Clusters(selected)
+            }
+            Command::ManagerStartLogged { .. } => self.apply_health(&Command::ManagerStart)?,
             Command::PortAdd { target, options } => {
                 Resolved::Ports(self.port_add(target, options)?)
             }
@@ -326,7 +344,12 @@ impl Config {
             | Command::ManagerStatus
             | Command::ManagerReport(_)
             | Command::SaspReport
-            | Command::Diagnostics(_) => return self.query(cmd),
+            | Command::Diagnostics(_)
+            | Command::FileSave { .. }
+            | Command::FileNewLoad(_)
+            | Command::FileAppendLoad(_)
+            | Command::FileReport
+            | Command::FileDelete(_) => return self.query(cmd),
             Command::Ha(a) => return self.apply_appliance(a),
             Command::ClusterSetProportions { .. }
             | Command::AdvisorStart(_)

@@ -34,10 +34,21 @@ impl Config {
             &target.clusters,
         )?;
         let mut added = Vec::new();
+        let executor = (self.executor.staletimeout, self.executor.stickytime);
         for &c in &clusters {
             let Some(cluster) = self.clusters.get_mut(&c) else {
                 continue;
             };
+            // IBM: values set at executor or cluster level are inherited by the ports added
+            // later; a value given here wins, then the cluster's, then the executor's.
+            let d = cluster.defaults;
+            let options = PortOptions {
+                staletimeout: options.staletimeout.or(d.staletimeout).or(executor.0),
+                stickytime: options.stickytime.or(d.stickytime).or(executor.1),
+                weightbound: options.weightbound.or(d.weightbound),
+                ..*options
+            };
+            let options = &options;
             for &number in numbers {
                 if cluster.ports.contains_key(&number) {
                     return Err(ConfigError::PortExists {
@@ -274,6 +285,7 @@ pub(super) fn set_port_options(port: &mut Port, o: &PortOptions) {
     }
     if let Some(v) = o.protocol {
         port.protocol = v;
+        port.both = o.both.unwrap_or(false);
     }
     if let Some(v) = o.selection {
         port.selection = v;

@@ -17,8 +17,10 @@ impl fmt::Display for PortOptions {
         if let Some(m) = self.method {
             write!(f, " method {}", m.keyword())?;
         }
-        if let Some(p) = self.protocol {
-            write!(f, " protocol {}", p.keyword())?;
+        match (self.both, self.protocol) {
+            (Some(true), _) => f.write_str(" porttype both")?,
+            (_, Some(p)) => write!(f, " protocol {}", p.keyword())?,
+            _ => {}
         }
         if let Some(s) = self.selection {
             write!(f, " selectionalgorithm {}", s.keyword())?;
@@ -94,17 +96,47 @@ impl fmt::Display for Command {
             ExecutorSet(ExecutorSetting::SynTimeout(s)) => {
                 write!(f, "executor set syntimeout {s}")
             }
+            ExecutorSet(ExecutorSetting::FinTimeout(s)) => {
+                write!(f, "executor set fintimeout {s}")
+            }
+            ExecutorSet(ExecutorSetting::StaleTimeout(s)) => {
+                write!(f, "executor set staletimeout {s}")
+            }
+            ExecutorSet(ExecutorSetting::StickyTime(s)) => {
+                write!(f, "executor set stickytime {s}")
+            }
             ClusterAdd {
                 clusters,
                 proportions,
+                defaults,
             } => {
                 f.write_str("cluster add ")?;
                 Targets::List(clusters.clone()).write_part(f)?;
-                match proportions {
-                    Some(p) => write!(f, " proportions {}", ProportionWords(p)),
+                if let Some(p) = proportions {
+                    write!(f, " proportions {}", ProportionWords(p))?;
+                }
+                write!(f, "{}", DefaultWords(defaults))
+            }
+            ClusterSetDefaults { clusters, defaults } => {
+                write!(f, "cluster set {clusters}{}", DefaultWords(defaults))
+            }
+            ManagerStartLogged {
+                logfile,
+                metric_port,
+            } => {
+                write!(f, "manager start {logfile}")?;
+                match metric_port {
+                    Some(p) => write!(f, " {p}"),
                     None => Ok(()),
                 }
             }
+            FileSave { name, force } => {
+                write!(f, "file save {name}{}", if *force { " force" } else { "" })
+            }
+            FileNewLoad(name) => write!(f, "file newload {name}"),
+            FileAppendLoad(name) => write!(f, "file appendload {name}"),
+            FileReport => f.write_str("file report"),
+            FileDelete(name) => write!(f, "file delete {name}"),
             ClusterSetProportions {
                 clusters,
                 proportions,
@@ -221,6 +253,25 @@ impl fmt::Display for Command {
             SaspReport => f.write_str("sasp report"),
             Diagnostics(p) => write!(f, "diagnostics {p}"),
         }
+    }
+}
+
+/// The cluster-level port defaults that are set (each with a leading space).
+struct DefaultWords<'a>(&'a super::super::model::PortDefaults);
+
+impl fmt::Display for DefaultWords<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if let Some(v) = d.staletimeout {
+            write!(f, " staletimeout {v}")?;
+        }
+        if let Some(v) = d.stickytime {
+            write!(f, " stickytime {v}")?;
+        }
+        if let Some(v) = d.weightbound {
+            write!(f, " weightbound {v}")?;
+        }
+        Ok(())
     }
 }
 

@@ -1,8 +1,9 @@
 //! `executor ...` and `cluster ...` (with the manager's proportions).
 
 use super::super::health::Proportions;
-use super::targets::{Targets, parse_cluster_target};
-use super::words::{Words, parse_number, parse_seconds};
+use super::super::model::PortDefaults;
+use super::targets::{Targets, cluster_target_in};
+use super::words::{Words, match_keyword, parse_number, parse_seconds, parse_u32, set_once};
 use super::{Command, ParseError};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -22,7 +23,16 @@ pub enum ExecutorSetting {
     MaxConnections(Option<u64>),
     /// `syntimeout SECONDS`: lifetime of a TCP record before the client's first ACK.
     SynTimeout(u32),
+    /// `fintimeout SECONDS`: how long a closed (FIN/RST) connection record is kept.
+    FinTimeout(u32),
+    /// `staletimeout SECONDS`: default staletimeout of ports added later (IBM classic).
+    StaleTimeout(u32),
+    /// `stickytime SECONDS`: default stickytime of ports added later (IBM classic).
+    StickyTime(u32),
 }
+
+/// Largest `executor set fintimeout`, seconds.
+pub const MAX_FINTIMEOUT: u32 = 3600;
 
 const EXECUTOR_VERBS: &[&str] = &["start", "stop", "status", "report", "set"];
 const EXECUTOR_SETTINGS: &[&str] = &[
@@ -31,9 +41,19 @@ const EXECUTOR_SETTINGS: &[&str] = &[
     "hatimeout",
     "maxconnections",
     "syntimeout",
+    "fintimeout",
+    "staletimeout",
+    "stickytime",
 ];
 const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
-const CLUSTER_OPTIONS: &[&str] = &["proportions"];
+const CLUSTER_ADD_OPTIONS: &[&str] = &[
+    "address",
+    "proportions",
+    "staletimeout",
+    "stickytime",
+    "weightbound",
+];
+const CLUSTER_SET_OPTIONS: &[&str] = &["proportions", "staletimeout", "stickytime", "weightbound"];
 
 pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let cmd = match w.keyword(EXECUTOR_VERBS)? {
@@ -61,6 +81,25 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
                     )?)
                 })
             }
+            "fintimeout" => ExecutorSetting::FinTimeout(parse_number(
+                w.value("seconds")?,
+                "fintimeout",
+                1,
+                u64::from(MAX_FINTIMEOUT),
+                "1-3600",
+            )? as u32),
+            "staletimeout" => ExecutorSetting::StaleTimeout(parse_u32(
+                w.value("seconds")?,
+                "staletimeout",
+                1,
+                "1-4294967295",
+            )?),
+            "stickytime" => ExecutorSetting::StickyTime(parse_u32(
+                w.value("seconds")?,
+                "stickytime",
+                0,
+                "0-4294967295",
+            )?),
             _ => ExecutorSetting::SynTimeout(parse_number(
                 w.value("seconds")?,
                 "syntimeout",
@@ -74,43 +113,131 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     Ok(cmd)
 }
 
+/// The options of `cluster add` / `cluster set`.
+#[derive(Default)]
+struct ClusterOptions {
+    address: Option<std::net::IpAddr>,
+    proportions: Option<Proportions>,
+    defaults: PortDefaults,
+}
+
+fn parse_cluster_options(w: &mut Words<'_>, add: bool) -> Result<ClusterOptions, ParseError> {
+    let mut o = ClusterOptions::default();
+    let choices = if add {
+        CLUSTER_ADD_OPTIONS
+    } else {
+        CLUSTER_SET_OPTIONS
+    };
+    while let Some(word) = w.next() {
+        let name = match match_keyword(word, choices) {
+            Ok(name) => name,
+            Err(e) => {
+                if !add && let Ok("address") = match_keyword(word, CLUSTER_ADD_OPTIONS) {
+                    return Err(ParseError::OptionNotAllowed {
+                        option: "address",
+                        command: "cluster set",
+                        reason: "a cluster's address is given at cluster add",
+                    });
+                }
+                return Err(e);
+            }
+        };
+        match name {
+            "address" => {
+                let a = w.address("address")?;
+                set_once(&mut o.address, name, a)?;
+            }
+            "proportions" => {
+                let p = parse_proportions(w)?;
+                set_once(&mut o.proportions, name, p)?;
+            }
+            "staletimeout" => {
+                let v = parse_u32(w.value("seconds")?, name, 1, "1-4294967295")?;
+                set_once(&mut o.defaults.staletimeout, name, v)?;
+            }
+            "stickytime" => {
+                let v = parse_u32(w.value("seconds")?, name, 0, "0-4294967295")?;
+                set_once(&mut o.defaults.stickytime, name, v)?;
+            }
+            _ => {
+                let v = parse_number(w.value("number")?, name, 1, 100, "1-100")? as u32;
+                set_once(&mut o.defaults.weightbound, name, v)?;
+            }
+        }
+    }
+    Ok(o)
+}
+
 pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let verb = w.keyword(CLUSTER_VERBS)?;
     let word = w.value("cluster")?;
-    let target = parse_cluster_target(word)?;
     let cmd = match verb {
-        "add" => match target {
-            Targets::List(clusters) => {
-                let proportions = match w.words.get(w.pos) {
-                    None => None,
-                    Some(_) => {
-                        w.keyword(CLUSTER_OPTIONS)?;
-                        Some(parse_proportions(w)?)
-                    }
-                };
-                Command::ClusterAdd {
-                    clusters,
-                    proportions,
-                }
-            }
-            Targets::All => {
+        "add" => {
+            if word == "@" {
                 return Err(ParseError::WildcardNotAllowed {
                     word: word.to_string(),
                     part: "cluster",
                     command: "cluster add",
                 });
             }
-        },
-        "set" => {
-            w.keyword(CLUSTER_OPTIONS)?;
-            Command::ClusterSetProportions {
-                clusters: target,
-                proportions: parse_proportions(w)?,
+            if word.contains('@') {
+                return Err(ParseError::BadTarget {
+                    word: word.to_string(),
+                    expected: "CLUSTER[+CLUSTER...] or @",
+                });
+            }
+            let o = parse_cluster_options(w, true)?;
+            // `cluster add NAME address ADDR`: NAME is a label, ADDR the cluster's address.
+            let clusters = match o.address {
+                Some(address) => {
+                    if word.contains('+') {
+                        return Err(ParseError::Invalid(format!(
+                            "cluster add {word} address {address}: one cluster name goes with one address"
+                        )));
+                    }
+                    vec![address]
+                }
+                None => match cluster_target_in(w, word)? {
+                    Targets::List(clusters) => clusters,
+                    Targets::All => unreachable!("'@' was refused above"),
+                },
+            };
+            Command::ClusterAdd {
+                clusters,
+                proportions: o.proportions,
+                defaults: o.defaults,
             }
         }
-        "remove" => Command::ClusterRemove(target),
-        "report" => Command::ClusterReport(target),
-        _ => Command::ClusterStatus(target),
+        "set" => {
+            let target = cluster_target_in(w, word)?;
+            let o = parse_cluster_options(w, false)?;
+            match (o.proportions, o.defaults.is_empty()) {
+                (Some(proportions), true) => Command::ClusterSetProportions {
+                    clusters: target,
+                    proportions,
+                },
+                (None, false) => Command::ClusterSetDefaults {
+                    clusters: target,
+                    defaults: o.defaults,
+                },
+                (None, true) => {
+                    return Err(ParseError::MissingKeyword {
+                        after: w.previous(),
+                        expected: CLUSTER_SET_OPTIONS.to_vec(),
+                    });
+                }
+                (Some(_), false) => {
+                    return Err(ParseError::Invalid(
+                        "cluster set takes proportions or staletimeout|stickytime|weightbound, \
+                         not both in one command (give two cluster set commands)"
+                            .to_string(),
+                    ));
+                }
+            }
+        }
+        "remove" => Command::ClusterRemove(cluster_target_in(w, word)?),
+        "report" => Command::ClusterReport(cluster_target_in(w, word)?),
+        _ => Command::ClusterStatus(cluster_target_in(w, word)?),
     };
     w.end()?;
     Ok(cmd)

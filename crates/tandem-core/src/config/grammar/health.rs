@@ -26,7 +26,8 @@ use super::super::health::{
 use super::highavailability::parse_reach;
 use super::targets::{Targets, parse_cluster_target, parse_part, parse_server_target};
 use super::words::{
-    Words, YES_NO, match_keyword, parse_address, parse_number, parse_port, parse_seconds, set_once,
+    Words, YES_NO, match_keyword, parse_address, parse_number, parse_path, parse_port,
+    parse_seconds, set_once,
 };
 use super::{Command, MAX_SECONDS, ParseError};
 use serde::Serialize;
@@ -277,15 +278,17 @@ pub(super) fn parse_manager(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let verb = w.keyword(MANAGER_VERBS)?;
     let cmd = match verb {
         "reach" => return parse_reach(w),
-        "start" => {
-            if w.words.get(w.pos).is_some() {
-                return Err(ParseError::Invalid(format!(
-                    "manager start takes no log file or metric port: {LOGS}, and there is no \
-                     Metric Server (a custom ADV_ advisor reports a system load)"
-                )));
-            }
-            Command::ManagerStart
-        }
+        "start" => match w.next() {
+            None => Command::ManagerStart,
+            // IBM's `manager start LOGFILE [METRIC_PORT]`: accepted with a warning.
+            Some(logfile) => Command::ManagerStartLogged {
+                logfile: parse_path(logfile, "log file")?,
+                metric_port: match w.next() {
+                    None => None,
+                    Some(port) => Some(parse_port(port)?),
+                },
+            },
+        },
         "stop" => Command::ManagerStop,
         "status" => Command::ManagerStatus,
         "report" => match w.next() {

@@ -29,8 +29,8 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
     let cmd = match w.keyword(HA_VERBS)? {
         "heartbeat" => match w.keyword(ADD_DELETE)? {
             "add" => {
-                let source = w.address("source address")?;
-                let destination = w.address("destination address")?;
+                let source = w.host_value("source address")?;
+                let destination = w.host_value("destination address")?;
                 if source.is_ipv4() != destination.is_ipv4() {
                     return Err(ParseError::Invalid(format!(
                         "heartbeat addresses {source} and {destination} must both be IPv4 or both IPv6"
@@ -46,11 +46,11 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
                     destination,
                 }
             }
-            _ => Command::HaHeartbeatDelete(w.address("address")?),
+            _ => Command::HaHeartbeatDelete(w.host_value("address")?),
         },
         "reach" => match w.keyword(ADD_DELETE)? {
-            "add" => Command::HaReachAdd(w.address("address")?),
-            _ => Command::HaReachDelete(w.address("address")?),
+            "add" => Command::HaReachAdd(w.host_value("address")?),
+            _ => Command::HaReachDelete(w.host_value("address")?),
         },
         "backup" => match w.keyword(ADD_SET_DELETE)? {
             "set" => {

@@ -26,6 +26,10 @@
 //! manager reach set interval SECONDS
 //! ha start|configure|stop|status|failover ...  (appliance commands: see the `appliance` module)
 //! advisor ... | manager ... | sasp ...      (server health: see the `health` module)
+//! executor set fintimeout S | staletimeout S | stickytime S
+//! cluster add|set CLUSTER ... [staletimeout S] [stickytime S] [weightbound N]; add: [address ADDR]
+//! port add|set ... [porttype tcp|udp|both];  server add ... [address ADDR]
+//! file save NAME [force] | newload NAME | appendload NAME | report | delete NAME
 //! ```
 //!
 //! A string value is one word; in a line it is double-quoted to hold spaces or `#`
@@ -40,12 +44,14 @@
 //! empty, which is the `@` wildcard: `@80@10.0.0.21` is server 10.0.0.21 on port 80 of
 //! every cluster, `10.0.0.1@@` every server of every port of cluster 10.0.0.1, and a lone `@`
 //! every cluster (or, as a port target, every port of every cluster). Clusters and servers are
-//! IP addresses (IPv4 or IPv6), not host names.
+//! IP addresses (IPv4 or IPv6); with a [`Resolver`] ([`parse_resolving`]) they, and heartbeat
+//! and reach addresses, may also be host names, resolved once with a warning.
 
 mod appliance;
 mod diagnostics;
 mod display;
 mod executor_cluster;
+mod file;
 mod health;
 mod highavailability;
 mod port_server;
@@ -53,17 +59,18 @@ mod targets;
 mod words;
 
 pub use appliance::{Appliance, ApplianceOptions, ByRole, DEFAULT_HA_PORT};
-pub use executor_cluster::ExecutorSetting;
 pub(crate) use executor_cluster::check_proportions;
+pub use executor_cluster::{ExecutorSetting, MAX_FINTIMEOUT};
+pub use file::{MAX_FILE_NAME, check_file_name};
 pub use health::{
     AdvisorSetting, GwmSelector, MAX_CUSTOM_ADVISOR_NAME, MAX_RETRIES, MAX_SMOOTHING,
 };
 pub use port_server::{PortOptions, ServerOptions};
 pub use targets::{PortTarget, ServerTarget, Targets};
-pub use words::{MAX_ADVISOR_TEXT, split_line};
+pub use words::{MAX_ADVISOR_TEXT, NoResolver, Resolver, split_line};
 
 use super::health::{AdvisorKey, GwmAddress, Proportions, SaspGroupTarget, SaspGwm};
-use super::model::{Backup, Recovery};
+use super::model::{Backup, PortDefaults, Recovery};
 use serde::Serialize;
 use std::net::IpAddr;
 use words::Words;
@@ -170,6 +177,8 @@ pub enum Command {
     ClusterAdd {
         clusters: Vec<IpAddr>,
         proportions: Option<Proportions>,
+        /// `staletimeout S`, `stickytime S`, `weightbound N`: defaults of ports added later.
+        defaults: PortDefaults,
     },
     /// `cluster set CLUSTER[+...]|@ proportions ACTIVE NEW PORT SYSTEM` (each 0-100, sum 100)
     ClusterSetProportions {
@@ -316,6 +325,34 @@ pub enum Command {
     /// `highavailability sync off|on`: configuration sync with the partner (node-local; on by
     /// default; see `docs/config-sync.md`)
     HaSync(bool),
+
+    // ---- files helper (issue 9): IBM classic cluster defaults, manager start's log file,
+    // and the `file` commands.
+    /// `cluster set CLUSTER[+...]|@ [staletimeout S] [stickytime S] [weightbound N]`:
+    /// defaults of the ports added to the cluster later (IBM: "inherited by objects added
+    /// later, but only the port-level value takes effect").
+    ClusterSetDefaults {
+        clusters: Targets<IpAddr>,
+        defaults: PortDefaults,
+    },
+    /// `manager start LOGFILE [METRIC_PORT]` (IBM's form): starts the manager as `manager
+    /// start` does; the log file and the metric port are not used, and loading or running
+    /// it warns so (the manager logs through tandemd's log; there is no Metric Server).
+    ManagerStartLogged {
+        logfile: String,
+        metric_port: Option<u16>,
+    },
+    /// `file save NAME [force]`: writes the configuration to NAME of the configuration
+    /// directory; an existing NAME only with `force` (an action, not a change)
+    FileSave { name: String, force: bool },
+    /// `file newload NAME`: replaces the configuration by file NAME (all or nothing)
+    FileNewLoad(String),
+    /// `file appendload NAME`: applies file NAME on top of the configuration (all or nothing)
+    FileAppendLoad(String),
+    /// `file report`: the files of the configuration directory (query)
+    FileReport,
+    /// `file delete NAME`: removes file NAME of the configuration directory (an action)
+    FileDelete(String),
 }
 
 impl Command {
@@ -345,7 +382,45 @@ impl Command {
                 | Command::SaspReport
                 | Command::Diagnostics(_)
                 | Command::Ha(Appliance::Status | Appliance::Failover)
+                | Command::FileSave { .. }
+                | Command::FileNewLoad(_)
+                | Command::FileAppendLoad(_)
+                | Command::FileReport
+                | Command::FileDelete(_)
         )
+    }
+
+    /// Whether this is one of the `file` commands (run by the daemon, which owns the files).
+    pub fn is_file_command(&self) -> bool {
+        matches!(
+            self,
+            Command::FileSave { .. }
+                | Command::FileNewLoad(_)
+                | Command::FileAppendLoad(_)
+                | Command::FileReport
+                | Command::FileDelete(_)
+        )
+    }
+
+    /// What the command accepts but does not act on, said to the operator (`manager start
+    /// LOGFILE PORT`); empty for every other command.
+    pub fn warnings(&self) -> Vec<String> {
+        match self {
+            Command::ManagerStartLogged {
+                logfile,
+                metric_port,
+            } => {
+                let port = match metric_port {
+                    Some(p) => format!(" and the metric port {p}"),
+                    None => String::new(),
+                };
+                vec![format!(
+                    "manager start: the log file {logfile}{port} are not used (the manager logs \
+                     through tandemd's log, and there is no Metric Server); the manager is started"
+                )]
+            }
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -367,6 +442,7 @@ const OBJECTS: &[&str] = &[
     "advisor",
     "sasp",
     "diagnostics",
+    "file",
 ];
 
 /// Parses the words of one command (without a leading `dscontrol`).
@@ -377,23 +453,54 @@ pub fn parse(words: &[&str]) -> Result<Command, ParseError> {
     if words.is_empty() {
         return Err(ParseError::Empty);
     }
-    let mut w = Words { words, pos: 0 };
+    let mut w = Words {
+        words,
+        pos: 0,
+        resolver: None,
+        warnings: Vec::new(),
+    };
+    parse_in(&mut w)
+}
+
+/// Parses the words of one command (without a leading `dscontrol`), resolving host names
+/// where the grammar allows them (clusters, servers, heartbeat and reach addresses) through
+/// `resolver`. Returns the command and a warning per name resolved (`resolved NAME to ADDR`).
+pub fn parse_resolving(
+    words: &[&str],
+    resolver: &mut dyn Resolver,
+) -> Result<(Command, Vec<String>), ParseError> {
+    if words.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let mut w = Words {
+        words,
+        pos: 0,
+        resolver: Some(resolver),
+        warnings: Vec::new(),
+    };
+    let cmd = parse_in(&mut w)?;
+    Ok((cmd, w.warnings))
+}
+
+fn parse_in(w: &mut Words<'_>) -> Result<Command, ParseError> {
+    let w = &mut *w;
     // `ha` (the appliance commands) is matched whole: its one prefix `h` stays
     // `highavailability`, as in dscontrol.
-    if words[0].eq_ignore_ascii_case("ha") {
+    if w.words[0].eq_ignore_ascii_case("ha") {
         w.pos = 1;
-        return appliance::parse_ha(&mut w);
+        return appliance::parse_ha(w);
     }
     match w.keyword(OBJECTS)? {
-        "executor" => executor_cluster::parse_executor(&mut w),
-        "cluster" => executor_cluster::parse_cluster(&mut w),
-        "port" => port_server::parse_port_command(&mut w),
-        "server" => port_server::parse_server_command(&mut w),
-        "highavailability" => highavailability::parse_highavailability(&mut w),
-        "manager" => health::parse_manager(&mut w),
-        "advisor" => health::parse_advisor(&mut w),
-        "diagnostics" => diagnostics::parse_diagnostics(&mut w),
-        _ => health::parse_sasp(&mut w),
+        "executor" => executor_cluster::parse_executor(w),
+        "cluster" => executor_cluster::parse_cluster(w),
+        "port" => port_server::parse_port_command(w),
+        "server" => port_server::parse_server_command(w),
+        "highavailability" => highavailability::parse_highavailability(w),
+        "manager" => health::parse_manager(w),
+        "advisor" => health::parse_advisor(w),
+        "diagnostics" => diagnostics::parse_diagnostics(w),
+        "file" => file::parse_file(w),
+        _ => health::parse_sasp(w),
     }
 }
 
@@ -429,4 +536,42 @@ pub fn parse_words(words: &[&str]) -> Result<Option<Command>, ParseError> {
         }
     }
     parse(words).map(Some)
+}
+
+/// [`parse_words`] with host names resolved through `resolver` (see [`parse_resolving`]).
+pub fn parse_words_resolving(
+    words: &[&str],
+    resolver: &mut dyn Resolver,
+) -> Result<Option<(Command, Vec<String>)>, ParseError> {
+    let Some(words) = strip_program_name(words)? else {
+        return Ok(None);
+    };
+    parse_resolving(words, resolver).map(Some)
+}
+
+/// [`parse_line`] with host names resolved through `resolver` (see [`parse_resolving`]).
+pub fn parse_line_resolving(
+    line: &str,
+    resolver: &mut dyn Resolver,
+) -> Result<Option<(Command, Vec<String>)>, ParseError> {
+    let words = split_line(line)?;
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    parse_words_resolving(&refs, resolver)
+}
+
+/// The words without a leading `dscontrol` / `tandemctl`; `None` for no words.
+fn strip_program_name<'a, 'b>(words: &'a [&'b str]) -> Result<Option<&'a [&'b str]>, ParseError> {
+    let Some(first) = words.first() else {
+        return Ok(None);
+    };
+    if PROGRAM_NAMES.contains(&first.to_ascii_lowercase().as_str()) {
+        if words.len() == 1 {
+            return Err(ParseError::MissingKeyword {
+                after: first.to_string(),
+                expected: OBJECTS.to_vec(),
+            });
+        }
+        return Ok(Some(&words[1..]));
+    }
+    Ok(Some(words))
 }

@@ -1,7 +1,7 @@
 //! `port ...` and `server ...`.
 
 use super::super::model::{Method, Protocol, RepStrategy, Selection};
-use super::targets::{parse_port_target, parse_server_target};
+use super::targets::{ServerTarget, Targets, parse_part, port_target_in, server_target_in};
 use super::words::{
     Words, YES_NO, match_keyword, parse_number, parse_port, parse_text, parse_u32, set_once,
 };
@@ -15,6 +15,9 @@ use std::net::IpAddr;
 pub struct PortOptions {
     pub method: Option<Method>,
     pub protocol: Option<Protocol>,
+    /// `porttype both` (`Some(true)`, with `protocol` `Tcp`); `Some(false)` whenever
+    /// `protocol` or `porttype tcp|udp` is given.
+    pub both: Option<bool>,
     pub selection: Option<Selection>,
     pub stickytime: Option<u32>,
     pub staletimeout: Option<u32>,
@@ -42,6 +45,7 @@ const SERVER_VERBS: &[&str] = &["add", "set", "down", "up", "remove", "report", 
 const PORT_OPTIONS: &[&str] = &[
     "method",
     "protocol",
+    "porttype",
     "selectionalgorithm",
     "stickytime",
     "staletimeout",
@@ -50,6 +54,7 @@ const PORT_OPTIONS: &[&str] = &[
     "repstrategy",
 ];
 const SERVER_ADD_OPTIONS: &[&str] = &[
+    "address",
     "weight",
     "fixedweight",
     "returnaddress",
@@ -68,6 +73,7 @@ const SERVER_SET_OPTIONS: &[&str] = &[
 ];
 const METHODS: &[&str] = &["mac", "nat"];
 const PROTOCOLS: &[&str] = &["tcp", "udp"];
+const PORTTYPES: &[&str] = &["tcp", "udp", "both"];
 const SELECTIONS: &[&str] = &["connection", "affinity", "conn+affin", "hash"];
 const REPSTRATEGIES: &[&str] = &["none", "connection", "affinity", "both"];
 
@@ -83,12 +89,20 @@ fn parse_port_options(w: &mut Words<'_>) -> Result<PortOptions, ParseError> {
                 };
                 set_once(&mut o.method, name, v)?;
             }
-            "protocol" => {
-                let v = match w.keyword(PROTOCOLS)? {
-                    "tcp" => Protocol::Tcp,
-                    _ => Protocol::Udp,
+            "protocol" | "porttype" => {
+                let choices = if name == "protocol" {
+                    PROTOCOLS
+                } else {
+                    PORTTYPES
                 };
-                set_once(&mut o.protocol, name, v)?;
+                let (v, both) = match w.keyword(choices)? {
+                    "tcp" => (Protocol::Tcp, false),
+                    "udp" => (Protocol::Udp, false),
+                    _ => (Protocol::Tcp, true),
+                };
+                // `porttype` is IBM's name of `protocol` (with `both`): one of them, once.
+                set_once(&mut o.protocol, "protocol", v)?;
+                o.both = Some(both);
             }
             "selectionalgorithm" => {
                 let v = match w.keyword(SELECTIONS)? {
@@ -129,7 +143,11 @@ fn parse_port_options(w: &mut Words<'_>) -> Result<PortOptions, ParseError> {
     Ok(o)
 }
 
-fn parse_server_options(w: &mut Words<'_>, add: bool) -> Result<ServerOptions, ParseError> {
+fn parse_server_options(
+    w: &mut Words<'_>,
+    add: bool,
+    address: &mut Option<IpAddr>,
+) -> Result<ServerOptions, ParseError> {
     let mut o = ServerOptions::default();
     while let Some(word) = w.next() {
         let name = if add {
@@ -139,9 +157,11 @@ fn parse_server_options(w: &mut Words<'_>, add: bool) -> Result<ServerOptions, P
                 Ok(name) => name,
                 Err(e) => {
                     // A word meaning `mapport` gets a more helpful message than "unknown".
-                    if let Ok("mapport") = match_keyword(word, SERVER_ADD_OPTIONS) {
+                    if let Ok(option @ ("mapport" | "address")) =
+                        match_keyword(word, SERVER_ADD_OPTIONS)
+                    {
                         return Err(ParseError::OptionNotAllowed {
-                            option: "mapport",
+                            option,
                             command: "server set",
                             reason: "it can only be given at server add",
                         });
@@ -151,6 +171,10 @@ fn parse_server_options(w: &mut Words<'_>, add: bool) -> Result<ServerOptions, P
             }
         };
         match name {
+            "address" => {
+                let v = w.address("address")?;
+                set_once(address, name, v)?;
+            }
             "weight" => {
                 let v = parse_number(w.value("number")?, name, 0, 100, "0-100")? as u32;
                 set_once(&mut o.weight, name, v)?;
@@ -187,7 +211,7 @@ fn parse_server_options(w: &mut Words<'_>, add: bool) -> Result<ServerOptions, P
 pub(super) fn parse_port_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let verb = w.keyword(PORT_VERBS)?;
     let word = w.value("CLUSTER@PORT")?;
-    let target = parse_port_target(word)?;
+    let target = port_target_in(w, word)?;
     let cmd = match verb {
         "add" => {
             if target.ports.is_all() {
@@ -217,7 +241,30 @@ pub(super) fn parse_port_command(w: &mut Words<'_>) -> Result<Command, ParseErro
 pub(super) fn parse_server_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let verb = w.keyword(SERVER_VERBS)?;
     let word = w.value("CLUSTER@PORT@SERVER")?;
-    let target = parse_server_target(word)?;
+    let (port, servers) = server_target_in(w, word)?;
+    let mut address = None;
+    let options = match verb {
+        "add" | "set" => Some(parse_server_options(w, verb == "add", &mut address)?),
+        _ => None,
+    };
+    let servers = match address {
+        // `server add C@P@LABEL address ADDR`: LABEL names the server, ADDR is its address.
+        Some(address) => {
+            if servers.is_empty() || servers.contains('+') {
+                return Err(ParseError::Invalid(format!(
+                    "server add {word} address {address}: one server name goes with one address"
+                )));
+            }
+            Targets::List(vec![address])
+        }
+        None => parse_part(word, servers, |item| w.host(item))?,
+    };
+    let target = ServerTarget {
+        clusters: port.clusters,
+        ports: port.ports,
+        servers,
+    };
+    let options = options.unwrap_or_default();
     let cmd = match verb {
         "add" => {
             if target.servers.is_all() {
@@ -227,15 +274,9 @@ pub(super) fn parse_server_command(w: &mut Words<'_>) -> Result<Command, ParseEr
                     command: "server add",
                 });
             }
-            Command::ServerAdd {
-                target,
-                options: parse_server_options(w, true)?,
-            }
+            Command::ServerAdd { target, options }
         }
-        "set" => Command::ServerSet {
-            target,
-            options: parse_server_options(w, false)?,
-        },
+        "set" => Command::ServerSet { target, options },
         "down" => Command::ServerDown(target),
         "up" => Command::ServerUp(target),
         "remove" => Command::ServerRemove(target),

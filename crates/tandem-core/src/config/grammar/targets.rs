@@ -1,7 +1,7 @@
 //! Targets: `CLUSTER[+...]`, `CLUSTER@PORT`, `CLUSTER@PORT@SERVER`, with `@` wildcards.
 
 use super::ParseError;
-use super::words::{parse_address, parse_port};
+use super::words::{Words, parse_address, parse_port};
 use serde::Serialize;
 use std::fmt;
 use std::net::IpAddr;
@@ -101,7 +101,7 @@ impl fmt::Display for ServerTarget {
 pub(super) fn parse_part<T: PartialEq>(
     word: &str,
     part: &str,
-    parse_item: impl Fn(&str) -> Result<T, ParseError>,
+    mut parse_item: impl FnMut(&str) -> Result<T, ParseError>,
 ) -> Result<Targets<T>, ParseError> {
     if part.is_empty() {
         return Ok(Targets::All);
@@ -136,20 +136,6 @@ pub(super) fn parse_cluster_target(word: &str) -> Result<Targets<IpAddr>, ParseE
     parse_part(word, word, parse_address)
 }
 
-pub(super) fn parse_port_target(word: &str) -> Result<PortTarget, ParseError> {
-    let parts: Vec<&str> = word.split('@').collect();
-    let [clusters, ports] = parts[..] else {
-        return Err(ParseError::BadTarget {
-            word: word.to_string(),
-            expected: "CLUSTER@PORT",
-        });
-    };
-    Ok(PortTarget {
-        clusters: parse_part(word, clusters, parse_address)?,
-        ports: parse_part(word, ports, parse_port)?,
-    })
-}
-
 pub(super) fn parse_server_target(word: &str) -> Result<ServerTarget, ParseError> {
     let parts: Vec<&str> = word.split('@').collect();
     let [clusters, ports, servers] = parts[..] else {
@@ -163,4 +149,59 @@ pub(super) fn parse_server_target(word: &str) -> Result<ServerTarget, ParseError
         ports: parse_part(word, ports, parse_port)?,
         servers: parse_part(word, servers, parse_address)?,
     })
+}
+
+/// `CLUSTER[+CLUSTER...]` or `@`, where the clusters may be host names.
+pub(super) fn cluster_target_in(
+    w: &mut Words<'_>,
+    word: &str,
+) -> Result<Targets<IpAddr>, ParseError> {
+    if word == "@" {
+        return Ok(Targets::All);
+    }
+    if word.contains('@') {
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER[+CLUSTER...] or @",
+        });
+    }
+    parse_part(word, word, |item| w.host(item))
+}
+
+/// `CLUSTER@PORT`, where the clusters may be host names.
+pub(super) fn port_target_in(w: &mut Words<'_>, word: &str) -> Result<PortTarget, ParseError> {
+    let parts: Vec<&str> = word.split('@').collect();
+    let [clusters, ports] = parts[..] else {
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER@PORT",
+        });
+    };
+    Ok(PortTarget {
+        clusters: parse_part(word, clusters, |item| w.host(item))?,
+        ports: parse_part(word, ports, parse_port)?,
+    })
+}
+
+/// `CLUSTER@PORT@SERVER`, where clusters and servers may be host names; the server part is
+/// returned as written, for the caller to resolve (a server's label is not resolved when
+/// `address ADDR` follows).
+pub(super) fn server_target_in<'a>(
+    w: &mut Words<'_>,
+    word: &'a str,
+) -> Result<(PortTarget, &'a str), ParseError> {
+    let parts: Vec<&str> = word.split('@').collect();
+    let [clusters, ports, servers] = parts[..] else {
+        return Err(ParseError::BadTarget {
+            word: word.to_string(),
+            expected: "CLUSTER@PORT@SERVER",
+        });
+    };
+    Ok((
+        PortTarget {
+            clusters: parse_part(word, clusters, |item| w.host(item))?,
+            ports: parse_part(word, ports, parse_port)?,
+        },
+        servers,
+    ))
 }

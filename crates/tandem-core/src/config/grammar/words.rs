@@ -43,10 +43,44 @@ pub(super) fn match_keyword(
     }
 }
 
+/// Turns host names into addresses while a command is parsed (`server add @80@www1`,
+/// `highavailability heartbeat add lb1 lb2`). The core does no I/O: the caller passes one (the
+/// daemon's uses the system resolver); without one, a host name is a `bad address`.
+pub trait Resolver {
+    /// The address of host `name`, or why there is none.
+    fn resolve(&mut self, name: &str) -> Result<IpAddr, String>;
+}
+
+/// The resolver of callers that take addresses only: every host name is a `bad address`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoResolver;
+
+impl Resolver for NoResolver {
+    fn resolve(&mut self, name: &str) -> Result<IpAddr, String> {
+        Err(format!("bad address '{name}'"))
+    }
+}
+
+/// Whether `word` can be a host name: letters, digits, `-` and `.`, at least one letter, at
+/// most 253 bytes (so `10.0.0.300` or `2001:db8::zz` stay bad addresses).
+fn is_host_name(word: &str) -> bool {
+    !word.is_empty()
+        && word.len() <= 253
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && word.bytes().any(|b| b.is_ascii_alphabetic())
+        && !word.starts_with(['-', '.'])
+}
+
 /// A cursor over the words of one command.
 pub(super) struct Words<'w> {
     pub(super) words: &'w [&'w str],
     pub(super) pos: usize,
+    /// Resolves host names where the grammar allows them; `None`: addresses only.
+    pub(super) resolver: Option<&'w mut dyn Resolver>,
+    /// `resolved NAME to ADDR`, one per host name resolved.
+    pub(super) warnings: Vec<String>,
 }
 
 impl<'w> Words<'w> {
@@ -98,6 +132,34 @@ impl<'w> Words<'w> {
 
     pub(super) fn address(&mut self, what: &'static str) -> Result<IpAddr, ParseError> {
         parse_address(self.value(what)?)
+    }
+
+    /// The next word as an address or a host name (resolved once, with a warning).
+    pub(super) fn host_value(&mut self, what: &'static str) -> Result<IpAddr, ParseError> {
+        let word = self.value(what)?;
+        self.host(word)
+    }
+
+    /// `word` as an address or, where the grammar allows host names, a host name resolved by
+    /// the caller's [`Resolver`] (a warning `resolved NAME to ADDR` is kept).
+    pub(super) fn host(&mut self, word: &str) -> Result<IpAddr, ParseError> {
+        if let Ok(a) = parse_address(word) {
+            return Ok(a);
+        }
+        let (true, Some(resolver)) = (is_host_name(word), self.resolver.as_mut()) else {
+            return Err(ParseError::BadAddress(word.to_string()));
+        };
+        match resolver.resolve(word) {
+            Ok(a) if !a.is_unspecified() => {
+                self.warnings.push(format!("resolved {word} to {a}"));
+                Ok(a)
+            }
+            Ok(a) => Err(ParseError::Invalid(format!(
+                "cannot resolve {word}: it resolves to the unspecified address {a}"
+            ))),
+            Err(e) if e.starts_with("bad address") => Err(ParseError::BadAddress(word.to_string())),
+            Err(e) => Err(ParseError::Invalid(format!("cannot resolve {word}: {e}"))),
+        }
     }
 }
 

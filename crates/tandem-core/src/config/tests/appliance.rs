@@ -199,7 +199,10 @@ fn ha_configure_changes_in_place() {
             (ip("198.51.100.2"), ip("198.51.100.3"))
         ]
     );
-    assert!(c.ha.reach.is_empty(), "reach targets are the operator's, never the appliance's");
+    assert!(
+        c.ha.reach.is_empty(),
+        "reach targets are the operator's, never the appliance's"
+    );
     assert_eq!(c.executor.hatimeout, 3.0);
     // Workload Deployer names resolve by the configured role (primary: primaryip is local).
     run(

@@ -78,6 +78,7 @@ fn abbreviations_and_ambiguity() {
             options: PortOptions {
                 method: Some(Method::Nat),
                 protocol: Some(Protocol::Udp),
+                both: Some(false),
                 selection: Some(Selection::ConnAffin),
                 stickytime: Some(60),
                 staletimeout: Some(30),
@@ -111,12 +112,12 @@ fn abbreviations_and_ambiguity() {
 fn unknown_keywords_name_the_word_and_the_choices() {
     assert_eq!(
         parse_err("port add 10.0.0.1@80 methd nat"),
-        "unknown keyword 'methd' (expected one of: method, protocol, selectionalgorithm, stickytime, \
+        "unknown keyword 'methd' (expected one of: method, protocol, porttype, selectionalgorithm, stickytime, \
          staletimeout, weightbound, reset, repstrategy)"
     );
     assert_eq!(
         parse_err("frobnicate"),
-        "unknown keyword 'frobnicate' (expected one of: executor, cluster, port, server, highavailability, manager, advisor, sasp, diagnostics)"
+        "unknown keyword 'frobnicate' (expected one of: executor, cluster, port, server, highavailability, manager, advisor, sasp, diagnostics, file)"
     );
     assert_eq!(
         parse_err("port add 10.0.0.1@80 method dsr"),

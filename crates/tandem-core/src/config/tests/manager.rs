@@ -92,11 +92,23 @@ fn manager_grammar_errors() {
         "bad target '192.0.2.100@80' (expected CLUSTER[+CLUSTER...] or @)"
     );
     assert_eq!(parse_err("manager stop now"), "unexpected word 'now'");
+    // IBM's `manager start LOGFILE [PORT]`: accepted, and said to be unused.
+    let logged = cmd("manager start manager.log 10004");
+    assert_eq!(
+        logged,
+        Command::ManagerStartLogged {
+            logfile: "manager.log".into(),
+            metric_port: Some(10004)
+        }
+    );
+    assert_eq!(logged.to_string(), "manager start manager.log 10004");
+    assert!(logged.warnings()[0].contains("are not used"));
+    assert_eq!(parse_err("manager start a.log 1 x"), "unexpected word 'x'");
+    assert_eq!(
+        parse_err("manager start a.log 0"),
+        "port 0 out of range 1-65535"
+    );
     for (line, reason) in [
-        (
-            "manager start manager.log 10004",
-            "manager start takes no log file or metric port",
-        ),
         (
             "manager quiesce 192.0.2.11 daily 1 5",
             "daily quiesce is not supported",
@@ -233,6 +245,7 @@ fn proportions() {
         Command::ClusterAdd {
             clusters: vec![ip("192.0.2.1"), ip("192.0.2.2")],
             proportions: Some(p(100, 0, 0, 0)),
+            defaults: Default::default(),
         }
     );
     assert_eq!(
@@ -249,15 +262,15 @@ fn proportions() {
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 proportions 50 50 0 0 0"),
-        "unexpected word '0'"
+        "unknown keyword '0' (expected one of: proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
-        parse_err("cluster set 192.0.2.100 weightbound 5"),
-        "unknown keyword 'weightbound' (expected one of: proportions)"
+        parse_err("cluster set 192.0.2.100 nosuch 5"),
+        "unknown keyword 'nosuch' (expected one of: proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100"),
-        "missing keyword after '192.0.2.100' (expected one of: proportions)"
+        "missing keyword after '192.0.2.100' (expected one of: proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster add 192.0.2.1 proportions 50 50 0 x"),

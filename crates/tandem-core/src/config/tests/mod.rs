@@ -8,6 +8,7 @@ mod files;
 mod grammar;
 mod health;
 mod highavailability;
+mod ibm;
 mod manager;
 mod properties;
 mod quoting;

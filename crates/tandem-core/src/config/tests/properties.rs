@@ -26,6 +26,8 @@ fn word() -> impl Strategy<Value = String> {
             "ha", "configure", "failover", "secondary", "floating", "local", "partner", "sync",
             "pinginterval", "recovery", "primaryip", "secondaryip", "192.0.2.100", "192.0.2.101",
             "192.0.2.100+192.0.2.101",
+            "file", "newload", "appendload", "force", "delete", "porttype", "address",
+            "fintimeout", "www.example", "a.cfg", "../a", "manager.log", "10004",
         ]).prop_map(String::from),
         1 => any::<String>(),
         1 => "[0-9a-f:.@+#]{0,12}",
@@ -60,6 +62,8 @@ fn line() -> impl Strategy<Value = String> {
         " weightbound 100",
         " reset yes",
         " repstrategy both",
+        " porttype both",
+        " porttype udp",
     ]);
     let server_opt = pick(&[
         "",
@@ -87,6 +91,10 @@ fn line() -> impl Strategy<Value = String> {
             "highavailability backup add primary manual 12345", "highavailability backup delete",
             "highavailability key k.key", "highavailability scripts scripts",
             "manager reach set interval 3.5", "highavailability sync off", "highavailability sync on",
+            "executor set fintimeout 30", "executor set staletimeout 60", "executor set stickytime 5",
+            "cluster add 10.0.0.4 staletimeout 90 weightbound 40", "cluster set @ stickytime 7",
+            "cluster set 10.0.0.1 weightbound 80", "manager start manager.log 10004",
+            "file report", "file save a.cfg force",
         ]).prop_map(String::from),
         4 => health_line(),
     ]
