@@ -15,6 +15,7 @@ mod ha;
 mod health;
 mod keys;
 mod limits;
+mod mutual;
 mod netdev;
 mod node;
 

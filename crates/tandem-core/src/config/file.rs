@@ -109,6 +109,7 @@ impl Config {
             cmds.push(Command::ClusterAdd {
                 clusters: vec![c],
                 proportions: None,
+                primaryhost: cluster.primaryhost,
             });
             if cluster.proportions != Proportions::default() {
                 cmds.push(Command::ClusterSetProportions {

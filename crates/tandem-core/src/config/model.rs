@@ -100,6 +100,9 @@ pub struct Cluster {
     pub address: IpAddr,
     /// How the manager weighs its inputs (`cluster set CLUSTER proportions ...`).
     pub proportions: super::health::Proportions,
+    /// `cluster add|set CLUSTER primaryhost NFA`: the nfa of the node that forwards this
+    /// cluster in mutual high availability (role `both`, see `docs/mutual-ha.md`).
+    pub primaryhost: Option<IpAddr>,
     pub ports: BTreeMap<u16, Port>,
 }
 
@@ -228,12 +231,14 @@ impl RepStrategy {
 
 /// Role of this node in an HA pair (`highavailability backup add primary|backup ...`).
 ///
-/// IBM's third role, `both` (mutual HA), is not supported.
+/// `both` is mutual high availability: two HA instances, each an ordinary primary/backup
+/// pair for the clusters of one primaryhost (`docs/mutual-ha.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,
     Backup,
+    Both,
 }
 
 impl Role {
@@ -242,6 +247,7 @@ impl Role {
         match self {
             Role::Primary => "primary",
             Role::Backup => "backup",
+            Role::Both => "both",
         }
     }
 }

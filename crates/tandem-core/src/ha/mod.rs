@@ -23,6 +23,7 @@
 pub mod datagram;
 pub mod heartbeat;
 pub mod machine;
+pub mod mutual;
 pub mod node;
 
 #[cfg(test)]

@@ -100,6 +100,8 @@ pub struct ChannelCounters {
     pub health_received: u64,
     /// Advisor-state chunks refused because they did not fit one frame.
     pub health_oversize: u64,
+    /// Datagrams for an HA instance this node does not run (mutual HA: `docs/mutual-ha.md`).
+    pub wrong_instance: u64,
 }
 
 /// The channel's part of `highavailability status`.
@@ -148,6 +150,9 @@ pub struct Node {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     last_now: Option<Instant>,
+    /// The HA instance this node is (0, or 1 for the second group of mutual HA): written in
+    /// every heartbeat and frame it sends, and required of every one it takes.
+    instance: u8,
 }
 
 impl Node {
@@ -178,7 +183,17 @@ impl Node {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             last_now: None,
+            instance: 0,
         }
+    }
+
+    /// Makes this node HA instance `instance` (mutual HA, before it sends anything).
+    pub fn set_instance(&mut self, instance: u8) {
+        self.instance = instance;
+    }
+
+    pub fn instance(&self) -> u8 {
+        self.instance
     }
 
     // ----- accessors -----
@@ -448,6 +463,10 @@ impl Node {
     }
 
     fn receive(&mut self, now: Instant, local: IpAddr, from: SocketAddr, bytes: &[u8]) {
+        if datagram::instance_of(bytes) != self.instance {
+            self.counters.wrong_instance += 1;
+            return;
+        }
         let Some(pair) = self.machine.pair_index(local, from.ip()) else {
             self.machine.record_bad_datagram(DropKind::UnknownPair);
             return;
@@ -639,7 +658,8 @@ impl Node {
         let Some(receiver_epoch) = self.machine.partner_epoch() else {
             return;
         };
-        let bytes = datagram::seal(
+        let bytes = datagram::seal_for(
+            self.instance,
             direction,
             self.machine.epoch(),
             receiver_epoch,
@@ -690,7 +710,8 @@ impl Node {
                     {
                         heartbeat.records = batch.bytes;
                     }
-                    let bytes = heartbeat::encode(&heartbeat, self.keys.signing());
+                    let bytes =
+                        heartbeat::encode_for(&heartbeat, self.instance, self.keys.signing());
                     self.transmits.push_back(Transmit {
                         source,
                         destination,
@@ -698,7 +719,8 @@ impl Node {
                     });
                     if let Some(k) = self.keys.probe_key() {
                         let probe = self.machine.partner_epoch().map(|rx| {
-                            datagram::seal(
+                            datagram::seal_for(
+                                self.instance,
                                 Direction::KeyProbe,
                                 self.machine.epoch(),
                                 rx,

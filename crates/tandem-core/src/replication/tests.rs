@@ -107,6 +107,7 @@ fn config() -> Config {
         Cluster {
             address: ip("192.0.2.100"),
             proportions: Default::default(),
+            primaryhost: None,
             ports,
         },
     );

@@ -155,6 +155,7 @@ impl Config {
             Command::ClusterAdd {
                 clusters,
                 proportions,
+                primaryhost,
             } => {
                 if clusters.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -170,6 +171,7 @@ impl Config {
                         Cluster {
                             address,
                             proportions: proportions.unwrap_or_default(),
+                            primaryhost: *primaryhost,
                             ports: Default::default(),
                         },
                     );
@@ -300,6 +302,18 @@ impl Config {
             Command::ManagerReachInterval(seconds) => {
                 self.ha.reach_interval = *seconds;
                 Resolved::HighAvailability
+            }
+            Command::ClusterSetPrimaryHost {
+                clusters,
+                primaryhost,
+            } => {
+                let clusters = non_empty(self.select_clusters(clusters)?, "cluster", clusters)?;
+                for c in &clusters {
+                    if let Some(cluster) = self.clusters.get_mut(c) {
+                        cluster.primaryhost = Some(*primaryhost);
+                    }
+                }
+                Resolved::Clusters(clusters)
             }
             Command::ExecutorStatus
             | Command::ExecutorReport

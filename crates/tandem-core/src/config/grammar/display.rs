@@ -97,14 +97,22 @@ impl fmt::Display for Command {
             ClusterAdd {
                 clusters,
                 proportions,
+                primaryhost,
             } => {
                 f.write_str("cluster add ")?;
                 Targets::List(clusters.clone()).write_part(f)?;
-                match proportions {
-                    Some(p) => write!(f, " proportions {}", ProportionWords(p)),
+                if let Some(p) = proportions {
+                    write!(f, " proportions {}", ProportionWords(p))?;
+                }
+                match primaryhost {
+                    Some(a) => write!(f, " primaryhost {a}"),
                     None => Ok(()),
                 }
             }
+            ClusterSetPrimaryHost {
+                clusters,
+                primaryhost,
+            } => write!(f, "cluster set {clusters} primaryhost {primaryhost}"),
             ClusterSetProportions {
                 clusters,
                 proportions,

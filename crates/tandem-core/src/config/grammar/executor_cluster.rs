@@ -33,7 +33,7 @@ const EXECUTOR_SETTINGS: &[&str] = &[
     "syntimeout",
 ];
 const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
-const CLUSTER_OPTIONS: &[&str] = &["proportions"];
+const CLUSTER_OPTIONS: &[&str] = &["proportions", "primaryhost"];
 
 pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let cmd = match w.keyword(EXECUTOR_VERBS)? {
@@ -81,16 +81,23 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let cmd = match verb {
         "add" => match target {
             Targets::List(clusters) => {
-                let proportions = match w.words.get(w.pos) {
-                    None => None,
-                    Some(_) => {
-                        w.keyword(CLUSTER_OPTIONS)?;
-                        Some(parse_proportions(w)?)
+                let (mut proportions, mut primaryhost) = (None, None);
+                while w.words.get(w.pos).is_some() {
+                    let option = w.keyword(CLUSTER_OPTIONS)?;
+                    let seen = match option {
+                        "proportions" => proportions.replace(parse_proportions(w)?).is_some(),
+                        _ => primaryhost.replace(w.address("primaryhost")?).is_some(),
+                    };
+                    if seen {
+                        return Err(ParseError::Invalid(format!(
+                            "option '{option}' given twice"
+                        )));
                     }
-                };
+                }
                 Command::ClusterAdd {
                     clusters,
                     proportions,
+                    primaryhost,
                 }
             }
             Targets::All => {
@@ -101,13 +108,16 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 });
             }
         },
-        "set" => {
-            w.keyword(CLUSTER_OPTIONS)?;
-            Command::ClusterSetProportions {
+        "set" => match w.keyword(CLUSTER_OPTIONS)? {
+            "proportions" => Command::ClusterSetProportions {
                 clusters: target,
                 proportions: parse_proportions(w)?,
-            }
-        }
+            },
+            _ => Command::ClusterSetPrimaryHost {
+                clusters: target,
+                primaryhost: w.address("primaryhost")?,
+            },
+        },
         "remove" => Command::ClusterRemove(target),
         "report" => Command::ClusterReport(target),
         _ => Command::ClusterStatus(target),

@@ -510,6 +510,7 @@ fn commands_built_in_code_are_range_checked() {
         Command::ClusterAdd {
             clusters: vec![],
             proportions: None,
+            primaryhost: None,
         },
         Command::PortAdd {
             target: PortTarget {

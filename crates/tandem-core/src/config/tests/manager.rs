@@ -233,6 +233,7 @@ fn proportions() {
         Command::ClusterAdd {
             clusters: vec![ip("192.0.2.1"), ip("192.0.2.2")],
             proportions: Some(p(100, 0, 0, 0)),
+            primaryhost: None,
         }
     );
     assert_eq!(
@@ -253,11 +254,11 @@ fn proportions() {
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 weightbound 5"),
-        "unknown keyword 'weightbound' (expected one of: proportions)"
+        "unknown keyword 'weightbound' (expected one of: proportions, primaryhost)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100"),
-        "missing keyword after '192.0.2.100' (expected one of: proportions)"
+        "missing keyword after '192.0.2.100' (expected one of: proportions, primaryhost)"
     );
     assert_eq!(
         parse_err("cluster add 192.0.2.1 proportions 50 50 0 x"),

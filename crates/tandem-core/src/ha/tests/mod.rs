@@ -2,5 +2,6 @@ mod codec;
 mod faults;
 mod fuzz;
 mod harness;
+mod mutual;
 mod scenarios;
 mod sweep;
