@@ -463,10 +463,6 @@ impl Node {
     }
 
     fn receive(&mut self, now: Instant, local: IpAddr, from: SocketAddr, bytes: &[u8]) {
-        if datagram::instance_of(bytes) != self.instance {
-            self.counters.wrong_instance += 1;
-            return;
-        }
         let Some(pair) = self.machine.pair_index(local, from.ip()) else {
             self.machine.record_bad_datagram(DropKind::UnknownPair);
             return;
@@ -476,6 +472,11 @@ impl Node {
             return;
         }
         match heartbeat::decode_with(bytes, &self.keys) {
+            // Authentic (or unkeyed) but for another HA instance (mutual HA): the byte is
+            // checked after decoding, so garbage keeps being counted by what is wrong with it.
+            Ok(_) if datagram::instance_of(bytes) != self.instance => {
+                self.counters.wrong_instance += 1;
+            }
             Ok((hb, verified_by)) => {
                 let before = self.machine.partner_epoch();
                 let r = self.machine.handle_heartbeat(now, pair, &hb);
@@ -502,6 +503,10 @@ impl Node {
                 return;
             }
         };
+        if datagram::instance_of(bytes) != self.instance {
+            self.counters.wrong_instance += 1;
+            return;
+        }
         let own = self.machine.epoch();
         if frame.sender_epoch == own {
             self.counters.reflected += 1;
