@@ -16,7 +16,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 use tandem_core::config::Config;
 use tandem_core::forward::Engine;
-use tandem_core::ha::{HaSettings, Node, ProductVersion};
+use tandem_core::ha::{HaSettings, Node, ProductVersion, datagram};
 
 pub use crate::scripts::{ScriptJob, ScriptRunner};
 
@@ -173,10 +173,11 @@ impl Prober {
 
     /// One probe round: reports the previous round's unanswered targets as unreachable, and
     /// sends a new echo request to each target.
-    pub fn round(&mut self, targets: &[IpAddr], node: &mut Node, now: Instant) {
+    pub fn round(&mut self, targets: &[IpAddr], node: &mut dyn FnMut(IpAddr, bool), now: Instant) {
+        let _ = now;
         for (ip, (_, answered)) in self.outstanding.drain() {
             if !answered {
-                node.handle_reach(now, IpAddr::V4(ip), false);
+                node(IpAddr::V4(ip), false);
             }
         }
         self.seq = self.seq.wrapping_add(1);
@@ -218,7 +219,7 @@ impl Prober {
 
     /// Reads at most [`READ_BUDGET`] packets; each first matching answer of the round reports
     /// the target reachable.
-    pub fn receive(&mut self, node: &mut Node, now: Instant) {
+    pub fn receive(&mut self, node: &mut dyn FnMut(IpAddr, bool)) {
         let mut buf = [0u8; 1500];
         for _ in 0..READ_BUDGET {
             // SAFETY: buf is valid for writes of its length.
@@ -244,7 +245,7 @@ impl Prober {
                 {
                     if !*answered {
                         *answered = true;
-                        node.handle_reach(now, IpAddr::V4(reply.source), true);
+                        node(IpAddr::V4(reply.source), true);
                     }
                 }
                 _ => self.unmatched += 1,
@@ -283,7 +284,17 @@ impl<'a> EchoReply<'a> {
 
 /// The HA part of a node: the sans-IO node and its sockets.
 pub struct HaShell {
+    /// HA instance 0: the pair, or the first cluster group of mutual HA (the configuration
+    /// source for config sync is this instance's Active).
     pub node: Node,
+    /// Mutual HA (role both): instance 1, the second cluster group, and the groups
+    /// (`crate::mutual`). `None` outside mutual HA.
+    pub second: Option<Node>,
+    pub groups: Option<tandem_core::ha::mutual::Groups>,
+    /// Instance 1 asked for a snapshot of its clusters' records.
+    pub second_snapshot_wanted: bool,
+    /// This run's epoch (both instances use it).
+    pub epoch: u64,
     pub sockets: Option<Sockets>,
     pub prober: Option<Prober>,
     pub scripts: ScriptRunner,
@@ -306,6 +317,10 @@ impl HaShell {
             .unwrap_or(1);
         HaShell {
             node: Node::new(epoch, product_version(), random_u64() as u32),
+            second: None,
+            groups: None,
+            second_snapshot_wanted: false,
+            epoch,
             sockets: None,
             prober: None,
             scripts: ScriptRunner::start(),
@@ -341,7 +356,12 @@ impl HaShell {
                     break;
                 };
                 n_read += 1;
-                self.node.handle_datagram(now, *local, from, &buf[..n]);
+                // Mutual HA: to the instance the datagram names (the node counts a wrong one).
+                let node = match (&mut self.second, datagram::instance_of(&buf[..n])) {
+                    (Some(second), 1) => second,
+                    _ => &mut self.node,
+                };
+                node.handle_datagram(now, *local, from, &buf[..n]);
             }
             more |= n_read == READ_BUDGET;
         }
@@ -350,7 +370,11 @@ impl HaShell {
 
     /// Sends what the node has to send.
     pub fn transmit(&mut self) {
-        while let Some(t) = self.node.poll_transmit() {
+        while let Some(t) = self
+            .node
+            .poll_transmit()
+            .or_else(|| self.second.as_mut().and_then(|s| s.poll_transmit()))
+        {
             let sent = self
                 .sockets
                 .as_ref()
@@ -400,11 +424,19 @@ impl HaShell {
         let Some(p) = self.prober.as_mut() else {
             return;
         };
-        p.receive(&mut self.node, now);
+        // Every instance hears every reach result.
+        let (node, second) = (&mut self.node, &mut self.second);
+        let mut report = |target: IpAddr, ok: bool| {
+            node.handle_reach(now, target, ok);
+            if let Some(s) = second.as_mut() {
+                s.handle_reach(now, target, ok);
+            }
+        };
+        p.receive(&mut report);
         if p.last_round
             .is_none_or(|t| now.saturating_duration_since(t) >= interval)
         {
-            p.round(&targets, &mut self.node, now);
+            p.round(&targets, &mut report, now);
         }
     }
 
@@ -420,27 +452,51 @@ impl HaShell {
         } else if !self.node.machine().settings().reach.is_empty() {
             consider(now);
         }
-        if self.node.replicating() {
+        if let Some(s) = &self.second
+            && let Some(c) = s.poll_timeout()
+        {
+            consider(c);
+        }
+        if self.replicating() {
             consider(now + tandem_core::ha::node::RECORD_POLL);
         }
         t.map(|t| t.max(now))
     }
 }
 
-/// The environment of an HA script.
+/// The environment of an HA script (of instance 0: the pair's, outside mutual HA).
+#[allow(dead_code)] // the daemon calls script_env_for; kept for callers of instance 0
 pub fn script_env(ha: &HaShell, config: &Config, name: &str) -> Vec<(String, String)> {
-    let status = ha.node.machine().status(Instant::now());
-    let clusters: Vec<String> = config.clusters.keys().map(|c| c.to_string()).collect();
+    script_env_for(ha, config, name, 0)
+}
+
+/// The environment of an HA script of HA instance `instance`: in mutual HA the group's
+/// clusters, and `TANDEM_GROUP` (its primaryhost).
+pub fn script_env_for(
+    ha: &HaShell,
+    config: &Config,
+    name: &str,
+    instance: u8,
+) -> Vec<(String, String)> {
+    let status = ha.instance(instance).machine().status(Instant::now());
+    let group = ha.groups.as_ref().map(|g| g.group(instance));
+    let clusters: Vec<String> = config
+        .clusters
+        .keys()
+        .filter(|c| group.is_none_or(|g| g.clusters.contains(c)))
+        .map(|c| c.to_string())
+        .collect();
     let mut returns: Vec<String> = config
         .clusters
         .values()
+        .filter(|c| group.is_none_or(|g| g.clusters.contains(&c.address)))
         .flat_map(|c| c.ports.values())
         .flat_map(|p| p.servers.values())
         .filter_map(|s| s.returnaddress.map(|r| r.to_string()))
         .collect();
     returns.sort();
     returns.dedup();
-    vec![
+    let mut env = vec![
         ("TANDEM_SCRIPT".into(), name.to_string()),
         (
             "TANDEM_ROLE".into(),
@@ -478,7 +534,11 @@ pub fn script_env(ha: &HaShell, config: &Config, name: &str) -> Vec<(String, Str
                 .map(|a| a.to_string())
                 .unwrap_or_default(),
         ),
-    ]
+    ];
+    if let Some(g) = group {
+        env.push(("TANDEM_GROUP".into(), g.primaryhost.to_string()));
+    }
+    env
 }
 
 /// Replication counters for `highavailability status`.

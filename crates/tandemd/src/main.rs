@@ -18,6 +18,7 @@ mod halog;
 mod health;
 mod keys;
 mod limits;
+mod mutual;
 mod netdev;
 mod node;
 

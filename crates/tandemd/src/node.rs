@@ -215,7 +215,7 @@ impl Node {
             };
             warnings.extend(report::selection_warnings(&new, &applied));
             if let Some(k) = key {
-                st.ha.node.set_key(Instant::now(), Some(k));
+                st.ha.set_key(Instant::now(), Some(k));
                 self.flush(&mut st, Instant::now());
             }
             st.origin = Some(sync::command_origin(&cmd));
@@ -264,6 +264,9 @@ impl Node {
                 status
                     .warnings
                     .extend(appliance::partner_lost_warning(&status));
+                status
+                    .warnings
+                    .extend(tandem_core::ha::mutual::warnings(&st.config));
                 let events: Vec<(u64, String)> = st
                     .ha
                     .events
@@ -281,20 +284,16 @@ impl Node {
                 data["replication"] = rep;
                 data["sync"] = serde_json::to_value(st.ha.node.sync_status(now))?;
                 text.push_str(&sync::status_text(&data["sync"]));
+                if let Some((t, groups)) = st.ha.groups_status() {
+                    text.push_str(&t);
+                    data["groups"] = groups;
+                }
                 return Ok((text, data));
             }
-            Command::HaTakeover(_) => {
-                st.ha
-                    .node
-                    .takeover(now)
-                    .map_err(|e| anyhow!("takeover refused: {e}"))?;
-                st.ha
-                    .event(now, "takeover requested by the operator".into());
+            Command::HaTakeover(address) => {
+                let text = st.ha.takeover(now, *address)?;
                 self.flush(st, now);
-                return Ok((
-                    "takeover started: the partner yields, then this node goes Active\n".into(),
-                    serde_json::json!({"takeover": "started"}),
-                ));
+                return Ok((text, serde_json::json!({"takeover": "started"})));
             }
             Command::HaMaintenance => return report::maintenance(&st.config, &self.engine),
             Command::HaMaintenanceMode(on) => {
@@ -302,6 +301,9 @@ impl Node {
                     anyhow::bail!("high availability is not configured on this node");
                 }
                 st.ha.node.set_maintenance(now, *on);
+                if let Some(second) = &mut st.ha.second {
+                    second.set_maintenance(now, *on);
+                }
                 let text = if *on {
                     "maintenance started: this node hands Active over to a Synchronized partner and does not take it back"
                 } else {
@@ -364,8 +366,11 @@ impl Node {
             (None, true) => Some(None),
             (_, false) => None,
         };
-        let mut settings = HaSettings::from_config(&new);
-        settings.config_digest = config_digest(&new);
+        // Mutual HA (role both): the cluster groups, or why this configuration cannot run.
+        let groups = tandem_core::ha::mutual::Groups::from_config(&new).map_err(|e| anyhow!(e))?;
+        let mut base = HaSettings::from_config(&new);
+        base.config_digest = config_digest(&new);
+        let settings = crate::mutual::instance0_settings(&groups, &new, base.clone());
         let current = st.ha.node.machine().settings();
         let ha_changed = HaSettings {
             authenticated: current.authenticated,
@@ -457,11 +462,11 @@ impl Node {
         // first, never through Idle (which forwards): stop before the new HA settings.
         let stopping = was_started && !new.executor.started;
         if stopping {
-            st.ha.node.executor_stopped(now);
+            st.ha.executor_stopped(now);
         }
         st.config = new;
         if let Some(key) = key {
-            st.ha.node.set_key(now, key);
+            st.ha.set_key(now, key);
         }
         st.ha.reach_interval = Duration::try_from_secs_f64(st.config.ha.reach_interval)
             .unwrap_or(Duration::from_secs(2));
@@ -473,6 +478,8 @@ impl Node {
             st.ha.node.set_change_origin(origin);
         }
         st.ha.node.configure(now, &config, settings);
+        st.ha
+            .configure_second(now, &config, &base, groups, was_started);
         let unauthenticated =
             st.ha.node.machine().configured() && !st.ha.node.keys().authenticated();
         if unauthenticated && !st.ha.warned_unauthenticated {
@@ -484,7 +491,7 @@ impl Node {
         }
         st.ha.warned_unauthenticated = unauthenticated;
         match (was_started, st.config.executor.started) {
-            (false, true) => st.ha.node.executor_started(now),
+            (false, true) => st.ha.executor_started(now),
             (true, false) => self.engine.clear(now),
             _ => {}
         }
@@ -536,9 +543,12 @@ impl Node {
     /// Compiles and installs the plan for the running configuration and HA state; sends what
     /// the change calls for (gratuitous ARPs, resets, ARP requests).
     fn refresh_plan(&self, st: &mut State) {
-        let forwarding = st.config.executor.started
-            && st.dataplane.is_some()
-            && st.ha.node.machine().forwarding();
+        let running = st.config.executor.started && st.dataplane.is_some();
+        let forwarding = running
+            && match &st.ha.groups {
+                None => st.ha.node.machine().forwarding(),
+                Some(_) => st.config.clusters.keys().any(|&c| st.ha.forwards(c)),
+            };
         // Advisors probe and the manager runs only where the node forwards.
         self.health.set_forwarding(forwarding);
         let mac = st
@@ -546,13 +556,15 @@ impl Node {
             .as_ref()
             .map(|d| d.interface.mac)
             .unwrap_or_default();
-        let plan = Plan::compile(
+        // Per cluster: in mutual HA, the clusters whose group is Active here.
+        let mut plan = Plan::compile_for(
             &st.config,
             &st.overlay,
-            forwarding,
+            &|c| running && st.ha.forwards(c),
             mac,
             &self.engine.counters,
         );
+        plan.forwarding = forwarding;
         // The node's kernel never needs traffic for cluster or return addresses, whether this
         // node forwards it or not: filter it at ingress (after the rings took their copy).
         if let Some(dp) = &st.dataplane {
@@ -591,18 +603,21 @@ impl Node {
     fn flush(&self, st: &mut State, now: Instant) {
         loop {
             st.ha.transmit();
-            let Some(event) = st.ha.node.poll_event() else {
+            let Some((instance, event)) = st.ha.poll_event() else {
                 break;
             };
             match event {
-                Event::Machine(action) => self.on_action(st, now, action),
+                Event::Machine(action) => self.on_action(st, now, instance, action),
+                Event::TakeSnapshot if instance == 1 => st.ha.second_snapshot_wanted = true,
                 Event::TakeSnapshot => st.snapshot_wanted = true,
                 Event::Install(records) => {
                     let installed = records
                         .iter()
                         .filter(|r| self.engine.install_replicated(r, now).is_ok())
                         .count();
-                    st.ha.node.note_installed(installed as u64);
+                    st.ha
+                        .instance_mut(instance)
+                        .note_installed(installed as u64);
                 }
                 Event::Note(text) => st.ha.event(now, text),
                 Event::PartnerHealth(chunk) => self.health.partner_chunk(chunk),
@@ -613,7 +628,14 @@ impl Node {
         }
     }
 
-    fn on_action(&self, st: &mut State, now: Instant, action: Action) {
+    fn on_action(&self, st: &mut State, now: Instant, instance: u8, action: Action) {
+        // Mutual HA: what happens to which cluster group.
+        let group = st
+            .ha
+            .groups
+            .as_ref()
+            .map(|g| format!("group {}: ", g.group(instance).primaryhost))
+            .unwrap_or_default();
         match &action {
             Action::Announce => {
                 if let Some(dp) = &st.dataplane {
@@ -628,37 +650,41 @@ impl Node {
                 let job = ScriptJob {
                     name,
                     arg: *arg,
-                    env: crate::ha::script_env(&st.ha, &st.config, name),
+                    env: crate::ha::script_env_for(&st.ha, &st.config, name, instance),
                 };
                 if let Some(dir) = &st.config.ha.script_dir {
                     st.ha.scripts.queue(dir.into(), job);
                 }
             }
-            Action::PartnerLost => {
+            // Said once for the pair (the partner is lost to both instances at once).
+            Action::PartnerLost if instance == 0 => {
                 appliance::partner_changed(st, now, true, "partner lost: this node is alone".into())
             }
-            Action::PartnerFound { compatible } => appliance::partner_changed(
-                st,
-                now,
-                false,
-                format!(
-                    "partner found ({})",
+            Action::PartnerLost => st.ha.event(now, format!("{group}partner lost")),
+            Action::PartnerFound { compatible } => {
+                let text = format!(
+                    "{group}partner found ({})",
                     if *compatible {
                         "compatible"
                     } else {
                         "incompatible version"
                     }
-                ),
-            ),
+                );
+                if instance == 0 {
+                    appliance::partner_changed(st, now, false, text)
+                } else {
+                    st.ha.event(now, text)
+                }
+            }
             other => {
                 if let Some(fwd) = other.forwarding() {
                     self.refresh_plan(st);
                     st.ha.event(
                         now,
                         format!(
-                            "{other:?}: {} (state {})",
+                            "{group}{other:?}: {} (state {})",
                             if fwd { "forwarding" } else { "not forwarding" },
-                            st.ha.node.machine().state()
+                            st.ha.instance(instance).machine().state()
                         ),
                     );
                 }
@@ -675,8 +701,11 @@ impl Node {
     /// probes, the data plane's records, snapshots taken off the lock; transmits out.
     pub fn run_ha(self: Arc<Self>) {
         crate::diagnostics::Diagnostics::start(self.clone());
-        let mut snapshot: Option<std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>> =
-            None;
+        type Snapshot = (
+            u8,
+            std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>,
+        );
+        let mut snapshot: Option<Snapshot> = None;
         let mut more = false;
         let mut filter_checked: Option<(Instant, u16)> = None;
         loop {
@@ -739,41 +768,59 @@ impl Node {
             let now = Instant::now();
             let mut st = self.state.lock();
             // Timers first: a heartbeat due goes out whatever is waiting to be read.
-            if st.ha.node.poll_timeout().is_some_and(|t| t <= now) {
-                st.ha.node.handle_timeout(now);
-            }
+            st.ha.handle_timeouts(now);
             self.flush(&mut st, now);
             more = st.ha.receive(now);
             st.ha.probe(now);
             self.flush(&mut st, now);
-            let replicating = st.ha.node.replicating();
+            let replicating = st.ha.replicating();
             self.engine
                 .replication
                 .enabled
                 .store(replicating, std::sync::atomic::Ordering::Relaxed);
             let records = self.engine.replication.drain();
-            st.ha.node.push_records(records);
-            if st.ha.node.poll_timeout().is_some_and(|t| t <= now) {
-                st.ha.node.handle_timeout(now);
-            }
+            st.ha.push_records(records);
+            st.ha.handle_timeouts(now);
             self.flush(&mut st, now);
-            if std::mem::take(&mut st.snapshot_wanted) && snapshot.is_none() {
-                // Take the snapshot on its own thread, without the node lock.
-                let engine = self.engine.clone();
-                let (tx, rx) = std::sync::mpsc::channel();
-                std::thread::spawn(move || {
-                    let records = engine.snapshot_records(Instant::now());
-                    let _ = tx.send(records);
-                });
-                snapshot = Some(rx);
+            if snapshot.is_none() {
+                // Instance 0's snapshot, else instance 1's (mutual HA), one at a time.
+                let instance = if std::mem::take(&mut st.snapshot_wanted) {
+                    Some(0)
+                } else if std::mem::take(&mut st.ha.second_snapshot_wanted) {
+                    Some(1)
+                } else {
+                    None
+                };
+                if let Some(instance) = instance {
+                    // Take the snapshot on its own thread, without the node lock, of the
+                    // instance's clusters only.
+                    let engine = self.engine.clone();
+                    let clusters: std::collections::HashSet<IpAddr> = st
+                        .config
+                        .clusters
+                        .keys()
+                        .copied()
+                        .filter(|&c| st.ha.snapshot_takes(instance, c))
+                        .collect();
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    std::thread::spawn(move || {
+                        let records =
+                            engine.snapshot_records_for(Instant::now(), &|c| clusters.contains(&c));
+                        let _ = tx.send(records);
+                    });
+                    snapshot = Some((instance, rx));
+                }
             }
-            if let Some(rx) = &snapshot
+            if let Some((instance, rx)) = &snapshot
                 && let Ok(records) = rx.try_recv()
             {
+                let instance = *instance;
                 snapshot = None;
                 let queued = self.engine.replication.drain();
-                st.ha.node.push_records(queued);
-                st.ha.node.full_sync(Instant::now(), records);
+                st.ha.push_records(queued);
+                st.ha
+                    .instance_mut(instance)
+                    .full_sync(Instant::now(), records);
                 self.flush(&mut st, now);
             }
         }
@@ -785,7 +832,7 @@ impl Node {
         let now = Instant::now();
         let mut st = self.state.lock();
         // The partner hears first (it takes over at once); the GWMs are told after.
-        st.ha.node.executor_stopped(now);
+        st.ha.executor_stopped(now);
         self.flush(&mut st, now);
         drop(st);
         self.health.shutdown();

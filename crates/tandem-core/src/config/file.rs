@@ -309,6 +309,7 @@ impl Config {
                 clusters: vec![c],
                 proportions: None,
                 defaults: cluster.defaults,
+                primaryhost: cluster.primaryhost,
             });
             if cluster.proportions != Proportions::default() {
                 cmds.push(Command::ClusterSetProportions {

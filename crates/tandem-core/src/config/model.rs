@@ -115,6 +115,9 @@ pub struct Cluster {
     /// stickytime S | weightbound N`); they win over the executor's, and a value given at
     /// `port add` wins over both. Only the port-level value takes effect (IBM).
     pub defaults: PortDefaults,
+    /// `cluster add|set CLUSTER primaryhost NFA`: the nfa of the node that forwards this
+    /// cluster in mutual high availability (role `both`, see `docs/mutual-ha.md`).
+    pub primaryhost: Option<IpAddr>,
     pub ports: BTreeMap<u16, Port>,
 }
 
@@ -283,12 +286,14 @@ impl RepStrategy {
 
 /// Role of this node in an HA pair (`highavailability backup add primary|backup ...`).
 ///
-/// IBM's third role, `both` (mutual HA), is not supported.
+/// `both` is mutual high availability: two HA instances, each an ordinary primary/backup
+/// pair for the clusters of one primaryhost (`docs/mutual-ha.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Primary,
     Backup,
+    Both,
 }
 
 impl Role {
@@ -297,6 +302,7 @@ impl Role {
         match self {
             Role::Primary => "primary",
             Role::Backup => "backup",
+            Role::Both => "both",
         }
     }
 }

@@ -232,7 +232,7 @@ impl Engine {
             if server.keeps_affinity
                 || !port.config.reset
                 || c.key.proto != IPPROTO_TCP
-                || !plan.forwarding
+                || !plan.owns(c.key.dst_ip)
             {
                 return false;
             }

@@ -90,8 +90,12 @@ pub type PortKey = (IpAddr, u16, u8);
 /// An immutable, compiled configuration.
 #[derive(Default)]
 pub struct Plan {
-    /// Forwarding on (`executor start`, and this node is the one that should forward).
+    /// Forwarding on (`executor start`, and this node is the one that should forward some
+    /// cluster).
     pub forwarding: bool,
+    /// Cluster and return addresses this node does not forward although `forwarding` is on:
+    /// in mutual HA, those of the group the partner is Active for (see [`Plan::compile_for`]).
+    pub standby: HashSet<IpAddr>,
     /// MAC address of the forwarding interface.
     pub our_mac: [u8; 6],
     /// The node's own address on the forwarding interface.
@@ -111,7 +115,9 @@ pub struct Plan {
 impl Plan {
     /// Whether Tandem answers ARP for `ip` (and forwards its traffic).
     pub fn owns(&self, ip: IpAddr) -> bool {
-        self.forwarding && (self.clusters.contains(&ip) || self.return_addresses.contains(&ip))
+        self.forwarding
+            && (self.clusters.contains(&ip) || self.return_addresses.contains(&ip))
+            && !self.standby.contains(&ip)
     }
 
     /// Addresses Tandem answers for, sorted.
@@ -123,6 +129,7 @@ impl Plan {
             .clusters
             .iter()
             .chain(self.return_addresses.iter())
+            .filter(|a| !self.standby.contains(a))
             .copied()
             .collect();
         v.sort();
@@ -183,8 +190,24 @@ impl Plan {
         our_mac: [u8; 6],
         counters: &CounterRegistry,
     ) -> Plan {
+        let mut plan = Plan::compile_for(config, overlay, &|_| forwarding, our_mac, counters);
+        plan.forwarding = forwarding;
+        plan
+    }
+
+    /// [`Plan::compile`] with forwarding decided per cluster (mutual HA: a cluster is
+    /// forwarded iff its group's instance is Active here). A NAT return address is forwarded
+    /// when a forwarded cluster uses it.
+    pub fn compile_for(
+        config: &Config,
+        overlay: &Overlay,
+        forwards: &dyn Fn(IpAddr) -> bool,
+        our_mac: [u8; 6],
+        counters: &CounterRegistry,
+    ) -> Plan {
+        let mut owned_returns = HashSet::new();
         let mut plan = Plan {
-            forwarding,
+            forwarding: config.clusters.keys().any(|&c| forwards(c)),
             our_mac,
             nfa: match config.executor.nfa {
                 Some(IpAddr::V4(a)) => Some(a),
@@ -204,6 +227,10 @@ impl Plan {
         let mut keep = HashSet::new();
         for (caddr, cluster) in &config.clusters {
             plan.clusters.insert(*caddr);
+            let forwarded = forwards(*caddr);
+            if !forwarded {
+                plan.standby.insert(*caddr);
+            }
             for (pnum, port) in &cluster.ports {
                 let mut servers = Vec::new();
                 let mut weights = Vec::new();
@@ -220,6 +247,9 @@ impl Plan {
                     };
                     if let Some(r) = returnaddress {
                         plan.return_addresses.insert(r);
+                        if forwarded {
+                            owned_returns.insert(r);
+                        }
                     }
                     let eff = overlay.effective(*caddr, port, server);
                     weights.push((*saddr, eff.weight));
@@ -265,6 +295,11 @@ impl Plan {
             plan.neighbors.insert(gw);
         }
         counters.retain(&keep);
+        for r in &plan.return_addresses {
+            if !owned_returns.contains(r) {
+                plan.standby.insert(*r);
+            }
+        }
         plan
     }
 }

@@ -306,10 +306,21 @@ impl Engine {
     /// Every record of replicating ports, for a full synchronisation of the partner
     /// (half-open connections excepted: they are sent when they are established).
     pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
+        self.snapshot_records_for(now, &|_| true)
+    }
+
+    /// [`Engine::snapshot_records`] of the clusters `cluster` accepts (mutual HA: one
+    /// instance's group).
+    pub fn snapshot_records_for(
+        &self,
+        now: Instant,
+        cluster: &dyn Fn(std::net::IpAddr) -> bool,
+    ) -> Vec<Record> {
         let plan = self.plan();
         let mut out = Vec::new();
         self.conns.for_each(|c| {
             if !c.is_halfopen()
+                && cluster(c.key.dst_ip)
                 && plan
                     .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
                     .is_some_and(|p| replicates_connections(p.config.repstrategy))
@@ -325,6 +336,7 @@ impl Engine {
                 .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
                 .map(|(_, pp)| pp);
             if let Some(pp) = port
+                && cluster(key.cluster)
                 && replicates_affinity(pp.config.repstrategy)
                 && pp.uses_affinity()
             {

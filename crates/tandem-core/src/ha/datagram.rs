@@ -13,9 +13,9 @@
 //!  5  1  flags (bit 0: KEYED, an HMAC-SHA256 trailer follows)
 //!  6  1  direction: 1 = records (batches), 2 = acknowledgements, 3 = key probe,
 //!          4 = server health (the Active's advisor states, for a takeover),
+//!          5 = configuration sync (`crate::sync::wire`, docs/config-sync.md),
 //!          6 = diagnostics (the pull of the partner's diagnostics bundle, see `super::bundle`)
-//!          5 = configuration sync (`crate::sync::wire`, docs/config-sync.md)
-//!  7  1  reserved (0)
+//!  7  1  HA instance (0; 1 = the second group of mutual HA; reserved zero before it)
 //!  8  8  sender's heartbeat epoch
 //! 16  8  receiver's heartbeat epoch, as the sender knows it
 //! 24  …  message (a replication batch or ack; empty for a key probe)
@@ -137,8 +137,37 @@ pub fn is_replication(bytes: &[u8]) -> bool {
     bytes.starts_with(&REPLICATION_MAGIC)
 }
 
+/// Offset of the HA instance byte in a heartbeat.
+pub const HEARTBEAT_INSTANCE_OFFSET: usize = 65;
+/// Offset of the HA instance byte in a replication frame.
+pub const FRAME_INSTANCE_OFFSET: usize = 7;
+
+/// The HA instance a datagram on the heartbeat port claims (heartbeat offset 65, frame
+/// offset 7; 0 when too short to say). Read before authentication, to route the datagram to
+/// its instance, which then verifies it: the byte is covered by the HMAC.
+pub fn instance_of(bytes: &[u8]) -> u8 {
+    let at = if is_replication(bytes) {
+        FRAME_INSTANCE_OFFSET
+    } else {
+        HEARTBEAT_INSTANCE_OFFSET
+    };
+    bytes.get(at).copied().unwrap_or(0)
+}
+
 /// Builds a replication frame, signed with `key` if any.
 pub fn seal(
+    direction: Direction,
+    sender_epoch: u64,
+    receiver_epoch: u64,
+    message: &[u8],
+    key: Option<&[u8]>,
+) -> Vec<u8> {
+    seal_for(0, direction, sender_epoch, receiver_epoch, message, key)
+}
+
+/// [`seal`] for HA instance `instance` (offset 7).
+pub fn seal_for(
+    instance: u8,
     direction: Direction,
     sender_epoch: u64,
     receiver_epoch: u64,
@@ -150,7 +179,7 @@ pub fn seal(
     out.push(REPLICATION_FORMAT);
     out.push(if key.is_some() { FLAG_KEYED } else { 0 });
     out.push(direction.code());
-    out.push(0);
+    out.push(instance);
     out.extend_from_slice(&sender_epoch.to_be_bytes());
     out.extend_from_slice(&receiver_epoch.to_be_bytes());
     out.extend_from_slice(message);

@@ -16,7 +16,7 @@
 //! 48  1  role        49 1 state      50 1 sub-state    51 1 recovery
 //! 52  2  reach count 54 2 reach total
 //! 56  8  configuration digest
-//! 64  1  request     65 3 reserved (0)
+//! 64  1  request     65 1 HA instance (0; 1 = the second group of mutual HA)  66 2 reserved (0)
 //! 68  4  hatimeout (ms)                72 4 heartbeat interval (ms)
 //! 76  2  records length N, then N bytes of records (opaque here)
 //!  …  32 HMAC-SHA256 over everything before it (only when flag KEYED is set)
@@ -336,6 +336,12 @@ pub enum DropKind {
 /// A records section longer than [`MAX_RECORDS`] is cut to that length (the caller sizes
 /// batches to the path MTU long before that).
 pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
+    encode_for(hb, 0, key)
+}
+
+/// [`encode`] for HA instance `instance` (offset 65; 0 outside mutual high availability,
+/// where the byte was reserved zero, so the format stays compatible).
+pub fn encode_for(hb: &Heartbeat, instance: u8, key: Option<&[u8]>) -> Vec<u8> {
     let records = &hb.records[..hb.records.len().min(MAX_RECORDS)];
     let mut out = Vec::with_capacity(MIN_LEN + records.len() + MAC_LEN);
     let mut flags = 0u8;
@@ -363,7 +369,8 @@ pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
     out.extend_from_slice(&hb.ack_epoch.to_be_bytes());
     out.extend_from_slice(&hb.ack.to_be_bytes());
     out.push(match hb.role {
-        Role::Primary => 0,
+        // `both` never reaches a machine: each instance of mutual HA is primary or backup.
+        Role::Primary | Role::Both => 0,
         Role::Backup => 1,
     });
     out.push(hb.state.code());
@@ -379,7 +386,7 @@ pub fn encode(hb: &Heartbeat, key: Option<&[u8]>) -> Vec<u8> {
     out.extend_from_slice(&hb.reach_total.to_be_bytes());
     out.extend_from_slice(&hb.config_digest.to_be_bytes());
     out.push(hb.request.code());
-    out.extend_from_slice(&[0, 0, 0]);
+    out.extend_from_slice(&[instance, 0, 0]);
     out.extend_from_slice(&hb.hatimeout_ms.to_be_bytes());
     out.extend_from_slice(&hb.interval_ms.to_be_bytes());
     debug_assert_eq!(out.len(), HEADER_LEN);

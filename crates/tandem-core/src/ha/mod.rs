@@ -24,6 +24,7 @@ pub mod bundle;
 pub mod datagram;
 pub mod heartbeat;
 pub mod machine;
+pub mod mutual;
 pub mod node;
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ pub struct ChannelCounters {
     pub health_received: u64,
     /// Advisor-state chunks refused because they did not fit one frame.
     pub health_oversize: u64,
+    /// Datagrams for an HA instance this node does not run (mutual HA: `docs/mutual-ha.md`).
+    pub wrong_instance: u64,
 }
 
 /// The channel's part of `highavailability status`.
@@ -167,6 +169,9 @@ pub struct Node {
     sync: crate::sync::SyncEngine,
     /// Where the next configured change comes from (given by the shell before its commit).
     sync_origin: Option<crate::sync::Origin>,
+    /// The HA instance this node is (0, or 1 for the second group of mutual HA): written in
+    /// every heartbeat and frame it sends, and required of every one it takes.
+    instance: u8,
 }
 
 impl Node {
@@ -201,7 +206,17 @@ impl Node {
             next_bundle: epoch.wrapping_mul(1000),
             sync: sync::new_engine(epoch, session),
             sync_origin: None,
+            instance: 0,
         }
+    }
+
+    /// Makes this node HA instance `instance` (mutual HA, before it sends anything).
+    pub fn set_instance(&mut self, instance: u8) {
+        self.instance = instance;
+    }
+
+    pub fn instance(&self) -> u8 {
+        self.instance
     }
 
     // ----- accessors -----
@@ -487,6 +502,11 @@ impl Node {
             return;
         }
         match heartbeat::decode_with(bytes, &self.keys) {
+            // Authentic (or unkeyed) but for another HA instance (mutual HA): the byte is
+            // checked after decoding, so garbage keeps being counted by what is wrong with it.
+            Ok(_) if datagram::instance_of(bytes) != self.instance => {
+                self.counters.wrong_instance += 1;
+            }
             Ok((hb, verified_by)) => {
                 let before = self.machine.partner_epoch();
                 let r = self.machine.handle_heartbeat(now, pair, &hb);
@@ -513,6 +533,10 @@ impl Node {
                 return;
             }
         };
+        if datagram::instance_of(bytes) != self.instance {
+            self.counters.wrong_instance += 1;
+            return;
+        }
         let own = self.machine.epoch();
         if frame.sender_epoch == own {
             self.counters.reflected += 1;
@@ -530,7 +554,7 @@ impl Node {
         match (frame.direction, message_kind(&message)) {
             (Direction::KeyProbe, _) => {}
             (Direction::Diagnostics, _) => self.bundles.handle(now, &message),
-            (Direction::Config, _) => self.sync.handle_message(now, &message),
+            (Direction::Config, _) if self.instance == 0 => self.sync.handle_message(now, &message),
             (Direction::Health, _) => {
                 if self.machine.state() == State::Active {
                     // Two Actives: each keeps its own view.
@@ -671,7 +695,8 @@ impl Node {
         let Some(receiver_epoch) = self.machine.partner_epoch() else {
             return;
         };
-        let bytes = datagram::seal(
+        let bytes = datagram::seal_for(
+            self.instance,
             direction,
             self.machine.epoch(),
             receiver_epoch,
@@ -749,7 +774,8 @@ impl Node {
                     {
                         heartbeat.records = batch.bytes;
                     }
-                    let bytes = heartbeat::encode(&heartbeat, self.keys.signing());
+                    let bytes =
+                        heartbeat::encode_for(&heartbeat, self.instance, self.keys.signing());
                     self.transmits.push_back(Transmit {
                         source,
                         destination,
@@ -757,7 +783,8 @@ impl Node {
                     });
                     if let Some(k) = self.keys.probe_key() {
                         let probe = self.machine.partner_epoch().map(|rx| {
-                            datagram::seal(
+                            datagram::seal_for(
+                                self.instance,
                                 Direction::KeyProbe,
                                 self.machine.epoch(),
                                 rx,

@@ -78,6 +78,10 @@ impl Node {
 
     /// Gives sync the pair as it stands, and the machine sync's gate.
     pub(super) fn sync_step(&mut self, now: Instant) {
+        if self.instance != 0 {
+            // Mutual HA: configuration sync runs on instance 0 alone (docs/config-sync.md).
+            return;
+        }
         let m = &self.machine;
         let contact = m.configured() && m.in_contact() && m.partner_compatible() == Some(true);
         let role = match (contact, m.state()) {
@@ -97,6 +101,9 @@ impl Node {
 
     /// Sends sync's messages to the partner and passes its events on.
     pub(super) fn sync_output(&mut self) {
+        if self.instance != 0 {
+            return;
+        }
         let to = match (self.machine.partner_pair(), self.machine.port()) {
             (Some((source, dest)), Some(port)) if self.machine.in_contact() => {
                 Some((source, SocketAddr::new(dest, port)))

@@ -108,6 +108,7 @@ fn config() -> Config {
             address: ip("192.0.2.100"),
             proportions: Default::default(),
             defaults: Default::default(),
+            primaryhost: None,
             ports,
         },
     );

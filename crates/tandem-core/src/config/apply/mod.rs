@@ -161,6 +161,7 @@ impl Config {
                 clusters,
                 proportions,
                 defaults,
+                primaryhost,
             } => {
                 if clusters.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -177,6 +178,7 @@ impl Config {
                             address,
                             proportions: proportions.unwrap_or_default(),
                             defaults: *defaults,
+                            primaryhost: *primaryhost,
                             ports: Default::default(),
                         },
                     );
@@ -324,6 +326,18 @@ impl Config {
             Command::ManagerReachInterval(seconds) => {
                 self.ha.reach_interval = *seconds;
                 Resolved::HighAvailability
+            }
+            Command::ClusterSetPrimaryHost {
+                clusters,
+                primaryhost,
+            } => {
+                let clusters = non_empty(self.select_clusters(clusters)?, "cluster", clusters)?;
+                for c in &clusters {
+                    if let Some(cluster) = self.clusters.get_mut(c) {
+                        cluster.primaryhost = Some(*primaryhost);
+                    }
+                }
+                Resolved::Clusters(clusters)
             }
             Command::ExecutorStatus
             | Command::ExecutorReport

@@ -109,11 +109,15 @@ impl fmt::Display for Command {
                 clusters,
                 proportions,
                 defaults,
+                primaryhost,
             } => {
                 f.write_str("cluster add ")?;
                 Targets::List(clusters.clone()).write_part(f)?;
                 if let Some(p) = proportions {
                     write!(f, " proportions {}", ProportionWords(p))?;
+                }
+                if let Some(a) = primaryhost {
+                    write!(f, " primaryhost {a}")?;
                 }
                 write!(f, "{}", DefaultWords(defaults))
             }
@@ -137,6 +141,10 @@ impl fmt::Display for Command {
             FileAppendLoad(name) => write!(f, "file appendload {name}"),
             FileReport => f.write_str("file report"),
             FileDelete(name) => write!(f, "file delete {name}"),
+            ClusterSetPrimaryHost {
+                clusters,
+                primaryhost,
+            } => write!(f, "cluster set {clusters} primaryhost {primaryhost}"),
             ClusterSetProportions {
                 clusters,
                 proportions,

@@ -48,12 +48,19 @@ const EXECUTOR_SETTINGS: &[&str] = &[
 const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const CLUSTER_ADD_OPTIONS: &[&str] = &[
     "address",
+    "primaryhost",
     "proportions",
     "staletimeout",
     "stickytime",
     "weightbound",
 ];
-const CLUSTER_SET_OPTIONS: &[&str] = &["proportions", "staletimeout", "stickytime", "weightbound"];
+const CLUSTER_SET_OPTIONS: &[&str] = &[
+    "primaryhost",
+    "proportions",
+    "staletimeout",
+    "stickytime",
+    "weightbound",
+];
 
 pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     let cmd = match w.keyword(EXECUTOR_VERBS)? {
@@ -118,6 +125,7 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
 struct ClusterOptions {
     address: Option<std::net::IpAddr>,
     proportions: Option<Proportions>,
+    primaryhost: Option<std::net::IpAddr>,
     defaults: PortDefaults,
 }
 
@@ -150,6 +158,10 @@ fn parse_cluster_options(w: &mut Words<'_>, add: bool) -> Result<ClusterOptions,
             "proportions" => {
                 let p = parse_proportions(w)?;
                 set_once(&mut o.proportions, name, p)?;
+            }
+            "primaryhost" => {
+                let a = w.address("primaryhost")?;
+                set_once(&mut o.primaryhost, name, a)?;
             }
             "staletimeout" => {
                 let v = parse_u32(w.value("seconds")?, name, 1, "1-4294967295")?;
@@ -206,11 +218,25 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 clusters,
                 proportions: o.proportions,
                 defaults: o.defaults,
+                primaryhost: o.primaryhost,
             }
         }
         "set" => {
             let target = cluster_target_in(w, word)?;
             let o = parse_cluster_options(w, false)?;
+            if let Some(primaryhost) = o.primaryhost {
+                if o.proportions.is_some() || !o.defaults.is_empty() {
+                    return Err(ParseError::Invalid(
+                        "cluster set takes primaryhost alone (give another cluster set command \
+                         for proportions or the port defaults)"
+                            .to_string(),
+                    ));
+                }
+                return Ok(Command::ClusterSetPrimaryHost {
+                    clusters: target,
+                    primaryhost,
+                });
+            }
             match (o.proportions, o.defaults.is_empty()) {
                 (Some(proportions), true) => Command::ClusterSetProportions {
                     clusters: target,

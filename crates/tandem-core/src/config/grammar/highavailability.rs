@@ -22,7 +22,7 @@ const BACKUP_SETTINGS: &[&str] = &["recovery"];
 const START_STOP: &[&str] = &["start", "stop"];
 const SET: &[&str] = &["set"];
 const REACH_SETTINGS: &[&str] = &["interval"];
-const ROLES: &[&str] = &["primary", "backup"];
+const ROLES: &[&str] = &["primary", "backup", "both"];
 const RECOVERIES: &[&str] = &["auto", "manual"];
 
 pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
@@ -61,18 +61,17 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
                 })
             }
             "add" => {
-                // IBM's third role gets a clear refusal, but does not make `b` ambiguous.
-                if w.words
-                    .get(w.pos)
-                    .is_some_and(|r| r.eq_ignore_ascii_case("both"))
-                {
-                    return Err(ParseError::Invalid(
-                        "role 'both' (mutual high availability) is not supported; use primary or backup".to_string(),
-                    ));
-                }
-                let role = match w.keyword(ROLES)? {
-                    "primary" => Role::Primary,
-                    _ => Role::Backup,
+                // `b` stays `backup` (as before `both` existed); `bo` is `both`.
+                let role = match w.words.get(w.pos) {
+                    Some(r) if r.eq_ignore_ascii_case("b") => {
+                        w.pos += 1;
+                        Role::Backup
+                    }
+                    _ => match w.keyword(ROLES)? {
+                        "primary" => Role::Primary,
+                        "backup" => Role::Backup,
+                        _ => Role::Both,
+                    },
                 };
                 let recovery = match w.keyword(RECOVERIES)? {
                     "auto" => Recovery::Auto,
@@ -88,17 +87,10 @@ pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, Parse
             _ => Command::HaBackupDelete,
         },
         "status" => Command::HaStatus,
-        "takeover" => {
-            if let Some(word) = w.next() {
-                parse_address(word)?;
-                return Err(ParseError::Invalid(
-                    "takeover ADDRESS is for mutual high availability (role both), which Tandem does \
-                     not run; use 'highavailability takeover' on the Standby node"
-                        .to_string(),
-                ));
-            }
-            Command::HaTakeover(None)
-        }
+        "takeover" => match w.next() {
+            Some(word) => Command::HaTakeover(Some(parse_address(word)?)),
+            None => Command::HaTakeover(None),
+        },
         "key" => {
             let first = w.value("key file")?;
             if first.eq_ignore_ascii_case("generate") {

@@ -173,12 +173,15 @@ pub enum Command {
     ExecutorReport,
     /// `executor set nfa|clientgateway|hatimeout VALUE`
     ExecutorSet(ExecutorSetting),
-    /// `cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]` (no wildcard)
+    /// `cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM] [primaryhost NFA]`
+    /// (no wildcard)
     ClusterAdd {
         clusters: Vec<IpAddr>,
         proportions: Option<Proportions>,
         /// `staletimeout S`, `stickytime S`, `weightbound N`: defaults of ports added later.
         defaults: PortDefaults,
+        /// The nfa of the node that forwards these clusters in mutual HA (mutual helper).
+        primaryhost: Option<IpAddr>,
     },
     /// `cluster set CLUSTER[+...]|@ proportions ACTIVE NEW PORT SYSTEM` (each 0-100, sum 100)
     ClusterSetProportions {
@@ -236,7 +239,7 @@ pub enum Command {
     HaReachAdd(IpAddr),
     /// `highavailability reach delete ADDR`
     HaReachDelete(IpAddr),
-    /// `highavailability backup add primary|backup auto|manual PORT`
+    /// `highavailability backup add primary|backup|both auto|manual PORT`
     HaBackupAdd(Backup),
     /// `highavailability backup delete`
     HaBackupDelete,
@@ -245,9 +248,9 @@ pub enum Command {
     HaBackupRecovery(Recovery),
     /// `highavailability status` (query)
     HaStatus,
-    /// `highavailability takeover` (action for the HA machine; no model change). IBM's
-    /// `takeover ADDRESS` is for mutual high availability (role `both`) and is refused at
-    /// parse time with that reason.
+    /// `highavailability takeover [ADDRESS]` (action for the HA machine; no model change).
+    /// ADDRESS, a primaryhost, names the cluster group to take over in mutual high
+    /// availability (role `both`); the daemon refuses it in an ordinary pair, with IBM's reason.
     HaTakeover(Option<IpAddr>),
     /// `highavailability key FILE`: HMAC key file for heartbeats
     HaKey(String),
@@ -353,6 +356,13 @@ pub enum Command {
     FileReport,
     /// `file delete NAME`: removes file NAME of the configuration directory (an action)
     FileDelete(String),
+    // ----- mutual (mutual high availability) -----
+    /// `cluster set CLUSTER[+...]|@ primaryhost NFA`: the node that forwards the clusters in
+    /// mutual HA
+    ClusterSetPrimaryHost {
+        clusters: Targets<IpAddr>,
+        primaryhost: IpAddr,
+    },
 }
 
 impl Command {

@@ -511,6 +511,7 @@ fn commands_built_in_code_are_range_checked() {
             clusters: vec![],
             proportions: None,
             defaults: Default::default(),
+            primaryhost: None,
         },
         Command::PortAdd {
             target: PortTarget {

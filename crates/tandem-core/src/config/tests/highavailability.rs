@@ -28,8 +28,20 @@ fn highavailability_grammar() {
         })
     );
     assert_eq!(
-        parse_err("highavailability backup add both auto 20000"),
-        "role 'both' (mutual high availability) is not supported; use primary or backup"
+        cmd("highavailability backup add both auto 20000"),
+        Command::HaBackupAdd(Backup {
+            role: Role::Both,
+            recovery: Recovery::Auto,
+            port: 20000
+        })
+    );
+    assert_eq!(
+        cmd("h b a bo m 20000"),
+        Command::HaBackupAdd(Backup {
+            role: Role::Both,
+            recovery: Recovery::Manual,
+            port: 20000
+        })
     );
     assert_eq!(
         parse_err("highavailability backup add primary auto 0"),
@@ -48,9 +60,12 @@ fn highavailability_grammar() {
         "missing destination address after '10.0.0.11'"
     );
     assert_eq!(
-        parse_err("highavailability takeover 10.0.0.1"),
-        "takeover ADDRESS is for mutual high availability (role both), which Tandem does not run; \
-         use 'highavailability takeover' on the Standby node"
+        cmd("highavailability takeover 10.0.0.1"),
+        Command::HaTakeover(Some(ip("10.0.0.1")))
+    );
+    assert_eq!(
+        parse_err("highavailability takeover 10.0.0.1 10.0.0.2"),
+        "unexpected word '10.0.0.2'"
     );
     assert_eq!(
         parse_err("highavailability maintenance begin"),
@@ -182,5 +197,61 @@ fn highavailability_commands() {
     assert_eq!(
         fail(&mut c, "highavailability backup delete"),
         "no high availability backup is configured"
+    );
+}
+
+/// `cluster add|set ... primaryhost NFA` (mutual HA): grammar, apply, save.
+#[test]
+fn primaryhost_grammar_apply_and_save() {
+    assert_eq!(
+        cmd("cluster add 192.0.2.100+192.0.2.101 primaryhost 192.0.2.1"),
+        Command::ClusterAdd {
+            clusters: vec![ip("192.0.2.100"), ip("192.0.2.101")],
+            proportions: None,
+            defaults: Default::default(),
+            primaryhost: Some(ip("192.0.2.1")),
+        }
+    );
+    assert_eq!(
+        cmd("cluster add 2001:db8::100 primaryhost 2001:db8::1 proportions 50 50 0 0").to_string(),
+        "cluster add 2001:db8::100 proportions 50 50 0 0 primaryhost 2001:db8::1"
+    );
+    assert_eq!(
+        cmd("cl se @ pri 192.0.2.2"),
+        Command::ClusterSetPrimaryHost {
+            clusters: Targets::All,
+            primaryhost: ip("192.0.2.2"),
+        }
+    );
+    assert_eq!(
+        parse_err("cluster add 192.0.2.100 primaryhost 192.0.2.1 primaryhost 192.0.2.2"),
+        "option 'primaryhost' given twice"
+    );
+    let mut c = Config::default();
+    for line in [
+        "cluster add 192.0.2.100 primaryhost 192.0.2.1",
+        "cluster add 192.0.2.200",
+        "cluster set 192.0.2.200 primaryhost 192.0.2.2",
+    ] {
+        c.apply(&cmd(line)).unwrap();
+    }
+    assert_eq!(
+        c.clusters[&ip("192.0.2.200")].primaryhost,
+        Some(ip("192.0.2.2"))
+    );
+    let saved = c.to_commands();
+    assert!(
+        saved.contains(&"cluster add 192.0.2.200 primaryhost 192.0.2.2".to_string()),
+        "{saved:?}"
+    );
+    let back = load_file(&saved.join("\n"), "saved.cfg", &Config::default()).unwrap();
+    assert_eq!(back, c);
+    assert!(
+        c.apply(&cmd("cluster set 192.0.2.9 primaryhost 192.0.2.1"))
+            .is_err()
+    );
+    assert_eq!(
+        c.clusters[&ip("192.0.2.200")].primaryhost,
+        Some(ip("192.0.2.2"))
     );
 }

@@ -246,6 +246,7 @@ fn proportions() {
             clusters: vec![ip("192.0.2.1"), ip("192.0.2.2")],
             proportions: Some(p(100, 0, 0, 0)),
             defaults: Default::default(),
+            primaryhost: None,
         }
     );
     assert_eq!(
@@ -266,11 +267,11 @@ fn proportions() {
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 nosuch 5"),
-        "unknown keyword 'nosuch' (expected one of: proportions, staletimeout, stickytime, weightbound)"
+        "unknown keyword 'nosuch' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100"),
-        "missing keyword after '192.0.2.100' (expected one of: proportions, staletimeout, stickytime, weightbound)"
+        "missing keyword after '192.0.2.100' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster add 192.0.2.1 proportions 50 50 0 x"),

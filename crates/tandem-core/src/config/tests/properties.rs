@@ -168,6 +168,13 @@ fn health_line() -> impl Strategy<Value = String> {
             .prop_map(|(c, p)| format!("cluster set {c} proportions {p}")),
         1 => (pick(&["10.0.0.3", "10.0.0.4"]), pick(&["40 40 20 0", "50 50 0 0"]))
             .prop_map(|(c, p)| format!("cluster add {c} proportions {p}")),
+        // mutual: primaryhost, role both, takeover ADDRESS
+        1 => (pick(&["10.0.0.1", "@", "10.0.0.2+10.0.0.1"]), pick(&["10.0.0.9", "10.0.0.10", "2001:db8::9"]))
+            .prop_map(|(c, h)| format!("cluster set {c} primaryhost {h}")),
+        1 => (pick(&["10.0.0.5", "10.0.0.6"]), pick(&["", " proportions 50 50 0 0"]), pick(&["10.0.0.9", "10.0.0.10"]))
+            .prop_map(|(c, p, h)| format!("cluster add {c}{p} primaryhost {h}")),
+        1 => pick(&["highavailability backup add both auto 12345", "highavailability takeover 10.0.0.9"])
+            .prop_map(String::from),
         3 => (group.clone(), gwm.clone(), sasp_opt)
             .prop_map(|(g, a, o)| format!("sasp add {g} gwm {a}{o}")),
         1 => (group, prop::option::of(gwm), prop::option::of(pick(&["3860", "4000"])))

@@ -3,6 +3,7 @@ mod codec;
 mod faults;
 mod fuzz;
 mod harness;
+mod mutual;
 mod partner_lost;
 mod scenarios;
 mod sweep;
