@@ -245,7 +245,13 @@ pub fn wait_ha_state(
     let deadline = std::time::Instant::now() + timeout;
     loop {
         let (s, sub) = ha_state(node);
-        if s == state && (!synchronized || sub == "Synchronized") {
+        // Synchronized also means that configuration sync is not still transferring (it
+        // holds takeovers back until the standby has the Active's configuration).
+        let config_synced = || {
+            node.ctl_json(&["highavailability", "status"])
+                .is_ok_and(|v| v["sync"]["state"] != "syncing")
+        };
+        if s == state && (!synchronized || (sub == "Synchronized" && config_synced())) {
             return Ok(());
         }
         if std::time::Instant::now() > deadline {

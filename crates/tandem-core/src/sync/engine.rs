@@ -440,15 +440,17 @@ impl SyncEngine {
         partner_digest: Option<u64>,
         stall: Duration,
     ) {
-        if active && !self.active && self.enabled {
-            if let Some((at, head)) = self.stopped {
-                let text = format!(
-                    "took over with the configuration at change {at} of {} (inconsistent)",
-                    head.map_or("?".into(), |h| h.to_string())
-                );
-                self.note = Some(text.clone());
-                self.events.push_back(SyncEvent::Note(text));
-            }
+        if active
+            && !self.active
+            && self.enabled
+            && let Some((at, head)) = self.stopped
+        {
+            let text = format!(
+                "took over with the configuration at change {at} of {} (inconsistent)",
+                head.map_or("?".into(), |h| h.to_string())
+            );
+            self.note = Some(text.clone());
+            self.events.push_back(SyncEvent::Note(text));
         }
         self.active = active;
         self.stall = stall;

@@ -23,6 +23,7 @@ pub fn is_node_local(cmd: &Command) -> bool {
             | Command::HaScripts(_)
             | Command::HaMaintenanceMode(_)
             | Command::HaSync(_)
+            | Command::Ha(_)
     )
 }
 

@@ -263,7 +263,7 @@ fn proportions() {
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 proportions 50 50 0 0 0"),
-        "unknown keyword '0' (expected one of: proportions, staletimeout, stickytime, weightbound)"
+        "unknown keyword '0' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 nosuch 5"),

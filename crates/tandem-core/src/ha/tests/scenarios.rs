@@ -870,3 +870,28 @@ fn poll_timeout_never_returns_a_handled_instant() {
     p.stop(A);
     assert!(p.nodes[A].m().poll_timeout().is_none());
 }
+
+/// Configuration sync's gate: a standby whose configuration is not the Active's (here it never
+/// gets it: the harness applies nothing) is refused a takeover, but takes over a lost partner.
+#[test]
+fn config_sync_gate_holds_takeover_but_not_a_lost_partner() {
+    let o = PairOptions {
+        recovery: Recovery::Manual,
+        ..PairOptions::default()
+    };
+    let mut p = HaPair::started(&o, secs(10.0));
+    let mut other = sim_config();
+    other
+        .apply_line("cluster add 192.0.2.101")
+        .expect("a valid line");
+    let now = p.now;
+    let settings = p.nodes[B].settings.clone();
+    p.nodes[B].node.configure(now, &other, settings);
+    p.run_for(secs(2.0));
+    let err = p.takeover(B).unwrap_err();
+    assert!(matches!(err, TakeoverError::ConfigBehind(_)), "{err}");
+    assert!(err.to_string().contains("configuration"), "{err}");
+    p.kill(A);
+    p.run_for(secs(10.0));
+    assert_eq!(p.state(B), State::Active);
+}
