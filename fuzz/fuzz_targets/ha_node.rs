@@ -219,7 +219,13 @@ impl Pair {
                         self.nodes[n].bundle_built(now, id, Ok(vec![n as u8; 3000]));
                         busy = true;
                     }
-                    Event::Machine(_) | Event::Note(_) => {}
+                    // A configuration entry from the partner: the harness has no daemon to
+                    // commit it, so it reports the entry as failed (nothing changes).
+                    Event::SyncApply(_) => {
+                        self.nodes[n].sync_apply_failed(now, "fuzz harness".into());
+                        busy = true;
+                    }
+                    Event::Machine(_) | Event::Note(_) | Event::SyncDiscarded(_) => {}
                 }
             }
             if !busy {

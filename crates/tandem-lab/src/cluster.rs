@@ -236,6 +236,28 @@ pub fn ha_state(node: &TandemNode) -> (String, String) {
 }
 
 /// Waits until `node` is in `state` (and Synchronized, with `synchronized`).
+/// Waits until `standby` holds `active`'s shared configuration through configuration sync
+/// (the same shared digest, standby `in-sync`): a change made on the Active has reached it.
+pub fn wait_config_synced(
+    active: &TandemNode,
+    standby: &TandemNode,
+    timeout: Duration,
+) -> Result<()> {
+    let digest = |n: &TandemNode| {
+        n.ctl_json(&["highavailability", "status"])
+            .ok()
+            .map(|v| (v["sync"]["digest"].clone(), v["sync"]["state"].clone()))
+    };
+    crate::wait_until(
+        timeout,
+        "the standby to hold the Active's configuration",
+        || match (digest(active), digest(standby)) {
+            (Some((a, _)), Some((b, state))) => !a.is_null() && a == b && state == "in-sync",
+            _ => false,
+        },
+    )
+}
+
 pub fn wait_ha_state(
     node: &TandemNode,
     state: &str,

@@ -26,6 +26,28 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// Runs one `ha` command.
 pub(super) fn execute(node: &Node, cmd: &Appliance, line: &str) -> Reply {
+    // The appliance pair is one primary and one secondary; mutual HA has two cluster groups,
+    // each handed over on its own.
+    let mutual = node
+        .state
+        .lock()
+        .config
+        .ha
+        .backup
+        .is_some_and(|b| b.role == Role::Both);
+    if mutual
+        && matches!(
+            cmd,
+            Appliance::Failover | Appliance::Stop | Appliance::Configure(_)
+        )
+    {
+        return Reply::err(
+            "this node runs mutual high availability (role both), which has a cluster group per \
+             node: hand a group over with 'highavailability takeover NFA' on the node that takes \
+             it, and leave with 'highavailability backup delete' (docs/mutual-ha.md)"
+                .into(),
+        );
+    }
     let result = match cmd {
         Appliance::Start { .. } => start(node, cmd, line),
         Appliance::Configure(_) => configure(node, cmd, line),

@@ -298,6 +298,11 @@ pub fn classify(cmd: Option<&Command>, words: &[String]) -> (bool, bool) {
                     | Command::HaMaintenanceMode(_)
                     | Command::HaKeyGenerate(_)
                     | Command::Diagnostics(_)
+                    | Command::FileSave { .. }
+                    | Command::FileNewLoad(_)
+                    | Command::FileAppendLoad(_)
+                    | Command::FileDelete(_)
+                    | Command::Ha(_)
             );
             let text = cmd.to_string();
             (

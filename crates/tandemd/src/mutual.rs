@@ -151,11 +151,9 @@ impl HaShell {
                     n
                 });
                 if new {
-                    let key = config
-                        .ha
-                        .key_file
-                        .as_ref()
-                        .and_then(|p| crate::keys::read_key(p).ok());
+                    // The key instance 0 signs with (read when the key command ran), never the
+                    // file read again: an edited or unreadable file must not split the groups.
+                    let key = self.node.keys().signing().map(<[u8]>::to_vec);
                     second.set_key(now, key);
                 }
                 second.configure(now, config, settings);

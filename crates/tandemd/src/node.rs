@@ -14,9 +14,8 @@ use crate::report;
 use anyhow::{Context, Result, anyhow};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,6 +26,8 @@ use tandem_core::health::Overlay;
 
 #[path = "appliance.rs"]
 mod appliance;
+#[path = "ha_loop.rs"]
+mod ha_loop;
 #[path = "sync.rs"]
 mod sync;
 
@@ -695,135 +696,6 @@ impl Node {
     /// Wakes the HA thread (its timers may have changed).
     fn wake(&self) {
         let _ = (&self.waker.0).write(&[1]);
-    }
-
-    /// The HA thread: datagrams in (a bounded number per wake-up), exact timers, reach
-    /// probes, the data plane's records, snapshots taken off the lock; transmits out.
-    pub fn run_ha(self: Arc<Self>) {
-        crate::diagnostics::Diagnostics::start(self.clone());
-        type Snapshot = (
-            u8,
-            std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>,
-        );
-        let mut snapshot: Option<Snapshot> = None;
-        let mut more = false;
-        let mut filter_checked: Option<(Instant, u16)> = None;
-        loop {
-            let (mut fds, wake, port) = {
-                let st = self.state.lock();
-                (
-                    st.ha.fds(),
-                    st.ha.next_wakeup(Instant::now()),
-                    st.ha.node.machine().port(),
-                )
-            };
-            // Does the host's packet filter drop the heartbeat port? Checked now and then, and
-            // when the port changes, without the node lock (it runs `nft`).
-            if let Some(port) = port
-                && filter_checked
-                    .is_none_or(|(t, p)| p != port || t.elapsed() >= Duration::from_secs(30))
-            {
-                filter_checked = Some((Instant::now(), port));
-                let warning = netdev::rules_dropping_udp_port(port)
-                    .filter(|r| !r.is_empty())
-                    .map(|r| {
-                        format!(
-                            "the packet filter drops the heartbeat port {port} ({}): heartbeats \
-                             cannot arrive, the partner will take over",
-                            r.join("; ")
-                        )
-                    });
-                let mut st = self.state.lock();
-                if warning.is_some() && st.ha.filter_warning != warning {
-                    tracing::warn!("{}", warning.as_deref().unwrap_or_default());
-                }
-                st.ha.filter_warning = warning;
-            }
-            fds.push(self.waker.1.as_raw_fd());
-            // Exact: the node says when its next timer is due. Unbounded waits are capped so a
-            // snapshot thread's answer is picked up promptly.
-            let cap = if snapshot.is_some() { 5 } else { 1000 };
-            let timeout = if more {
-                0
-            } else {
-                wake.map_or(cap, |w| {
-                    let d = w.saturating_duration_since(Instant::now());
-                    (d.as_micros().div_ceil(1000) as i32).min(cap)
-                })
-            };
-            let mut pfds: Vec<libc::pollfd> = fds
-                .iter()
-                .map(|fd| libc::pollfd {
-                    fd: *fd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                })
-                .collect();
-            // SAFETY: pfds is a valid array of pollfd for the call.
-            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
-            if pfds.last().is_some_and(|p| p.revents & libc::POLLIN != 0) {
-                let mut sink = [0u8; 64];
-                while (&self.waker.1).read(&mut sink).is_ok_and(|n| n > 0) {}
-            }
-            let now = Instant::now();
-            let mut st = self.state.lock();
-            // Timers first: a heartbeat due goes out whatever is waiting to be read.
-            st.ha.handle_timeouts(now);
-            self.flush(&mut st, now);
-            more = st.ha.receive(now);
-            st.ha.probe(now);
-            self.flush(&mut st, now);
-            let replicating = st.ha.replicating();
-            self.engine
-                .replication
-                .enabled
-                .store(replicating, std::sync::atomic::Ordering::Relaxed);
-            let records = self.engine.replication.drain();
-            st.ha.push_records(records);
-            st.ha.handle_timeouts(now);
-            self.flush(&mut st, now);
-            if snapshot.is_none() {
-                // Instance 0's snapshot, else instance 1's (mutual HA), one at a time.
-                let instance = if std::mem::take(&mut st.snapshot_wanted) {
-                    Some(0)
-                } else if std::mem::take(&mut st.ha.second_snapshot_wanted) {
-                    Some(1)
-                } else {
-                    None
-                };
-                if let Some(instance) = instance {
-                    // Take the snapshot on its own thread, without the node lock, of the
-                    // instance's clusters only.
-                    let engine = self.engine.clone();
-                    let clusters: std::collections::HashSet<IpAddr> = st
-                        .config
-                        .clusters
-                        .keys()
-                        .copied()
-                        .filter(|&c| st.ha.snapshot_takes(instance, c))
-                        .collect();
-                    let (tx, rx) = std::sync::mpsc::channel();
-                    std::thread::spawn(move || {
-                        let records =
-                            engine.snapshot_records_for(Instant::now(), &|c| clusters.contains(&c));
-                        let _ = tx.send(records);
-                    });
-                    snapshot = Some((instance, rx));
-                }
-            }
-            if let Some((instance, rx)) = &snapshot
-                && let Ok(records) = rx.try_recv()
-            {
-                let instance = *instance;
-                snapshot = None;
-                let queued = self.engine.replication.drain();
-                st.ha.push_records(queued);
-                st.ha
-                    .instance_mut(instance)
-                    .full_sync(Instant::now(), records);
-                self.flush(&mut st, now);
-            }
-        }
     }
 
     /// Orderly stop (SIGTERM/SIGINT): stop forwarding and tell the partner, whose takeover is

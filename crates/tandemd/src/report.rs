@@ -251,7 +251,7 @@ pub fn selection_warnings(config: &Config, applied: &Applied) -> Vec<String> {
     for (c, p) in list {
         if let Some(port) = config.clusters.get(c).and_then(|cl| cl.ports.get(p)) {
             for n in tandem_core::select::selection_notes(port) {
-                out.push(format!("warning: port {c}@{p}: {n}"));
+                out.push(format!("port {c}@{p}: {n}"));
             }
         }
     }

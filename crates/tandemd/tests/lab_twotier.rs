@@ -48,7 +48,8 @@ fn lab_twotier_nat_pair_over_mac_tier_with_sasp() {
     let (tier1, mut tier2) = tt.start_tandems().unwrap();
     wait_ha_state(&tier1[0], "Active", true, Duration::from_secs(20)).unwrap();
     wait_ha_state(&tier1[1], "Standby", true, Duration::from_secs(20)).unwrap();
-    for node in &tier1 {
+    // Made on the tier-1 Active; configuration sync gives its Standby the same statements.
+    for node in &tier1[..1] {
         for cmd in [
             vec![
                 "sasp",
@@ -67,6 +68,7 @@ fn lab_twotier_nat_pair_over_mac_tier_with_sasp() {
             node.ctl(&cmd).unwrap();
         }
     }
+    tandem_lab::cluster::wait_config_synced(&tier1[0], &tier1[1], Duration::from_secs(10)).unwrap();
     let active = &tier1[0];
     // Tier 1 steers by the GWM's weights.
     let mut last = String::new();

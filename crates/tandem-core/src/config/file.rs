@@ -201,6 +201,18 @@ impl Loader<'_> {
                     // The copy is thrown away on error, so no per-line copy is needed.
                     config.apply_in_place(cmd).map_err(|e| fail(e.into()))?;
                 }
+                Command::HaTakeover(_)
+                | Command::HaMaintenanceMode(_)
+                | Command::HaKeyGenerate(_)
+                | Command::Diagnostics(_)
+                | Command::Ha(super::grammar::Appliance::Failover) => {
+                    // Actions of a running node, never of a load: said, not silently skipped.
+                    self.warnings.push(format!(
+                        "{file_name}:{number}: '{cmd}' is an action of a running node and is not \
+                         carried out by loading a file (run it with tandemctl)"
+                    ));
+                }
+                // Queries (status, report) change nothing and print nothing in a load.
                 _ => {}
             }
         }

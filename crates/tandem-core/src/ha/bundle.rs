@@ -482,6 +482,11 @@ impl Bundles {
             return;
         };
         let total = p.have.len() as u32;
+        if index >= total {
+            // An index the manifest does not have (u32::MAX included): never arithmetic on it.
+            self.counters.malformed += 1;
+            return;
+        }
         let want = if index + 1 == total {
             size as usize - (total as usize - 1) * CHUNK_BYTES
         } else {

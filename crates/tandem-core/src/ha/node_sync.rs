@@ -69,6 +69,11 @@ impl Node {
 
     /// The shared part of the new running configuration (digest for the heartbeats).
     pub(super) fn sync_configure(&mut self, now: Instant, config: &Config) -> u64 {
+        if self.instance != 0 {
+            // Mutual HA: sync runs on instance 0 alone; the others only report the digest.
+            self.sync_origin = None;
+            return sync::shared_digest(config);
+        }
         let text = sync::shared_text(config);
         self.sync.set_enabled(now, config.ha.sync);
         let origin = self.sync_origin.take();
