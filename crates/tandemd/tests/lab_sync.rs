@@ -167,12 +167,16 @@ fn lab_sync_formation_changes_cut_refusal_failover_and_drift() {
     lb2.ctl(&["server", "report", "192.0.2.100@1050@198.51.100.99"])
         .expect("the whole load arrived");
 
-    // 5. Takeover on the standby; the old Active leaves, changes are made on the new one; the
-    //    old Active rejoins as follower with an incremental resync.
+    // 5. `ha failover` on the Active (the appliance's controlled handover): the new Active
+    //    serves; the old Active leaves, changes are made on the new one; the old Active rejoins
+    //    as follower with an incremental resync.
     wait_ha_state(&lb2, "Standby", true, Duration::from_secs(10)).unwrap();
-    lb2.ctl(&["highavailability", "takeover"]).unwrap();
+    let out = lb1.ctl(&["ha", "failover"]).unwrap();
+    eprintln!("ha failover: {}", out.trim());
     wait_ha_state(&lb2, "Active", true, Duration::from_secs(10)).unwrap();
     wait_ha_state(&lb1, "Standby", true, Duration::from_secs(10)).unwrap();
+    lab.wait_serving(80, Duration::from_secs(10))
+        .expect("the new Active serves after ha failover");
     wait_sync("lb1 follows lb2", Duration::from_secs(5), || {
         converged(&lb1, &lb2)
     });
