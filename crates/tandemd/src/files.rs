@@ -340,25 +340,10 @@ fn report(dir: &ConfigDir, files: &[(String, u64, u64)]) -> Reply {
     )
 }
 
-/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS` (UTC).
+/// Seconds since 1970 as `YYYY-MM-DD HH:MM:SS` (UTC): the log's timestamp, to the second.
 fn utc(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    crate::halog::rfc3339(t)[..19].replacen('T', " ", 1)
 }
 
 /// The text `file save` writes: the configuration as commands, in IBM's order.

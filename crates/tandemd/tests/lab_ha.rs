@@ -496,8 +496,9 @@ fn lab_sigterm_of_the_active_hands_over_at_once() {
     drop(lb1);
 }
 
-/// Captures the UDP payload of one datagram from `src` to port `dport` seen by `host`.
-fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
+/// Captures the UDP payload of one heartbeat (magic `TNDM`; replication and configuration
+/// sync frames share the port) from `src` to port `dport` seen by `host`.
+fn capture_heartbeat(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
     host.in_ns(move || {
         // SAFETY: plain libc calls on a socket we own; the buffer outlives each call.
         unsafe {
@@ -536,6 +537,7 @@ fn capture_udp(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u8> {
                     && p[12..16] == src
                     && p.len() > ihl + 8
                     && u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]) == dport
+                    && p[ihl + 8..].starts_with(b"TNDM")
                 {
                     libc::close(fd);
                     return p[ihl + 8..].to_vec();
@@ -553,7 +555,7 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
     key_the_pair(&lab, &lb1, &lb2);
     // A genuine, authenticated heartbeat of lb1, recorded on the wire and sent again later
     // from lb1's own address: authentic but old.
-    let recorded = capture_udp(&lab.lbs[1], [192, 0, 2, 2], 20001);
+    let recorded = capture_heartbeat(&lab.lbs[1], [192, 0, 2, 2], 20001);
     std::thread::sleep(Duration::from_millis(1200));
     let before = lb2.ctl_json(&["highavailability", "status"]).unwrap()["dropped"]["replayed"]
         .as_u64()
