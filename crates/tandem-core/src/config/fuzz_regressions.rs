@@ -40,3 +40,21 @@ fn fuzz_regression_newload_is_linear_in_servers() {
         "loading 150 000 servers took {took:?} (quadratic checks?)"
     );
 }
+
+/// The `admin_request` target: the words `clu add ""` (an empty cluster address, as a JSON
+/// request can carry it) panicked in the parser instead of being refused.
+#[test]
+fn fuzz_regression_empty_word_is_refused() {
+    use super::parse_words;
+    for words in [
+        &["clu", "add", ""][..],
+        &["cluster", "add", ""],
+        &["port", "add", ""],
+        &["server", "add", ""],
+    ] {
+        assert!(
+            parse_words(words).is_err(),
+            "{words:?} is accepted; an empty target word must be refused"
+        );
+    }
+}

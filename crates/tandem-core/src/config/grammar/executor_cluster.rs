@@ -192,7 +192,7 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
                     command: "cluster add",
                 });
             }
-            if word.contains('@') {
+            if word.is_empty() || word.contains('@') {
                 return Err(ParseError::BadTarget {
                     word: word.to_string(),
                     expected: "CLUSTER[+CLUSTER...] or @",

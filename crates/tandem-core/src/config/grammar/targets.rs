@@ -127,7 +127,7 @@ pub(super) fn parse_cluster_target(word: &str) -> Result<Targets<IpAddr>, ParseE
     if word == "@" {
         return Ok(Targets::All);
     }
-    if word.contains('@') {
+    if word.is_empty() || word.contains('@') {
         return Err(ParseError::BadTarget {
             word: word.to_string(),
             expected: "CLUSTER[+CLUSTER...] or @",
@@ -159,7 +159,7 @@ pub(super) fn cluster_target_in(
     if word == "@" {
         return Ok(Targets::All);
     }
-    if word.contains('@') {
+    if word.is_empty() || word.contains('@') {
         return Err(ParseError::BadTarget {
             word: word.to_string(),
             expected: "CLUSTER[+CLUSTER...] or @",
