@@ -24,10 +24,11 @@
 //!
 //! [`AffinityTable::follow`]: crate::select::AffinityTable::follow
 
-use super::engine::{Engine, tcp_ack, v4};
+use super::engine::{Engine, v4};
 use super::plan::{Plan, PortPlan};
 use super::replicate::replicates_affinity;
 use super::stats::DropReason;
+use super::to_server::tcp_ack;
 use crate::flow::IPPROTO_TCP;
 use crate::replication::{AffinityRecord, Record};
 use crate::select::{AffinityKey, Follow, Followed};

@@ -7,11 +7,13 @@ mod admit;
 mod by_affinity;
 pub mod conn;
 pub mod engine;
+mod from_server;
 pub mod neighbor;
 pub mod plan;
 pub mod replicate;
 pub mod stats;
 pub mod table;
+mod to_server;
 
 pub use conn::{Conn, NatMapping};
 pub use engine::{

@@ -1,0 +1,70 @@
+//! Server → returnaddress: a NAT reply translated back to the client.
+
+use super::engine::{Engine, Verdict, v4};
+use super::plan::Plan;
+use super::replicate::{Change, replicates_connections, replication_needed};
+use super::stats::DropReason;
+use crate::flow::IPPROTO_TCP;
+use crate::replication::{ConnectionRecord, Record};
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+use tandem_wire as wire;
+
+impl Engine {
+    /// Server → returnaddress (NAT replies).
+    pub(super) fn reply_from_server(
+        &self,
+        plan: &Plan,
+        frame: &mut [u8],
+        pkt: &wire::Packet,
+        now: Instant,
+    ) -> Verdict {
+        let Some(key) = self.conns.lookup_nat(pkt.dst_ip, pkt.proto, pkt.dst_port) else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
+        let ending = pkt.proto == IPPROTO_TCP && (pkt.is_fin() || pkt.is_rst());
+        let port = plan.port(key.dst_ip, key.dst_port, key.proto);
+        let rep_conn = self.replication.wanted()
+            && port.is_some_and(|p| replicates_connections(p.config.repstrategy));
+        let half_life = port.map(|p| p.replication_half_life()).unwrap_or_default();
+        let found = self.conns.with(&key, |c| {
+            let c = c?;
+            // The port's holder must be the connection's server.
+            let n = c.nat?;
+            if c.server != pkt.src_ip || n.server_port != pkt.src_port {
+                return None;
+            }
+            c.last_seen = now;
+            let mut record = None;
+            if ending && c.closing_since.is_none() {
+                c.closing_since = Some(now);
+                c.counters.active.fetch_sub(1, Relaxed);
+                // The seed's rule: a FIN or RST ends the connection for the partner too,
+                // whichever side sent it.
+                if rep_conn && replication_needed(c, Change::Ending, now, half_life) {
+                    c.replicated_at = Some(now);
+                    record = ConnectionRecord::from_conn(c, now);
+                }
+            }
+            Some((c.client_mac, c.counters.clone(), record))
+        });
+        let Some((client_mac, counters, record)) = found else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
+        if let Some(r) = record {
+            self.replication.push(Record::Connection(r));
+        }
+        let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
+            return Verdict::Drop(DropReason::NoConnection);
+        };
+        if wire::rewrite_src(frame, pkt, cluster, key.dst_port).is_err()
+            || wire::rewrite_dst(frame, pkt, client, key.src_port).is_err()
+            || wire::set_src_mac(frame, plan.our_mac).is_err()
+            || wire::set_dst_mac(frame, client_mac).is_err()
+        {
+            return Verdict::Drop(DropReason::Truncated);
+        }
+        counters.count(frame.len());
+        Verdict::Transmit(frame.len())
+    }
+}
