@@ -46,8 +46,10 @@
 //!   be added without changing their shape; for now an IPv6 frame is classified as
 //!   [`Frame::Other`]`(0x86dd)`, and rewrites return [`RewriteError::AddressFamily`] when
 //!   asked to mix families.
-//! * **IP fragments are dropped** ([`Malformed::Fragment`]): Tandem balances on ports, which
-//!   only the first fragment carries.
+//! * **IP fragments are located, not reassembled** ([`Frame::Fragment`]): the first one as a
+//!   [`Packet`] with its ports, later ones by their datagram identification (see
+//!   [`fragment`]). ICMP errors quoting a TCP/UDP datagram are [`Frame::IcmpError`] (see
+//!   [`icmp`]).
 //!
 //! # Example
 //!
@@ -79,6 +81,8 @@ pub mod arp;
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod fragment;
+pub mod icmp;
 pub mod ipv4;
 mod mac;
 mod parse;
@@ -87,6 +91,8 @@ pub mod tcp;
 pub mod udp;
 
 pub use build::{arp_reply, arp_request, gratuitous_arp, tcp_rst_ipv4, tcp_rst_reply_ipv4};
+pub use fragment::Fragment;
+pub use icmp::IcmpError;
 pub use mac::{MacAddr, ParseMacAddrError};
 pub use parse::{Arp, ArpOp, Frame, Malformed, Packet, parse};
 pub use rewrite::{

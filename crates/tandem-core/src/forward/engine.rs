@@ -6,6 +6,9 @@
 //!
 //! ```text
 //!  frame ─▶ parse ─┬─ ARP ──────────▶ learn neighbour; answer for owned addresses
+//!                  ├─ tagged / too large ─▶ counted drop (vlan per id, oversize)
+//!                  ├─ fragment ─────▶ first: as below, rewrite remembered; later: the same
+//!                  ├─ ICMP error ───▶ quoted flow's record: to its server / back to client
 //!                  ├─ to returnaddress ─▶ NAT reply: find record, translate back, to client
 //!                  ├─ to cluster:port ──▶ record? ─yes─▶ forward to its server
 //!                  │                        └─no──▶ SYN/UDP/hash: select, record, forward
@@ -35,6 +38,9 @@ pub struct RxMeta {
     pub csum_not_ready: bool,
     /// The kernel stripped a VLAN tag.
     pub vlan: bool,
+    /// The VLAN id of the tag the kernel stripped (`TP_STATUS_VLAN_VALID`, the low 12 bits
+    /// of `tp_vlan_tci`); `None` when untagged or when the ring does not say.
+    pub vlan_id: Option<u16>,
     /// The frame did not fit the ring slot (a coalesced super-frame).
     pub truncated: bool,
 }
@@ -85,6 +91,10 @@ pub struct Engine {
     pub replicated: ReplicatedCounters,
     /// `maxconnections` when the configuration does not set it.
     default_max: usize,
+    /// Tagged frames dropped per VLAN id (see `vlan.rs`).
+    pub vlans: super::vlan::VlanDrops,
+    /// Where the later fragments of recently forwarded first fragments go.
+    pub fragments: super::fragments::FragmentTable,
 }
 
 impl Default for Engine {
@@ -92,8 +102,6 @@ impl Default for Engine {
         Engine::new(DEFAULT_MAX_CONNECTIONS)
     }
 }
-
-const MTU_FRAME: usize = 1514;
 
 pub(super) fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
     match ip {
@@ -117,6 +125,8 @@ impl Engine {
             replication: ReplicationQueue::default(),
             replicated: ReplicatedCounters::default(),
             default_max,
+            vlans: Default::default(),
+            fragments: Default::default(),
         }
     }
 
@@ -373,6 +383,8 @@ impl Engine {
         }
         let pkt = match parsed {
             wire::Frame::Ip(pkt) => pkt,
+            wire::Frame::Fragment(f) => return self.fragment(plan, frame, &f, meta, now, out),
+            wire::Frame::IcmpError(e) => return self.icmp_error(plan, frame, &e, meta, now, out),
             wire::Frame::IpOther { dst_ip, .. } => {
                 return if plan.owns(dst_ip) {
                     Verdict::Drop(DropReason::UnsupportedProtocol)
@@ -385,11 +397,8 @@ impl Engine {
         if pkt.dst_mac != plan.our_mac || !plan.owns(pkt.dst_ip) {
             return Verdict::Pass;
         }
-        if meta.vlan {
-            return Verdict::Drop(DropReason::Vlan);
-        }
-        if meta.truncated || frame.len() > MTU_FRAME {
-            return Verdict::Drop(DropReason::Oversize);
+        if let Some(r) = self.frame_gate(plan, frame, pkt.l3, meta) {
+            return Verdict::Drop(r);
         }
         if meta.csum_not_ready && wire::fill_l4_checksum(frame, &pkt).is_err() {
             return Verdict::Drop(DropReason::Truncated);
