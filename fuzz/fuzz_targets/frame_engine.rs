@@ -258,6 +258,7 @@ fuzz_target!(|data: &[u8]| {
         let meta = RxMeta {
             csum_not_ready: ctrl & 4 != 0,
             vlan: ctrl & 8 != 0,
+            vlan_id: (ctrl & 8 != 0).then_some(u16::from(sel) & 0x0fff),
             truncated: ctrl & 16 != 0,
         };
         let before = checksums(&frame);
@@ -267,12 +268,14 @@ fuzz_target!(|data: &[u8]| {
         if let Verdict::Transmit(n) = verdict {
             assert!(n <= received_len, "transmits more than it received");
             let sent = &frame[..n];
-            let Ok(Frame::Ip(p)) = wire::parse(sent) else {
-                panic!("transmitted frame does not parse: {sent:02x?}");
+            let src_mac = match wire::parse(sent) {
+                Ok(Frame::Ip(p)) => p.src_mac,
+                Ok(Frame::Fragment(f)) => f.src_mac,
+                Ok(Frame::IcmpError(e)) => e.src_mac,
+                _ => panic!("transmitted frame does not parse: {sent:02x?}"),
             };
-            assert_eq!(p.src_mac, OUR_MAC, "transmitted frame not from our MAC");
-            let after = checksums(sent).expect("parsed above");
-            if let Some((ip_ok, l4_ok, none)) = before {
+            assert_eq!(src_mac, OUR_MAC, "transmitted frame not from our MAC");
+            if let (Some((ip_ok, l4_ok, none)), Some(after)) = (before, checksums(sent)) {
                 assert!(!ip_ok || after.0, "a right IP header checksum became wrong");
                 if meta.csum_not_ready {
                     assert!(after.1, "a completed L4 checksum is wrong");

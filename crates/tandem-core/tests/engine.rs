@@ -361,7 +361,7 @@ fn malformed_frames_are_counted_and_forwarding_goes_on() {
     let mut bad_ihl = good.clone();
     bad_ihl[14] = 0x43;
     let mut fragment = good.clone();
-    fragment[20] = 0x20; // MF
+    fragment[21] = 0x01; // a TCP fragment at offset 8 (RFC 1858): never forwarded
     let truncated = good[..30].to_vec();
     let mut garbage = vec![0xAB; 60];
     garbage[12] = 0x08;

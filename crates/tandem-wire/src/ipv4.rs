@@ -226,6 +226,41 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Header<T> {
     }
 }
 
+/// Rewrites the source and/or destination address of the IPv4 header at `l3` in `frame`,
+/// updating the header checksum incrementally (RFC 1624) and nothing else: for what carries
+/// no TCP/UDP header of its own (a later fragment, an ICMP message), or whose L4 checksum the
+/// caller keeps itself.
+///
+/// # Errors
+///
+/// [`RewriteError::Mismatch`](crate::RewriteError::Mismatch) if the frame does not hold an
+/// IPv4 header at `l3`; the frame is untouched then.
+pub fn rewrite_addresses(
+    frame: &mut [u8],
+    l3: usize,
+    new_src: Option<Ipv4Addr>,
+    new_dst: Option<Ipv4Addr>,
+) -> Result<(), crate::RewriteError> {
+    let fits = l3
+        .checked_add(field::HEADER_LEN)
+        .is_some_and(|end| end <= frame.len());
+    if !fits || frame.get(l3).is_none_or(|b| b >> 4 != 4) {
+        return Err(crate::RewriteError::Mismatch);
+    }
+    let csum_at = l3 + field::CHECKSUM.start;
+    for (at, new) in [
+        (field::SRC_ADDR.start, new_src),
+        (field::DST_ADDR.start, new_dst),
+    ] {
+        let Some(new) = new else { continue };
+        let (old, new) = (read_u32(frame, l3 + at), u32::from(new));
+        let c = read_u16(frame, csum_at);
+        write_u16(frame, csum_at, checksum::update_u32(c, old, new));
+        crate::write_u32(frame, l3 + at, new);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -340,22 +375,26 @@ mod tests {
     fn test_malformed() {
         let good = header_bytes();
         type Mangle = fn(&mut Vec<u8>);
-        let cases: [(Mangle, Malformed); 10] = [
+        let cases: [(Mangle, Malformed); 7] = [
             (|f| f.truncate(14 + 19), Malformed::Truncated),
             (|f| f[14] = 0x65, Malformed::BadIpVersion),
             (|f| f[14] = 0x44, Malformed::BadIhl),
             (|f| f[14] = 0x47, Malformed::BadIhl), // 28 bytes > 24 available
             (|f| f[17] = 19, Malformed::BadTotalLength), // < header
             (|f| f[17] = 25, Malformed::BadTotalLength), // > frame
-            (|f| f[20] = 0x20, Malformed::Fragment), // MF
-            (|f| f[21] = 0x01, Malformed::Fragment), // offset 8
-            (|f| f[20] = 0x5f, Malformed::Fragment), // DF plus offset
             (|f| f.truncate(14 + 23), Malformed::BadTotalLength),
         ];
         for (i, (mangle, want)) in cases.into_iter().enumerate() {
             let mut f = in_frame(&good);
             mangle(&mut f);
             assert_eq!(parse(&f), Err(want), "case {i}");
+        }
+        // Fragments of other protocols are located, not refused (see fragment.rs).
+        let frags: [Mangle; 3] = [|f| f[20] = 0x20, |f| f[21] = 0x01, |f| f[20] = 0x5f];
+        for mangle in frags {
+            let mut f = in_frame(&good);
+            mangle(&mut f);
+            assert!(matches!(parse(&f), Ok(Frame::Fragment(fr)) if fr.first.is_none()));
         }
     }
 }

@@ -47,8 +47,10 @@
 //!   family is its addresses'. IPv6 hop-by-hop, routing and destination options headers are
 //!   skipped to find TCP/UDP ([`ipv6::upper_layer`]). Rewrites return
 //!   [`RewriteError::AddressFamily`] when asked to mix families.
-//! * **IP fragments are dropped** ([`Malformed::Fragment`]; an IPv6 fragment header too):
-//!   Tandem balances on ports, which only the first fragment carries.
+//! * **IPv4 fragments are located, not reassembled** ([`Frame::Fragment`]): the first one as
+//!   a [`Packet`] with its ports, later ones by their datagram identification (see
+//!   [`fragment`]). An IPv6 fragment header is [`Malformed::Fragment`] for now. ICMP errors
+//!   quoting a TCP/UDP datagram are [`Frame::IcmpError`] (see [`icmp`]).
 //!
 //! # Example
 //!
@@ -80,6 +82,8 @@ pub mod arp;
 pub mod build;
 pub mod checksum;
 pub mod ethernet;
+pub mod fragment;
+pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 mod mac;
@@ -93,6 +97,8 @@ pub use build::{
     arp_reply, arp_request, gratuitous_arp, tcp_rst, tcp_rst_ipv4, tcp_rst_ipv6, tcp_rst_reply,
     tcp_rst_reply_ipv4,
 };
+pub use fragment::Fragment;
+pub use icmp::IcmpError;
 pub use mac::{MacAddr, ParseMacAddrError};
 pub use ndp::{
     IPPROTO_ICMPV6, Ndp, NdpOp, neighbor_advertisement, neighbor_solicitation,

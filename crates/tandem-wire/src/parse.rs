@@ -35,8 +35,10 @@ pub enum Malformed {
     /// The IPv4 total length is shorter than the header or longer than the frame, or the
     /// IPv6 payload length runs past the frame.
     BadTotalLength,
-    /// An IPv4 fragment (MF set or a non-zero offset), or an IPv6 packet with a fragment
-    /// header. Tandem does not reassemble.
+    /// An IPv4 fragment that cannot be forwarded on its ports: a first fragment too short
+    /// for its TCP/UDP header, or a TCP fragment at offset 8 (RFC 1858); or an IPv6 packet
+    /// with a fragment header (IPv6 fragments are not followed yet). Other IPv4 fragments
+    /// are [`Frame::Fragment`].
     Fragment,
     /// A TCP segment shorter than 20 bytes, or whose data offset is below 5 or points past
     /// the end of the IP packet.
@@ -302,6 +304,10 @@ pub enum Frame {
         /// Destination address.
         dst_ip: IpAddr,
     },
+    /// An IP fragment (see [`crate::fragment`]).
+    Fragment(crate::Fragment),
+    /// An ICMP error quoting a TCP/UDP datagram (see [`crate::icmp`]).
+    IcmpError(crate::IcmpError),
     /// Any other ethertype, including 802.3 length fields (< 0x0600), a
     /// second VLAN tag (0x8100 inside 0x8100) and 802.1ad (0x88a8). The value is the
     /// ethertype after at most one 802.1Q tag.
@@ -376,9 +382,15 @@ fn parse_ipv4(
         return Err(Malformed::BadTotalLength);
     }
     if h.is_fragment() {
-        return Err(Malformed::Fragment);
+        let f = crate::fragment::parse_ipv4_fragment(&h, ip, l3, (hl, total), (src_mac, dst_mac));
+        return f.map(Frame::Fragment);
     }
     let proto = h.protocol();
+    if proto == crate::IPPROTO_ICMP
+        && let Some(e) = crate::icmp::parse_ipv4_error(ip, l3, (hl, total), (src_mac, dst_mac))
+    {
+        return Ok(Frame::IcmpError(e));
+    }
     let src_ip = IpAddr::V4(h.src_addr());
     let dst_ip = IpAddr::V4(h.dst_addr());
     // The L4 segment, bounded by the IP total length (not the frame: padding is not data).

@@ -48,8 +48,10 @@ impl std::str::FromStr for RingVersion {
 pub struct FrameMeta {
     /// The TCP/UDP checksum is not computed yet (local sender with checksum offload).
     pub csum_not_ready: bool,
-    /// The kernel stripped a VLAN tag (not supported yet: the caller drops the frame).
+    /// The kernel stripped a VLAN tag (`TP_STATUS_VLAN_VALID`).
     pub vlan: bool,
+    /// The tag's VLAN id (low 12 bits of `tp_vlan_tci`) when `vlan`.
+    pub vlan_id: Option<u16>,
     /// The frame was truncated by the ring slot (larger than the slot: a super-frame).
     pub truncated: bool,
 }
@@ -71,6 +73,9 @@ pub struct RingConfig {
     pub ring_bytes: usize,
     /// V3 block retire timeout, milliseconds.
     pub block_timeout_ms: u32,
+    /// The interface's MTU: the ring's slots hold a frame of it (V2 slots are 4096 bytes up
+    /// to an MTU of about 4000, 16384 for jumbo frames of 9000).
+    pub mtu: usize,
 }
 
 impl Default for RingConfig {
@@ -79,11 +84,17 @@ impl Default for RingConfig {
             version: RingVersion::V2,
             ring_bytes: 8 << 20,
             block_timeout_ms: 1,
+            mtu: 1500,
         }
     }
 }
 
-const FRAME_SIZE: usize = 4096; // V2 slot: holds a 1500-byte MTU frame plus headers with room.
+/// The ring slot for frames of `mtu`: the frame (MTU, Ethernet header, a VLAN tag) behind
+/// the tpacket header and its alignment (under 100 bytes), as a power of two from 4096 (the
+/// slot of a 1500-byte MTU) to the block size.
+fn frame_size(mtu: usize) -> usize {
+    (mtu + 18 + 128).next_power_of_two().clamp(4096, BLOCK_SIZE)
+}
 const BLOCK_SIZE: usize = 1 << 18;
 const BATCH: usize = 64;
 
@@ -162,23 +173,24 @@ impl Ring {
         setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_QDISC_BYPASS, &one)?;
 
         let block_nr = (cfg.ring_bytes / BLOCK_SIZE).max(4);
+        let frame_size = frame_size(cfg.mtu);
         let (slot_size, slot_count) = match cfg.version {
             RingVersion::V2 => {
                 let req = libc::tpacket_req {
                     tp_block_size: BLOCK_SIZE as u32,
                     tp_block_nr: block_nr as u32,
-                    tp_frame_size: FRAME_SIZE as u32,
-                    tp_frame_nr: (block_nr * (BLOCK_SIZE / FRAME_SIZE)) as u32,
+                    tp_frame_size: frame_size as u32,
+                    tp_frame_nr: (block_nr * (BLOCK_SIZE / frame_size)) as u32,
                 };
                 setsockopt(&fd, libc::SOL_PACKET, libc::PACKET_RX_RING, &req)?;
-                (FRAME_SIZE, block_nr * (BLOCK_SIZE / FRAME_SIZE))
+                (frame_size, block_nr * (BLOCK_SIZE / frame_size))
             }
             RingVersion::V3 => {
                 let req = libc::tpacket_req3 {
                     tp_block_size: BLOCK_SIZE as u32,
                     tp_block_nr: block_nr as u32,
-                    tp_frame_size: FRAME_SIZE as u32,
-                    tp_frame_nr: (block_nr * (BLOCK_SIZE / FRAME_SIZE)) as u32,
+                    tp_frame_size: frame_size as u32,
+                    tp_frame_nr: (block_nr * (BLOCK_SIZE / frame_size)) as u32,
                     tp_retire_blk_tov: cfg.block_timeout_ms,
                     tp_sizeof_priv: 0,
                     tp_feature_req_word: 0,
@@ -303,6 +315,9 @@ impl Ring {
                 let meta = FrameMeta {
                     csum_not_ready: status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan: status & libc::TP_STATUS_VLAN_VALID != 0,
+                    // SAFETY: as above, the slot's header is ours.
+                    vlan_id: (status & libc::TP_STATUS_VLAN_VALID != 0)
+                        .then(|| unsafe { (*hdr).tp_vlan_tci } & 0x0fff),
                     truncated: (snaplen as u32) < len,
                 };
                 let off = slot * self.slot_size + mac;
@@ -366,6 +381,8 @@ impl Ring {
                 let meta = FrameMeta {
                     csum_not_ready: h.tp_status & libc::TP_STATUS_CSUMNOTREADY != 0,
                     vlan: h.tp_status & libc::TP_STATUS_VLAN_VALID != 0,
+                    vlan_id: (h.tp_status & libc::TP_STATUS_VLAN_VALID != 0)
+                        .then_some((h.hv1.tp_vlan_tci & 0x0fff) as u16),
                     truncated: h.tp_snaplen < h.tp_len,
                 };
                 let next = h.tp_next_offset as usize;

@@ -27,6 +27,11 @@ impl Dataplane {
         ring: RingConfig,
     ) -> Result<Dataplane> {
         let workers = workers.max(1);
+        // Ring slots that hold the interface's largest frame (jumbo frames too).
+        let ring = RingConfig {
+            mtu: interface.mtu,
+            ..ring
+        };
         let group = (std::process::id() & 0xffff) as u16;
         let stop = Arc::new(AtomicBool::new(false));
         let tx = Arc::new(TxSocket::open(interface.index).context("opening the transmit socket")?);
@@ -97,6 +102,7 @@ fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
             let meta = RxMeta {
                 csum_not_ready: meta.csum_not_ready,
                 vlan: meta.vlan,
+                vlan_id: meta.vlan_id,
                 truncated: meta.truncated,
             };
             match engine.handle(frame, meta, now, &mut extra) {

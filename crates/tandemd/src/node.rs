@@ -566,6 +566,9 @@ impl Node {
             &self.engine.counters,
         );
         plan.forwarding = forwarding;
+        if let Some(dp) = &st.dataplane {
+            plan.mtu_frame = tandem_core::forward::mtu_frame(dp.interface.mtu);
+        }
         // The node's kernel never needs traffic for cluster or return addresses, whether this
         // node forwards it or not: filter it at ingress (after the rings took their copy).
         if let Some(dp) = &st.dataplane {

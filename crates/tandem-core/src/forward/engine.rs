@@ -7,6 +7,9 @@
 //!
 //! ```text
 //!  frame ─▶ parse ─┬─ ARP, NS/NA ────▶ learn neighbour; answer for owned addresses
+//!                  ├─ tagged / too large ─▶ counted drop (vlan per id, oversize)
+//!                  ├─ fragment ─────▶ first: as below, rewrite remembered; later: the same
+//!                  ├─ ICMP error ───▶ quoted flow's record: to its server / back to client
 //!                  ├─ to returnaddress ─▶ NAT reply: find record, translate back, to client
 //!                  ├─ to cluster:port ──▶ record? ─yes─▶ forward to its server
 //!                  │                        └─no──▶ SYN/UDP/hash: select, record, forward
@@ -24,7 +27,7 @@ use crate::flow::IPPROTO_TCP;
 use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -37,6 +40,9 @@ pub struct RxMeta {
     pub csum_not_ready: bool,
     /// The kernel stripped a VLAN tag.
     pub vlan: bool,
+    /// The VLAN id of the tag the kernel stripped (`TP_STATUS_VLAN_VALID`, the low 12 bits
+    /// of `tp_vlan_tci`); `None` when untagged or when the ring does not say.
+    pub vlan_id: Option<u16>,
     /// The frame did not fit the ring slot (a coalesced super-frame).
     pub truncated: bool,
 }
@@ -87,6 +93,10 @@ pub struct Engine {
     pub replicated: ReplicatedCounters,
     /// `maxconnections` when the configuration does not set it.
     default_max: usize,
+    /// Tagged frames dropped per VLAN id (see `vlan.rs`).
+    pub vlans: super::vlan::VlanDrops,
+    /// Where the later fragments of recently forwarded first fragments go.
+    pub fragments: super::fragments::FragmentTable,
 }
 
 impl Default for Engine {
@@ -95,7 +105,12 @@ impl Default for Engine {
     }
 }
 
-const MTU_FRAME: usize = 1514;
+pub(super) fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    }
+}
 
 impl Engine {
     /// An engine whose tables hold `default_max` records unless the configuration sets
@@ -112,6 +127,8 @@ impl Engine {
             replication: ReplicationQueue::default(),
             replicated: ReplicatedCounters::default(),
             default_max,
+            vlans: Default::default(),
+            fragments: Default::default(),
         }
     }
 
@@ -367,6 +384,8 @@ impl Engine {
         }
         let pkt = match parsed {
             wire::Frame::Ip(pkt) => pkt,
+            wire::Frame::Fragment(f) => return self.fragment(plan, frame, &f, meta, now, out),
+            wire::Frame::IcmpError(e) => return self.icmp_error(plan, frame, &e, meta, now, out),
             wire::Frame::IpOther { dst_ip, .. } => {
                 return if plan.owns(dst_ip) {
                     Verdict::Drop(DropReason::UnsupportedProtocol)
@@ -379,11 +398,8 @@ impl Engine {
         if pkt.dst_mac != plan.our_mac || !plan.owns(pkt.dst_ip) {
             return Verdict::Pass;
         }
-        if meta.vlan {
-            return Verdict::Drop(DropReason::Vlan);
-        }
-        if meta.truncated || frame.len() > MTU_FRAME {
-            return Verdict::Drop(DropReason::Oversize);
+        if let Some(r) = self.frame_gate(plan, frame, pkt.l3, meta) {
+            return Verdict::Drop(r);
         }
         if meta.csum_not_ready && wire::fill_l4_checksum(frame, &pkt).is_err() {
             return Verdict::Drop(DropReason::Truncated);

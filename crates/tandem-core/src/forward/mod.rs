@@ -8,13 +8,16 @@ mod by_affinity;
 pub mod conn;
 pub mod control;
 pub mod engine;
+pub mod fragments;
 mod from_server;
+mod icmp_error;
 pub mod neighbor;
 pub mod plan;
 pub mod replicate;
 pub mod stats;
 pub mod table;
 mod to_server;
+pub mod vlan;
 
 pub use conn::{Conn, NatMapping};
 pub use control::{ControlFrame, ControlFrameKind};
@@ -22,8 +25,9 @@ pub use engine::{
     BUDGET_BYTES_PER_RECORD, DEFAULT_MAX_CONNECTIONS, Engine, RxMeta, Verdict,
     default_max_connections,
 };
+pub use fragments::{FRAGMENT_DATAGRAMS, FRAGMENT_TIMEOUT, FragmentTable};
 pub use neighbor::NeighborTable;
-pub use plan::{CounterRegistry, Plan, PortPlan, ServerPlan};
+pub use plan::{CounterRegistry, DEFAULT_MTU_FRAME, Plan, PortPlan, ServerPlan, mtu_frame};
 pub use replicate::{
     Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, replication_needed,
 };

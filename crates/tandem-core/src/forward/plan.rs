@@ -17,6 +17,17 @@ use std::time::Duration;
 /// How long a connection record lives after its FIN or RST.
 pub const DEFAULT_FIN_TIMEOUT: Duration = Duration::from_secs(4);
 
+/// The largest Ethernet frame of a 1500-byte MTU (without a VLAN tag): the frame limit when
+/// the daemon does not know the interface's MTU.
+pub const DEFAULT_MTU_FRAME: usize = 1514;
+
+/// The largest frame an interface of `mtu` bytes carries: the MTU (the IP packet) and the
+/// 14-byte Ethernet header. Frames of a VLAN sub-interface (eth0.100) reach Tandem without
+/// their tag, so no 4 bytes are added for it.
+pub fn mtu_frame(mtu: usize) -> usize {
+    mtu.saturating_add(14)
+}
+
 /// A server as the packet path needs it.
 #[derive(Debug, Clone)]
 pub struct ServerPlan {
@@ -114,6 +125,10 @@ pub struct Plan {
     pub max_connections: Option<usize>,
     /// `executor set syntimeout`: how long a record lives before the client's first ACK.
     pub halfopen_timeout: Duration,
+    /// The largest frame the forwarding interface carries ([`mtu_frame`] of its MTU; the
+    /// daemon sets it from the interface, [`Plan::compile`] puts [`DEFAULT_MTU_FRAME`]).
+    /// Larger frames are dropped as `oversize`; 0 (a plan built by hand) means the default.
+    pub mtu_frame: usize,
 }
 
 impl Plan {
@@ -139,6 +154,15 @@ impl Plan {
         v.sort();
         v.dedup();
         v
+    }
+
+    /// The largest frame forwarded ([`Plan::mtu_frame`], or [`DEFAULT_MTU_FRAME`] when 0).
+    pub fn frame_limit(&self) -> usize {
+        if self.mtu_frame == 0 {
+            DEFAULT_MTU_FRAME
+        } else {
+            self.mtu_frame
+        }
     }
 
     pub fn port(&self, cluster: IpAddr, port: u16, proto: u8) -> Option<&Arc<PortPlan>> {
@@ -230,6 +254,7 @@ impl Plan {
                 .maxconnections
                 .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             halfopen_timeout: Duration::from_secs(u64::from(config.executor.syntimeout)),
+            mtu_frame: DEFAULT_MTU_FRAME,
             ..Plan::default()
         };
         let mut keep = HashSet::new();

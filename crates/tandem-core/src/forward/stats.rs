@@ -15,7 +15,8 @@ pub enum DropReason {
     BadIhl,
     /// IPv4 total length inconsistent with the header or the frame.
     BadTotalLength,
-    /// An IP fragment (Tandem forwards only whole datagrams).
+    /// An IP fragment that cannot be forwarded on its ports (a first fragment too short for
+    /// its TCP/UDP header, a TCP fragment at offset 8).
     Fragment,
     /// TCP data offset out of range.
     BadTcpHeader,
@@ -23,9 +24,11 @@ pub enum DropReason {
     BadUdpLength,
     /// An ARP frame that is not Ethernet/IPv4 or is short.
     BadArp,
-    /// Larger than the interface MTU (a coalesced super-frame): never sent on.
+    /// Larger than the interface MTU allows (`Plan::mtu_frame`; a coalesced super-frame, or
+    /// a frame that did not fit the ring slot): never sent on.
     Oversize,
-    /// VLAN-tagged (not supported yet).
+    /// 802.1Q-tagged with a VLAN id (not 0) on the interface Tandem forwards on: counted per
+    /// VLAN id too (Tandem forwards a VLAN when it runs on its sub-interface, eth0.100).
     Vlan,
     /// To a cluster address on a port that is not configured.
     NoPort,
@@ -49,10 +52,15 @@ pub enum DropReason {
     BadExtensionHeader,
     /// A neighbour solicitation or advertisement a host would discard (RFC 4861 §7.1).
     BadNdp,
+    /// A later fragment of a datagram whose first fragment Tandem did not see forwarded (or
+    /// saw more than the fragment timeout ago).
+    FragmentUnknown,
+    /// An ICMP error to a cluster or return address quoting a flow Tandem has no record of.
+    IcmpNoConnection,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 22] = [
         DropReason::Truncated,
         DropReason::BadIpVersion,
         DropReason::BadIhl,
@@ -73,6 +81,8 @@ impl DropReason {
         DropReason::HalfOpenLimit,
         DropReason::BadExtensionHeader,
         DropReason::BadNdp,
+        DropReason::FragmentUnknown,
+        DropReason::IcmpNoConnection,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -99,6 +109,8 @@ impl DropReason {
             DropReason::HalfOpenLimit => "client-half-open-limit",
             DropReason::BadExtensionHeader => "bad-extension-header",
             DropReason::BadNdp => "bad-ndp",
+            DropReason::FragmentUnknown => "fragment-unknown",
+            DropReason::IcmpNoConnection => "icmp-no-connection",
         }
     }
 

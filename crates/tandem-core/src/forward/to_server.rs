@@ -184,7 +184,7 @@ impl Engine {
 
     /// The MAC address of `next_hop`; when unknown, asks for it (ARP request or neighbour
     /// solicitation, rate-limited) into `out`.
-    fn next_hop_mac(
+    pub(super) fn next_hop_mac(
         &self,
         plan: &Plan,
         next_hop: IpAddr,

@@ -42,6 +42,23 @@ pub(super) struct ExecutorView {
     replicated_refused: Vec<(String, u64)>,
     drops_total: u64,
     drops: Vec<(String, u64)>,
+    /// The interface's MTU and the largest frame forwarded (larger ones: `oversize`).
+    mtu: Option<usize>,
+    frame_limit: usize,
+    /// Datagrams whose later fragments Tandem knows where to send, and those forgotten early.
+    fragment_datagrams: usize,
+    fragment_datagrams_max: usize,
+    fragment_evicted: u64,
+    /// Tagged frames dropped (reason `vlan`), per VLAN id.
+    vlan_drops: Vec<VlanDrops>,
+}
+
+#[derive(Serialize)]
+struct VlanDrops {
+    vlan: u16,
+    frames: u64,
+    /// What to do about them.
+    hint: String,
 }
 
 pub(super) fn executor(v: &View) -> ExecutorView {
@@ -104,6 +121,24 @@ pub(super) fn executor(v: &View) -> ExecutorView {
             .drops()
             .into_iter()
             .map(|(r, n)| (r.name().to_string(), n))
+            .collect(),
+        mtu: v.interface.map(|i| i.mtu),
+        frame_limit: e.plan().frame_limit(),
+        fragment_datagrams: e.fragments.len(),
+        fragment_datagrams_max: e.fragments.max(),
+        fragment_evicted: e.fragments.evicted.load(Relaxed),
+        vlan_drops: e
+            .vlans
+            .read()
+            .into_iter()
+            .map(|(vlan, frames)| VlanDrops {
+                vlan,
+                frames,
+                hint: format!(
+                    "not configured: run tandemd on the VLAN interface {}.{vlan}",
+                    v.interface.map_or("IFACE", |i| i.name.as_str())
+                ),
+            })
             .collect(),
     }
 }
@@ -186,11 +221,34 @@ pub(super) fn executor_text(e: &ExecutorView) -> String {
             dots(&mut s, &format!("  {reason}"), n);
         }
     }
+    dots(
+        &mut s,
+        "MTU / largest frame",
+        format!(
+            "{} / {} bytes",
+            e.mtu.map_or("-".to_string(), |m| m.to_string()),
+            e.frame_limit
+        ),
+    );
+    dots(
+        &mut s,
+        "Fragmented datagrams",
+        format!(
+            "{} of {} ({} forgotten: table full)",
+            e.fragment_datagrams, e.fragment_datagrams_max, e.fragment_evicted
+        ),
+    );
     dots(&mut s, "Frames dropped", e.drops_total);
     for (reason, n) in &e.drops {
         if *n > 0 {
             dots(&mut s, &format!("  {reason}"), n);
         }
+    }
+    for d in &e.vlan_drops {
+        s.push_str(&format!(
+            "  vlan {}: {} frames dropped ({})\n",
+            d.vlan, d.frames, d.hint
+        ));
     }
     s
 }
