@@ -81,7 +81,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-pub use addr::{check_lab_ip, check_target, mac_for};
+pub use addr::{check_lab_ip, check_target, mac_for, v6_twin};
 pub use lab::{Host, LAB_PREFIX, Lab, cleanup_leftovers, remove_leftovers, remove_stale_log_dirs};
 pub use process::LabProcess;
 pub use signals::{install_signal_cleanup, interrupted};
