@@ -405,6 +405,24 @@ fn run_commands(node: &TandemNode, commands: Vec<Vec<String>>) -> Result<()> {
     Ok(())
 }
 
+/// The connection records a node's table holds (`executor status`); 0 when it does not
+/// answer.
+pub fn connection_records(node: &TandemNode) -> u64 {
+    node.ctl_json(&["executor", "status"])
+        .map(|s| s["connection_records"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Waits until `node` holds at least `n` connection records (e.g. a standby's replicated
+/// copies).
+pub fn wait_connection_records(node: &TandemNode, n: u64, timeout: Duration) -> Result<()> {
+    crate::wait_until(
+        timeout,
+        &format!("{} to hold {n} connection records", node.host.name),
+        || connection_records(node) >= n,
+    )
+}
+
 /// Waits until an HTTP GET from the client through `port` succeeds; returns how long it took.
 pub fn time_to_serve(lab: &ClusterLab, port: u16, limit: Duration) -> Result<Duration> {
     let start = std::time::Instant::now();
