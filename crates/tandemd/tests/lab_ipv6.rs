@@ -7,9 +7,10 @@
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use tandem_lab::capture::{NaCapture, NaFrame};
 use tandem_lab::cluster::{
     CLIENT_IP6, CLUSTER_IP6, ClusterLab, TandemNode, demo_config, join_pair_v6, lb_ip, lb_ip6,
-    wait_connection_records, wait_ha_state,
+    mac_bytes, wait_connection_records, wait_ha_state,
 };
 use tandem_lab::{ConnStats, LoadReport, serial};
 
@@ -202,6 +203,29 @@ fn assert_survived(conns: &[ConnStats], what: &str) {
     }
 }
 
+/// The new Active announced the IPv6 cluster address with its own MAC in an unsolicited
+/// neighbour advertisement (override set) that the client saw.
+fn assert_announced(frames: &[NaFrame], new_active: &tandem_lab::Host) {
+    let cluster: std::net::Ipv6Addr = CLUSTER_IP6.parse().unwrap();
+    let mac = mac_bytes(&new_active.mac);
+    let announced: Vec<&NaFrame> = frames
+        .iter()
+        .filter(|f| f.target == cluster && f.is_unsolicited_override())
+        .collect();
+    assert!(
+        announced
+            .iter()
+            .any(|f| f.target_mac == Some(mac) && f.eth_src == mac),
+        "no unsolicited NA for {cluster} from {}: {frames:?}",
+        new_active.name
+    );
+    eprintln!(
+        "{} unsolicited NA(s) for {cluster} from {}",
+        announced.len(),
+        new_active.name
+    );
+}
+
 /// Time until an HTTP GET from the client to `target` succeeds.
 fn time_to_serve(lab: &ClusterLab, target: SocketAddr, limit: Duration) -> Duration {
     let start = Instant::now();
@@ -242,11 +266,13 @@ fn lab_ipv6_pair_fails_over_on_kill_9_with_50_replicated_connections_alive() {
             lb2.ctl(&["highavailability", "status"]).unwrap_or_default()
         )
     });
+    let capture = NaCapture::start(&lab.client).unwrap();
     let killed = Instant::now();
     lb1.kill().unwrap();
     wait_ha_state(&lb2, "Active", false, Duration::from_secs(5)).unwrap();
     let takeover = killed.elapsed();
     std::thread::sleep(Duration::from_secs(3));
+    assert_announced(&capture.stop().unwrap(), &lab.lbs[1]);
     let (mac, nat) = (mac.stop(), nat.stop());
     assert_survived(&mac, "IPv6 MAC echo after kill -9 of the Active");
     assert_survived(&nat, "IPv6 NAT echo after kill -9 of the Active");
@@ -270,6 +296,7 @@ fn lab_ipv6_reach_target_lost_by_the_active_hands_over() {
     let _g = serial();
     let (lab, lb1, lb2) = v6_pair("v6reach", "manual");
     // Only lb1 loses its path to the reach target (the client's IPv6 address).
+    let capture = NaCapture::start(&lab.client).unwrap();
     let lost = Instant::now();
     lab.lbs[0]
         .run([
@@ -291,7 +318,7 @@ fn lab_ipv6_reach_target_lost_by_the_active_hands_over() {
     assert_eq!(status["reach"][0]["reachable"], true, "{status}");
     // The client is served through lb2 (its unsolicited NAs moved the cluster address).
     let served = time_to_serve(&lab, ClusterLab::cluster6(80), Duration::from_secs(5));
-    let log = lb2.log();
     eprintln!("IPv6 reach lost: lb2 Active after {takeover:?}, serving {served:?} later");
-    assert!(!log.is_empty());
+    std::thread::sleep(Duration::from_millis(500));
+    assert_announced(&capture.stop().unwrap(), &lab.lbs[1]);
 }
