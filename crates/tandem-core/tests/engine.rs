@@ -5,7 +5,7 @@ use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 use tandem_core::config::{Config, load_file};
-use tandem_core::forward::{DropReason, Engine, Plan, RxMeta, Verdict};
+use tandem_core::forward::{ControlFrameKind, DropReason, Engine, Plan, RxMeta, Verdict};
 
 const OUR_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
 const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 0x10];
@@ -251,12 +251,15 @@ fn reset_yes_sends_a_reset_to_clients_of_a_server_going_down() {
     );
     let rst = frames
         .iter()
+        .filter(|fr| fr.kind == ControlFrameKind::TcpReset)
         .find_map(|fr| {
-            let p = SlicedPacket::from_ethernet(fr).ok()?;
+            let p = SlicedPacket::from_ethernet(&fr.bytes).ok()?;
             match p.transport {
-                Some(TransportSlice::Tcp(t)) if t.rst() => {
-                    Some((t.sequence_number(), t.destination_port(), fr[0..6].to_vec()))
-                }
+                Some(TransportSlice::Tcp(t)) if t.rst() => Some((
+                    t.sequence_number(),
+                    t.destination_port(),
+                    fr.bytes[0..6].to_vec(),
+                )),
                 _ => None,
             }
         })

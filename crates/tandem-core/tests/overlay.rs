@@ -41,6 +41,9 @@ fn advisor_down(cfg: &Config, lasts: &[u8]) -> Overlay {
 
 fn install(e: &Engine, cfg: &Config, overlay: &Overlay, now: Instant) -> Vec<Vec<u8>> {
     e.install(Plan::compile(cfg, overlay, true, OUR_MAC, &e.counters), now)
+        .into_iter()
+        .map(|f| f.bytes)
+        .collect()
 }
 
 /// A SYN from `client`:`port`; the last byte of the server it went to.

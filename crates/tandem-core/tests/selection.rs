@@ -47,7 +47,7 @@ fn connection(e: &Engine, client: [u8; 4], port: u16, now: Instant) -> u8 {
     s
 }
 
-fn reinstall(e: &Engine, cfg: &Config, now: Instant) -> Vec<Vec<u8>> {
+fn reinstall(e: &Engine, cfg: &Config, now: Instant) -> Vec<tandem_core::forward::ControlFrame> {
     e.install(
         Plan::compile(
             cfg,

@@ -1,13 +1,15 @@
-//! Frames Tandem originates: ARP and TCP resets.
+//! Frames Tandem originates: ARP and TCP resets (IPv4 and IPv6). Neighbour discovery
+//! messages are built in [`ndp`](crate::ndp).
 //!
 //! ARP builders return fixed 42-byte arrays (Ethernet header and an Ethernet/IPv4 ARP
 //! message, unpadded: the NIC or kernel pads to the 60-byte minimum on transmit).
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 use crate::arp::{self, ArpPacket};
 use crate::ethernet::{self, BROADCAST, EthernetFrame, ethertype};
 use crate::ipv4::{self, FLAG_DF, Ipv4Header};
+use crate::ipv6::{self, Ipv6Header};
 use crate::tcp::{self, TcpHeader, flags};
 use crate::{IPPROTO_TCP, Packet, checksum};
 
@@ -16,7 +18,10 @@ pub const ARP_FRAME_LEN: usize = ethernet::field::HEADER_LEN + arp::field::LEN;
 /// Length of a frame from [`tcp_rst_ipv4`].
 pub const TCP_RST_IPV4_LEN: usize =
     ethernet::field::HEADER_LEN + ipv4::field::HEADER_LEN + tcp::field::HEADER_LEN;
-/// TTL of the packets Tandem originates.
+/// Length of a frame from [`tcp_rst_ipv6`].
+pub const TCP_RST_IPV6_LEN: usize =
+    ethernet::field::HEADER_LEN + ipv6::field::HEADER_LEN + tcp::field::HEADER_LEN;
+/// TTL (hop limit) of the packets Tandem originates.
 pub const DEFAULT_TTL: u8 = 64;
 
 const L3: usize = ethernet::field::HEADER_LEN;
@@ -114,9 +119,21 @@ pub fn tcp_rst_ipv4(
         h.set_dst_addr(*dst.ip());
         h.fill_checksum();
     }
+    let pseudo = checksum::pseudo_header_sum_ipv4(
+        *src.ip(),
+        *dst.ip(),
+        IPPROTO_TCP,
+        tcp::field::HEADER_LEN as u16,
+    );
+    rst_segment(seg, (src.port(), dst.port()), seq, ack, pseudo);
+    buf.to_vec()
+}
+
+/// Writes a reset's TCP header into `seg` with the checksum over `pseudo`.
+fn rst_segment(seg: &mut [u8], ports: (u16, u16), seq: u32, ack: Option<u32>, pseudo: u16) {
     if let Ok(mut t) = TcpHeader::new_checked(&mut *seg) {
-        t.set_src_port(src.port());
-        t.set_dst_port(dst.port());
+        t.set_src_port(ports.0);
+        t.set_dst_port(ports.1);
         t.set_seq_number(seq);
         t.set_ack_number(ack.unwrap_or(0));
         t.set_header_len(tcp::field::HEADER_LEN);
@@ -126,36 +143,83 @@ pub fn tcp_rst_ipv4(
             flags::RST
         });
     }
-    let pseudo = checksum::pseudo_header_sum_ipv4(
-        *src.ip(),
-        *dst.ip(),
-        IPPROTO_TCP,
-        tcp::field::HEADER_LEN as u16,
-    );
     let c = !checksum::combine(pseudo, checksum::ones_complement_sum(seg));
     if let Ok(mut t) = TcpHeader::new_checked(seg) {
         t.set_checksum(c);
     }
+}
+
+/// [`tcp_rst_ipv4`] over IPv6: hop limit [`DEFAULT_TTL`], no extension headers;
+/// [`TCP_RST_IPV6_LEN`] bytes.
+pub fn tcp_rst_ipv6(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: SocketAddrV6,
+    dst: SocketAddrV6,
+    seq: u32,
+    ack: Option<u32>,
+) -> Vec<u8> {
+    const L4V6: usize = L3 + ipv6::field::HEADER_LEN;
+    let mut buf = [0u8; TCP_RST_IPV6_LEN];
+    let (head, rest) = buf.split_at_mut(L3);
+    let (ip, seg) = rest.split_at_mut(L4V6 - L3);
+    if let Ok(mut eth) = EthernetFrame::new_checked(head) {
+        eth.set_dst_mac(dst_mac);
+        eth.set_src_mac(src_mac);
+        eth.set_ethertype(ethertype::IPV6);
+    }
+    if let Ok(mut h) = Ipv6Header::new_checked(ip) {
+        h.set_version();
+        h.set_payload_len(tcp::field::HEADER_LEN as u16);
+        h.set_next_header(IPPROTO_TCP);
+        h.set_hop_limit(DEFAULT_TTL);
+        h.set_src_addr(*src.ip());
+        h.set_dst_addr(*dst.ip());
+    }
+    let pseudo = checksum::pseudo_header_sum_ipv6(
+        *src.ip(),
+        *dst.ip(),
+        IPPROTO_TCP,
+        tcp::field::HEADER_LEN as u32,
+    );
+    rst_segment(seg, (src.port(), dst.port()), seq, ack, pseudo);
     buf.to_vec()
+}
+
+/// A TCP reset from `src` to `dst` of either family ([`tcp_rst_ipv4`] or [`tcp_rst_ipv6`]);
+/// `None` when the two addresses are not of one family.
+pub fn tcp_rst(
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    ack: Option<u32>,
+) -> Option<Vec<u8>> {
+    match (src, dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            Some(tcp_rst_ipv4(src_mac, dst_mac, s, d, seq, ack))
+        }
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+            Some(tcp_rst_ipv6(src_mac, dst_mac, s, d, seq, ack))
+        }
+        _ => None,
+    }
 }
 
 /// The reset answering TCP segment `packet` (parsed from `frame`), per RFC 9293 §3.10.7.1:
 /// if the segment has ACK, the reset's sequence number is the segment's acknowledgment
 /// number; otherwise the reset has sequence number 0 and acknowledges everything the
 /// segment occupied (sequence number + payload length + SYN + FIN). Addresses, ports and
-/// MAC addresses are those of `packet`, swapped.
+/// MAC addresses are those of `packet`, swapped. IPv4 or IPv6, as the segment.
 ///
 /// `None` if `packet` is not TCP, is itself a reset (never answer one), or does not fit
 /// `frame`.
-pub fn tcp_rst_reply_ipv4(frame: &[u8], packet: &Packet) -> Option<Vec<u8>> {
+pub fn tcp_rst_reply(frame: &[u8], packet: &Packet) -> Option<Vec<u8>> {
     if packet.is_rst() {
         return None;
     }
     let (seq, ack) = packet.tcp_seq_ack(frame)?;
-    let (std::net::IpAddr::V4(src), std::net::IpAddr::V4(dst)) = (packet.src_ip, packet.dst_ip)
-    else {
-        return None;
-    };
     let (rst_seq, rst_ack) = if packet.is_ack() {
         (ack, None)
     } else {
@@ -164,14 +228,22 @@ pub fn tcp_rst_reply_ipv4(frame: &[u8], packet: &Packet) -> Option<Vec<u8>> {
         len += u32::from(packet.tcp_flags & flags::FIN != 0);
         (0, Some(seq.wrapping_add(len)))
     };
-    Some(tcp_rst_ipv4(
+    tcp_rst(
         packet.dst_mac,
         packet.src_mac,
-        SocketAddrV4::new(dst, packet.dst_port),
-        SocketAddrV4::new(src, packet.src_port),
+        packet.dst(),
+        packet.src(),
         rst_seq,
         rst_ack,
-    ))
+    )
+}
+
+/// [`tcp_rst_reply`] for IPv4 segments only (`None` for IPv6).
+pub fn tcp_rst_reply_ipv4(frame: &[u8], packet: &Packet) -> Option<Vec<u8>> {
+    match packet.src_ip {
+        IpAddr::V4(_) => tcp_rst_reply(frame, packet),
+        IpAddr::V6(_) => None,
+    }
 }
 
 #[cfg(test)]

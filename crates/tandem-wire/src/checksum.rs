@@ -5,9 +5,10 @@
 //! what goes on the wire: the complement of the sum of everything it covers, computed with
 //! the checksum field itself taken as zero. A header with a correct checksum sums to `0xffff`.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::ipv4::field as ip_field;
+use crate::ipv6::field as ip6_field;
 use crate::{IPPROTO_UDP, Packet, read_u32, rewrite::RewriteError};
 
 /// Adds the big-endian 16-bit words of `data` to a wide accumulator (not folded).
@@ -88,25 +89,45 @@ fn pseudo_acc(src: u32, dst: u32, proto: u8, l4_len: u16) -> u64 {
     u64::from(src) + u64::from(dst) + u64::from(proto) + u64::from(l4_len)
 }
 
-/// The correct TCP/UDP checksum of `packet` in `frame`: the pseudo header (addresses read
-/// from the frame) and `frame[packet.l4..packet.end]`, with the stored checksum field taken
-/// as zero. For UDP a computed 0 is returned as `0xffff` (0 on the wire means "none"). The
-/// frame is not modified.
+/// The sum of the IPv6 pseudo header (RFC 8200 §8.1) of an upper-layer packet of `l4_len`
+/// bytes.
+pub fn pseudo_header_sum_ipv6(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, l4_len: u32) -> u16 {
+    fold(pseudo_acc_ipv6(&src.octets(), &dst.octets(), proto, l4_len))
+}
+
+fn pseudo_acc_ipv6(src: &[u8], dst: &[u8], proto: u8, l4_len: u32) -> u64 {
+    accumulate(accumulate(0, src), dst) + u64::from(l4_len) + u64::from(proto)
+}
+
+/// The correct TCP/UDP checksum of `packet` in `frame`, IPv4 or IPv6: the pseudo header
+/// (addresses read from the frame) and `frame[packet.l4..packet.end]`, with the stored
+/// checksum field taken as zero. For UDP a computed 0 is returned as `0xffff` (0 on the wire
+/// means "none"). The frame is not modified.
 ///
 /// # Errors
 ///
-/// [`RewriteError`] if `packet` does not describe an IPv4 TCP/UDP packet inside `frame`.
-pub fn l4_checksum_ipv4(frame: &[u8], packet: &Packet) -> Result<u16, RewriteError> {
+/// [`RewriteError`] if `packet` does not describe a TCP/UDP packet inside `frame`.
+pub fn l4_checksum(frame: &[u8], packet: &Packet) -> Result<u16, RewriteError> {
     packet.check(frame)?;
-    let src = read_u32(frame, packet.l3 + ip_field::SRC_ADDR.start);
-    let dst = read_u32(frame, packet.l3 + ip_field::DST_ADDR.start);
     let at = packet.l4_checksum_at();
     let (Some(before), Some(after)) = (frame.get(packet.l4..at), frame.get(at + 2..packet.end))
     else {
         return Err(RewriteError::Mismatch); // unreachable after check()
     };
-    let len = (packet.end - packet.l4) as u16; // <= ip_total_len, checked
-    let acc = pseudo_acc(src, dst, packet.proto, len);
+    let len = packet.end - packet.l4; // <= ip_total_len, checked
+    let acc = if packet.src_ip.is_ipv4() {
+        let src = read_u32(frame, packet.l3 + ip_field::SRC_ADDR.start);
+        let dst = read_u32(frame, packet.l3 + ip_field::DST_ADDR.start);
+        pseudo_acc(src, dst, packet.proto, len as u16)
+    } else {
+        let (Some(src), Some(dst)) = (
+            frame.get(packet.l3 + ip6_field::SRC_ADDR.start..packet.l3 + ip6_field::SRC_ADDR.end),
+            frame.get(packet.l3 + ip6_field::DST_ADDR.start..packet.l3 + ip6_field::DST_ADDR.end),
+        ) else {
+            return Err(RewriteError::Mismatch); // unreachable after check()
+        };
+        pseudo_acc_ipv6(src, dst, packet.proto, len as u32)
+    };
     // `before` has an even length (16 or 6), so `after` starts on a word boundary.
     let c = !fold(accumulate(accumulate(acc, before), after));
     Ok(if c == 0 && packet.proto == IPPROTO_UDP {
@@ -114,6 +135,15 @@ pub fn l4_checksum_ipv4(frame: &[u8], packet: &Packet) -> Result<u16, RewriteErr
     } else {
         c
     })
+}
+
+/// [`l4_checksum`] under its older name (it handles IPv6 too).
+///
+/// # Errors
+///
+/// As [`l4_checksum`].
+pub fn l4_checksum_ipv4(frame: &[u8], packet: &Packet) -> Result<u16, RewriteError> {
+    l4_checksum(frame, packet)
 }
 
 #[cfg(test)]
@@ -192,6 +222,21 @@ mod tests {
         h[10] = 0x12;
         h[11] = 0x34;
         assert_eq!(ipv4_header_checksum(&h), 0xb861);
+    }
+
+    #[test]
+    fn pseudo_header_ipv6() {
+        let (a, b): (Ipv6Addr, Ipv6Addr) = (
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        let mut bytes = a.octets().to_vec();
+        bytes.extend_from_slice(&b.octets());
+        bytes.extend_from_slice(&[0, 1, 0, 20, 0, 0, 0, 6]);
+        assert_eq!(
+            pseudo_header_sum_ipv6(a, b, 6, 0x10014),
+            reference_sum(&bytes)
+        );
     }
 
     #[test]

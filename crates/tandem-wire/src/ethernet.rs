@@ -174,7 +174,11 @@ mod tests {
 
     #[test]
     fn test_parse() {
-        assert_eq!(parse(&VLAN_BYTES), Ok(Frame::Other(ethertype::IPV6)));
+        // A tagged IPv6 frame whose IPv6 header is missing.
+        assert_eq!(parse(&VLAN_BYTES), Err(Malformed::Truncated));
+        let mut arp_type = VLAN_BYTES;
+        arp_type[16..18].copy_from_slice(&0x88ccu16.to_be_bytes());
+        assert_eq!(parse(&arp_type), Ok(Frame::Other(0x88cc)));
         assert_eq!(parse(&VLAN_BYTES[..17]), Err(Malformed::Truncated));
         assert_eq!(parse(&FRAME_BYTES[..12]), Err(Malformed::Truncated));
         let mut qinq = VLAN_BYTES;

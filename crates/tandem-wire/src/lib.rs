@@ -1,27 +1,28 @@
 //! Packet views, rewrites and checksums for Tandem's data plane.
 //!
 //! This crate is the *wire layer*: it knows the byte layout of the headers Tandem forwards
-//! (Ethernet II with at most one 802.1Q tag, ARP for Ethernet/IPv4, IPv4, TCP and UDP) and
-//! nothing else. It does no I/O, keeps no state and allocates on no hot path; the daemon
+//! (Ethernet II with at most one 802.1Q tag, ARP for Ethernet/IPv4, IPv4, IPv6 with its
+//! extension headers, neighbour discovery, TCP and UDP) and nothing else. It does no I/O, keeps no state and allocates on no hot path; the daemon
 //! hands it frames it read from an `AF_PACKET` ring and gets back a classification, or hands
 //! it a frame to patch in place before transmitting it.
 //!
 //! # Layout
 //!
-//! * [`parse`] classifies one Ethernet frame into a [`Frame`]: an [`Arp`] message, an IP
-//!   [`Packet`] (TCP/UDP, the only protocols Tandem balances), another IP protocol, or another
-//!   ethertype. Frames that claim more than they carry are rejected with a [`Malformed`]
+//! * [`parse`] classifies one Ethernet frame into a [`Frame`]: an [`Arp`] message, an IPv6
+//!   neighbour solicitation or advertisement ([`Ndp`]), an IPv4 or IPv6 [`Packet`] (TCP/UDP,
+//!   the only protocols Tandem balances), another IP protocol, or another ethertype. Frames that claim more than they carry are rejected with a [`Malformed`]
 //!   reason, which doubles as an index into a drop-counter array ([`Malformed::ALL`],
 //!   [`Malformed::index`], [`Malformed::name`]).
 //! * [`rewrite`] patches a parsed packet in place: MAC addresses, and the destination or
-//!   source address/port with *incremental* (RFC 1624) updates of the IPv4 header checksum and
-//!   the TCP/UDP checksum. [`complete_partial_checksum`] and [`fill_l4_checksum`] finish
+//!   source address/port (IPv4 or IPv6) with *incremental* (RFC 1624) updates of the IPv4
+//!   header checksum and the TCP/UDP checksum. [`complete_partial_checksum`] and [`fill_l4_checksum`] finish
 //!   frames that a local stack left with only the pseudo-header sum in the checksum field
 //!   (`TP_STATUS_CSUMNOTREADY`, typical over veth).
 //! * [`checksum`] has the Internet checksum arithmetic.
 //! * [`build`] writes whole frames Tandem originates: ARP replies, requests and gratuitous
-//!   announcements, and TCP resets.
-//! * [`ethernet`], [`arp`], [`ipv4`], [`tcp`] and [`udp`] are per-header views in the style of
+//!   announcements, and TCP resets over IPv4 and IPv6; [`ndp`] writes neighbour
+//!   solicitations, solicited and unsolicited advertisements.
+//! * [`ethernet`], [`arp`], [`ipv4`], [`ipv6`], [`tcp`] and [`udp`] are per-header views in the style of
 //!   smoltcp's `wire` module: field offset constants and a checked view over a byte buffer
 //!   with typed getters (and setters on mutable buffers).
 //!
@@ -42,12 +43,12 @@
 //! * **Checksums are kept, not trusted.** Parsing does not verify checksums (a load balancer
 //!   forwards what it is given); rewrites keep a checksum exactly as right or wrong as it was.
 //!   Frames whose checksum is not yet complete must be completed *before* a rewrite.
-//! * **IPv4 today, IPv6 later.** Addresses are [`std::net::IpAddr`] in every type so IPv6 can
-//!   be added without changing their shape; for now an IPv6 frame is classified as
-//!   [`Frame::Other`]`(0x86dd)`, and rewrites return [`RewriteError::AddressFamily`] when
-//!   asked to mix families.
-//! * **IP fragments are dropped** ([`Malformed::Fragment`]): Tandem balances on ports, which
-//!   only the first fragment carries.
+//! * **IPv4 and IPv6.** Addresses are [`std::net::IpAddr`] in every type; a [`Packet`]'s
+//!   family is its addresses'. IPv6 hop-by-hop, routing and destination options headers are
+//!   skipped to find TCP/UDP ([`ipv6::upper_layer`]). Rewrites return
+//!   [`RewriteError::AddressFamily`] when asked to mix families.
+//! * **IP fragments are dropped** ([`Malformed::Fragment`]; an IPv6 fragment header too):
+//!   Tandem balances on ports, which only the first fragment carries.
 //!
 //! # Example
 //!
@@ -80,14 +81,23 @@ pub mod build;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
+pub mod ipv6;
 mod mac;
+pub mod ndp;
 mod parse;
 pub mod rewrite;
 pub mod tcp;
 pub mod udp;
 
-pub use build::{arp_reply, arp_request, gratuitous_arp, tcp_rst_ipv4, tcp_rst_reply_ipv4};
+pub use build::{
+    arp_reply, arp_request, gratuitous_arp, tcp_rst, tcp_rst_ipv4, tcp_rst_ipv6, tcp_rst_reply,
+    tcp_rst_reply_ipv4,
+};
 pub use mac::{MacAddr, ParseMacAddrError};
+pub use ndp::{
+    IPPROTO_ICMPV6, Ndp, NdpOp, neighbor_advertisement, neighbor_solicitation,
+    unsolicited_advertisement,
+};
 pub use parse::{Arp, ArpOp, Frame, Malformed, Packet, parse};
 pub use rewrite::{
     RewriteError, complete_partial_checksum, fill_l4_checksum, rewrite_dst, rewrite_src,

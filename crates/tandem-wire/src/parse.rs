@@ -6,6 +6,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::arp::{self, ArpPacket};
 use crate::ethernet::{self, EthernetFrame, ethertype};
 use crate::ipv4::{self, Ipv4Header};
+use crate::ipv6::{self, Ipv6Header};
+use crate::ndp::{self, Ndp};
 use crate::tcp::{self, TcpHeader};
 use crate::udp::{self, UdpHeader};
 use crate::{IPPROTO_TCP, IPPROTO_UDP, read_u32, rewrite::RewriteError};
@@ -26,13 +28,15 @@ pub enum Malformed {
     /// The frame ends before a fixed-size header it announces (Ethernet, 802.1Q tag, IPv4
     /// fixed header, ARP message).
     Truncated,
-    /// The IP header's version is not 4 in a frame whose ethertype says IPv4.
+    /// The IP header's version is not 4 (6) in a frame whose ethertype says IPv4 (IPv6).
     BadIpVersion,
     /// The IPv4 IHL is below 5 or points past the end of the frame.
     BadIhl,
-    /// The IPv4 total length is shorter than the header or longer than the frame.
+    /// The IPv4 total length is shorter than the header or longer than the frame, or the
+    /// IPv6 payload length runs past the frame.
     BadTotalLength,
-    /// An IPv4 fragment (MF set or a non-zero offset). Tandem does not reassemble.
+    /// An IPv4 fragment (MF set or a non-zero offset), or an IPv6 packet with a fragment
+    /// header. Tandem does not reassemble.
     Fragment,
     /// A TCP segment shorter than 20 bytes, or whose data offset is below 5 or points past
     /// the end of the IP packet.
@@ -43,11 +47,18 @@ pub enum Malformed {
     /// An ARP message that is not Ethernet/IPv4 (htype 1, ptype 0x0800, hlen 6, plen 4), or
     /// whose operation is neither request (1) nor reply (2).
     BadArp,
+    /// An IPv6 extension header (hop-by-hop, routing, destination options) that runs past
+    /// the packet, or a chain of more than [`ipv6::MAX_EXTENSION_HEADERS`] of them.
+    BadExtensionHeader,
+    /// A neighbour solicitation or advertisement that a host would discard (RFC 4861 §7.1:
+    /// hop limit not 255, code not 0, shorter than 24 bytes, a bad ICMPv6 checksum, an option
+    /// of length 0).
+    BadNdp,
 }
 
 impl Malformed {
     /// Number of reasons.
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 10;
 
     /// Every reason, in [`index`](Self::index) order.
     pub const ALL: [Malformed; Self::COUNT] = [
@@ -59,6 +70,8 @@ impl Malformed {
         Malformed::BadTcpHeader,
         Malformed::BadUdpLength,
         Malformed::BadArp,
+        Malformed::BadExtensionHeader,
+        Malformed::BadNdp,
     ];
 
     /// Position of this reason in [`ALL`](Self::ALL), below [`COUNT`](Self::COUNT).
@@ -77,6 +90,8 @@ impl Malformed {
             Malformed::BadTcpHeader => "bad_tcp_header",
             Malformed::BadUdpLength => "bad_udp_length",
             Malformed::BadArp => "bad_arp",
+            Malformed::BadExtensionHeader => "bad_extension_header",
+            Malformed::BadNdp => "bad_ndp",
         }
     }
 }
@@ -133,7 +148,8 @@ impl Arp {
 /// A TCP or UDP packet over IP, as located in a frame by [`parse`].
 ///
 /// Offsets are from the start of the frame and satisfy
-/// `l3 + 20 <= l4 < payload <= end <= l3 + ip_total_len <= frame.len()`. The `Packet` is a
+/// `l3 + 20 <= l4 < payload <= end <= l3 + ip_total_len <= frame.len()` (`l3 + 40 <= l4`
+/// for IPv6, where `l4` is after any extension headers). The `Packet` is a
 /// snapshot: rewriting the frame does not update it (but the rewrite functions only use its
 /// offsets, so it stays valid for them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -163,7 +179,8 @@ pub struct Packet {
     pub dst_port: u16,
     /// The TCP flags byte (see [`tcp::flags`]); 0 for UDP.
     pub tcp_flags: u8,
-    /// The IP total length (header and payload; excludes Ethernet padding).
+    /// The IP total length (header and payload; excludes Ethernet padding). For IPv6, the
+    /// fixed header's 40 bytes plus the payload length.
     pub ip_total_len: u16,
 }
 
@@ -236,23 +253,25 @@ impl Packet {
             }
     }
 
-    /// Checks that this packet's offsets describe an IPv4 TCP/UDP packet inside `frame`, so
-    /// that every fixed field is in range. Never panics, whatever the field values.
+    /// Checks that this packet's offsets describe an IPv4 or IPv6 TCP/UDP packet inside
+    /// `frame`, so that every fixed field is in range. Never panics, whatever the field values.
     pub(crate) fn check(&self, frame: &[u8]) -> Result<(), RewriteError> {
         let min_l4 = match self.proto {
             IPPROTO_TCP => tcp::field::HEADER_LEN,
             IPPROTO_UDP => udp::field::HEADER_LEN,
             _ => return Err(RewriteError::Mismatch),
         };
-        if !self.src_ip.is_ipv4() {
+        if self.src_ip.is_ipv4() != self.dst_ip.is_ipv4() {
             return Err(RewriteError::AddressFamily);
         }
+        let ip_header = if self.src_ip.is_ipv4() {
+            ipv4::field::HEADER_LEN
+        } else {
+            ipv6::field::HEADER_LEN
+        };
         let ip_end = self.l3.checked_add(usize::from(self.ip_total_len));
         let ok = self.l3 >= ethernet::field::HEADER_LEN
-            && self
-                .l3
-                .checked_add(ipv4::field::HEADER_LEN)
-                .is_some_and(|x| x <= self.l4)
+            && self.l3.checked_add(ip_header).is_some_and(|x| x <= self.l4)
             && self.l4.checked_add(min_l4).is_some_and(|x| x <= self.end)
             && ip_end.is_some_and(|x| self.end <= x && x <= frame.len());
         if ok {
@@ -268,10 +287,13 @@ impl Packet {
 pub enum Frame {
     /// An Ethernet/IPv4 ARP message.
     Arp(Arp),
-    /// A TCP or UDP packet over IPv4 (not a fragment).
+    /// A TCP or UDP packet over IPv4 or IPv6 (not a fragment).
     Ip(Packet),
-    /// An IPv4 packet of another protocol (ICMP, ...). Its header passed the same checks
-    /// as for [`Frame::Ip`]; the payload was not looked at.
+    /// An IPv6 neighbour solicitation or advertisement.
+    Ndp(Ndp),
+    /// An IP packet of another protocol (ICMP, ICMPv6 other than NS/NA, ...). Its header
+    /// passed the same checks as for [`Frame::Ip`]; the payload was not looked at. For IPv6
+    /// `proto` is the protocol after the extension headers.
     IpOther {
         /// IP protocol number.
         proto: u8,
@@ -280,7 +302,7 @@ pub enum Frame {
         /// Destination address.
         dst_ip: IpAddr,
     },
-    /// Any other ethertype, including IPv6 (0x86dd), 802.3 length fields (< 0x0600), a
+    /// Any other ethertype, including 802.3 length fields (< 0x0600), a
     /// second VLAN tag (0x8100 inside 0x8100) and 802.1ad (0x88a8). The value is the
     /// ethertype after at most one 802.1Q tag.
     Other(u16),
@@ -295,7 +317,8 @@ pub enum Frame {
 /// # Errors
 ///
 /// A [`Malformed`] reason for frames whose headers contradict each other or the frame
-/// length, for IPv4 fragments, and for ARP that is not Ethernet/IPv4 request/reply.
+/// length, for IP fragments, for ARP that is not Ethernet/IPv4 request/reply and for
+/// neighbour discovery messages a host would discard.
 pub fn parse(frame: &[u8]) -> Result<Frame, Malformed> {
     let eth = EthernetFrame::new_checked(frame)?;
     let (l3, ethertype) = match eth.vlan() {
@@ -308,6 +331,7 @@ pub fn parse(frame: &[u8]) -> Result<Frame, Malformed> {
     };
     match ethertype {
         ethertype::IPV4 => parse_ipv4(rest, l3, eth.src_mac(), eth.dst_mac()),
+        ethertype::IPV6 => parse_ipv6(rest, l3, eth.src_mac(), eth.dst_mac()),
         ethertype::ARP => parse_arp(rest).map(Frame::Arp),
         other => Ok(Frame::Other(other)),
     }
@@ -361,15 +385,88 @@ fn parse_ipv4(
     let Some(seg) = ip.get(hl..total) else {
         return Err(Malformed::BadTotalLength); // unreachable: hl <= total <= ip.len()
     };
-    let l4 = l3 + hl;
-    let (src_port, dst_port, tcp_flags, payload, end) = match proto {
+    let ip_packet = IpPacket {
+        l3,
+        l4: l3 + hl,
+        proto,
+        src_ip,
+        dst_ip,
+        ip_total_len: h.total_len(),
+        macs: (src_mac, dst_mac),
+    };
+    transport(seg, &ip_packet)
+}
+
+/// `ip` is the frame from the IPv6 header on; `l3` its offset in the frame.
+fn parse_ipv6(
+    ip: &[u8],
+    l3: usize,
+    src_mac: [u8; 6],
+    dst_mac: [u8; 6],
+) -> Result<Frame, Malformed> {
+    let h = Ipv6Header::new_checked(ip)?;
+    if h.version() != 6 {
+        return Err(Malformed::BadIpVersion);
+    }
+    let total = ipv6::field::HEADER_LEN + usize::from(h.payload_len());
+    // A payload length of 0 with a hop-by-hop header means a jumbogram: larger than any frame.
+    let Some(packet) = ip.get(..total) else {
+        return Err(Malformed::BadTotalLength);
+    };
+    let Ok(ip_total_len) = u16::try_from(total) else {
+        return Err(Malformed::BadTotalLength);
+    };
+    let (proto, hl) = ipv6::upper_layer(packet)?;
+    let (src, dst) = (h.src_addr(), h.dst_addr());
+    let Some(seg) = packet.get(hl..) else {
+        return Err(Malformed::BadExtensionHeader); // unreachable: upper_layer checks
+    };
+    if proto == ndp::IPPROTO_ICMPV6
+        && let Some(n) = ndp::parse_ndp(seg, h.hop_limit(), src, dst, (src_mac, dst_mac))?
+    {
+        return Ok(Frame::Ndp(n));
+    }
+    let ip_packet = IpPacket {
+        l3,
+        l4: l3 + hl,
+        proto,
+        src_ip: IpAddr::V6(src),
+        dst_ip: IpAddr::V6(dst),
+        ip_total_len,
+        macs: (src_mac, dst_mac),
+    };
+    transport(seg, &ip_packet)
+}
+
+/// What the IP layer found, for [`transport`].
+struct IpPacket {
+    l3: usize,
+    l4: usize,
+    proto: u8,
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    ip_total_len: u16,
+    macs: ([u8; 6], [u8; 6]),
+}
+
+/// The TCP/UDP header of `seg` (the L4 data, bounded by the IP length), or
+/// [`Frame::IpOther`] for another protocol.
+fn transport(seg: &[u8], ip: &IpPacket) -> Result<Frame, Malformed> {
+    let l4 = ip.l4;
+    let (src_port, dst_port, tcp_flags, payload, end) = match ip.proto {
         IPPROTO_TCP => {
             let t = TcpHeader::new_checked(seg).map_err(|_| Malformed::BadTcpHeader)?;
             let doff = t.header_len();
             if doff < tcp::field::HEADER_LEN || doff > seg.len() {
                 return Err(Malformed::BadTcpHeader);
             }
-            (t.src_port(), t.dst_port(), t.flags(), l4 + doff, l3 + total)
+            (
+                t.src_port(),
+                t.dst_port(),
+                t.flags(),
+                l4 + doff,
+                l4 + seg.len(),
+            )
         }
         IPPROTO_UDP => {
             let u = UdpHeader::new_checked(seg).map_err(|_| Malformed::BadUdpLength)?;
@@ -385,28 +482,28 @@ fn parse_ipv4(
                 l4 + len,
             )
         }
-        _ => {
+        proto => {
             return Ok(Frame::IpOther {
                 proto,
-                src_ip,
-                dst_ip,
+                src_ip: ip.src_ip,
+                dst_ip: ip.dst_ip,
             });
         }
     };
     Ok(Frame::Ip(Packet {
-        src_mac,
-        dst_mac,
-        l3,
+        src_mac: ip.macs.0,
+        dst_mac: ip.macs.1,
+        l3: ip.l3,
         l4,
         payload,
         end,
-        proto,
-        src_ip,
-        dst_ip,
+        proto: ip.proto,
+        src_ip: ip.src_ip,
+        dst_ip: ip.dst_ip,
         src_port,
         dst_port,
         tcp_flags,
-        ip_total_len: h.total_len(),
+        ip_total_len: ip.ip_total_len,
     }))
 }
 
@@ -448,7 +545,7 @@ mod tests {
     #[test]
     fn other_ethertypes() {
         let mut f = [0u8; 60];
-        for et in [0x86ddu16, 0x88cc, 0x0042, 0x88a8] {
+        for et in [0x88ccu16, 0x0042, 0x88a8] {
             f[12..14].copy_from_slice(&et.to_be_bytes());
             assert_eq!(parse(&f), Ok(Frame::Other(et)));
         }

@@ -1,7 +1,7 @@
 //! In-place rewrites of a parsed frame, keeping checksums right.
 //!
-//! Address and port rewrites update the IPv4 header checksum and the TCP/UDP checksum
-//! *incrementally* (RFC 1624), so their cost does not depend on the payload size and a
+//! Address and port rewrites update the IPv4 header checksum (IPv6 has none) and the TCP/UDP
+//! checksum *incrementally* (RFC 1624), so their cost does not depend on the payload size and a
 //! checksum that was wrong stays exactly as wrong (a load balancer must not launder corrupt
 //! packets). The old values are read from the frame, never from the [`Packet`], which only
 //! locates the headers.
@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use crate::checksum::{self, fold};
 use crate::ethernet::field as eth;
 use crate::ipv4::field as ip;
+use crate::ipv6::field as ip6;
 use crate::tcp::field as tcp;
 use crate::udp::field as udp;
 use crate::{IPPROTO_UDP, Packet, read_u16, read_u32, write_bytes, write_u16, write_u32};
@@ -74,14 +75,15 @@ pub fn set_src_mac(frame: &mut [u8], mac: [u8; 6]) -> Result<(), RewriteError> {
 }
 
 /// Rewrites the destination address and port of `packet` in `frame`, updating the IPv4
-/// header checksum and the TCP/UDP checksum incrementally. A UDP checksum of 0 ("none") stays
+/// header checksum (IPv6 has none) and the TCP/UDP checksum incrementally. A UDP checksum of 0 ("none") stays
 /// 0; a UDP checksum that comes out as 0 is stored as `0xffff`.
 ///
-/// `new_ip` is anything that converts into an [`IpAddr`] (an `Ipv4Addr` today).
+/// `new_ip` is anything that converts into an [`IpAddr`] (`Ipv4Addr`, `Ipv6Addr`), of the
+/// packet's family.
 ///
 /// # Errors
 ///
-/// [`RewriteError::AddressFamily`] if `new_ip` is not IPv4 or the packet is not IPv4;
+/// [`RewriteError::AddressFamily`] if `new_ip` is not of the packet's family;
 /// [`RewriteError::Mismatch`] if `packet` does not fit `frame`. The frame is untouched on
 /// error.
 pub fn rewrite_dst(
@@ -122,51 +124,71 @@ fn rewrite(
     side: Side,
 ) -> Result<(), RewriteError> {
     packet.check(frame)?;
-    let IpAddr::V4(new_ip) = new_ip else {
+    if new_ip.is_ipv4() != packet.src_ip.is_ipv4() {
         return Err(RewriteError::AddressFamily);
-    };
-    let new_ip = u32::from(new_ip);
-    // Both TCP and UDP have the ports at 0..2 and 2..4.
-    let (ip_at, port_at) = match side {
-        Side::Src => (
-            packet.l3 + ip::SRC_ADDR.start,
-            packet.l4 + tcp::SRC_PORT.start,
-        ),
-        Side::Dst => (
-            packet.l3 + ip::DST_ADDR.start,
-            packet.l4 + tcp::DST_PORT.start,
-        ),
-    };
+    }
     debug_assert_eq!(tcp::SRC_PORT, udp::SRC_PORT);
     debug_assert_eq!(tcp::DST_PORT, udp::DST_PORT);
-    let old_ip = read_u32(frame, ip_at);
+    // Both TCP and UDP have the ports at 0..2 and 2..4.
+    let port_at = packet.l4
+        + match side {
+            Side::Src => tcp::SRC_PORT.start,
+            Side::Dst => tcp::DST_PORT.start,
+        };
     let old_port = read_u16(frame, port_at);
-
-    // IPv4 header checksum: the address is in the header.
-    let ip_csum_at = packet.l3 + ip::CHECKSUM.start;
-    let c = read_u16(frame, ip_csum_at);
-    write_u16(frame, ip_csum_at, checksum::update_u32(c, old_ip, new_ip));
-    write_u32(frame, ip_at, new_ip);
+    // The one's-complement difference the address change makes to a sum (~old + new, as
+    // 16-bit words), and where the address is.
+    let delta = match new_ip {
+        IpAddr::V4(new_ip) => {
+            let ip_at = packet.l3
+                + match side {
+                    Side::Src => ip::SRC_ADDR.start,
+                    Side::Dst => ip::DST_ADDR.start,
+                };
+            let (old, new) = (read_u32(frame, ip_at), u32::from(new_ip));
+            // IPv4 header checksum: the address is in the header.
+            let ip_csum_at = packet.l3 + ip::CHECKSUM.start;
+            let c = read_u16(frame, ip_csum_at);
+            write_u16(frame, ip_csum_at, checksum::update_u32(c, old, new));
+            write_u32(frame, ip_at, new);
+            address_delta(&old.to_be_bytes(), &new.to_be_bytes())
+        }
+        IpAddr::V6(new_ip) => {
+            let f = match side {
+                Side::Src => ip6::SRC_ADDR,
+                Side::Dst => ip6::DST_ADDR,
+            };
+            let Some(old) = frame.get(packet.l3 + f.start..packet.l3 + f.end) else {
+                return Err(RewriteError::Mismatch); // unreachable after check()
+            };
+            let delta = address_delta(old, &new_ip.octets());
+            write_bytes(frame, packet.l3 + f.start, &new_ip.octets());
+            delta
+        }
+    };
 
     // L4 checksum: the address is in the pseudo header, the port in the L4 header.
     let l4_csum_at = packet.l4_checksum_at();
     let c = read_u16(frame, l4_csum_at);
     let udp = packet.proto == IPPROTO_UDP;
     if !(udp && c == 0) {
-        let (oh, ol) = ((old_ip >> 16) as u16, old_ip as u16);
-        let (nh, nl) = ((new_ip >> 16) as u16, new_ip as u16);
-        let sum = u64::from(!c)
-            + u64::from(!oh)
-            + u64::from(!ol)
-            + u64::from(nh)
-            + u64::from(nl)
-            + u64::from(!old_port)
-            + u64::from(new_port);
+        let sum = u64::from(!c) + delta + u64::from(!old_port) + u64::from(new_port);
         let c = !fold(sum);
         write_u16(frame, l4_csum_at, if udp && c == 0 { 0xffff } else { c });
     }
     write_u16(frame, port_at, new_port);
     Ok(())
+}
+
+/// `Σ ~old_word + new_word` over the 16-bit words of an address (not folded).
+fn address_delta(old: &[u8], new: &[u8]) -> u64 {
+    old.chunks_exact(2)
+        .zip(new.chunks_exact(2))
+        .map(|(o, n)| {
+            u64::from(!u16::from_be_bytes([o[0], o[1]]))
+                + u64::from(u16::from_be_bytes([n[0], n[1]]))
+        })
+        .sum()
 }
 
 /// Completes a partial TCP/UDP checksum (`CHECKSUM_PARTIAL`): the field at
@@ -218,7 +240,7 @@ pub fn complete_partial_checksum(
 ///
 /// [`RewriteError::Mismatch`] if `packet` does not fit `frame` (frame untouched).
 pub fn fill_l4_checksum(frame: &mut [u8], packet: &Packet) -> Result<(), RewriteError> {
-    let c = checksum::l4_checksum_ipv4(frame, packet)?;
+    let c = checksum::l4_checksum(frame, packet)?;
     write_u16(frame, packet.l4_checksum_at(), c);
     Ok(())
 }

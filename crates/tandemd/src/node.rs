@@ -587,10 +587,8 @@ impl Node {
         }
         let frames = self.engine.install(plan, Instant::now());
         if let Some(dp) = &st.dataplane {
-            dp.send(&frames);
-            let announce = frames
-                .iter()
-                .any(|f| f.len() >= 14 && f[12..14] == [0x08, 0x06] && f[0..6] == [0xff; 6]);
+            let announce = frames.iter().any(|f| f.is_announcement());
+            dp.send(&frames.into_iter().map(|f| f.bytes).collect::<Vec<_>>());
             if announce && self.opts.garp_count > 1 {
                 self.repeat_announcements(dp);
             }
@@ -637,7 +635,8 @@ impl Node {
         match &action {
             Action::Announce => {
                 if let Some(dp) = &st.dataplane {
-                    dp.send(&self.engine.announcements());
+                    let frames = self.engine.announcements();
+                    dp.send(&frames.into_iter().map(|f| f.bytes).collect::<Vec<_>>());
                 }
                 st.ha.event(
                     now,
@@ -723,7 +722,7 @@ impl Node {
             for _ in 1..count {
                 std::thread::sleep(gap);
                 for f in engine.announcements() {
-                    let _ = tx.send(&f);
+                    let _ = tx.send(&f.bytes);
                 }
             }
         });

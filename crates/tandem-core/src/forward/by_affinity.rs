@@ -24,15 +24,15 @@
 //!
 //! [`AffinityTable::follow`]: crate::select::AffinityTable::follow
 
-use super::engine::{Engine, v4};
+use super::control;
+use super::engine::Engine;
 use super::plan::{Plan, PortPlan};
 use super::replicate::replicates_affinity;
 use super::stats::DropReason;
-use super::to_server::tcp_ack;
-use crate::flow::IPPROTO_TCP;
+use super::to_server::{Segment, Target};
 use crate::replication::{AffinityRecord, Record};
 use crate::select::{AffinityKey, Follow, Followed};
-use std::net::{IpAddr, SocketAddrV4};
+use std::net::IpAddr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
@@ -41,17 +41,18 @@ use super::engine::Verdict;
 
 impl Engine {
     /// Client → cluster on a port without connection records (see the module documentation).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn by_affinity(
         &self,
         plan: &Plan,
         port: &PortPlan,
+        seg: &Segment,
         frame: &mut [u8],
         pkt: &wire::Packet,
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        let tcp = pkt.proto == IPPROTO_TCP;
-        let syn = tcp && pkt.is_syn();
+        let (tcp, syn) = (seg.tcp, seg.syn);
         let key = AffinityKey {
             cluster: port.cluster,
             port: port.config.number,
@@ -74,7 +75,7 @@ impl Engine {
             } => (record.server, true, replicate.then_some(record)),
             Followed::Nothing { broke } => {
                 if broke.is_some() && port.config.reset && tcp {
-                    self.reset_segment(plan, frame, pkt, out);
+                    self.reset_segment(plan, seg, pkt, out);
                 }
                 return Verdict::Drop(DropReason::NoConnection);
             }
@@ -97,37 +98,29 @@ impl Engine {
         if syn || made {
             server.counters.total.fetch_add(1, Relaxed);
         }
-        let counters = server.counters.clone();
-        self.deliver(
-            plan,
-            port,
-            server_addr,
-            None,
-            &counters,
-            frame,
-            pkt,
-            now,
-            out,
-        )
+        let target = Target {
+            server: server_addr,
+            nat: None,
+            counters: server.counters.clone(),
+        };
+        self.deliver(plan, port, &target, frame, pkt, now, out)
     }
 
     /// A TCP reset to the client of `pkt` (a segment with the ACK flag: the reset carries its
     /// acknowledgement number as sequence number, RFC 9293 §3.10.7.1), from the cluster port.
-    fn reset_segment(&self, plan: &Plan, frame: &[u8], pkt: &wire::Packet, out: &mut Vec<Vec<u8>>) {
-        let (Some(cluster), Some(client)) = (v4(pkt.dst_ip), v4(pkt.src_ip)) else {
-            return;
-        };
-        if pkt.tcp_flags & 0x10 == 0 || pkt.is_rst() {
+    fn reset_segment(
+        &self,
+        plan: &Plan,
+        seg: &Segment,
+        pkt: &wire::Packet,
+        out: &mut Vec<Vec<u8>>,
+    ) {
+        if !seg.acks || pkt.is_rst() {
             return;
         }
-        out.push(wire::tcp_rst_ipv4(
-            plan.our_mac,
-            pkt.src_mac,
-            SocketAddrV4::new(cluster, pkt.dst_port),
-            SocketAddrV4::new(client, pkt.src_port),
-            tcp_ack(frame, pkt),
-            None,
-        ));
-        self.node.resets_sent.fetch_add(1, Relaxed);
+        if let Some(r) = control::reset(plan.our_mac, pkt.src_mac, pkt.dst(), pkt.src(), seg.ack) {
+            self.count_sent(&r);
+            out.push(r.bytes);
+        }
     }
 }

@@ -1,17 +1,19 @@
 //! The per-frame forwarding decision.
 //!
 //! [`Engine::handle`] takes one received Ethernet frame (which it may rewrite in place), the
-//! time, and a place for frames to send besides it (ARP replies and requests), and says whether
-//! to transmit the frame. It is shared by all workers (`&self`); state lives in the tables.
+//! time, and a place for frames to send besides it (ARP and neighbour discovery answers and
+//! questions), and says whether to transmit the frame. It is shared by all workers (`&self`);
+//! state lives in the tables. IPv4 and IPv6 go the same way.
 //!
 //! ```text
-//!  frame ─▶ parse ─┬─ ARP ──────────▶ learn neighbour; answer for owned addresses
+//!  frame ─▶ parse ─┬─ ARP, NS/NA ────▶ learn neighbour; answer for owned addresses
 //!                  ├─ to returnaddress ─▶ NAT reply: find record, translate back, to client
 //!                  ├─ to cluster:port ──▶ record? ─yes─▶ forward to its server
 //!                  │                        └─no──▶ SYN/UDP/hash: select, record, forward
 //!                  └─ anything else ────▶ not ours: left to the node's kernel
 //! ```
 
+use super::control::{self, ControlFrame};
 use super::neighbor::NeighborTable;
 use super::plan::{CounterRegistry, Plan, PortPlan};
 use super::replicate::{ReplicatedCounters, ReplicationQueue, replicates_connections};
@@ -22,7 +24,7 @@ use crate::flow::IPPROTO_TCP;
 use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
@@ -95,13 +97,6 @@ impl Default for Engine {
 
 const MTU_FRAME: usize = 1514;
 
-pub(super) fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
-    match ip {
-        IpAddr::V4(a) => Some(a),
-        IpAddr::V6(_) => None,
-    }
-}
-
 impl Engine {
     /// An engine whose tables hold `default_max` records unless the configuration sets
     /// `maxconnections`.
@@ -148,10 +143,11 @@ impl Engine {
         self.plan.load()
     }
 
-    /// Installs a new plan. Returns frames to send: gratuitous ARPs for addresses Tandem newly
-    /// answers for, ARP requests for next hops not yet resolved, and TCP resets for clients of
-    /// servers that went down on `reset yes` ports.
-    pub fn install(&self, plan: Plan, now: Instant) -> Vec<Vec<u8>> {
+    /// Installs a new plan. Returns frames to send: gratuitous ARPs and unsolicited neighbour
+    /// advertisements for addresses Tandem newly answers for, ARP requests and neighbour
+    /// solicitations for next hops not yet resolved, and TCP resets for clients of servers
+    /// that went down on `reset yes` ports.
+    pub fn install(&self, plan: Plan, now: Instant) -> Vec<ControlFrame> {
         let max = plan.max_connections.unwrap_or(self.default_max);
         self.conns.set_max(max);
         self.affinity.set_max(max);
@@ -161,19 +157,18 @@ impl Engine {
         let mut out = Vec::new();
         let before: std::collections::HashSet<IpAddr> = old.owned_addresses().into_iter().collect();
         for ip in new.owned_addresses() {
-            if !before.contains(&ip)
-                && let Some(a) = v4(ip)
-            {
-                out.push(wire::gratuitous_arp(new.our_mac, a, false).to_vec());
-                out.push(wire::gratuitous_arp(new.our_mac, a, true).to_vec());
-                self.node.arp_sent.fetch_add(2, Relaxed);
+            if !before.contains(&ip) {
+                out.extend(control::announce(new.our_mac, ip));
             }
         }
-        self.neighbors.retain(|ip| new.neighbors.contains(&ip));
-        out.extend(self.ask_neighbors(&new, now));
         // A standby keeps (replicated) records: they are what lets it carry on the
         // connections after a takeover. Executor stop clears them (see `clear`).
         out.extend(self.reset_and_prune(&new, now));
+        for f in &out {
+            self.count_sent(f);
+        }
+        self.neighbors.retain(|ip| new.neighbors.contains(&ip));
+        out.extend(self.ask_neighbors(&new, now));
         out
     }
 
@@ -185,29 +180,30 @@ impl Engine {
         self.replication.drain();
     }
 
-    /// Gratuitous ARPs (request and reply form) for every owned address, e.g. to re-announce.
-    pub fn announcements(&self) -> Vec<Vec<u8>> {
+    /// Announcements of every owned address, e.g. to re-announce: gratuitous ARPs (request
+    /// and reply form) for IPv4, an unsolicited neighbour advertisement for IPv6.
+    pub fn announcements(&self) -> Vec<ControlFrame> {
         let plan = self.plan.load();
         let mut out = Vec::new();
         for ip in plan.owned_addresses() {
-            if let Some(a) = v4(ip) {
-                out.push(wire::gratuitous_arp(plan.our_mac, a, false).to_vec());
-                out.push(wire::gratuitous_arp(plan.our_mac, a, true).to_vec());
-                self.node.arp_sent.fetch_add(2, Relaxed);
-            }
+            out.extend(control::announce(plan.our_mac, ip));
+        }
+        for f in &out {
+            self.count_sent(f);
         }
         out
     }
 
-    fn ask_neighbors(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
-        let Some(nfa) = plan.nfa else {
-            return Vec::new();
-        };
-        let mut out = Vec::new();
-        for &ip in &plan.neighbors {
-            if self.neighbors.get(ip).is_none() && self.neighbors.should_ask(ip, now) {
-                out.push(wire::arp_request(plan.our_mac, nfa, ip).to_vec());
-            }
+    /// Questions for unresolved next hops, counted.
+    fn ask_neighbors(&self, plan: &Plan, now: Instant) -> Vec<ControlFrame> {
+        let out: Vec<ControlFrame> = plan
+            .neighbors
+            .iter()
+            .filter(|&&ip| self.neighbors.get(ip).is_none())
+            .filter_map(|&ip| self.solicit(plan, ip, now))
+            .collect();
+        for f in &out {
+            self.count_sent(f);
         }
         out
     }
@@ -215,7 +211,7 @@ impl Engine {
     /// Records of servers no longer configured end; clients of servers that went down (by the
     /// operator or an advisor, or to weight 0; not quiesced ones) on `reset yes` ports get a
     /// TCP reset. It works off the plan, so an advisor's down resets as `server down` does.
-    fn reset_and_prune(&self, plan: &Plan, now: Instant) -> Vec<Vec<u8>> {
+    fn reset_and_prune(&self, plan: &Plan, now: Instant) -> Vec<ControlFrame> {
         let mut resets = Vec::new();
         let gone = self.conns.remove_where(|c| {
             let Some(port) = plan.port(c.key.dst_ip, c.key.dst_port, c.key.proto) else {
@@ -233,21 +229,15 @@ impl Engine {
             {
                 return false;
             }
-            if let (Some(cluster), Some(client)) = (v4(c.key.dst_ip), v4(c.key.src_ip)) {
-                resets.push(wire::tcp_rst_ipv4(
-                    plan.our_mac,
-                    c.client_mac,
-                    SocketAddrV4::new(cluster, c.key.dst_port),
-                    SocketAddrV4::new(client, c.key.src_port),
-                    c.client_ack,
-                    None,
-                ));
-            }
+            resets.extend(control::reset(
+                plan.our_mac,
+                c.client_mac,
+                SocketAddr::new(c.key.dst_ip, c.key.dst_port),
+                SocketAddr::new(c.key.src_ip, c.key.src_port),
+                c.client_ack,
+            ));
             true
         });
-        self.node
-            .resets_sent
-            .fetch_add(resets.len() as u64, Relaxed);
         if self.replication.wanted() {
             for Removed { conn: c, .. } in &gone {
                 let replicate = plan
@@ -310,7 +300,8 @@ impl Engine {
     }
 
     /// Periodic work: ends expired connection and affinity records, asks again for unresolved
-    /// next hops. Returns frames to send and the number of records ended.
+    /// next hops (ARP requests, neighbour solicitations). Returns frames to send and the
+    /// number of records ended.
     pub fn housekeeping(&self, now: Instant) -> (Vec<Vec<u8>>, usize) {
         let plan = self.plan.load();
         let (fin, half) = (plan.fin_timeout, plan.halfopen_timeout);
@@ -323,7 +314,8 @@ impl Engine {
                 .find(|((c, p, _), _)| *c == cluster && *p == port)
                 .map(|(_, pp)| pp.stickytime())
         });
-        (self.ask_neighbors(&plan, now), gone.len())
+        let ask = self.ask_neighbors(&plan, now);
+        (ask.into_iter().map(|f| f.bytes).collect(), gone.len())
     }
 
     /// Decides what happens to one received frame. `out` receives extra frames to send.
@@ -365,8 +357,10 @@ impl Engine {
             Err(m) => return Verdict::Drop(malformed(m)),
         };
         // Next hops are learnt also while not forwarding, so that a node taking over has them.
-        if let wire::Frame::Arp(arp) = &parsed {
-            return self.arp(plan, arp, out);
+        match &parsed {
+            wire::Frame::Arp(arp) => return self.arp(plan, arp, out),
+            wire::Frame::Ndp(n) => return self.ndp(plan, n, out),
+            _ => {}
         }
         if !plan.forwarding {
             return Verdict::Pass;
@@ -402,24 +396,6 @@ impl Engine {
             None => Verdict::Drop(DropReason::NoPort),
         }
     }
-
-    pub(super) fn arp(&self, plan: &Plan, arp: &wire::Arp, out: &mut Vec<Vec<u8>>) -> Verdict {
-        if plan.neighbors.contains(&arp.sender_ip) {
-            self.neighbors.learn(arp.sender_ip, arp.sender_mac);
-        }
-        if arp.op == wire::ArpOp::Request
-            && arp.sender_ip != arp.target_ip
-            && plan.owns(IpAddr::V4(arp.target_ip))
-        {
-            out.push(
-                wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
-                    .to_vec(),
-            );
-            self.node.arp_sent.fetch_add(1, Relaxed);
-            return Verdict::Consumed;
-        }
-        Verdict::Pass
-    }
 }
 
 fn malformed(m: wire::Malformed) -> DropReason {
@@ -433,5 +409,7 @@ fn malformed(m: wire::Malformed) -> DropReason {
         M::BadTcpHeader => DropReason::BadTcpHeader,
         M::BadUdpLength => DropReason::BadUdpLength,
         M::BadArp => DropReason::BadArp,
+        M::BadExtensionHeader => DropReason::BadExtensionHeader,
+        M::BadNdp => DropReason::BadNdp,
     }
 }

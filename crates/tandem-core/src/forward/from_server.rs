@@ -1,9 +1,10 @@
 //! Server → returnaddress: a NAT reply translated back to the client.
 
-use super::engine::{Engine, Verdict, v4};
+use super::engine::{Engine, Verdict};
 use super::plan::Plan;
 use super::replicate::{Change, replicates_connections, replication_needed};
 use super::stats::DropReason;
+use super::to_server::rewrite_macs;
 use crate::flow::IPPROTO_TCP;
 use crate::replication::{ConnectionRecord, Record};
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,13 +55,11 @@ impl Engine {
         if let Some(r) = record {
             self.replication.push(Record::Connection(r));
         }
-        let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
-            return Verdict::Drop(DropReason::NoConnection);
-        };
-        if wire::rewrite_src(frame, pkt, cluster, key.dst_port).is_err()
-            || wire::rewrite_dst(frame, pkt, client, key.src_port).is_err()
-            || wire::set_src_mac(frame, plan.our_mac).is_err()
-            || wire::set_dst_mac(frame, client_mac).is_err()
+        // Back to the client, from the cluster address and port (IPv4 or IPv6: the record's
+        // addresses are of the packet's family, the configuration keeps them so).
+        if wire::rewrite_src(frame, pkt, key.dst_ip, key.dst_port).is_err()
+            || wire::rewrite_dst(frame, pkt, key.src_ip, key.src_port).is_err()
+            || !rewrite_macs(frame, plan.our_mac, client_mac)
         {
             return Verdict::Drop(DropReason::Truncated);
         }

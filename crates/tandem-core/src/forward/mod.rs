@@ -6,6 +6,7 @@
 mod admit;
 mod by_affinity;
 pub mod conn;
+pub mod control;
 pub mod engine;
 mod from_server;
 pub mod neighbor;
@@ -16,6 +17,7 @@ pub mod table;
 mod to_server;
 
 pub use conn::{Conn, NatMapping};
+pub use control::{ControlFrame, ControlFrameKind};
 pub use engine::{
     BUDGET_BYTES_PER_RECORD, DEFAULT_MAX_CONNECTIONS, Engine, RxMeta, Verdict,
     default_max_connections,

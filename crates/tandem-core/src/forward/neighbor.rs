@@ -1,4 +1,6 @@
-//! The neighbour table: MAC addresses of servers, routers and gateways, learnt from ARP.
+//! The neighbour table: MAC addresses of servers, routers and gateways, learnt from ARP
+//! (IPv4) and neighbour discovery (IPv6: advertisements, and the source link-layer address
+//! of solicitations).
 //!
 //! Tandem resolves the next hops it forwards to itself (it owns the forwarding interface's
 //! traffic for cluster addresses; the kernel's table is not consulted on the packet path). Only
@@ -6,7 +8,7 @@
 
 use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 /// How often an unresolved address is asked for again.
@@ -15,18 +17,18 @@ pub const REQUEST_INTERVAL: Duration = Duration::from_millis(500);
 /// MAC addresses of wanted neighbours.
 #[derive(Default)]
 pub struct NeighborTable {
-    known: RwLock<HashMap<Ipv4Addr, [u8; 6]>>,
-    asked: Mutex<HashMap<Ipv4Addr, Instant>>,
+    known: RwLock<HashMap<IpAddr, [u8; 6]>>,
+    asked: Mutex<HashMap<IpAddr, Instant>>,
 }
 
 impl NeighborTable {
     /// The MAC of `ip`, if known.
-    pub fn get(&self, ip: Ipv4Addr) -> Option<[u8; 6]> {
+    pub fn get(&self, ip: IpAddr) -> Option<[u8; 6]> {
         self.known.read().get(&ip).copied()
     }
 
     /// Records `ip` at `mac` (the caller checks that `ip` is wanted).
-    pub fn learn(&self, ip: Ipv4Addr, mac: [u8; 6]) {
+    pub fn learn(&self, ip: IpAddr, mac: [u8; 6]) {
         if mac == [0; 6] || mac[0] & 1 == 1 {
             return; // never learn a zero or multicast address
         }
@@ -38,8 +40,8 @@ impl NeighborTable {
         self.asked.lock().remove(&ip);
     }
 
-    /// Whether an ARP request for `ip` should go out now (rate-limited per address).
-    pub fn should_ask(&self, ip: Ipv4Addr, now: Instant) -> bool {
+    /// Whether an ARP request (IPv4) or neighbour solicitation (IPv6) for `ip` should go out now (rate-limited per address).
+    pub fn should_ask(&self, ip: IpAddr, now: Instant) -> bool {
         let mut asked = self.asked.lock();
         match asked.get(&ip) {
             Some(&t) if now.saturating_duration_since(t) < REQUEST_INTERVAL => false,
@@ -51,7 +53,7 @@ impl NeighborTable {
     }
 
     /// Forgets addresses no longer wanted.
-    pub fn retain(&self, wanted: impl Fn(Ipv4Addr) -> bool) {
+    pub fn retain(&self, wanted: impl Fn(IpAddr) -> bool) {
         self.known.write().retain(|ip, _| wanted(*ip));
         self.asked.lock().retain(|ip, _| wanted(*ip));
     }
@@ -64,7 +66,7 @@ mod tests {
     #[test]
     fn asks_at_most_every_interval_and_stops_once_learnt() {
         let t = NeighborTable::default();
-        let ip = Ipv4Addr::new(192, 0, 2, 11);
+        let ip = IpAddr::from([192, 0, 2, 11]);
         let now = Instant::now();
         assert!(t.should_ask(ip, now));
         assert!(!t.should_ask(ip, now + Duration::from_millis(100)));

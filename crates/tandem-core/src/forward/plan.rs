@@ -10,7 +10,7 @@ use crate::health::{Overlay, WeightSource};
 use crate::select::{Maglev, WeightedPicker};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,13 +98,17 @@ pub struct Plan {
     pub standby: HashSet<IpAddr>,
     /// MAC address of the forwarding interface.
     pub our_mac: [u8; 6],
-    /// The node's own address on the forwarding interface.
+    /// The node's own IPv4 address on the forwarding interface: the sender of ARP requests.
     pub nfa: Option<Ipv4Addr>,
+    /// The source of neighbour solicitations for IPv6 next hops: the nfa when it is IPv6,
+    /// otherwise the interface's link-local address `fe80::` + EUI-64 of `our_mac` (every
+    /// IPv6 interface has one, and a solicitation may come from it, RFC 4861 §7.2.2).
+    pub nfa6: Option<Ipv6Addr>,
     pub clusters: HashSet<IpAddr>,
     pub return_addresses: HashSet<IpAddr>,
     pub ports: HashMap<PortKey, Arc<PortPlan>>,
-    /// Next hops whose MAC addresses Tandem resolves.
-    pub neighbors: HashSet<Ipv4Addr>,
+    /// Next hops whose MAC addresses Tandem resolves (ARP for IPv4, NDP for IPv6).
+    pub neighbors: HashSet<IpAddr>,
     pub fin_timeout: Duration,
     /// `executor set maxconnections` (None: the engine's default for the machine).
     pub max_connections: Option<usize>,
@@ -213,6 +217,10 @@ impl Plan {
                 Some(IpAddr::V4(a)) => Some(a),
                 _ => None,
             },
+            nfa6: Some(match config.executor.nfa {
+                Some(IpAddr::V6(a)) => a,
+                _ => tandem_wire::ipv6::link_local_eui64(our_mac),
+            }),
             fin_timeout: config
                 .executor
                 .fintimeout
@@ -237,9 +245,7 @@ impl Plan {
                 for (saddr, server) in &port.servers {
                     keep.insert((*caddr, *pnum, *saddr));
                     let next_hop = server.router.unwrap_or(*saddr);
-                    if let IpAddr::V4(nh) = next_hop {
-                        plan.neighbors.insert(nh);
-                    }
+                    plan.neighbors.insert(next_hop);
                     let returnaddress = if port.method == Method::Nat {
                         server.returnaddress
                     } else {
@@ -291,7 +297,7 @@ impl Plan {
                 }
             }
         }
-        if let Some(IpAddr::V4(gw)) = config.executor.clientgateway {
+        if let Some(gw) = config.executor.clientgateway {
             plan.neighbors.insert(gw);
         }
         counters.retain(&keep);

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
 pub enum DropReason {
     /// Shorter than its headers claim.
     Truncated,
-    /// IP version field is not 4.
+    /// IP version field is not 4 (6 in an IPv6 frame).
     BadIpVersion,
     /// IPv4 header length below 5 words or beyond the frame.
     BadIhl,
@@ -45,10 +45,14 @@ pub enum DropReason {
     /// A handshake from a client that already holds `HALFOPEN_NAT_PER_CLIENT` half-open NAT
     /// records (so that one source cannot exhaust a NAT pool).
     HalfOpenLimit,
+    /// An IPv6 extension header running past the packet, or too long a chain of them.
+    BadExtensionHeader,
+    /// A neighbour solicitation or advertisement a host would discard (RFC 4861 §7.1).
+    BadNdp,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::BadIpVersion,
         DropReason::BadIhl,
@@ -67,6 +71,8 @@ impl DropReason {
         DropReason::NeighborUnresolved,
         DropReason::ConnectionTableFull,
         DropReason::HalfOpenLimit,
+        DropReason::BadExtensionHeader,
+        DropReason::BadNdp,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -91,6 +97,8 @@ impl DropReason {
             DropReason::NeighborUnresolved => "neighbor-unresolved",
             DropReason::ConnectionTableFull => "connection-table-full",
             DropReason::HalfOpenLimit => "client-half-open-limit",
+            DropReason::BadExtensionHeader => "bad-extension-header",
+            DropReason::BadNdp => "bad-ndp",
         }
     }
 
@@ -161,8 +169,10 @@ pub struct NodeCounters {
     /// Frames forwarded to servers or back to clients.
     pub forwarded: AtomicU64,
     pub forwarded_bytes: AtomicU64,
-    /// ARP replies and gratuitous ARPs sent.
+    /// ARP replies, requests and gratuitous ARPs sent.
     pub arp_sent: AtomicU64,
+    /// Neighbour advertisements (solicited and unsolicited) and solicitations sent.
+    pub ndp_sent: AtomicU64,
     /// TCP resets sent for `reset yes` ports.
     pub resets_sent: AtomicU64,
     /// Frames not for Tandem (left to the node's kernel).
