@@ -120,7 +120,16 @@ fn lab_ipv6_mac_and_nat_spread_3000_connections_by_weight_and_reports_show_ipv6(
     let cluster = node.ctl(&["cluster", "report", CLUSTER_IP6]).unwrap();
     assert!(cluster.contains(CLUSTER_IP6), "{cluster}");
     let executor = node.ctl(&["executor", "report"]).unwrap();
-    assert!(executor.contains(CLUSTER_IP6), "{executor}");
+    assert!(
+        executor.contains("Nonforwarding address ....... 2001:db8::2"),
+        "{executor}"
+    );
+    // The node's kernel is kept out of the IPv6 traffic it forwards, as out of IPv4's.
+    let rules = lab.lbs[0].run(["nft", "list", "ruleset"]).unwrap();
+    assert!(
+        rules.contains("ip6 daddr { 2001:db8::100, 2001:db8::200 } drop"),
+        "ingress filter: {rules}"
+    );
     let status = node.ctl_json(&["executor", "status"]).unwrap();
     assert!(
         status.to_string().contains("2001:db8::2"),
@@ -149,7 +158,9 @@ fn lab_ipv4_and_ipv6_clusters_on_one_node() {
         let r = lab.client.http_load(target, 400, 8, TIMEOUT).unwrap();
         assert!(r.all_ok(), "{what} {target}: {r}");
     }
-    let report = node.ctl(&["cluster", "report"]).unwrap();
+    let report = node
+        .ctl(&["cluster", "report", &format!("192.0.2.100+{CLUSTER_IP6}")])
+        .unwrap();
     assert!(
         report.contains("192.0.2.100") && report.contains(CLUSTER_IP6),
         "{report}"
