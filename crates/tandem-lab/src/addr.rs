@@ -1,6 +1,6 @@
 //! Address rules of the lab and deterministic MAC addresses.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use anyhow::{Context, Result, bail};
 
@@ -42,26 +42,42 @@ pub fn check_target(target: SocketAddr) -> Result<()> {
     check_lab_ip(target.ip()).with_context(|| format!("refusing to send traffic to {target}"))
 }
 
-/// Parses `"192.0.2.10/24"` (or a bare address, taken as `/32`) and checks it is a
-/// documentation address.
-pub(crate) fn parse_cidr(text: &str) -> Result<(Ipv4Addr, u8)> {
+/// Parses `"192.0.2.10/24"` or `"2001:db8::10/64"` (or a bare address, taken as `/32` or
+/// `/128`) and checks it is a documentation address.
+pub(crate) fn parse_cidr(text: &str) -> Result<(IpAddr, u8)> {
     let (ip, len) = match text.split_once('/') {
         Some((ip, len)) => (
             ip,
-            len.parse::<u8>()
-                .with_context(|| format!("prefix length in {text:?}"))?,
+            Some(
+                len.parse::<u8>()
+                    .with_context(|| format!("prefix length in {text:?}"))?,
+            ),
         ),
-        None => (text, 32),
+        None => (text, None),
     };
-    let ip: Ipv4Addr = ip
+    let ip: IpAddr = ip
         .trim()
         .parse()
-        .with_context(|| format!("IPv4 address in {text:?}"))?;
-    if len > 32 {
-        bail!("prefix length {len} in {text:?} is over 32");
+        .with_context(|| format!("IP address in {text:?}"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(max);
+    if len > max {
+        bail!("prefix length {len} in {text:?} is over {max}");
     }
-    check_lab_ip(IpAddr::V4(ip))?;
+    check_lab_ip(ip)?;
     Ok((ip, len))
+}
+
+/// The lab's IPv6 address plan, beside the IPv4 one of [`crate::cluster`]: every host of a
+/// dual-stack lab gets `2001:db8::<n>/64` where its IPv4 address is `192.0.2.<n>/24` (the
+/// last octet written as hexadecimal digits of the same value: `192.0.2.10` →
+/// `2001:db8::10`, so the two plans read alike), the cluster `2001:db8::100`, the NAT
+/// return address `2001:db8::200`.
+pub fn v6_twin(v4: Ipv4Addr) -> Ipv6Addr {
+    let last = v4.octets()[3];
+    // "10" read as hexadecimal digits: 192.0.2.10 -> 2001:db8::10 (0x10).
+    let digits = u16::from_str_radix(&last.to_string(), 16).unwrap_or(u16::from(last));
+    Ipv6Addr::new(0x2001, 0x0db8, 0, 0, 0, 0, 0, digits)
 }
 
 /// The MAC address a host of this name gets: locally administered, unicast (first octet
@@ -117,9 +133,29 @@ mod tests {
             parse_cidr("192.0.2.100").unwrap(),
             ("192.0.2.100".parse().unwrap(), 32)
         );
+        assert_eq!(
+            parse_cidr("2001:db8::10/64").unwrap(),
+            ("2001:db8::10".parse().unwrap(), 64)
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::100").unwrap(),
+            ("2001:db8::100".parse().unwrap(), 128)
+        );
+        assert!(parse_cidr("2001:db8::1/129").is_err());
+        assert!(parse_cidr("fd00::1/64").is_err());
         assert!(parse_cidr("192.0.2.10/33").is_err());
         assert!(parse_cidr("10.1.2.3/8").is_err());
         assert!(parse_cidr("nonsense").is_err());
+    }
+
+    #[test]
+    fn v6_twins_read_like_their_v4_addresses() {
+        let twin = |s: &str| v6_twin(s.parse().unwrap()).to_string();
+        assert_eq!(twin("192.0.2.10"), "2001:db8::10");
+        assert_eq!(twin("192.0.2.2"), "2001:db8::2");
+        assert_eq!(twin("192.0.2.100"), "2001:db8::100");
+        assert_eq!(twin("192.0.2.200"), "2001:db8::200");
+        assert_eq!(twin("192.0.2.255"), "2001:db8::255");
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //!  s1..sN 192.0.2.11+ ┘  (tandem-lab serve: HTTP 80, UDP 9999, echo 7; cluster on loopback)
 //! ```
 //!
+//! [`ClusterLab::dual_stack`] gives every host its IPv6 twin as well ([`crate::v6_twin`]):
+//! client `2001:db8::10`, nodes `2001:db8::2`, `::3`, servers `2001:db8::11`+, cluster
+//! `2001:db8::100` (on the servers' loopback too), NAT return address `2001:db8::200`, all in
+//! `2001:db8::/64` on the same bridge.
+//!
 //! Used by the demo, the benchmarks and the integration tests, so that they all exercise the
 //! same real hosts and the real daemon binary.
 
@@ -23,6 +28,25 @@ pub const RETURN_IP: &str = "192.0.2.200";
 pub const HTTP_PORT: u16 = 80;
 pub const UDP_PORT: u16 = 9999;
 pub const ECHO_PORT: u16 = 7;
+pub const CLIENT_IP6: &str = "2001:db8::10";
+pub const CLUSTER_IP6: &str = "2001:db8::100";
+pub const RETURN_IP6: &str = "2001:db8::200";
+
+/// IPv6 address of load balancer node `n` (1-based): the twin of [`lb_ip`].
+pub fn lb_ip6(n: usize) -> String {
+    twin(&lb_ip(n))
+}
+
+/// IPv6 address of server `n` (1-based): the twin of [`server_ip`].
+pub fn server_ip6(n: usize) -> String {
+    twin(&server_ip(n))
+}
+
+fn twin(v4: &str) -> String {
+    v4.parse()
+        .map(|ip| crate::v6_twin(ip).to_string())
+        .unwrap_or_else(|_| panic!("{v4} is not an IPv4 address"))
+}
 
 /// Address of load balancer node `n` (1-based).
 pub fn lb_ip(n: usize) -> String {
@@ -158,20 +182,46 @@ pub struct ClusterLab {
 }
 
 impl ClusterLab {
+    /// The IPv4 lab (IPv6 off in every host).
     pub fn new(tag: &str, nodes: usize, servers: usize) -> Result<ClusterLab> {
+        Self::build(tag, nodes, servers, false)
+    }
+
+    /// The same lab with IPv6 beside IPv4 in every host (see the module docs for the plan):
+    /// the servers also hold [`CLUSTER_IP6`] on loopback and serve on IPv6.
+    pub fn dual_stack(tag: &str, nodes: usize, servers: usize) -> Result<ClusterLab> {
+        Self::build(tag, nodes, servers, true)
+    }
+
+    fn build(tag: &str, nodes: usize, servers: usize, ipv6: bool) -> Result<ClusterLab> {
         let lab = Lab::new(tag)?;
-        let client = lab.add_host("client", &[&format!("{CLIENT_IP}/24")])?;
+        let addrs = |v4: &str| {
+            let mut a = vec![format!("{v4}/24")];
+            if ipv6 {
+                a.push(format!("{}/64", twin(v4)));
+            }
+            a
+        };
+        let add = |name: &str, v4: &str| {
+            let a = addrs(v4);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            lab.add_host(name, &a)
+        };
+        let client = add("client", CLIENT_IP)?;
         let mut lbs = Vec::new();
         for n in 1..=nodes {
-            lbs.push(lab.add_host(&format!("lb{n}"), &[&format!("{}/24", lb_ip(n))])?);
+            lbs.push(add(&format!("lb{n}"), &lb_ip(n))?);
         }
         let bin = find_binary("tandem-lab")?;
         let mut hosts = Vec::new();
         let mut procs = Vec::new();
         for n in 1..=servers {
             let name = format!("s{n}");
-            let h = lab.add_host(&name, &[&format!("{}/24", server_ip(n))])?;
+            let h = add(&name, &server_ip(n))?;
             h.add_loopback_address(CLUSTER_IP)?;
+            if ipv6 {
+                h.add_loopback_address(CLUSTER_IP6)?;
+            }
             let p = h.spawn([
                 bin.display().to_string(),
                 "serve".into(),
@@ -206,9 +256,21 @@ impl ClusterLab {
             .expect("static address")
     }
 
+    /// `[CLUSTER6]:port`.
+    pub fn cluster6(port: u16) -> SocketAddr {
+        format!("[{CLUSTER_IP6}]:{port}")
+            .parse()
+            .expect("static address")
+    }
+
     /// Waits until an HTTP GET from the client through `port` succeeds.
     pub fn wait_serving(&self, port: u16, timeout: Duration) -> Result<()> {
-        let target = Self::cluster(port);
+        self.wait_serving_at(Self::cluster(port), timeout)
+    }
+
+    /// Waits until an HTTP GET from the client to `target` (e.g. [`ClusterLab::cluster6`])
+    /// succeeds.
+    pub fn wait_serving_at(&self, target: SocketAddr, timeout: Duration) -> Result<()> {
         wait_until(timeout, &format!("HTTP through {target}"), || {
             self.client
                 .http_get(target, Duration::from_millis(500))
@@ -294,14 +356,30 @@ pub fn wait_ha_state(
 /// The HA statements of the seed procedure (steps 4 to 6) for node `n` of a pair, as tandemctl
 /// command words: heartbeat towards the other node, reach target the client, backup role.
 pub fn seed_commands(n: usize, recovery: &str, port: u16) -> Vec<Vec<String>> {
+    seed_commands_with(n, recovery, port, lb_ip, CLIENT_IP)
+}
+
+/// [`seed_commands`] over IPv6 (a [`ClusterLab::dual_stack`] lab): the heartbeat between the
+/// nodes' IPv6 addresses, the client's IPv6 address as the reach target.
+pub fn seed_commands_v6(n: usize, recovery: &str, port: u16) -> Vec<Vec<String>> {
+    seed_commands_with(n, recovery, port, lb_ip6, CLIENT_IP6)
+}
+
+fn seed_commands_with(
+    n: usize,
+    recovery: &str,
+    port: u16,
+    ip: fn(usize) -> String,
+    reach: &str,
+) -> Vec<Vec<String>> {
     let (me, other, role) = if n == 1 {
-        (lb_ip(1), lb_ip(2), "primary")
+        (ip(1), ip(2), "primary")
     } else {
-        (lb_ip(2), lb_ip(1), "backup")
+        (ip(2), ip(1), "backup")
     };
     [
         format!("highavailability heartbeat add {me} {other}"),
-        format!("highavailability reach add {CLIENT_IP}"),
+        format!("highavailability reach add {reach}"),
         format!("highavailability backup add {role} {recovery} {port}"),
     ]
     .iter()
@@ -311,11 +389,38 @@ pub fn seed_commands(n: usize, recovery: &str, port: u16) -> Vec<Vec<String>> {
 
 /// Runs the seed procedure's HA statements on node `n` through tandemctl.
 pub fn join_pair(node: &TandemNode, n: usize, recovery: &str, port: u16) -> Result<()> {
-    for cmd in seed_commands(n, recovery, port) {
+    run_commands(node, seed_commands(n, recovery, port))
+}
+
+/// [`join_pair`] over IPv6 ([`seed_commands_v6`]).
+pub fn join_pair_v6(node: &TandemNode, n: usize, recovery: &str, port: u16) -> Result<()> {
+    run_commands(node, seed_commands_v6(n, recovery, port))
+}
+
+fn run_commands(node: &TandemNode, commands: Vec<Vec<String>>) -> Result<()> {
+    for cmd in commands {
         let words: Vec<&str> = cmd.iter().map(String::as_str).collect();
         node.ctl(&words)?;
     }
     Ok(())
+}
+
+/// The connection records a node's table holds (`executor status`); 0 when it does not
+/// answer.
+pub fn connection_records(node: &TandemNode) -> u64 {
+    node.ctl_json(&["executor", "status"])
+        .map(|s| s["connection_records"].as_u64().unwrap_or(0))
+        .unwrap_or(0)
+}
+
+/// Waits until `node` holds at least `n` connection records (e.g. a standby's replicated
+/// copies).
+pub fn wait_connection_records(node: &TandemNode, n: u64, timeout: Duration) -> Result<()> {
+    crate::wait_until(
+        timeout,
+        &format!("{} to hold {n} connection records", node.host.name),
+        || connection_records(node) >= n,
+    )
 }
 
 /// Waits until an HTTP GET from the client through `port` succeeds; returns how long it took.

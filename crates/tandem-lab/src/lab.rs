@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -168,6 +168,40 @@ pub(crate) fn cleanup_registered() -> usize {
         }
     }
     cleaned
+}
+
+/// A host without IPv6 (the IPv4 labs): no link-local address, no router solicitations or
+/// MLD reports on the wire.
+const IPV6_OFF: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.disable_ipv6", "1"),
+    ("net.ipv6.conf.default.disable_ipv6", "1"),
+];
+
+/// A host with IPv6: addresses usable at once (no duplicate address detection: the lab's
+/// addresses are unique by construction), no router advertisements or autoconfiguration
+/// (the lab has no router; addresses are the ones given).
+const IPV6_ON: &[(&str, &str)] = &[
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
+    ("net.ipv6.conf.all.dad_transmits", "0"),
+    ("net.ipv6.conf.default.dad_transmits", "0"),
+    ("net.ipv6.conf.all.accept_ra", "0"),
+    ("net.ipv6.conf.default.accept_ra", "0"),
+    ("net.ipv6.conf.all.autoconf", "0"),
+    ("net.ipv6.conf.default.autoconf", "0"),
+    ("net.ipv6.conf.all.forwarding", "0"),
+    ("net.ipv6.conf.all.disable_ipv6", "0"),
+    ("net.ipv6.conf.default.disable_ipv6", "0"),
+];
+
+/// `ip addr add IP/LEN dev DEV` in `ns`; IPv6 addresses `nodad` (usable at once).
+fn add_addr(ns: &str, ip: IpAddr, len: u8, dev: &str) -> Result<()> {
+    let cidr = format!("{ip}/{len}");
+    let mut args = vec!["-n", ns, "addr", "add", &cidr, "dev", dev];
+    if ip.is_ipv6() {
+        args.push("nodad");
+    }
+    netns::run("ip", &args).map(drop)
 }
 
 /// A set of network namespaces wired to one bridge. See the crate docs.
@@ -359,13 +393,16 @@ impl Lab {
     ///
     /// `name`: 1 to 15 characters `[a-z0-9-]` starting with a letter; not `sw`, `lo`, `br0`.
     ///
-    /// Host settings: IPv6 disabled, `ip_forward=0`, `rp_filter=0`, `send_redirects=0`, and
+    /// Host settings: IPv6 disabled unless an address is IPv6 (then IPv6 is on without
+    /// duplicate address detection, router advertisements or autoconfiguration: see
+    /// [`Host::enable_ipv6`]), `ip_forward=0`, `rp_filter=0`, `send_redirects=0`, and
     /// `ethtool -K eth0 tso off gso off gro off` (TX checksum offload stays on, so packets
     /// leave with partial checksums, as from a real NIC's driver).
     pub fn add_host(&self, name: &str, addrs: &[&str]) -> Result<Host> {
         validate_host_name(name)?;
-        let parsed: Vec<(Ipv4Addr, u8)> =
+        let parsed: Vec<(IpAddr, u8)> =
             addrs.iter().map(|a| parse_cidr(a)).collect::<Result<_>>()?;
+        let ipv6 = parsed.iter().any(|(ip, _)| ip.is_ipv6());
         let mac = mac_for(name);
         {
             let state = self.shared.state();
@@ -382,11 +419,11 @@ impl Lab {
         let sw = self.switch.ns.as_str();
         self.shared.create_ns(&ns)?;
         let setup = || -> Result<()> {
+            // Set before eth0 exists, so that its own settings start from these defaults.
+            netns::sysctls(&ns, if ipv6 { IPV6_ON } else { IPV6_OFF })?;
             netns::sysctls(
                 &ns,
                 &[
-                    ("net.ipv6.conf.all.disable_ipv6", "1"),
-                    ("net.ipv6.conf.default.disable_ipv6", "1"),
                     ("net.ipv4.ip_forward", "0"),
                     ("net.ipv4.conf.all.rp_filter", "0"),
                     ("net.ipv4.conf.default.rp_filter", "0"),
@@ -441,18 +478,7 @@ impl Lab {
             netns::run("ip", &["-n", &ns, "link", "set", "dev", "lo", "up"])?;
             netns::run("ip", &["-n", &ns, "link", "set", "dev", "eth0", "up"])?;
             for (ip, len) in &parsed {
-                netns::run(
-                    "ip",
-                    &[
-                        "-n",
-                        &ns,
-                        "addr",
-                        "add",
-                        &format!("{ip}/{len}"),
-                        "dev",
-                        "eth0",
-                    ],
-                )?;
+                add_addr(&ns, *ip, *len, "eth0")?;
             }
             Ok(())
         };
@@ -563,7 +589,7 @@ pub struct Host {
     pub ns: String,
     /// MAC of `eth0`, `02:xx:xx:xx:xx:xx` ([`crate::mac_for`]).
     pub mac: String,
-    addrs: Vec<(Ipv4Addr, u8)>,
+    addrs: Vec<(IpAddr, u8)>,
     port: Option<String>,
     switch_ns: String,
     lab: Arc<Shared>,
@@ -581,15 +607,44 @@ impl std::fmt::Debug for Host {
 }
 
 impl Host {
-    /// The first address given to [`Lab::add_host`]. Panics if the host has none.
+    /// The first IPv4 address given to [`Lab::add_host`]. Panics if the host has none.
     pub fn ip(&self) -> Ipv4Addr {
-        match self.addrs.first() {
-            Some((ip, _)) => *ip,
-            None => panic!("host {} has no address", self.name),
-        }
+        self.addrs
+            .iter()
+            .find_map(|(ip, _)| match ip {
+                IpAddr::V4(v4) => Some(*v4),
+                IpAddr::V6(_) => None,
+            })
+            .unwrap_or_else(|| panic!("host {} has no IPv4 address", self.name))
     }
 
-    /// Addresses given to [`Lab::add_host`] as `"a.b.c.d/len"`.
+    /// The first IPv6 address given to [`Lab::add_host`]. Panics if the host has none.
+    pub fn ip6(&self) -> Ipv6Addr {
+        self.addrs
+            .iter()
+            .find_map(|(ip, _)| match ip {
+                IpAddr::V6(v6) => Some(*v6),
+                IpAddr::V4(_) => None,
+            })
+            .unwrap_or_else(|| panic!("host {} has no IPv6 address", self.name))
+    }
+
+    /// Turns IPv6 on in this host (what [`Lab::add_host`] does for a host given an IPv6
+    /// address): no duplicate address detection, router advertisements or
+    /// autoconfiguration. Idempotent.
+    pub fn enable_ipv6(&self) -> Result<()> {
+        self.sysctls(IPV6_ON)?;
+        self.sysctls(&[
+            ("net.ipv6.conf.eth0.accept_dad", "0"),
+            ("net.ipv6.conf.eth0.dad_transmits", "0"),
+            ("net.ipv6.conf.eth0.accept_ra", "0"),
+            ("net.ipv6.conf.eth0.autoconf", "0"),
+            ("net.ipv6.conf.eth0.disable_ipv6", "0"),
+            ("net.ipv6.conf.lo.disable_ipv6", "0"),
+        ])
+    }
+
+    /// Addresses given to [`Lab::add_host`] as `"a.b.c.d/len"` (`"2001:db8::a/64"`).
     pub fn addrs(&self) -> Vec<String> {
         self.addrs
             .iter()
@@ -733,22 +788,14 @@ impl Host {
         .map(drop)
     }
 
-    /// Adds an address (`"192.0.2.11/24"`, documentation ranges only) to `eth0`.
+    /// Adds an address (`"192.0.2.11/24"`, `"2001:db8::11/64"`, documentation ranges only)
+    /// to `eth0`; an IPv6 one turns IPv6 on ([`Host::enable_ipv6`]) and skips DAD.
     pub fn add_address(&self, cidr: &str) -> Result<()> {
         let (ip, len) = parse_cidr(cidr)?;
-        netns::run(
-            "ip",
-            &[
-                "-n",
-                &self.ns,
-                "addr",
-                "add",
-                &format!("{ip}/{len}"),
-                "dev",
-                "eth0",
-            ],
-        )
-        .map(drop)
+        if ip.is_ipv6() {
+            self.enable_ipv6()?;
+        }
+        add_addr(&self.ns, ip, len, "eth0")
     }
 
     /// Removes an address from `eth0`.
@@ -772,27 +819,23 @@ impl Host {
     /// Server setup for MAC forwarding: puts `ip` (e.g. the cluster address `192.0.2.100`,
     /// a `/32` unless given otherwise) on `lo`, and sets `arp_ignore=1` and `arp_announce=2`
     /// (for `all` and `eth0`) so the host never answers or advertises it on the wire.
+    ///
+    /// An IPv6 address (`2001:db8::100`, a `/128`) goes on `lo` the same way; the kernel
+    /// answers neighbour solicitations only for addresses of the interface they arrive on,
+    /// so an address of `lo` is never advertised on `eth0` and needs no sysctl.
     pub fn add_loopback_address(&self, ip: &str) -> Result<()> {
         let (ip, len) = parse_cidr(ip)?;
+        if ip.is_ipv6() {
+            self.enable_ipv6()?;
+            return add_addr(&self.ns, ip, len, "lo");
+        }
         self.sysctls(&[
             ("net.ipv4.conf.all.arp_ignore", "1"),
             ("net.ipv4.conf.all.arp_announce", "2"),
             ("net.ipv4.conf.eth0.arp_ignore", "1"),
             ("net.ipv4.conf.eth0.arp_announce", "2"),
         ])?;
-        netns::run(
-            "ip",
-            &[
-                "-n",
-                &self.ns,
-                "addr",
-                "add",
-                &format!("{ip}/{len}"),
-                "dev",
-                "lo",
-            ],
-        )
-        .map(drop)
+        add_addr(&self.ns, ip, len, "lo")
     }
 
     /// Sets one sysctl inside the namespace (`key` dotted, e.g. `net.ipv4.ip_forward`).
@@ -818,10 +861,10 @@ impl Host {
         })?
     }
 
-    /// `ping -c count` to a documentation address; true if any reply came back.
+    /// `ping -c count` to a documentation address (IPv4 or IPv6); true if any reply came back.
     pub fn ping(&self, ip: &str, count: u32) -> Result<bool> {
-        let target: Ipv4Addr = ip.parse().with_context(|| format!("bad address {ip:?}"))?;
-        crate::check_lab_ip(target.into())?;
+        let target: IpAddr = ip.parse().with_context(|| format!("bad address {ip:?}"))?;
+        crate::check_lab_ip(target)?;
         let out = self.exec([
             "ping",
             "-n",

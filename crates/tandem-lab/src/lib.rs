@@ -17,8 +17,14 @@
 //! never collide and leftovers of a crashed run can be recognised ([`cleanup_leftovers`]).
 //!
 //! Hosts may only use documentation addresses (192.0.2.0/24, 198.51.100.0/24,
-//! 203.0.113.0/24); the lab refuses anything else, and the traffic clients refuse to send to
-//! anything but those ranges and loopback ([`check_lab_ip`]).
+//! 203.0.113.0/24, 2001:db8::/32); the lab refuses anything else, and the traffic clients
+//! refuse to send to anything but those ranges and loopback ([`check_lab_ip`]).
+//!
+//! IPv6 is off in a host unless it is given an IPv6 address (`"2001:db8::10/64"`, in
+//! [`Lab::add_host`] or [`Host::add_address`]); then it is on without duplicate address
+//! detection (addresses are usable at once), router advertisements or autoconfiguration.
+//! [`cluster::ClusterLab::dual_stack`] gives every host of the standard lab its IPv6 twin
+//! ([`v6_twin`]: `192.0.2.10` → `2001:db8::10`), and the servers answer on both families.
 //!
 //! # Cleanup
 //!
@@ -81,7 +87,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-pub use addr::{check_lab_ip, check_target, mac_for};
+pub use addr::{check_lab_ip, check_target, mac_for, v6_twin};
 pub use lab::{Host, LAB_PREFIX, Lab, cleanup_leftovers, remove_leftovers, remove_stale_log_dirs};
 pub use process::LabProcess;
 pub use signals::{install_signal_cleanup, interrupted};

@@ -1,6 +1,7 @@
-//! The I/O shell around `tandem_core::ha::Node`: heartbeat UDP sockets, the ICMP reach
-//! prober, the script runner. It decides nothing: datagrams go into the node, transmits come
-//! out of it, and the node's events are carried out by `node.rs`.
+//! The I/O shell around `tandem_core::ha::Node`: heartbeat UDP sockets (IPv4 or IPv6), the
+//! ICMP/ICMPv6 reach prober (`reach.rs`), the script runner. It decides nothing: datagrams go
+//! into the node, transmits come out of it, and the node's events are carried out by
+//! `node.rs`.
 //!
 //! All state lives in the node's lock (see `node.rs`): the HA thread takes it for each batch
 //! of events, so a transition (forwarding on or off, ARP ownership, gratuitous ARPs) happens in
@@ -9,15 +10,16 @@
 //! a flood of junk on the heartbeat port or of ICMP can delay nothing the node has to send.
 
 use anyhow::{Context, Result};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Read;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 use tandem_core::config::Config;
 use tandem_core::forward::Engine;
 use tandem_core::ha::{HaSettings, Node, ProductVersion, datagram};
 
+pub use crate::reach::Prober;
 pub use crate::scripts::{ScriptJob, ScriptRunner};
 
 /// Datagrams read from one socket per wake-up of the HA thread: enough for a full
@@ -125,163 +127,6 @@ fn set_buffers(s: &UdpSocket) {
     }
 }
 
-/// Pings reach targets (ICMP echo over a raw socket) and reports who answered.
-///
-/// Each probe carries an unpredictable 16-byte token (fresh per round and target) that the
-/// reply must echo, with the random identifier and the round's seq: a spoofed echo reply
-/// from a target's address cannot raise this node's reach count.
-pub struct Prober {
-    fd: OwnedFd,
-    ident: u16,
-    seq: u16,
-    /// Target → (token of the last probe, answered since).
-    outstanding: HashMap<Ipv4Addr, ([u8; 16], bool)>,
-    pub last_round: Option<Instant>,
-    /// Echo replies that matched no probe (spoofed, late, or for another prober).
-    pub unmatched: u64,
-}
-
-impl Prober {
-    pub fn open() -> Result<Prober> {
-        // SAFETY: plain socket(2) call.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_INET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                libc::IPPROTO_ICMP,
-            )
-        };
-        if raw < 0 {
-            return Err(std::io::Error::last_os_error())
-                .context("opening the ICMP socket for reach targets");
-        }
-        // SAFETY: raw is a fresh descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        Ok(Prober {
-            fd,
-            ident: random_u64() as u16,
-            seq: random_u64() as u16,
-            outstanding: HashMap::new(),
-            last_round: None,
-            unmatched: 0,
-        })
-    }
-
-    pub fn raw_fd(&self) -> i32 {
-        self.fd.as_raw_fd()
-    }
-
-    /// One probe round: reports the previous round's unanswered targets as unreachable, and
-    /// sends a new echo request to each target.
-    pub fn round(&mut self, targets: &[IpAddr], node: &mut dyn FnMut(IpAddr, bool), now: Instant) {
-        let _ = now;
-        for (ip, (_, answered)) in self.outstanding.drain() {
-            if !answered {
-                node(IpAddr::V4(ip), false);
-            }
-        }
-        self.seq = self.seq.wrapping_add(1);
-        for t in targets {
-            let IpAddr::V4(ip) = t else { continue };
-            let mut token = [0u8; 16];
-            token[..8].copy_from_slice(&random_u64().to_ne_bytes());
-            token[8..].copy_from_slice(&random_u64().to_ne_bytes());
-            let mut pkt = [0u8; 24];
-            pkt[0] = 8; // echo request
-            pkt[4..6].copy_from_slice(&self.ident.to_be_bytes());
-            pkt[6..8].copy_from_slice(&self.seq.to_be_bytes());
-            pkt[8..24].copy_from_slice(&token);
-            let sum = tandem_wire::checksum::ones_complement_sum(&pkt);
-            pkt[2..4].copy_from_slice(&(!sum).to_be_bytes());
-            let addr = libc::sockaddr_in {
-                sin_family: libc::AF_INET as u16,
-                sin_port: 0,
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from(*ip).to_be(),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: pkt and addr are valid for the call.
-            unsafe {
-                libc::sendto(
-                    self.fd.as_raw_fd(),
-                    pkt.as_ptr() as *const libc::c_void,
-                    pkt.len(),
-                    0,
-                    &addr as *const libc::sockaddr_in as *const libc::sockaddr,
-                    std::mem::size_of::<libc::sockaddr_in>() as u32,
-                );
-            }
-            self.outstanding.insert(*ip, (token, false));
-        }
-        self.last_round = Some(now);
-    }
-
-    /// Reads at most [`READ_BUDGET`] packets; each first matching answer of the round reports
-    /// the target reachable.
-    pub fn receive(&mut self, node: &mut dyn FnMut(IpAddr, bool)) {
-        let mut buf = [0u8; 1500];
-        for _ in 0..READ_BUDGET {
-            // SAFETY: buf is valid for writes of its length.
-            let n = unsafe {
-                libc::recv(
-                    self.fd.as_raw_fd(),
-                    buf.as_mut_ptr() as *mut libc::c_void,
-                    buf.len(),
-                    0,
-                )
-            };
-            if n <= 0 {
-                return;
-            }
-            let Some(reply) = EchoReply::parse(&buf[..n as usize]) else {
-                continue;
-            };
-            match self.outstanding.get_mut(&reply.source) {
-                Some((token, answered))
-                    if reply.ident == self.ident
-                        && reply.seq == self.seq
-                        && reply.payload == token.as_slice() =>
-                {
-                    if !*answered {
-                        *answered = true;
-                        node(IpAddr::V4(reply.source), true);
-                    }
-                }
-                _ => self.unmatched += 1,
-            }
-        }
-    }
-}
-
-/// An ICMP echo reply as a raw IPv4 socket delivers it (IP header first).
-#[derive(Debug, PartialEq, Eq)]
-struct EchoReply<'a> {
-    source: Ipv4Addr,
-    ident: u16,
-    seq: u16,
-    payload: &'a [u8],
-}
-
-impl<'a> EchoReply<'a> {
-    fn parse(pkt: &'a [u8]) -> Option<EchoReply<'a>> {
-        let ip = tandem_wire::ipv4::Ipv4Header::new_checked(pkt).ok()?;
-        if ip.header_len() < 20 {
-            return None;
-        }
-        let icmp = pkt.get(ip.header_len()..)?;
-        if icmp.len() < 8 || icmp[0] != 0 {
-            return None; // not an echo reply
-        }
-        Some(EchoReply {
-            source: ip.src_addr(),
-            ident: u16::from_be_bytes([icmp[4], icmp[5]]),
-            seq: u16::from_be_bytes([icmp[6], icmp[7]]),
-            payload: &icmp[8..],
-        })
-    }
-}
-
 /// The HA part of a node: the sans-IO node and its sockets.
 pub struct HaShell {
     /// HA instance 0: the pair, or the first cluster group of mutual HA (the configuration
@@ -307,6 +152,8 @@ pub struct HaShell {
     pub filter_warning: Option<String>,
     /// The log has said that the pair is not authenticated (said again when it changes back).
     pub warned_unauthenticated: bool,
+    /// The last error opening a reach socket (logged once).
+    pub reach_warning: Option<String>,
 }
 
 impl HaShell {
@@ -329,6 +176,7 @@ impl HaShell {
             send_errors: 0,
             filter_warning: None,
             warned_unauthenticated: false,
+            reach_warning: None,
         }
     }
 
@@ -399,7 +247,7 @@ impl HaShell {
             .flat_map(|s| s.by_source.values().map(|s| s.as_raw_fd()))
             .collect();
         if let Some(p) = &self.prober {
-            v.push(p.raw_fd());
+            v.extend(p.raw_fds());
         }
         v
     }
@@ -411,13 +259,20 @@ impl HaShell {
             self.prober = None;
             return;
         }
-        if self.prober.is_none() {
-            match Prober::open() {
-                Ok(p) => self.prober = Some(p),
-                Err(e) => {
-                    tracing::warn!(error = %e, "reach targets cannot be probed");
-                    return;
-                }
+        let opened = match self.prober.as_mut() {
+            Some(p) => p.sockets_for(&targets),
+            None => Prober::open(&targets).map(|p| self.prober = Some(p)),
+        };
+        if let Err(e) = opened {
+            // Said once per failure kind; the targets of a family without a socket are
+            // probed as lost (reported unreachable), never left out.
+            let text = format!("{e:#}");
+            if self.reach_warning.as_deref() != Some(text.as_str()) {
+                tracing::warn!(error = %text, "reach targets cannot be probed");
+                self.reach_warning = Some(text);
+            }
+            if self.prober.is_none() {
+                return;
             }
         }
         let interval = self.reach_interval;
@@ -562,54 +417,6 @@ pub fn replication_status(ha: &HaShell, engine: &Engine, now: Instant) -> serde_
         "affinity_records": engine.affinity.len(),
         "send_errors": ha.send_errors,
         "reach_replies_unmatched": ha.prober.as_ref().map_or(0, |p| p.unmatched),
+        "reach_probes_unsent": ha.prober.as_ref().map_or(0, |p| p.send_errors),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn reply(src: [u8; 4], ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
-        let mut icmp = vec![0u8, 0, 0, 0];
-        icmp.extend_from_slice(&ident.to_be_bytes());
-        icmp.extend_from_slice(&seq.to_be_bytes());
-        icmp.extend_from_slice(payload);
-        let total = 20 + icmp.len();
-        let mut ip = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0,
-            0,
-            64,
-            1,
-            0,
-            0,
-        ];
-        ip.extend_from_slice(&src);
-        ip.extend_from_slice(&[192, 0, 2, 2]);
-        let sum = tandem_wire::checksum::ones_complement_sum(&ip);
-        ip[10..12].copy_from_slice(&(!sum).to_be_bytes());
-        ip.extend_from_slice(&icmp);
-        ip
-    }
-
-    #[test]
-    fn echo_replies_parse_and_garbage_does_not() {
-        let pkt = reply([192, 0, 2, 10], 7, 9, b"token");
-        let r = EchoReply::parse(&pkt).unwrap();
-        assert_eq!(
-            (r.source, r.ident, r.seq, r.payload),
-            (Ipv4Addr::new(192, 0, 2, 10), 7, 9, &b"token"[..])
-        );
-        for n in 0..pkt.len() {
-            let _ = EchoReply::parse(&pkt[..n]);
-        }
-        let mut bad_ihl = pkt.clone();
-        bad_ihl[0] = 0x40; // IHL 0: the old prober indexed with it
-        assert!(EchoReply::parse(&bad_ihl).is_none());
-    }
 }

@@ -21,6 +21,7 @@ mod limits;
 mod mutual;
 mod netdev;
 mod node;
+mod reach;
 
 mod report;
 mod scripts;

@@ -1,7 +1,7 @@
 //! Facts about the node's network interfaces, and the few settings the data plane needs.
 
 use anyhow::{Context, Result, bail};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The forwarding interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +13,9 @@ pub struct Interface {
     pub mtu: usize,
 }
 
-/// Finds the interface that holds `addr` (the nfa).
+/// Finds the interface that holds `addr` (the nfa, IPv4 or IPv6).
 pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
-    let IpAddr::V4(want) = addr else {
-        bail!("IPv6 nfa {addr} is not supported yet")
-    };
+    let want = addr.to_canonical();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills ifap with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
@@ -28,22 +26,16 @@ pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
     while !cur.is_null() {
         // SAFETY: cur is a node of the list getifaddrs returned.
         let ifa = unsafe { &*cur };
-        if !ifa.ifa_addr.is_null() {
-            // SAFETY: ifa_addr is non-null and points to a sockaddr of its family.
-            let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
-            if family == libc::AF_INET {
-                // SAFETY: AF_INET addresses are sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if ip == want {
-                    // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
-                        .to_string_lossy()
-                        .into_owned();
-                    found = Some(name);
-                    break;
-                }
-            }
+        // SAFETY: ifa_addr, when non-null, points to a sockaddr of its family.
+        if let Some(ip) = unsafe { sockaddr_ip(ifa.ifa_addr) }
+            && ip == want
+        {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                .to_string_lossy()
+                .into_owned();
+            found = Some(name);
+            break;
         }
         cur = ifa.ifa_next;
     }
@@ -51,6 +43,32 @@ pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
     unsafe { libc::freeifaddrs(ifap) };
     let name = found.with_context(|| format!("no interface of this node holds the nfa {addr}"))?;
     interface_by_name(&name)
+}
+
+/// The address of an AF_INET or AF_INET6 sockaddr; `None` for other families or null.
+///
+/// # Safety
+/// `sa` is null or points to a sockaddr whose storage matches its family.
+unsafe fn sockaddr_ip(sa: *const libc::sockaddr) -> Option<IpAddr> {
+    if sa.is_null() {
+        return None;
+    }
+    // SAFETY: the caller's contract.
+    match unsafe { (*sa).sa_family } as i32 {
+        libc::AF_INET => {
+            // SAFETY: AF_INET addresses are sockaddr_in.
+            let sin = unsafe { &*(sa as *const libc::sockaddr_in) };
+            Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                sin.sin_addr.s_addr,
+            ))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: AF_INET6 addresses are sockaddr_in6.
+            let sin6 = unsafe { &*(sa as *const libc::sockaddr_in6) };
+            Some(IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+        }
+        _ => None,
+    }
 }
 
 /// Reads an interface's index, MAC and MTU.
@@ -149,22 +167,43 @@ fn ingress_table(iface: &str) -> String {
 }
 
 /// Keeps the node's own IP stack out of the traffic Tandem forwards: a netdev ingress rule on
-/// the forwarding interface drops IPv4 packets for the cluster and return addresses after the
-/// packet sockets have taken their copy (taps run before the ingress hook). Without it the
-/// kernel receives every forwarded frame as well, looks up a route and drops it (about 0.7 µs a
-/// frame in the benchmark), or, with IP forwarding on, routes a duplicate. Best effort: it needs
-/// the `nft` command; an empty address list removes the rule.
-pub fn set_ingress_filter(iface: &str, addrs: &[Ipv4Addr]) -> Result<()> {
+/// the forwarding interface drops IPv4 and IPv6 packets for the cluster and return addresses
+/// after the packet sockets have taken their copy (taps run before the ingress hook). Without
+/// it the kernel receives every forwarded frame as well, looks up a route and drops it (about
+/// 0.7 µs a frame in the benchmark), or, with IP forwarding on, routes a duplicate. Neighbour
+/// solicitations are not matched (their destination is a solicited-node multicast address),
+/// so Tandem still sees and answers them. Best effort: it needs the `nft` command; an empty
+/// address list removes the rule.
+pub fn set_ingress_filter(iface: &str, addrs: &[IpAddr]) -> Result<()> {
+    run_nft(&ingress_script(iface, addrs))
+}
+
+fn ingress_script(iface: &str, addrs: &[IpAddr]) -> String {
     let table = ingress_table(iface);
     let mut script = format!("add table netdev {table}\ndelete table netdev {table}\n");
-    if !addrs.is_empty() {
-        let set: Vec<String> = addrs.iter().map(|a| a.to_string()).collect();
+    let set = |v6: bool| -> Vec<String> {
+        addrs
+            .iter()
+            .filter(|a| a.is_ipv6() == v6)
+            .map(|a| a.to_string())
+            .collect()
+    };
+    let mut rules = String::new();
+    for (family, v6) in [("ip", false), ("ip6", true)] {
+        let set = set(v6);
+        if !set.is_empty() {
+            rules.push_str(&format!(
+                "    {family} daddr {{ {} }} drop\n",
+                set.join(", ")
+            ));
+        }
+    }
+    if !rules.is_empty() {
         script.push_str(&format!(
-            "table netdev {table} {{\n  chain ingress {{\n    type filter hook ingress device \"{iface}\" priority 0; policy accept;\n    ip daddr {{ {} }} drop\n  }}\n}}\n",
-            set.join(", ")
+            "table netdev {table} {{\n  chain ingress {{\n    type filter hook ingress device \"{iface}\" priority 0; policy accept;\n{rules}  }}\n}}\n"
         ));
     }
-    run_nft(&script)
+    script
 }
 
 /// Removes the ingress filter of `iface`, if any.
@@ -258,6 +297,27 @@ mod tests {
             ["udp dport { 53, 20002 } reject"]
         );
         assert!(dropping_rules(ruleset, 200).is_empty());
+    }
+
+    #[test]
+    fn the_ingress_filter_covers_ipv4_and_ipv6_addresses() {
+        let addrs: Vec<IpAddr> = ["192.0.2.100", "2001:db8::100", "2001:db8::200"]
+            .iter()
+            .map(|a| a.parse().unwrap())
+            .collect();
+        let script = ingress_script("eth0", &addrs);
+        assert!(script.contains("ip daddr { 192.0.2.100 } drop"), "{script}");
+        assert!(
+            script.contains("ip6 daddr { 2001:db8::100, 2001:db8::200 } drop"),
+            "{script}"
+        );
+        let v6_only = ingress_script("eth0", &addrs[1..]);
+        assert!(!v6_only.contains("ip daddr"), "{v6_only}");
+        let none = ingress_script("eth0", &[]);
+        assert!(
+            !none.contains("chain"),
+            "an empty list removes the rule: {none}"
+        );
     }
 
     #[test]

@@ -78,7 +78,7 @@ struct State {
     dataplane: Option<Dataplane>,
     ha: HaShell,
     /// Addresses the ingress filter drops for the node's kernel (see `netdev::set_ingress_filter`).
-    filtered: Vec<std::net::Ipv4Addr>,
+    filtered: Vec<IpAddr>,
     /// The HA node asked for a snapshot of the tables; the HA thread takes it off the lock.
     snapshot_wanted: bool,
     /// The weights the health loop computed (advisors, manager, SASP); empty = configured.
@@ -572,14 +572,11 @@ impl Node {
         // The node's kernel never needs traffic for cluster or return addresses, whether this
         // node forwards it or not: filter it at ingress (after the rings took their copy).
         if let Some(dp) = &st.dataplane {
-            let mut addrs: Vec<std::net::Ipv4Addr> = plan
+            let mut addrs: Vec<IpAddr> = plan
                 .clusters
                 .iter()
                 .chain(plan.return_addresses.iter())
-                .filter_map(|a| match a {
-                    IpAddr::V4(v4) => Some(*v4),
-                    IpAddr::V6(_) => None,
-                })
+                .copied()
                 .collect();
             addrs.sort();
             if addrs != st.filtered {

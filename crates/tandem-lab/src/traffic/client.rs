@@ -78,6 +78,14 @@ impl LoadReport {
         self.failed == 0 && self.ok == self.requested
     }
 
+    /// Each answering server's share of the successful requests, in percent.
+    pub fn shares(&self) -> BTreeMap<String, f64> {
+        self.by_server
+            .iter()
+            .map(|(k, v)| (k.clone(), 100.0 * *v as f64 / self.ok.max(1) as f64))
+            .collect()
+    }
+
     /// Successful requests per second.
     pub fn rate(&self) -> f64 {
         let secs = self.elapsed.as_secs_f64();

@@ -13,8 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{LineEvent, LineReader};
 
+#[path = "server6.rs"]
+mod v6;
+
 /// What [`serve`] listens on. All sockets bind `0.0.0.0:<port>`; port 0 picks a free one
-/// (see [`Server::http_addrs`] and friends).
+/// (see [`Server::http_addrs`] and friends). HTTP, echo, silent and UDP ports are bound on
+/// `[::]` too (the same port, IPv6 only) when the host has IPv6.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct ServeConfig {
     /// Reported in every answer (`server=<name>`, `<name> <payload>`). No whitespace.
@@ -150,30 +154,51 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
     for &port in &config.http {
         let l = TcpListener::bind(("0.0.0.0", port))
             .with_context(|| format!("binding HTTP port {port}"))?;
-        server.http.push(l.local_addr()?);
+        let addr = l.local_addr()?;
+        server.http.push(addr);
         http.push(l);
+        http.extend(
+            v6::tcp(addr.port())
+                .with_context(|| format!("binding HTTP port [::]:{}", addr.port()))?,
+        );
     }
     let mut echo = Vec::new();
     for &port in &config.echo {
         let l = TcpListener::bind(("0.0.0.0", port))
             .with_context(|| format!("binding echo port {port}"))?;
-        server.echo.push(l.local_addr()?);
+        let addr = l.local_addr()?;
+        server.echo.push(addr);
         echo.push(l);
+        echo.extend(
+            v6::tcp(addr.port())
+                .with_context(|| format!("binding echo port [::]:{}", addr.port()))?,
+        );
     }
     let mut udp = Vec::new();
+    let mut udp6 = Vec::new();
     for &port in &config.udp {
         let s = UdpSocket::bind(("0.0.0.0", port))
             .with_context(|| format!("binding UDP port {port}"))?;
         enable_pktinfo(&s).context("IP_PKTINFO")?;
-        server.udp.push(s.local_addr()?);
+        let addr = s.local_addr()?;
+        server.udp.push(addr);
         udp.push(s);
+        udp6.extend(
+            v6::udp(addr.port())
+                .with_context(|| format!("binding UDP port [::]:{}", addr.port()))?,
+        );
     }
     let mut silent = Vec::new();
     for &port in &config.silent {
         let l = TcpListener::bind(("0.0.0.0", port))
             .with_context(|| format!("binding silent port {port}"))?;
-        server.silent.push(l.local_addr()?);
+        let addr = l.local_addr()?;
+        server.silent.push(addr);
         silent.push(l);
+        silent.extend(
+            v6::tcp(addr.port())
+                .with_context(|| format!("binding silent port [::]:{}", addr.port()))?,
+        );
     }
     let mut dns = Vec::new();
     for &port in &config.dns {
@@ -214,6 +239,12 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
                 move || udp_loop(s, ctx)
             })?;
         }
+    }
+    for socket in udp6 {
+        server.spawn("udp6", {
+            let ctx = Arc::clone(&ctx);
+            move || v6::udp_loop(socket, ctx)
+        })?;
     }
     Ok(server)
 }

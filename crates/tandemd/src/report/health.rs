@@ -161,9 +161,8 @@ pub fn render(core: &Core, cmd: &Command, now: Instant) -> Result<(String, serde
                 for gwm in &g.gwms {
                     let _ = writeln!(
                         out,
-                        "  GWM {}:{} {} (LB UID {}, {:?}, {} members){}",
-                        gwm.address,
-                        gwm.port,
+                        "  GWM {} {} (LB UID {}, {:?}, {} members){}",
+                        std::net::SocketAddr::new(gwm.address, gwm.port),
                         gwm.state,
                         gwm.lb_uid.as_deref().unwrap_or("-"),
                         gwm.mode,
