@@ -167,8 +167,13 @@ impl Ctx<'_> {
 
     pub(super) fn nft_case(&self, family: Family, lbk: &Host, mut row: Row) -> Row {
         progress(format!(
-            "case nft {}: kernel forwarding in lbk, nftables DNAT numgen inc mod 3 + masquerade",
-            family.label()
+            "case nft {}: kernel forwarding in lbk, nftables DNAT numgen inc mod 3 + {}",
+            family.label(),
+            if family == Family::V4 {
+                "masquerade"
+            } else {
+                "SNAT"
+            }
         ));
         let servers: Vec<String> = (1..=3).map(|i| family.server(i).to_string()).collect();
         let map = servers
@@ -191,10 +196,16 @@ impl Ctx<'_> {
              \t}}\n\
              \tchain postrouting {{\n\
              \t\ttype nat hook postrouting priority srcnat; policy accept;\n\
-             \t\tct status dnat {key} daddr {{ {list} }} masquerade\n\
+             \t\tct status dnat {key} daddr {{ {list} }} {snat}\n\
              \t}}\n\
              }}\n",
             list = servers.join(", "),
+            // IPv6 source selection takes the cluster address (also on lbk's eth0) for
+            // masquerade, and the servers hold that one on lo: name lbk's own address instead.
+            snat = match family {
+                Family::V4 => "masquerade".to_string(),
+                Family::V6 => format!("snat to {}", family.lbk()),
+            },
         );
         let path = self
             .cl
@@ -235,6 +246,9 @@ impl Ctx<'_> {
             }
             Ok(r)
         });
+        if result.is_err() {
+            self.diagnose(&[lbk]);
+        }
         // Hand the cluster address back.
         let _ = ip(lbk, &["addr", "del", &cidr, "dev", "eth0"]);
         let _ = lbk.run(["nft", "delete", "table", table, "tandembench"]);
@@ -379,6 +393,13 @@ impl Ctx<'_> {
             );
             let measured = self
                 .wait_serving(tcp, Duration::from_secs(10))
+                .map_err(|e| {
+                    let (rx, fwd, drops) = probe::executor_counters(&node);
+                    e.context(format!(
+                        "tandemd took the configuration but nothing was answered through {tcp} \
+                         (it received {rx} frames, forwarded {fwd}, dropped {drops})"
+                    ))
+                })
                 .and_then(|()| {
                     self.rounds(tcp, SocketAddr::new(c, udp), Some(&node), Some(lb), &tag)
                 });
@@ -489,6 +510,32 @@ impl Ctx<'_> {
             }
         }
         out
+    }
+
+    /// After a failed case: what the client, `extra` hosts and server 1 know (addresses,
+    /// neighbours, nftables counters), on stderr.
+    fn diagnose(&self, extra: &[&Host]) {
+        let hosts = std::iter::once(&self.cl.client)
+            .chain(extra.iter().copied())
+            .chain(self.cl.servers.iter().take(1));
+        for h in hosts {
+            for cmd in [
+                &["ip", "addr", "show", "dev", "eth0"][..],
+                &["ip", "-6", "neigh"][..],
+                &["ip", "neigh"][..],
+                &["nft", "list", "ruleset"][..],
+            ] {
+                if let Ok(out) = h.exec(cmd.iter().copied()) {
+                    eprintln!(
+                        "----- {}: {} -----\n{}{}",
+                        h.name,
+                        cmd.join(" "),
+                        String::from_utf8_lossy(&out.stdout),
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+            }
+        }
     }
 
     /// Forgets who holds the cluster address (it moves between lb1 and lbk).

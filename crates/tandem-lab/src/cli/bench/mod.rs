@@ -9,7 +9,7 @@
 //!
 //! - `direct`: the client straight to server 1, no balancer: the ceiling of the lab itself;
 //! - `nft`: the kernel, kube-proxy style: lbk holds the cluster address with forwarding on,
-//!   nftables DNAT `numgen inc mod 3` over the servers plus masquerade, so replies come back
+//!   nftables DNAT `numgen inc mod 3` over the servers plus masquerade (IPv6: SNAT to lbk's address), so replies come back
 //!   through it (conntrack translates them back). The same row is the baseline of Tandem's MAC
 //!   and NAT rows (the kernel has no direct-server-return balancer of its own);
 //! - `afpacket`, `afxdp`: tandemd on lb1 with `executor set packetio afpacket` or `afxdp` in
@@ -605,7 +605,12 @@ pub fn run(args: BenchArgs) -> Result<ExitCode> {
             ));
         }
         if args.case("nft") {
-            let row = Row::new(family, "nft", None, "nftables DNAT + masquerade".into());
+            let snat = if family == Family::V4 {
+                "masquerade"
+            } else {
+                "SNAT"
+            };
+            let row = Row::new(family, "nft", None, format!("nftables DNAT + {snat}"));
             rows.extend(v6_refused(row.clone()).map_or_else(
                 || timed("nft", &mut || vec![ctx.nft_case(family, &lbk, row.clone())]),
                 |r| vec![r],

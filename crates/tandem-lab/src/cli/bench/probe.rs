@@ -23,7 +23,7 @@ struct TandemProbe {
 }
 
 /// tandemd's (frames received, frames forwarded, drops).
-fn executor_counters(node: &TandemNode) -> (u64, u64, u64) {
+pub(super) fn executor_counters(node: &TandemNode) -> (u64, u64, u64) {
     match node.ctl_json(&["executor", "report"]) {
         Ok(v) => {
             let d = if v.get("data").is_some() {
