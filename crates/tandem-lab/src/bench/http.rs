@@ -8,11 +8,9 @@
 //! is `server=NAME`, as the lab's own HTTP server says it, so [`crate::bench::conn_rate`] works
 //! against it too.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,7 +18,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 
 use super::ConnRate;
-use crate::traffic::LatencySummary;
 use crate::{Host, check_target};
 
 /// Largest request head the server reads.
@@ -193,77 +190,25 @@ pub fn keepalive_rate(
     timeout: Duration,
 ) -> Result<ConnRate> {
     check_target(target)?;
-    let start = Instant::now();
-    let deadline = start + duration;
-    let merged = Mutex::new((ConnRate::default(), Vec::<Duration>::new()));
-    std::thread::scope(|scope| {
-        for i in 0..connections.max(1) {
-            let merged = &merged;
-            let spawned = std::thread::Builder::new()
-                .name(format!("keepalive-{i}"))
-                .stack_size(256 * 1024)
-                .spawn_scoped(scope, move || {
-                    let mut local = ConnRate::default();
-                    let mut latencies = Vec::with_capacity(1 << 16);
-                    let mut conn: Option<KeepAlive> = None;
-                    while Instant::now() < deadline {
-                        let began = Instant::now();
-                        let res = match conn.as_mut() {
-                            Some(c) => c.get(),
-                            None => KeepAlive::open(target, timeout).and_then(|mut c| {
-                                let r = c.get();
-                                conn = Some(c);
-                                r
-                            }),
-                        };
-                        match res {
-                            Ok(server) => {
-                                latencies.push(began.elapsed());
-                                local.ok += 1;
-                                if let Some(n) = local.by_server.get_mut(&server) {
-                                    *n += 1;
-                                } else {
-                                    local.by_server.insert(server, 1);
-                                }
-                            }
-                            Err(e) => {
-                                conn = None;
-                                local.failed += 1;
-                                let message = format!("{e:#}");
-                                if local.errors.len() < 20 || local.errors.contains_key(&message) {
-                                    *local.errors.entry(message).or_default() += 1;
-                                }
-                                std::thread::sleep(Duration::from_millis(5));
-                            }
-                        }
-                    }
-                    let mut guard = merged.lock().unwrap_or_else(|p| p.into_inner());
-                    let (total, all) = &mut *guard;
-                    total.ok += local.ok;
-                    total.failed += local.failed;
-                    merge(&mut total.by_server, local.by_server);
-                    merge(&mut total.errors, local.errors);
-                    all.extend(latencies);
-                });
-            if spawned.is_err() {
-                break;
+    Ok(super::load::drive(
+        target,
+        connections,
+        duration,
+        "keepalive",
+        || {
+            move |conn: &mut Option<KeepAlive>| {
+                let c = match conn {
+                    Some(c) => c,
+                    None => conn.insert(KeepAlive::open(target, timeout)?),
+                };
+                let answer = c.get();
+                if answer.is_err() {
+                    *conn = None;
+                }
+                answer
             }
-        }
-    });
-    let elapsed = start.elapsed();
-    let (mut report, latencies) = merged.into_inner().unwrap_or_else(|p| p.into_inner());
-    report.target = target.to_string();
-    report.concurrency = connections.max(1);
-    report.elapsed_s = elapsed.as_secs_f64();
-    report.per_sec = report.ok as f64 / report.elapsed_s.max(1e-9);
-    report.latency = LatencySummary::from_samples(latencies);
-    Ok(report)
-}
-
-fn merge(into: &mut BTreeMap<String, u64>, from: BTreeMap<String, u64>) {
-    for (k, v) in from {
-        *into.entry(k).or_default() += v;
-    }
+        },
+    ))
 }
 
 /// One keep-alive connection of the load.

@@ -157,7 +157,8 @@ pub struct LoadArgs {
     /// Seconds of each connection-rate measurement.
     #[arg(long, default_value_t = 5.0)]
     pub conn_secs: f64,
-    /// Requests in flight at once (threads) in the connection-rate measurement.
+    /// Requests in flight at once (threads) in the connection-rate measurement (`bench`: also
+    /// the connections of the keep-alive load).
     #[arg(long, default_value_t = 32)]
     pub concurrency: usize,
     /// Seconds of each UDP flood.
