@@ -300,35 +300,43 @@ impl Ctx<'_> {
         }
     }
 
-    /// What tandemd says about its packet I/O; an error if it runs another one than asked.
+    /// What tandemd says runs (`packetio_running` of `executor status` or `executor report`,
+    /// e.g. `afxdp (copy mode, native XDP on eth0, 1 queue)`); an error if another backend
+    /// runs than the one set, or if `afxdp` was set and tandemd does not say that it runs.
     fn check_packetio(
         node: &TandemNode,
         packetio: &str,
     ) -> std::result::Result<Option<serde_json::Value>, String> {
-        let status = node.ctl_json(&["executor", "status"]).ok();
-        let data = status.map(|v| {
-            if v.get("data").is_some() {
+        let mut setting = None;
+        for cmd in [["executor", "status"], ["executor", "report"]] {
+            let Ok(v) = node.ctl_json(&cmd) else {
+                continue;
+            };
+            let d = if v.get("data").is_some() {
                 v["data"].clone()
             } else {
                 v
+            };
+            if let Some(running) = d.get("packetio_running").and_then(|x| x.as_str()) {
+                if running.split_whitespace().next() != Some(packetio) {
+                    return Err(format!(
+                        "packetio {packetio} set, but tandemd runs {running}"
+                    ));
+                }
+                return Ok(Some(serde_json::Value::String(running.to_string())));
             }
-        });
-        let p = data.and_then(|d| d.get("packetio").cloned());
-        if let Some(p) = &p {
-            // The running backend where the status names it apart from the configured one.
-            let running = ["active", "running", "backend"]
-                .iter()
-                .find_map(|k| p.get(*k))
-                .unwrap_or(p)
-                .to_string()
-                .to_ascii_lowercase();
-            if !running.contains(packetio) {
-                return Err(format!(
-                    "packetio {packetio} asked, but executor status says {p}"
-                ));
-            }
+            setting = setting.or_else(|| d.get("packetio").cloned());
         }
-        Ok(p)
+        if packetio == "afxdp" {
+            return Err(format!(
+                "packetio afxdp set, but tandemd does not say that AF_XDP runs (no \
+                 packetio_running in executor status or report{})",
+                setting
+                    .map(|s| format!("; packetio {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(setting)
     }
 
     pub(super) fn tandem_case(&self, family: Family, packetio: &str) -> Vec<Row> {
