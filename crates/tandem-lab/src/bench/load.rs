@@ -41,21 +41,45 @@ pub fn conn_rate(
     duration: Duration,
     timeout: Duration,
 ) -> ConnRate {
+    drive(target, concurrency, duration, "conn-rate", || {
+        |_: &mut ()| http_get(target, timeout)
+    })
+}
+
+/// The load driver of [`conn_rate`] and [`super::keepalive_rate`]: `concurrency` threads named
+/// `name-I`, each with its own state (`S::default()`), calling the request function `make()`
+/// gives it one after the other until `duration` has passed. A request returns the answering
+/// server's name; failures are counted by message (and pause the thread 5 ms, so that a
+/// refused target does not spin). Latency is per request.
+pub(crate) fn drive<S, F, M>(
+    target: SocketAddr,
+    concurrency: usize,
+    duration: Duration,
+    name: &str,
+    make: M,
+) -> ConnRate
+where
+    S: Default,
+    F: FnMut(&mut S) -> anyhow::Result<String>,
+    M: Fn() -> F + Sync,
+{
     let start = Instant::now();
     let deadline = start + duration;
     let merged = Mutex::new((ConnRate::default(), Vec::<Duration>::new()));
     std::thread::scope(|scope| {
         for i in 0..concurrency.max(1) {
-            let merged = &merged;
+            let (merged, make) = (&merged, &make);
             let spawned = std::thread::Builder::new()
-                .name(format!("conn-rate-{i}"))
+                .name(format!("{name}-{i}"))
                 .stack_size(256 * 1024)
                 .spawn_scoped(scope, move || {
+                    let mut request = make();
+                    let mut state = S::default();
                     let mut local = ConnRate::default();
                     let mut latencies = Vec::with_capacity(4096);
                     while Instant::now() < deadline {
                         let began = Instant::now();
-                        match http_get(target, timeout) {
+                        match request(&mut state) {
                             Ok(server) => {
                                 latencies.push(began.elapsed());
                                 local.ok += 1;

@@ -1,14 +1,14 @@
 //! Packet rate: a counting UDP sink and a bounded UDP flood from many source ports.
 
 use std::io;
-use std::net::{SocketAddr, SocketAddrV4, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::{Host, check_target};
@@ -39,7 +39,7 @@ fn set_int(
     }
 }
 
-/// A UDP socket on `0.0.0.0:port` that counts what it receives and never answers, on a thread
+/// A UDP socket on `[::]:port` (IPv4 too; `0.0.0.0:port` where IPv6 is unavailable) that counts what it receives and never answers, on a thread
 /// of its own. Dropping it stops the thread (within 100 ms).
 pub struct UdpSink {
     port: u16,
@@ -62,7 +62,8 @@ impl UdpSink {
     }
 
     fn bind(port: u16) -> Result<UdpSocket> {
-        let socket = UdpSocket::bind(("0.0.0.0", port))
+        let socket = UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, port))
+            .or_else(|_| UdpSocket::bind(("0.0.0.0", port)))
             .with_context(|| format!("binding UDP sink port {port}"))?;
         let fd = socket.as_raw_fd();
         // A deep receive buffer, so that the sink itself is not where packets are lost.
@@ -184,9 +185,6 @@ pub fn udp_flood(
     rate_pps: u64,
 ) -> Result<FloodReport> {
     check_target(target)?;
-    let SocketAddr::V4(v4) = target else {
-        bail!("udp_flood: IPv4 targets only")
-    };
     let threads = threads.max(1);
     let sockets_per_thread = sockets_per_thread.max(1);
     // Open every socket first, so a failure sends nothing.
@@ -194,7 +192,11 @@ pub fn udp_flood(
     for _ in 0..threads {
         let mut set = Vec::new();
         for _ in 0..sockets_per_thread {
-            let s = UdpSocket::bind(("0.0.0.0", 0)).context("binding a flood socket")?;
+            let s = match target {
+                SocketAddr::V4(_) => UdpSocket::bind(("0.0.0.0", 0)),
+                SocketAddr::V6(_) => UdpSocket::bind((std::net::Ipv6Addr::UNSPECIFIED, 0)),
+            }
+            .context("binding a flood socket")?;
             // SO_SNDTIMEO bounds a blocked send, so the run stays bounded in time.
             s.set_write_timeout(Some(Duration::from_millis(100)))?;
             set.push(s);
@@ -215,7 +217,7 @@ pub fn udp_flood(
                     .spawn_scoped(scope, move || {
                         flood_thread(
                             &set,
-                            v4,
+                            target,
                             payload_bytes,
                             deadline,
                             per_thread_max,
@@ -250,19 +252,42 @@ pub fn udp_flood(
 /// One flood thread: returns (datagrams sent, failed calls).
 fn flood_thread(
     sockets: &[UdpSocket],
-    target: SocketAddrV4,
+    target: SocketAddr,
     payload_bytes: usize,
     deadline: Instant,
     max: u64,
     rate: f64,
 ) -> (u64, u64) {
-    let mut addr = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: target.port().to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*target.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+    // SAFETY: an all-zero sockaddr_storage is valid; it is filled as the family says below.
+    let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+    let addr_len = match target {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*v4.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((&mut addr as *mut libc::sockaddr_storage).cast(), sin) };
+            size_of::<libc::sockaddr_in>()
+        }
+        SocketAddr::V6(v6) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: 0,
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((&mut addr as *mut libc::sockaddr_storage).cast(), sin6) };
+            size_of::<libc::sockaddr_in6>()
+        }
     };
     let mut payload = vec![b'x'; payload_bytes.max(1)];
     let mut iov = libc::iovec {
@@ -272,8 +297,8 @@ fn flood_thread(
     // SAFETY: zeroed mmsghdrs are valid; all point at the same payload and address.
     let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
     for m in msgs.iter_mut() {
-        m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_in).cast();
-        m.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        m.msg_hdr.msg_name = (&mut addr as *mut libc::sockaddr_storage).cast();
+        m.msg_hdr.msg_namelen = addr_len as libc::socklen_t;
         m.msg_hdr.msg_iov = &mut iov;
         m.msg_hdr.msg_iovlen = 1;
     }

@@ -123,15 +123,8 @@ pub struct BenchHaArgs {
     /// SYN frames per second of the burst that creates them.
     #[arg(long, default_value_t = 50_000)]
     syn_rate: u64,
-    /// Seconds of each connection-rate measurement.
-    #[arg(long, default_value_t = 5.0)]
-    conn_secs: f64,
-    /// Threads of the connection-rate measurement.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Seconds of each UDP flood.
-    #[arg(long, default_value_t = 3.0)]
-    udp_secs: f64,
+    #[command(flatten)]
+    load: crate::cli::bench::LoadArgs,
     /// hatimeout of the pair in the replication section, seconds (set on both nodes before
     /// the pair is formed).
     #[arg(long, default_value_t = 2.0)]

@@ -195,7 +195,10 @@ pub(super) fn replication_section(args: &BenchHaArgs) -> Result<ReplicationResul
             std::thread::sleep(Duration::from_millis(500));
             let before = sender(&lb1).0;
             let target = ClusterLab::cluster(cluster::HTTP_PORT);
-            let (secs, conc) = (Duration::from_secs_f64(args.conn_secs), args.concurrency);
+            let (secs, conc) = (
+                Duration::from_secs_f64(args.load.conn_secs),
+                args.load.concurrency,
+            );
             let conn = cl
                 .client
                 .in_ns(move || conn_rate(target, conc, secs, Duration::from_secs(2)))?;
@@ -204,7 +207,7 @@ pub(super) fn replication_section(args: &BenchHaArgs) -> Result<ReplicationResul
             let count = || sinks.iter().map(UdpSink::count).sum::<u64>();
             let c0 = count();
             let utarget = ClusterLab::cluster(SINK_PORT);
-            let usecs = Duration::from_secs_f64(args.udp_secs);
+            let usecs = Duration::from_secs_f64(args.load.udp_secs);
             let flood = cl
                 .client
                 .in_ns(move || udp_flood(utarget, 2, 64, 18, usecs, 20_000_000, 0))??;
