@@ -360,8 +360,9 @@ impl Lab {
     /// `name`: 1 to 15 characters `[a-z0-9-]` starting with a letter; not `sw`, `lo`, `br0`.
     ///
     /// Host settings: IPv6 disabled, `ip_forward=0`, `rp_filter=0`, `send_redirects=0`, and
-    /// `ethtool -K eth0 tso off gso off gro off` (TX checksum offload stays on, so packets
-    /// leave with partial checksums, as from a real NIC's driver).
+    /// `ethtool -K eth0 tso off gso off gro off tx off`. TX checksum offload is off: a veth
+    /// would otherwise hand the peer partial checksums, which a frame from a real NIC never
+    /// has, and which XDP cannot see (AF_XDP would forward them unfinished; docs/packet-io.md).
     pub fn add_host(&self, name: &str, addrs: &[&str]) -> Result<Host> {
         validate_host_name(name)?;
         let parsed: Vec<(Ipv4Addr, u8)> =
@@ -409,7 +410,7 @@ impl Lab {
                 "ip",
                 &[
                     "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
-                    "gro", "off",
+                    "gro", "off", "tx", "off",
                 ],
             )?;
             // Best effort: UDP segmentation offload, and the same on the switch side.
