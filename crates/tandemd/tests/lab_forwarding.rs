@@ -316,6 +316,8 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     let mut garbage: Vec<u8> = lb.iter().chain(client.iter()).copied().collect();
     garbage.extend_from_slice(&[0x08, 0x00]);
     garbage.extend((0..46).map(|i: u8| i.wrapping_mul(37)));
+    // Addressed to the cluster: AF_XDP's program steers frames by destination address only.
+    garbage[30..34].copy_from_slice(&[192, 0, 2, 100]);
     let mut frames = Vec::new();
     for _ in 0..10 {
         frames.extend([
@@ -477,7 +479,7 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
     );
 }
 
-// Each forwarding test runs on both packet I/O backends (docs/packet-io.md).
+// These tests run on both packet I/O backends (docs/packet-io.md).
 tandem_lab::packetio_matrix!(
     lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers,
     lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones,
