@@ -73,9 +73,14 @@ pub struct TandemNode {
 
 impl TandemNode {
     /// Starts `tandemd` in `host` with `config` (the text of a command file), and waits until
-    /// it answers on its socket.
+    /// it answers on its socket. With a backend set ([`crate::set_packetio`], the
+    /// [`crate::packetio_matrix`] tests), `executor set packetio X` is the file's first line.
     pub fn start(lab: &Lab, host: &Host, config: &str, extra_args: &[&str]) -> Result<TandemNode> {
         let cfg_path = lab.log_dir().join(format!("{}.cfg", host.name));
+        let config = match crate::packetio() {
+            Some(p) => format!("executor set packetio {}\n{config}", p.word()),
+            None => config.to_string(),
+        };
         std::fs::write(&cfg_path, config)
             .with_context(|| format!("writing {}", cfg_path.display()))?;
         let socket = lab.log_dir().join(format!("{}.sock", host.name));

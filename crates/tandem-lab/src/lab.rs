@@ -396,8 +396,9 @@ impl Lab {
     /// Host settings: IPv6 disabled unless an address is IPv6 (then IPv6 is on without
     /// duplicate address detection, router advertisements or autoconfiguration: see
     /// [`Host::enable_ipv6`]), `ip_forward=0`, `rp_filter=0`, `send_redirects=0`, and
-    /// `ethtool -K eth0 tso off gso off gro off` (TX checksum offload stays on, so packets
-    /// leave with partial checksums, as from a real NIC's driver).
+    /// `ethtool -K eth0 tso off gso off gro off tx off`. TX checksum offload is off: a veth
+    /// would otherwise hand the peer partial checksums, which a frame from a real NIC never
+    /// has, and which XDP cannot see (AF_XDP would forward them unfinished; docs/packet-io.md).
     pub fn add_host(&self, name: &str, addrs: &[&str]) -> Result<Host> {
         validate_host_name(name)?;
         let parsed: Vec<(IpAddr, u8)> =
@@ -446,7 +447,7 @@ impl Lab {
                 "ip",
                 &[
                     "netns", "exec", &ns, "ethtool", "-K", "eth0", "tso", "off", "gso", "off",
-                    "gro", "off",
+                    "gro", "off", "tx", "off",
                 ],
             )?;
             // Best effort: UDP segmentation offload, and the same on the switch side.

@@ -76,6 +76,7 @@ pub mod flood;
 pub mod health;
 mod lab;
 mod netns;
+pub mod packetio;
 mod process;
 mod signals;
 pub mod traffic;
@@ -89,6 +90,7 @@ use anyhow::{Context, Result, bail};
 
 pub use addr::{check_lab_ip, check_target, mac_for, v6_twin};
 pub use lab::{Host, LAB_PREFIX, Lab, cleanup_leftovers, remove_leftovers, remove_stale_log_dirs};
+pub use packetio::{PacketIo, packetio, set_packetio};
 pub use process::LabProcess;
 pub use signals::{install_signal_cleanup, interrupted};
 pub use traffic::{

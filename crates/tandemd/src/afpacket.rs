@@ -264,6 +264,17 @@ impl Ring {
         Ok(ring)
     }
 
+    /// Keeps only the frames `filter` (classic BPF) accepts from now on (frames taken before
+    /// are handled as any other: the engine sees every frame on the AF_PACKET backend).
+    pub fn attach_filter(&self, filter: &[libc::sock_filter]) -> io::Result<()> {
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr() as *mut libc::sock_filter,
+        };
+        setsockopt(&self.fd, libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)?;
+        Ok(())
+    }
+
     /// Waits up to `timeout_ms` for frames.
     pub fn wait(&self, timeout_ms: i32) {
         let mut pfd = libc::pollfd {

@@ -1,30 +1,48 @@
-//! The data plane's threads: ring workers and housekeeping, around the shared [`Engine`].
+//! The data plane's threads: packet workers and housekeeping, around the shared [`Engine`].
+//!
+//! Two packet I/O backends (docs/packet-io.md): AF_XDP (an XDP program steers the cluster
+//! traffic to one socket per queue) and AF_PACKET (one ring per worker, flow-hash fanout).
 
 use crate::afpacket::{Disposition, FrameMeta, Ring, RingConfig, TxSocket};
+use crate::afxdp::{self, AfxdpStats, StatsHandle, Steering, Xsk};
 use crate::netdev::Interface;
 use anyhow::{Context, Result};
+use parking_lot::Mutex;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use tandem_core::config::PacketIo;
 use tandem_core::forward::{Engine, RxMeta, Verdict};
 
-/// Running workers bound to one interface. Dropping it stops them.
+/// Running workers bound to one interface. Dropping it stops them (and detaches the XDP
+/// program after the sockets are closed).
 pub struct Dataplane {
     pub interface: Interface,
     pub workers: usize,
+    /// The setting it was started for.
+    pub setting: PacketIo,
+    /// What runs and why, for `executor report` ("afxdp (copy mode, native XDP on eth0, 1
+    /// queue)", "afpacket (afxdp refused: ...)").
+    pub packetio: String,
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     pub tx: Arc<TxSocket>,
+    /// AF_XDP: the XDP program and its maps.
+    steering: Option<Mutex<Steering>>,
+    /// AF_XDP: the sockets' counters.
+    xsk_stats: Vec<StatsHandle>,
 }
 
 impl Dataplane {
-    /// Opens one ring per worker on `interface` (one fanout group) and starts the threads.
+    /// Starts the backend `setting` asks for on `interface` (auto: AF_XDP, else AF_PACKET).
     pub fn start(
         engine: Arc<Engine>,
         interface: Interface,
         workers: usize,
         ring: RingConfig,
+        setting: PacketIo,
     ) -> Result<Dataplane> {
         let workers = workers.max(1);
         // Ring slots that hold the interface's largest frame (jumbo frames too).
@@ -32,8 +50,52 @@ impl Dataplane {
             mtu: interface.mtu,
             ..ring
         };
+        match setting {
+            PacketIo::Afpacket => Dataplane::start_afpacket(
+                engine,
+                interface,
+                workers,
+                ring,
+                setting,
+                "afpacket (set)".into(),
+            ),
+            PacketIo::Afxdp => Dataplane::start_afxdp(engine, interface, workers, ring, setting)
+                .context("starting AF_XDP (executor set packetio afxdp)"),
+            PacketIo::Auto => {
+                match Dataplane::start_afxdp(
+                    engine.clone(),
+                    interface.clone(),
+                    workers,
+                    ring,
+                    setting,
+                ) {
+                    Ok(dp) => Ok(dp),
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        tracing::warn!(interface = %interface.name, error = %why, "AF_XDP refused: AF_PACKET runs");
+                        Dataplane::start_afpacket(
+                            engine,
+                            interface,
+                            workers,
+                            ring,
+                            setting,
+                            format!("afpacket (afxdp refused: {why})"),
+                        )
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_afpacket(
+        engine: Arc<Engine>,
+        interface: Interface,
+        workers: usize,
+        ring: RingConfig,
+        setting: PacketIo,
+        packetio: String,
+    ) -> Result<Dataplane> {
         let group = (std::process::id() & 0xffff) as u16;
-        let stop = Arc::new(AtomicBool::new(false));
         let tx = Arc::new(TxSocket::open(interface.index).context("opening the transmit socket")?);
         let mut rings = Vec::new();
         for _ in 0..workers {
@@ -42,36 +104,131 @@ impl Dataplane {
                     .with_context(|| format!("opening a packet ring on {}", interface.name))?,
             );
         }
-        let mut threads = Vec::new();
-        for (i, ring) in rings.into_iter().enumerate() {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("worker-{i}"))
-                    .spawn(move || worker(ring, engine, stop))
-                    .context("spawning a worker")?,
-            );
-        }
-        {
-            let engine = engine.clone();
-            let stop = stop.clone();
-            let tx = tx.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name("housekeeping".into())
-                    .spawn(move || housekeeping(engine, tx, stop))
-                    .context("spawning housekeeping")?,
-            );
-        }
-        tracing::info!(interface = %interface.name, workers, ring = ?ring.version, "data plane started");
-        Ok(Dataplane {
+        let mut dp = Dataplane {
             interface,
             workers,
-            stop,
-            threads,
+            setting,
+            packetio,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
             tx,
+            steering: None,
+            xsk_stats: Vec::new(),
+        };
+        for (i, ring) in rings.into_iter().enumerate() {
+            let (engine, stop) = (engine.clone(), dp.stop.clone());
+            dp.spawn(format!("worker-{i}"), move || worker(ring, engine, stop))?;
+        }
+        dp.spawn_housekeeping(engine)?;
+        tracing::info!(interface = %dp.interface.name, workers, ring = ?ring.version, "data plane started (AF_PACKET)");
+        Ok(dp)
+    }
+
+    fn start_afxdp(
+        engine: Arc<Engine>,
+        interface: Interface,
+        workers: usize,
+        ring: RingConfig,
+        setting: PacketIo,
+    ) -> Result<Dataplane> {
+        let ifindex = u32::try_from(interface.index).context("interface index")?;
+        let tx = Arc::new(TxSocket::open(interface.index).context("opening the transmit socket")?);
+        let mut steering = Steering::attach(ifindex)?;
+        if let Some(why) = &steering.native_refused {
+            tracing::info!(interface = %interface.name, refused = %why, "native XDP refused: generic (skb) mode");
+        }
+        let queues = afxdp::rx_queues(&interface.name);
+        let mut socks = Vec::new();
+        let mut xsk_stats = Vec::new();
+        let mut zc_refused = None;
+        for q in 0..queues {
+            let (xsk, refused) = Xsk::open(ifindex, q).with_context(|| {
+                format!("opening the AF_XDP socket of {} queue {q}", interface.name)
+            })?;
+            steering.set_socket(q, xsk.raw_fd())?;
+            zc_refused = zc_refused.or(refused);
+            xsk_stats.push(xsk.stats_handle().context("duplicating an AF_XDP socket")?);
+            socks.push(xsk);
+        }
+        let neighbours = afxdp::neighbour_ring(interface.index)?;
+        let threads = workers.min(queues as usize).max(1);
+        let mut per_worker: Vec<Vec<Xsk>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, s) in socks.into_iter().enumerate() {
+            per_worker[i % threads].push(s);
+        }
+        let packetio = format!(
+            "afxdp ({} mode, {} XDP on {}, {queues} queue{})",
+            if zc_refused.is_some() {
+                "copy"
+            } else {
+                "zero-copy"
+            },
+            steering.mode,
+            interface.name,
+            if queues == 1 { "" } else { "s" },
+        );
+        let mut dp = Dataplane {
+            interface,
+            workers: threads,
+            setting,
+            packetio,
+            stop: Arc::new(AtomicBool::new(false)),
+            threads: Vec::new(),
+            tx,
+            steering: Some(Mutex::new(steering)),
+            xsk_stats,
+        };
+        for (i, socks) in per_worker.into_iter().enumerate() {
+            let (engine, stop) = (engine.clone(), dp.stop.clone());
+            dp.spawn(format!("worker-{i}"), move || {
+                worker_xdp(socks, engine, stop)
+            })?;
+        }
+        {
+            let (engine, stop) = (engine.clone(), dp.stop.clone());
+            dp.spawn("neighbours".into(), move || {
+                worker(neighbours, engine, stop)
+            })?;
+        }
+        dp.spawn_housekeeping(engine)?;
+        let _ = ring;
+        tracing::info!(interface = %dp.interface.name, workers = threads, packetio = %dp.packetio, "data plane started (AF_XDP)");
+        Ok(dp)
+    }
+
+    fn spawn(&mut self, name: String, f: impl FnOnce() + Send + 'static) -> Result<()> {
+        let t = std::thread::Builder::new()
+            .name(name)
+            .spawn(f)
+            .context("spawning a data plane thread")?;
+        self.threads.push(t);
+        Ok(())
+    }
+
+    fn spawn_housekeeping(&mut self, engine: Arc<Engine>) -> Result<()> {
+        let (tx, stop) = (self.tx.clone(), self.stop.clone());
+        self.spawn("housekeeping".into(), move || {
+            housekeeping(engine, tx, stop)
         })
+    }
+
+    /// The XDP program decides what the node's kernel sees (no ingress filter needed).
+    pub fn steers(&self) -> bool {
+        self.steering.is_some()
+    }
+
+    /// AF_XDP: the addresses whose frames go to the sockets (cluster and return addresses).
+    pub fn set_steered(&self, addrs: &[IpAddr]) -> Result<()> {
+        match &self.steering {
+            Some(s) => s.lock().set_addresses(addrs),
+            None => Ok(()),
+        }
+    }
+
+    /// AF_XDP: the program's and the sockets' counters.
+    pub fn afxdp_stats(&self) -> Option<AfxdpStats> {
+        let steering = self.steering.as_ref()?.lock().counters();
+        Some(AfxdpStats::collect(steering, &self.xsk_stats))
     }
 
     /// Sends control-plane frames now.
@@ -90,6 +247,8 @@ impl Drop for Dataplane {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        // The workers' sockets are closed (the stats handles go next); `steering` detaches
+        // the program after.
     }
 }
 
@@ -114,6 +273,35 @@ fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
             let refs: Vec<&[u8]> = extra.iter().map(|f| f.as_slice()).collect();
             ring.send_buffers(&refs);
             extra.clear();
+        }
+    }
+}
+
+/// An AF_XDP worker: its sockets (one per queue it serves) in turn. XDP frames carry no
+/// partial checksums (docs/packet-io.md) and keep their VLAN tag in the frame.
+fn worker_xdp(mut socks: Vec<Xsk>, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
+    let mut extra: Vec<Vec<u8>> = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        let mut seen = 0;
+        for s in socks.iter_mut() {
+            seen += s.process(&mut |frame: &mut [u8]| match engine.handle(
+                frame,
+                RxMeta::default(),
+                now,
+                &mut extra,
+            ) {
+                Verdict::Transmit(n) => Disposition::Transmit(n),
+                _ => Disposition::Done,
+            });
+            if !extra.is_empty() {
+                s.send_buffers(&extra);
+                extra.clear();
+            }
+            s.flush();
+        }
+        if seen == 0 {
+            afxdp::socket::wait(&socks, 100);
         }
     }
 }

@@ -10,6 +10,7 @@
 
 mod admin;
 mod afpacket;
+mod afxdp;
 mod dataplane;
 mod diagnostics;
 mod files;

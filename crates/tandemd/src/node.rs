@@ -333,6 +333,8 @@ impl Node {
             engine: &self.engine,
             interface: st.dataplane.as_ref().map(|d| &d.interface),
             workers: st.dataplane.as_ref().map(|d| d.workers).unwrap_or(0),
+            packetio: st.dataplane.as_ref().map(|d| d.packetio.as_str()),
+            afxdp: st.dataplane.as_ref().and_then(|d| d.afxdp_stats()),
             ring: self.opts.ring.version,
             uptime: self.started_at.elapsed(),
         };
@@ -398,7 +400,10 @@ impl Node {
             None
         };
         let current = st.dataplane.as_ref().map(|d| d.interface.clone());
-        if wanted != current {
+        let current_io = st.dataplane.as_ref().map(|d| d.setting);
+        // A new packetio setting restarts the data plane on the same interface.
+        let io_changed = current_io.is_some_and(|io| io != new.executor.packetio);
+        if wanted != current || io_changed {
             // Stop the old workers before the new ones take the interface.
             if let Some(dp) = &st.dataplane {
                 netdev::clear_ingress_filter(&dp.interface.name);
@@ -433,6 +438,7 @@ impl Node {
                     iface,
                     self.opts.workers,
                     self.opts.ring,
+                    new.executor.packetio,
                 ) {
                     Ok(dp) => st.dataplane = Some(dp),
                     Err(e) => {
@@ -444,6 +450,7 @@ impl Node {
                                 prev,
                                 self.opts.workers,
                                 self.opts.ring,
+                                current_io.unwrap_or_default(),
                             )
                             .ok();
                         }
@@ -570,8 +577,19 @@ impl Node {
             plan.mtu_frame = tandem_core::forward::mtu_frame(dp.interface.mtu);
         }
         // The node's kernel never needs traffic for cluster or return addresses, whether this
-        // node forwards it or not: filter it at ingress (after the rings took their copy).
-        if let Some(dp) = &st.dataplane {
+        // node forwards it or not. AF_XDP: the XDP program steers it to the sockets before
+        // the kernel. AF_PACKET: filter it at ingress (after the rings took their copy).
+        if let Some(dp) = st.dataplane.as_ref().filter(|d| d.steers()) {
+            let addrs: Vec<IpAddr> = plan
+                .clusters
+                .iter()
+                .chain(plan.return_addresses.iter())
+                .copied()
+                .collect();
+            if let Err(e) = dp.set_steered(&addrs) {
+                tracing::warn!(error = %format!("{e:#}"), "updating the XDP program's addresses");
+            }
+        } else if let Some(dp) = &st.dataplane {
             let mut addrs: Vec<IpAddr> = plan
                 .clusters
                 .iter()

@@ -24,6 +24,10 @@ pub struct View<'a> {
     pub engine: &'a Engine,
     pub interface: Option<&'a Interface>,
     pub workers: usize,
+    /// The packet I/O backend running and why (`None`: no data plane).
+    pub packetio: Option<&'a str>,
+    /// AF_XDP: the XDP program's and the sockets' counters.
+    pub afxdp: Option<crate::afxdp::AfxdpStats>,
     pub ring: RingVersion,
     pub uptime: Duration,
 }

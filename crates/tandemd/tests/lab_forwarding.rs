@@ -38,7 +38,6 @@ fn assert_weighted(r: &LoadReport, what: &str) {
     }
 }
 
-#[test]
 fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
     let _g = serial();
     let (lab, node) = start("fwd");
@@ -91,18 +90,56 @@ fn lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers() {
         status["frames_forwarded"].as_u64().unwrap() > 20_000,
         "{status}"
     );
-    // The node's own kernel is kept out of the forwarded traffic by an ingress filter.
-    let rules = lab.lbs[0]
-        .run(["nft", "list", "table", "netdev", "tandem_eth0"])
-        .unwrap();
+    let forwarded = status["frames_forwarded"].as_u64().unwrap();
+    if tandem_lab::packetio() == Some(tandem_lab::PacketIo::Afxdp) {
+        // The XDP program takes the cluster traffic before the kernel: no ingress filter.
+        let running = status["packetio_running"].as_str().unwrap_or_default();
+        assert!(running.starts_with("afxdp ("), "{status}");
+        assert!(
+            status["afxdp"]["xdp_steered"].as_u64().unwrap() >= forwarded,
+            "{status}"
+        );
+        let out = lab.lbs[0]
+            .exec(["nft", "list", "table", "netdev", "tandem_eth0"])
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "an ingress filter with AF_XDP: {out:?}"
+        );
+    } else {
+        // The node's own kernel is kept out of the forwarded traffic by an ingress filter.
+        let rules = lab.lbs[0]
+            .run(["nft", "list", "table", "netdev", "tandem_eth0"])
+            .unwrap();
+        assert!(
+            rules.contains("192.0.2.100")
+                && rules.contains("192.0.2.200")
+                && rules.contains("drop"),
+            "{rules}"
+        );
+    }
+    // Either way the node's kernel never received the cluster traffic (its IP counter).
+    let received = kernel_ip_in_receives(&lab.lbs[0]);
     assert!(
-        rules.contains("192.0.2.100") && rules.contains("192.0.2.200") && rules.contains("drop"),
-        "{rules}"
+        received < forwarded / 20,
+        "the node's kernel received {received} IP packets, {forwarded} frames were forwarded"
     );
     let table = node
         .ctl(&["port", "report", &format!("{CLUSTER_IP}@")])
         .unwrap();
     assert!(table.contains("8080") && table.contains("nat"), "{table}");
+}
+
+/// `Ip: InReceives` of the host's network namespace (/proc/net/snmp).
+fn kernel_ip_in_receives(host: &tandem_lab::Host) -> u64 {
+    let snmp = host.run(["cat", "/proc/net/snmp"]).unwrap();
+    let mut ip = snmp.lines().filter(|l| l.starts_with("Ip:"));
+    let (names, values) = (ip.next().unwrap(), ip.next().unwrap());
+    let i = names
+        .split_whitespace()
+        .position(|w| w == "InReceives")
+        .unwrap();
+    values.split_whitespace().nth(i).unwrap().parse().unwrap()
 }
 
 fn echo_port(node: &TandemNode, extra: &[&str]) {
@@ -131,7 +168,6 @@ fn new_connection_servers(lab: &ClusterLab, n: usize) -> BTreeMap<String, usize>
     seen
 }
 
-#[test]
 fn lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones() {
     let _g = serial();
     let (lab, node) = start("drain");
@@ -174,7 +210,6 @@ fn lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones() {
     }
 }
 
-#[test]
 fn lab_reset_yes_resets_clients_of_a_server_that_goes_down() {
     let _g = serial();
     let (lab, node) = start("reset");
@@ -203,7 +238,6 @@ fn lab_reset_yes_resets_clients_of_a_server_that_goes_down() {
     assert!(status["resets_sent"].as_u64().unwrap() >= 1, "{status}");
 }
 
-#[test]
 fn lab_affinity_keeps_a_client_on_one_server_and_expires() {
     let _g = serial();
     let (lab, node) = start("sticky");
@@ -256,7 +290,6 @@ fn mac(s: &str) -> [u8; 6] {
     mac_bytes(s)
 }
 
-#[test]
 fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     let _g = serial();
     let (lab, node) = start("garbage");
@@ -283,6 +316,8 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     let mut garbage: Vec<u8> = lb.iter().chain(client.iter()).copied().collect();
     garbage.extend_from_slice(&[0x08, 0x00]);
     garbage.extend((0..46).map(|i: u8| i.wrapping_mul(37)));
+    // Addressed to the cluster: AF_XDP's program steers frames by destination address only.
+    garbage[30..34].copy_from_slice(&[192, 0, 2, 100]);
     let mut frames = Vec::new();
     for _ in 0..10 {
         frames.extend([
@@ -443,3 +478,12 @@ fn lab_commands_work_from_tandemctl_and_bad_files_change_nothing() {
         20
     );
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_mac_and_nat_ports_spread_3000_connections_by_weight_and_udp_answers,
+    lab_weight_zero_and_server_down_stop_new_connections_but_keep_open_ones,
+    lab_reset_yes_resets_clients_of_a_server_that_goes_down,
+    lab_affinity_keeps_a_client_on_one_server_and_expires,
+    lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on,
+);

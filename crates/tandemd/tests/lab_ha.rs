@@ -65,7 +65,6 @@ fn time_to_serve(lab: &ClusterLab, limit: Duration) -> Duration {
     tandem_lab::cluster::time_to_serve(lab, 80, limit).unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-#[test]
 fn lab_seed_procedure_then_kill_9_of_the_active_and_auto_recovery() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("haseed", "auto", &[]);
@@ -109,7 +108,6 @@ fn lab_seed_procedure_then_kill_9_of_the_active_and_auto_recovery() {
     time_to_serve(&lab, Duration::from_secs(5));
 }
 
-#[test]
 fn lab_cut_link_fails_over_and_manual_recovery_waits_for_takeover() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hamanual", "manual", &[]);
@@ -137,7 +135,6 @@ fn lab_cut_link_fails_over_and_manual_recovery_waits_for_takeover() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("Active"));
 }
 
-#[test]
 fn lab_reach_target_lost_by_the_active_hands_over() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hareach", "manual", &[]);
@@ -151,7 +148,6 @@ fn lab_reach_target_lost_by_the_active_hands_over() {
     assert_eq!(status["reach"][0]["reachable"], false, "{status}");
 }
 
-#[test]
 fn lab_version_mismatch_is_reported_and_exactly_one_node_is_active() {
     let _g = serial();
     let lab = ClusterLab::new("haver", 2, 1).expect("lab");
@@ -220,7 +216,6 @@ fn heartbeat() -> tandem_core::ha::Heartbeat {
     }
 }
 
-#[test]
 fn lab_bad_heartbeats_are_counted_and_change_nothing() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("habad", "manual", &[]);
@@ -266,7 +261,6 @@ fn lab_bad_heartbeats_are_counted_and_change_nothing() {
     assert!(text.contains("bad_mac"), "{text}");
 }
 
-#[test]
 fn lab_no_dual_active_through_failovers_and_takeovers() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("hawatch", "manual", &[]);
@@ -325,7 +319,6 @@ fn lab_no_dual_active_through_failovers_and_takeovers() {
     time_to_serve(&lab, Duration::from_secs(5));
 }
 
-#[test]
 fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     let _g = serial();
     let lab = ClusterLab::new("hascripts", 2, 1).expect("lab");
@@ -432,7 +425,6 @@ fn lab_scripts_run_once_per_transition_in_order_with_their_environment() {
     }
 }
 
-#[test]
 fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hastop", "manual", &[]);
@@ -478,7 +470,6 @@ fn lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone() {
     assert_eq!(r.ok, 50, "stand-alone lb2 forwards: {r}");
 }
 
-#[test]
 fn lab_sigterm_of_the_active_hands_over_at_once() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("haterm", "auto", &[]);
@@ -548,7 +539,6 @@ fn capture_heartbeat(host: &tandem_lab::Host, src: [u8; 4], dport: u16) -> Vec<u
     .unwrap()
 }
 
-#[test]
 fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("hareplay", "manual", &[]);
@@ -581,3 +571,17 @@ fn lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing() 
     assert_eq!(state(&lb2).0, "Standby");
     assert_eq!(ha_state(&lb2).1, "Synchronized");
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_seed_procedure_then_kill_9_of_the_active_and_auto_recovery,
+    lab_cut_link_fails_over_and_manual_recovery_waits_for_takeover,
+    lab_reach_target_lost_by_the_active_hands_over,
+    lab_version_mismatch_is_reported_and_exactly_one_node_is_active,
+    lab_bad_heartbeats_are_counted_and_change_nothing,
+    lab_no_dual_active_through_failovers_and_takeovers,
+    lab_scripts_run_once_per_transition_in_order_with_their_environment,
+    lab_executor_stop_hands_over_and_deleting_ha_returns_to_stand_alone,
+    lab_sigterm_of_the_active_hands_over_at_once,
+    lab_replayed_heartbeats_of_the_real_partner_are_counted_and_change_nothing,
+);

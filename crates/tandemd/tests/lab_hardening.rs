@@ -297,7 +297,6 @@ fn assert_50_survived(sets: &[LongLivedSet; 2], max_stall: Duration, what: &str)
 // ---------------------------------------------------------------------------------------------
 // a. Crash and restart of the Active within hatimeout.
 
-#[test]
 fn lab_crash_restart_of_the_active_within_hatimeout_keeps_the_connections() {
     let _g = serial();
     let hatimeout = 3.0;
@@ -349,7 +348,6 @@ fn lab_crash_restart_of_the_active_within_hatimeout_keeps_the_connections() {
 // ---------------------------------------------------------------------------------------------
 // b. Floods at the Active.
 
-#[test]
 fn lab_junk_udp_and_icmp_floods_at_the_active_cause_no_takeover() {
     let _g = serial();
     let hatimeout = 1.0;
@@ -488,7 +486,6 @@ fn lab_backup_set_recovery_manual_on_a_live_pair_changes_nothing_else() {
 // ---------------------------------------------------------------------------------------------
 // d. Takeover with open connections, and back.
 
-#[test]
 fn lab_takeover_and_back_keeps_50_replicated_connections() {
     let _g = serial();
     let hatimeout = 1.0;
@@ -602,3 +599,10 @@ fn lab_rolling_key_rotation_keeps_the_pair_synchronized() {
     );
     settled(&lb1, &lb2);
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_crash_restart_of_the_active_within_hatimeout_keeps_the_connections,
+    lab_junk_udp_and_icmp_floods_at_the_active_cause_no_takeover,
+    lab_takeover_and_back_keeps_50_replicated_connections,
+);

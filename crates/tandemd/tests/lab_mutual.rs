@@ -174,7 +174,6 @@ fn sets(lab: &ClusterLab) -> [LongLivedSet; 2] {
     })
 }
 
-#[test]
 fn lab_mutual_each_node_serves_its_cluster_and_either_can_fail() {
     let _g = serial();
     let lab = ClusterLab::new("mutual", 2, 3).expect("lab (needs root)");
@@ -236,7 +235,6 @@ fn lab_mutual_each_node_serves_its_cluster_and_either_can_fail() {
     assert_survived(&set1.stop(), "lb1's cluster after kill -9 of lb2");
 }
 
-#[test]
 fn lab_mutual_manual_recovery_and_takeover_address() {
     let _g = serial();
     let lab = ClusterLab::new("mutualm", 2, 3).expect("lab (needs root)");
@@ -265,3 +263,9 @@ fn lab_mutual_manual_recovery_and_takeover_address() {
         .unwrap();
     wait_own_groups(&lb1, &lb2, Duration::from_secs(15));
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_mutual_each_node_serves_its_cluster_and_either_can_fail,
+    lab_mutual_manual_recovery_and_takeover_address,
+);

@@ -108,7 +108,6 @@ server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n\
 port add 192.0.2.100@2007 method nat repstrategy connection\n\
 server add 192.0.2.100@2007@192.0.2.11+192.0.2.12+192.0.2.13 returnaddress 192.0.2.200 mapport 7\n";
 
-#[test]
 fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("repmac", ECHO_PORTS, "manual");
@@ -146,7 +145,6 @@ fn lab_mac_connections_survive_kill_9_then_resync_and_takeover_back() {
     assert_survived(&conns, "after the takeover back");
 }
 
-#[test]
 fn lab_nat_connections_survive_kill_9() {
     let _g = serial();
     let (lab, mut lb1, lb2) = pair("repnat", ECHO_PORTS, "manual");
@@ -170,7 +168,6 @@ fn lab_nat_connections_survive_kill_9() {
     assert_survived(&conns, "NAT port");
 }
 
-#[test]
 fn lab_without_replication_connections_break_unless_hash() {
     let _g = serial();
     // selectionalgorithm connection, repstrategy none: the connections must break.
@@ -196,7 +193,6 @@ server add 192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13\n";
     assert_survived(&conns, "hash without replication");
 }
 
-#[test]
 fn lab_affinity_survives_a_takeover_with_repstrategy_affinity() {
     let _g = serial();
     let extra =
@@ -282,7 +278,6 @@ fn mac(s: &str) -> [u8; 6] {
     mac_bytes(s)
 }
 
-#[test]
 fn lab_standby_table_follows_100000_new_connections_within_2_s() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("rep100k", ECHO_PORTS, "manual");
@@ -311,7 +306,6 @@ fn lab_standby_table_follows_100000_new_connections_within_2_s() {
     );
 }
 
-#[test]
 fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
     let _g = serial();
     let (lab, lb1, lb2) = pair("repbad", ECHO_PORTS, "manual");
@@ -365,3 +359,13 @@ fn lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted() {
     assert_eq!(tandem_lab::cluster::ha_state(&lb2).0, "Standby");
     assert!(!lb2.log().contains("panicked"));
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_mac_connections_survive_kill_9_then_resync_and_takeover_back,
+    lab_nat_connections_survive_kill_9,
+    lab_without_replication_connections_break_unless_hash,
+    lab_affinity_survives_a_takeover_with_repstrategy_affinity,
+    lab_standby_table_follows_100000_new_connections_within_2_s,
+    lab_garbage_and_forged_replication_datagrams_are_dropped_and_counted,
+);

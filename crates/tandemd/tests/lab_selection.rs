@@ -50,7 +50,6 @@ fn udp_servers(lab: &ClusterLab, n: usize) -> BTreeSet<String> {
         .collect()
 }
 
-#[test]
 fn lab_selection_algorithms_make_the_records_the_maintenance_document_says() {
     let _g = serial();
     let lab = ClusterLab::new("select", 1, 3).expect("lab (needs root and network namespaces)");
@@ -170,3 +169,8 @@ fn lab_selection_algorithms_make_the_records_the_maintenance_document_says() {
     assert_eq!(affs, 1, "conn+affin (TCP): the client's affinity record");
     assert!(conns >= 1, "conn+affin (TCP): connection records: {conns}");
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_selection_algorithms_make_the_records_the_maintenance_document_says,
+);

@@ -76,7 +76,6 @@ fn records(node: &TandemNode) -> u64 {
         .unwrap()
 }
 
-#[test]
 fn lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through() {
     let _g = serial();
     let lab = ClusterLab::new("synflood", 1, 2).expect("lab (needs root and network namespaces)");
@@ -88,7 +87,6 @@ fn lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through() {
 /// The same flood at the Active of a pair that replicates every port: half-open records are
 /// not replicated, so the Standby's table and memory stay as they were, and neither node
 /// changes state.
-#[test]
 fn lab_syn_flood_at_the_active_of_a_pair_leaves_the_standby_alone() {
     let _g = serial();
     let lab = ClusterLab::new("synpair", 2, 2).expect("lab (needs root and network namespaces)");
@@ -308,3 +306,9 @@ fn flood_the_active(lab: &ClusterLab, node: &TandemNode, standby: Option<&Tandem
         );
     }
 }
+
+// These tests run on both packet I/O backends (docs/packet-io.md).
+tandem_lab::packetio_matrix!(
+    lab_syn_flood_stays_within_the_memory_budget_and_real_clients_get_through,
+    lab_syn_flood_at_the_active_of_a_pair_leaves_the_standby_alone,
+);

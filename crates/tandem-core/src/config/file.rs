@@ -282,6 +282,7 @@ impl Config {
             fintimeout,
             staletimeout,
             stickytime,
+            packetio,
         } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);
@@ -297,6 +298,9 @@ impl Config {
             cmds.push(Command::ExecutorSet(ExecutorSetting::MaxConnections(
                 maxconnections,
             )));
+        }
+        if packetio != super::model::PacketIo::Auto {
+            cmds.push(Command::ExecutorSet(ExecutorSetting::PacketIo(packetio)));
         }
         if syntimeout != super::model::DEFAULT_SYNTIMEOUT {
             cmds.push(Command::ExecutorSet(ExecutorSetting::SynTimeout(

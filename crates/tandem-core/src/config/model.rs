@@ -51,6 +51,30 @@ pub enum RepStrategy {
     Both,
 }
 
+/// Packet I/O backend of the data plane (`executor set packetio`, node-local; docs/packet-io.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PacketIo {
+    /// AF_XDP where the interface takes it, else AF_PACKET.
+    #[default]
+    Auto,
+    /// AF_XDP only: the data plane does not start when the interface refuses it.
+    Afxdp,
+    /// AF_PACKET rings (no XDP program).
+    Afpacket,
+}
+
+impl PacketIo {
+    /// The keyword, as `executor set packetio` takes it.
+    pub fn word(self) -> &'static str {
+        match self {
+            PacketIo::Auto => "auto",
+            PacketIo::Afxdp => "afxdp",
+            PacketIo::Afpacket => "afpacket",
+        }
+    }
+}
+
 /// The executor: the forwarding engine of a node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Executor {
@@ -76,6 +100,8 @@ pub struct Executor {
     pub staletimeout: Option<u32>,
     /// Executor-level default `stickytime` for ports added later (`executor set stickytime`).
     pub stickytime: Option<u32>,
+    /// Packet I/O backend (`executor set packetio auto|afxdp|afpacket`), default auto.
+    pub packetio: PacketIo,
 }
 
 /// Default `syntimeout`, seconds: a handshake that completes at all does so within it
@@ -101,6 +127,7 @@ impl Default for Executor {
             fintimeout: None,
             staletimeout: None,
             stickytime: None,
+            packetio: PacketIo::Auto,
         }
     }
 }

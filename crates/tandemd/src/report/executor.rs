@@ -17,6 +17,12 @@ pub(super) struct ExecutorView {
     hatimeout: f64,
     workers: usize,
     ring: String,
+    /// `executor set packetio` (auto, afxdp, afpacket).
+    packetio: &'static str,
+    /// The backend running and why ("afxdp (copy mode, native XDP on eth0, 1 queue)").
+    packetio_running: Option<String>,
+    /// AF_XDP: the XDP program's and the sockets' counters.
+    afxdp: Option<crate::afxdp::AfxdpStats>,
     uptime_seconds: u64,
     clusters: usize,
     ports: usize,
@@ -84,6 +90,9 @@ pub(super) fn executor(v: &View) -> ExecutorView {
         hatimeout: v.config.executor.hatimeout,
         workers: v.workers,
         ring: format!("{:?}", v.ring).to_lowercase(),
+        packetio: v.config.executor.packetio.word(),
+        packetio_running: v.packetio.map(str::to_string),
+        afxdp: v.afxdp,
         uptime_seconds: v.uptime.as_secs(),
         clusters: v.config.clusters.len(),
         ports,
@@ -159,6 +168,34 @@ pub(super) fn executor_text(e: &ExecutorView) -> String {
         "Workers / ring",
         format!("{} / {}", e.workers, e.ring),
     );
+    dots(
+        &mut s,
+        "Packet I/O",
+        match &e.packetio_running {
+            Some(running) => format!("{running} (set: {})", e.packetio),
+            None => format!("{} (not running)", e.packetio),
+        },
+    );
+    if let Some(x) = &e.afxdp {
+        dots(
+            &mut s,
+            "XDP frames steered / passed",
+            format!("{} / {}", x.xdp_steered, x.xdp_passed),
+        );
+        dots(
+            &mut s,
+            "AF_XDP rx / tx / tx dropped",
+            format!("{} / {} / {}", x.rx, x.tx, x.tx_dropped),
+        );
+        dots(
+            &mut s,
+            "AF_XDP kernel drops (rx / ring full / fill empty)",
+            format!(
+                "{} / {} / {}",
+                x.rx_dropped, x.rx_ring_full, x.fill_ring_empty
+            ),
+        );
+    }
     dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
     dots(
         &mut s,

@@ -154,6 +154,7 @@ impl Config {
                     ExecutorSetting::FinTimeout(s) => self.executor.fintimeout = Some(s),
                     ExecutorSetting::StaleTimeout(s) => self.executor.staletimeout = Some(s),
                     ExecutorSetting::StickyTime(s) => self.executor.stickytime = Some(s),
+                    ExecutorSetting::PacketIo(p) => self.executor.packetio = p,
                 }
                 Resolved::Executor
             }

@@ -93,6 +93,9 @@ impl fmt::Display for Command {
             ExecutorSet(ExecutorSetting::MaxConnections(None)) => {
                 f.write_str("executor set maxconnections auto")
             }
+            ExecutorSet(ExecutorSetting::PacketIo(p)) => {
+                write!(f, "executor set packetio {}", p.word())
+            }
             ExecutorSet(ExecutorSetting::SynTimeout(s)) => {
                 write!(f, "executor set syntimeout {s}")
             }

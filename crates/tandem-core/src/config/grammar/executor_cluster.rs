@@ -1,7 +1,7 @@
 //! `executor ...` and `cluster ...` (with the manager's proportions).
 
 use super::super::health::Proportions;
-use super::super::model::PortDefaults;
+use super::super::model::{PacketIo, PortDefaults};
 use super::targets::{Targets, cluster_target_in};
 use super::words::{Words, match_keyword, parse_number, parse_seconds, parse_u32, set_once};
 use super::{Command, ParseError};
@@ -29,6 +29,8 @@ pub enum ExecutorSetting {
     StaleTimeout(u32),
     /// `stickytime SECONDS`: default stickytime of ports added later (IBM classic).
     StickyTime(u32),
+    /// `packetio auto|afxdp|afpacket`: the data plane's packet I/O backend (node-local).
+    PacketIo(PacketIo),
 }
 
 /// Largest `executor set fintimeout`, seconds.
@@ -44,7 +46,9 @@ const EXECUTOR_SETTINGS: &[&str] = &[
     "fintimeout",
     "staletimeout",
     "stickytime",
+    "packetio",
 ];
+const PACKETIO_WORDS: &[&str] = &["auto", "afxdp", "afpacket"];
 const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const CLUSTER_ADD_OPTIONS: &[&str] = &[
     "address",
@@ -107,6 +111,11 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 0,
                 "0-4294967295",
             )?),
+            "packetio" => ExecutorSetting::PacketIo(match w.keyword(PACKETIO_WORDS)? {
+                "auto" => PacketIo::Auto,
+                "afxdp" => PacketIo::Afxdp,
+                _ => PacketIo::Afpacket,
+            }),
             _ => ExecutorSetting::SynTimeout(parse_number(
                 w.value("seconds")?,
                 "syntimeout",

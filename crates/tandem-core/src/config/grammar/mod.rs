@@ -3,7 +3,7 @@
 //! ```text
 //! executor start|stop|status|report
 //! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
-//!     | maxconnections N|auto | syntimeout SECONDS
+//!     | maxconnections N|auto | syntimeout SECONDS | packetio auto|afxdp|afpacket
 //! cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]
 //! cluster set CLUSTER[+CLUSTER...]|@ proportions ACTIVE NEW PORT SYSTEM
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@

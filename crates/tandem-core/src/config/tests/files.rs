@@ -278,3 +278,26 @@ fn health_configuration_saves_in_order_and_loads_back() {
         assert_eq!(&cmd(line).to_string(), line);
     }
 }
+
+#[test]
+fn packetio_is_saved_when_not_auto_and_is_node_local() {
+    let c = config("executor set packetio afpacket");
+    assert_eq!(c.executor.packetio, PacketIo::Afpacket);
+    let saved: Vec<String> = c.saved_commands().iter().map(|c| c.to_string()).collect();
+    assert!(
+        saved.contains(&"executor set packetio afpacket".to_string()),
+        "{saved:?}"
+    );
+    let auto = config("executor set packetio auto");
+    assert_eq!(auto.executor.packetio, PacketIo::Auto);
+    assert!(
+        !auto
+            .saved_commands()
+            .iter()
+            .any(|c| c.to_string().contains("packetio"))
+    );
+    assert!(crate::sync::is_node_local(
+        &parse_line("executor set packetio afxdp").unwrap().unwrap()
+    ));
+    assert!(parse_line("executor set packetio xdp").is_err());
+}
