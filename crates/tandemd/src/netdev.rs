@@ -13,11 +13,8 @@ pub struct Interface {
     pub mtu: usize,
 }
 
-/// Finds the interface that holds `addr` (the nfa).
+/// Finds the interface that holds `addr` (the nfa, IPv4 or IPv6).
 pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
-    let IpAddr::V4(want) = addr else {
-        bail!("IPv6 nfa {addr} is not supported yet")
-    };
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills ifap with a list we free below.
     if unsafe { libc::getifaddrs(&mut ifap) } != 0 {
@@ -31,18 +28,28 @@ pub fn interface_with_address(addr: IpAddr) -> Result<Interface> {
         if !ifa.ifa_addr.is_null() {
             // SAFETY: ifa_addr is non-null and points to a sockaddr of its family.
             let family = unsafe { (*ifa.ifa_addr).sa_family } as i32;
-            if family == libc::AF_INET {
-                // SAFETY: AF_INET addresses are sockaddr_in.
-                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
-                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
-                if ip == want {
-                    // SAFETY: ifa_name is a NUL-terminated string owned by the list.
-                    let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
-                        .to_string_lossy()
-                        .into_owned();
-                    found = Some(name);
-                    break;
+            let ip = match family {
+                libc::AF_INET => {
+                    // SAFETY: AF_INET addresses are sockaddr_in.
+                    let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                    Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                        sin.sin_addr.s_addr,
+                    ))))
                 }
+                libc::AF_INET6 => {
+                    // SAFETY: AF_INET6 addresses are sockaddr_in6.
+                    let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                    Some(IpAddr::V6(std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr)))
+                }
+                _ => None,
+            };
+            if ip == Some(addr) {
+                // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+                let name = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) }
+                    .to_string_lossy()
+                    .into_owned();
+                found = Some(name);
+                break;
             }
         }
         cur = ifa.ifa_next;
@@ -258,6 +265,15 @@ mod tests {
             ["udp dport { 53, 20002 } reject"]
         );
         assert!(dropping_rules(ruleset, 200).is_empty());
+    }
+
+    #[test]
+    fn the_interface_of_an_ipv4_or_ipv6_address_is_found() {
+        for a in ["127.0.0.1", "::1"] {
+            let i = interface_with_address(a.parse().unwrap()).expect(a);
+            assert_eq!(i.name, "lo", "{a}");
+        }
+        assert!(interface_with_address("2001:db8::7:7".parse().unwrap()).is_err());
     }
 
     #[test]
