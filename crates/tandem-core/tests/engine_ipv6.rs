@@ -516,3 +516,67 @@ fn an_ipv6_nfa_solicits_from_itself_and_arps_with_probes() {
         Some(server_mac(0x11))
     );
 }
+
+#[test]
+fn a_replicated_ipv6_nat_connection_goes_on_at_the_partner() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = Instant::now();
+    let cfg = config(
+        "port add 2001:db8::100@8080 method nat repstrategy connection\nserver add 2001:db8::100@8080@2001:db8::12 returnaddress 2001:db8::200 mapport 80\n",
+    );
+    let active = engine(&cfg, now);
+    active.replication.enabled.store(true, Relaxed);
+    let mut syn = tcp6((client(), 40000), (cluster(), 8080), true, false);
+    assert!(matches!(
+        handle(&active, &mut syn, now).0,
+        Verdict::Transmit(_)
+    ));
+    let (_, _, nat_port, _, _) = summary(&syn);
+    let mut ack = tcp6((client(), 40000), (cluster(), 8080), false, true);
+    assert!(matches!(
+        handle(&active, &mut ack, now).0,
+        Verdict::Transmit(_)
+    ));
+    let records = active.replication.drain();
+    assert!(
+        !records.is_empty(),
+        "the established connection is replicated"
+    );
+    // The partner installs the records (through the replication wire format) and, once
+    // Active, forwards both directions of the connection.
+    let partner = engine(&cfg, now);
+    for r in &records {
+        let mut bytes = Vec::new();
+        r.encode(&mut bytes);
+        let back =
+            tandem_core::replication::Record::decode(&mut tandem_core::codec::Reader::new(&bytes))
+                .expect("decodes");
+        partner.install_replicated(&back, now).expect("installed");
+    }
+    let mut more = tcp6((client(), 40000), (cluster(), 8080), false, true);
+    assert!(matches!(
+        handle(&partner, &mut more, now).0,
+        Verdict::Transmit(_)
+    ));
+    assert_eq!(
+        summary(&more),
+        (
+            server_mac(0x12),
+            v6("2001:db8::200"),
+            nat_port,
+            server(0x12),
+            80
+        )
+    );
+    let reply = PacketBuilder::ethernet2(server_mac(0x12), OUR_MAC)
+        .ipv6(server(0x12).octets(), v6("2001:db8::200").octets(), 64)
+        .tcp(80, nat_port, 5000, 65535)
+        .ack(1001);
+    let mut r = Vec::new();
+    reply.write(&mut r, b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+    assert!(matches!(
+        handle(&partner, &mut r, now).0,
+        Verdict::Transmit(_)
+    ));
+    assert_eq!(summary(&r), (CLIENT_MAC, cluster(), 8080, client(), 40000));
+}
