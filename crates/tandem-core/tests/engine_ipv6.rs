@@ -444,7 +444,6 @@ fn ipv6_configurations_that_cannot_be_served_are_refused_at_commit() {
         "cluster add ff05::1",
         "cluster ff05::1 cannot be forwarded to: it is a multicast address",
     );
-    refused("cluster add ::1", "loopback");
     refused("cluster add ::ffff:192.0.2.7", "IPv4-mapped");
     refused(
         "port add 2001:db8::100@80\nserver add 2001:db8::100@80@::ffff:192.0.2.11",

@@ -13,13 +13,12 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
 }
 
 /// Why the data plane cannot serve `ip` as a cluster, server, router or returnaddress
-/// address, if it cannot: no neighbour answers for a multicast or loopback address, and an
+/// address, if it cannot: no neighbour answers for a multicast or broadcast address, and an
 /// IPv4-mapped IPv6 address never appears in an IPv6 header (and would be an IPv4 address
-/// once replicated).
+/// once replicated). Loopback addresses stay allowed: advisors probe servers there.
 fn unservable(ip: IpAddr) -> Option<&'static str> {
     match ip {
         _ if ip.is_multicast() => Some("a multicast address"),
-        _ if ip.is_loopback() => Some("a loopback address"),
         IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
         IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
             Some("an IPv4-mapped IPv6 address (write the IPv4 address)")
@@ -170,8 +169,8 @@ impl Config {
 
     /// The rules a cluster and everything under it must keep:
     /// * the cluster address is not the nfa;
-    /// * no cluster, server, router or returnaddress is multicast, loopback, broadcast or an
-    ///   IPv4-mapped IPv6 address;
+    /// * no cluster, server, router or returnaddress is multicast, broadcast or an IPv4-mapped
+    ///   IPv6 address;
     /// * a NAT port does not use `selectionalgorithm affinity`;
     /// * servers have the cluster's address family, routers and returnaddresses the server's;
     /// * a NAT port's servers have a returnaddress, and a returnaddress is never the server,

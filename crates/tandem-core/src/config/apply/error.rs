@@ -79,8 +79,8 @@ pub enum ConfigError {
         address: IpAddr,
         of: String,
     },
-    /// An address the data plane cannot serve: multicast, loopback, the IPv4 broadcast
-    /// address, or an IPv4-mapped IPv6 address (never on the wire; write the IPv4 address).
+    /// An address the data plane cannot serve: multicast, the IPv4 broadcast address, or an
+    /// IPv4-mapped IPv6 address (never on the wire; write the IPv4 address).
     #[error("{what} {address} cannot be forwarded to: it is {why}")]
     UnservableAddress {
         what: &'static str,
