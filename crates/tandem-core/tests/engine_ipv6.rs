@@ -429,3 +429,153 @@ fn other_icmpv6_to_a_cluster_is_dropped_and_to_others_passed() {
     let mut f = tcp6((client(), 40000), (cluster(), 81), true, false);
     assert_eq!(handle(&e, &mut f, now).0, Verdict::Drop(DropReason::NoPort));
 }
+
+#[test]
+fn ipv6_configurations_that_cannot_be_served_are_refused_at_commit() {
+    let refused = |text: &str, want: &str| {
+        let base =
+            "executor set nfa 192.0.2.2\ncluster add 2001:db8::100\ncluster add 192.0.2.100\n";
+        let err = load_file(&format!("{base}{text}"), "test.cfg", &Config::default())
+            .expect_err(text)
+            .to_string();
+        assert!(err.contains(want), "{text}: {err}");
+    };
+    refused(
+        "cluster add ff05::1",
+        "cluster ff05::1 cannot be forwarded to: it is a multicast address",
+    );
+    refused("cluster add ::ffff:192.0.2.7", "IPv4-mapped");
+    refused(
+        "port add 2001:db8::100@80\nserver add 2001:db8::100@80@::ffff:192.0.2.11",
+        "server ::ffff:192.0.2.11 cannot be forwarded to",
+    );
+    refused(
+        "port add 2001:db8::100@80\nserver add 2001:db8::100@80@2001:db8::11 router ff02::2",
+        "router ff02::2 cannot be forwarded to",
+    );
+    // Families: an IPv6 server of an IPv4 cluster (MAC or NAT), an IPv4 returnaddress or
+    // router for an IPv6 server.
+    refused(
+        "port add 192.0.2.100@80\nserver add 192.0.2.100@80@2001:db8::11",
+        "server 2001:db8::11 is not of the same address family as cluster 192.0.2.100",
+    );
+    refused(
+        "port add 2001:db8::100@80 method nat\nserver add 2001:db8::100@80@2001:db8::11 returnaddress 192.0.2.200",
+        "returnaddress 192.0.2.200 is not of the same address family",
+    );
+    refused(
+        "port add 2001:db8::100@80\nserver add 2001:db8::100@80@2001:db8::11 router 192.0.2.1",
+        "router 192.0.2.1 is not of the same address family",
+    );
+    // A link-local next hop is on the link: served.
+    let cfg = config(
+        "port add 2001:db8::100@80\nserver add 2001:db8::100@80@2001:db8::11 router fe80::1\n",
+    );
+    let e = Engine::default();
+    let p = plan(&e, &cfg, true);
+    assert!(p.neighbors.contains(&IpAddr::V6(v6("fe80::1"))));
+}
+
+#[test]
+fn an_ipv6_nfa_solicits_from_itself_and_arps_with_probes() {
+    let now = Instant::now();
+    let text = "executor start\nexecutor set nfa 2001:db8::2\ncluster add 2001:db8::100\ncluster add 192.0.2.100\n\
+                port add 2001:db8::100@80\nserver add 2001:db8::100@80@2001:db8::11\n\
+                port add 192.0.2.100@80\nserver add 192.0.2.100@80@192.0.2.11\n";
+    let cfg = load_file(text, "test.cfg", &Config::default()).unwrap();
+    let e = Engine::default();
+    let frames = e.install(plan(&e, &cfg, true), now);
+    let ns = frames
+        .iter()
+        .find(|f| f.kind == ControlFrameKind::NeighborSolicit)
+        .expect("a solicitation");
+    assert_eq!(ndp_of(&ns.bytes).src_ip, v6("2001:db8::2"));
+    let arp = frames
+        .iter()
+        .find(|f| f.kind == ControlFrameKind::ArpRequest)
+        .expect("an ARP request");
+    let Ok(Frame::Arp(a)) = tandem_wire::parse(&arp.bytes) else {
+        panic!()
+    };
+    assert_eq!(
+        (a.sender_ip, a.target_ip),
+        (Ipv4Addr::UNSPECIFIED, Ipv4Addr::new(192, 0, 2, 11)),
+        "an RFC 5227 probe"
+    );
+    // The answer to a probe (to 0.0.0.0) teaches the server's MAC.
+    let mut reply = tandem_wire::arp_reply(
+        server_mac(0x11),
+        Ipv4Addr::new(192, 0, 2, 11),
+        OUR_MAC,
+        Ipv4Addr::UNSPECIFIED,
+    );
+    handle(&e, &mut reply, now);
+    assert_eq!(
+        e.neighbors.get(IpAddr::from([192, 0, 2, 11])),
+        Some(server_mac(0x11))
+    );
+}
+
+#[test]
+fn a_replicated_ipv6_nat_connection_goes_on_at_the_partner() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = Instant::now();
+    let cfg = config(
+        "port add 2001:db8::100@8080 method nat repstrategy connection\nserver add 2001:db8::100@8080@2001:db8::12 returnaddress 2001:db8::200 mapport 80\n",
+    );
+    let active = engine(&cfg, now);
+    active.replication.enabled.store(true, Relaxed);
+    let mut syn = tcp6((client(), 40000), (cluster(), 8080), true, false);
+    assert!(matches!(
+        handle(&active, &mut syn, now).0,
+        Verdict::Transmit(_)
+    ));
+    let (_, _, nat_port, _, _) = summary(&syn);
+    let mut ack = tcp6((client(), 40000), (cluster(), 8080), false, true);
+    assert!(matches!(
+        handle(&active, &mut ack, now).0,
+        Verdict::Transmit(_)
+    ));
+    let records = active.replication.drain();
+    assert!(
+        !records.is_empty(),
+        "the established connection is replicated"
+    );
+    // The partner installs the records (through the replication wire format) and, once
+    // Active, forwards both directions of the connection.
+    let partner = engine(&cfg, now);
+    for r in &records {
+        let mut bytes = Vec::new();
+        r.encode(&mut bytes);
+        let back =
+            tandem_core::replication::Record::decode(&mut tandem_core::codec::Reader::new(&bytes))
+                .expect("decodes");
+        partner.install_replicated(&back, now).expect("installed");
+    }
+    let mut more = tcp6((client(), 40000), (cluster(), 8080), false, true);
+    assert!(matches!(
+        handle(&partner, &mut more, now).0,
+        Verdict::Transmit(_)
+    ));
+    assert_eq!(
+        summary(&more),
+        (
+            server_mac(0x12),
+            v6("2001:db8::200"),
+            nat_port,
+            server(0x12),
+            80
+        )
+    );
+    let reply = PacketBuilder::ethernet2(server_mac(0x12), OUR_MAC)
+        .ipv6(server(0x12).octets(), v6("2001:db8::200").octets(), 64)
+        .tcp(80, nat_port, 5000, 65535)
+        .ack(1001);
+    let mut r = Vec::new();
+    reply.write(&mut r, b"HTTP/1.0 200 OK\r\n\r\n").unwrap();
+    assert!(matches!(
+        handle(&partner, &mut r, now).0,
+        Verdict::Transmit(_)
+    ));
+    assert_eq!(summary(&r), (CLIENT_MAC, cluster(), 8080, client(), 40000));
+}
