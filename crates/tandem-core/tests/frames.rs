@@ -211,6 +211,13 @@ fn tagged_frames_are_dropped_and_counted_per_vlan() {
     let v = e.handle(&mut f, meta(100), now, &mut Vec::new());
     assert_eq!(v, Verdict::Pass);
     assert_eq!(e.vlans.dropped(100), 3);
+    // A tagged ARP request for the cluster is not answered (the answer would be untagged).
+    let mut arp = wire::arp_request(CLIENT_MAC, CLIENT.into(), CLUSTER.into()).to_vec();
+    let mut out = Vec::new();
+    let v = e.handle(&mut arp, meta(100), now, &mut out);
+    assert_eq!((v, out.len()), (Verdict::Pass, 0));
+    let v = e.handle(&mut arp, RxMeta::default(), now, &mut out);
+    assert_eq!((v, out.len()), (Verdict::Consumed, 1));
 }
 
 #[test]

@@ -376,6 +376,11 @@ impl Engine {
         };
         // Next hops are learnt also while not forwarding, so that a node taking over has them.
         if let wire::Frame::Arp(arp) = &parsed {
+            // Tandem answers on its own network only: a reply to a tagged request would go
+            // out untagged (see vlan.rs).
+            if super::vlan::foreign_vlan(frame, meta) {
+                return Verdict::Pass;
+            }
             return self.arp(plan, arp, out);
         }
         if !plan.forwarding {

@@ -1,0 +1,290 @@
+//! Frames of real networks through the real tandemd: jumbo frames on a 9000-byte MTU lab,
+//! 8 KB UDP datagrams fragmented at MTU 1500 (MAC and NAT, both ways), a real router whose
+//! smaller link makes it send "fragmentation needed" to the cluster address (the flow's
+//! server must get it, or its answers never arrive), 802.1Q-tagged frames on the untagged
+//! interface (counted per VLAN) and a balancer on a VLAN sub-interface. Needs root; runs in
+//! the nextest group `lab`.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+use tandem_lab::cluster::{CLUSTER_IP, ClusterLab, TandemNode, demo_config};
+use tandem_lab::{Host, serial};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The demo configuration plus a NAT UDP port 9998 (mapport 9999) on the three servers.
+fn config() -> String {
+    format!(
+        "{}port add {CLUSTER_IP}@9998 protocol udp method nat\n\
+         server add {CLUSTER_IP}@9998@192.0.2.11+192.0.2.12+192.0.2.13 returnaddress 192.0.2.200 mapport 9999\n",
+        demo_config(1)
+    )
+}
+
+/// A UDP request of `len` bytes from `host` to the cluster's `port`, tried up to 5 times (the
+/// first may meet a next hop not yet resolved); the answer must echo it.
+fn udp_echo(host: &Host, port: u16, len: usize) -> String {
+    let payload: String = (0..len).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let mut last = String::new();
+    for _ in 0..5 {
+        match host.udp_request(ClusterLab::cluster(port), &payload, TIMEOUT) {
+            Ok(reply) if reply.ends_with(&payload) => return reply,
+            Ok(reply) => last = format!("answer of {} bytes does not echo", reply.len()),
+            Err(e) => last = format!("{e:#}"),
+        }
+    }
+    panic!(
+        "{len}-byte UDP request to port {port} from {} not answered: {last}",
+        host.name
+    )
+}
+
+fn drops(node: &TandemNode, reason: &str) -> u64 {
+    let s = node.ctl_json(&["executor", "status"]).unwrap();
+    s["drops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d[0] == reason)
+        .and_then(|d| d[1].as_u64())
+        .unwrap_or_else(|| panic!("no drop reason {reason}: {s}"))
+}
+
+fn set_mtu(host: &Host, dev: &str, mtu: u32) {
+    host.run(["ip", "link", "set", "dev", dev, "mtu", &mtu.to_string()])
+        .unwrap();
+}
+
+#[test]
+fn lab_jumbo_frames_of_9000_bytes_are_forwarded() {
+    let _g = serial();
+    let lab = ClusterLab::new("jumbo", 1, 3).expect("lab (needs root and network namespaces)");
+    // MTU 9000 everywhere: the bridge, its ports and every host, before tandemd starts (it
+    // reads the interface's MTU when it opens its rings).
+    let sw = lab.lab.switch();
+    set_mtu(sw, "br0", 9000);
+    for h in lab.lab.hosts() {
+        set_mtu(sw, &h.name, 9000);
+        set_mtu(&h, "eth0", 9000);
+    }
+    let node = TandemNode::start(&lab.lab, &lab.lbs[0], &config(), &[]).expect("tandemd starts");
+    lab.wait_serving(80, Duration::from_secs(20))
+        .expect("cluster answers");
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    assert_eq!(status["mtu"], 9000, "{status}");
+    assert_eq!(status["frame_limit"], 9014, "{status}");
+    // 8972 bytes of UDP with DF (the default of a Linux UDP socket that fits the path MTU):
+    // one 9014-byte frame to the cluster, not fragmented.
+    for _ in 0..3 {
+        udp_echo(&lab.client, 9999, 8972);
+    }
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    assert_eq!(
+        status["fragment_datagrams"], 0,
+        "the jumbo requests came whole: {status}"
+    );
+    // NAT: the request whole, the answer (8975 bytes of UDP) fragmented by the server.
+    udp_echo(&lab.client, 9998, 8972);
+    assert_eq!(drops(&node, "oversize"), 0);
+    assert_eq!(drops(&node, "fragment-unknown"), 0);
+    let report = node.ctl(&["executor", "report"]).unwrap();
+    assert!(report.contains("9000 / 9014 bytes"), "{report}");
+}
+
+#[test]
+fn lab_fragments_frag_needed_and_tagged_frames() {
+    let _g = serial();
+    let lab = ClusterLab::new("frames", 1, 3).expect("lab (needs root and network namespaces)");
+    // A router (rt: 192.0.2.1) to a far network 198.51.100.0/24 over a 1400-byte link, with
+    // a far client (198.51.100.10) behind it. The far host is made on the bridge and its link
+    // then moved into the router.
+    let rt = lab.lab.add_host("rt", &["192.0.2.1/24"]).unwrap();
+    let far = lab.lab.add_host("far", &["198.51.100.10/24"]).unwrap();
+    let sw = lab.lab.switch();
+    sw.run(["ip", "link", "set", "dev", "far", "nomaster"])
+        .unwrap();
+    sw.run(["ip", "link", "set", "dev", "far", "netns", &rt.ns])
+        .unwrap();
+    for cmd in [
+        "ip addr add 198.51.100.1/24 dev far",
+        "ip link set dev far mtu 1400",
+        "ip link set dev far up",
+    ] {
+        rt.run(cmd.split(' ')).unwrap();
+    }
+    rt.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    set_mtu(&far, "eth0", 1400);
+    far.run(["ip", "route", "add", "default", "via", "198.51.100.1"])
+        .unwrap();
+    for s in &lab.servers {
+        s.run(["ip", "route", "add", "198.51.100.0/24", "via", "192.0.2.1"])
+            .unwrap();
+    }
+    let node = TandemNode::start(&lab.lab, &lab.lbs[0], &config(), &[]).expect("tandemd starts");
+    lab.wait_serving(80, Duration::from_secs(20))
+        .expect("cluster answers");
+
+    // 8 KB datagrams at MTU 1500: six fragments each way. MAC: the request's fragments go
+    // through tandemd, the answer straight to the client; NAT: both ways through tandemd.
+    for _ in 0..3 {
+        udp_echo(&lab.client, 9999, 8000);
+        udp_echo(&lab.client, 9998, 8000);
+    }
+    assert_eq!(drops(&node, "fragment-unknown"), 0);
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    assert!(
+        status["fragment_datagrams"].as_u64().unwrap() >= 6,
+        "first fragments remembered: {status}"
+    );
+
+    // Path-MTU discovery through tandemd. The far client asks port 9999 (MAC) from a fixed
+    // port; the server's 1481-byte answer (DF) does not fit the router's 1400-byte link: the
+    // router sends "fragmentation needed" to the cluster address, tandemd must pass it to
+    // the flow's server, whose next answers are then fragmented to 1400 and arrive.
+    let answer = far
+        .in_ns(|| -> Result<String, String> {
+            let s = UdpSocket::bind("198.51.100.10:5000").map_err(|e| e.to_string())?;
+            s.connect(ClusterLab::cluster(9999))
+                .map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_millis(700)))
+                .map_err(|e| e.to_string())?;
+            let payload = vec![b'p'; 1450];
+            let mut buf = vec![0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                s.send(&payload).map_err(|e| e.to_string())?;
+                if let Ok(n) = s.recv(&mut buf) {
+                    return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+            Err("no answer within 10 s: the router's ICMP did not reach the server".into())
+        })
+        .unwrap()
+        .unwrap();
+    let server = answer.split_whitespace().next().unwrap().to_string();
+    assert!(answer.ends_with(&"p".repeat(1450)), "{server}");
+    for s in &lab.servers {
+        let route = s.run(["ip", "route", "get", "198.51.100.10"]).unwrap();
+        assert_eq!(
+            route.contains("mtu 1400"),
+            s.name == server,
+            "only {server}, the flow's server, learnt the path MTU; {}: {route}",
+            s.name
+        );
+    }
+    assert_eq!(drops(&node, "icmp-no-connection"), 0);
+
+    // Tagged frames on the untagged interface: the client sends on VLAN 100 to the cluster
+    // (its neighbour entry set by hand: tandemd does not answer tagged ARP).
+    let lb_mac = lab.lbs[0].mac.clone();
+    for cmd in [
+        "ip link add link eth0 name eth0.100 type vlan id 100",
+        "ip addr add 203.0.113.10/24 dev eth0.100",
+        "ip link set dev eth0.100 up",
+        "ip route add 192.0.2.100/32 dev eth0.100 src 203.0.113.10",
+    ] {
+        lab.client.run(cmd.split(' ')).unwrap();
+    }
+    lab.client
+        .run([
+            "ip",
+            "neigh",
+            "replace",
+            "192.0.2.100",
+            "lladdr",
+            &lb_mac,
+            "dev",
+            "eth0.100",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    for i in 0..5 {
+        let r = lab.client.udp_request(
+            ClusterLab::cluster(9999),
+            &format!("tagged {i}"),
+            Duration::from_millis(300),
+        );
+        assert!(r.is_err(), "a tagged request was answered: {r:?}");
+    }
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    let vlans = status["vlan_drops"].as_array().unwrap();
+    assert!(
+        vlans
+            .iter()
+            .any(|v| v["vlan"] == 100 && v["frames"].as_u64().unwrap() >= 5),
+        "{status}"
+    );
+    assert!(drops(&node, "vlan") >= 5);
+    let report = node.ctl(&["executor", "report"]).unwrap();
+    assert!(
+        report.contains("vlan 100: ")
+            && report.contains("not configured: run tandemd on the VLAN interface eth0.100"),
+        "{report}"
+    );
+}
+
+#[test]
+fn lab_a_balancer_on_a_vlan_subinterface_serves_its_vlan() {
+    let _g = serial();
+    let lab = ClusterLab::new("vlan", 1, 2).expect("lab (needs root and network namespaces)");
+    // VLAN 100 over the same bridge: 203.0.113.0/24 on eth0.100 of the client, the
+    // balancer (its nfa) and the servers, the cluster 203.0.113.100 on the VLAN.
+    let hosts = [
+        (&lab.client, "203.0.113.10"),
+        (&lab.lbs[0], "203.0.113.2"),
+        (&lab.servers[0], "203.0.113.11"),
+        (&lab.servers[1], "203.0.113.12"),
+    ];
+    for (h, ip) in hosts {
+        for cmd in [
+            "ip link add link eth0 name eth0.100 type vlan id 100".to_string(),
+            format!("ip addr add {ip}/24 dev eth0.100"),
+            "ip link set dev eth0.100 up".to_string(),
+        ] {
+            h.run(cmd.split(' ')).unwrap();
+        }
+    }
+    for s in &lab.servers {
+        s.add_loopback_address("203.0.113.100/32").unwrap();
+    }
+    let config = "executor start\nexecutor set nfa 203.0.113.2\ncluster add 203.0.113.100\n\
+                  port add 203.0.113.100@80 method mac\n\
+                  port add 203.0.113.100@9999 protocol udp method nat\n\
+                  server add 203.0.113.100@80@203.0.113.11+203.0.113.12\n\
+                  server add 203.0.113.100@9999@203.0.113.11+203.0.113.12 returnaddress 203.0.113.200\n";
+    let node = TandemNode::start(&lab.lab, &lab.lbs[0], config, &[]).expect("tandemd starts");
+    let target = "203.0.113.100:80".parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut servers = std::collections::BTreeSet::new();
+    while servers.len() < 2 {
+        assert!(Instant::now() < deadline, "HTTP on VLAN 100: {servers:?}");
+        if let Ok(body) = lab.client.http_get(target, Duration::from_millis(500)) {
+            servers.insert(
+                body.split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+        }
+    }
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    assert_eq!(status["interface"], "eth0.100", "{status}");
+    // NAT UDP on the VLAN, answered through the return address.
+    let reply = lab
+        .client
+        .udp_request(
+            "203.0.113.100:9999".parse().unwrap(),
+            "on vlan 100",
+            TIMEOUT,
+        )
+        .unwrap();
+    assert!(reply.ends_with("on vlan 100"), "{reply}");
+    let status = node.ctl_json(&["executor", "status"]).unwrap();
+    assert_eq!(
+        status["vlan_drops"].as_array().unwrap().len(),
+        0,
+        "{status}"
+    );
+    assert_eq!(drops(&node, "vlan"), 0);
+}
