@@ -399,11 +399,8 @@ impl Engine {
             }
             _ => return Verdict::Pass,
         };
-        if pkt.dst_mac != plan.our_mac || !plan.owns(pkt.dst_ip) {
-            return Verdict::Pass;
-        }
-        if let Some(r) = self.frame_gate(plan, frame, pkt.l3, meta) {
-            return Verdict::Drop(r);
+        if let Some(v) = self.admit_owned(plan, frame, (pkt.dst_mac, pkt.dst_ip, pkt.l3), meta) {
+            return v;
         }
         if meta.csum_not_ready && wire::fill_l4_checksum(frame, &pkt).is_err() {
             return Verdict::Drop(DropReason::Truncated);

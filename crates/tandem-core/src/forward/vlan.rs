@@ -91,15 +91,26 @@ pub(super) fn foreign_vlan(frame: &[u8], meta: RxMeta) -> bool {
 }
 
 impl Engine {
-    /// The VLAN and size checks of a frame for an address Tandem owns, whose IP header is at
-    /// `l3` (see the module docs). `None`: the frame may be forwarded.
-    pub(super) fn frame_gate(
+    /// Whether a frame for `dst_ip` (IP header at `l3`) is Tandem's to forward: `Pass` when
+    /// it is not to our MAC and an owned address, a drop when the VLAN and size checks refuse
+    /// it, `None` when it goes on.
+    pub(super) fn admit_owned(
         &self,
         plan: &Plan,
         frame: &[u8],
-        l3: usize,
+        (dst_mac, dst_ip, l3): ([u8; 6], std::net::IpAddr, usize),
         meta: RxMeta,
-    ) -> Option<DropReason> {
+    ) -> Option<super::engine::Verdict> {
+        use super::engine::Verdict;
+        if dst_mac != plan.our_mac || !plan.owns(dst_ip) {
+            return Some(Verdict::Pass);
+        }
+        self.frame_gate(plan, frame, l3, meta).map(Verdict::Drop)
+    }
+
+    /// The VLAN and size checks of a frame for an address Tandem owns, whose IP header is at
+    /// `l3` (see the module docs). `None`: the frame may be forwarded.
+    fn frame_gate(&self, plan: &Plan, frame: &[u8], l3: usize, meta: RxMeta) -> Option<DropReason> {
         match vlan_tag(frame, l3, meta) {
             None | Some(Some(0)) => {}
             Some(id) => {
