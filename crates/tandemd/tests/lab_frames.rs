@@ -77,6 +77,37 @@ fn tagged_udp(src_mac: &str, dst_mac: &str, vlan: u16, i: u8) -> Vec<u8> {
     f
 }
 
+/// From the far client's `client_port` to the cluster's `port`: a 1450-byte request, sent
+/// again every 700 ms until answered (at most 10 s). The first answer (1481 bytes, DF) does
+/// not fit the router's 1400-byte link; later ones come only once the server learnt that from
+/// the router's ICMP. Returns the answering server's name.
+fn far_request(far: &Host, port: u16, client_port: u16) -> String {
+    let answer = far
+        .in_ns(move || -> Result<String, String> {
+            let s = UdpSocket::bind(("198.51.100.10", client_port)).map_err(|e| e.to_string())?;
+            s.connect(ClusterLab::cluster(port))
+                .map_err(|e| e.to_string())?;
+            s.set_read_timeout(Some(Duration::from_millis(700)))
+                .map_err(|e| e.to_string())?;
+            let payload = vec![b'p'; 1450];
+            let mut buf = vec![0u8; 4096];
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                s.send(&payload).map_err(|e| e.to_string())?;
+                if let Ok(n) = s.recv(&mut buf) {
+                    return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
+                }
+            }
+            Err(format!(
+                "no answer on port {port} within 10 s: the router's ICMP did not reach the server"
+            ))
+        })
+        .unwrap()
+        .unwrap();
+    assert!(answer.ends_with(&"p".repeat(1450)), "{answer}");
+    answer.split_whitespace().next().unwrap().to_string()
+}
+
 fn set_mtu(host: &Host, dev: &str, mtu: u32) {
     host.run(["ip", "link", "set", "dev", dev, "mtu", &mtu.to_string()])
         .unwrap();
@@ -168,28 +199,7 @@ fn lab_fragments_frag_needed_and_tagged_frames() {
     // port; the server's 1481-byte answer (DF) does not fit the router's 1400-byte link: the
     // router sends "fragmentation needed" to the cluster address, tandemd must pass it to
     // the flow's server, whose next answers are then fragmented to 1400 and arrive.
-    let answer = far
-        .in_ns(|| -> Result<String, String> {
-            let s = UdpSocket::bind("198.51.100.10:5000").map_err(|e| e.to_string())?;
-            s.connect(ClusterLab::cluster(9999))
-                .map_err(|e| e.to_string())?;
-            s.set_read_timeout(Some(Duration::from_millis(700)))
-                .map_err(|e| e.to_string())?;
-            let payload = vec![b'p'; 1450];
-            let mut buf = vec![0u8; 4096];
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                s.send(&payload).map_err(|e| e.to_string())?;
-                if let Ok(n) = s.recv(&mut buf) {
-                    return Ok(String::from_utf8_lossy(&buf[..n]).into_owned());
-                }
-            }
-            Err("no answer within 10 s: the router's ICMP did not reach the server".into())
-        })
-        .unwrap()
-        .unwrap();
-    let server = answer.split_whitespace().next().unwrap().to_string();
-    assert!(answer.ends_with(&"p".repeat(1450)), "{server}");
+    let server = far_request(&far, 9999, 5000);
     for s in &lab.servers {
         let route = s.run(["ip", "route", "get", "198.51.100.10"]).unwrap();
         assert_eq!(
@@ -199,6 +209,22 @@ fn lab_fragments_frag_needed_and_tagged_frames() {
             s.name
         );
     }
+    // The same through NAT (port 9998): tandemd sends the translated answer to the router,
+    // which answers "fragmentation needed" about cluster:9998 → far:5001; tandemd translates
+    // it to what the server sent (server:9999 → returnaddress:natport), so the server lowers
+    // its path MTU to the return address and its next answers come fragmented, which
+    // tandemd translates back fragment by fragment.
+    let server = far_request(&far, 9998, 5001);
+    for s in &lab.servers {
+        let route = s.run(["ip", "route", "get", "192.0.2.200"]).unwrap();
+        assert_eq!(
+            route.contains("mtu 1400"),
+            s.name == server,
+            "only {server}, the NAT flow's server, learnt the path MTU; {}: {route}",
+            s.name
+        );
+    }
+    assert_eq!(drops(&node, "fragment-unknown"), 0);
     assert_eq!(drops(&node, "icmp-no-connection"), 0);
 
     // Tagged frames on the untagged interface: VLAN 100 datagrams from the client to the
