@@ -211,6 +211,13 @@ fn tagged_frames_are_dropped_and_counted_per_vlan() {
     let v = e.handle(&mut f, meta(100), now, &mut Vec::new());
     assert_eq!(v, Verdict::Pass);
     assert_eq!(e.vlans.dropped(100), 3);
+    // A tagged ARP request for the cluster is not answered (the answer would be untagged).
+    let mut arp = wire::arp_request(CLIENT_MAC, CLIENT.into(), CLUSTER.into()).to_vec();
+    let mut out = Vec::new();
+    let v = e.handle(&mut arp, meta(100), now, &mut out);
+    assert_eq!((v, out.len()), (Verdict::Pass, 0));
+    let v = e.handle(&mut arp, RxMeta::default(), now, &mut out);
+    assert_eq!((v, out.len()), (Verdict::Consumed, 1));
 }
 
 #[test]
@@ -299,8 +306,8 @@ fn the_fragment_table_is_bounded() {
     );
 }
 
-/// An ICMP error from `from` (MAC `from_mac`) to `to`, type/code, quoting `quoted` (a frame
-/// whose IP header and first 8 bytes after it are quoted, as routers do at least).
+/// An ICMP error from `from` (MAC `from_mac`) to `to`, type/code, quoting `quoted` (a frame:
+/// its IP packet, as much as Linux quotes).
 fn icmp_error(
     from_mac: [u8; 6],
     from: [u8; 4],
@@ -308,7 +315,8 @@ fn icmp_error(
     (icmp_type, code, mtu): (u8, u8, u16),
     quoted: &[u8],
 ) -> Vec<u8> {
-    let quote = &quoted[14..14 + 28];
+    // Routers quote at least 8 bytes of the datagram; Linux quotes up to 576 bytes in all.
+    let quote = &quoted[14..quoted.len().min(14 + 548)];
     let mut icmp = vec![icmp_type, code, 0, 0, 0, 0];
     icmp.extend_from_slice(&mtu.to_be_bytes());
     icmp.extend_from_slice(quote);
@@ -413,4 +421,44 @@ fn nat_icmp_errors_are_translated_both_ways() {
         handle(&e, &mut icmp, now),
         Verdict::Drop(DropReason::IcmpNoConnection)
     );
+}
+
+#[test]
+fn nat_icmp_about_tcp_keeps_the_quoted_tcp_checksum() {
+    let now = Instant::now();
+    let cfg = "port add 192.0.2.100@8080 method nat\nserver add 192.0.2.100@8080@192.0.2.11 returnaddress 192.0.2.200 mapport 80\n";
+    let e = engine(cfg, 0, now);
+    let mut syn = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC, OUR_MAC)
+        .ipv4(CLIENT, CLUSTER, 64)
+        .tcp(40000, 8080, 1, 65535)
+        .syn()
+        .write(&mut syn, &[])
+        .unwrap();
+    assert!(matches!(handle(&e, &mut syn, now), Verdict::Transmit(_)));
+    let nat_port = u16::from_be_bytes([syn[34], syn[35]]);
+    // The SYN-ACK tandemd sent the client (cluster:8080 → client:40000) with 100 bytes of
+    // data, quoted whole by a router: the quoted TCP checksum can be checked in full.
+    let mut answer = Vec::new();
+    PacketBuilder::ethernet2(server_mac(11), CLIENT_MAC)
+        .ipv4(CLUSTER, CLIENT, 64)
+        .tcp(8080, 40000, 9, 65535)
+        .syn()
+        .ack(2)
+        .write(&mut answer, &[5u8; 100])
+        .unwrap();
+    let mut icmp = icmp_error(ROUTER_MAC, ROUTER, CLUSTER, (3, 4, 1400), &answer);
+    assert!(matches!(handle(&e, &mut icmp, now), Verdict::Transmit(_)));
+    let (src, dst, qsrc, qdst) = icmp_summary(&icmp);
+    assert_eq!((src, dst), (RETURN.into(), SERVER.into()));
+    assert_eq!(qsrc, (SERVER.into(), 80));
+    assert_eq!(qdst, (RETURN.into(), nat_port));
+    let Ok(Frame::IcmpError(err)) = wire::parse(&icmp) else {
+        unreachable!()
+    };
+    let seg = &icmp[err.quoted.l4..err.end];
+    assert_eq!(seg.len(), 120);
+    let pseudo = checksum::pseudo_header_sum_ipv4(SERVER.into(), RETURN.into(), 6, 120);
+    let sum = checksum::combine(pseudo, checksum::ones_complement_sum(seg));
+    assert_eq!(sum, 0xffff, "quoted TCP checksum of the translated segment");
 }

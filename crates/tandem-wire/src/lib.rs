@@ -18,6 +18,10 @@
 //!   header checksum and the TCP/UDP checksum. [`complete_partial_checksum`] and [`fill_l4_checksum`] finish
 //!   frames that a local stack left with only the pseudo-header sum in the checksum field
 //!   (`TP_STATUS_CSUMNOTREADY`, typical over veth).
+//! * [`fragment`] locates IPv4 fragments ([`Fragment`]); [`icmp`] locates ICMP errors that
+//!   quote a TCP/UDP datagram ([`IcmpError`]) and translates them for NAT
+//!   ([`icmp::translate`]); [`ipv4::rewrite_addresses`] rewrites addresses of what has no
+//!   TCP/UDP header to update.
 //! * [`checksum`] has the Internet checksum arithmetic.
 //! * [`build`] writes whole frames Tandem originates: ARP replies, requests and gratuitous
 //!   announcements, and TCP resets over IPv4 and IPv6; [`ndp`] writes neighbour

@@ -309,7 +309,7 @@ fn lab_malformed_frames_are_counted_and_dropped_and_forwarding_goes_on() {
     let mut bad_ihl = syn.clone();
     bad_ihl[14] = 0x4f; // header claims 60 bytes
     let mut fragment = syn.clone();
-    fragment[20] = 0x20; // more fragments
+    fragment[21] = 0x01; // a TCP fragment at offset 8 (RFC 1858): never forwarded
     let truncated = syn[..34].to_vec();
     let mut bad_tcp = syn.clone();
     bad_tcp[14 + 20 + 12] = 0x20; // data offset 2

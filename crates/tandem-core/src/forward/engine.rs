@@ -375,6 +375,11 @@ impl Engine {
         };
         // Next hops are learnt also while not forwarding, so that a node taking over has them.
         match &parsed {
+            // Tandem answers on its own network only: a reply to a tagged request would go out
+            // untagged (see vlan.rs).
+            wire::Frame::Arp(_) | wire::Frame::Ndp(_) if super::vlan::foreign_vlan(frame, meta) => {
+                return Verdict::Pass;
+            }
             wire::Frame::Arp(arp) => return self.arp(plan, arp, out),
             wire::Frame::Ndp(n) => return self.ndp(plan, n, out),
             _ => {}
@@ -395,11 +400,8 @@ impl Engine {
             }
             _ => return Verdict::Pass,
         };
-        if pkt.dst_mac != plan.our_mac || !plan.owns(pkt.dst_ip) {
-            return Verdict::Pass;
-        }
-        if let Some(r) = self.frame_gate(plan, frame, pkt.l3, meta) {
-            return Verdict::Drop(r);
+        if let Some(v) = self.admit_owned(plan, frame, (pkt.dst_mac, pkt.dst_ip, pkt.l3), meta) {
+            return v;
         }
         if meta.csum_not_ready && wire::fill_l4_checksum(frame, &pkt).is_err() {
             return Verdict::Drop(DropReason::Truncated);

@@ -187,11 +187,8 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        if f.dst_mac != plan.our_mac || !plan.owns(f.dst_ip) {
-            return Verdict::Pass;
-        }
-        if let Some(r) = self.frame_gate(plan, frame, f.l3, meta) {
-            return Verdict::Drop(r);
+        if let Some(v) = self.admit_owned(plan, frame, (f.dst_mac, f.dst_ip, f.l3), meta) {
+            return v;
         }
         let key = FragmentKey::of(f);
         if let Some(pkt) = &f.first {

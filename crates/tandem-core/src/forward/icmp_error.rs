@@ -37,11 +37,8 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        if e.dst_mac != plan.our_mac || !plan.owns(e.dst_ip) {
-            return Verdict::Pass;
-        }
-        if let Some(r) = self.frame_gate(plan, frame, e.l3, meta) {
-            return Verdict::Drop(r);
+        if let Some(v) = self.admit_owned(plan, frame, (e.dst_mac, e.dst_ip, e.l3), meta) {
+            return v;
         }
         if plan.return_addresses.contains(&e.dst_ip) {
             return self.icmp_to_client(plan, frame, e);

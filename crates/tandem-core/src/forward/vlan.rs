@@ -6,7 +6,8 @@
 //! Tandem's socket sees the frame and puts it back on what Tandem sends. A frame that still
 //! carries a tag (VLAN id 1..4095) on the interface Tandem runs on belongs to a VLAN Tandem
 //! is not configured for: it is dropped as `vlan` and counted per VLAN id ([`VlanDrops`]),
-//! so `executor report` can say which VLAN to run a balancer on. Priority-tagged frames
+//! so `executor report` can say which VLAN to run a balancer on; tagged ARP requests are not
+//! answered (the answer would go out untagged). Priority-tagged frames
 //! (VLAN id 0, 802.1p) belong to the untagged network and are forwarded.
 //!
 //! **Size.** A frame larger than the interface carries ([`Plan::frame_limit`]: the MTU plus
@@ -77,16 +78,39 @@ fn vlan_tag(frame: &[u8], l3: usize, meta: RxMeta) -> Option<Option<u16>> {
     })
 }
 
+/// Whether a frame carries a VLAN tag other than a priority tag (VLAN 0), in `meta` or in
+/// the frame: a frame of a VLAN Tandem does not run on.
+pub(super) fn foreign_vlan(frame: &[u8], meta: RxMeta) -> bool {
+    let in_frame = frame.get(eth::ETHERTYPE) == Some(&[0x81, 0x00][..]);
+    let l3 = if in_frame {
+        eth::VLAN_HEADER_LEN
+    } else {
+        eth::HEADER_LEN
+    };
+    !matches!(vlan_tag(frame, l3, meta), None | Some(Some(0)))
+}
+
 impl Engine {
-    /// The VLAN and size checks of a frame for an address Tandem owns, whose IP header is at
-    /// `l3` (see the module docs). `None`: the frame may be forwarded.
-    pub(super) fn frame_gate(
+    /// Whether a frame for `dst_ip` (IP header at `l3`) is Tandem's to forward: `Pass` when
+    /// it is not to our MAC and an owned address, a drop when the VLAN and size checks refuse
+    /// it, `None` when it goes on.
+    pub(super) fn admit_owned(
         &self,
         plan: &Plan,
         frame: &[u8],
-        l3: usize,
+        (dst_mac, dst_ip, l3): ([u8; 6], std::net::IpAddr, usize),
         meta: RxMeta,
-    ) -> Option<DropReason> {
+    ) -> Option<super::engine::Verdict> {
+        use super::engine::Verdict;
+        if dst_mac != plan.our_mac || !plan.owns(dst_ip) {
+            return Some(Verdict::Pass);
+        }
+        self.frame_gate(plan, frame, l3, meta).map(Verdict::Drop)
+    }
+
+    /// The VLAN and size checks of a frame for an address Tandem owns, whose IP header is at
+    /// `l3` (see the module docs). `None`: the frame may be forwarded.
+    fn frame_gate(&self, plan: &Plan, frame: &[u8], l3: usize, meta: RxMeta) -> Option<DropReason> {
         match vlan_tag(frame, l3, meta) {
             None | Some(Some(0)) => {}
             Some(id) => {
