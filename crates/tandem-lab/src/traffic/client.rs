@@ -540,6 +540,37 @@ impl ConnStats {
     pub fn is_healthy(&self) -> bool {
         self.ended.is_none() && self.local_addr.is_some() && self.servers_seen.len() <= 1
     }
+
+    /// Whether this connection came through a failover: it never ended, one server answered
+    /// it all along, it never stalled longer than `max_stall`, and it still echoes (its
+    /// last echo under a second ago). The error says which condition failed.
+    pub fn survived(&self, max_stall: Duration) -> Result<()> {
+        if let Some(ended) = &self.ended {
+            bail!("connection {} ended: {ended:?}", self.index);
+        }
+        if self.servers_seen.len() != 1 {
+            bail!(
+                "connection {} was answered by {:?}",
+                self.index,
+                self.servers_seen
+            );
+        }
+        if self.longest_gap > max_stall {
+            bail!(
+                "connection {} stalled {:?} (at most {max_stall:?})",
+                self.index,
+                self.longest_gap
+            );
+        }
+        if self.since_last_echo >= Duration::from_secs(1) {
+            bail!(
+                "connection {} no longer echoes ({:?} since the last)",
+                self.index,
+                self.since_last_echo
+            );
+        }
+        Ok(())
+    }
 }
 
 struct ConnState {

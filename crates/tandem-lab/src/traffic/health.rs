@@ -106,16 +106,7 @@ pub(crate) fn dns_loop(socket: UdpSocket, ctx: &Ctx) {
     while !ctx.stop.load(Ordering::SeqCst) {
         let (n, src) = match socket.recv_from(&mut buf) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if super::is_timeout(&e) => continue,
             Err(e) => {
                 ctx.counters.error("dns receive", &e);
                 continue;

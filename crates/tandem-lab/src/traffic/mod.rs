@@ -90,17 +90,19 @@ impl LineReader {
             match stream.read(&mut chunk) {
                 Ok(0) => return Ok(LineEvent::Eof),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock
-                            | io::ErrorKind::TimedOut
-                            | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if is_timeout(&e) => {}
                 Err(e) => return Err(e),
             }
         }
     }
+}
+
+/// A read that timed out or was interrupted (try again), not a failure.
+pub(crate) fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+    )
 }
 
 /// Sleeps until `until`, waking every [`TICK`] to look at `stop`; false if stopped.

@@ -236,14 +236,14 @@ pub fn serve(config: &ServeConfig) -> Result<Server> {
         for s in [socket, second] {
             server.spawn("udp", {
                 let ctx = Arc::clone(&ctx);
-                move || udp_loop(s, ctx)
+                move || udp_loop::<V4>(s, ctx)
             })?;
         }
     }
     for socket in udp6 {
         server.spawn("udp6", {
             let ctx = Arc::clone(&ctx);
-            move || v6::udp_loop(socket, ctx)
+            move || udp_loop::<v6::V6>(socket, ctx)
         })?;
     }
     Ok(server)
@@ -472,13 +472,18 @@ fn handle_echo(mut stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
 }
 
 fn enable_pktinfo(socket: &UdpSocket) -> io::Result<()> {
+    set_flag(socket.as_raw_fd(), libc::IPPROTO_IP, libc::IP_PKTINFO)
+}
+
+/// Turns a boolean socket option on.
+fn set_flag(fd: libc::c_int, level: libc::c_int, opt: libc::c_int) -> io::Result<()> {
     let one: libc::c_int = 1;
     // SAFETY: setsockopt with a valid int option.
     let rc = unsafe {
         libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_PKTINFO,
+            fd,
+            level,
+            opt,
             (&one as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -494,23 +499,46 @@ fn enable_pktinfo(socket: &UdpSocket) -> io::Result<()> {
 #[repr(C, align(8))]
 struct Control([u8; 128]);
 
-/// Receives a datagram: (length, source, destination address from IP_PKTINFO).
-fn recv_with_dst(
+/// A plain C socket address (`sockaddr_in`, `sockaddr_in6`) or control-message payload
+/// (`in_pktinfo`, `in6_pktinfo`): all-zero bytes are a valid value.
+///
+/// # Safety
+/// Only for `repr(C)` structs of integers and arrays of them.
+unsafe trait Plain: Copy {
+    fn zeroed() -> Self {
+        // SAFETY: the trait's contract.
+        unsafe { std::mem::zeroed() }
+    }
+}
+// SAFETY: C structs of integers.
+unsafe impl Plain for libc::sockaddr_in {}
+// SAFETY: C structs of integers.
+unsafe impl Plain for libc::sockaddr_in6 {}
+// SAFETY: C structs of integers.
+unsafe impl Plain for libc::in_pktinfo {}
+// SAFETY: C structs of integers.
+unsafe impl Plain for libc::in6_pktinfo {}
+
+/// Receives a datagram: (length, source address `S`, the payload `T` of the first control
+/// message of `level`/`kind`, e.g. IP_PKTINFO).
+fn recv_msg<S: Plain, T: Plain>(
     fd: libc::c_int,
     buf: &mut [u8],
-) -> io::Result<(usize, libc::sockaddr_in, Option<libc::in_addr>)> {
+    level: libc::c_int,
+    kind: libc::c_int,
+) -> io::Result<(usize, S, Option<T>)> {
     // SAFETY: all pointers in msghdr point at live local buffers of the stated sizes; CMSG_*
     // walk only the control buffer the kernel filled.
     unsafe {
-        let mut src: libc::sockaddr_in = std::mem::zeroed();
+        let mut src = S::zeroed();
         let mut control = Control([0; 128]);
         let mut iov = libc::iovec {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
         let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = (&mut src as *mut libc::sockaddr_in).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_name = (&mut src as *mut S).cast();
+        msg.msg_namelen = size_of::<S>() as libc::socklen_t;
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.0.as_mut_ptr().cast();
@@ -519,27 +547,30 @@ fn recv_with_dst(
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        let mut dst = None;
+        let mut info = None;
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::IPPROTO_IP && (*cmsg).cmsg_type == libc::IP_PKTINFO {
-                let info: libc::in_pktinfo = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
-                dst = Some(info.ipi_addr);
+            if (*cmsg).cmsg_level == level && (*cmsg).cmsg_type == kind {
+                info = Some(std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<T>()));
+                break;
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
-        Ok((n as usize, src, dst))
+        Ok((n as usize, src, info))
     }
 }
 
-/// Sends `data` to `to`, from source address `from` when given.
-fn send_from(
+/// Sends `data` to `to`, with one control message `level`/`kind` carrying `info` when given
+/// (e.g. IP_PKTINFO: the source address).
+fn send_msg<S: Plain, T: Plain>(
     fd: libc::c_int,
     data: &[u8],
-    to: &libc::sockaddr_in,
-    from: Option<libc::in_addr>,
+    to: &S,
+    level: libc::c_int,
+    kind: libc::c_int,
+    info: Option<T>,
 ) -> io::Result<()> {
-    // SAFETY: as in recv_with_dst; the control buffer is large enough for one in_pktinfo.
+    // SAFETY: as in recv_msg; the control buffer is large enough for one small payload.
     unsafe {
         let mut control = Control([0; 128]);
         let mut iov = libc::iovec {
@@ -547,23 +578,18 @@ fn send_from(
             iov_len: data.len(),
         };
         let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_name = (to as *const libc::sockaddr_in as *mut libc::sockaddr_in).cast();
-        msg.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        msg.msg_name = (to as *const S as *mut S).cast();
+        msg.msg_namelen = size_of::<S>() as libc::socklen_t;
         msg.msg_iov = &mut iov;
         msg.msg_iovlen = 1;
-        if let Some(from) = from {
-            let space = libc::CMSG_SPACE(size_of::<libc::in_pktinfo>() as u32) as usize;
+        if let Some(info) = info {
+            let space = libc::CMSG_SPACE(size_of::<T>() as u32) as usize;
             msg.msg_control = control.0.as_mut_ptr().cast();
             msg.msg_controllen = space as _;
             let cmsg = libc::CMSG_FIRSTHDR(&msg);
-            (*cmsg).cmsg_level = libc::IPPROTO_IP;
-            (*cmsg).cmsg_type = libc::IP_PKTINFO;
-            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
-            let info = libc::in_pktinfo {
-                ipi_ifindex: 0,
-                ipi_spec_dst: from,
-                ipi_addr: libc::in_addr { s_addr: 0 },
-            };
+            (*cmsg).cmsg_level = level;
+            (*cmsg).cmsg_type = kind;
+            (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<T>() as u32) as _;
             std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast(), info);
         }
         if libc::sendmsg(fd, &msg, 0) < 0 {
@@ -573,13 +599,41 @@ fn send_from(
     }
 }
 
-/// A unicast address we may answer from (not broadcast, multicast or unspecified).
-fn answerable_from(addr: libc::in_addr) -> bool {
-    let ip = std::net::Ipv4Addr::from(u32::from_be(addr.s_addr));
-    !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.octets()[3] == 255)
+/// One address family of the UDP responder.
+trait Family {
+    type Addr: Plain;
+    type Info: Plain;
+    const LEVEL: libc::c_int;
+    const PKTINFO: libc::c_int;
+    /// The control message to answer with, given the one received: the destination address
+    /// as the reply's source when it is one we may answer from.
+    fn reply_info(received: Self::Info) -> Option<Self::Info>;
 }
 
-fn udp_loop(socket: UdpSocket, ctx: Arc<Ctx>) {
+struct V4;
+
+impl Family for V4 {
+    type Addr = libc::sockaddr_in;
+    type Info = libc::in_pktinfo;
+    const LEVEL: libc::c_int = libc::IPPROTO_IP;
+    const PKTINFO: libc::c_int = libc::IP_PKTINFO;
+    fn reply_info(received: libc::in_pktinfo) -> Option<libc::in_pktinfo> {
+        let ip = std::net::Ipv4Addr::from(u32::from_be(received.ipi_addr.s_addr));
+        // A unicast address we may answer from (not broadcast, multicast or unspecified).
+        let ok = !(ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip.octets()[3] == 255);
+        ok.then_some(libc::in_pktinfo {
+            ipi_ifindex: 0,
+            ipi_spec_dst: received.ipi_addr,
+            ipi_addr: libc::in_addr { s_addr: 0 },
+        })
+    }
+}
+
+/// The UDP responder: `<name> <payload>` back to the sender, from the address it sent to.
+fn udp_loop<F: Family>(socket: UdpSocket, ctx: Arc<Ctx>) {
     if let Err(e) = socket.set_read_timeout(Some(Duration::from_millis(200))) {
         ctx.counters.error("udp set_read_timeout", &e);
     }
@@ -587,18 +641,9 @@ fn udp_loop(socket: UdpSocket, ctx: Arc<Ctx>) {
     let mut buf = vec![0u8; 65536];
     let mut reply = Vec::with_capacity(65536 + ctx.name.len() + 1);
     while !ctx.stop.load(Ordering::SeqCst) {
-        let (n, src, dst) = match recv_with_dst(fd, &mut buf) {
+        let (n, src, dst) = match recv_msg::<F::Addr, F::Info>(fd, &mut buf, F::LEVEL, F::PKTINFO) {
             Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock
-                        | io::ErrorKind::TimedOut
-                        | io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+            Err(e) if super::is_timeout(&e) => continue,
             Err(e) => {
                 // e.g. ECONNREFUSED from an earlier reply's ICMP error: keep serving.
                 ctx.counters.error("udp receive", &e);
@@ -609,8 +654,8 @@ fn udp_loop(socket: UdpSocket, ctx: Arc<Ctx>) {
         reply.extend_from_slice(ctx.name.as_bytes());
         reply.push(b' ');
         reply.extend_from_slice(&buf[..n]);
-        let from = dst.filter(|a| answerable_from(*a));
-        match send_from(fd, &reply, &src, from) {
+        let info = dst.and_then(F::reply_info);
+        match send_msg(fd, &reply, &src, F::LEVEL, F::PKTINFO, info) {
             Ok(()) => {
                 ctx.counters.udp_replies.fetch_add(1, Ordering::Relaxed);
             }
