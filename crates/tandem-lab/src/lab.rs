@@ -396,7 +396,9 @@ impl Lab {
     /// Host settings: IPv6 disabled unless an address is IPv6 (then IPv6 is on without
     /// duplicate address detection, router advertisements or autoconfiguration: see
     /// [`Host::enable_ipv6`]), `ip_forward=0`, `rp_filter=0`, `send_redirects=0`, and
-    /// `ethtool -K eth0 tso off gso off gro off tx off`. TX checksum offload is off: a veth
+    /// `ethtool -K eth0 tso off gso off gro off tx off`, and two queues each way on both ends
+    /// of the veth (flows spread over them by hash, so AF_XDP runs a socket per queue and two
+    /// workers, as AF_PACKET runs two rings). TX checksum offload is off: a veth
     /// would otherwise hand the peer partial checksums, which a frame from a real NIC never
     /// has, and which XDP cannot see (AF_XDP would forward them unfinished; docs/packet-io.md).
     pub fn add_host(&self, name: &str, addrs: &[&str]) -> Result<Host> {
@@ -435,8 +437,27 @@ impl Lab {
             netns::run(
                 "ip",
                 &[
-                    "-n", sw, "link", "add", "name", name, "type", "veth", "peer", "name", "eth0",
-                    "netns", &ns,
+                    "-n",
+                    sw,
+                    "link",
+                    "add",
+                    "name",
+                    name,
+                    "numtxqueues",
+                    "2",
+                    "numrxqueues",
+                    "2",
+                    "type",
+                    "veth",
+                    "peer",
+                    "name",
+                    "eth0",
+                    "numtxqueues",
+                    "2",
+                    "numrxqueues",
+                    "2",
+                    "netns",
+                    &ns,
                 ],
             )?;
             netns::run(

@@ -12,6 +12,12 @@ pub enum PacketIo {
 }
 
 impl PacketIo {
+    pub fn from_word(w: &str) -> Option<PacketIo> {
+        [PacketIo::Auto, PacketIo::Afxdp, PacketIo::Afpacket]
+            .into_iter()
+            .find(|p| p.word() == w)
+    }
+
     pub fn word(self) -> &'static str {
         match self {
             PacketIo::Auto => "auto",
@@ -25,13 +31,17 @@ impl PacketIo {
 static PACKETIO: AtomicU8 = AtomicU8::new(0);
 
 /// The backend [`crate::cluster::TandemNode::start`] writes into every configuration it
-/// starts a daemon with (its first line), if one is set.
+/// starts a daemon with (its first line), if one is set: by [`set_packetio`], else by the
+/// environment variable `TANDEM_LAB_PACKETIO` (`auto`, `afxdp` or `afpacket`; for
+/// `tandem-lab bench` and whole test runs).
 pub fn packetio() -> Option<PacketIo> {
     match PACKETIO.load(Ordering::Relaxed) {
         1 => Some(PacketIo::Auto),
         2 => Some(PacketIo::Afxdp),
         3 => Some(PacketIo::Afpacket),
-        _ => None,
+        _ => std::env::var("TANDEM_LAB_PACKETIO")
+            .ok()
+            .and_then(|v| PacketIo::from_word(v.trim())),
     }
 }
 

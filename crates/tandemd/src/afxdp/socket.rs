@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 /// Bytes per UMEM frame: a 1500-byte MTU frame with room (larger frames are dropped by the
 /// kernel and counted in `rx_dropped`; see docs/packet-io.md).
 pub const FRAME_SIZE: u32 = 4096;
-/// Descriptors per ring.
-const RING_SIZE: u32 = 2048;
+/// Descriptors per ring (a burst of this many frames waits for the worker without loss).
+const RING_SIZE: u32 = 4096;
 /// Frames in one UMEM: the fill ring full, plus as many for frames in transmit.
 const FRAMES: u32 = RING_SIZE * 2;
 /// Frames handled per round.
@@ -316,10 +316,16 @@ impl Xsk {
         self.comp.release(n);
     }
 
+    /// Tells the kernel to transmit, when the ring asks for it. In copy mode one `sendto`
+    /// sends at most 32 descriptors and says `EAGAIN` when more wait: kick again (bounded),
+    /// or the transmit ring fills, no frame completes, and the fill ring runs dry.
     fn kick(&mut self) {
-        if self.tx.needs_wakeup() {
+        if !self.tx.needs_wakeup() {
+            return;
+        }
+        for _ in 0..=(RING_SIZE / 32) {
             // SAFETY: a zero-length sendto on our socket: the kernel's cue to transmit.
-            unsafe {
+            let r = unsafe {
                 libc::sendto(
                     self.fd.as_raw_fd(),
                     ptr::null(),
@@ -329,6 +335,18 @@ impl Xsk {
                     0,
                 )
             };
+            if r >= 0 {
+                break;
+            }
+            match io::Error::last_os_error().raw_os_error() {
+                Some(libc::EAGAIN) | Some(libc::EINTR) => {
+                    if self.tx.outstanding() == 0 {
+                        break;
+                    }
+                }
+                // EBUSY (the kernel is sending for us), ENOBUFS, ENETDOWN: try next round.
+                _ => break,
+            }
         }
     }
 
@@ -385,6 +403,7 @@ impl Xsk {
             seen += n as usize;
             if sent > 0 {
                 self.kick();
+                self.reap();
             }
             self.refill();
             if n < BATCH {
