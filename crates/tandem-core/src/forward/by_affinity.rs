@@ -33,7 +33,6 @@ use crate::flow::IPPROTO_TCP;
 use crate::replication::{AffinityRecord, Record};
 use crate::select::{AffinityKey, Follow, Followed};
 use std::net::{IpAddr, SocketAddrV4};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -41,8 +40,10 @@ use super::engine::Verdict;
 
 impl Engine {
     /// Client → cluster on a port without connection records (see the module documentation).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn by_affinity(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         frame: &mut [u8],
@@ -74,7 +75,7 @@ impl Engine {
             } => (record.server, true, replicate.then_some(record)),
             Followed::Nothing { broke } => {
                 if broke.is_some() && port.config.reset && tcp {
-                    self.reset_segment(plan, frame, pkt, out);
+                    self.reset_segment(worker, plan, frame, pkt, out);
                 }
                 return Verdict::Drop(DropReason::NoConnection);
             }
@@ -82,23 +83,19 @@ impl Engine {
             Followed::Full => return Verdict::Drop(DropReason::ConnectionTableFull),
         };
         if let Some(r) = record {
-            self.replication
-                .push(Record::Affinity(AffinityRecord::from_table(
-                    &key,
-                    &r,
-                    port.stickytime(),
-                    now,
-                )));
+            let r = AffinityRecord::from_table(&key, &r, port.stickytime(), now);
+            self.replication.push(worker, now, Record::Affinity(r));
         }
         let Some(server) = port.server(server_addr) else {
             return Verdict::Drop(DropReason::NoServer);
         };
         // A new connection: a SYN, or a UDP client's first datagram.
         if syn || made {
-            server.counters.total.fetch_add(1, Relaxed);
+            server.counters.add_total(worker);
         }
         let counters = server.counters.clone();
         self.deliver(
+            worker,
             plan,
             port,
             server_addr,
@@ -113,7 +110,14 @@ impl Engine {
 
     /// A TCP reset to the client of `pkt` (a segment with the ACK flag: the reset carries its
     /// acknowledgement number as sequence number, RFC 9293 §3.10.7.1), from the cluster port.
-    fn reset_segment(&self, plan: &Plan, frame: &[u8], pkt: &wire::Packet, out: &mut Vec<Vec<u8>>) {
+    fn reset_segment(
+        &self,
+        worker: usize,
+        plan: &Plan,
+        frame: &[u8],
+        pkt: &wire::Packet,
+        out: &mut Vec<Vec<u8>>,
+    ) {
         let (Some(cluster), Some(client)) = (v4(pkt.dst_ip), v4(pkt.src_ip)) else {
             return;
         };
@@ -128,6 +132,6 @@ impl Engine {
             tcp_ack(frame, pkt),
             None,
         ));
-        self.node.resets_sent.fetch_add(1, Relaxed);
+        self.node.resets_sent.add(worker, 1);
     }
 }

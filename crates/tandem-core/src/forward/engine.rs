@@ -1,8 +1,11 @@
 //! The per-frame forwarding decision.
 //!
-//! [`Engine::handle`] takes one received Ethernet frame (which it may rewrite in place), the
+//! [`Engine::handle_on`] takes one received Ethernet frame (which it may rewrite in place), the
 //! time, and a place for frames to send besides it (ARP replies and requests), and says whether
 //! to transmit the frame. It is shared by all workers (`&self`); state lives in the tables.
+//! Each worker passes its index (`handle_on(i, ..)`; [`Engine::handle`] is worker 0): counters
+//! and replication queues are per worker (see `stats.rs` and `replicate.rs`), and
+//! [`Engine::set_workers`] says how many there are.
 //!
 //! ```text
 //!  frame ─▶ parse ─┬─ ARP ──────────▶ learn neighbour; answer for owned addresses
@@ -24,7 +27,6 @@ use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -166,7 +168,7 @@ impl Engine {
             {
                 out.push(wire::gratuitous_arp(new.our_mac, a, false).to_vec());
                 out.push(wire::gratuitous_arp(new.our_mac, a, true).to_vec());
-                self.node.arp_sent.fetch_add(2, Relaxed);
+                self.node.arp_sent.add(0, 2);
             }
         }
         self.neighbors.retain(|ip| new.neighbors.contains(&ip));
@@ -180,7 +182,7 @@ impl Engine {
     /// Ends every record (executor stop).
     pub fn clear(&self, now: Instant) {
         let gone = self.conns.remove_where(|_| true);
-        self.release(&gone);
+        self.release(0, &gone);
         let _ = self.affinity.expire(now, |_, _| None);
         self.replication.drain();
     }
@@ -193,7 +195,7 @@ impl Engine {
             if let Some(a) = v4(ip) {
                 out.push(wire::gratuitous_arp(plan.our_mac, a, false).to_vec());
                 out.push(wire::gratuitous_arp(plan.our_mac, a, true).to_vec());
-                self.node.arp_sent.fetch_add(2, Relaxed);
+                self.node.arp_sent.add(0, 2);
             }
         }
         out
@@ -245,9 +247,7 @@ impl Engine {
             }
             true
         });
-        self.node
-            .resets_sent
-            .fetch_add(resets.len() as u64, Relaxed);
+        self.node.resets_sent.add(0, resets.len() as u64);
         if self.replication.wanted() {
             for Removed { conn: c, .. } in &gone {
                 let replicate = plan
@@ -255,17 +255,18 @@ impl Engine {
                     .is_some_and(|p| replicates_connections(p.config.repstrategy));
                 if replicate && let Some(mut r) = ConnectionRecord::from_conn(c, now) {
                     r.ended = true;
-                    self.replication.push(Record::Connection(r));
+                    self.replication.push(0, now, Record::Connection(r));
                 }
             }
         }
-        self.release(&gone);
+        self.release(0, &gone);
         resets
     }
 
     /// Gives back what removed records held: their place in the active counts, their NAT
     /// port (if it was theirs) and, for a half-open record, the affinity record it made.
-    pub(super) fn release(&self, gone: &[Removed]) {
+    /// `worker` is the counting worker (0 for the control plane).
+    pub(super) fn release(&self, worker: usize, gone: &[Removed]) {
         for Removed {
             conn: c,
             owned_port,
@@ -273,7 +274,7 @@ impl Engine {
         {
             // Closing records stopped counting as active when their FIN or RST went by.
             if c.closing_since.is_none() {
-                c.counters.active.fetch_sub(1, Relaxed);
+                c.counters.add_active(worker, -1);
             }
             if *owned_port && let Some(n) = c.nat {
                 self.natpool
@@ -292,20 +293,21 @@ impl Engine {
         }
     }
 
-    pub(super) fn replicate_affinity(&self, port: &PortPlan, client: IpAddr, now: Instant) {
+    pub(super) fn replicate_affinity(
+        &self,
+        worker: usize,
+        port: &PortPlan,
+        client: IpAddr,
+        now: Instant,
+    ) {
         let key = AffinityKey {
             cluster: port.cluster,
             port: port.config.number,
             client,
         };
         if let Some((_, rec)) = self.affinity.snapshot_one(&key) {
-            self.replication
-                .push(Record::Affinity(replication::AffinityRecord::from_table(
-                    &key,
-                    &rec,
-                    port.stickytime(),
-                    now,
-                )));
+            let r = replication::AffinityRecord::from_table(&key, &rec, port.stickytime(), now);
+            self.replication.push(worker, now, Record::Affinity(r));
         }
     }
 
@@ -315,7 +317,7 @@ impl Engine {
         let plan = self.plan.load();
         let (fin, half) = (plan.fin_timeout, plan.halfopen_timeout);
         let gone = self.conns.remove_where(|c| c.expired(now, fin, half));
-        self.release(&gone);
+        self.release(0, &gone);
         self.conns.trim(now, half);
         self.affinity.expire(now, |cluster, port| {
             plan.ports
@@ -326,7 +328,7 @@ impl Engine {
         (self.ask_neighbors(&plan, now), gone.len())
     }
 
-    /// Decides what happens to one received frame. `out` receives extra frames to send.
+    /// [`Engine::handle_on`] for worker 0 (one worker, tests, the control plane).
     pub fn handle(
         &self,
         frame: &mut [u8],
@@ -334,25 +336,44 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        self.node.received.fetch_add(1, Relaxed);
+        self.handle_on(0, frame, meta, now, out)
+    }
+
+    /// Decides what happens to one received frame, for forwarding worker `worker` (its own
+    /// counter slots and replication queue). `out` receives extra frames to send.
+    pub fn handle_on(
+        &self,
+        worker: usize,
+        frame: &mut [u8],
+        meta: RxMeta,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
+        self.node.received.add(worker, 1);
         let plan = self.plan.load();
-        let verdict = self.decide(&plan, frame, meta, now, out);
+        let verdict = self.decide(worker, &plan, frame, meta, now, out);
         match verdict {
-            Verdict::Drop(r) => self.node.drop(r),
-            Verdict::Pass => {
-                self.node.passed.fetch_add(1, Relaxed);
-            }
+            Verdict::Drop(r) => self.node.drop_on(worker, r),
+            Verdict::Pass => self.node.passed.add(worker, 1),
             Verdict::Transmit(n) => {
-                self.node.forwarded.fetch_add(1, Relaxed);
-                self.node.forwarded_bytes.fetch_add(n as u64, Relaxed);
+                self.node.forwarded.add(worker, 1);
+                self.node.forwarded_bytes.add(worker, n as u64);
             }
             Verdict::Consumed => {}
         }
         verdict
     }
 
+    /// How many forwarding workers call [`Engine::handle_on`] (indices `0..n`): the
+    /// replication queue is split into `n` bounded queues (see [`ReplicationQueue`]). Counter
+    /// slots need no set-up. Call it before the workers start; 1 until then.
+    pub fn set_workers(&self, n: usize) {
+        self.replication.set_workers(n);
+    }
+
     pub(super) fn decide(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         meta: RxMeta,
@@ -366,7 +387,7 @@ impl Engine {
         };
         // Next hops are learnt also while not forwarding, so that a node taking over has them.
         if let wire::Frame::Arp(arp) = &parsed {
-            return self.arp(plan, arp, out);
+            return self.arp(worker, plan, arp, out);
         }
         if !plan.forwarding {
             return Verdict::Pass;
@@ -395,15 +416,21 @@ impl Engine {
             return Verdict::Drop(DropReason::Truncated);
         }
         if plan.return_addresses.contains(&pkt.dst_ip) {
-            return self.reply_from_server(plan, frame, &pkt, now);
+            return self.reply_from_server(worker, plan, frame, &pkt, now);
         }
         match plan.port(pkt.dst_ip, pkt.dst_port, pkt.proto) {
-            Some(port) => self.to_server(plan, port, frame, &pkt, now, out),
+            Some(port) => self.to_server(worker, plan, port, frame, &pkt, now, out),
             None => Verdict::Drop(DropReason::NoPort),
         }
     }
 
-    pub(super) fn arp(&self, plan: &Plan, arp: &wire::Arp, out: &mut Vec<Vec<u8>>) -> Verdict {
+    pub(super) fn arp(
+        &self,
+        worker: usize,
+        plan: &Plan,
+        arp: &wire::Arp,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         if plan.neighbors.contains(&arp.sender_ip) {
             self.neighbors.learn(arp.sender_ip, arp.sender_mac);
         }
@@ -415,7 +442,7 @@ impl Engine {
                 wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
                     .to_vec(),
             );
-            self.node.arp_sent.fetch_add(1, Relaxed);
+            self.node.arp_sent.add(worker, 1);
             return Verdict::Consumed;
         }
         Verdict::Pass

@@ -6,7 +6,6 @@ use super::replicate::{Change, replicates_connections, replication_needed};
 use super::stats::DropReason;
 use crate::flow::IPPROTO_TCP;
 use crate::replication::{ConnectionRecord, Record};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -14,6 +13,7 @@ impl Engine {
     /// Server → returnaddress (NAT replies).
     pub(super) fn reply_from_server(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         pkt: &wire::Packet,
@@ -38,7 +38,7 @@ impl Engine {
             let mut record = None;
             if ending && c.closing_since.is_none() {
                 c.closing_since = Some(now);
-                c.counters.active.fetch_sub(1, Relaxed);
+                c.counters.add_active(worker, -1);
                 // The seed's rule: a FIN or RST ends the connection for the partner too,
                 // whichever side sent it.
                 if rep_conn && replication_needed(c, Change::Ending, now, half_life) {
@@ -52,7 +52,7 @@ impl Engine {
             return Verdict::Drop(DropReason::NoConnection);
         };
         if let Some(r) = record {
-            self.replication.push(Record::Connection(r));
+            self.replication.push(worker, now, Record::Connection(r));
         }
         let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
             return Verdict::Drop(DropReason::NoConnection);
@@ -64,7 +64,7 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(frame.len());
+        counters.count(worker, frame.len());
         Verdict::Transmit(frame.len())
     }
 }

@@ -23,7 +23,10 @@ pub use engine::{
 pub use neighbor::NeighborTable;
 pub use plan::{CounterRegistry, Plan, PortPlan, ServerPlan};
 pub use replicate::{
-    Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, replication_needed,
+    Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, needs_resend,
+    replication_needed,
 };
-pub use stats::{DropReason, NodeCounters, ServerCounters, ServerCountersView};
+pub use stats::{
+    DropReason, MAX_WORKERS, NodeCounters, PerWorker, ServerCounters, ServerCountersView,
+};
 pub use table::{ConnTable, HALFOPEN_NAT_PER_CLIENT, NatPortKey, Removed};

@@ -26,43 +26,102 @@
 use super::conn::Conn;
 use super::engine::Engine;
 use super::plan::PortPlan;
+use super::stats::{MAX_WORKERS, PerWorker};
 use crate::config::{Method, RepStrategy};
 use crate::replication::{self, ConnectionRecord, Record};
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Records waiting for the replication sender, filled by the workers. Bounded: when full,
-/// records are dropped and counted (the age rule sends them again later) rather than stalling
-/// forwarding.
-#[derive(Default)]
+/// Records waiting for the replication sender, one bounded queue per forwarding worker.
+///
+/// Worker `i` pushes into queue `i % workers` ([`Engine::set_workers`]; 1 until set) under
+/// that queue's own lock, so workers never wait for each other; the HA loop's
+/// [`drain`](Self::drain) takes every queue in turn. Each queue holds at most
+/// [`REPLICATION_QUEUE`] ÷ workers records: a push beyond is dropped and counted in `dropped`
+/// (never a stall), and the record is sent again by the age rule ([`needs_resend`]) on a
+/// later packet. Records carry the time of their push; a drain merges the queues in that
+/// order (stable within a queue), so two changes of one connection seen by two workers reach
+/// the sender in the order they happened.
 pub struct ReplicationQueue {
-    records: Mutex<Vec<Record>>,
-    /// Records dropped because the queue was full.
-    pub dropped: AtomicU64,
+    queues: Box<[Line<Mutex<Vec<(Instant, Record)>>>]>,
+    /// Queues in use, and so the bound of each (see [`Engine::set_workers`]).
+    workers: AtomicUsize,
+    /// Records dropped because their worker's queue was full.
+    pub dropped: PerWorker,
     /// Whether records are wanted now (this node is Active with a compatible partner).
     pub enabled: AtomicBool,
 }
 
-/// Most records the queue holds between two drains.
+/// A queue on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Line<T>(T);
+
+impl Default for ReplicationQueue {
+    fn default() -> Self {
+        ReplicationQueue {
+            queues: (0..MAX_WORKERS).map(|_| Line::default()).collect(),
+            workers: AtomicUsize::new(1),
+            dropped: PerWorker::default(),
+            enabled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Most records the queues hold together between two drains.
 pub const REPLICATION_QUEUE: usize = 1 << 20;
 
 impl ReplicationQueue {
-    pub(super) fn push(&self, r: Record) {
-        let mut q = self.records.lock();
-        if q.len() >= REPLICATION_QUEUE {
-            self.dropped.fetch_add(1, Relaxed);
+    fn workers(&self) -> usize {
+        self.workers.load(Relaxed).clamp(1, MAX_WORKERS)
+    }
+    pub(super) fn set_workers(&self, n: usize) {
+        self.workers.store(n.clamp(1, MAX_WORKERS), Relaxed);
+    }
+    /// Queues `r`, pushed by `worker` at `now`; counted and dropped when its queue is full.
+    pub(super) fn push(&self, worker: usize, now: Instant, r: Record) {
+        let n = self.workers();
+        let mut q = self.queues[worker % n].0.lock();
+        if q.len() >= REPLICATION_QUEUE / n {
+            drop(q);
+            self.dropped.add(worker, 1);
         } else {
-            q.push(r);
+            q.push((now, r));
         }
     }
     pub(super) fn wanted(&self) -> bool {
         self.enabled.load(Relaxed)
     }
-    /// Takes every queued record.
+    /// Takes every queued record of every worker, in the order they were pushed.
     pub fn drain(&self) -> Vec<Record> {
-        std::mem::take(&mut *self.records.lock())
+        let mut all: Vec<(Instant, Record)> = Vec::new();
+        let mut queues = 0;
+        for q in self.queues.iter() {
+            let mut q = q.0.lock();
+            if q.is_empty() {
+                continue;
+            }
+            queues += 1;
+            if all.is_empty() {
+                std::mem::swap(&mut all, &mut q);
+            } else {
+                all.append(&mut q);
+            }
+        }
+        if queues > 1 {
+            // Stable: a queue's own order is kept among equal times.
+            all.sort_by_key(|(t, _)| *t);
+        }
+        all.into_iter().map(|(_, r)| r).collect()
+    }
+    /// Records waiting now (every queue).
+    pub fn len(&self) -> usize {
+        self.queues.iter().map(|q| q.0.lock().len()).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -96,10 +155,16 @@ pub fn replication_needed(c: &Conn, change: Change, now: Instant, half_life: Dur
     }
     match change {
         Change::Created | Change::Established | Change::Ending => true,
-        Change::Packet => c
-            .replicated_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= half_life),
+        Change::Packet => needs_resend(c, now, half_life),
     }
+}
+
+/// The age rule: the partner's copy of `c` is older than `half_life` (or it never had one),
+/// so the next packet sends the record again. It is also what repairs a record dropped by a
+/// full [`ReplicationQueue`].
+pub fn needs_resend(c: &Conn, now: Instant, half_life: Duration) -> bool {
+    c.replicated_at
+        .is_none_or(|t| now.saturating_duration_since(t) >= half_life)
 }
 
 impl PortPlan {
@@ -205,7 +270,7 @@ impl Engine {
                 }
                 if r.ended {
                     if let Some(old) = self.conns.remove(&key) {
-                        self.release(std::slice::from_ref(&old));
+                        self.release(0, std::slice::from_ref(&old));
                     }
                     c.installed.fetch_add(1, Relaxed);
                     return Ok(());
@@ -234,7 +299,7 @@ impl Engine {
                 }
                 // The same connection's older copy goes first (its port may be this one).
                 if let Some(old) = self.conns.remove(&key) {
-                    self.release(std::slice::from_ref(&old));
+                    self.release(0, std::slice::from_ref(&old));
                 }
                 if let Some(n) = r.nat
                     && !self.natpool.reserve(n.returnaddress, key.proto, n.nat_port)
@@ -249,7 +314,7 @@ impl Engine {
                 };
                 if !self.conns.try_reserve() {
                     match self.conns.evict_halfopen(&key) {
-                        Some(victim) => self.release(std::slice::from_ref(&victim)),
+                        Some(victim) => self.release(0, std::slice::from_ref(&victim)),
                         None => {
                             release_port();
                             return c.refuse(Refused::TableFull);
@@ -264,16 +329,16 @@ impl Engine {
                 conn.established =
                     r.proto != crate::config::Protocol::Tcp || r.client_ack != 0 || r.closing;
                 if conn.closing_since.is_none() {
-                    conn.counters.active.fetch_add(1, Relaxed);
+                    conn.counters.add_active(0, 1);
                 }
                 match self.conns.insert(conn) {
-                    Ok(old) => self.release(old.as_slice()),
+                    Ok(old) => self.release(0, old.as_slice()),
                     Err(conn) => {
                         // Cannot happen (the pool had the port free). The port stays reserved
                         // rather than risk freeing another record's.
                         self.conns.unreserve();
                         if conn.closing_since.is_none() {
-                            conn.counters.active.fetch_sub(1, Relaxed);
+                            conn.counters.add_active(0, -1);
                         }
                         return c.refuse(Refused::NatPortBusy);
                     }
@@ -349,5 +414,54 @@ impl Engine {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::AffinityRecord;
+
+    fn rec(n: u16) -> Record {
+        Record::Affinity(AffinityRecord {
+            cluster: "192.0.2.100".parse().unwrap(),
+            port: n,
+            client: "203.0.113.5".parse().unwrap(),
+            server: "192.0.2.11".parse().unwrap(),
+            age_ms: 0,
+            stickytime_s: 60,
+        })
+    }
+
+    #[test]
+    fn worker_queues_are_bounded_and_drain_in_push_order() {
+        let q = ReplicationQueue::default();
+        q.set_workers(2);
+        let t0 = Instant::now();
+        q.push(1, t0 + Duration::from_millis(2), rec(3));
+        q.push(0, t0, rec(1));
+        q.push(1, t0 + Duration::from_millis(1), rec(2));
+        q.push(0, t0 + Duration::from_millis(3), rec(4));
+        // Worker 3 of 2 shares worker 1's queue.
+        q.push(3, t0 + Duration::from_millis(4), rec(5));
+        assert_eq!(q.len(), 5);
+        let ports: Vec<u16> = q
+            .drain()
+            .iter()
+            .map(|r| match r {
+                Record::Affinity(a) => a.port,
+                Record::Connection(_) => 0,
+            })
+            .collect();
+        assert_eq!(ports, [1, 2, 3, 4, 5]);
+        assert!(q.is_empty());
+        // A full queue drops (counted) and never blocks the other worker.
+        for _ in 0..REPLICATION_QUEUE / 2 {
+            q.push(0, t0, rec(1));
+        }
+        q.push(0, t0, rec(1));
+        q.push(1, t0, rec(2));
+        assert_eq!(q.dropped.load(Relaxed), 1);
+        assert_eq!(q.len(), REPLICATION_QUEUE / 2 + 1);
     }
 }

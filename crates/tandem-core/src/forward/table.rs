@@ -255,10 +255,10 @@ impl ConnTable {
         let halfopen = conn.is_halfopen();
         let created = conn.created;
         let new = conn.clone();
-        new.counters.records.fetch_add(1, Relaxed);
+        new.counters.add_records(0, 1);
         let old = shard.map.insert(key, conn);
         let replaced = old.map(|old| {
-            old.counters.records.fetch_sub(1, Relaxed);
+            old.counters.add_records(0, -1);
             self.len.fetch_sub(1, Relaxed);
             if old.is_halfopen() {
                 self.count_halfopen(&mut shard, &old, false);
@@ -308,7 +308,7 @@ impl ConnTable {
     /// caller (`keep_slot`).
     fn take_keeping(&self, shard: &mut Shard, key: &FlowKey, keep_slot: bool) -> Option<Removed> {
         let conn = shard.map.remove(key)?;
-        conn.counters.records.fetch_sub(1, Relaxed);
+        conn.counters.add_records(0, -1);
         if !keep_slot {
             self.len.fetch_sub(1, Relaxed);
         }

@@ -8,14 +8,15 @@ use super::stats::{DropReason, ServerCounters};
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{ConnectionRecord, Record};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
 impl Engine {
     /// Client → cluster.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn to_server(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         frame: &mut [u8],
@@ -24,7 +25,7 @@ impl Engine {
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
         if !port.uses_connection_records() {
-            return self.by_affinity(plan, port, frame, pkt, now, out);
+            return self.by_affinity(worker, plan, port, frame, pkt, now, out);
         }
         let key = FlowKey {
             proto: pkt.proto,
@@ -54,7 +55,7 @@ impl Engine {
                 let mut change = Change::Packet;
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
-                    c.counters.active.fetch_sub(1, Relaxed);
+                    c.counters.add_active(worker, -1);
                     change = Change::Ending;
                 } else if c.is_halfopen() && acks && !syn {
                     // The client's first ACK after the segment that made the record: for a
@@ -76,20 +77,21 @@ impl Engine {
             Some((server, nat, counters, record)) => {
                 if let Some(r) = record {
                     if rep_conn {
-                        self.replication.push(Record::Connection(r));
+                        self.replication.push(worker, now, Record::Connection(r));
                     }
                     if rep_aff {
-                        self.replicate_affinity(port, pkt.src_ip, now);
+                        self.replicate_affinity(worker, port, pkt.src_ip, now);
                     }
                 }
                 (server, nat, counters)
             }
-            None => match self.new_flow(port, &key, pkt, syn, ending, ack, now) {
+            None => match self.new_flow(worker, port, &key, pkt, syn, ending, ack, now) {
                 Ok(v) => v,
                 Err(reason) => return Verdict::Drop(reason),
             },
         };
         self.deliver(
+            worker,
             plan,
             port,
             server_addr,
@@ -107,6 +109,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         server_addr: IpAddr,
@@ -145,7 +148,7 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(frame.len());
+        counters.count(worker, frame.len());
         Verdict::Transmit(frame.len())
     }
 }
