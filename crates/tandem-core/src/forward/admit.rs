@@ -10,14 +10,13 @@ use super::conn::{Conn, NatMapping};
 use super::engine::Engine;
 use super::plan::PortPlan;
 use super::replicate::{Change, replicates_affinity, replicates_connections, replication_needed};
-use super::stats::{DropReason, ServerCounters};
+use super::stats::DropReason;
 use super::table::HALFOPEN_NAT_PER_CLIENT;
 use crate::config::{Method, Selection};
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::AffinityKey;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -35,7 +34,7 @@ impl Engine {
         ending: bool,
         ack: u32,
         now: Instant,
-    ) -> Result<(IpAddr, Option<NatMapping>, Arc<ServerCounters>), DropReason> {
+    ) -> Result<(IpAddr, Option<NatMapping>), DropReason> {
         let tcp = key.proto == IPPROTO_TCP;
         if tcp && !syn && port.config.selection != Selection::Hash && !port.uses_affinity() {
             return Err(DropReason::NoConnection);
@@ -125,7 +124,6 @@ impl Engine {
             replicated_at: None,
             established: !tcp,
             made_affinity,
-            counters: server.counters.clone(),
         };
         if rep_conn && replication_needed(&conn, Change::Created, now, port.replication_half_life())
         {
@@ -136,21 +134,22 @@ impl Engine {
         }
         match self.conns.insert(conn) {
             Ok(old) => {
+                server.counters.add_records(worker, 1);
                 if let Some(old) = old {
                     self.release(worker, std::slice::from_ref(&old));
                 }
             }
-            Err(c) => {
+            Err(_) => {
                 // The port is another record's (cannot happen: the pool handed it out as
                 // free); it is not released.
                 self.conns.unreserve();
                 if !ending {
-                    c.counters.add_active(worker, -1);
+                    server.counters.add_active(worker, -1);
                 }
                 return Err(DropReason::NatPortsExhausted);
             }
         }
-        Ok((server_addr, nat, server.counters.clone()))
+        Ok((server_addr, nat))
     }
 
     /// The server for a new flow of `port`.

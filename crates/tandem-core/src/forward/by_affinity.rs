@@ -93,19 +93,7 @@ impl Engine {
         if syn || made {
             server.counters.add_total(worker);
         }
-        let counters = server.counters.clone();
-        self.deliver(
-            worker,
-            plan,
-            port,
-            server_addr,
-            None,
-            &counters,
-            frame,
-            pkt,
-            now,
-            out,
-        )
+        self.deliver(worker, plan, port, server_addr, None, frame, pkt, now, out)
     }
 
     /// A TCP reset to the client of `pkt` (a segment with the ACK flag: the reset carries its

@@ -266,15 +266,28 @@ impl Engine {
     /// Gives back what removed records held: their place in the active counts, their NAT
     /// port (if it was theirs) and, for a half-open record, the affinity record it made.
     /// `worker` is the counting worker (0 for the control plane).
+    ///
+    /// The server's counters are the plan's in force: a record of a server no longer
+    /// configured counts nowhere (its counters went with it).
     pub(super) fn release(&self, worker: usize, gone: &[Removed]) {
+        if gone.is_empty() {
+            return;
+        }
+        let plan = self.plan.load();
         for Removed {
             conn: c,
             owned_port,
         } in gone
         {
-            // Closing records stopped counting as active when their FIN or RST went by.
-            if c.closing_since.is_none() {
-                c.counters.add_active(worker, -1);
+            if let Some(s) = plan
+                .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
+                .and_then(|p| p.server(c.server))
+            {
+                s.counters.add_records(worker, -1);
+                // Closing records stopped counting as active when their FIN or RST went by.
+                if c.closing_since.is_none() {
+                    s.counters.add_active(worker, -1);
+                }
             }
             if *owned_port && let Some(n) = c.nat {
                 self.natpool
@@ -286,8 +299,12 @@ impl Engine {
                     port: c.key.dst_port,
                     client: c.key.src_ip,
                 };
+                // The record keeps milliseconds: its `created` is the affinity record's time
+                // rounded down.
                 self.affinity.remove_if(&key, |r| {
-                    r.server == c.server && r.last_new_connection == c.created
+                    r.server == c.server
+                        && r.last_new_connection >= c.created
+                        && r.last_new_connection - c.created < std::time::Duration::from_millis(1)
                 });
             }
         }

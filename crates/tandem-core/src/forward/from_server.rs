@@ -38,7 +38,9 @@ impl Engine {
             let mut record = None;
             if ending && c.closing_since.is_none() {
                 c.closing_since = Some(now);
-                c.counters.add_active(worker, -1);
+                if let Some(s) = port.and_then(|p| p.server(c.server)) {
+                    s.counters.add_active(worker, -1);
+                }
                 // The seed's rule: a FIN or RST ends the connection for the partner too,
                 // whichever side sent it.
                 if rep_conn && replication_needed(c, Change::Ending, now, half_life) {
@@ -46,9 +48,9 @@ impl Engine {
                     record = ConnectionRecord::from_conn(c, now);
                 }
             }
-            Some((c.client_mac, c.counters.clone(), record))
+            Some((c.client_mac, c.server, record))
         });
-        let Some((client_mac, counters, record)) = found else {
+        let Some((client_mac, server, record)) = found else {
             return Verdict::Drop(DropReason::NoConnection);
         };
         if let Some(r) = record {
@@ -64,7 +66,9 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(worker, frame.len());
+        if let Some(s) = port.and_then(|p| p.server(server)) {
+            s.counters.count(worker, frame.len());
+        }
         Verdict::Transmit(frame.len())
     }
 }

@@ -5,6 +5,7 @@
 
 mod admit;
 mod by_affinity;
+mod compact;
 pub mod conn;
 pub mod engine;
 mod from_server;

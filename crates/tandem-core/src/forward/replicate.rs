@@ -278,12 +278,6 @@ impl Engine {
                 let Some(server) = port.server(r.server) else {
                     return c.refuse(Refused::UnknownServer);
                 };
-                let Some(counters) =
-                    self.counters
-                        .lookup(r.cluster.ip(), r.cluster.port(), r.server)
-                else {
-                    return c.refuse(Refused::UnknownServer);
-                };
                 match (port.config.method, r.nat) {
                     (Method::Mac, None) => {}
                     (Method::Nat, Some(n)) if Some(n.returnaddress) == server.returnaddress => {}
@@ -321,24 +315,28 @@ impl Engine {
                         }
                     }
                 }
-                let mut conn = r.to_conn(now, counters);
+                let mut conn = r.to_conn(now);
                 conn.staletimeout = conn.staletimeout.min(port.staletimeout());
                 // A TCP client that never acknowledged has not completed its handshake (this
                 // engine never sends such a record; a forged or foreign one is kept only as
                 // long as a half-open record, and makes room first).
                 conn.established =
                     r.proto != crate::config::Protocol::Tcp || r.client_ack != 0 || r.closing;
-                if conn.closing_since.is_none() {
-                    conn.counters.add_active(0, 1);
+                let active = conn.closing_since.is_none();
+                if active {
+                    server.counters.add_active(0, 1);
                 }
                 match self.conns.insert(conn) {
-                    Ok(old) => self.release(0, old.as_slice()),
-                    Err(conn) => {
+                    Ok(old) => {
+                        server.counters.add_records(0, 1);
+                        self.release(0, old.as_slice());
+                    }
+                    Err(_) => {
                         // Cannot happen (the pool had the port free). The port stays reserved
                         // rather than risk freeing another record's.
                         self.conns.unreserve();
-                        if conn.closing_since.is_none() {
-                            conn.counters.add_active(0, -1);
+                        if active {
+                            server.counters.add_active(0, -1);
                         }
                         return c.refuse(Refused::NatPortBusy);
                     }

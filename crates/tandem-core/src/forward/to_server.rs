@@ -4,7 +4,7 @@
 use super::engine::{Engine, Verdict, v4};
 use super::plan::{Plan, PortPlan};
 use super::replicate::{Change, replicates_affinity, replicates_connections, replication_needed};
-use super::stats::{DropReason, ServerCounters};
+use super::stats::DropReason;
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{ConnectionRecord, Record};
 use std::net::IpAddr;
@@ -55,7 +55,9 @@ impl Engine {
                 let mut change = Change::Packet;
                 if ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
-                    c.counters.add_active(worker, -1);
+                    if let Some(s) = port.server(c.server) {
+                        s.counters.add_active(worker, -1);
+                    }
                     change = Change::Ending;
                 } else if c.is_halfopen() && acks && !syn {
                     // The client's first ACK after the segment that made the record: for a
@@ -69,12 +71,12 @@ impl Engine {
                     c.replicated_at = Some(now);
                     ConnectionRecord::from_conn(c, now)
                 });
-                Some((c.server, c.nat, c.counters.clone(), record.flatten()))
+                Some((c.server, c.nat, record.flatten()))
             }
             _ => None,
         });
-        let (server_addr, nat, counters) = match existing {
-            Some((server, nat, counters, record)) => {
+        let (server_addr, nat) = match existing {
+            Some((server, nat, record)) => {
                 if let Some(r) = record {
                     if rep_conn {
                         self.replication.push(worker, now, Record::Connection(r));
@@ -83,25 +85,14 @@ impl Engine {
                         self.replicate_affinity(worker, port, pkt.src_ip, now);
                     }
                 }
-                (server, nat, counters)
+                (server, nat)
             }
             None => match self.new_flow(worker, port, &key, pkt, syn, ending, ack, now) {
                 Ok(v) => v,
                 Err(reason) => return Verdict::Drop(reason),
             },
         };
-        self.deliver(
-            worker,
-            plan,
-            port,
-            server_addr,
-            nat,
-            &counters,
-            frame,
-            pkt,
-            now,
-            out,
-        )
+        self.deliver(worker, plan, port, server_addr, nat, frame, pkt, now, out)
     }
 
     /// Sends a client's frame on to `server_addr` of `port`: its next hop's MAC address (asked
@@ -114,7 +105,6 @@ impl Engine {
         port: &PortPlan,
         server_addr: IpAddr,
         nat: Option<super::conn::NatMapping>,
-        counters: &ServerCounters,
         frame: &mut [u8],
         pkt: &wire::Packet,
         now: Instant,
@@ -148,7 +138,7 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(worker, frame.len());
+        server.counters.count(worker, frame.len());
         Verdict::Transmit(frame.len())
     }
 }
