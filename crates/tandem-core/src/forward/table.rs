@@ -184,11 +184,55 @@ struct PoolQueue {
 /// Half-open queues of the NAT pools, by (returnaddress, protocol).
 type PoolMap = HashMap<(IpAddr, u8), PoolQueue>;
 
+/// A shard of the NAT port index: IPv4 ports of IPv4 records compactly (8-byte key, 14-byte
+/// value), the others in full.
+#[derive(Default)]
+struct NatIndex {
+    v4: HashMap<(Ipv4Addr, u16, u8), Key<Ipv4Addr>>,
+    any: HashMap<NatPortKey, FlowKey>,
+}
+
+impl NatIndex {
+    fn compact(k: &NatPortKey, owner: &FlowKey) -> Option<((Ipv4Addr, u16, u8), Key<Ipv4Addr>)> {
+        match k.returnaddress {
+            IpAddr::V4(a) => Some(((a, k.port, k.proto), Key::of(owner)?)),
+            IpAddr::V6(_) => None,
+        }
+    }
+    fn get(&self, k: &NatPortKey) -> Option<FlowKey> {
+        if let IpAddr::V4(a) = k.returnaddress
+            && let Some(owner) = self.v4.get(&(a, k.port, k.proto))
+        {
+            return Some(owner.flow());
+        }
+        self.any.get(k).copied()
+    }
+    fn insert(&mut self, k: NatPortKey, owner: FlowKey) {
+        self.remove(&k);
+        match Self::compact(&k, &owner) {
+            Some((ck, co)) => {
+                self.v4.insert(ck, co);
+            }
+            None => {
+                self.any.insert(k, owner);
+            }
+        }
+    }
+    fn remove(&mut self, k: &NatPortKey) {
+        if let IpAddr::V4(a) = k.returnaddress {
+            self.v4.remove(&(a, k.port, k.proto));
+        }
+        if !self.any.is_empty() {
+            self.any.remove(k);
+        }
+    }
+}
+
 /// The shared, bounded connection table.
 pub struct ConnTable {
     shards: Box<[Mutex<Shard>]>,
     /// NAT source port → the record that holds it.
-    nat: Box<[Mutex<HashMap<NatPortKey, FlowKey>>]>,
+    nat: Box<[Mutex<NatIndex>]>,
     /// Half-open NAT records per (returnaddress, protocol), oldest first.
     pools: Box<[Mutex<PoolMap>]>,
     /// Half-open NAT records per client address.
@@ -255,7 +299,7 @@ impl ConnTable {
     fn nat_lock(
         &self,
         k: &NatPortKey,
-    ) -> parking_lot::MutexGuard<'_, HashMap<NatPortKey, FlowKey>> {
+    ) -> parking_lot::MutexGuard<'_, NatIndex> {
         let h = u32::from(k.port) ^ (u32::from(k.proto) << 16);
         let ip = match k.returnaddress {
             IpAddr::V4(a) => u32::from(a),
@@ -354,7 +398,7 @@ impl ConnTable {
         if let Some(nk) = nat_key {
             let mut nat = self.nat_lock(&nk);
             match nat.get(&nk) {
-                Some(owner) if *owner != key => return Err(Box::new(conn)),
+                Some(owner) if owner != key => return Err(Box::new(conn)),
                 _ => {
                     nat.insert(nk, key);
                 }
@@ -378,7 +422,7 @@ impl ConnTable {
             let owned_port = match old_key {
                 Some(ok) if Some(ok) != nat_key => {
                     let mut nat = self.nat_lock(&ok);
-                    if nat.get(&ok) == Some(&key) {
+                    if nat.get(&ok) == Some(key) {
                         nat.remove(&ok);
                         true
                     } else {
@@ -425,7 +469,7 @@ impl ConnTable {
                 port: n.nat_port,
             };
             let mut nat = self.nat_lock(&nk);
-            if nat.get(&nk) == Some(key) {
+            if nat.get(&nk).as_ref() == Some(key) {
                 nat.remove(&nk);
                 true
             } else {
@@ -447,7 +491,7 @@ impl ConnTable {
             proto,
             port,
         };
-        self.nat_lock(&nk).get(&nk).copied()
+        self.nat_lock(&nk).get(&nk)
     }
 
     /// Removes a record.
