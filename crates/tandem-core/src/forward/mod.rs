@@ -12,6 +12,7 @@ mod from_server;
 pub mod neighbor;
 pub mod plan;
 pub mod replicate;
+pub mod snapshot;
 pub mod stats;
 pub mod table;
 mod to_server;
@@ -27,6 +28,7 @@ pub use replicate::{
     Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, needs_resend,
     replication_needed,
 };
+pub use snapshot::{LoopbackSync, SnapshotCursor, loopback_full_sync};
 pub use stats::{
     DropReason, MAX_WORKERS, NodeCounters, PerWorker, ServerCounters, ServerCountersView,
 };

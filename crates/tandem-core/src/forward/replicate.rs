@@ -17,7 +17,8 @@
 //!   [`Engine::install`]'s pruning.
 //!
 //! The transition of the Active into Standby sends every record ([`Engine::snapshot_records`],
-//! driven by the HA node).
+//! driven by the HA node; streamed from the table by [`Engine::snapshot_cursor`], see
+//! `snapshot.rs`, which also installs a full synchronisation in parallel).
 //!
 //! A port sends only what its `selectionalgorithm` makes: `affinity` ports have no connection
 //! records (their affinity records follow the rule of `forward/by_affinity.rs`), and a
@@ -28,7 +29,7 @@ use super::engine::Engine;
 use super::plan::PortPlan;
 use super::stats::{MAX_WORKERS, PerWorker};
 use crate::config::{Method, RepStrategy};
-use crate::replication::{self, ConnectionRecord, Record};
+use crate::replication::Record;
 use parking_lot::Mutex;
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
@@ -364,54 +365,6 @@ impl Engine {
                 Ok(())
             }
         }
-    }
-
-    /// Every record of replicating ports, for a full synchronisation of the partner
-    /// (half-open connections excepted: they are sent when they are established).
-    pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
-        self.snapshot_records_for(now, &|_| true)
-    }
-
-    /// [`Engine::snapshot_records`] of the clusters `cluster` accepts (mutual HA: one
-    /// instance's group).
-    pub fn snapshot_records_for(
-        &self,
-        now: Instant,
-        cluster: &dyn Fn(std::net::IpAddr) -> bool,
-    ) -> Vec<Record> {
-        let plan = self.plan();
-        let mut out = Vec::new();
-        self.conns.for_each(|c| {
-            if !c.is_halfopen()
-                && cluster(c.key.dst_ip)
-                && plan
-                    .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
-                    .is_some_and(|p| replicates_connections(p.config.repstrategy))
-                && let Some(r) = ConnectionRecord::from_conn(c, now)
-            {
-                out.push(Record::Connection(r));
-            }
-        });
-        for (key, rec) in self.affinity.snapshot() {
-            let port = plan
-                .ports
-                .iter()
-                .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
-                .map(|(_, pp)| pp);
-            if let Some(pp) = port
-                && cluster(key.cluster)
-                && replicates_affinity(pp.config.repstrategy)
-                && pp.uses_affinity()
-            {
-                out.push(Record::Affinity(replication::AffinityRecord::from_table(
-                    &key,
-                    &rec,
-                    pp.stickytime(),
-                    now,
-                )));
-            }
-        }
-        out
     }
 }
 

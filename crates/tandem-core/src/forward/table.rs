@@ -153,10 +153,6 @@ impl Shard {
         self.halfopen_created(&e.0) == Some(self.clock.enc(e.1))
     }
 
-    fn len(&self) -> usize {
-        self.v4.len() + self.v6.len()
-    }
-
     fn iter(&self) -> impl Iterator<Item = Conn> + '_ {
         self.v4.iter(&self.clock).chain(self.v6.iter(&self.clock))
     }
@@ -296,10 +292,7 @@ impl ConnTable {
         self.max.load(Relaxed)
     }
 
-    fn nat_lock(
-        &self,
-        k: &NatPortKey,
-    ) -> parking_lot::MutexGuard<'_, NatIndex> {
+    fn nat_lock(&self, k: &NatPortKey) -> parking_lot::MutexGuard<'_, NatIndex> {
         let h = u32::from(k.port) ^ (u32::from(k.proto) << 16);
         let ip = match k.returnaddress {
             IpAddr::V4(a) => u32::from(a),
@@ -615,6 +608,23 @@ impl ConnTable {
     /// Half-open NAT records of client `ip`.
     pub fn client_halfopen(&self, ip: IpAddr) -> u32 {
         self.client_lock(ip).get(&ip).copied().unwrap_or(0)
+    }
+
+    /// Number of shards (each behind its own lock).
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// The shard of `key`'s record.
+    pub fn shard_index(&self, key: &FlowKey) -> usize {
+        shard_of(key)
+    }
+
+    /// Visits the records of one shard under its lock (`shard` modulo the shard count).
+    pub fn for_each_in(&self, shard: usize, mut f: impl FnMut(&Conn)) {
+        for c in self.shards[shard % SHARDS].lock().iter() {
+            f(&c);
+        }
     }
 
     /// Visits every record (shard by shard; records may change between shards).
