@@ -212,7 +212,7 @@ fn a_full_sync_streams_from_the_table_and_installs_everything() {
     a.replication.drain();
     let a = std::sync::Arc::new(a);
     let b = engine(&cfg, t0);
-    let r = tandem_core::forward::loopback_full_sync(&a, &b);
+    let r = tandem_core::forward::loopback_full_sync(&a, Some(&b));
     assert_eq!(r.records, u64::from(n));
     assert_eq!(r.installed, n as usize);
     assert_eq!(b.conns.len(), n as usize);

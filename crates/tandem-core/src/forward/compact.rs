@@ -179,8 +179,17 @@ impl<A: Addr> Family<A> {
     }
 
     fn decode(&self, k: &Key<A>, r: &Rec<A>, clock: &Clock) -> Conn {
+        Self::decode_with(&self.nat, k, r, clock)
+    }
+
+    fn decode_with(
+        nat: &HashMap<Key<A>, NatRec<A>>,
+        k: &Key<A>,
+        r: &Rec<A>,
+        clock: &Clock,
+    ) -> Conn {
         let nat = if r.flags & NAT != 0 {
-            self.nat.get(k).map(|n| NatMapping {
+            nat.get(k).map(|n| NatMapping {
                 returnaddress: n.returnaddress.ip(),
                 nat_port: n.nat_port,
                 server_port: n.server_port,
@@ -250,13 +259,25 @@ impl<A: Addr> Family<A> {
         old
     }
 
-    /// Writes back a record changed in place (same key and translation).
-    pub fn update(&mut self, c: &Conn, clock: &Clock) {
-        if let (Some(k), Some(rec)) = (Key::<A>::of(&c.key), Self::encode(c, clock))
-            && let Some(slot) = self.map.get_mut(&k)
-        {
+    /// Runs `f` on the record of `k` and stores what it changed (not its key or translation)
+    /// with one lookup: `f`'s result, whether the record was half-open before, and the record
+    /// after; or `f` back, not run, when there is none.
+    pub fn modify<R, F: FnOnce(Option<&mut Conn>) -> R>(
+        &mut self,
+        k: &Key<A>,
+        clock: &Clock,
+        f: F,
+    ) -> Result<(R, bool, Conn), F> {
+        let Some(slot) = self.map.get_mut(k) else {
+            return Err(f);
+        };
+        let mut c = Self::decode_with(&self.nat, k, slot, clock);
+        let was_halfopen = c.is_halfopen();
+        let r = f(Some(&mut c));
+        if let Some(rec) = Self::encode(&c, clock) {
             *slot = rec;
         }
+        Ok((r, was_halfopen, c))
     }
 
     pub fn remove(&mut self, k: &Key<A>, clock: &Clock) -> Option<Conn> {

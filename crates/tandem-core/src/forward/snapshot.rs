@@ -186,8 +186,9 @@ pub struct LoopbackSync {
 
 /// A full synchronisation of `to` from `from` in this process, through the real sender,
 /// batch codec, receiver and [`Engine::install_replicated_batch`] (no network, no pacing):
-/// for tests of the streaming and for `tandem-lab bench-records`.
-pub fn loopback_full_sync(from: &Arc<Engine>, to: &Engine) -> LoopbackSync {
+/// for tests of the streaming and for the `records` benchmark. With `to` None the received
+/// records are decoded and dropped (the sender's side alone).
+pub fn loopback_full_sync(from: &Arc<Engine>, to: Option<&Engine>) -> LoopbackSync {
     use crate::replication::{Receiver, ReceiverConfig, Sender, SenderConfig};
     let window = 256;
     let mut sender = Sender::new(SenderConfig {
@@ -208,7 +209,9 @@ pub fn loopback_full_sync(from: &Arc<Engine>, to: &Engine) -> LoopbackSync {
             pending.extend(out.records);
             acks.extend(out.ack);
         }
-        report.installed += to.install_replicated_batch(&pending, now);
+        if let Some(to) = to {
+            report.installed += to.install_replicated_batch(&pending, now);
+        }
         pending.clear();
         if acks.is_empty() {
             break;

@@ -117,13 +117,24 @@ impl Shard {
         }
     }
 
-    /// Writes back a record changed in place.
-    fn update(&mut self, c: &Conn) {
+    /// Runs `f` on the record of `key`, stored back (see [`Family::modify`]); `f` back when
+    /// there is none.
+    fn modify<R, F: FnOnce(Option<&mut Conn>) -> R>(
+        &mut self,
+        key: &FlowKey,
+        f: F,
+    ) -> Result<(R, bool, Conn), F> {
         let clock = self.clock;
-        if Family::<Ipv4Addr>::fits(c) {
-            self.v4.update(c, &clock);
-        } else {
-            self.v6.update(c, &clock);
+        let f = match Key::<Ipv4Addr>::of(key) {
+            Some(k) => match self.v4.modify(&k, &clock, f) {
+                Ok(done) => return Ok(done),
+                Err(f) => f,
+            },
+            None => f,
+        };
+        match Key::<IpAddr>::of(key) {
+            Some(k) if self.v6.len() > 0 => self.v6.modify(&k, &clock, f),
+            _ => Err(f),
         }
     }
 
@@ -361,16 +372,15 @@ impl ConnTable {
     /// `f` marks established stops being half-open.
     pub fn with<R>(&self, key: &FlowKey, f: impl FnOnce(Option<&mut Conn>) -> R) -> R {
         let mut shard = self.shards[shard_of(key)].lock();
-        let Some(mut c) = shard.get(key) else {
-            return f(None);
-        };
-        let was_halfopen = c.is_halfopen();
-        let r = f(Some(&mut c));
-        shard.update(&c);
-        if was_halfopen && !c.is_halfopen() {
-            self.count_halfopen(&mut shard, &c, false);
+        match shard.modify(key, f) {
+            Ok((r, was_halfopen, c)) => {
+                if was_halfopen && !c.is_halfopen() {
+                    self.count_halfopen(&mut shard, &c, false);
+                }
+                r
+            }
+            Err(f) => f(None),
         }
-        r
     }
 
     /// Puts a record in a slot taken with [`try_reserve`](Self::try_reserve), replacing the
