@@ -56,6 +56,33 @@ fn per_record(n: u32, established: bool) -> u64 {
     per
 }
 
+/// Resident bytes per record of a table of `n` established IPv4 records of a `method mac`
+/// port (no affinity): the compact record, its key and the hash table's slack.
+fn mac_per_record(n: u32) -> u64 {
+    let t0 = Instant::now();
+    let cfg = config(&format!(
+        "executor set maxconnections {n}\n\
+         port add 192.0.2.100@8080 method mac\n\
+         server add 192.0.2.100@8080@192.0.2.12\n\
+         server add 192.0.2.100@8080@192.0.2.13\n"
+    ));
+    let e = engine(&cfg, t0);
+    let before = rss_bytes();
+    for i in 0..n {
+        let src = flood_source(i);
+        let mut f = tcp(src, (CLUSTER, 8080), SYN);
+        assert!(sent(handle(&e, &mut f, t0)), "record {i}");
+        let mut f = tcp(src, (CLUSTER, 8080), ACK);
+        assert!(sent(handle(&e, &mut f, t0)));
+    }
+    assert_eq!(e.conns.len(), n as usize);
+    assert_eq!(e.conns.halfopen(), 0);
+    let per = rss_bytes().saturating_sub(before) / u64::from(n);
+    println!("{n} IPv4 MAC records (established): {per} bytes each");
+    e.housekeeping(t0 + Duration::from_secs(3600));
+    per
+}
+
 /// Resident bytes one affinity record adds (IPv6 clients of 2001:db8::/32: each its own).
 fn affinity_per_record(n: u32) -> u64 {
     let t = tandem_core::select::AffinityTable::new();
@@ -107,4 +134,12 @@ fn an_established_record_fits_in_its_budget() {
 fn an_affinity_record_fits_in_its_share() {
     let b = affinity_per_record(N);
     assert!(b <= AFFINITY_SHARE, "{b} B");
+}
+
+/// Issue 10: an IPv4 connection record with its index in at most 128 bytes, measured with a
+/// million of them (the table's shards just past a doubling: the worst case of its slack).
+#[test]
+fn a_million_ipv4_records_take_at_most_128_bytes_each() {
+    let b = mac_per_record(1_000_000);
+    assert!(b <= 128, "{b} B");
 }

@@ -195,3 +195,29 @@ fn nothing_is_queued_while_replication_is_not_wanted_and_full_sync_skips_half_op
     handle(&e, &mut f, t0);
     assert_eq!(connections(&e.replication.drain()).len(), 1);
 }
+
+#[test]
+fn a_full_sync_streams_from_the_table_and_installs_everything() {
+    let t0 = Instant::now();
+    let text = "port add 192.0.2.100@80 repstrategy connection\n\
+        server add 192.0.2.100@80@192.0.2.11\n\
+        server add 192.0.2.100@80@192.0.2.12\n";
+    let (a, cfg) = replicating(text, t0);
+    let n = 60_000;
+    for i in 0..n {
+        let src = flood_source(i);
+        assert!(sent(handle(&a, &mut tcp(src, (CLUSTER, 80), SYN), t0)));
+        assert!(sent(handle(&a, &mut tcp(src, (CLUSTER, 80), ACK), t0)));
+    }
+    a.replication.drain();
+    let a = std::sync::Arc::new(a);
+    let b = engine(&cfg, t0);
+    let r = tandem_core::forward::loopback_full_sync(&a, Some(&b));
+    assert_eq!(r.records, u64::from(n));
+    assert_eq!(r.installed, n as usize);
+    assert_eq!(b.conns.len(), n as usize);
+    // The sender never held the table: a few shards' worth at most (1/64 each).
+    assert!(r.max_queued < n as usize / 4, "{r:?}");
+    // The same records as a snapshot in one piece.
+    assert_eq!(connections(&a.snapshot_records(t0)).len(), n as usize);
+}

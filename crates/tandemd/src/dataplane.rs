@@ -115,9 +115,10 @@ impl Dataplane {
             steering: None,
             xsk_stats: Vec::new(),
         };
+        engine.set_workers(workers);
         for (i, ring) in rings.into_iter().enumerate() {
             let (engine, stop) = (engine.clone(), dp.stop.clone());
-            dp.spawn(format!("worker-{i}"), move || worker(ring, engine, stop))?;
+            dp.spawn(format!("worker-{i}"), move || worker(i, ring, engine, stop))?;
         }
         dp.spawn_housekeeping(engine)?;
         tracing::info!(interface = %dp.interface.name, workers, ring = ?ring.version, "data plane started (AF_PACKET)");
@@ -178,16 +179,18 @@ impl Dataplane {
             steering: Some(Mutex::new(steering)),
             xsk_stats,
         };
+        // The neighbour socket's worker has the index after the XDP workers'.
+        engine.set_workers(threads + 1);
         for (i, socks) in per_worker.into_iter().enumerate() {
             let (engine, stop) = (engine.clone(), dp.stop.clone());
             dp.spawn(format!("worker-{i}"), move || {
-                worker_xdp(socks, engine, stop)
+                worker_xdp(i, socks, engine, stop)
             })?;
         }
         {
             let (engine, stop) = (engine.clone(), dp.stop.clone());
             dp.spawn("neighbours".into(), move || {
-                worker(neighbours, engine, stop)
+                worker(threads, neighbours, engine, stop)
             })?;
         }
         dp.spawn_housekeeping(engine)?;
@@ -252,7 +255,8 @@ impl Drop for Dataplane {
     }
 }
 
-fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
+/// An AF_PACKET worker, index `index` of the engine's workers.
+fn worker(index: usize, mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
     let mut extra: Vec<Vec<u8>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         ring.wait(100);
@@ -264,7 +268,7 @@ fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
                 vlan_id: meta.vlan_id,
                 truncated: meta.truncated,
             };
-            match engine.handle(frame, meta, now, &mut extra) {
+            match engine.handle_on(index, frame, meta, now, &mut extra) {
                 Verdict::Transmit(n) => Disposition::Transmit(n),
                 _ => Disposition::Done,
             }
@@ -279,13 +283,14 @@ fn worker(mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
 
 /// An AF_XDP worker: its sockets (one per queue it serves) in turn. XDP frames carry no
 /// partial checksums (docs/packet-io.md) and keep their VLAN tag in the frame.
-fn worker_xdp(mut socks: Vec<Xsk>, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
+fn worker_xdp(index: usize, mut socks: Vec<Xsk>, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
     let mut extra: Vec<Vec<u8>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let mut seen = 0;
         for s in socks.iter_mut() {
-            seen += s.process(&mut |frame: &mut [u8]| match engine.handle(
+            seen += s.process(&mut |frame: &mut [u8]| match engine.handle_on(
+                index,
                 frame,
                 RxMeta::default(),
                 now,

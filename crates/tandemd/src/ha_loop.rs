@@ -1,5 +1,5 @@
 //! The HA thread of a node: datagrams, timers, reach probes, replication records and
-//! snapshots, in one loop (moved out of `node.rs`, unchanged).
+//! snapshots, in one loop.
 
 use super::Node;
 use crate::netdev;
@@ -11,14 +11,9 @@ use std::time::{Duration, Instant};
 
 impl Node {
     /// The HA thread: datagrams in (a bounded number per wake-up), exact timers, reach
-    /// probes, the data plane's records, snapshots taken off the lock; transmits out.
+    /// probes, the data plane's records, snapshots streamed from the table; transmits out.
     pub fn run_ha(self: Arc<Self>) {
         crate::diagnostics::Diagnostics::start(self.clone());
-        type Snapshot = (
-            u8,
-            std::sync::mpsc::Receiver<Vec<tandem_core::replication::Record>>,
-        );
-        let mut snapshot: Option<Snapshot> = None;
         let mut more = false;
         let mut filter_checked: Option<(Instant, u16)> = None;
         loop {
@@ -53,9 +48,9 @@ impl Node {
                 st.ha.filter_warning = warning;
             }
             fds.push(self.waker.1.as_raw_fd());
-            // Exact: the node says when its next timer is due. Unbounded waits are capped so a
-            // snapshot thread's answer is picked up promptly.
-            let cap = if snapshot.is_some() { 5 } else { 1000 };
+            // Exact: the node says when its next timer is due (a streamed full sync paces
+            // through the sender's timers).
+            let cap = 1000;
             let timeout = if more {
                 0
             } else {
@@ -95,45 +90,29 @@ impl Node {
             st.ha.push_records(records);
             st.ha.handle_timeouts(now);
             self.flush(&mut st, now);
-            if snapshot.is_none() {
-                // Instance 0's snapshot, else instance 1's (mutual HA), one at a time.
-                let instance = if std::mem::take(&mut st.snapshot_wanted) {
-                    Some(0)
-                } else if std::mem::take(&mut st.ha.second_snapshot_wanted) {
-                    Some(1)
-                } else {
-                    None
-                };
-                if let Some(instance) = instance {
-                    // Take the snapshot on its own thread, without the node lock, of the
-                    // instance's clusters only.
-                    let engine = self.engine.clone();
-                    let clusters: std::collections::HashSet<IpAddr> = st
-                        .config
-                        .clusters
-                        .keys()
-                        .copied()
-                        .filter(|&c| st.ha.snapshot_takes(instance, c))
-                        .collect();
-                    let (tx, rx) = std::sync::mpsc::channel();
-                    std::thread::spawn(move || {
-                        let records =
-                            engine.snapshot_records_for(Instant::now(), &|c| clusters.contains(&c));
-                        let _ = tx.send(records);
-                    });
-                    snapshot = Some((instance, rx));
-                }
-            }
-            if let Some((instance, rx)) = &snapshot
-                && let Ok(records) = rx.try_recv()
-            {
-                let instance = *instance;
-                snapshot = None;
+            // Instance 0's snapshot, else instance 1's (mutual HA). Streamed from the table
+            // by the sender as it paces (Engine::snapshot_cursor): no copy of the table.
+            let instance = if std::mem::take(&mut st.snapshot_wanted) {
+                Some(0)
+            } else if std::mem::take(&mut st.ha.second_snapshot_wanted) {
+                Some(1)
+            } else {
+                None
+            };
+            if let Some(instance) = instance {
+                let clusters: std::collections::HashSet<IpAddr> = st
+                    .config
+                    .clusters
+                    .keys()
+                    .copied()
+                    .filter(|&c| st.ha.snapshot_takes(instance, c))
+                    .collect();
                 let queued = self.engine.replication.drain();
                 st.ha.push_records(queued);
+                let cursor = self.engine.snapshot_cursor(move |c| clusters.contains(&c));
                 st.ha
                     .instance_mut(instance)
-                    .full_sync(Instant::now(), records);
+                    .full_sync_from(Instant::now(), Box::new(cursor));
                 self.flush(&mut st, now);
             }
         }

@@ -618,24 +618,30 @@ impl Node {
 
     /// Sends what the HA node has to send and carries out its events, in order.
     fn flush(&self, st: &mut State, now: Instant) {
+        // Received records of consecutive Install events are installed together (a full
+        // sync's datagrams arrive many at a time: a large batch installs in parallel).
+        let mut installs: Option<(u8, Vec<tandem_core::replication::Record>)> = None;
         loop {
             st.ha.transmit();
             let Some((instance, event)) = st.ha.poll_event() else {
                 break;
             };
+            if let Event::Install(records) = event {
+                match &mut installs {
+                    Some((i, pending)) if *i == instance => pending.extend(records),
+                    _ => {
+                        self.install(st, now, installs.take());
+                        installs = Some((instance, records));
+                    }
+                }
+                continue;
+            }
+            self.install(st, now, installs.take());
             match event {
                 Event::Machine(action) => self.on_action(st, now, instance, action),
                 Event::TakeSnapshot if instance == 1 => st.ha.second_snapshot_wanted = true,
                 Event::TakeSnapshot => st.snapshot_wanted = true,
-                Event::Install(records) => {
-                    let installed = records
-                        .iter()
-                        .filter(|r| self.engine.install_replicated(r, now).is_ok())
-                        .count();
-                    st.ha
-                        .instance_mut(instance)
-                        .note_installed(installed as u64);
-                }
+                Event::Install(_) => {}
                 Event::Note(text) => st.ha.event(now, text),
                 Event::PartnerHealth(chunk) => self.health.partner_chunk(chunk),
                 Event::BuildBundle(id) => self.diagnostics.build(id),
@@ -643,6 +649,23 @@ impl Node {
                 Event::SyncDiscarded(text) => self.sync_discarded(st, now, text),
             }
         }
+        self.install(st, now, installs);
+    }
+
+    /// Installs received records (on a few threads by shard when there are many).
+    fn install(
+        &self,
+        st: &mut State,
+        now: Instant,
+        records: Option<(u8, Vec<tandem_core::replication::Record>)>,
+    ) {
+        let Some((instance, records)) = records else {
+            return;
+        };
+        let installed = self.engine.install_replicated_batch(&records, now);
+        st.ha
+            .instance_mut(instance)
+            .note_installed(installed as u64);
     }
 
     fn on_action(&self, st: &mut State, now: Instant, instance: u8, action: Action) {

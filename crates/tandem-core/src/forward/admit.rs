@@ -10,15 +10,13 @@ use super::conn::{Conn, NatMapping};
 use super::engine::Engine;
 use super::plan::PortPlan;
 use super::replicate::{Change, replicates_affinity, replicates_connections, replication_needed};
-use super::stats::{DropReason, ServerCounters};
+use super::stats::DropReason;
 use super::table::HALFOPEN_NAT_PER_CLIENT;
 use crate::config::{Method, Selection};
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{self, ConnectionRecord, Record};
 use crate::select::AffinityKey;
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -28,6 +26,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn new_flow(
         &self,
+        worker: usize,
         port: &PortPlan,
         key: &FlowKey,
         pkt: &wire::Packet,
@@ -35,7 +34,7 @@ impl Engine {
         ending: bool,
         ack: u32,
         now: Instant,
-    ) -> Result<(IpAddr, Option<NatMapping>, Arc<ServerCounters>), DropReason> {
+    ) -> Result<(IpAddr, Option<NatMapping>), DropReason> {
         let tcp = key.proto == IPPROTO_TCP;
         if tcp && !syn && port.config.selection != Selection::Hash && !port.uses_affinity() {
             return Err(DropReason::NoConnection);
@@ -47,7 +46,7 @@ impl Engine {
         if !self.conns.try_reserve() {
             // The evicted record's slot becomes this flow's.
             match self.conns.evict_halfopen(key) {
-                Some(r) => self.release(std::slice::from_ref(&r)),
+                Some(r) => self.release(worker, std::slice::from_ref(&r)),
                 None => return Err(DropReason::ConnectionTableFull),
             }
         }
@@ -64,7 +63,7 @@ impl Engine {
             return Err(DropReason::NoServer);
         };
         let nat = match (port.config.method, server.returnaddress) {
-            (Method::Nat, Some(ret)) => match self.nat_port(ret, key) {
+            (Method::Nat, Some(ret)) => match self.nat_port(worker, ret, key) {
                 Some(p) => Some(NatMapping {
                     returnaddress: ret,
                     nat_port: p,
@@ -99,18 +98,18 @@ impl Engine {
             // TCP affinity goes to the partner when the handshake completes (with the
             // connection record), so SYNs alone never reach it.
             if rep_aff && !tcp {
-                self.replication
-                    .push(Record::Affinity(replication::AffinityRecord::from_table(
-                        &affinity_key,
-                        &rec,
-                        port.stickytime(),
-                        now,
-                    )));
+                let r = replication::AffinityRecord::from_table(
+                    &affinity_key,
+                    &rec,
+                    port.stickytime(),
+                    now,
+                );
+                self.replication.push(worker, now, Record::Affinity(r));
             }
         }
-        server.counters.total.fetch_add(1, Relaxed);
+        server.counters.add_total(worker);
         if !ending {
-            server.counters.active.fetch_add(1, Relaxed);
+            server.counters.add_active(worker, 1);
         }
         let mut conn = Conn {
             key: *key,
@@ -125,32 +124,32 @@ impl Engine {
             replicated_at: None,
             established: !tcp,
             made_affinity,
-            counters: server.counters.clone(),
         };
         if rep_conn && replication_needed(&conn, Change::Created, now, port.replication_half_life())
         {
             conn.replicated_at = Some(now);
             if let Some(r) = ConnectionRecord::from_conn(&conn, now) {
-                self.replication.push(Record::Connection(r));
+                self.replication.push(worker, now, Record::Connection(r));
             }
         }
         match self.conns.insert(conn) {
             Ok(old) => {
+                server.counters.add_records(worker, 1);
                 if let Some(old) = old {
-                    self.release(std::slice::from_ref(&old));
+                    self.release(worker, std::slice::from_ref(&old));
                 }
             }
-            Err(c) => {
+            Err(_) => {
                 // The port is another record's (cannot happen: the pool handed it out as
                 // free); it is not released.
                 self.conns.unreserve();
                 if !ending {
-                    c.counters.active.fetch_sub(1, Relaxed);
+                    server.counters.add_active(worker, -1);
                 }
                 return Err(DropReason::NatPortsExhausted);
             }
         }
-        Ok((server_addr, nat, server.counters.clone()))
+        Ok((server_addr, nat))
     }
 
     /// The server for a new flow of `port`.
@@ -197,7 +196,7 @@ impl Engine {
     /// A NAT source port of `returnaddress` for `key` (its own source port when free). An
     /// exhausted pool gets one from its oldest half-open record: the record ends and its port
     /// passes straight to the new flow (so that another worker cannot take it first).
-    fn nat_port(&self, returnaddress: IpAddr, key: &FlowKey) -> Option<u16> {
+    fn nat_port(&self, worker: usize, returnaddress: IpAddr, key: &FlowKey) -> Option<u16> {
         if let Some(p) = self
             .natpool
             .allocate_preferring(returnaddress, key.proto, key.src_port)
@@ -212,7 +211,7 @@ impl Engine {
                 .flatten();
             // The port stays marked in use in the pool: it is the new flow's now.
             r.owned_port = false;
-            self.release(std::slice::from_ref(&r));
+            self.release(worker, std::slice::from_ref(&r));
             if handed.is_some() {
                 return handed;
             }

@@ -33,7 +33,6 @@ use super::to_server::{Segment, Target};
 use crate::replication::{AffinityRecord, Record};
 use crate::select::{AffinityKey, Follow, Followed};
 use std::net::IpAddr;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -44,6 +43,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn by_affinity(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         seg: &Segment,
@@ -75,7 +75,7 @@ impl Engine {
             } => (record.server, true, replicate.then_some(record)),
             Followed::Nothing { broke } => {
                 if broke.is_some() && port.config.reset && tcp {
-                    self.reset_segment(plan, seg, pkt, out);
+                    self.reset_segment(worker, plan, seg, pkt, out);
                 }
                 return Verdict::Drop(DropReason::NoConnection);
             }
@@ -83,33 +83,28 @@ impl Engine {
             Followed::Full => return Verdict::Drop(DropReason::ConnectionTableFull),
         };
         if let Some(r) = record {
-            self.replication
-                .push(Record::Affinity(AffinityRecord::from_table(
-                    &key,
-                    &r,
-                    port.stickytime(),
-                    now,
-                )));
+            let r = AffinityRecord::from_table(&key, &r, port.stickytime(), now);
+            self.replication.push(worker, now, Record::Affinity(r));
         }
         let Some(server) = port.server(server_addr) else {
             return Verdict::Drop(DropReason::NoServer);
         };
         // A new connection: a SYN, or a UDP client's first datagram.
         if syn || made {
-            server.counters.total.fetch_add(1, Relaxed);
+            server.counters.add_total(worker);
         }
         let target = Target {
             server: server_addr,
             nat: None,
-            counters: server.counters.clone(),
         };
-        self.deliver(plan, port, &target, frame, pkt, now, out)
+        self.deliver(worker, plan, port, &target, frame, pkt, now, out)
     }
 
     /// A TCP reset to the client of `pkt` (a segment with the ACK flag: the reset carries its
     /// acknowledgement number as sequence number, RFC 9293 §3.10.7.1), from the cluster port.
     fn reset_segment(
         &self,
+        worker: usize,
         plan: &Plan,
         seg: &Segment,
         pkt: &wire::Packet,
@@ -119,7 +114,7 @@ impl Engine {
             return;
         }
         if let Some(r) = control::reset(plan.our_mac, pkt.src_mac, pkt.dst(), pkt.src(), seg.ack) {
-            self.count_sent(&r);
+            self.count_sent(worker, &r);
             out.push(r.bytes);
         }
     }

@@ -1,12 +1,12 @@
 //! Connection records: which server each client flow goes to, and its NAT translation.
 //!
-//! The table that holds them, bounded, is in [`super::table`].
+//! [`Conn`] is the record as the engine reads and changes it. The table that holds them,
+//! bounded, is in [`super::table`], which stores them compactly ([`super::compact`]): a [`Conn`]
+//! is decoded from the table for each use and encoded back.
 
-use super::stats::ServerCounters;
 use crate::flow::FlowKey;
 use serde::Serialize;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The translation of a NAT (directed) connection.
@@ -20,8 +20,10 @@ pub struct NatMapping {
     pub server_port: u16,
 }
 
-/// One connection record.
-#[derive(Debug, Clone)]
+/// One connection record. The server's counters are not part of it: they are the plan's
+/// ([`super::ServerPlan::counters`], found by the record's port and server address), so a
+/// record that outlives its server's configuration counts nowhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
     /// Client → cluster tuple.
     pub key: FlowKey,
@@ -48,8 +50,6 @@ pub struct Conn {
     /// The record's first packet made the client's affinity record: a half-open record that
     /// ends takes that affinity record with it, so a SYN flood leaves no affinity behind.
     pub made_affinity: bool,
-    /// The server's counters (active connections are decremented when the record ends).
-    pub counters: Arc<ServerCounters>,
 }
 
 impl Conn {
@@ -113,7 +113,6 @@ mod tests {
             replicated_at: None,
             established: true,
             made_affinity: false,
-            counters: Arc::default(),
         };
         assert!(!c.expired(now + Duration::from_secs(299), fin, half));
         assert!(c.expired(now + Duration::from_secs(300), fin, half));

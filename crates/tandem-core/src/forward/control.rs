@@ -8,7 +8,6 @@
 use super::engine::{Engine, Verdict};
 use super::plan::Plan;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -105,7 +104,7 @@ impl Engine {
     }
 
     /// Counts a frame the engine sends under its protocol's counter.
-    pub(super) fn count_sent(&self, f: &ControlFrame) {
+    pub(super) fn count_sent(&self, worker: usize, f: &ControlFrame) {
         let counter = match f.kind {
             ControlFrameKind::GratuitousArp | ControlFrameKind::ArpRequest => &self.node.arp_sent,
             ControlFrameKind::UnsolicitedNa | ControlFrameKind::NeighborSolicit => {
@@ -113,11 +112,17 @@ impl Engine {
             }
             ControlFrameKind::TcpReset => &self.node.resets_sent,
         };
-        counter.fetch_add(1, Relaxed);
+        counter.add(worker, 1);
     }
 
     /// An ARP message: learn a wanted neighbour; answer requests for owned addresses.
-    pub(super) fn arp(&self, plan: &Plan, arp: &wire::Arp, out: &mut Vec<Vec<u8>>) -> Verdict {
+    pub(super) fn arp(
+        &self,
+        worker: usize,
+        plan: &Plan,
+        arp: &wire::Arp,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         if plan.neighbors.contains(&IpAddr::V4(arp.sender_ip)) {
             self.neighbors
                 .learn(IpAddr::V4(arp.sender_ip), arp.sender_mac);
@@ -130,7 +135,7 @@ impl Engine {
                 wire::arp_reply(plan.our_mac, arp.target_ip, arp.sender_mac, arp.sender_ip)
                     .to_vec(),
             );
-            self.node.arp_sent.fetch_add(1, Relaxed);
+            self.node.arp_sent.add(worker, 1);
             return Verdict::Consumed;
         }
         Verdict::Pass
@@ -139,7 +144,13 @@ impl Engine {
     /// A neighbour solicitation or advertisement: learn a wanted neighbour (the target of an
     /// advertisement, the sender of a solicitation, from their link-layer address options);
     /// answer solicitations for owned addresses with a solicited advertisement.
-    pub(super) fn ndp(&self, plan: &Plan, n: &wire::Ndp, out: &mut Vec<Vec<u8>>) -> Verdict {
+    pub(super) fn ndp(
+        &self,
+        worker: usize,
+        plan: &Plan,
+        n: &wire::Ndp,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
         let learnt = match n.op {
             wire::NdpOp::Advert => n.target,
             wire::NdpOp::Solicit => n.src_ip,
@@ -151,7 +162,7 @@ impl Engine {
         }
         if n.op == wire::NdpOp::Solicit && plan.owns(IpAddr::V6(n.target)) {
             out.push(wire::neighbor_advertisement(plan.our_mac, n));
-            self.node.ndp_sent.fetch_add(1, Relaxed);
+            self.node.ndp_sent.add(worker, 1);
             return Verdict::Consumed;
         }
         Verdict::Pass

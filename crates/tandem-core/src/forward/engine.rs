@@ -29,7 +29,6 @@ use crate::select::{AffinityKey, AffinityTable, NatPool};
 use arc_swap::ArcSwap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -182,7 +181,7 @@ impl Engine {
         // connections after a takeover. Executor stop clears them (see `clear`).
         out.extend(self.reset_and_prune(&new, now));
         for f in &out {
-            self.count_sent(f);
+            self.count_sent(0, f);
         }
         self.neighbors.retain(|ip| new.neighbors.contains(&ip));
         out.extend(self.ask_neighbors(&new, now));
@@ -192,7 +191,7 @@ impl Engine {
     /// Ends every record (executor stop).
     pub fn clear(&self, now: Instant) {
         let gone = self.conns.remove_where(|_| true);
-        self.release(&gone);
+        self.release(0, &gone);
         let _ = self.affinity.expire(now, |_, _| None);
         self.replication.drain();
     }
@@ -206,7 +205,7 @@ impl Engine {
             out.extend(control::announce(plan.our_mac, ip));
         }
         for f in &out {
-            self.count_sent(f);
+            self.count_sent(0, f);
         }
         out
     }
@@ -220,7 +219,7 @@ impl Engine {
             .filter_map(|&ip| self.solicit(plan, ip, now))
             .collect();
         for f in &out {
-            self.count_sent(f);
+            self.count_sent(0, f);
         }
         out
     }
@@ -262,25 +261,39 @@ impl Engine {
                     .is_some_and(|p| replicates_connections(p.config.repstrategy));
                 if replicate && let Some(mut r) = ConnectionRecord::from_conn(c, now) {
                     r.ended = true;
-                    self.replication.push(Record::Connection(r));
+                    self.replication.push(0, now, Record::Connection(r));
                 }
             }
         }
-        self.release(&gone);
+        self.release(0, &gone);
         resets
     }
 
     /// Gives back what removed records held: their place in the active counts, their NAT
     /// port (if it was theirs) and, for a half-open record, the affinity record it made.
-    pub(super) fn release(&self, gone: &[Removed]) {
+    /// `worker` is the counting worker (0 for the control plane).
+    ///
+    /// The server's counters are the plan's in force: a record of a server no longer
+    /// configured counts nowhere (its counters went with it).
+    pub(super) fn release(&self, worker: usize, gone: &[Removed]) {
+        if gone.is_empty() {
+            return;
+        }
+        let plan = self.plan.load();
         for Removed {
             conn: c,
             owned_port,
         } in gone
         {
-            // Closing records stopped counting as active when their FIN or RST went by.
-            if c.closing_since.is_none() {
-                c.counters.active.fetch_sub(1, Relaxed);
+            if let Some(s) = plan
+                .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
+                .and_then(|p| p.server(c.server))
+            {
+                s.counters.add_records(worker, -1);
+                // Closing records stopped counting as active when their FIN or RST went by.
+                if c.closing_since.is_none() {
+                    s.counters.add_active(worker, -1);
+                }
             }
             if *owned_port && let Some(n) = c.nat {
                 self.natpool
@@ -292,27 +305,32 @@ impl Engine {
                     port: c.key.dst_port,
                     client: c.key.src_ip,
                 };
+                // The record keeps milliseconds: its `created` is the affinity record's time
+                // rounded down.
                 self.affinity.remove_if(&key, |r| {
-                    r.server == c.server && r.last_new_connection == c.created
+                    r.server == c.server
+                        && r.last_new_connection >= c.created
+                        && r.last_new_connection - c.created < std::time::Duration::from_millis(1)
                 });
             }
         }
     }
 
-    pub(super) fn replicate_affinity(&self, port: &PortPlan, client: IpAddr, now: Instant) {
+    pub(super) fn replicate_affinity(
+        &self,
+        worker: usize,
+        port: &PortPlan,
+        client: IpAddr,
+        now: Instant,
+    ) {
         let key = AffinityKey {
             cluster: port.cluster,
             port: port.config.number,
             client,
         };
         if let Some((_, rec)) = self.affinity.snapshot_one(&key) {
-            self.replication
-                .push(Record::Affinity(replication::AffinityRecord::from_table(
-                    &key,
-                    &rec,
-                    port.stickytime(),
-                    now,
-                )));
+            let r = replication::AffinityRecord::from_table(&key, &rec, port.stickytime(), now);
+            self.replication.push(worker, now, Record::Affinity(r));
         }
     }
 
@@ -323,7 +341,7 @@ impl Engine {
         let plan = self.plan.load();
         let (fin, half) = (plan.fin_timeout, plan.halfopen_timeout);
         let gone = self.conns.remove_where(|c| c.expired(now, fin, half));
-        self.release(&gone);
+        self.release(0, &gone);
         self.conns.trim(now, half);
         self.affinity.expire(now, |cluster, port| {
             plan.ports
@@ -335,7 +353,7 @@ impl Engine {
         (ask.into_iter().map(|f| f.bytes).collect(), gone.len())
     }
 
-    /// Decides what happens to one received frame. `out` receives extra frames to send.
+    /// [`Engine::handle_on`] for worker 0 (one worker, tests, the control plane).
     pub fn handle(
         &self,
         frame: &mut [u8],
@@ -343,25 +361,44 @@ impl Engine {
         now: Instant,
         out: &mut Vec<Vec<u8>>,
     ) -> Verdict {
-        self.node.received.fetch_add(1, Relaxed);
+        self.handle_on(0, frame, meta, now, out)
+    }
+
+    /// Decides what happens to one received frame, for forwarding worker `worker` (its own
+    /// counter slots and replication queue). `out` receives extra frames to send.
+    pub fn handle_on(
+        &self,
+        worker: usize,
+        frame: &mut [u8],
+        meta: RxMeta,
+        now: Instant,
+        out: &mut Vec<Vec<u8>>,
+    ) -> Verdict {
+        self.node.received.add(worker, 1);
         let plan = self.plan.load();
-        let verdict = self.decide(&plan, frame, meta, now, out);
+        let verdict = self.decide(worker, &plan, frame, meta, now, out);
         match verdict {
-            Verdict::Drop(r) => self.node.drop(r),
-            Verdict::Pass => {
-                self.node.passed.fetch_add(1, Relaxed);
-            }
+            Verdict::Drop(r) => self.node.drop_on(worker, r),
+            Verdict::Pass => self.node.passed.add(worker, 1),
             Verdict::Transmit(n) => {
-                self.node.forwarded.fetch_add(1, Relaxed);
-                self.node.forwarded_bytes.fetch_add(n as u64, Relaxed);
+                self.node.forwarded.add(worker, 1);
+                self.node.forwarded_bytes.add(worker, n as u64);
             }
             Verdict::Consumed => {}
         }
         verdict
     }
 
+    /// How many forwarding workers call [`Engine::handle_on`] (indices `0..n`): the
+    /// replication queue is split into `n` bounded queues (see [`ReplicationQueue`]). Counter
+    /// slots need no set-up. Call it before the workers start; 1 until then.
+    pub fn set_workers(&self, n: usize) {
+        self.replication.set_workers(n);
+    }
+
     pub(super) fn decide(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         meta: RxMeta,
@@ -380,8 +417,8 @@ impl Engine {
             wire::Frame::Arp(_) | wire::Frame::Ndp(_) if super::vlan::foreign_vlan(frame, meta) => {
                 return Verdict::Pass;
             }
-            wire::Frame::Arp(arp) => return self.arp(plan, arp, out),
-            wire::Frame::Ndp(n) => return self.ndp(plan, n, out),
+            wire::Frame::Arp(arp) => return self.arp(worker, plan, arp, out),
+            wire::Frame::Ndp(n) => return self.ndp(worker, plan, n, out),
             _ => {}
         }
         if !plan.forwarding {
@@ -389,8 +426,12 @@ impl Engine {
         }
         let pkt = match parsed {
             wire::Frame::Ip(pkt) => pkt,
-            wire::Frame::Fragment(f) => return self.fragment(plan, frame, &f, meta, now, out),
-            wire::Frame::IcmpError(e) => return self.icmp_error(plan, frame, &e, meta, now, out),
+            wire::Frame::Fragment(f) => {
+                return self.fragment(worker, plan, frame, &f, meta, now, out);
+            }
+            wire::Frame::IcmpError(e) => {
+                return self.icmp_error(worker, plan, frame, &e, meta, now, out);
+            }
             wire::Frame::IpOther { dst_ip, .. } => {
                 return if plan.owns(dst_ip) {
                     Verdict::Drop(DropReason::UnsupportedProtocol)
@@ -407,10 +448,10 @@ impl Engine {
             return Verdict::Drop(DropReason::Truncated);
         }
         if plan.return_addresses.contains(&pkt.dst_ip) {
-            return self.reply_from_server(plan, frame, &pkt, now);
+            return self.reply_from_server(worker, plan, frame, &pkt, now);
         }
         match plan.port(pkt.dst_ip, pkt.dst_port, pkt.proto) {
-            Some(port) => self.to_server(plan, port, frame, &pkt, now, out),
+            Some(port) => self.to_server(worker, plan, port, frame, &pkt, now, out),
             None => Verdict::Drop(DropReason::NoPort),
         }
     }

@@ -178,8 +178,10 @@ fn ipv4_at(frame: &[u8], at: usize) -> Option<Ipv4Addr> {
 
 impl Engine {
     /// An IP fragment to an address Tandem owns (see the module docs).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn fragment(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         f: &wire::Fragment,
@@ -192,7 +194,7 @@ impl Engine {
         }
         let key = FragmentKey::of(f);
         if let Some(pkt) = &f.first {
-            return self.first_fragment(plan, frame, key, pkt, now, out);
+            return self.first_fragment(worker, plan, frame, key, pkt, now, out);
         }
         if f.is_first() {
             // The first fragment of another protocol than TCP/UDP.
@@ -208,14 +210,16 @@ impl Engine {
             return Verdict::Drop(DropReason::Truncated);
         }
         if let Some(c) = &route.counters {
-            c.count(frame.len());
+            c.count(worker, frame.len());
         }
         Verdict::Transmit(frame.len())
     }
 
     /// The first fragment: the normal path, then its rewrite remembered for the others.
+    #[allow(clippy::too_many_arguments)]
     fn first_fragment(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         key: FragmentKey,
@@ -225,10 +229,10 @@ impl Engine {
     ) -> Verdict {
         let reply = plan.return_addresses.contains(&pkt.dst_ip);
         let verdict = if reply {
-            self.reply_from_server(plan, frame, pkt, now)
+            self.reply_from_server(worker, plan, frame, pkt, now)
         } else {
             match plan.port(pkt.dst_ip, pkt.dst_port, pkt.proto) {
-                Some(port) => self.to_server(plan, port, frame, pkt, now, out),
+                Some(port) => self.to_server(worker, plan, port, frame, pkt, now, out),
                 None => return Verdict::Drop(DropReason::NoPort),
             }
         };
@@ -246,7 +250,7 @@ impl Engine {
             dst_mac,
             new_src: changed(wire::ipv4::field::SRC_ADDR.start, pkt.src_ip),
             new_dst: changed(wire::ipv4::field::DST_ADDR.start, pkt.dst_ip),
-            counters: self.flow_counters(pkt, reply),
+            counters: self.flow_counters(plan, pkt, reply),
             expires: now,
         };
         self.fragments.insert(key, route, now);
@@ -254,7 +258,12 @@ impl Engine {
     }
 
     /// The server counters of the record a packet belongs to (client side, or NAT reply).
-    fn flow_counters(&self, pkt: &wire::Packet, reply: bool) -> Option<Arc<ServerCounters>> {
+    fn flow_counters(
+        &self,
+        plan: &Plan,
+        pkt: &wire::Packet,
+        reply: bool,
+    ) -> Option<Arc<ServerCounters>> {
         let key = if reply {
             self.conns.lookup_nat(pkt.dst_ip, pkt.proto, pkt.dst_port)?
         } else {
@@ -266,6 +275,8 @@ impl Engine {
                 dst_port: pkt.dst_port,
             }
         };
-        self.conns.with(&key, |c| c.map(|c| c.counters.clone()))
+        let server = self.conns.with(&key, |c| c.map(|c| c.server))?;
+        let port = plan.port(key.dst_ip, key.dst_port, key.proto)?;
+        port.server(server).map(|s| s.counters.clone())
     }
 }

@@ -7,7 +7,6 @@ use super::stats::DropReason;
 use super::to_server::rewrite_macs;
 use crate::flow::IPPROTO_TCP;
 use crate::replication::{ConnectionRecord, Record};
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -15,6 +14,7 @@ impl Engine {
     /// Server → returnaddress (NAT replies).
     pub(super) fn reply_from_server(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         pkt: &wire::Packet,
@@ -39,7 +39,9 @@ impl Engine {
             let mut record = None;
             if ending && c.closing_since.is_none() {
                 c.closing_since = Some(now);
-                c.counters.active.fetch_sub(1, Relaxed);
+                if let Some(s) = port.and_then(|p| p.server(c.server)) {
+                    s.counters.add_active(worker, -1);
+                }
                 // The seed's rule: a FIN or RST ends the connection for the partner too,
                 // whichever side sent it.
                 if rep_conn && replication_needed(c, Change::Ending, now, half_life) {
@@ -47,13 +49,13 @@ impl Engine {
                     record = ConnectionRecord::from_conn(c, now);
                 }
             }
-            Some((c.client_mac, c.counters.clone(), record))
+            Some((c.client_mac, c.server, record))
         });
-        let Some((client_mac, counters, record)) = found else {
+        let Some((client_mac, server, record)) = found else {
             return Verdict::Drop(DropReason::NoConnection);
         };
         if let Some(r) = record {
-            self.replication.push(Record::Connection(r));
+            self.replication.push(worker, now, Record::Connection(r));
         }
         // Back to the client, from the cluster address and port (IPv4 or IPv6: the record's
         // addresses are of the packet's family, the configuration keeps them so).
@@ -63,7 +65,9 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(frame.len());
+        if let Some(s) = port.and_then(|p| p.server(server)) {
+            s.counters.count(worker, frame.len());
+        }
         Verdict::Transmit(frame.len())
     }
 }

@@ -28,8 +28,10 @@ use tandem_wire::icmp::Translation;
 
 impl Engine {
     /// An ICMP error to an address Tandem owns.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn icmp_error(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         e: &wire::IcmpError,
@@ -41,14 +43,15 @@ impl Engine {
             return v;
         }
         if plan.return_addresses.contains(&e.dst_ip) {
-            return self.icmp_to_client(plan, frame, e);
+            return self.icmp_to_client(worker, plan, frame, e);
         }
-        self.icmp_to_server(plan, frame, e, now, out)
+        self.icmp_to_server(worker, plan, frame, e, now, out)
     }
 
     /// From the client's side, about what the cluster address sent to a client.
     fn icmp_to_server(
         &self,
+        worker: usize,
         plan: &Plan,
         frame: &mut [u8],
         e: &wire::IcmpError,
@@ -85,7 +88,7 @@ impl Engine {
         let Some(server) = port.server(server_addr) else {
             return Verdict::Drop(DropReason::NoServer);
         };
-        let Some(mac) = self.next_hop_mac(plan, server.next_hop, now, out) else {
+        let Some(mac) = self.next_hop_mac(worker, plan, server.next_hop, now, out) else {
             return Verdict::Drop(DropReason::NeighborUnresolved);
         };
         if let Some(n) = nat {
@@ -106,12 +109,18 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        server.counters.count(frame.len());
+        server.counters.count(worker, frame.len());
         Verdict::Transmit(frame.len())
     }
 
     /// From a NAT server (or a router on its side) to a return address: back to the client.
-    fn icmp_to_client(&self, plan: &Plan, frame: &mut [u8], e: &wire::IcmpError) -> Verdict {
+    fn icmp_to_client(
+        &self,
+        worker: usize,
+        plan: &Plan,
+        frame: &mut [u8],
+        e: &wire::IcmpError,
+    ) -> Verdict {
         let q = &e.quoted;
         let Some(key) = self.conns.lookup_nat(q.src_ip, q.proto, q.src_port) else {
             return Verdict::Drop(DropReason::IcmpNoConnection);
@@ -120,9 +129,9 @@ impl Engine {
             let c = c?;
             let n = c.nat?;
             (c.server == q.dst_ip && n.server_port == q.dst_port)
-                .then(|| (c.client_mac, c.counters.clone()))
+                .then_some((c.client_mac, c.server))
         });
-        let Some((client_mac, counters)) = found else {
+        let Some((client_mac, server)) = found else {
             return Verdict::Drop(DropReason::IcmpNoConnection);
         };
         let (Some(cluster), Some(client)) = (v4(key.dst_ip), v4(key.src_ip)) else {
@@ -140,7 +149,12 @@ impl Engine {
         {
             return Verdict::Drop(DropReason::Truncated);
         }
-        counters.count(frame.len());
+        if let Some(s) = plan
+            .port(key.dst_ip, key.dst_port, key.proto)
+            .and_then(|p| p.server(server))
+        {
+            s.counters.count(worker, frame.len());
+        }
         Verdict::Transmit(frame.len())
     }
 }

@@ -5,6 +5,7 @@
 
 mod admit;
 mod by_affinity;
+mod compact;
 pub mod conn;
 pub mod control;
 pub mod engine;
@@ -14,6 +15,7 @@ mod icmp_error;
 pub mod neighbor;
 pub mod plan;
 pub mod replicate;
+pub mod snapshot;
 pub mod stats;
 pub mod table;
 mod to_server;
@@ -29,7 +31,11 @@ pub use fragments::{FRAGMENT_DATAGRAMS, FRAGMENT_TIMEOUT, FragmentTable};
 pub use neighbor::NeighborTable;
 pub use plan::{CounterRegistry, DEFAULT_MTU_FRAME, Plan, PortPlan, ServerPlan, mtu_frame};
 pub use replicate::{
-    Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, replication_needed,
+    Change, REPLICATION_QUEUE, Refused, ReplicatedCounters, ReplicationQueue, needs_resend,
+    replication_needed,
 };
-pub use stats::{DropReason, NodeCounters, ServerCounters, ServerCountersView};
+pub use snapshot::{LoopbackSync, SnapshotCursor, loopback_full_sync};
+pub use stats::{
+    DropReason, MAX_WORKERS, NodeCounters, PerWorker, ServerCounters, ServerCountersView,
+};
 pub use table::{ConnTable, HALFOPEN_NAT_PER_CLIENT, NatPortKey, Removed};

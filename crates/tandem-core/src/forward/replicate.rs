@@ -17,7 +17,8 @@
 //!   [`Engine::install`]'s pruning.
 //!
 //! The transition of the Active into Standby sends every record ([`Engine::snapshot_records`],
-//! driven by the HA node).
+//! driven by the HA node; streamed from the table by [`Engine::snapshot_cursor`], see
+//! `snapshot.rs`, which also installs a full synchronisation in parallel).
 //!
 //! A port sends only what its `selectionalgorithm` makes: `affinity` ports have no connection
 //! records (their affinity records follow the rule of `forward/by_affinity.rs`), and a
@@ -26,43 +27,102 @@
 use super::conn::Conn;
 use super::engine::Engine;
 use super::plan::PortPlan;
+use super::stats::{MAX_WORKERS, PerWorker};
 use crate::config::{Method, RepStrategy};
-use crate::replication::{self, ConnectionRecord, Record};
+use crate::replication::Record;
 use parking_lot::Mutex;
 use serde::Serialize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-/// Records waiting for the replication sender, filled by the workers. Bounded: when full,
-/// records are dropped and counted (the age rule sends them again later) rather than stalling
-/// forwarding.
-#[derive(Default)]
+/// Records waiting for the replication sender, one bounded queue per forwarding worker.
+///
+/// Worker `i` pushes into queue `i % workers` ([`Engine::set_workers`]; 1 until set) under
+/// that queue's own lock, so workers never wait for each other; the HA loop's
+/// [`drain`](Self::drain) takes every queue in turn. Each queue holds at most
+/// [`REPLICATION_QUEUE`] ÷ workers records: a push beyond is dropped and counted in `dropped`
+/// (never a stall), and the record is sent again by the age rule ([`needs_resend`]) on a
+/// later packet. Records carry the time of their push; a drain merges the queues in that
+/// order (stable within a queue), so two changes of one connection seen by two workers reach
+/// the sender in the order they happened.
 pub struct ReplicationQueue {
-    records: Mutex<Vec<Record>>,
-    /// Records dropped because the queue was full.
-    pub dropped: AtomicU64,
+    queues: Box<[Line<Mutex<Vec<(Instant, Record)>>>]>,
+    /// Queues in use, and so the bound of each (see [`Engine::set_workers`]).
+    workers: AtomicUsize,
+    /// Records dropped because their worker's queue was full.
+    pub dropped: PerWorker,
     /// Whether records are wanted now (this node is Active with a compatible partner).
     pub enabled: AtomicBool,
 }
 
-/// Most records the queue holds between two drains.
+/// A queue on a cache line of its own.
+#[derive(Default)]
+#[repr(align(64))]
+struct Line<T>(T);
+
+impl Default for ReplicationQueue {
+    fn default() -> Self {
+        ReplicationQueue {
+            queues: (0..MAX_WORKERS).map(|_| Line::default()).collect(),
+            workers: AtomicUsize::new(1),
+            dropped: PerWorker::default(),
+            enabled: AtomicBool::new(false),
+        }
+    }
+}
+
+/// Most records the queues hold together between two drains.
 pub const REPLICATION_QUEUE: usize = 1 << 20;
 
 impl ReplicationQueue {
-    pub(super) fn push(&self, r: Record) {
-        let mut q = self.records.lock();
-        if q.len() >= REPLICATION_QUEUE {
-            self.dropped.fetch_add(1, Relaxed);
+    fn workers(&self) -> usize {
+        self.workers.load(Relaxed).clamp(1, MAX_WORKERS)
+    }
+    pub(super) fn set_workers(&self, n: usize) {
+        self.workers.store(n.clamp(1, MAX_WORKERS), Relaxed);
+    }
+    /// Queues `r`, pushed by `worker` at `now`; counted and dropped when its queue is full.
+    pub(super) fn push(&self, worker: usize, now: Instant, r: Record) {
+        let n = self.workers();
+        let mut q = self.queues[worker % n].0.lock();
+        if q.len() >= REPLICATION_QUEUE / n {
+            drop(q);
+            self.dropped.add(worker, 1);
         } else {
-            q.push(r);
+            q.push((now, r));
         }
     }
     pub(super) fn wanted(&self) -> bool {
         self.enabled.load(Relaxed)
     }
-    /// Takes every queued record.
+    /// Takes every queued record of every worker, in the order they were pushed.
     pub fn drain(&self) -> Vec<Record> {
-        std::mem::take(&mut *self.records.lock())
+        let mut all: Vec<(Instant, Record)> = Vec::new();
+        let mut queues = 0;
+        for q in self.queues.iter() {
+            let mut q = q.0.lock();
+            if q.is_empty() {
+                continue;
+            }
+            queues += 1;
+            if all.is_empty() {
+                std::mem::swap(&mut all, &mut q);
+            } else {
+                all.append(&mut q);
+            }
+        }
+        if queues > 1 {
+            // Stable: a queue's own order is kept among equal times.
+            all.sort_by_key(|(t, _)| *t);
+        }
+        all.into_iter().map(|(_, r)| r).collect()
+    }
+    /// Records waiting now (every queue).
+    pub fn len(&self) -> usize {
+        self.queues.iter().map(|q| q.0.lock().len()).sum()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -96,10 +156,16 @@ pub fn replication_needed(c: &Conn, change: Change, now: Instant, half_life: Dur
     }
     match change {
         Change::Created | Change::Established | Change::Ending => true,
-        Change::Packet => c
-            .replicated_at
-            .is_none_or(|t| now.saturating_duration_since(t) >= half_life),
+        Change::Packet => needs_resend(c, now, half_life),
     }
+}
+
+/// The age rule: the partner's copy of `c` is older than `half_life` (or it never had one),
+/// so the next packet sends the record again. It is also what repairs a record dropped by a
+/// full [`ReplicationQueue`].
+pub fn needs_resend(c: &Conn, now: Instant, half_life: Duration) -> bool {
+    c.replicated_at
+        .is_none_or(|t| now.saturating_duration_since(t) >= half_life)
 }
 
 impl PortPlan {
@@ -205,18 +271,12 @@ impl Engine {
                 }
                 if r.ended {
                     if let Some(old) = self.conns.remove(&key) {
-                        self.release(std::slice::from_ref(&old));
+                        self.release(0, std::slice::from_ref(&old));
                     }
                     c.installed.fetch_add(1, Relaxed);
                     return Ok(());
                 }
                 let Some(server) = port.server(r.server) else {
-                    return c.refuse(Refused::UnknownServer);
-                };
-                let Some(counters) =
-                    self.counters
-                        .lookup(r.cluster.ip(), r.cluster.port(), r.server)
-                else {
                     return c.refuse(Refused::UnknownServer);
                 };
                 match (port.config.method, r.nat) {
@@ -234,7 +294,7 @@ impl Engine {
                 }
                 // The same connection's older copy goes first (its port may be this one).
                 if let Some(old) = self.conns.remove(&key) {
-                    self.release(std::slice::from_ref(&old));
+                    self.release(0, std::slice::from_ref(&old));
                 }
                 if let Some(n) = r.nat
                     && !self.natpool.reserve(n.returnaddress, key.proto, n.nat_port)
@@ -249,31 +309,35 @@ impl Engine {
                 };
                 if !self.conns.try_reserve() {
                     match self.conns.evict_halfopen(&key) {
-                        Some(victim) => self.release(std::slice::from_ref(&victim)),
+                        Some(victim) => self.release(0, std::slice::from_ref(&victim)),
                         None => {
                             release_port();
                             return c.refuse(Refused::TableFull);
                         }
                     }
                 }
-                let mut conn = r.to_conn(now, counters);
+                let mut conn = r.to_conn(now);
                 conn.staletimeout = conn.staletimeout.min(port.staletimeout());
                 // A TCP client that never acknowledged has not completed its handshake (this
                 // engine never sends such a record; a forged or foreign one is kept only as
                 // long as a half-open record, and makes room first).
                 conn.established =
                     r.proto != crate::config::Protocol::Tcp || r.client_ack != 0 || r.closing;
-                if conn.closing_since.is_none() {
-                    conn.counters.active.fetch_add(1, Relaxed);
+                let active = conn.closing_since.is_none();
+                if active {
+                    server.counters.add_active(0, 1);
                 }
                 match self.conns.insert(conn) {
-                    Ok(old) => self.release(old.as_slice()),
-                    Err(conn) => {
+                    Ok(old) => {
+                        server.counters.add_records(0, 1);
+                        self.release(0, old.as_slice());
+                    }
+                    Err(_) => {
                         // Cannot happen (the pool had the port free). The port stays reserved
                         // rather than risk freeing another record's.
                         self.conns.unreserve();
-                        if conn.closing_since.is_none() {
-                            conn.counters.active.fetch_sub(1, Relaxed);
+                        if active {
+                            server.counters.add_active(0, -1);
                         }
                         return c.refuse(Refused::NatPortBusy);
                     }
@@ -302,52 +366,53 @@ impl Engine {
             }
         }
     }
+}
 
-    /// Every record of replicating ports, for a full synchronisation of the partner
-    /// (half-open connections excepted: they are sent when they are established).
-    pub fn snapshot_records(&self, now: Instant) -> Vec<Record> {
-        self.snapshot_records_for(now, &|_| true)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::replication::AffinityRecord;
+
+    fn rec(n: u16) -> Record {
+        Record::Affinity(AffinityRecord {
+            cluster: "192.0.2.100".parse().unwrap(),
+            port: n,
+            client: "203.0.113.5".parse().unwrap(),
+            server: "192.0.2.11".parse().unwrap(),
+            age_ms: 0,
+            stickytime_s: 60,
+        })
     }
 
-    /// [`Engine::snapshot_records`] of the clusters `cluster` accepts (mutual HA: one
-    /// instance's group).
-    pub fn snapshot_records_for(
-        &self,
-        now: Instant,
-        cluster: &dyn Fn(std::net::IpAddr) -> bool,
-    ) -> Vec<Record> {
-        let plan = self.plan();
-        let mut out = Vec::new();
-        self.conns.for_each(|c| {
-            if !c.is_halfopen()
-                && cluster(c.key.dst_ip)
-                && plan
-                    .port(c.key.dst_ip, c.key.dst_port, c.key.proto)
-                    .is_some_and(|p| replicates_connections(p.config.repstrategy))
-                && let Some(r) = ConnectionRecord::from_conn(c, now)
-            {
-                out.push(Record::Connection(r));
-            }
-        });
-        for (key, rec) in self.affinity.snapshot() {
-            let port = plan
-                .ports
-                .iter()
-                .find(|((c, p, _), _)| *c == key.cluster && *p == key.port)
-                .map(|(_, pp)| pp);
-            if let Some(pp) = port
-                && cluster(key.cluster)
-                && replicates_affinity(pp.config.repstrategy)
-                && pp.uses_affinity()
-            {
-                out.push(Record::Affinity(replication::AffinityRecord::from_table(
-                    &key,
-                    &rec,
-                    pp.stickytime(),
-                    now,
-                )));
-            }
+    #[test]
+    fn worker_queues_are_bounded_and_drain_in_push_order() {
+        let q = ReplicationQueue::default();
+        q.set_workers(2);
+        let t0 = Instant::now();
+        q.push(1, t0 + Duration::from_millis(2), rec(3));
+        q.push(0, t0, rec(1));
+        q.push(1, t0 + Duration::from_millis(1), rec(2));
+        q.push(0, t0 + Duration::from_millis(3), rec(4));
+        // Worker 3 of 2 shares worker 1's queue.
+        q.push(3, t0 + Duration::from_millis(4), rec(5));
+        assert_eq!(q.len(), 5);
+        let ports: Vec<u16> = q
+            .drain()
+            .iter()
+            .map(|r| match r {
+                Record::Affinity(a) => a.port,
+                Record::Connection(_) => 0,
+            })
+            .collect();
+        assert_eq!(ports, [1, 2, 3, 4, 5]);
+        assert!(q.is_empty());
+        // A full queue drops (counted) and never blocks the other worker.
+        for _ in 0..REPLICATION_QUEUE / 2 {
+            q.push(0, t0, rec(1));
         }
-        out
+        q.push(0, t0, rec(1));
+        q.push(1, t0, rec(2));
+        assert_eq!(q.dropped.load(Relaxed), 1);
+        assert_eq!(q.len(), REPLICATION_QUEUE / 2 + 1);
     }
 }

@@ -1,7 +1,52 @@
-//! Counters of the data plane: per server, per drop reason, per node. Atomics, summed on read.
+//! Counters of the data plane: per server, per drop reason, per node.
+//!
+//! Per worker, summed on read: every counter has one cache-line-padded slot per forwarding
+//! worker ([`MAX_WORKERS`] of them, made with the counters), and worker `i` of
+//! [`Engine::handle_on`](super::Engine::handle_on) writes slot `i % MAX_WORKERS` only, so no
+//! line is written per packet by two workers. The slots are Relaxed atomics: the control
+//! plane (housekeeping, configuration, replication installs) adds to slot 0 now and then,
+//! which is not per packet. Readers (`load`, [`ServerCounters::read`]) sum the slots; a gauge
+//! such as `active` may be negative in one slot and positive in another, and is clamped at 0
+//! only after summing. The number of workers needs no set-up: any index works, and indices
+//! beyond [`MAX_WORKERS`] share slots (still exact, only no longer unshared).
 
 use serde::Serialize;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, Ordering::Relaxed};
+
+/// Forwarding workers with counter slots of their own.
+pub const MAX_WORKERS: usize = 32;
+
+/// One value on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Line<T>(T);
+
+/// A counter with one slot per worker, summed on read.
+#[derive(Debug)]
+pub struct PerWorker {
+    slots: Box<[Line<AtomicU64>]>,
+}
+
+impl Default for PerWorker {
+    fn default() -> Self {
+        PerWorker {
+            slots: (0..MAX_WORKERS).map(|_| Line::default()).collect(),
+        }
+    }
+}
+
+impl PerWorker {
+    /// Adds `n` in `worker`'s slot.
+    pub fn add(&self, worker: usize, n: u64) {
+        self.slots[worker % MAX_WORKERS].0.fetch_add(n, Relaxed);
+    }
+    /// The sum of every worker's slot (`load` like an atomic, so readers stay as they were).
+    pub fn load(&self, _order: Ordering) -> u64 {
+        self.slots
+            .iter()
+            .fold(0u64, |s, l| s.wrapping_add(l.0.load(Relaxed)))
+    }
+}
 
 /// Why a frame was dropped. Every drop is counted under exactly one reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -119,37 +164,76 @@ impl DropReason {
     }
 }
 
-/// Traffic counters of one server on one port. Outlives configuration snapshots: a server
-/// keeps its counters while it stays configured.
+/// One worker's slot of a server's counters (one cache line).
 #[derive(Debug, Default)]
+struct ServerSlot {
+    packets: AtomicU64,
+    bytes: AtomicU64,
+    active: AtomicI64,
+    total: AtomicU64,
+    records: AtomicI64,
+}
+
+/// Traffic counters of one server on one port, one slot per worker (see the module
+/// documentation). Outlives configuration snapshots: a server keeps its counters while it
+/// stays configured.
+///
+/// * packets, bytes: frames forwarded towards the server (and, with NAT, back from it);
+/// * active: open connection records; total: connections ever assigned;
+/// * records: connection records of the server in the table (closing and half-open ones
+///   included), kept as records go in and out: not touched per packet.
+#[derive(Debug)]
 pub struct ServerCounters {
-    /// Frames forwarded towards the server (and, with NAT, back from it).
-    pub packets: AtomicU64,
-    pub bytes: AtomicU64,
-    /// Open connection records.
-    pub active: AtomicI64,
-    /// Connections ever assigned.
-    pub total: AtomicU64,
-    /// Connection records of the server in the table (closing and half-open ones included),
-    /// kept by the table as records go in and out: not touched per packet.
-    pub records: AtomicI64,
+    slots: Box<[Line<ServerSlot>]>,
+}
+
+impl Default for ServerCounters {
+    fn default() -> Self {
+        ServerCounters {
+            slots: (0..MAX_WORKERS).map(|_| Line::default()).collect(),
+        }
+    }
 }
 
 impl ServerCounters {
-    pub fn count(&self, bytes: usize) {
-        self.packets.fetch_add(1, Relaxed);
-        self.bytes.fetch_add(bytes as u64, Relaxed);
+    fn slot(&self, worker: usize) -> &ServerSlot {
+        &self.slots[worker % MAX_WORKERS].0
+    }
+    /// A frame of `bytes` forwarded by `worker`.
+    pub fn count(&self, worker: usize, bytes: usize) {
+        let s = self.slot(worker);
+        s.packets.fetch_add(1, Relaxed);
+        s.bytes.fetch_add(bytes as u64, Relaxed);
+    }
+    /// One open connection more (`delta` 1) or less (-1).
+    pub fn add_active(&self, worker: usize, delta: i64) {
+        self.slot(worker).active.fetch_add(delta, Relaxed);
+    }
+    /// One connection more assigned.
+    pub fn add_total(&self, worker: usize) {
+        self.slot(worker).total.fetch_add(1, Relaxed);
+    }
+    /// One record of the server more (1) or less (-1) in the table.
+    pub fn add_records(&self, worker: usize, delta: i64) {
+        self.slot(worker).records.fetch_add(delta, Relaxed);
+    }
+    fn sum_i(&self, f: impl Fn(&ServerSlot) -> &AtomicI64) -> u64 {
+        let n: i64 = self.slots.iter().map(|l| f(&l.0).load(Relaxed)).sum();
+        n.max(0) as u64
+    }
+    fn sum_u(&self, f: impl Fn(&ServerSlot) -> &AtomicU64) -> u64 {
+        self.slots.iter().map(|l| f(&l.0).load(Relaxed)).sum()
     }
     /// Connection records of the server now.
     pub fn records(&self) -> u64 {
-        self.records.load(Relaxed).max(0) as u64
+        self.sum_i(|s| &s.records)
     }
     pub fn read(&self) -> ServerCountersView {
         ServerCountersView {
-            packets: self.packets.load(Relaxed),
-            bytes: self.bytes.load(Relaxed),
-            active: self.active.load(Relaxed).max(0) as u64,
-            total: self.total.load(Relaxed),
+            packets: self.sum_u(|s| &s.packets),
+            bytes: self.sum_u(|s| &s.bytes),
+            active: self.sum_i(|s| &s.active),
+            total: self.sum_u(|s| &s.total),
         }
     }
 }
@@ -172,33 +256,38 @@ impl std::ops::AddAssign for ServerCountersView {
     }
 }
 
-/// Node-wide counters.
+/// Node-wide counters, per worker (see the module documentation).
 #[derive(Debug, Default)]
 pub struct NodeCounters {
-    drops: [AtomicU64; DropReason::COUNT],
+    drops: [PerWorker; DropReason::COUNT],
     /// Frames the rings handed us.
-    pub received: AtomicU64,
+    pub received: PerWorker,
     /// Frames forwarded to servers or back to clients.
-    pub forwarded: AtomicU64,
-    pub forwarded_bytes: AtomicU64,
+    pub forwarded: PerWorker,
+    pub forwarded_bytes: PerWorker,
     /// ARP replies, requests and gratuitous ARPs sent.
-    pub arp_sent: AtomicU64,
+    pub arp_sent: PerWorker,
     /// Neighbour advertisements (solicited and unsolicited) and solicitations sent.
-    pub ndp_sent: AtomicU64,
+    pub ndp_sent: PerWorker,
     /// TCP resets sent for `reset yes` ports.
-    pub resets_sent: AtomicU64,
+    pub resets_sent: PerWorker,
     /// Frames not for Tandem (left to the node's kernel).
-    pub passed: AtomicU64,
+    pub passed: PerWorker,
 }
 
 impl NodeCounters {
+    /// A drop counted by `worker`.
+    pub fn drop_on(&self, worker: usize, reason: DropReason) {
+        self.drops[reason.index()].add(worker, 1);
+    }
+    /// A drop counted outside the workers (slot 0).
     pub fn drop(&self, reason: DropReason) {
-        self.drops[reason.index()].fetch_add(1, Relaxed);
+        self.drop_on(0, reason);
     }
     pub fn drops(&self) -> Vec<(DropReason, u64)> {
         DropReason::ALL
             .iter()
-            .map(|r| (*r, self.drops[r.index()].load(Relaxed)))
+            .map(|r| (*r, self.dropped(*r)))
             .collect()
     }
     pub fn dropped(&self, reason: DropReason) -> u64 {
@@ -206,5 +295,33 @@ impl NodeCounters {
     }
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().map(|d| d.load(Relaxed)).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_are_lines_of_their_own_and_sum_on_read() {
+        assert_eq!(std::mem::size_of::<Line<ServerSlot>>(), 64);
+        assert_eq!(std::mem::align_of::<Line<AtomicU64>>(), 64);
+        let c = ServerCounters::default();
+        c.count(0, 100);
+        c.count(1, 50);
+        c.count(MAX_WORKERS + 1, 1);
+        c.add_active(0, 1);
+        c.add_active(3, -1);
+        c.add_active(2, 1);
+        c.add_total(5);
+        let v = c.read();
+        assert_eq!((v.packets, v.bytes, v.active, v.total), (3, 151, 1, 1));
+        let n = NodeCounters::default();
+        n.drop_on(4, DropReason::NoPort);
+        n.drop(DropReason::NoPort);
+        n.received.add(7, 2);
+        assert_eq!(n.dropped(DropReason::NoPort), 2);
+        assert_eq!(n.total_drops(), 2);
+        assert_eq!(n.received.load(Relaxed), 2);
     }
 }

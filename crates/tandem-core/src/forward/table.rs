@@ -15,12 +15,19 @@
 //! were since established or removed are skipped when they reach the front, and a queue is
 //! compacted when stale entries outnumber live ones, so queues stay proportional to the
 //! half-open records they index.
+//!
+//! Records are stored compactly by address family ([`super::compact`]): IPv4 records in a map of
+//! 14-byte keys and 36-byte values with their NAT translations in a side map, the rest with
+//! full-size addresses. Each shard has its own millisecond [`Clock`]; housekeeping moves its
+//! epoch forward before 32-bit times run out (after 24 days), and times older than the new
+//! epoch (12 days back) become the epoch.
 
+use super::compact::{Clock, Family, Key};
 use super::conn::Conn;
 use crate::flow::FlowKey;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
@@ -52,20 +59,125 @@ pub struct Removed {
 /// same key later is another record).
 type Entry = (FlowKey, Instant);
 
-#[derive(Default)]
 struct Shard {
-    map: HashMap<FlowKey, Conn>,
+    clock: Clock,
+    /// Records whose addresses are all IPv4.
+    v4: Family<Ipv4Addr>,
+    /// The others (IPv6, or mixed families).
+    v6: Family<IpAddr>,
     /// Half-open records, oldest first (with stale entries).
     fifo: VecDeque<Entry>,
     /// Live half-open records of the shard.
     halfopen: usize,
 }
 
+impl Default for Shard {
+    fn default() -> Self {
+        Shard {
+            clock: Clock::new(),
+            v4: Family::default(),
+            v6: Family::default(),
+            fifo: VecDeque::new(),
+            halfopen: 0,
+        }
+    }
+}
+
+/// Times of a shard are moved back when they pass this age (2^31 ms: 24.8 days)...
+const REBASE_AFTER_MS: u64 = 1 << 31;
+/// ... to this age (12.4 days).
+const REBASE_TO_MS: u64 = 1 << 30;
+
 impl Shard {
+    fn get(&self, key: &FlowKey) -> Option<Conn> {
+        if let Some(k) = Key::<Ipv4Addr>::of(key) {
+            let c = self.v4.get(&k, &self.clock);
+            if c.is_some() || self.v6.len() == 0 {
+                return c;
+            }
+        }
+        self.v6.get(&Key::of(key)?, &self.clock)
+    }
+
+    /// Stores `c`, returning the record of its key it replaced.
+    fn put(&mut self, c: &Conn) -> Option<Conn> {
+        let clock = self.clock;
+        if Family::<Ipv4Addr>::fits(c) {
+            let old = self.v4.put(c, &clock);
+            if old.is_none() && self.v6.len() > 0 {
+                return self.v6.remove(&Key::of(&c.key)?, &clock);
+            }
+            old
+        } else {
+            let old = self.v6.put(c, &clock);
+            match Key::<Ipv4Addr>::of(&c.key) {
+                Some(k) if old.is_none() => self.v4.remove(&k, &clock),
+                _ => old,
+            }
+        }
+    }
+
+    /// Runs `f` on the record of `key`, stored back (see [`Family::modify`]); `f` back when
+    /// there is none.
+    fn modify<R, F: FnOnce(Option<&mut Conn>) -> R>(
+        &mut self,
+        key: &FlowKey,
+        f: F,
+    ) -> Result<(R, bool, Conn), F> {
+        let clock = self.clock;
+        let f = match Key::<Ipv4Addr>::of(key) {
+            Some(k) => match self.v4.modify(&k, &clock, f) {
+                Ok(done) => return Ok(done),
+                Err(f) => f,
+            },
+            None => f,
+        };
+        match Key::<IpAddr>::of(key) {
+            Some(k) if self.v6.len() > 0 => self.v6.modify(&k, &clock, f),
+            _ => Err(f),
+        }
+    }
+
+    fn remove(&mut self, key: &FlowKey) -> Option<Conn> {
+        let clock = self.clock;
+        if let Some(k) = Key::<Ipv4Addr>::of(key) {
+            let c = self.v4.remove(&k, &clock);
+            if c.is_some() || self.v6.len() == 0 {
+                return c;
+            }
+        }
+        self.v6.remove(&Key::of(key)?, &clock)
+    }
+
+    /// The creation time (the clock's) of the half-open record of `key`.
+    fn halfopen_created(&self, key: &FlowKey) -> Option<u32> {
+        if let Some(k) = Key::<Ipv4Addr>::of(key)
+            && let Some(r) = self.v4.map.get(&k)
+        {
+            return r.is_halfopen().then(|| r.created());
+        }
+        let r = self.v6.map.get(&Key::of(key)?)?;
+        r.is_halfopen().then(|| r.created())
+    }
+
     fn is_live(&self, e: &Entry) -> bool {
-        self.map
-            .get(&e.0)
-            .is_some_and(|c| c.is_halfopen() && c.created == e.1)
+        self.halfopen_created(&e.0) == Some(self.clock.enc(e.1))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Conn> + '_ {
+        self.v4.iter(&self.clock).chain(self.v6.iter(&self.clock))
+    }
+
+    /// Moves the clock's epoch forward once its times near their 32-bit range.
+    fn rebase(&mut self, now: Instant) {
+        let age = self.clock.age_ms(now);
+        if age < REBASE_AFTER_MS {
+            return;
+        }
+        let shift = u32::try_from(age - REBASE_TO_MS).unwrap_or(u32::MAX);
+        self.v4.rebase(shift);
+        self.v6.rebase(shift);
+        self.clock.epoch += Duration::from_millis(u64::from(shift));
     }
 }
 
@@ -79,11 +191,55 @@ struct PoolQueue {
 /// Half-open queues of the NAT pools, by (returnaddress, protocol).
 type PoolMap = HashMap<(IpAddr, u8), PoolQueue>;
 
+/// A shard of the NAT port index: IPv4 ports of IPv4 records compactly (8-byte key, 14-byte
+/// value), the others in full.
+#[derive(Default)]
+struct NatIndex {
+    v4: HashMap<(Ipv4Addr, u16, u8), Key<Ipv4Addr>>,
+    any: HashMap<NatPortKey, FlowKey>,
+}
+
+impl NatIndex {
+    fn compact(k: &NatPortKey, owner: &FlowKey) -> Option<((Ipv4Addr, u16, u8), Key<Ipv4Addr>)> {
+        match k.returnaddress {
+            IpAddr::V4(a) => Some(((a, k.port, k.proto), Key::of(owner)?)),
+            IpAddr::V6(_) => None,
+        }
+    }
+    fn get(&self, k: &NatPortKey) -> Option<FlowKey> {
+        if let IpAddr::V4(a) = k.returnaddress
+            && let Some(owner) = self.v4.get(&(a, k.port, k.proto))
+        {
+            return Some(owner.flow());
+        }
+        self.any.get(k).copied()
+    }
+    fn insert(&mut self, k: NatPortKey, owner: FlowKey) {
+        self.remove(&k);
+        match Self::compact(&k, &owner) {
+            Some((ck, co)) => {
+                self.v4.insert(ck, co);
+            }
+            None => {
+                self.any.insert(k, owner);
+            }
+        }
+    }
+    fn remove(&mut self, k: &NatPortKey) {
+        if let IpAddr::V4(a) = k.returnaddress {
+            self.v4.remove(&(a, k.port, k.proto));
+        }
+        if !self.any.is_empty() {
+            self.any.remove(k);
+        }
+    }
+}
+
 /// The shared, bounded connection table.
 pub struct ConnTable {
     shards: Box<[Mutex<Shard>]>,
     /// NAT source port → the record that holds it.
-    nat: Box<[Mutex<HashMap<NatPortKey, FlowKey>>]>,
+    nat: Box<[Mutex<NatIndex>]>,
     /// Half-open NAT records per (returnaddress, protocol), oldest first.
     pools: Box<[Mutex<PoolMap>]>,
     /// Half-open NAT records per client address.
@@ -147,10 +303,7 @@ impl ConnTable {
         self.max.load(Relaxed)
     }
 
-    fn nat_lock(
-        &self,
-        k: &NatPortKey,
-    ) -> parking_lot::MutexGuard<'_, HashMap<NatPortKey, FlowKey>> {
+    fn nat_lock(&self, k: &NatPortKey) -> parking_lot::MutexGuard<'_, NatIndex> {
         let h = u32::from(k.port) ^ (u32::from(k.proto) << 16);
         let ip = match k.returnaddress {
             IpAddr::V4(a) => u32::from(a),
@@ -219,22 +372,24 @@ impl ConnTable {
     /// `f` marks established stops being half-open.
     pub fn with<R>(&self, key: &FlowKey, f: impl FnOnce(Option<&mut Conn>) -> R) -> R {
         let mut shard = self.shards[shard_of(key)].lock();
-        let Some(c) = shard.map.get_mut(key) else {
-            return f(None);
-        };
-        let was_halfopen = c.is_halfopen();
-        let r = f(Some(&mut *c));
-        if was_halfopen && !c.is_halfopen() {
-            let c = c.clone();
-            self.count_halfopen(&mut shard, &c, false);
+        match shard.modify(key, f) {
+            Ok((r, was_halfopen, c)) => {
+                if was_halfopen && !c.is_halfopen() {
+                    self.count_halfopen(&mut shard, &c, false);
+                }
+                r
+            }
+            Err(f) => f(None),
         }
-        r
     }
 
     /// Puts a record in a slot taken with [`try_reserve`](Self::try_reserve), replacing the
     /// record of the same key (returned; its slot is given back). Refused, with nothing
     /// changed, when the record's NAT port is held by another record: `Err` gives the record
     /// back, and its port must not be released (it is the other record's).
+    ///
+    /// The server's `records` and `active` counts are the caller's to keep (the table knows no
+    /// counters): a record put in counts +1, every [`Removed`] -1.
     pub fn insert(&self, conn: Conn) -> Result<Option<Removed>, Box<Conn>> {
         let key = conn.key;
         let nat_key = conn.nat.map(|n| NatPortKey {
@@ -246,7 +401,7 @@ impl ConnTable {
         if let Some(nk) = nat_key {
             let mut nat = self.nat_lock(&nk);
             match nat.get(&nk) {
-                Some(owner) if *owner != key => return Err(Box::new(conn)),
+                Some(owner) if owner != key => return Err(Box::new(conn)),
                 _ => {
                     nat.insert(nk, key);
                 }
@@ -254,11 +409,9 @@ impl ConnTable {
         }
         let halfopen = conn.is_halfopen();
         let created = conn.created;
-        let new = conn.clone();
-        new.counters.records.fetch_add(1, Relaxed);
-        let old = shard.map.insert(key, conn);
+        let old = shard.put(&conn);
+        let new = conn;
         let replaced = old.map(|old| {
-            old.counters.records.fetch_sub(1, Relaxed);
             self.len.fetch_sub(1, Relaxed);
             if old.is_halfopen() {
                 self.count_halfopen(&mut shard, &old, false);
@@ -272,7 +425,7 @@ impl ConnTable {
             let owned_port = match old_key {
                 Some(ok) if Some(ok) != nat_key => {
                     let mut nat = self.nat_lock(&ok);
-                    if nat.get(&ok) == Some(&key) {
+                    if nat.get(&ok) == Some(key) {
                         nat.remove(&ok);
                         true
                     } else {
@@ -290,11 +443,9 @@ impl ConnTable {
             shard.fifo.push_back((key, created));
             self.count_halfopen(&mut shard, &new, true);
             if shard.fifo.len() > 2 * shard.halfopen + 64 {
-                let Shard { map, fifo, .. } = &mut *shard;
-                fifo.retain(|e| {
-                    map.get(&e.0)
-                        .is_some_and(|c| c.is_halfopen() && c.created == e.1)
-                });
+                let mut fifo = std::mem::take(&mut shard.fifo);
+                fifo.retain(|e| shard.is_live(e));
+                shard.fifo = fifo;
             }
         }
         drop(shard);
@@ -307,8 +458,7 @@ impl ConnTable {
     /// Takes the record of `key` out of a locked shard; its slot is freed, or kept for the
     /// caller (`keep_slot`).
     fn take_keeping(&self, shard: &mut Shard, key: &FlowKey, keep_slot: bool) -> Option<Removed> {
-        let conn = shard.map.remove(key)?;
-        conn.counters.records.fetch_sub(1, Relaxed);
+        let conn = shard.remove(key)?;
         if !keep_slot {
             self.len.fetch_sub(1, Relaxed);
         }
@@ -322,7 +472,7 @@ impl ConnTable {
                 port: n.nat_port,
             };
             let mut nat = self.nat_lock(&nk);
-            if nat.get(&nk) == Some(key) {
+            if nat.get(&nk).as_ref() == Some(key) {
                 nat.remove(&nk);
                 true
             } else {
@@ -344,7 +494,7 @@ impl ConnTable {
             proto,
             port,
         };
-        self.nat_lock(&nk).get(&nk).copied()
+        self.nat_lock(&nk).get(&nk)
     }
 
     /// Removes a record.
@@ -359,12 +509,7 @@ impl ConnTable {
         let mut gone = Vec::new();
         for shard in self.shards.iter() {
             let mut s = shard.lock();
-            let keys: Vec<FlowKey> = s
-                .map
-                .values()
-                .filter(|c| remove(c))
-                .map(|c| c.key)
-                .collect();
+            let keys: Vec<FlowKey> = s.iter().filter(|c| remove(c)).map(|c| c.key).collect();
             for k in keys {
                 gone.extend(self.take(&mut s, &k));
             }
@@ -408,7 +553,7 @@ impl ConnTable {
             };
             let mut shard = self.shards[shard_of(&e.0)].lock();
             let live = shard.is_live(&e)
-                && shard.map.get(&e.0).is_some_and(|c| {
+                && shard.get(&e.0).is_some_and(|c| {
                     c.nat.is_some_and(|n| n.returnaddress == returnaddress) && c.key.proto == proto
                 });
             if live {
@@ -451,10 +596,9 @@ impl ConnTable {
                 s.fifo.pop_front();
             }
             // After a flood, give the memory back once a shard is mostly empty.
-            let len = s.map.len();
-            if s.map.capacity() > 4 * len + 1024 {
-                s.map.shrink_to(2 * len);
-            }
+            s.v4.shrink();
+            s.v6.shrink();
+            s.rebase(now);
             let queued = s.fifo.len();
             if s.fifo.capacity() > 4 * queued + 1024 {
                 s.fifo.shrink_to(2 * queued);
@@ -476,11 +620,28 @@ impl ConnTable {
         self.client_lock(ip).get(&ip).copied().unwrap_or(0)
     }
 
+    /// Number of shards (each behind its own lock).
+    pub fn shard_count(&self) -> usize {
+        SHARDS
+    }
+
+    /// The shard of `key`'s record.
+    pub fn shard_index(&self, key: &FlowKey) -> usize {
+        shard_of(key)
+    }
+
+    /// Visits the records of one shard under its lock (`shard` modulo the shard count).
+    pub fn for_each_in(&self, shard: usize, mut f: impl FnMut(&Conn)) {
+        for c in self.shards[shard % SHARDS].lock().iter() {
+            f(&c);
+        }
+    }
+
     /// Visits every record (shard by shard; records may change between shards).
     pub fn for_each(&self, mut f: impl FnMut(&Conn)) {
         for shard in self.shards.iter() {
-            for c in shard.lock().map.values() {
-                f(c);
+            for c in shard.lock().iter() {
+                f(&c);
             }
         }
     }

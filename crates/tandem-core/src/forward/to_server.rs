@@ -13,12 +13,10 @@ use super::conn::NatMapping;
 use super::engine::{Engine, Verdict};
 use super::plan::{Plan, PortPlan};
 use super::replicate::{Change, replicates_affinity, replicates_connections, replication_needed};
-use super::stats::{DropReason, ServerCounters};
+use super::stats::DropReason;
 use crate::flow::{FlowKey, IPPROTO_TCP};
 use crate::replication::{ConnectionRecord, Record};
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 use tandem_wire as wire;
 
@@ -55,13 +53,14 @@ impl Segment {
 pub(super) struct Target {
     pub server: IpAddr,
     pub nat: Option<NatMapping>,
-    pub counters: Arc<ServerCounters>,
 }
 
 impl Engine {
     /// Client → cluster.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn to_server(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         frame: &mut [u8],
@@ -71,7 +70,7 @@ impl Engine {
     ) -> Verdict {
         let seg = Segment::of(frame, pkt);
         if !port.uses_connection_records() {
-            return self.by_affinity(plan, port, &seg, frame, pkt, now, out);
+            return self.by_affinity(worker, plan, port, &seg, frame, pkt, now, out);
         }
         let key = FlowKey {
             proto: pkt.proto,
@@ -80,33 +79,30 @@ impl Engine {
             dst_ip: pkt.dst_ip,
             dst_port: pkt.dst_port,
         };
-        let target = match self.lookup(port, &key, &seg, now) {
+        let target = match self.lookup(worker, port, &key, &seg, now) {
             Some(t) => t,
-            None => match self.select(port, &key, pkt, &seg, now) {
+            None => match self.select(worker, port, &key, pkt, &seg, now) {
                 Ok(t) => t,
                 Err(reason) => return Verdict::Drop(reason),
             },
         };
-        self.deliver(plan, port, &target, frame, pkt, now, out)
+        self.deliver(worker, plan, port, &target, frame, pkt, now, out)
     }
 
     /// A new flow's target: a server by the port's algorithm, a NAT port, the record
     /// (admit.rs). Refused flows leave nothing taken.
     fn select(
         &self,
+        worker: usize,
         port: &PortPlan,
         key: &FlowKey,
         pkt: &wire::Packet,
         seg: &Segment,
         now: Instant,
     ) -> Result<Target, DropReason> {
-        let (server, nat, counters) =
-            self.new_flow(port, key, pkt, seg.syn, seg.ending, seg.ack, now)?;
-        Ok(Target {
-            server,
-            nat,
-            counters,
-        })
+        let (server, nat) =
+            self.new_flow(worker, port, key, pkt, seg.syn, seg.ending, seg.ack, now)?;
+        Ok(Target { server, nat })
     }
 
     /// The record of an existing flow, brought up to date by this segment (last seen, the
@@ -114,6 +110,7 @@ impl Engine {
     /// is none, or when a SYN arrives on a closing record (a new connection).
     fn lookup(
         &self,
+        worker: usize,
         port: &PortPlan,
         key: &FlowKey,
         seg: &Segment,
@@ -133,7 +130,9 @@ impl Engine {
                 let mut change = Change::Packet;
                 if seg.ending && c.closing_since.is_none() {
                     c.closing_since = Some(now);
-                    c.counters.active.fetch_sub(1, Relaxed);
+                    if let Some(s) = port.server(c.server) {
+                        s.counters.add_active(worker, -1);
+                    }
                     change = Change::Ending;
                 } else if c.is_halfopen() && seg.acks && !seg.syn {
                     // The client's first ACK after the segment that made the record: for a
@@ -150,7 +149,6 @@ impl Engine {
                 let target = Target {
                     server: c.server,
                     nat: c.nat,
-                    counters: c.counters.clone(),
                 };
                 Some((target, record.flatten()))
             }
@@ -158,10 +156,10 @@ impl Engine {
         })?;
         if let Some(r) = record {
             if rep_conn {
-                self.replication.push(Record::Connection(r));
+                self.replication.push(worker, now, Record::Connection(r));
             }
             if rep_aff {
-                self.replicate_affinity(port, key.src_ip, now);
+                self.replicate_affinity(worker, port, key.src_ip, now);
             }
         }
         Some(target)
@@ -172,6 +170,7 @@ impl Engine {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn deliver(
         &self,
+        worker: usize,
         plan: &Plan,
         port: &PortPlan,
         target: &Target,
@@ -183,7 +182,7 @@ impl Engine {
         let Some(server) = port.server(target.server) else {
             return Verdict::Drop(DropReason::NoServer);
         };
-        let Some(mac) = self.next_hop_mac(plan, server.next_hop, now, out) else {
+        let Some(mac) = self.next_hop_mac(worker, plan, server.next_hop, now, out) else {
             return Verdict::Drop(DropReason::NeighborUnresolved);
         };
         if let Some(n) = target.nat
@@ -194,7 +193,7 @@ impl Engine {
         if !rewrite_macs(frame, plan.our_mac, mac) {
             return Verdict::Drop(DropReason::Truncated);
         }
-        target.counters.count(frame.len());
+        server.counters.count(worker, frame.len());
         Verdict::Transmit(frame.len())
     }
 
@@ -202,6 +201,7 @@ impl Engine {
     /// solicitation, rate-limited) into `out`.
     pub(super) fn next_hop_mac(
         &self,
+        worker: usize,
         plan: &Plan,
         next_hop: IpAddr,
         now: Instant,
@@ -211,7 +211,7 @@ impl Engine {
         if mac.is_none()
             && let Some(q) = self.solicit(plan, next_hop, now)
         {
-            self.count_sent(&q);
+            self.count_sent(worker, &q);
             out.push(q.bytes);
         }
         mac

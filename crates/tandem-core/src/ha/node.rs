@@ -382,6 +382,27 @@ impl Node {
     /// The snapshot asked for with [`Event::TakeSnapshot`]: starts the full synchronisation
     /// (or the hand-over) of the partner. Ignored if nothing asked for it any more.
     pub fn full_sync(&mut self, now: Instant, records: Vec<Record>) {
+        let n = records.len();
+        self.start_sync(now, Some(n), |s, now| s.start_full_sync(records, now));
+    }
+
+    /// [`Node::full_sync`] streamed from `source` (e.g. [`crate::forward::Engine::snapshot_cursor`]):
+    /// the records are read a chunk at a time as the sender paces them, so the table is never
+    /// copied whole. Call it on the thread that drives the node; reading a chunk is short.
+    pub fn full_sync_from(
+        &mut self,
+        now: Instant,
+        source: Box<dyn crate::replication::SyncSource>,
+    ) {
+        self.start_sync(now, None, |s, now| s.start_full_sync_from(source, now));
+    }
+
+    fn start_sync(
+        &mut self,
+        now: Instant,
+        records: Option<usize>,
+        start: impl FnOnce(&mut Sender, Instant) -> u32,
+    ) {
         let now = self.tick(now);
         let Snapshot::Asked { handover } = std::mem::replace(&mut self.snapshot, Snapshot::Idle)
         else {
@@ -390,18 +411,21 @@ impl Node {
         if !self.replicating() || (handover && !self.machine.handing_over()) {
             return;
         }
-        let n = records.len();
-        let epoch = self.sender.start_full_sync(records, now);
+        let epoch = start(&mut self.sender, now);
         if handover {
             self.handover_sync = Some(epoch);
             self.counters.handovers += 1;
+            let n = records.map_or("its".to_string(), |n| n.to_string());
             self.events.push_back(Event::Note(format!(
                 "handing {n} records over to the partner before it goes Active"
             )));
         } else {
             self.counters.full_syncs_sent += 1;
+            let n = records.map_or("streamed from the table".to_string(), |n| {
+                format!("{n} records")
+            });
             self.events.push_back(Event::Note(format!(
-                "full synchronisation of the partner started ({n} records)"
+                "full synchronisation of the partner started ({n})"
             )));
         }
         self.send_records(now);

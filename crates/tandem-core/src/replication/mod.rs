@@ -46,5 +46,5 @@ pub use record::{
     AffinityRecord, ConnectionRecord, ELEMENT_HEADER, Item, Record, RecordError, RecordKey,
     TYPE_AFFINITY, TYPE_CONNECTION, TYPE_SYNC_END, TYPE_SYNC_START, ip_proto, protocol_of,
 };
-pub use sender::{FullSyncStats, PushOutcome, Sender, SenderConfig, SenderStats};
+pub use sender::{FullSyncStats, PushOutcome, Sender, SenderConfig, SenderStats, SyncSource};
 pub use validate::{Invalid, InvalidCounts, validate};

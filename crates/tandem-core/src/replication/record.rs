@@ -8,10 +8,9 @@
 use crate::codec::{Reader, addr_len, needs_v6, put_addr, put_u16, put_u24, put_u32};
 use crate::config::{Protocol, default_staletimeout};
 use crate::flow::{FlowKey, IPPROTO_TCP, IPPROTO_UDP};
-use crate::forward::{Conn, NatMapping, ServerCounters};
+use crate::forward::{Conn, NatMapping};
 use crate::select::affinity::{AffinityKey, AffinityRecord as TableAffinity};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Element type of a connection record.
@@ -199,11 +198,10 @@ impl ConnectionRecord {
         })
     }
 
-    /// The connection as the receiver installs it at `now`, counted on `counters` (the
-    /// receiver's counters of the server). Its last packet is placed `idle_ms` before `now`;
+    /// The connection as the receiver installs it at `now`. Its last packet is placed `idle_ms` before `now`;
     /// a closing record starts its FIN timeout at `now`. Meaningless for an `ended` record,
     /// which deletes the receiver's record of [`flow_key`](Self::flow_key) instead.
-    pub fn to_conn(&self, now: Instant, counters: Arc<ServerCounters>) -> Conn {
+    pub fn to_conn(&self, now: Instant) -> Conn {
         let last_seen = before(now, self.idle_ms);
         Conn {
             key: self.flow_key(),
@@ -218,7 +216,6 @@ impl ConnectionRecord {
             replicated_at: None,
             established: true,
             made_affinity: false,
-            counters,
         }
     }
 

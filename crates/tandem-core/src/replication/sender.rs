@@ -129,6 +129,24 @@ struct SyncProgress {
     started: Instant,
 }
 
+/// Where a streamed full synchronisation takes its records from, a chunk at a time, as the
+/// sender needs them ([`Sender::start_full_sync_from`]): e.g. a cursor over the shards of
+/// the connection table, so that the table is never copied whole.
+pub trait SyncSource: Send {
+    /// The next records (an empty chunk is fine), or `None` when there are no more.
+    fn next_chunk(&mut self) -> Option<Vec<Record>>;
+}
+
+/// A streamed synchronisation in progress.
+struct Stream {
+    source: Box<dyn SyncSource>,
+    epoch: u32,
+    records: u64,
+}
+
+/// A stream is asked for more when fewer synchronisation elements than this are queued.
+const STREAM_LOW_WATER: usize = 4096;
+
 /// Batches after a lost one that must be acknowledged before it is retransmitted early.
 const FAST_RETRANSMIT_AFTER: usize = 3;
 /// Most doublings of the retransmission timeout.
@@ -163,6 +181,7 @@ pub struct Sender {
     refilled_at: Option<Instant>,
     epoch: u32,
     sync: Option<SyncProgress>,
+    stream: Option<Stream>,
     stats: SenderStats,
 }
 
@@ -184,6 +203,7 @@ impl Sender {
             refilled_at: None,
             epoch: 0,
             sync: None,
+            stream: None,
             stats: SenderStats::default(),
         }
     }
@@ -209,6 +229,7 @@ impl Sender {
         self.due = 0;
         self.backoff = 0;
         self.sync = None;
+        self.stream = None;
     }
 
     /// Queues a record. A queued record with the same key is replaced in its place, so a
@@ -250,12 +271,86 @@ impl Sender {
         records: impl IntoIterator<Item = Record>,
         now: Instant,
     ) -> u32 {
+        let epoch = self.begin_sync(now);
+        let count = self.queue_sync(records);
+        self.end_sync(epoch, count);
+        epoch
+    }
+
+    /// [`start_full_sync`](Self::start_full_sync) with records streamed from `source`: a chunk
+    /// is queued whenever fewer than a few thousand synchronisation records wait, so the
+    /// queue holds a few chunks however large the table. The end marker follows the last
+    /// chunk. Records pushed meanwhile are sent as usual; a chunk read later replaces a
+    /// queued record of the same key (the source's copy is the newer).
+    pub fn start_full_sync_from(&mut self, source: Box<dyn SyncSource>, now: Instant) -> u32 {
+        let epoch = self.begin_sync(now);
+        self.stream = Some(Stream {
+            source,
+            epoch,
+            records: 0,
+        });
+        self.refill();
+        epoch
+    }
+
+    /// Whether a streamed synchronisation has records still to read from its source.
+    pub fn streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    fn begin_sync(&mut self, now: Instant) -> u32 {
+        // A stream still running ends where it is (its end marker was not queued: the
+        // receiver waits for this epoch's).
+        self.stream = None;
         self.epoch = self.epoch.wrapping_add(1);
         let epoch = self.epoch;
         self.queue.push_back(Slot {
             item: Item::SyncStart { epoch },
             sync: true,
         });
+        self.sync = Some(SyncProgress {
+            epoch,
+            records: 0,
+            started: now,
+        });
+        self.stats.full_syncs_started += 1;
+        epoch
+    }
+
+    fn end_sync(&mut self, epoch: u32, count: u64) {
+        let records = u32::try_from(count).unwrap_or(u32::MAX);
+        self.queue.push_back(Slot {
+            item: Item::SyncEnd { epoch, records },
+            sync: true,
+        });
+        if let Some(p) = self.sync.as_mut().filter(|p| p.epoch == epoch) {
+            p.records = count;
+        }
+    }
+
+    /// Reads the stream's next chunks while few synchronisation elements are queued.
+    fn refill(&mut self) {
+        while let Some(stream) = self.stream.as_mut() {
+            if self.queue.len() - self.live >= STREAM_LOW_WATER {
+                return;
+            }
+            match stream.source.next_chunk() {
+                Some(chunk) => {
+                    let n = self.queue_sync(chunk);
+                    if let Some(s) = self.stream.as_mut() {
+                        s.records += n;
+                    }
+                }
+                None => {
+                    let Some(s) = self.stream.take() else { return };
+                    self.end_sync(s.epoch, s.records);
+                }
+            }
+        }
+    }
+
+    /// Queues records of a synchronisation; how many.
+    fn queue_sync(&mut self, records: impl IntoIterator<Item = Record>) -> u64 {
         let mut count: u64 = 0;
         for record in records {
             count += 1;
@@ -275,18 +370,7 @@ impl Sender {
                 });
             }
         }
-        let records = u32::try_from(count).unwrap_or(u32::MAX);
-        self.queue.push_back(Slot {
-            item: Item::SyncEnd { epoch, records },
-            sync: true,
-        });
-        self.sync = Some(SyncProgress {
-            epoch,
-            records: count,
-            started: now,
-        });
-        self.stats.full_syncs_started += 1;
-        epoch
+        count
     }
 
     /// Refills the pacing bucket and returns the bytes that may be sent now. Every batch
@@ -335,6 +419,7 @@ impl Sender {
         if self.flight.len() >= self.cfg.window as usize {
             return None;
         }
+        self.refill();
         let first = self.queue.front()?;
         if BATCH_HEADER_LEN + first.item.encoded_len() > max_bytes {
             return None;
@@ -349,7 +434,13 @@ impl Sender {
         .encode(&mut bytes);
         let mut records = 0;
         let mut ends_sync = None;
-        while let Some(slot) = self.queue.front() {
+        loop {
+            if self.queue.is_empty() {
+                self.refill();
+            }
+            let Some(slot) = self.queue.front() else {
+                break;
+            };
             if bytes.len() + slot.item.encoded_len() > max_bytes {
                 break;
             }
@@ -530,7 +621,7 @@ impl Sender {
 
     /// True when nothing is queued and every batch sent has been acknowledged.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.flight.is_empty()
+        self.queue.is_empty() && self.flight.is_empty() && self.stream.is_none()
     }
 
     /// Gives back the memory a large burst (a full synchronisation of a big table) left in the
@@ -549,9 +640,9 @@ impl Sender {
         }
     }
 
-    /// Elements waiting to be sent.
+    /// Elements waiting to be sent (a stream with records still to read counts one).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + usize::from(self.stream.is_some())
     }
 
     pub fn stats(&self) -> SenderStats {

@@ -2,12 +2,11 @@
 
 use super::*;
 use crate::config::{Cluster, Config, Method, Port, Protocol, Selection, Server};
-use crate::forward::{NatMapping, ServerCounters};
+use crate::forward::NatMapping;
 use crate::select::affinity::{AffinityKey, AffinityRecord as TableAffinity};
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn ip(s: &str) -> IpAddr {
@@ -380,7 +379,7 @@ fn messages() {
 fn conversions() {
     let now = Instant::now();
     let t0 = now.checked_sub(Duration::from_secs(10)).unwrap_or(now);
-    let conn = nat_conn(4).to_conn(now, Arc::new(ServerCounters::default()));
+    let conn = nat_conn(4).to_conn(now);
     assert_eq!(conn.last_seen + Duration::from_millis(1500), now);
     assert_eq!(conn.staletimeout, Duration::from_secs(300));
     assert_eq!(conn.closing_since, None);
@@ -390,7 +389,7 @@ fn conversions() {
         closing: true,
         ..nat_conn(4)
     }
-    .to_conn(now, Arc::default());
+    .to_conn(now);
     assert_eq!(closing.closing_since, Some(now));
 
     let key = AffinityKey {
@@ -419,7 +418,7 @@ fn conversions() {
         idle_ms: u32::MAX,
         ..nat_conn(1)
     }
-    .to_conn(now, Arc::default());
+    .to_conn(now);
 }
 
 // ---------------------------------------------------------------- validation
