@@ -341,12 +341,8 @@ fn reset_yes_sends_ipv6_resets_to_clients_of_a_server_going_down() {
     assert!(matches!(handle(&e, &mut syn, now).0, Verdict::Transmit(_)));
     let mut ack = tcp6((client(), 40000), (cluster(), 80), false, true);
     assert!(matches!(handle(&e, &mut ack, now).0, Verdict::Transmit(_)));
-    cfg.apply(
-        &tandem_core::config::parse_line("server down 2001:db8::100@80@2001:db8::11")
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    cfg.apply_line("server down 2001:db8::100@80@2001:db8::11")
+        .unwrap();
     let frames = e.install(plan(&e, &cfg, true), now);
     let rst = frames
         .iter()
@@ -589,12 +585,8 @@ fn a_broken_ipv6_affinity_on_a_reset_yes_port_answers_the_next_segment_with_a_re
     let e = engine(&cfg, now);
     let mut syn = tcp6((client(), 40000), (cluster(), 80), true, false);
     assert!(matches!(handle(&e, &mut syn, now).0, Verdict::Transmit(_)));
-    cfg.apply(
-        &tandem_core::config::parse_line("server down 2001:db8::100@80@2001:db8::11")
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    cfg.apply_line("server down 2001:db8::100@80@2001:db8::11")
+        .unwrap();
     e.install(plan(&e, &cfg, true), now);
     let mut ack = tcp6((client(), 40000), (cluster(), 80), false, true);
     let (v, out) = handle(&e, &mut ack, now);
