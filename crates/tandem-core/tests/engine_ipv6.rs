@@ -341,12 +341,8 @@ fn reset_yes_sends_ipv6_resets_to_clients_of_a_server_going_down() {
     assert!(matches!(handle(&e, &mut syn, now).0, Verdict::Transmit(_)));
     let mut ack = tcp6((client(), 40000), (cluster(), 80), false, true);
     assert!(matches!(handle(&e, &mut ack, now).0, Verdict::Transmit(_)));
-    cfg.apply(
-        &tandem_core::config::parse_line("server down 2001:db8::100@80@2001:db8::11")
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
+    cfg.apply_line("server down 2001:db8::100@80@2001:db8::11")
+        .unwrap();
     let frames = e.install(plan(&e, &cfg, true), now);
     let rst = frames
         .iter()
@@ -578,4 +574,35 @@ fn a_replicated_ipv6_nat_connection_goes_on_at_the_partner() {
         Verdict::Transmit(_)
     ));
     assert_eq!(summary(&r), (CLIENT_MAC, cluster(), 8080, client(), 40000));
+}
+
+#[test]
+fn a_broken_ipv6_affinity_on_a_reset_yes_port_answers_the_next_segment_with_a_reset() {
+    let now = Instant::now();
+    let mut cfg = config(
+        "port add 2001:db8::100@80 selectionalgorithm affinity stickytime 60 reset yes\nserver add 2001:db8::100@80@2001:db8::11\n",
+    );
+    let e = engine(&cfg, now);
+    let mut syn = tcp6((client(), 40000), (cluster(), 80), true, false);
+    assert!(matches!(handle(&e, &mut syn, now).0, Verdict::Transmit(_)));
+    cfg.apply_line("server down 2001:db8::100@80@2001:db8::11")
+        .unwrap();
+    e.install(plan(&e, &cfg, true), now);
+    let mut ack = tcp6((client(), 40000), (cluster(), 80), false, true);
+    let (v, out) = handle(&e, &mut ack, now);
+    assert_eq!(v, Verdict::Drop(DropReason::NoConnection));
+    assert_eq!(out.len(), 1, "one reset");
+    assert_eq!(
+        summary(&out[0]),
+        (CLIENT_MAC, cluster(), 80, client(), 40000)
+    );
+    let Ok(Frame::Ip(p)) = tandem_wire::parse(&out[0]) else {
+        panic!()
+    };
+    assert!(p.is_rst());
+    assert_eq!(
+        p.tcp_seq_ack(&out[0]),
+        Some((777, 0)),
+        "the segment's ACK number"
+    );
 }
