@@ -6,7 +6,8 @@
 //! nextest group `lab`. (A balancer on a VLAN sub-interface, eth0.100, is not tested here:
 //! this machine's kernel has no 802.1Q devices, see docs/forwarding.md.)
 
-use std::net::UdpSocket;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 use tandem_lab::cluster::{
     CLUSTER_IP, ClusterLab, TandemNode, demo_config, mac_bytes, send_raw_frames,
@@ -145,6 +146,30 @@ fn lab_jumbo_frames_of_9000_bytes_are_forwarded() {
     udp_echo(&lab.client, 9998, 8972);
     assert_eq!(drops(&node, "oversize"), 0);
     assert_eq!(drops(&node, "fragment-unknown"), 0);
+    // TCP with the jumbo MSS (8960): a 30 000-byte line to the echo port reaches the server
+    // in segments of up to 8960 bytes, 9014-byte frames through tandemd.
+    node.ctl(&["port", "add", "192.0.2.100@7"]).unwrap();
+    node.ctl(&[
+        "server",
+        "add",
+        "192.0.2.100@7@192.0.2.11+192.0.2.12+192.0.2.13",
+    ])
+    .unwrap();
+    let line = "j".repeat(30_000);
+    let echoed = lab
+        .client
+        .in_ns(|| -> std::io::Result<String> {
+            let mut s = TcpStream::connect_timeout(&ClusterLab::cluster(7), TIMEOUT)?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(format!("{line}\n").as_bytes())?;
+            let mut out = String::new();
+            BufReader::new(s).read_line(&mut out)?;
+            Ok(out)
+        })
+        .unwrap()
+        .expect("the 30 000-byte line echoed");
+    assert!(echoed.trim_end().ends_with(&line), "{} bytes", echoed.len());
+    assert_eq!(drops(&node, "oversize"), 0);
     let report = node.ctl(&["executor", "report"]).unwrap();
     assert!(report.contains("9000 / 9014 bytes"), "{report}");
 }
