@@ -193,7 +193,7 @@ fn install(e: &Engine, cfg: &Config, forwarding: bool, now: Instant) {
         now,
     );
     for f in frames {
-        assert!(wire::parse(&f).is_ok(), "engine built an unparsable frame");
+        assert!(wire::parse(&f.bytes).is_ok(), "engine built an unparsable frame");
     }
 }
 

@@ -27,6 +27,15 @@ pub const DEFAULT_TTL: u8 = 64;
 const L3: usize = ethernet::field::HEADER_LEN;
 const L4: usize = L3 + ipv4::field::HEADER_LEN;
 
+/// Writes the Ethernet header at the start of `frame` (nothing if it is shorter).
+pub(crate) fn eth_header(frame: &mut [u8], dst: [u8; 6], src: [u8; 6], ethertype: u16) {
+    if let Ok(mut eth) = EthernetFrame::new_checked(frame) {
+        eth.set_dst_mac(dst);
+        eth.set_src_mac(src);
+        eth.set_ethertype(ethertype);
+    }
+}
+
 fn arp_frame(
     eth_dst: [u8; 6],
     oper: u16,
@@ -35,11 +44,7 @@ fn arp_frame(
 ) -> [u8; ARP_FRAME_LEN] {
     let mut buf = [0u8; ARP_FRAME_LEN];
     let (head, body) = buf.split_at_mut(L3);
-    if let Ok(mut eth) = EthernetFrame::new_checked(head) {
-        eth.set_dst_mac(eth_dst);
-        eth.set_src_mac(sender.0);
-        eth.set_ethertype(ethertype::ARP);
-    }
+    eth_header(head, eth_dst, sender.0, ethertype::ARP);
     if let Ok(mut a) = ArpPacket::new_checked(body) {
         a.set_ethernet_ipv4();
         a.set_oper(oper);
@@ -104,11 +109,7 @@ pub fn tcp_rst_ipv4(
     let mut buf = [0u8; TCP_RST_IPV4_LEN];
     let (head, rest) = buf.split_at_mut(L3);
     let (ip, seg) = rest.split_at_mut(L4 - L3);
-    if let Ok(mut eth) = EthernetFrame::new_checked(head) {
-        eth.set_dst_mac(dst_mac);
-        eth.set_src_mac(src_mac);
-        eth.set_ethertype(ethertype::IPV4);
-    }
+    eth_header(head, dst_mac, src_mac, ethertype::IPV4);
     if let Ok(mut h) = Ipv4Header::new_checked(ip) {
         h.set_version_and_header_len(ipv4::field::HEADER_LEN);
         h.set_total_len((TCP_RST_IPV4_LEN - L3) as u16);
@@ -163,11 +164,7 @@ pub fn tcp_rst_ipv6(
     let mut buf = [0u8; TCP_RST_IPV6_LEN];
     let (head, rest) = buf.split_at_mut(L3);
     let (ip, seg) = rest.split_at_mut(L4V6 - L3);
-    if let Ok(mut eth) = EthernetFrame::new_checked(head) {
-        eth.set_dst_mac(dst_mac);
-        eth.set_src_mac(src_mac);
-        eth.set_ethertype(ethertype::IPV6);
-    }
+    eth_header(head, dst_mac, src_mac, ethertype::IPV6);
     if let Ok(mut h) = Ipv6Header::new_checked(ip) {
         h.set_version();
         h.set_payload_len(tcp::field::HEADER_LEN as u16);

@@ -14,7 +14,7 @@
 
 use std::net::Ipv6Addr;
 
-use crate::ethernet::{self, EthernetFrame, ethertype};
+use crate::ethernet::{self, ethertype};
 use crate::ipv6::{self, Ipv6Header, multicast_mac, solicited_node};
 use crate::{Malformed, checksum, read_mac};
 
@@ -155,11 +155,7 @@ fn ndp_frame(
     const L3: usize = ethernet::field::HEADER_LEN;
     const L4: usize = L3 + ipv6::field::HEADER_LEN;
     let mut buf = vec![0u8; NDP_FRAME_LEN];
-    if let Ok(mut eth) = EthernetFrame::new_checked(&mut buf[..L3]) {
-        eth.set_dst_mac(eth_dst);
-        eth.set_src_mac(our_mac);
-        eth.set_ethertype(ethertype::IPV6);
-    }
+    crate::build::eth_header(&mut buf, eth_dst, our_mac, ethertype::IPV6);
     if let Ok(mut h) = Ipv6Header::new_checked(&mut buf[L3..L4]) {
         h.set_version();
         h.set_payload_len((NDP_FRAME_LEN - L4) as u16);

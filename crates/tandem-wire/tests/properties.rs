@@ -1,14 +1,17 @@
 //! Property tests, with etherparse as an independent oracle for layouts and checksums.
 
+mod common;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
+use common::{parsed, set_l4_checksum, stored_l4_checksum};
 use etherparse::{
     IpHeaders, IpNumber, Ipv4Header, Ipv4Options, NetSlice, PacketBuilder, SlicedPacket, TcpHeader,
     TransportSlice, VlanId,
 };
 use proptest::prelude::*;
 use tandem_wire::{
-    ArpOp, Frame, IPPROTO_TCP, IPPROTO_UDP, Packet, build, checksum, complete_partial_checksum,
+    ArpOp, Frame, IPPROTO_TCP, IPPROTO_UDP, build, checksum, complete_partial_checksum,
     fill_l4_checksum, parse, rewrite_dst, rewrite_src, tcp_rst_reply_ipv4,
 };
 
@@ -144,23 +147,6 @@ fn oracle_checksums(frame: &[u8]) -> (bool, bool) {
         other => panic!("unexpected transport {other:?}"),
     };
     (ip_ok, l4_ok)
-}
-
-fn parsed(frame: &[u8]) -> Packet {
-    match parse(frame) {
-        Ok(Frame::Ip(p)) => p,
-        other => panic!("expected an IP packet, got {other:?}"),
-    }
-}
-
-fn stored_l4_checksum(frame: &[u8], p: &Packet) -> u16 {
-    let at = p.l4 + if p.proto == IPPROTO_TCP { 16 } else { 6 };
-    u16::from_be_bytes([frame[at], frame[at + 1]])
-}
-
-fn set_l4_checksum(frame: &mut [u8], p: &Packet, v: u16) {
-    let at = p.l4 + if p.proto == IPPROTO_TCP { 16 } else { 6 };
-    frame[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 proptest! {

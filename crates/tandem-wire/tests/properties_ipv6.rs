@@ -1,13 +1,15 @@
 //! IPv6 property tests, with etherparse as an independent oracle for layouts and checksums.
 
+mod common;
+
 use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 
+use common::{parsed, set_l4_checksum, stored_l4_checksum};
 use etherparse::{NetSlice, PacketBuilder, SlicedPacket, TcpHeader, TransportSlice, VlanId};
 use proptest::prelude::*;
 use tandem_wire::{
-    Frame, IPPROTO_TCP, IPPROTO_UDP, Malformed, NdpOp, Packet, build, checksum,
-    complete_partial_checksum, fill_l4_checksum, ndp, parse, rewrite_dst, rewrite_src,
-    tcp_rst_reply,
+    Frame, IPPROTO_TCP, IPPROTO_UDP, Malformed, NdpOp, build, checksum, complete_partial_checksum,
+    fill_l4_checksum, ndp, parse, rewrite_dst, rewrite_src, tcp_rst_reply,
 };
 
 /// What to build with etherparse.
@@ -122,23 +124,6 @@ fn oracle_l4_ok(frame: &[u8]) -> bool {
         }
         other => panic!("unexpected transport {other:?}"),
     }
-}
-
-fn parsed(frame: &[u8]) -> Packet {
-    match parse(frame) {
-        Ok(Frame::Ip(p)) => p,
-        other => panic!("expected an IP packet, got {other:?}"),
-    }
-}
-
-fn stored_l4_checksum(frame: &[u8], p: &Packet) -> u16 {
-    let at = p.l4 + if p.proto == IPPROTO_TCP { 16 } else { 6 };
-    u16::from_be_bytes([frame[at], frame[at + 1]])
-}
-
-fn set_l4_checksum(frame: &mut [u8], p: &Packet, v: u16) {
-    let at = p.l4 + if p.proto == IPPROTO_TCP { 16 } else { 6 };
-    frame[at..at + 2].copy_from_slice(&v.to_be_bytes());
 }
 
 proptest! {

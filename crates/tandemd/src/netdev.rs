@@ -321,6 +321,15 @@ mod tests {
     }
 
     #[test]
+    fn the_interface_of_an_ipv4_or_ipv6_address_is_found() {
+        for a in ["127.0.0.1", "::1"] {
+            let i = interface_with_address(a.parse().unwrap()).expect(a);
+            assert_eq!(i.name, "lo", "{a}");
+        }
+        assert!(interface_with_address("2001:db8::7:7".parse().unwrap()).is_err());
+    }
+
+    #[test]
     fn mac_parsing() {
         assert_eq!(parse_mac("02:00:5e:00:01:0a"), Some([2, 0, 0x5e, 0, 1, 10]));
         assert_eq!(parse_mac("02:00:5e:00:01"), None);

@@ -98,7 +98,8 @@ pub struct Plan {
     pub standby: HashSet<IpAddr>,
     /// MAC address of the forwarding interface.
     pub our_mac: [u8; 6],
-    /// The node's own IPv4 address on the forwarding interface: the sender of ARP requests.
+    /// The sender address of ARP requests: the nfa when it is IPv4; `0.0.0.0` when the nfa
+    /// is IPv6 (an RFC 5227 probe, which a neighbour answers as well); `None` without an nfa.
     pub nfa: Option<Ipv4Addr>,
     /// The source of neighbour solicitations for IPv6 next hops: the nfa when it is IPv6,
     /// otherwise the interface's link-local address `fe80::` + EUI-64 of `our_mac` (every
@@ -215,7 +216,8 @@ impl Plan {
             our_mac,
             nfa: match config.executor.nfa {
                 Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
+                Some(IpAddr::V6(_)) => Some(Ipv4Addr::UNSPECIFIED),
+                None => None,
             },
             nfa6: Some(match config.executor.nfa {
                 Some(IpAddr::V6(a)) => a,

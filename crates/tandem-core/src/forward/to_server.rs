@@ -1,8 +1,9 @@
 //! Client → cluster, in named steps (IPv4 and IPv6 alike):
 //!
 //! ```text
-//!  segment ─▶ lookup (existing record) ─found──────────────┐
-//!                 └─none─▶ select (new flow: admit.rs) ────┴─▶ Target ─▶ next hop ─▶ NAT ─▶ MACs
+//!  segment ─▶ lookup (existing record) ─found─────────┐
+//!                 └─none─▶ select (new flow: admit.rs) ┴─▶ Target ─▶ deliver: next hop MAC,
+//!                                                                   translate (NAT), MACs
 //! ```
 //!
 //! [`Segment`] is the prologue both kinds of ports share (connection records here, affinity
@@ -81,16 +82,31 @@ impl Engine {
         };
         let target = match self.lookup(port, &key, &seg, now) {
             Some(t) => t,
-            None => match self.new_flow(port, &key, pkt, seg.syn, seg.ending, seg.ack, now) {
-                Ok((server, nat, counters)) => Target {
-                    server,
-                    nat,
-                    counters,
-                },
+            None => match self.select(port, &key, pkt, &seg, now) {
+                Ok(t) => t,
                 Err(reason) => return Verdict::Drop(reason),
             },
         };
         self.deliver(plan, port, &target, frame, pkt, now, out)
+    }
+
+    /// A new flow's target: a server by the port's algorithm, a NAT port, the record
+    /// (admit.rs). Refused flows leave nothing taken.
+    fn select(
+        &self,
+        port: &PortPlan,
+        key: &FlowKey,
+        pkt: &wire::Packet,
+        seg: &Segment,
+        now: Instant,
+    ) -> Result<Target, DropReason> {
+        let (server, nat, counters) =
+            self.new_flow(port, key, pkt, seg.syn, seg.ending, seg.ack, now)?;
+        Ok(Target {
+            server,
+            nat,
+            counters,
+        })
     }
 
     /// The record of an existing flow, brought up to date by this segment (last seen, the

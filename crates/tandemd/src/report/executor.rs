@@ -26,6 +26,7 @@ pub(super) struct ExecutorView {
     bytes_forwarded: u64,
     frames_passed_to_kernel: u64,
     arp_sent: u64,
+    ndp_sent: u64,
     resets_sent: u64,
     /// The bound of the connection and affinity tables in force, and where it comes from.
     maxconnections: usize,
@@ -76,6 +77,7 @@ pub(super) fn executor(v: &View) -> ExecutorView {
         bytes_forwarded: e.node.forwarded_bytes.load(Relaxed),
         frames_passed_to_kernel: e.node.passed.load(Relaxed),
         arp_sent: e.node.arp_sent.load(Relaxed),
+        ndp_sent: e.node.ndp_sent.load(Relaxed),
         resets_sent: e.node.resets_sent.load(Relaxed),
         maxconnections: e.max_connections(),
         maxconnections_from: if v.config.executor.maxconnections.is_some() {
@@ -142,6 +144,7 @@ pub(super) fn executor_text(e: &ExecutorView) -> String {
         e.frames_passed_to_kernel,
     );
     dots(&mut s, "ARP frames sent", e.arp_sent);
+    dots(&mut s, "NDP frames sent", e.ndp_sent);
     dots(&mut s, "Resets sent", e.resets_sent);
     dots(
         &mut s,

@@ -12,6 +12,28 @@ fn same_family(a: IpAddr, b: IpAddr) -> bool {
     a.is_ipv4() == b.is_ipv4()
 }
 
+/// Why the data plane cannot serve `ip` as a cluster, server, router or returnaddress
+/// address, if it cannot: no neighbour answers for a multicast or broadcast address, and an
+/// IPv4-mapped IPv6 address never appears in an IPv6 header (and would be an IPv4 address
+/// once replicated). Loopback addresses stay allowed: advisors probe servers there.
+fn unservable(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        _ if ip.is_multicast() => Some("a multicast address"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("the broadcast address"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("an IPv4-mapped IPv6 address (write the IPv4 address)")
+        }
+        _ => None,
+    }
+}
+
+fn check_servable(what: &'static str, address: IpAddr) -> Result<(), ConfigError> {
+    match unservable(address) {
+        Some(why) => Err(ConfigError::UnservableAddress { what, address, why }),
+        None => Ok(()),
+    }
+}
+
 /// Range checks for values of commands built in code rather than parsed.
 pub(super) fn check_values(cmd: &Command) -> Result<(), ConfigError> {
     super::health::check_values(cmd)?;
@@ -136,8 +158,9 @@ impl Config {
         Ok(())
     }
 
-    /// The cluster address is not the nfa.
+    /// The cluster address is not the nfa, and can be served.
     pub(super) fn check_cluster_address(&self, c: IpAddr) -> Result<(), ConfigError> {
+        check_servable("cluster", c)?;
         if self.executor.nfa == Some(c) {
             return Err(ConfigError::NfaIsCluster(c));
         }
@@ -146,6 +169,8 @@ impl Config {
 
     /// The rules a cluster and everything under it must keep:
     /// * the cluster address is not the nfa;
+    /// * no cluster, server, router or returnaddress is multicast, broadcast or an IPv4-mapped
+    ///   IPv6 address;
     /// * a NAT port does not use `selectionalgorithm affinity`;
     /// * servers have the cluster's address family, routers and returnaddresses the server's;
     /// * a NAT port's servers have a returnaddress, and a returnaddress is never the server,
@@ -170,6 +195,15 @@ impl Config {
             });
         }
         for (&s, server) in &port.servers {
+            check_servable("server", s)?;
+            for (what, a) in [
+                ("router", server.router),
+                ("returnaddress", server.returnaddress),
+            ] {
+                if let Some(a) = a {
+                    check_servable(what, a)?;
+                }
+            }
             if !same_family(s, c) {
                 return Err(ConfigError::FamilyMismatch {
                     what: "server",

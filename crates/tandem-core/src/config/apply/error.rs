@@ -79,6 +79,14 @@ pub enum ConfigError {
         address: IpAddr,
         of: String,
     },
+    /// An address the data plane cannot serve: multicast, the IPv4 broadcast address, or an
+    /// IPv4-mapped IPv6 address (never on the wire; write the IPv4 address).
+    #[error("{what} {address} cannot be forwarded to: it is {why}")]
+    UnservableAddress {
+        what: &'static str,
+        address: IpAddr,
+        why: &'static str,
+    },
     #[error("nfa {0} is also a cluster address")]
     NfaIsCluster(IpAddr),
     #[error("heartbeat {0} {1} already exists")]
