@@ -59,16 +59,10 @@ impl Dataplane {
                 setting,
                 "afpacket (set)".into(),
             ),
-            PacketIo::Afxdp => Dataplane::start_afxdp(engine, interface, workers, ring, setting)
+            PacketIo::Afxdp => Dataplane::start_afxdp(engine, interface, workers, setting)
                 .context("starting AF_XDP (executor set packetio afxdp)"),
             PacketIo::Auto => {
-                match Dataplane::start_afxdp(
-                    engine.clone(),
-                    interface.clone(),
-                    workers,
-                    ring,
-                    setting,
-                ) {
+                match Dataplane::start_afxdp(engine.clone(), interface.clone(), workers, setting) {
                     Ok(dp) => Ok(dp),
                     Err(e) => {
                         let why = format!("{e:#}");
@@ -129,7 +123,6 @@ impl Dataplane {
         engine: Arc<Engine>,
         interface: Interface,
         workers: usize,
-        ring: RingConfig,
         setting: PacketIo,
     ) -> Result<Dataplane> {
         let ifindex = u32::try_from(interface.index).context("interface index")?;
@@ -194,7 +187,6 @@ impl Dataplane {
             })?;
         }
         dp.spawn_housekeeping(engine)?;
-        let _ = ring;
         tracing::info!(interface = %dp.interface.name, workers = threads, packetio = %dp.packetio, "data plane started (AF_XDP)");
         Ok(dp)
     }

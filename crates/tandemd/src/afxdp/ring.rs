@@ -42,19 +42,28 @@ unsafe impl<T> Send for Producer<T> {}
 // SAFETY: as above.
 unsafe impl<T> Send for Consumer<T> {}
 
+/// The shared (producer, consumer) indices of a ring, as a handle starts from them.
+///
+/// # Safety
+/// As [`Producer::new`].
+unsafe fn indices<T>(p: &RingPtrs<T>) -> (u32, u32) {
+    debug_assert!(p.size.is_power_of_two());
+    // SAFETY: valid per the contract.
+    unsafe {
+        (
+            (*p.producer).load(Ordering::Acquire),
+            (*p.consumer).load(Ordering::Acquire),
+        )
+    }
+}
+
 impl<T: Copy> Producer<T> {
     /// # Safety
     /// The pointers must stay valid (mapped) for the life of the handle, `desc` must hold
     /// `size` descriptors, and `size` must be a power of two.
     pub unsafe fn new(p: RingPtrs<T>) -> Producer<T> {
-        debug_assert!(p.size.is_power_of_two());
         // SAFETY: valid per the contract.
-        let (prod, cons) = unsafe {
-            (
-                (*p.producer).load(Ordering::Relaxed),
-                (*p.consumer).load(Ordering::Acquire),
-            )
-        };
+        let (prod, cons) = unsafe { indices(&p) };
         Producer {
             p,
             cached_prod: prod,
@@ -108,14 +117,8 @@ impl<T: Copy> Consumer<T> {
     /// # Safety
     /// As [`Producer::new`].
     pub unsafe fn new(p: RingPtrs<T>) -> Consumer<T> {
-        debug_assert!(p.size.is_power_of_two());
         // SAFETY: valid per the contract.
-        let (prod, cons) = unsafe {
-            (
-                (*p.producer).load(Ordering::Acquire),
-                (*p.consumer).load(Ordering::Relaxed),
-            )
-        };
+        let (prod, cons) = unsafe { indices(&p) };
         Consumer {
             p,
             cached_prod: prod,

@@ -8,7 +8,7 @@
 //! system call per batch is the `sendto` kick when the transmit ring asks for one.
 
 use super::ring::{Consumer, Producer, RingPtrs};
-use crate::afpacket::Disposition;
+use crate::afpacket::{Disposition, cvt};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
@@ -85,26 +85,8 @@ pub struct Xsk {
 // SAFETY: the mappings belong to this socket alone and are only touched through `&mut self`.
 unsafe impl Send for Xsk {}
 
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
 fn setsockopt<T>(fd: &OwnedFd, name: libc::c_int, val: &T) -> io::Result<()> {
-    // SAFETY: `val` points to a live T of the given size for the call.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            name,
-            val as *const T as *const libc::c_void,
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
-    })
-    .map(|_| ())
+    crate::afpacket::setsockopt(fd, libc::SOL_XDP, name, val)
 }
 
 fn getsockopt<T: Copy>(fd: &OwnedFd, name: libc::c_int, val: &mut T) -> io::Result<()> {
