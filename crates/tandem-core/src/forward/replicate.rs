@@ -46,7 +46,7 @@ use std::time::{Duration, Instant};
 /// order (stable within a queue), so two changes of one connection seen by two workers reach
 /// the sender in the order they happened.
 pub struct ReplicationQueue {
-    queues: Box<[Line<Mutex<Vec<(Instant, Record)>>>]>,
+    queues: Box<[Line<Mutex<Timed>>]>,
     /// Queues in use, and so the bound of each (see [`Engine::set_workers`]).
     workers: AtomicUsize,
     /// Records dropped because their worker's queue was full.
@@ -54,6 +54,9 @@ pub struct ReplicationQueue {
     /// Whether records are wanted now (this node is Active with a compatible partner).
     pub enabled: AtomicBool,
 }
+
+/// One worker's queue: records with the time of their push.
+type Timed = Vec<(Instant, Record)>;
 
 /// A queue on a cache line of its own.
 #[derive(Default)]

@@ -190,7 +190,8 @@ pub struct LoopbackSync {
 /// records are decoded and dropped (the sender's side alone).
 pub fn loopback_full_sync(from: &Arc<Engine>, to: Option<&Engine>) -> LoopbackSync {
     use crate::replication::{Receiver, ReceiverConfig, Sender, SenderConfig};
-    let window = 256;
+    // 64 batches of 16 KiB in flight: 1 MiB, as a daemon's window of datagrams.
+    let window = 64;
     let mut sender = Sender::new(SenderConfig {
         window,
         ..SenderConfig::default()
@@ -202,7 +203,7 @@ pub fn loopback_full_sync(from: &Arc<Engine>, to: Option<&Engine>) -> LoopbackSy
     let mut acks = Vec::new();
     loop {
         let now = Instant::now();
-        while let Some(b) = sender.next_batch(now, 64 * 1024) {
+        while let Some(b) = sender.next_batch(now, 16 * 1024) {
             report.batches += 1;
             report.max_queued = report.max_queued.max(sender.queued());
             let out = receiver.on_batch(&b.bytes, now);
