@@ -224,6 +224,11 @@ impl ServerCounters {
     fn sum_u(&self, f: impl Fn(&ServerSlot) -> &AtomicU64) -> u64 {
         self.slots.iter().map(|l| f(&l.0).load(Relaxed)).sum()
     }
+    /// The active gauge summed without clamping at 0: below 0 means a connection was released
+    /// twice (the fuzz targets check it).
+    pub fn active_signed(&self) -> i64 {
+        self.slots.iter().map(|l| l.0.active.load(Relaxed)).sum()
+    }
     /// Connection records of the server now.
     pub fn records(&self) -> u64 {
         self.sum_i(|s| &s.records)
