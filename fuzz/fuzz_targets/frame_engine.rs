@@ -193,7 +193,10 @@ fn install(e: &Engine, cfg: &Config, forwarding: bool, now: Instant) {
         now,
     );
     for f in frames {
-        assert!(wire::parse(&f.bytes).is_ok(), "engine built an unparsable frame");
+        assert!(
+            wire::parse(&f.bytes).is_ok(),
+            "engine built an unparsable frame"
+        );
     }
 }
 
