@@ -125,6 +125,18 @@ impl Dataplane {
         workers: usize,
         setting: PacketIo,
     ) -> Result<Dataplane> {
+        // A frame must fit one UMEM frame after the kernel's XDP headroom (no multi-buffer):
+        // jumbo MTUs run on AF_PACKET (auto falls back with this reason).
+        let largest = tandem_core::forward::mtu_frame(interface.mtu) + 4;
+        let room = afxdp::socket::FRAME_SIZE as usize - XDP_HEADROOM;
+        if largest > room {
+            anyhow::bail!(
+                "MTU {} of {} needs frames of {largest} bytes; AF_XDP frames hold {room} \
+                 (jumbo frames need packetio afpacket)",
+                interface.mtu,
+                interface.name
+            );
+        }
         let ifindex = u32::try_from(interface.index).context("interface index")?;
         let tx = Arc::new(TxSocket::open(interface.index).context("opening the transmit socket")?);
         let mut steering = Steering::attach(ifindex)?;
@@ -246,6 +258,9 @@ impl Drop for Dataplane {
         // the program after.
     }
 }
+
+/// The headroom the kernel keeps in front of a frame in an XDP buffer (XDP_PACKET_HEADROOM).
+const XDP_HEADROOM: usize = 256;
 
 /// An AF_PACKET worker, index `index` of the engine's workers.
 fn worker(index: usize, mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {

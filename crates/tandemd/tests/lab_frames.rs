@@ -132,6 +132,15 @@ fn lab_jumbo_frames_of_9000_bytes_are_forwarded() {
     let status = node.ctl_json(&["executor", "status"]).unwrap();
     assert_eq!(status["mtu"], 9000, "{status}");
     assert_eq!(status["frame_limit"], 9014, "{status}");
+    // AF_XDP frames hold no jumbo frame (no multi-buffer): auto runs AF_PACKET and says why,
+    // unless the test run asked for a backend.
+    if tandem_lab::packetio().is_none() {
+        let running = status["packetio_running"].as_str().unwrap_or_default();
+        assert!(
+            running.starts_with("afpacket (afxdp refused") && running.contains("MTU 9000"),
+            "{status}"
+        );
+    }
     // 8972 bytes of UDP with DF (the default of a Linux UDP socket that fits the path MTU):
     // one 9014-byte frame to the cluster, not fragmented.
     for _ in 0..3 {
@@ -177,6 +186,9 @@ fn lab_jumbo_frames_of_9000_bytes_are_forwarded() {
 #[test]
 fn lab_fragments_frag_needed_and_tagged_frames() {
     let _g = serial();
+    // On AF_PACKET: with AF_XDP on veth the receive VLAN offload takes the tag off before XDP
+    // runs, and the frame reaches Tandem untagged (docs/packet-io.md, "VLAN tags").
+    tandem_lab::set_packetio(Some(tandem_lab::PacketIo::Afpacket));
     let lab = ClusterLab::new("frames", 1, 3).expect("lab (needs root and network namespaces)");
     // A router (rt: 192.0.2.1) to a far network 198.51.100.0/24 over a 1400-byte link, with
     // a far client (198.51.100.10) behind it. The far host is made on the bridge and its link
