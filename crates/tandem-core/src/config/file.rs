@@ -283,6 +283,8 @@ impl Config {
             staletimeout,
             stickytime,
             packetio,
+            metrics,
+            loglevel,
         } = self.executor;
         if started {
             cmds.push(Command::ExecutorStart);
@@ -301,6 +303,12 @@ impl Config {
         }
         if packetio != super::model::PacketIo::Auto {
             cmds.push(Command::ExecutorSet(ExecutorSetting::PacketIo(packetio)));
+        }
+        if metrics.is_some() {
+            cmds.push(Command::ExecutorSet(ExecutorSetting::Metrics(metrics)));
+        }
+        if loglevel != super::model::LogLevel::Info {
+            cmds.push(Command::ExecutorSet(ExecutorSetting::LogLevel(loglevel)));
         }
         if syntimeout != super::model::DEFAULT_SYNTIMEOUT {
             cmds.push(Command::ExecutorSet(ExecutorSetting::SynTimeout(

@@ -75,6 +75,44 @@ impl PacketIo {
     }
 }
 
+/// The daemon's log level (`executor set loglevel`, node-local; docs/operations.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Error,
+    Warn,
+    /// The default.
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The keyword, as `executor set loglevel` takes it.
+    pub fn word(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+
+    /// The level of a keyword (full, lowercase); `None` for any other word.
+    pub fn from_word(word: &str) -> Option<LogLevel> {
+        Some(match word {
+            "error" => LogLevel::Error,
+            "warn" => LogLevel::Warn,
+            "info" => LogLevel::Info,
+            "debug" => LogLevel::Debug,
+            "trace" => LogLevel::Trace,
+            _ => return None,
+        })
+    }
+}
+
 /// The executor: the forwarding engine of a node.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Executor {
@@ -102,6 +140,11 @@ pub struct Executor {
     pub stickytime: Option<u32>,
     /// Packet I/O backend (`executor set packetio auto|afxdp|afpacket`), default auto.
     pub packetio: PacketIo,
+    /// Where the metrics and the status page are served (`executor set metrics
+    /// ADDR:PORT|off`, node-local); `None` (the default): not served.
+    pub metrics: Option<std::net::SocketAddr>,
+    /// The daemon's log level (`executor set loglevel`, node-local), default info.
+    pub loglevel: LogLevel,
 }
 
 /// Default `syntimeout`, seconds: a handshake that completes at all does so within it
@@ -128,6 +171,8 @@ impl Default for Executor {
             staletimeout: None,
             stickytime: None,
             packetio: PacketIo::Auto,
+            metrics: None,
+            loglevel: LogLevel::Info,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! What is shared between the two nodes and what is node-local.
 //!
-//! Node-local statements are never synced: `executor start|stop`, `executor set nfa|packetio`, and
+//! Node-local statements are never synced: `executor start|stop`, `executor set nfa|packetio|metrics|loglevel`, and
 //! `highavailability heartbeat|backup|key|scripts|sync ...`. Everything else is shared
 //! (hatimeout, reach targets, clusters, ports, servers, manager, advisors, SASP).
 
@@ -14,6 +14,8 @@ pub fn is_node_local(cmd: &Command) -> bool {
             | Command::ExecutorStop
             | Command::ExecutorSet(ExecutorSetting::Nfa(_))
             | Command::ExecutorSet(ExecutorSetting::PacketIo(_))
+            | Command::ExecutorSet(ExecutorSetting::Metrics(_))
+            | Command::ExecutorSet(ExecutorSetting::LogLevel(_))
             | Command::HaHeartbeatAdd { .. }
             | Command::HaHeartbeatDelete(_)
             | Command::HaBackupAdd(_)

@@ -155,6 +155,8 @@ impl Config {
                     ExecutorSetting::StaleTimeout(s) => self.executor.staletimeout = Some(s),
                     ExecutorSetting::StickyTime(s) => self.executor.stickytime = Some(s),
                     ExecutorSetting::PacketIo(p) => self.executor.packetio = p,
+                    ExecutorSetting::Metrics(a) => self.executor.metrics = a,
+                    ExecutorSetting::LogLevel(l) => self.executor.loglevel = l,
                 }
                 Resolved::Executor
             }

@@ -96,6 +96,13 @@ impl fmt::Display for Command {
             ExecutorSet(ExecutorSetting::PacketIo(p)) => {
                 write!(f, "executor set packetio {}", p.word())
             }
+            ExecutorSet(ExecutorSetting::Metrics(Some(a))) => {
+                write!(f, "executor set metrics {a}")
+            }
+            ExecutorSet(ExecutorSetting::Metrics(None)) => f.write_str("executor set metrics off"),
+            ExecutorSet(ExecutorSetting::LogLevel(l)) => {
+                write!(f, "executor set loglevel {}", l.word())
+            }
             ExecutorSet(ExecutorSetting::SynTimeout(s)) => {
                 write!(f, "executor set syntimeout {s}")
             }

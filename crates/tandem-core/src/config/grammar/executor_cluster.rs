@@ -1,7 +1,7 @@
 //! `executor ...` and `cluster ...` (with the manager's proportions).
 
 use super::super::health::Proportions;
-use super::super::model::{PacketIo, PortDefaults};
+use super::super::model::{LogLevel, PacketIo, PortDefaults};
 use super::targets::{Targets, cluster_target_in};
 use super::words::{Words, match_keyword, parse_number, parse_seconds, parse_u32, set_once};
 use super::{Command, ParseError};
@@ -31,6 +31,11 @@ pub enum ExecutorSetting {
     StickyTime(u32),
     /// `packetio auto|afxdp|afpacket`: the data plane's packet I/O backend (node-local).
     PacketIo(PacketIo),
+    /// `metrics ADDR:PORT|off`: where the metrics and status page are served (node-local;
+    /// `None`: off).
+    Metrics(Option<std::net::SocketAddr>),
+    /// `loglevel error|warn|info|debug|trace`: the daemon's log level (node-local).
+    LogLevel(LogLevel),
 }
 
 /// Largest `executor set fintimeout`, seconds.
@@ -47,7 +52,10 @@ const EXECUTOR_SETTINGS: &[&str] = &[
     "staletimeout",
     "stickytime",
     "packetio",
+    "metrics",
+    "loglevel",
 ];
+const LOGLEVEL_WORDS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const PACKETIO_WORDS: &[&str] = &["auto", "afxdp", "afpacket"];
 const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const CLUSTER_ADD_OPTIONS: &[&str] = &[
@@ -116,6 +124,10 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 "afxdp" => PacketIo::Afxdp,
                 _ => PacketIo::Afpacket,
             }),
+            "metrics" => ExecutorSetting::Metrics(parse_metrics(w.value("ADDR:PORT or off")?)?),
+            "loglevel" => ExecutorSetting::LogLevel(
+                LogLevel::from_word(w.keyword(LOGLEVEL_WORDS)?).expect("a LOGLEVEL_WORDS word"),
+            ),
             _ => ExecutorSetting::SynTimeout(parse_number(
                 w.value("seconds")?,
                 "syntimeout",
@@ -127,6 +139,26 @@ pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
     };
     w.end()?;
     Ok(cmd)
+}
+
+/// `executor set metrics ADDR:PORT|off`: `off` (any case) is `None`; an IPv6 address is
+/// bracketed (`[2001:db8::1]:9100`); port 0 is refused (the page needs a known port).
+fn parse_metrics(word: &str) -> Result<Option<std::net::SocketAddr>, ParseError> {
+    if word.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let addr: std::net::SocketAddr = word.parse().map_err(|_| ParseError::BadTarget {
+        word: word.to_string(),
+        expected: "ADDR:PORT (IPv6 as [ADDR]:PORT) or off",
+    })?;
+    if addr.port() == 0 {
+        return Err(ParseError::OutOfRange {
+            what: "metrics port",
+            value: "0".to_string(),
+            range: "1-65535",
+        });
+    }
+    Ok(Some(addr))
 }
 
 /// The options of `cluster add` / `cluster set`.

@@ -4,6 +4,7 @@
 //! executor start|stop|status|report
 //! executor set nfa ADDR | clientgateway ADDR | hatimeout SECONDS
 //!     | maxconnections N|auto | syntimeout SECONDS | packetio auto|afxdp|afpacket
+//!     | metrics ADDR:PORT|off | loglevel error|warn|info|debug|trace
 //! cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]
 //! cluster set CLUSTER[+CLUSTER...]|@ proportions ACTIVE NEW PORT SYSTEM
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@

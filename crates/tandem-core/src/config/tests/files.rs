@@ -301,3 +301,49 @@ fn packetio_is_saved_when_not_auto_and_is_node_local() {
     ));
     assert!(parse_line("executor set packetio xdp").is_err());
 }
+
+#[test]
+fn metrics_and_loglevel_are_saved_when_set_and_are_node_local() {
+    let c = config("executor set metrics 192.0.2.1:9100\nexecutor set loglevel warn");
+    assert_eq!(c.executor.metrics, Some("192.0.2.1:9100".parse().unwrap()));
+    assert_eq!(c.executor.loglevel, LogLevel::Warn);
+    let saved: Vec<String> = c.saved_commands().iter().map(|c| c.to_string()).collect();
+    assert!(
+        saved.contains(&"executor set metrics 192.0.2.1:9100".to_string()),
+        "{saved:?}"
+    );
+    assert!(
+        saved.contains(&"executor set loglevel warn".to_string()),
+        "{saved:?}"
+    );
+    let default = config("executor set metrics off\nexecutor set loglevel info");
+    assert_eq!(default.executor.metrics, None);
+    assert!(!default.saved_commands().iter().any(|c| {
+        let l = c.to_string();
+        l.contains("metrics") || l.contains("loglevel")
+    }));
+    for line in [
+        "executor set metrics 192.0.2.1:9100",
+        "executor set loglevel trace",
+    ] {
+        assert!(crate::sync::is_node_local(
+            &parse_line(line).unwrap().unwrap()
+        ));
+    }
+    for bad in [
+        "executor set metrics 192.0.2.1",
+        "executor set metrics 192.0.2.1:0",
+        "executor set metrics 192.0.2.1:70000",
+        "executor set metrics 2001:db8::1:9100",
+        "executor set metrics",
+        "executor set loglevel loud",
+        "executor set loglevel",
+    ] {
+        assert!(parse_line(bad).is_err(), "{bad} parsed");
+    }
+    // Prefixes work as for every keyword.
+    assert_eq!(
+        parse_line("ex se log deb").unwrap().unwrap().to_string(),
+        "executor set loglevel debug"
+    );
+}
