@@ -32,7 +32,7 @@ pub use grammar::{
     MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, NoResolver, ParseError, PortOptions,
     PortTarget, Resolver, ServerOptions, ServerTarget, Targets, check_file_name, is_mutation,
     parse, parse_line, parse_line_resolving, parse_resolving, parse_words, parse_words_resolving,
-    split_line,
+    split_line, syntax,
 };
 pub use health::*;
 pub use model::*;

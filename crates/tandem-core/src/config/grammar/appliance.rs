@@ -17,6 +17,7 @@
 //! are resolved against the configured role when applied.
 
 use super::super::model::{Recovery, Role};
+use super::syntax::APPLIANCE_VERBS;
 use super::words::{Words, parse_address, parse_port, parse_seconds, set_once};
 use super::{Command, ParseError};
 use serde::Serialize;
@@ -81,7 +82,6 @@ impl ByRole {
 /// Default heartbeat port of `ha start`.
 pub const DEFAULT_HA_PORT: u16 = 20001;
 
-const VERBS: &[&str] = &["start", "configure", "stop", "status", "failover"];
 const ROLES: &[&str] = &["primary", "secondary"];
 const RECOVERIES: &[&str] = &["auto", "manual"];
 const OPTIONS: &[&str] = &[
@@ -100,7 +100,7 @@ const OPTIONS: &[&str] = &[
 ];
 
 pub(super) fn parse_ha(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let cmd = match w.keyword(VERBS)? {
+    let cmd = match w.keyword(&APPLIANCE_VERBS)? {
         "start" => {
             let role = match w.keyword(ROLES)? {
                 "primary" => Role::Primary,

@@ -2,6 +2,7 @@
 
 use super::super::health::Proportions;
 use super::super::model::{LogLevel, PacketIo, PortDefaults};
+use super::syntax::{CLUSTER_VERBS, EXECUTOR_VERBS};
 use super::targets::{Targets, cluster_target_in};
 use super::words::{Words, match_keyword, parse_number, parse_seconds, parse_u32, set_once};
 use super::{Command, ParseError};
@@ -41,7 +42,6 @@ pub enum ExecutorSetting {
 /// Largest `executor set fintimeout`, seconds.
 pub const MAX_FINTIMEOUT: u32 = 3600;
 
-const EXECUTOR_VERBS: &[&str] = &["start", "stop", "status", "report", "set"];
 const EXECUTOR_SETTINGS: &[&str] = &[
     "nfa",
     "clientgateway",
@@ -57,7 +57,6 @@ const EXECUTOR_SETTINGS: &[&str] = &[
 ];
 const LOGLEVEL_WORDS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const PACKETIO_WORDS: &[&str] = &["auto", "afxdp", "afpacket"];
-const CLUSTER_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
 const CLUSTER_ADD_OPTIONS: &[&str] = &[
     "address",
     "primaryhost",
@@ -75,7 +74,7 @@ const CLUSTER_SET_OPTIONS: &[&str] = &[
 ];
 
 pub(super) fn parse_executor(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let cmd = match w.keyword(EXECUTOR_VERBS)? {
+    let cmd = match w.keyword(&EXECUTOR_VERBS)? {
         "start" => Command::ExecutorStart,
         "stop" => Command::ExecutorStop,
         "status" => Command::ExecutorStatus,
@@ -222,7 +221,7 @@ fn parse_cluster_options(w: &mut Words<'_>, add: bool) -> Result<ClusterOptions,
 }
 
 pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(CLUSTER_VERBS)?;
+    let verb = w.keyword(&CLUSTER_VERBS)?;
     let word = w.value("cluster")?;
     let cmd = match verb {
         "add" => {

@@ -3,10 +3,10 @@
 //! is false): the daemon reads and writes the files, and [`load_file`](super::super::load_file)
 //! reads nested ones through the caller's [`FileSource`](super::super::FileSource).
 
+use super::syntax::FILE_VERBS;
 use super::words::{Words, match_keyword};
 use super::{Command, ParseError};
 
-const FILE_VERBS: &[&str] = &["save", "newload", "appendload", "report", "delete"];
 const FORCE: &[&str] = &["force"];
 
 /// The longest file name accepted (room left for a temporary file's suffix).
@@ -55,7 +55,7 @@ fn file_name(w: &mut Words<'_>) -> Result<String, ParseError> {
 }
 
 pub(super) fn parse_file(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let cmd = match w.keyword(FILE_VERBS)? {
+    let cmd = match w.keyword(&FILE_VERBS)? {
         "save" => {
             let name = file_name(w)?;
             let force = match w.next() {

@@ -24,6 +24,7 @@ use super::super::health::{
     AdvisorKey, AdvisorKind, DEFAULT_SASP_PORT, GwmAddress, SaspGroupTarget, SaspGwm, SaspMode,
 };
 use super::highavailability::parse_reach;
+use super::syntax::{ADVISOR_VERBS, MANAGER_VERBS, SASP_VERBS};
 use super::targets::{Targets, parse_cluster_target, parse_part, parse_server_target};
 use super::words::{
     Words, YES_NO, match_keyword, parse_address, parse_number, parse_path, parse_port,
@@ -59,21 +60,6 @@ pub const MAX_RETRIES: u32 = 100;
 /// Longest custom advisor name (`ADV_` included).
 pub const MAX_CUSTOM_ADVISOR_NAME: usize = 64;
 
-const ADVISOR_VERBS: &[&str] = &[
-    "start",
-    "stop",
-    "interval",
-    "connecttimeout",
-    "receivetimeout",
-    "retries",
-    "timeout",
-    "list",
-    "report",
-    "status",
-    "loglevel",
-    "logsize",
-    "version",
-];
 /// The advisors Tandem runs (plus `ADV_name`, checked apart).
 const ADVISOR_NAMES: &[&str] = &["connect", "http", "https", "ping", "dns"];
 const ADVISOR_CHOICES: &[&str] = &["connect", "http", "https", "ping", "dns", "ADV_name"];
@@ -95,25 +81,6 @@ const IBM_ADVISORS: &[&str] = &[
     "telnet",
     "wlm",
 ];
-const MANAGER_VERBS: &[&str] = &[
-    "reach",
-    "start",
-    "stop",
-    "status",
-    "report",
-    "interval",
-    "sensitivity",
-    "smoothing",
-    "quiesce",
-    "unquiesce",
-    "loglevel",
-    "logsize",
-    "metric",
-    "refresh",
-    "restart",
-    "version",
-];
-const SASP_VERBS: &[&str] = &["add", "remove", "report"];
 const GWM: &[&str] = &["gwm"];
 const SASP_OPTIONS: &[&str] = &["port", "mode", "members", "interval", "grace", "tls"];
 const SASP_MODES: &[&str] = &["push", "pull"];
@@ -195,7 +162,7 @@ fn advisor_key(w: &mut Words<'_>) -> Result<AdvisorKey, ParseError> {
 }
 
 pub(super) fn parse_advisor(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(ADVISOR_VERBS)?;
+    let verb = w.keyword(&ADVISOR_VERBS)?;
     let cmd = match verb {
         "list" => Command::AdvisorList,
         "loglevel" | "logsize" => {
@@ -275,7 +242,7 @@ fn parse_quiesce_target(word: &str) -> Result<super::ServerTarget, ParseError> {
 }
 
 pub(super) fn parse_manager(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(MANAGER_VERBS)?;
+    let verb = w.keyword(&MANAGER_VERBS)?;
     let cmd = match verb {
         "reach" => return parse_reach(w),
         "start" => match w.next() {
@@ -457,7 +424,7 @@ fn parse_sasp_options(w: &mut Words<'_>) -> Result<(u16, SaspGwm), ParseError> {
 }
 
 pub(super) fn parse_sasp(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(SASP_VERBS)?;
+    let verb = w.keyword(&SASP_VERBS)?;
     let cmd = match verb {
         "report" => Command::SaspReport,
         "add" => {

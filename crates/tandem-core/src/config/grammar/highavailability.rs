@@ -1,20 +1,10 @@
 //! `highavailability ...` and `manager reach set interval`.
 
 use super::super::model::{Backup, Recovery, Role};
+use super::syntax::HA_VERBS;
 use super::words::{Words, parse_address, parse_path, parse_port, parse_seconds};
 use super::{Command, ParseError};
 
-const HA_VERBS: &[&str] = &[
-    "heartbeat",
-    "reach",
-    "backup",
-    "status",
-    "takeover",
-    "key",
-    "scripts",
-    "maintenance",
-    "sync",
-];
 const OFF_ON: &[&str] = &["off", "on"];
 const ADD_DELETE: &[&str] = &["add", "delete"];
 const ADD_SET_DELETE: &[&str] = &["add", "set", "delete"];
@@ -26,7 +16,7 @@ const ROLES: &[&str] = &["primary", "backup", "both"];
 const RECOVERIES: &[&str] = &["auto", "manual"];
 
 pub(super) fn parse_highavailability(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let cmd = match w.keyword(HA_VERBS)? {
+    let cmd = match w.keyword(&HA_VERBS)? {
         "heartbeat" => match w.keyword(ADD_DELETE)? {
             "add" => {
                 let source = w.host_value("source address")?;

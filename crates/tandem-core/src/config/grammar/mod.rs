@@ -56,6 +56,7 @@ mod file;
 mod health;
 mod highavailability;
 mod port_server;
+pub mod syntax;
 mod targets;
 mod words;
 
@@ -74,6 +75,7 @@ use super::health::{AdvisorKey, GwmAddress, Proportions, SaspGroupTarget, SaspGw
 use super::model::{Backup, PortDefaults, Recovery};
 use serde::Serialize;
 use std::net::IpAddr;
+use syntax::OBJECTS;
 use words::Words;
 /// Largest `hatimeout` and reach `interval`, in seconds. A bound keeps every value
 /// convertible to a `Duration` without overflow.
@@ -442,19 +444,6 @@ pub fn is_mutation(cmd: &Command) -> bool {
 
 /// Words that may precede a command on a line and are skipped.
 const PROGRAM_NAMES: [&str; 2] = ["dscontrol", "tandemctl"];
-
-const OBJECTS: &[&str] = &[
-    "executor",
-    "cluster",
-    "port",
-    "server",
-    "highavailability",
-    "manager",
-    "advisor",
-    "sasp",
-    "diagnostics",
-    "file",
-];
 
 /// Parses the words of one command (without a leading `dscontrol`).
 ///

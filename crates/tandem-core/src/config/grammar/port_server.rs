@@ -1,6 +1,7 @@
 //! `port ...` and `server ...`.
 
 use super::super::model::{Method, Protocol, RepStrategy, Selection};
+use super::syntax::{PORT_VERBS, SERVER_VERBS};
 use super::targets::{ServerTarget, Targets, parse_part, port_target_in, server_target_in};
 use super::words::{
     Words, YES_NO, match_keyword, parse_number, parse_port, parse_text, parse_u32, set_once,
@@ -40,8 +41,6 @@ pub struct ServerOptions {
     pub advisorresponse: Option<String>,
 }
 
-const PORT_VERBS: &[&str] = &["add", "set", "remove", "report", "status"];
-const SERVER_VERBS: &[&str] = &["add", "set", "down", "up", "remove", "report", "status"];
 const PORT_OPTIONS: &[&str] = &[
     "method",
     "protocol",
@@ -209,7 +208,7 @@ fn parse_server_options(
 }
 
 pub(super) fn parse_port_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(PORT_VERBS)?;
+    let verb = w.keyword(&PORT_VERBS)?;
     let word = w.value("CLUSTER@PORT")?;
     let target = port_target_in(w, word)?;
     let cmd = match verb {
@@ -239,7 +238,7 @@ pub(super) fn parse_port_command(w: &mut Words<'_>) -> Result<Command, ParseErro
 }
 
 pub(super) fn parse_server_command(w: &mut Words<'_>) -> Result<Command, ParseError> {
-    let verb = w.keyword(SERVER_VERBS)?;
+    let verb = w.keyword(&SERVER_VERBS)?;
     let word = w.value("CLUSTER@PORT@SERVER")?;
     let (port, servers) = server_target_in(w, word)?;
     let mut address = None;
