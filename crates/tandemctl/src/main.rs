@@ -2,23 +2,69 @@
 //!
 //! It is deliberately thin: the command words go unchanged to the daemon over its Unix socket,
 //! where the same grammar that reads configuration files parses them. One parser, one set of
-//! error messages. With no command it reads commands from standard input, one per line, like
-//! `dscontrol` with no arguments (`exit` or `quit` ends it).
+//! error messages. clap reads tandemctl's own options (`--socket`, `--json`, `--help`,
+//! `--version`) and makes the help, completions and man pages from the grammar's syntax table
+//! (see `help`); it never parses the command words, so every abbreviation the daemon takes
+//! (`tandemctl ex sta`) keeps working. With no command it reads commands from standard input,
+//! one per line, like `dscontrol` with no arguments (`exit` or `quit` ends it); on a terminal
+//! with history and completion (see `interactive`).
 //!
 //! ```text
 //! tandemctl [--socket PATH] [--json] COMMAND...
 //! tandemctl port add 192.0.2.100@80 method nat
 //! tandemctl --json server report 192.0.2.100@80@
+//! tandemctl port --help | tandemctl help port | tandemctl completions bash | tandemctl manpages DIR
 //! ```
+//!
+//! Exit codes: see [`help::EXIT_CODES`].
 
-use anyhow::{Context, Result, bail};
+mod help;
+mod interactive;
+
+use anyhow::{Context, Result};
+use clap::{ArgAction, Parser};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::net::IpAddr;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
+use tandem_core::config::{self, syntax};
 
 /// Where `tandemd` listens unless told otherwise.
 const DEFAULT_SOCKET: &str = "/run/tandem/tandemd.sock";
+
+/// Exit codes (documented in docs/commands.md and `--help`).
+const OK: i32 = 0;
+const REFUSED: i32 = 1;
+const USAGE: i32 = 2;
+const UNREACHABLE: i32 = 3;
+
+/// tandemctl's own options; the rest of the command line is the command's words.
+#[derive(Parser, Debug)]
+#[command(
+    name = "tandemctl",
+    version,
+    disable_help_flag = true,
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// tandemd's admin socket
+    #[arg(short, long, value_name = "PATH", env = "TANDEM_SOCKET", default_value = DEFAULT_SOCKET)]
+    socket: String,
+    /// Print replies as JSON (the reply's data; errors too, as {"ok": false, "error", "exit_code"})
+    #[arg(short, long)]
+    json: bool,
+    /// Print help (`tandemctl GROUP --help`, `tandemctl help GROUP [VERB]` for a group's)
+    #[arg(short, long, action = ArgAction::SetTrue)]
+    help: bool,
+    /// The command words (a dscontrol command), passed to tandemd unchanged
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    words: Vec<String>,
+}
 
 #[derive(Serialize)]
 struct Request<'a> {
@@ -37,51 +83,184 @@ struct Response {
     error: String,
 }
 
+/// A failure with its exit code.
+#[derive(Debug)]
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl Failure {
+    fn new(code: i32, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Prints a failure as text on stderr or, with `--json`, as JSON on stdout.
+fn report(json: bool, f: &Failure) {
+    if json {
+        let v = serde_json::json!({"ok": false, "error": f.message, "exit_code": f.code});
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else if f.code == REFUSED {
+        eprintln!("error: {}", f.message);
+    } else {
+        eprintln!("tandemctl: {}", f.message);
+    }
+}
+
 struct Options {
     socket: String,
     json: bool,
-    words: Vec<String>,
 }
 
-const USAGE: &str = "usage: tandemctl [--socket PATH] [--json] COMMAND...\n\
-  COMMAND is a dscontrol command, e.g. `executor status`, `port add 192.0.2.100@80 method nat`.\n\
-  With no COMMAND, commands are read from standard input, one per line.";
+/// What the command line asks for.
+enum Action {
+    /// Send these words to tandemd.
+    Run(Vec<String>),
+    /// Read commands from standard input.
+    Stdin,
+    /// Print this text (help, completions) and exit 0.
+    Print(String),
+    Manpages(std::path::PathBuf),
+}
 
-fn parse_args(args: impl Iterator<Item = String>) -> Result<Options> {
-    let mut socket = std::env::var("TANDEM_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.to_string());
-    let mut json = false;
-    let mut words = Vec::new();
-    let mut args = args.peekable();
-    while let Some(a) = args.next() {
-        if !words.is_empty() {
-            words.push(a);
-            continue;
+fn parse_args(args: Vec<String>) -> Result<(Options, Action), (bool, Failure)> {
+    let json_asked = wants_json(&args);
+    let cli = match Cli::try_parse_from(std::iter::once("tandemctl".to_string()).chain(args)) {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayVersion => {
+            return Ok((
+                Options {
+                    socket: String::new(),
+                    json: false,
+                },
+                Action::Print(e.to_string()),
+            ));
         }
-        match a.as_str() {
-            "--socket" | "-s" => socket = args.next().context("--socket needs a path")?,
-            "--json" | "-j" => json = true,
-            "--help" | "-h" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            s if s.starts_with("--socket=") => socket = s["--socket=".len()..].to_string(),
-            s if s.starts_with("--") => bail!("unknown option '{s}'\n{USAGE}"),
-            _ => words.push(a),
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            return Err((
+                json_asked,
+                Failure::new(USAGE, format!("{first} (see tandemctl --help)")),
+            ));
         }
+    };
+    let opts = Options {
+        socket: cli.socket,
+        json: cli.json,
+    };
+    let json = opts.json;
+    let mut words = cli.words;
+    if cli.help {
+        let text = help::help_text(&[]).map_err(|e| (json, Failure::new(USAGE, e)))?;
+        return Ok((opts, Action::Print(text)));
     }
     // IBM-style invocations sometimes keep the program name: `tandemctl dscontrol executor status`.
     if words
         .first()
-        .is_some_and(|w| w == "dscontrol" || w == "tandemctl")
+        .is_some_and(|w| w.eq_ignore_ascii_case("dscontrol") || w.eq_ignore_ascii_case("tandemctl"))
     {
         words.remove(0);
+        if words.is_empty() {
+            return Err((
+                json,
+                Failure::new(
+                    USAGE,
+                    "a command must follow dscontrol (see tandemctl --help)",
+                ),
+            ));
+        }
     }
-    absolute_archive_path(&mut words)?;
-    Ok(Options {
-        socket,
-        json,
-        words,
-    })
+    let action = local_action(&words).map_err(|f| (json, f))?;
+    let action = match action {
+        Some(a) => a,
+        None if words.is_empty() => Action::Stdin,
+        None => {
+            absolute_archive_path(&mut words)
+                .map_err(|e| (json, Failure::new(USAGE, format!("{e:#}"))))?;
+            Action::Run(words)
+        }
+    };
+    Ok((opts, action))
+}
+
+/// Whether `--json` / `-j` stands among the options (before the first command word).
+fn wants_json(args: &[String]) -> bool {
+    let mut value_next = false;
+    for a in args {
+        if value_next {
+            value_next = false;
+            continue;
+        }
+        match a.as_str() {
+            "--json" | "-j" => return true,
+            "--socket" | "-s" => value_next = true,
+            s if s.starts_with('-') => {}
+            _ => return false,
+        }
+    }
+    false
+}
+
+/// The commands tandemctl answers itself: `help`, `GROUP ... --help`, `completions`,
+/// `manpages`, and an unknown group (usage, without asking the daemon). `None`: the words go
+/// to the daemon.
+fn local_action(words: &[String]) -> Result<Option<Action>, Failure> {
+    let Some(first) = words.first() else {
+        return Ok(None);
+    };
+    match first.as_str() {
+        "help" => {
+            return help::help_text(&words[1..])
+                .map(|t| Some(Action::Print(t)))
+                .map_err(|e| Failure::new(USAGE, format!("{e} (see tandemctl --help)")));
+        }
+        "completions" => {
+            let shell = match words.get(1).map(|s| s.parse::<clap_complete::Shell>()) {
+                Some(Ok(shell)) if words.len() == 2 => shell,
+                _ => {
+                    return Err(Failure::new(
+                        USAGE,
+                        "usage: tandemctl completions bash|zsh|fish",
+                    ));
+                }
+            };
+            let mut out = Vec::new();
+            help::completions(shell, &mut out);
+            return Ok(Some(Action::Print(
+                String::from_utf8_lossy(&out).into_owned(),
+            )));
+        }
+        "manpages" => {
+            return match words {
+                [_, dir] => Ok(Some(Action::Manpages(dir.into()))),
+                _ => Err(Failure::new(USAGE, "usage: tandemctl manpages DIR")),
+            };
+        }
+        _ => {}
+    }
+    if let Err(e) = syntax::resolve_group(first) {
+        return Err(Failure::new(
+            USAGE,
+            format!("unknown command group: {e} (see tandemctl --help)"),
+        ));
+    }
+    if words[1..].iter().any(|w| w == "--help" || w == "-h") {
+        let before: Vec<String> = words
+            .iter()
+            .take_while(|w| *w != "--help" && *w != "-h")
+            .cloned()
+            .collect();
+        return help::help_text(&before)
+            .map(|t| Some(Action::Print(t)))
+            .map_err(|e| Failure::new(USAGE, e));
+    }
+    Ok(None)
 }
 
 /// `diagnostics FILE` is written by the daemon, whose directory is not ours: a relative FILE
@@ -98,86 +277,210 @@ fn absolute_archive_path(words: &mut [String]) -> Result<()> {
     Ok(())
 }
 
-fn send(socket: &str, words: &[String], json: bool) -> Result<Response> {
-    let mut stream = UnixStream::connect(socket).with_context(|| {
-        format!("cannot reach tandemd at {socket} (is it running? see --socket)")
+fn send(socket: &str, words: &[String], json: bool) -> Result<Response, Failure> {
+    let unreachable = |what: String| Failure::new(UNREACHABLE, what);
+    let mut stream = UnixStream::connect(socket).map_err(|e| {
+        unreachable(format!(
+            "cannot reach tandemd at {socket}: {e} (is it running? see --socket)"
+        ))
     })?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut line = serde_json::to_string(&Request { words, json })?;
+    let io = |e: std::io::Error| unreachable(format!("talking to tandemd at {socket}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .map_err(io)?;
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .map_err(io)?;
+    let mut line = serde_json::to_string(&Request { words, json })
+        .map_err(|e| Failure::new(USAGE, format!("encoding the request: {e}")))?;
     line.push('\n');
-    stream.write_all(line.as_bytes())?;
+    stream.write_all(line.as_bytes()).map_err(io)?;
     let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .context("reading tandemd's answer")?;
-    serde_json::from_str(&reply)
-        .with_context(|| format!("tandemd sent an unreadable answer: {reply:?}"))
+    BufReader::new(stream).read_line(&mut reply).map_err(|e| {
+        unreachable(format!(
+            "no answer from tandemd at {socket}: {e} (it may be busy or wedged)"
+        ))
+    })?;
+    serde_json::from_str(&reply).map_err(|_| {
+        unreachable(format!(
+            "tandemd at {socket} sent an unreadable answer: {reply:?}"
+        ))
+    })
 }
 
-/// Runs one command; prints its output; returns whether it succeeded.
-fn run_one(opts: &Options, words: &[String]) -> Result<bool> {
+/// Reads host names as the daemon's resolver would, without asking one: each name gets an
+/// address of its own, so that only the words decide whether they parse.
+struct AnyHost(u8);
+
+impl config::Resolver for AnyHost {
+    fn resolve(&mut self, _name: &str) -> Result<IpAddr, String> {
+        self.0 = self.0.wrapping_add(1).max(1);
+        Ok(IpAddr::from([192, 0, 2, self.0]))
+    }
+}
+
+/// Whether the daemon's error is the grammar's parse error of these words (usage, 2) rather
+/// than a refusal of a well-formed command (1).
+fn is_parse_error(words: &[String], error: &str) -> bool {
+    let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+    match config::parse_words_resolving(&refs, &mut AnyHost(0)) {
+        Err(e) => e.to_string() == error,
+        Ok(None) => true,
+        Ok(Some(_)) => false,
+    }
+}
+
+/// Runs one command; prints its output.
+fn run_one(opts: &Options, words: &[String]) -> Result<(), Failure> {
     let resp = send(&opts.socket, words, opts.json)?;
     if !resp.ok {
-        eprintln!("error: {}", resp.error);
-        return Ok(false);
+        let code = if is_parse_error(words, &resp.error) {
+            USAGE
+        } else {
+            REFUSED
+        };
+        return Err(Failure::new(code, resp.error));
     }
     if opts.json {
-        println!("{}", serde_json::to_string_pretty(&resp.data)?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&resp.data).unwrap_or_default()
+        );
     } else if !resp.output.is_empty() {
         print!("{}", resp.output);
         if !resp.output.ends_with('\n') {
             println!();
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn main() {
-    let code = match real_main() {
-        Ok(true) => 0,
-        Ok(false) => 1,
-        Err(e) => {
-            eprintln!("tandemctl: {e:#}");
-            2
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (opts, action) = match parse_args(args) {
+        Ok(parsed) => parsed,
+        Err((json, f)) => {
+            report(json, &f);
+            std::process::exit(f.code);
         }
+    };
+    let code = match action {
+        Action::Print(text) => {
+            print!("{text}");
+            if !text.ends_with('\n') {
+                println!();
+            }
+            OK
+        }
+        Action::Manpages(dir) => match help::manpages(&dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                OK
+            }
+            Err(e) => {
+                let f = Failure::new(REFUSED, format!("{e:#}"));
+                report(opts.json, &f);
+                f.code
+            }
+        },
+        Action::Run(words) => match run_one(&opts, &words) {
+            Ok(()) => OK,
+            Err(f) => {
+                report(opts.json, &f);
+                f.code
+            }
+        },
+        Action::Stdin => run_stdin(&opts),
     };
     std::process::exit(code);
 }
 
-fn real_main() -> Result<bool> {
-    let opts = parse_args(std::env::args().skip(1))?;
-    if !opts.words.is_empty() {
-        return run_one(&opts, &opts.words);
+/// One line of standard input or of the interactive session; `false` ends the session.
+fn run_line(opts: &Options, line: &str, code: &mut i32) -> bool {
+    let words = match split_words(line) {
+        Ok(words) => words,
+        Err(e) => {
+            report(opts.json, &Failure::new(USAGE, e));
+            *code = (*code).max(USAGE);
+            return true;
+        }
+    };
+    match words.first().map(String::as_str) {
+        None => return true,
+        Some("exit" | "quit") => return false,
+        _ => {}
     }
-    // Interactive / scripted mode.
+    let mut words = words;
+    if words[0].eq_ignore_ascii_case("dscontrol") || words[0].eq_ignore_ascii_case("tandemctl") {
+        words.remove(0);
+    }
+    let result = match local_action(&words) {
+        Ok(Some(Action::Print(text))) => {
+            print!("{text}");
+            Ok(())
+        }
+        Ok(Some(_)) => Err(Failure::new(
+            USAGE,
+            "not in a session: run it as tandemctl's command",
+        )),
+        Ok(None) if words.is_empty() => Err(Failure::new(USAGE, "a command must follow dscontrol")),
+        Ok(None) => match absolute_archive_path(&mut words) {
+            Ok(()) => run_one(opts, &words),
+            Err(e) => Err(Failure::new(USAGE, format!("{e:#}"))),
+        },
+        Err(f) => Err(f),
+    };
+    if let Err(f) = result {
+        report(opts.json, &f);
+        *code = (*code).max(f.code);
+        if f.code == UNREACHABLE {
+            return false; // every further command would fail the same way
+        }
+    }
+    true
+}
+
+/// Commands from standard input: interactive on a terminal, else one per line. The exit code
+/// is the highest of the commands' (3 stops at once: the daemon is gone).
+fn run_stdin(opts: &Options) -> i32 {
+    let mut code = OK;
     let stdin = std::io::stdin();
-    let interactive = stdin.is_terminal();
-    let mut all_ok = true;
-    loop {
-        if interactive {
-            print!("tandemctl> ");
-            std::io::stdout().flush()?;
-        }
-        let mut line = String::new();
-        if stdin.lock().read_line(&mut line)? == 0 {
-            break;
-        }
-        let words = match split_words(&line) {
-            Ok(words) => words,
+    if stdin.is_terminal() {
+        let mut session = match interactive::Session::new() {
+            Ok(s) => s,
             Err(e) => {
-                eprintln!("error: {e}");
-                all_ok = false;
-                continue;
+                report(
+                    opts.json,
+                    &Failure::new(USAGE, format!("the terminal: {e}")),
+                );
+                return USAGE;
             }
         };
-        match words.first().map(String::as_str) {
-            None => continue,
-            Some("exit" | "quit") => break,
-            _ => {}
+        while let Some(line) = session.next_line() {
+            if !run_line(opts, &line, &mut code) {
+                break;
+            }
         }
-        all_ok &= run_one(&opts, &words)?;
+        return code;
     }
-    Ok(all_ok)
+    for line in stdin.lock().lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => {
+                report(
+                    opts.json,
+                    &Failure::new(USAGE, format!("reading standard input: {e}")),
+                );
+                return USAGE;
+            }
+        };
+        if !run_line(opts, &line, &mut code) {
+            break;
+        }
+    }
+    code
 }
 
 /// Splits an interactive line as the daemon's grammar splits a file line
@@ -234,23 +537,28 @@ fn split_words(line: &str) -> Result<Vec<String>, String> {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> impl Iterator<Item = String> {
-        s.split_whitespace()
-            .map(String::from)
-            .collect::<Vec<_>>()
-            .into_iter()
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    fn run_words(s: &str) -> (Options, Vec<String>) {
+        match parse_args(args(s)) {
+            Ok((o, Action::Run(w))) => (o, w),
+            Ok(_) => panic!("{s}: not a command to run"),
+            Err((_, f)) => panic!("{s}: {}", f.message),
+        }
     }
 
     #[test]
     fn a_relative_diagnostics_file_is_made_absolute_here() {
         let cwd = std::env::current_dir().unwrap();
-        let o = parse_args(args("diag trace.tar.gz")).unwrap();
-        assert_eq!(o.words[1], cwd.join("trace.tar.gz").display().to_string());
-        let o = parse_args(args("diagnostics /tmp/t.tar.gz")).unwrap();
-        assert_eq!(o.words[1], "/tmp/t.tar.gz");
+        let (_, w) = run_words("diag trace.tar.gz");
+        assert_eq!(w[1], cwd.join("trace.tar.gz").display().to_string());
+        let (_, w) = run_words("diagnostics /tmp/t.tar.gz");
+        assert_eq!(w[1], "/tmp/t.tar.gz");
         // Other commands' words are never touched.
-        let o = parse_args(args("highavailability scripts rel")).unwrap();
-        assert_eq!(o.words[2], "rel");
+        let (_, w) = run_words("highavailability scripts rel");
+        assert_eq!(w[2], "rel");
     }
 
     #[test]
@@ -283,23 +591,53 @@ mod tests {
 
     #[test]
     fn options_stop_at_the_first_command_word() {
-        let o = parse_args(args(
-            "--socket /tmp/x.sock --json server report 192.0.2.100@80@ --json",
-        ))
-        .unwrap();
+        let (o, w) = run_words("--socket /tmp/x.sock --json server report 192.0.2.100@80@ --json");
         assert_eq!(o.socket, "/tmp/x.sock");
         assert!(o.json);
-        assert_eq!(o.words, ["server", "report", "192.0.2.100@80@", "--json"]);
+        assert_eq!(w, ["server", "report", "192.0.2.100@80@", "--json"]);
     }
 
     #[test]
-    fn leading_dscontrol_is_ignored() {
-        let o = parse_args(args("dscontrol executor status")).unwrap();
-        assert_eq!(o.words, ["executor", "status"]);
+    fn abbreviations_and_leading_dscontrol_go_to_the_daemon_unchanged() {
+        let (_, w) = run_words("dscontrol executor status");
+        assert_eq!(w, ["executor", "status"]);
+        let (_, w) = run_words("ex sta");
+        assert_eq!(w, ["ex", "sta"]);
+        let (_, w) = run_words("HA stat");
+        assert_eq!(w, ["HA", "stat"]);
     }
 
     #[test]
-    fn unknown_option_is_an_error() {
-        assert!(parse_args(args("--bogus executor status")).is_err());
+    fn usage_errors_are_code_2() {
+        for bad in [
+            "--bogus executor status",
+            "bogus status",
+            "s report @",
+            "completions tcsh",
+        ] {
+            match parse_args(args(bad)) {
+                Err((_, f)) => assert_eq!(f.code, USAGE, "{bad}: {}", f.message),
+                Ok(_) => panic!("{bad} accepted"),
+            }
+        }
+        assert!(wants_json(&args("--socket /x -j bogus")));
+        assert!(!wants_json(&args("bogus --json")));
+    }
+
+    #[test]
+    fn parse_errors_are_told_from_refusals() {
+        let words = args("port add 192.0.2.100@80 method bogus");
+        let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+        let e = config::parse_words(&refs).unwrap_err().to_string();
+        assert!(is_parse_error(&words, &e));
+        assert!(!is_parse_error(
+            &args("port add 192.0.2.100@80"),
+            "cluster 192.0.2.100 does not exist"
+        ));
+        // Host names parse as the daemon's resolver reads them.
+        assert!(!is_parse_error(
+            &args("highavailability heartbeat add lb1 lb2"),
+            "cannot resolve lb1: no such host"
+        ));
     }
 }
