@@ -156,7 +156,7 @@ pub fn full_command() -> clap::Command {
     )
     .subcommand(
         clap::Command::new("manpages")
-            .about("write the man pages (tandemctl.1, tandemctl-GROUP.1) into DIR")
+            .about("write the man pages (tandemctl.1, tandemctl-GROUP.1, tandemctl-GROUP-VERB.1) into DIR")
             .arg(Arg::new("dir").required(true).value_name("DIR")),
     )
     .subcommand(
@@ -197,8 +197,8 @@ pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
     clap_complete::generate(shell, &mut cmd, "tandemctl", out);
 }
 
-/// `tandemctl manpages DIR`: `tandemctl.1` and `tandemctl-GROUP.1` per group. Returns the
-/// files written.
+/// `tandemctl manpages DIR`: `tandemctl.1`, `tandemctl-GROUP.1` per group and
+/// `tandemctl-GROUP-VERB.1` per verb (the group pages name them). Returns the files written.
 pub fn manpages(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut cmd = full_command();
@@ -215,6 +215,14 @@ pub fn manpages(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
         Ok(())
     };
     write("tandemctl".into(), cmd.clone())?;
+    for own in ["completions", "manpages", "help"] {
+        let name = format!("tandemctl-{own}");
+        let sub = cmd.find_subcommand(own).expect("built in").clone();
+        write(
+            name.clone(),
+            sub.name(name).bin_name(format!("tandemctl {own}")),
+        )?;
+    }
     for g in syntax::groups() {
         let name = format!("tandemctl-{}", g.name);
         let sub = cmd
@@ -223,6 +231,16 @@ pub fn manpages(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
             .clone()
             .name(name.clone())
             .bin_name(format!("tandemctl {}", g.name));
+        for v in g.verbs {
+            let verb_name = format!("tandemctl-{}-{}", g.name, v.name);
+            let verb = sub
+                .find_subcommand(v.name)
+                .expect("every verb")
+                .clone()
+                .name(verb_name.clone())
+                .bin_name(format!("tandemctl {} {}", g.name, v.name));
+            write(verb_name, verb)?;
+        }
         write(name, sub)?;
     }
     Ok(written)
