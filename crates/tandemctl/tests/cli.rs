@@ -293,7 +293,7 @@ fn every_command_in_the_docs_appears_in_help() {
                     assert!(
                         group_help
                             .lines()
-                            .any(|l| l.trim_start().split_whitespace().next() == Some(verb)),
+                            .any(|l| l.split_whitespace().next() == Some(verb)),
                         "docs: `{first}`: verb {verb} not in `tandemctl {group} --help`:\n{group_help}"
                     );
                 }
