@@ -108,7 +108,7 @@ fn main() {
         std::process::exit(check_config(file, &args.config_dir));
     }
     let target = logging::init(args.log_target);
-    tracing::debug!(target, "log target");
+    tracing::debug!(log_target = target, "log target");
     if let Err(e) = run(args) {
         tracing::error!("{e:#}");
         eprintln!("tandemd: {e:#}");

@@ -16,10 +16,8 @@ fn root() -> PathBuf {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"))
 }
 
 fn text(b: &[u8]) -> String {
@@ -107,9 +105,8 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
         "no per-group tandemctl man page:\n{listed}"
     );
     // The example configuration is a conffile (kept on upgrade), and the unit is not enabled.
-    let conffiles = text(
-        &run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", PACKAGE])).stdout,
-    );
+    let conffiles =
+        text(&run(Command::new("dpkg-query").args(["-W", "-f=${Conffiles}", PACKAGE])).stdout);
     assert!(
         conffiles.contains("/etc/tandem/default.cfg"),
         "default.cfg is not a conffile: {conffiles}"

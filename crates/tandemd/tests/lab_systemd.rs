@@ -107,8 +107,23 @@ fn lab_systemd_ready_after_forwarding_starts_then_watchdog_keepalives_status_and
 
     // An HA change is a new STATUS line: a backup without a partner goes Listen, then Active.
     for args in [
-        ["highavailability", "heartbeat", "add", "192.0.2.2", "192.0.2.3"].as_slice(),
-        ["highavailability", "backup", "add", "primary", "auto", "20001"].as_slice(),
+        [
+            "highavailability",
+            "heartbeat",
+            "add",
+            "192.0.2.2",
+            "192.0.2.3",
+        ]
+        .as_slice(),
+        [
+            "highavailability",
+            "backup",
+            "add",
+            "primary",
+            "auto",
+            "20001",
+        ]
+        .as_slice(),
     ] {
         let out = std::process::Command::new(&ctl)
             .arg("--socket")
@@ -133,7 +148,8 @@ fn lab_systemd_ready_after_forwarding_starts_then_watchdog_keepalives_status_and
         m.lines().any(|l| l == "STOPPING=1")
     });
     assert!(
-        got.iter().any(|(_, m)| m.lines().any(|l| l == "STOPPING=1")),
+        got.iter()
+            .any(|(_, m)| m.lines().any(|l| l == "STOPPING=1")),
         "no STOPPING=1 after SIGTERM: {got:?}"
     );
     let exit = daemon.wait(Duration::from_secs(20)).expect("tandemd exits");
