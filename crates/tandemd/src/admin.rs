@@ -260,6 +260,7 @@ fn answer(request: &[u8], node: &Node, stats: &AdminStats, origin: &Origin) -> (
     match decode_request(request) {
         Ok(req) => {
             stats.commands.fetch_add(1, Ordering::Relaxed);
+            let _span = crate::logging::command_span(&req.words, origin).entered();
             let r = node.execute_as(&req.words, req.json, origin);
             if r.ok {
                 tracing::debug!(command = %req.words.join(" "), "command done");

@@ -50,7 +50,7 @@ impl Node {
             fds.push(self.waker.1.as_raw_fd());
             // Exact: the node says when its next timer is due (a streamed full sync paces
             // through the sender's timers).
-            let cap = 1000;
+            let cap = crate::systemd::poll_cap_ms(1000);
             let timeout = if more {
                 0
             } else {
@@ -115,6 +115,8 @@ impl Node {
                     .full_sync_from(Instant::now(), Box::new(cursor));
                 self.flush(&mut st, now);
             }
+            // systemd: WATCHDOG=1 from this loop only, STATUS= on HA changes.
+            crate::systemd::ha_tick(&st.ha, now);
         }
     }
 }

@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! tandemd [--config FILE] [--config-dir DIR] [--log-dir DIR] [--socket PATH] [--workers N] [--ring v2|v3] [--interface IF]
+//!         [--log-target auto|journald|stderr]
+//! tandemd --check-config FILE [--config-dir DIR]
 //! ```
 //! Starts a node from a command file (the dscontrol grammar, one command per line; without
 //! `--config`, `default.cfg` of the configuration directory if it exists), forwards
@@ -19,6 +21,7 @@ mod halog;
 mod health;
 mod keys;
 mod limits;
+mod logging;
 mod mutual;
 mod netdev;
 mod node;
@@ -26,9 +29,10 @@ mod reach;
 
 mod report;
 mod scripts;
+mod systemd;
 
 use anyhow::Result;
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +72,17 @@ struct Args {
     /// Milliseconds between those gratuitous ARPs.
     #[arg(long, default_value_t = 200)]
     garp_interval_ms: u64,
+    /// Where the log goes: journald when stderr is systemd's journal stream (auto), or as said.
+    #[arg(long, value_enum, default_value = "auto")]
+    log_target: logging::Target,
+    /// Validate FILE as the daemon would load it at start (same loader, host names resolved,
+    /// nested files from --config-dir), print "FILE: OK (N commands)" or the error with
+    /// FILE:LINE, and exit 0 or 1 without starting anything.
+    #[arg(long, value_name = "FILE", conflicts_with = "config")]
+    check_config: Option<PathBuf>,
+    /// Write tandemd's man page (roff, section 8) to stdout.
+    #[arg(long, hide = true)]
+    manpage: bool,
 }
 
 fn default_workers() -> usize {
@@ -77,19 +92,70 @@ fn default_workers() -> usize {
 }
 
 fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("TANDEM_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal, never in a log file or the journal.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    if let Err(e) = run(Args::parse()) {
+    // SAFETY: the first thing the process does; no other thread exists yet.
+    unsafe { systemd::init() };
+    let args = Args::parse();
+    if args.manpage {
+        std::process::exit(match manpage() {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("tandemd: {e:#}");
+                1
+            }
+        });
+    }
+    if let Some(file) = &args.check_config {
+        std::process::exit(check_config(file, &args.config_dir));
+    }
+    let target = logging::init(args.log_target);
+    tracing::debug!(log_target = target, "log target");
+    if let Err(e) = run(args) {
+        tracing::error!("{e:#}");
         eprintln!("tandemd: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `--check-config FILE`: the start loader alone; prints the verdict, returns the exit code.
+fn check_config(file: &std::path::Path, config_dir: &std::path::Path) -> i32 {
+    let checked = files::read_start_config(file).and_then(|text| {
+        let dir = files::ConfigDir::new(config_dir.to_path_buf());
+        let loaded = files::load(
+            &dir,
+            &text,
+            &file.display().to_string(),
+            &Default::default(),
+        )?;
+        // What the first commit would refuse without touching the host: mutual HA groups.
+        tandem_core::ha::mutual::Groups::from_config(&loaded.config)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let commands = text
+            .lines()
+            .filter(|l| tandem_core::config::split_line(l).is_ok_and(|w| !w.is_empty()))
+            .count();
+        Ok((loaded.warnings, commands))
+    });
+    match checked {
+        Ok((warnings, commands)) => {
+            for w in warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}: OK ({commands} commands)", file.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("{e:#}");
+            1
+        }
+    }
+}
+
+/// tandemd.8, from the same argument definitions the daemon parses.
+fn manpage() -> Result<()> {
+    let cmd = Args::command();
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(cmd).section("8").render(&mut out)?;
+    Ok(())
 }
 
 fn run(args: Args) -> Result<()> {
@@ -134,7 +200,9 @@ fn run(args: Args) -> Result<()> {
             .spawn(move || node.run_ha())?;
     }
     tracing::info!(socket = %args.socket.display(), log_dir = %args.log_dir.display(), config_dir = %node.opts.config_dir.path().display(), "tandemd ready");
+    systemd::ready(&format!("ready: admin socket {}", args.socket.display()));
     wait_for_signal();
+    systemd::stopping();
     tracing::info!(admin_socket = ?admin.counts(), "stopping");
     node.shutdown();
     let _ = std::fs::remove_file(&args.socket);

@@ -472,6 +472,7 @@ impl Node {
         if stopping {
             st.ha.executor_stopped(now);
         }
+        crate::logging::apply_loglevel(st.config.executor.loglevel, new.executor.loglevel);
         st.config = new;
         if let Some(key) = key {
             st.ha.set_key(now, key);
@@ -719,6 +720,8 @@ impl Node {
             }
             other => {
                 if let Some(fwd) = other.forwarding() {
+                    let machine = st.ha.instance(instance).machine();
+                    let _span = crate::logging::transition_span(machine, now).entered();
                     self.refresh_plan(st);
                     st.ha.event(
                         now,
