@@ -77,7 +77,7 @@ fn lab_demo_reports_50_of_50_long_lived_and_a_summary_that_matches() {
     );
 
     // New connections during the failover: attempted, failed during / after / before.
-    let nc = numbers(line(&stdout, "attempted after the kill; failed:"));
+    let nc = numbers(line_with(&stdout, "attempted after the kill; failed:"));
     let (attempted, during, after, before) = (nc[0], nc[1], nc[nc.len() - 2], nc[nc.len() - 1]);
     let claimed = numbers(line(summary, "ok   new connections:"));
     assert_eq!(claimed[0], during + after, "{summary}");
@@ -89,7 +89,7 @@ fn lab_demo_reports_50_of_50_long_lived_and_a_summary_that_matches() {
     // The HTTP rounds: each "N of M answered" is the summary's.
     let rounds: Vec<Vec<f64>> = stdout
         .lines()
-        .filter(|l| l.contains(" answered in "))
+        .filter(|l| l.contains(" answered in ") && l.contains(" connections/s"))
         .map(|l| numbers(l)[..2].to_vec())
         .collect();
     assert_eq!(

@@ -82,27 +82,23 @@ pub fn run(
          target 192.0.2.10"
     );
     let (scripts, log) = write_scripts(lab)?;
-    // The echo port of the long-lived connections, added on lb1 at runtime: configuration
-    // sync gives it to lb2 when the pair forms.
-    let echo = format!("{CLUSTER_IP}@{ECHO_PORT}");
-    say(&lb1, &["port", "add", &echo, "repstrategy", "connection"])?;
-    say(
-        &lb1,
-        &[
-            "server",
-            "add",
-            &format!("{echo}@192.0.2.11+192.0.2.12+192.0.2.13"),
-        ],
-    )?;
     let lb2 = TandemNode::start(&lab.lab, &lab.lbs[1], &demo_config(2), &[])?;
     if web.is_some() {
         Web::enable(&lb2)?;
     }
-    lb2.ctl(&[
-        "highavailability",
-        "scripts",
-        scripts.to_str().unwrap_or_default(),
-    ])?;
+    // The echo port of the long-lived connections, added at runtime on both nodes before they
+    // pair (configuration sync then finds them identical), and the HA scripts.
+    let echo = format!("{CLUSTER_IP}@{ECHO_PORT}");
+    let servers = format!("{echo}@192.0.2.11+192.0.2.12+192.0.2.13");
+    for node in [&lb1, &lb2] {
+        say(node, &["port", "add", &echo, "repstrategy", "connection"])?;
+        say(node, &["server", "add", &servers])?;
+        node.ctl(&[
+            "highavailability",
+            "scripts",
+            scripts.to_str().unwrap_or_default(),
+        ])?;
+    }
     for (node, src, dst, role) in [
         (&lb1, "192.0.2.2", "192.0.2.3", "primary"),
         (&lb2, "192.0.2.3", "192.0.2.2", "backup"),
@@ -119,8 +115,7 @@ pub fn run(
     wait_ha_state(&lb2, "Standby", true, Duration::from_secs(20))?;
     wait_config_synced(&lb1, &lb2, Duration::from_secs(15))?;
     println!(
-        "  lb1 is {}, lb2 is {}; lb2 holds lb1's configuration (port {ECHO_PORT} included) \
-         through configuration sync",
+        "  lb1 is {}, lb2 is {}; configuration sync finds both configurations identical",
         state(&lb1),
         state(&lb2)
     );
