@@ -37,6 +37,13 @@ fn line<'a>(out: &'a str, prefix: &str) -> &'a str {
     found[0]
 }
 
+/// The one line of `out` that contains `needle`.
+fn line_with<'a>(out: &'a str, needle: &str) -> &'a str {
+    let found: Vec<&str> = out.lines().filter(|l| l.contains(needle)).collect();
+    assert_eq!(found.len(), 1, "one line with {needle:?} wanted:\n{out}");
+    found[0]
+}
+
 #[test]
 fn lab_demo_reports_50_of_50_long_lived_and_a_summary_that_matches() {
     let _g = serial();
