@@ -170,7 +170,9 @@ pub fn run(
         samples
     })?;
     if web.is_some() {
-        web::wait_enter("  Press Enter to kill lb1 (watch both status pages) ");
+        web::wait_enter(
+            "  Press Enter to kill lb1 (watch lb2's status page: lb1's goes away with lb1) ",
+        );
     }
     std::thread::sleep(Duration::from_secs(1));
     println!("  new connections arriving on port 80 every 20 ms; killing lb1 (kill -9) now");
@@ -282,7 +284,8 @@ pub fn run(
     println!(
         "  (carried on = never reset or closed, answered by the same server all along, every \
          echo answered in order, still echoing after the takeover; stall = longest wait for \
-         an echo)"
+         an echo: the takeover time plus the client's TCP retransmission backoff, 0.2, 0.6, \
+         1.4, 3.0 s after the outage starts)"
     );
     for (i, why) in long_lived.broke.iter().take(10) {
         println!("  connection c{i}: {why}");
