@@ -18,9 +18,12 @@
 //! advisor sends `HEAD / HTTP/1.0`); `GET /load` answers the first word of the server's load
 //! file (`0` without one); a *silent* port accepts and never answers; a DNS port answers every
 //! query NOERROR (`A` questions with [`DNS_ANSWER`]).
+//!
+//! [`Relay`] carries TCP from the root namespace into a lab host (`tandem-lab demo --web`).
 
 mod client;
 mod health;
+mod relay;
 mod server;
 
 use std::io::{self, Read};
@@ -33,6 +36,7 @@ pub use client::{
     http_load, http_load_path, udp_request,
 };
 pub use health::{DNS_ANSWER, dns_answer};
+pub use relay::{MAX_CONNECTIONS as RELAY_MAX_CONNECTIONS, Relay, RelayStats};
 pub use server::{ServeConfig, Server, ServerStats, serve};
 
 /// Longest line the echo protocol accepts.
