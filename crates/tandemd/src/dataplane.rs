@@ -262,8 +262,32 @@ impl Drop for Dataplane {
 /// The headroom the kernel keeps in front of a frame in an XDP buffer (XDP_PACKET_HEADROOM).
 const XDP_HEADROOM: usize = 256;
 
+/// The nice value of the packet workers: above ordinary work, so that frames are not lost to
+/// batch jobs (compilers, backups) sharing the node's CPUs. The kernel's own forwarding runs in
+/// softirq context, ahead of every task; a user-space forwarder at nice 0 gets only its fair
+/// share among the runnable tasks, and its receive rings overflow while it waits
+/// (BENCHMARKS.md, "Data plane v2": `rx_ring_full` at 11-22 % CPU on a machine at load 13).
+/// A worker sleeps in `poll` when there is nothing to do, so it takes no CPU from others then.
+/// Not real-time (keepalived's way): a bug that spins cannot starve the node.
+pub const WORKER_NICE: libc::c_int = -10;
+
+/// Puts the calling thread (a packet worker) at [`WORKER_NICE`]. Without the privilege
+/// (`CAP_SYS_NICE`), the thread stays as it is and the daemon says so once per thread.
+fn raise_priority(name: &str) {
+    // SAFETY: gettid(2) has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority(2) on our own thread's id: PRIO_PROCESS with a thread id changes
+    // that thread only.
+    let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        tracing::info!(worker = name, error = %e, nice = WORKER_NICE, "packet worker keeps its priority");
+    }
+}
+
 /// An AF_PACKET worker, index `index` of the engine's workers.
 fn worker(index: usize, mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
+    raise_priority("afpacket");
     let mut extra: Vec<Vec<u8>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         ring.wait(100);
@@ -291,6 +315,7 @@ fn worker(index: usize, mut ring: Ring, engine: Arc<Engine>, stop: Arc<AtomicBoo
 /// An AF_XDP worker: its sockets (one per queue it serves) in turn. XDP frames carry no
 /// partial checksums (docs/packet-io.md) and keep their VLAN tag in the frame.
 fn worker_xdp(index: usize, mut socks: Vec<Xsk>, engine: Arc<Engine>, stop: Arc<AtomicBool>) {
+    raise_priority("afxdp");
     let mut extra: Vec<Vec<u8>> = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
