@@ -13,10 +13,11 @@ use tandem_core::config::syntax::{self, Group, Verb};
 pub const EXIT_CODES: &str = "\
 Exit codes:
   0  ok
-  1  command refused: tandemd took the words and refused the command (an object that does not
-     exist, a value the configuration refuses, an action that cannot run now)
-  2  usage: a bad tandemctl option, a command group that matches nothing, or words that are not
-     a command (the grammar's parse error, as tandemd reports it)
+  1  command refused: tandemd refused it (words that are not a command, with the grammar's
+     error; an object that does not exist; a value the configuration refuses; an action that
+     cannot run now)
+  2  usage: a bad tandemctl option, or a command group that matches nothing (said without
+     asking tandemd)
   3  tandemd unreachable: socket missing, connection refused or denied, no answer in time";
 
 const ABOUT: &str = "Tandem's control CLI: sends dscontrol commands to tandemd";

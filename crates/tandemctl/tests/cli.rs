@@ -335,7 +335,7 @@ struct Daemon {
 }
 
 impl Daemon {
-    fn start() -> Daemon {
+    fn start(name: &str) -> Daemon {
         let bin = Path::new(env!("CARGO_BIN_EXE_tandemctl"))
             .parent()
             .unwrap()
@@ -345,7 +345,7 @@ impl Daemon {
             "{} is missing: build it first (cargo build -p tandemd)",
             bin.display()
         );
-        let dir = temp_dir("daemon");
+        let dir = temp_dir(name);
         let socket = dir.join("tandemd.sock");
         let child = Command::new(&bin)
             .arg("--socket")
@@ -389,7 +389,7 @@ impl Drop for Daemon {
 
 #[test]
 fn exit_codes_against_a_real_daemon() {
-    let d = Daemon::start();
+    let d = Daemon::start("daemon-codes");
     // 0: ok, abbreviations and a leading dscontrol pass through unchanged.
     let out = d.ctl(&["ex", "status"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -409,16 +409,16 @@ fn exit_codes_against_a_real_daemon() {
         (v["ok"].clone(), v["exit_code"].clone()),
         (false.into(), 1.into())
     );
-    // 2: words the grammar does not take (the daemon's parse error).
+    // Words the grammar does not take: refused by the daemon with its parse error, 1 too.
     let out = d.ctl(&["port", "add", "192.0.2.100@80", "method", "bogus"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("unknown keyword 'bogus'"),
         "{}",
         stderr(&out)
     );
     let out = d.ctl(&["ex", "st"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("ambiguous"), "{}", stderr(&out));
     // Commands from a pipe: the highest code of the lines.
     let mut child = Command::new(env!("CARGO_BIN_EXE_tandemctl"))
@@ -437,4 +437,50 @@ fn exit_codes_against_a_real_daemon() {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[test]
+fn interactive_mode_completes_keywords_and_keeps_history() {
+    let d = Daemon::start("daemon-interactive");
+    let home = temp_dir("home");
+    // `script` (util-linux) gives tandemctl a terminal; Tab completes `clu` and `rep`.
+    let cmd = format!(
+        "{} --socket {}",
+        env!("CARGO_BIN_EXE_tandemctl"),
+        d.socket.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .env("HOME", &home)
+        .env("TERM", "xterm")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script runs (util-linux)");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        for line in [
+            &b"clu\trep\t@\n"[..],
+            b"port add 192.0.2.99@80\n",
+            b"exit\n",
+        ] {
+            stdin.write_all(line).unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = stdout(&out);
+    assert!(text.contains("tandemctl> "), "no prompt: {text}");
+    // The refused port add makes the session's code 1.
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("does not exist") || text.contains("error:"),
+        "{text}"
+    );
+    let history = std::fs::read_to_string(home.join(".tandemctl_history")).expect("history");
+    assert!(history.contains("cluster report @"), "{history}");
+    assert!(history.contains("port add 192.0.2.99@80"), "{history}");
+    std::fs::remove_dir_all(&home).unwrap();
 }

@@ -33,6 +33,9 @@
 //! file save NAME [force] | newload NAME | appendload NAME | report | delete NAME
 //! ```
 //!
+//! The group and verb keywords come from the syntax table ([`syntax`]), which also gives
+//! `tandemctl` its help, completions and man pages.
+//!
 //! A string value is one word; in a line it is double-quoted to hold spaces or `#`
 //! (`advisorrequest "HEAD / HTTP/1.1\r\nHost: www"`), with the escapes `\"` `\\` `\r` `\n`
 //! `\t`. `Display` always writes it quoted.
