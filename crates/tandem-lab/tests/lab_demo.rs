@@ -1,8 +1,9 @@
 //! The demo itself: runs the real `tandem-lab demo` binary (small traffic) and checks that it
 //! reports 50 of 50 long-lived connections carrying on through the takeover, a takeover time,
-//! and a summary whose claims are the very numbers printed above it; and the `--web` relay
-//! (root namespace to a lab host, upstream socket made inside the host's namespace). Needs
-//! root (network namespaces); fails without it, never skips.
+//! and a summary whose claims are the very numbers printed above it; the `--web` relay (root
+//! namespace to a lab host, upstream socket made inside the host's namespace); and
+//! `demo --web` (a page address per node, the lab kept until Ctrl-C, then removed). Needs root
+//! (network namespaces); fails without it, never skips.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -175,4 +176,91 @@ fn lab_demo_relay_carries_bytes_both_ways_into_a_namespace() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn lab_demo_web_prints_relayed_pages_and_keeps_the_lab_until_ctrl_c() {
+    let _g = serial();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--connections", "100", "--web", "--web-port", "0"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running tandem-lab demo --web");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !seen.contains("press Ctrl-C") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                seen.push_str(&l);
+                seen.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("no 'press Ctrl-C' from demo --web:\n{seen}");
+            }
+        }
+    }
+    // One page address per node, each a relay on 127.0.0.1 that accepts connections while
+    // the lab is kept.
+    let urls: std::collections::BTreeSet<&str> = seen
+        .lines()
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+        })
+        .collect();
+    assert_eq!(urls.len(), 2, "{seen}");
+    for u in &urls {
+        let addr: SocketAddr = u
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap();
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("relay {addr} does not accept: {e}\n{seen}"));
+    }
+    assert!(
+        seen.contains("tandemctl executor set metrics 192.0.2.2:9180"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("tandemctl executor set metrics 192.0.2.3:9180"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("Demo complete: every claim above holds"),
+        "{seen}"
+    );
+    // Ctrl-C removes the lab and exits 128 + SIGINT.
+    // SAFETY: signalling the child this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    let id = seen
+        .lines()
+        .find_map(|l| l.split("logs in ").nth(1))
+        .and_then(|p| std::path::Path::new(p.trim()).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .expect("the lab's log directory");
+    let left: Vec<String> = std::fs::read_dir("/run/netns")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(&format!("{id}-")))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "namespaces left after Ctrl-C: {left:?}");
 }
