@@ -58,7 +58,7 @@ pub(super) fn route(ctx: &Ctx, path: &str, query: Option<&str>) -> Answer {
         "/metrics" => Answer {
             status: StatusCode::OK,
             content_type: METRICS_CONTENT_TYPE,
-            body: super::metrics::gather(&node).into_bytes(),
+            body: super::metrics::gather(&node, &ctx.transitions).into_bytes(),
         },
         "/api/status" => Answer::json(
             StatusCode::OK,

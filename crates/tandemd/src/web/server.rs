@@ -58,6 +58,7 @@ impl Drop for WebServer {
 pub(super) struct Ctx {
     pub node: Weak<Node>,
     pub history: History,
+    pub transitions: super::metrics::Transitions,
 }
 
 pub(super) fn start(listener: std::net::TcpListener, node: Weak<Node>) -> Result<WebServer> {
@@ -73,6 +74,7 @@ pub(super) fn start(listener: std::net::TcpListener, node: Weak<Node>) -> Result
     let ctx = Arc::new(Ctx {
         node,
         history: History::default(),
+        transitions: Default::default(),
     });
     std::thread::Builder::new()
         .name("web".into())
