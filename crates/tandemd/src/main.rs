@@ -30,6 +30,7 @@ mod reach;
 mod report;
 mod scripts;
 mod systemd;
+mod web;
 
 use anyhow::Result;
 use clap::{CommandFactory, Parser};
