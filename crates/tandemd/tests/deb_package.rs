@@ -82,7 +82,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
         "/usr/sbin/tandemd",
         "/usr/bin/tandemctl",
         "/usr/bin/tandem-gwm",
-        "/lib/systemd/system/tandemd.service",
+        "/usr/lib/systemd/system/tandemd.service",
         "/usr/share/man/man8/tandemd.8.gz",
         "/usr/share/man/man1/tandemctl.1.gz",
         "/usr/share/bash-completion/completions/tandemctl",
@@ -118,7 +118,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
     let out = run(Command::new("systemd-analyze").args([
         "verify",
         "--man=no",
-        "/lib/systemd/system/tandemd.service",
+        "/usr/lib/systemd/system/tandemd.service",
     ]));
     assert!(
         out.status.success(),
