@@ -24,14 +24,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The machine-wide lock: one package test installs at a time (dpkg is machine-wide).
-struct MachineLock(std::fs::File);
-
-fn machine_lock() -> MachineLock {
+/// The machine-wide lock (held while the file is open): one package test installs at a time
+/// (dpkg is machine-wide).
+fn machine_lock() -> std::fs::File {
     let f = std::fs::File::create("/tmp/tandem-deb-package.lock").unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    MachineLock(f)
+    f
 }
 
 /// Purges the package when dropped (test end or panic).
