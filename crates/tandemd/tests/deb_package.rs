@@ -147,7 +147,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
     let out = run(Command::new("/usr/sbin/tandemd")
         .arg("--check-config")
         .arg(&bad)
-        .args(["--config-dir"])
+        .arg("--config-dir")
         .arg(&tmp));
     let err = text(&out.stderr);
     assert!(
