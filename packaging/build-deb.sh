@@ -15,6 +15,8 @@ cd "$root"
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=$target/debug
 gen=$bin/deb-gen
+# The tandemctl that generates man pages and completions (the packaged one is always $bin's).
+ctl=${TANDEMCTL:-$bin/tandemctl}
 out=${1:-$target/debian}
 
 fail() {
@@ -33,7 +35,7 @@ cargo build --quiet -p tandemd -p tandemctl -p tandem-gwm
 rm -rf "$gen"
 mkdir -p "$gen/man1" "$gen/man8" "$gen/completions"
 "$bin/tandemd" --manpage >"$gen/man8/tandemd.8" || fail "tandemd --manpage failed"
-"$bin/tandemctl" manpages "$gen/man1" ||
+"$ctl" manpages "$gen/man1" ||
   fail "'tandemctl manpages DIR' failed: the cli branch (tandemctl completions/manpages) is not merged?"
 [ -s "$gen/man1/tandemctl.1" ] || fail "tandemctl manpages wrote no tandemctl.1 into $gen/man1"
 for sh in bash zsh fish; do
@@ -42,13 +44,14 @@ for sh in bash zsh fish; do
     zsh) file=_tandemctl ;;
     fish) file=tandemctl.fish ;;
   esac
-  "$bin/tandemctl" completions "$sh" >"$gen/completions/$file" ||
+  "$ctl" completions "$sh" >"$gen/completions/$file" ||
     fail "'tandemctl completions $sh' failed: the cli branch is not merged?"
   [ -s "$gen/completions/$file" ] || fail "tandemctl completions $sh printed nothing"
 done
 # Debian installs man pages compressed.
 gzip -9n "$gen"/man1/*.1 "$gen"/man8/*.8
 
-# Dev profile, already built, unstripped (fast; the package is for tests and labs, build a
+# Dev profile, already built; stripped (the debug info would triple the package and the time
+# to compress it; the package is for tests and labs, build a
 # release package with: cargo deb -p tandemd after the same generation steps).
-cargo deb -p tandemd --profile dev --no-build --no-strip --no-dbgsym --fast --quiet -o "$out"
+cargo deb -p tandemd --profile dev --no-build --strip --no-dbgsym --fast --quiet -o "$out"

@@ -163,9 +163,14 @@ pub fn get() -> &'static Notifier {
     NOTIFIER.get_or_init(|| Notifier::new(Env::parse(None, None, None, 0)))
 }
 
-/// `READY=1`, with the first status line.
+/// `READY=1`, with a first status line; the HA loop's next turn sends the HA status again.
 pub fn ready(status: &str) {
-    get().send(&format!("READY=1\nSTATUS={status}"));
+    let n = get();
+    n.state
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .last_status = None;
+    n.send(&format!("READY=1\nSTATUS={status}"));
 }
 
 /// `STOPPING=1`.

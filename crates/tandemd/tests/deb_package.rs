@@ -24,14 +24,13 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// The machine-wide lock: one package test installs at a time (dpkg is machine-wide).
-struct MachineLock(std::fs::File);
-
-fn machine_lock() -> MachineLock {
+/// The machine-wide lock (held while the file is open): one package test installs at a time
+/// (dpkg is machine-wide).
+fn machine_lock() -> std::fs::File {
     let f = std::fs::File::create("/tmp/tandem-deb-package.lock").unwrap();
     // SAFETY: flock on a descriptor we own.
     assert_eq!(unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) }, 0);
-    MachineLock(f)
+    f
 }
 
 /// Purges the package when dropped (test end or panic).
@@ -82,7 +81,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
         "/usr/sbin/tandemd",
         "/usr/bin/tandemctl",
         "/usr/bin/tandem-gwm",
-        "/lib/systemd/system/tandemd.service",
+        "/usr/lib/systemd/system/tandemd.service",
         "/usr/share/man/man8/tandemd.8.gz",
         "/usr/share/man/man1/tandemctl.1.gz",
         "/usr/share/bash-completion/completions/tandemctl",
@@ -118,7 +117,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
     let out = run(Command::new("systemd-analyze").args([
         "verify",
         "--man=no",
-        "/lib/systemd/system/tandemd.service",
+        "/usr/lib/systemd/system/tandemd.service",
     ]));
     assert!(
         out.status.success(),
@@ -148,7 +147,7 @@ fn deb_package_installs_checks_its_example_configuration_and_purges() {
     let out = run(Command::new("/usr/sbin/tandemd")
         .arg("--check-config")
         .arg(&bad)
-        .args(["--config-dir"])
+        .arg("--config-dir")
         .arg(&tmp));
     let err = text(&out.stderr);
     assert!(

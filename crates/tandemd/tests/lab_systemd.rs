@@ -82,7 +82,7 @@ fn lab_systemd_ready_after_forwarding_starts_then_watchdog_keepalives_status_and
     let status: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("executor status: {e}: {out:?}"));
     assert!(
-        status["data"]["interface"].is_string() && status["data"]["packetio_running"].is_string(),
+        status["interface"].is_string() && status["packetio_running"].is_string(),
         "the data plane is not running when READY=1 arrives: {status}"
     );
 
