@@ -450,16 +450,13 @@ impl ConnTable {
                 .map(|n| n.returnaddress);
             let proto = conn.key.proto;
             let r = self.insert_locked(&mut s, conn);
-            match &r {
-                Ok(old) => {
-                    replaced += usize::from(old.is_some());
-                    if let Some(ret) = nat
-                        && !pools.contains(&(ret, proto))
-                    {
-                        pools.push((ret, proto));
-                    }
+            if let Ok(old) = &r {
+                replaced += usize::from(old.is_some());
+                if let Some(ret) = nat
+                    && !pools.contains(&(ret, proto))
+                {
+                    pools.push((ret, proto));
                 }
-                Err(_) => {}
             }
             done(r);
         }
