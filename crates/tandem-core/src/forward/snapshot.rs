@@ -9,7 +9,7 @@
 //!
 //! [`Engine::install_replicated_batch`] installs many received records at once: grouped by
 //! the shard of their connection, on a few threads each owning a set of shards, so that
-//! 1 000 000 records install in well under a second on two cores (BENCHMARKS.md, "Records
+//! 1 000 000 records resync in about 1.3 s on two cores (BENCHMARKS.md, "Records
 //! and resync"). Records of one connection keep their order.
 
 use super::conn::Conn;
