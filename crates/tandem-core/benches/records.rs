@@ -23,6 +23,21 @@ fn status(field: &str) -> u64 {
         * 1024
 }
 
+/// CPU time of the process (every thread, user and system), milliseconds (10 ms steps).
+fn cpu_ms() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command's closing parenthesis; utime and stime are the 14th and 15th.
+    let rest = &s[s.rfind(')').expect("stat") + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|v| v.parse().expect("ticks"))
+        .collect();
+    // USER_HZ is 100 on Linux.
+    (f[0] + f[1]) * 10
+}
+
 fn reset_peak() {
     // Linux: "5" resets VmHWM to the current RSS.
     std::fs::write("/proc/self/clear_refs", "5").expect("/proc/self/clear_refs");
@@ -32,7 +47,8 @@ const CONFIG: &str = "port add 192.0.2.100@80 repstrategy connection staletimeou
     server add 192.0.2.100@80@192.0.2.11\n\
     server add 192.0.2.100@80@192.0.2.12\n";
 
-/// One run: prints `bytes_per_record rss_mb sync_extra_mb resync_ms installed`.
+/// One run: prints `bytes_per_record rss_mb sync_extra_mb resync_ms resync_cpu_ms
+/// receiver_mb receiver_peak_extra_mb`.
 fn child(n: u32) {
     let t0 = Instant::now();
     let cfg = config(&format!("executor set maxconnections {n}\n{CONFIG}"));
@@ -66,16 +82,26 @@ fn child(n: u32) {
     let extra = status("VmHWM:").saturating_sub(before);
     // The resync: from the first record encoded to the last installed.
     let b = engine(&cfg, t0);
+    reset_peak();
+    let empty = status("VmRSS:");
+    let cpu = cpu_ms();
     let start = Instant::now();
     let r = loopback_full_sync(&a, Some(&b));
     let took = start.elapsed();
+    let cpu = cpu_ms() - cpu;
     assert_eq!(b.conns.len(), n as usize);
+    assert_eq!(r.installed, n as usize);
+    // The receiver's table, and the peak above it during the sync (batches in flight).
+    let installed = status("VmRSS:").saturating_sub(empty);
+    let peak = status("VmHWM:").saturating_sub(empty);
     println!(
-        "{per} {} {} {} {}",
+        "{per} {} {} {} {} {} {}",
         filled / 1_000_000,
         extra / 1_000_000,
         took.as_millis(),
-        r.installed
+        cpu,
+        installed / 1_000_000,
+        peak.saturating_sub(installed) / 1_000_000,
     );
     // Keep both alive to here.
     drop((a, b));
@@ -132,6 +158,9 @@ fn main() {
         "process RSS with the records, MB",
         "sender's extra peak RSS during a full sync, MB",
         "full resync, ms (encode → installed)",
+        "full resync, CPU ms of the process (all threads)",
+        "receiver's RSS growth with the installed records, MB",
+        "receiver's extra peak RSS during the sync, MB",
     ];
     println!("{n} records, {runs} runs: median (min–max)");
     for (i, name) in names.iter().enumerate() {

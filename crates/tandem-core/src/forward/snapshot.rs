@@ -9,14 +9,19 @@
 //!
 //! [`Engine::install_replicated_batch`] installs many received records at once: grouped by
 //! the shard of their connection, on a few threads each owning a set of shards, so that
-//! 1 000 000 records install in well under a second on two cores (BENCHMARKS.md, "Records
+//! 1 000 000 records resync in about 1.3 s on two cores (BENCHMARKS.md, "Records
 //! and resync"). Records of one connection keep their order.
 
+use super::conn::Conn;
 use super::engine::Engine;
+use super::plan::PortPlan;
 use super::replicate::{replicates_affinity, replicates_connections};
+use super::stats::ServerCounters;
+use crate::config::{Method, Protocol};
 use crate::replication::{self, ConnectionRecord, Record, SyncSource};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
 /// Batches smaller than this are installed on the calling thread.
@@ -133,42 +138,171 @@ impl Engine {
         out
     }
 
-    /// Installs `records` ([`Engine::install_replicated`] each) and returns how many were
-    /// installed. A large batch is split by connection shard over a few threads (each shard
-    /// on one thread, in the batch's order); affinity records go on the first.
+    /// Installs `records` (as [`Engine::install_replicated`] each, in order) and returns how
+    /// many were installed. The records are grouped by the shard of their connection; a large
+    /// batch is spread over a few threads, each owning a set of shards. The connection records
+    /// of `method mac` ports that pass the plan's checks go in a shard's table under one lock
+    /// with one lookup each, their slots taken at once and the server counters added once
+    /// ([`Engine::install_shard`]); any other record (NAT, ended, refused, affinity) takes
+    /// [`Engine::install_replicated`], on the first thread for affinity records.
     pub fn install_replicated_batch(&self, records: &[Record], now: Instant) -> usize {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, INSTALL_THREADS);
-        if records.len() < PARALLEL_MIN || threads == 1 {
-            return records
-                .iter()
-                .filter(|r| self.install_replicated(r, now).is_ok())
-                .count();
-        }
-        let mut groups: Vec<Vec<&Record>> = (0..threads)
-            .map(|_| Vec::with_capacity(records.len() / threads + 1))
-            .collect();
+        let shards = self.conns.shard_count();
+        let mut by_shard: Vec<Vec<&Record>> = vec![Vec::new(); shards];
+        let mut affinity = Vec::new();
         for r in records {
-            let g = match r {
-                Record::Connection(c) => self.conns.shard_index(&c.flow_key()) % threads,
-                Record::Affinity(_) => 0,
-            };
-            groups[g].push(r);
+            match r {
+                Record::Connection(c) => by_shard[self.conns.shard_index(&c.flow_key())].push(r),
+                Record::Affinity(_) => affinity.push(r),
+            }
+        }
+        let threads = if records.len() < PARALLEL_MIN {
+            1
+        } else {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, INSTALL_THREADS)
+        };
+        let work = |t: usize| {
+            let mut n = 0;
+            if t == 0 {
+                n += affinity
+                    .iter()
+                    .filter(|r| self.install_replicated(r, now).is_ok())
+                    .count();
+            }
+            for (shard, group) in by_shard.iter().enumerate() {
+                if shard % threads == t && !group.is_empty() {
+                    n += self.install_shard(shard, group, now);
+                }
+            }
+            n
+        };
+        if threads == 1 {
+            return work(0);
         }
         std::thread::scope(|s| {
-            let handles: Vec<_> = groups
-                .iter()
-                .map(|g| {
-                    s.spawn(move || {
-                        g.iter()
-                            .filter(|r| self.install_replicated(r, now).is_ok())
-                            .count()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+            let work = &work;
+            let handles: Vec<_> = (1..threads).map(|t| s.spawn(move || work(t))).collect();
+            let mine = work(0);
+            mine + handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or(0))
+                .sum::<usize>()
         })
+    }
+
+    /// Installs the records of one connection shard, in order (see
+    /// [`Engine::install_replicated_batch`]); how many were installed.
+    fn install_shard(&self, shard: usize, records: &[&Record], now: Instant) -> usize {
+        let plan = self.plan();
+        let mut installed = 0;
+        let mut fast: Vec<(Conn, &ServerCounters)> = Vec::with_capacity(records.len());
+        // The port of the previous record (a sync's records are mostly of a few ports).
+        let mut last: Option<&PortPlan> = None;
+        for r in records {
+            let Record::Connection(cr) = r else {
+                continue;
+            };
+            let key = cr.flow_key();
+            let port = match last {
+                Some(p)
+                    if p.cluster == key.dst_ip
+                        && p.config.number == key.dst_port
+                        && p.proto == key.proto =>
+                {
+                    Some(p)
+                }
+                _ => plan.port(key.dst_ip, key.dst_port, key.proto).map(|p| &**p),
+            };
+            last = port.or(last);
+            let server = port
+                .filter(|p| {
+                    p.uses_connection_records() && p.config.method == Method::Mac && !cr.ended
+                })
+                .and_then(|p| Some((p, p.server(cr.server)?)));
+            match (server, cr.nat) {
+                (Some((port, server)), None) => {
+                    let mut conn = cr.to_conn(now);
+                    conn.staletimeout = conn.staletimeout.min(port.staletimeout());
+                    // As install_replicated: a TCP client that never acknowledged has not
+                    // completed its handshake.
+                    conn.established =
+                        cr.proto != Protocol::Tcp || cr.client_ack != 0 || cr.closing;
+                    fast.push((conn, &server.counters));
+                }
+                _ => {
+                    // Records of this shard keep their order.
+                    installed += self.install_conns(shard, &mut fast, now);
+                    installed += usize::from(self.install_replicated(r, now).is_ok());
+                }
+            }
+        }
+        installed + self.install_conns(shard, &mut fast, now)
+    }
+
+    /// Puts checked `method mac` records of one shard in the table (taken from `conns`): the
+    /// slots at once, the records under one lock, the counters once per server. Records that
+    /// find the table full take [`Engine::install_replicated`] (which makes room from
+    /// half-open records, or refuses them counted).
+    fn install_conns(
+        &self,
+        shard: usize,
+        conns: &mut Vec<(Conn, &ServerCounters)>,
+        now: Instant,
+    ) -> usize {
+        if conns.is_empty() {
+            return 0;
+        }
+        let got = self.conns.try_reserve_many(conns.len());
+        let rest: Vec<(Conn, &ServerCounters)> = conns.split_off(got);
+        let mut deltas: Vec<(&ServerCounters, i64, i64)> = Vec::new();
+        let mut replaced = Vec::new();
+        let mut installed = 0;
+        let counted: Vec<(&ServerCounters, bool)> = conns
+            .iter()
+            .map(|(c, s)| (*s, c.closing_since.is_none()))
+            .collect();
+        let mut results = counted.iter();
+        self.conns
+            .insert_batch(shard, conns.drain(..).map(|(c, _)| c), |r| {
+                let Some(&(server, active)) = results.next() else {
+                    return;
+                };
+                // A MAC record holds no NAT port: it is always put in.
+                if let Ok(old) = r {
+                    installed += 1;
+                    let d = match deltas.iter_mut().find(|d| std::ptr::eq(d.0, server)) {
+                        Some(d) => d,
+                        None => {
+                            deltas.push((server, 0, 0));
+                            deltas.last_mut().expect("pushed")
+                        }
+                    };
+                    d.1 += i64::from(active);
+                    d.2 += 1;
+                    replaced.extend(old);
+                }
+            });
+        for (server, active, records) in deltas {
+            if active != 0 {
+                server.add_active(0, active);
+            }
+            server.add_records(0, records);
+        }
+        self.release(0, &replaced);
+        self.replicated
+            .installed
+            .fetch_add(installed as u64, Relaxed);
+        // The table was full for these: one at a time, making room or refused.
+        let replay: Vec<Record> = rest
+            .iter()
+            .filter_map(|(c, _)| ConnectionRecord::from_conn(c, now).map(Record::Connection))
+            .collect();
+        installed
+            + replay
+                .iter()
+                .filter(|r| self.install_replicated(r, now).is_ok())
+                .count()
     }
 }
 

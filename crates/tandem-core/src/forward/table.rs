@@ -22,11 +22,11 @@
 //! epoch forward before 32-bit times run out (after 24 days), and times older than the new
 //! epoch (12 days back) become the epoch.
 
-use super::compact::{Clock, Family, Key};
+use super::compact::{Clock, Family, Key, Map};
 use super::conn::Conn;
 use crate::flow::FlowKey;
 use parking_lot::Mutex;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -189,14 +189,14 @@ struct PoolQueue {
 }
 
 /// Half-open queues of the NAT pools, by (returnaddress, protocol).
-type PoolMap = HashMap<(IpAddr, u8), PoolQueue>;
+type PoolMap = Map<(IpAddr, u8), PoolQueue>;
 
 /// A shard of the NAT port index: IPv4 ports of IPv4 records compactly (8-byte key, 14-byte
 /// value), the others in full.
 #[derive(Default)]
 struct NatIndex {
-    v4: HashMap<(Ipv4Addr, u16, u8), Key<Ipv4Addr>>,
-    any: HashMap<NatPortKey, FlowKey>,
+    v4: Map<(Ipv4Addr, u16, u8), Key<Ipv4Addr>>,
+    any: Map<NatPortKey, FlowKey>,
 }
 
 impl NatIndex {
@@ -243,7 +243,7 @@ pub struct ConnTable {
     /// Half-open NAT records per (returnaddress, protocol), oldest first.
     pools: Box<[Mutex<PoolMap>]>,
     /// Half-open NAT records per client address.
-    clients: Box<[Mutex<HashMap<IpAddr, u32>>]>,
+    clients: Box<[Mutex<Map<IpAddr, u32>>]>,
     /// Records plus slots reserved for records being made.
     len: AtomicUsize,
     halfopen: AtomicUsize,
@@ -318,7 +318,7 @@ impl ConnTable {
         self.pools[small_shard_of(returnaddress, u16::from(proto))].lock()
     }
 
-    fn client_lock(&self, ip: IpAddr) -> parking_lot::MutexGuard<'_, HashMap<IpAddr, u32>> {
+    fn client_lock(&self, ip: IpAddr) -> parking_lot::MutexGuard<'_, Map<IpAddr, u32>> {
         self.clients[small_shard_of(ip, 0)].lock()
     }
 
@@ -333,6 +333,25 @@ impl ConnTable {
     /// Gives back a slot taken by [`try_reserve`](Self::try_reserve) and not used.
     pub fn unreserve(&self) {
         self.len.fetch_sub(1, Relaxed);
+    }
+
+    /// Takes up to `n` slots at once (one update of the shared count for a batch of records,
+    /// so that parallel installs do not contend on it); how many it took.
+    pub fn try_reserve_many(&self, n: usize) -> usize {
+        let max = self.max();
+        let mut got = 0;
+        let _ = self.len.fetch_update(Relaxed, Relaxed, |l| {
+            got = max.saturating_sub(l).min(n);
+            (got > 0).then_some(l + got)
+        });
+        got
+    }
+
+    /// Gives back `n` slots taken and not used.
+    pub fn unreserve_many(&self, n: usize) {
+        if n > 0 {
+            self.len.fetch_sub(n, Relaxed);
+        }
     }
 
     /// One half-open record more (`up`) or less, counted everywhere it is counted.
@@ -391,13 +410,72 @@ impl ConnTable {
     /// The server's `records` and `active` counts are the caller's to keep (the table knows no
     /// counters): a record put in counts +1, every [`Removed`] -1.
     pub fn insert(&self, conn: Conn) -> Result<Option<Removed>, Box<Conn>> {
+        let nat = conn
+            .nat
+            .filter(|_| conn.is_halfopen())
+            .map(|n| n.returnaddress);
+        let proto = conn.key.proto;
+        let mut shard = self.shards[shard_of(&conn.key)].lock();
+        let r = self.insert_locked(&mut shard, conn);
+        drop(shard);
+        if let Ok(Some(_)) = r {
+            self.len.fetch_sub(1, Relaxed);
+        }
+        if r.is_ok()
+            && let Some(ret) = nat
+        {
+            self.compact_pool(ret, proto);
+        }
+        r
+    }
+
+    /// [`insert`](Self::insert) of many records of shard `shard` (each of that shard: see
+    /// [`shard_index`](Self::shard_index)) under one lock of it, each in a slot taken before
+    /// (for instance with [`try_reserve_many`](Self::try_reserve_many)); `done` gets each
+    /// record's result in order.
+    pub fn insert_batch(
+        &self,
+        shard: usize,
+        conns: impl IntoIterator<Item = Conn>,
+        mut done: impl FnMut(Result<Option<Removed>, Box<Conn>>),
+    ) {
+        let mut pools: Vec<(IpAddr, u8)> = Vec::new();
+        let mut replaced = 0;
+        let mut s = self.shards[shard % SHARDS].lock();
+        for conn in conns {
+            debug_assert_eq!(shard_of(&conn.key), shard % SHARDS);
+            let nat = conn
+                .nat
+                .filter(|_| conn.is_halfopen())
+                .map(|n| n.returnaddress);
+            let proto = conn.key.proto;
+            let r = self.insert_locked(&mut s, conn);
+            if let Ok(old) = &r {
+                replaced += usize::from(old.is_some());
+                if let Some(ret) = nat
+                    && !pools.contains(&(ret, proto))
+                {
+                    pools.push((ret, proto));
+                }
+            }
+            done(r);
+        }
+        drop(s);
+        self.unreserve_many(replaced);
+        for (ret, proto) in pools {
+            self.compact_pool(ret, proto);
+        }
+    }
+
+    /// [`insert`](Self::insert) under the shard's lock, but the replaced record's slot is not
+    /// given back (the caller does) and the pool's queue not compacted (it takes shard locks).
+    fn insert_locked(&self, shard: &mut Shard, conn: Conn) -> Result<Option<Removed>, Box<Conn>> {
         let key = conn.key;
         let nat_key = conn.nat.map(|n| NatPortKey {
             returnaddress: n.returnaddress,
             proto: key.proto,
             port: n.nat_port,
         });
-        let mut shard = self.shards[shard_of(&key)].lock();
         if let Some(nk) = nat_key {
             let mut nat = self.nat_lock(&nk);
             match nat.get(&nk) {
@@ -412,9 +490,8 @@ impl ConnTable {
         let old = shard.put(&conn);
         let new = conn;
         let replaced = old.map(|old| {
-            self.len.fetch_sub(1, Relaxed);
             if old.is_halfopen() {
-                self.count_halfopen(&mut shard, &old, false);
+                self.count_halfopen(shard, &old, false);
             }
             let old_key = old.nat.map(|n| NatPortKey {
                 returnaddress: n.returnaddress,
@@ -441,16 +518,12 @@ impl ConnTable {
         });
         if halfopen {
             shard.fifo.push_back((key, created));
-            self.count_halfopen(&mut shard, &new, true);
+            self.count_halfopen(shard, &new, true);
             if shard.fifo.len() > 2 * shard.halfopen + 64 {
                 let mut fifo = std::mem::take(&mut shard.fifo);
                 fifo.retain(|e| shard.is_live(e));
                 shard.fifo = fifo;
             }
-        }
-        drop(shard);
-        if halfopen && let Some(n) = new.nat {
-            self.compact_pool(n.returnaddress, key.proto);
         }
         Ok(replaced)
     }
