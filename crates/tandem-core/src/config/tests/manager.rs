@@ -243,6 +243,7 @@ fn proportions() {
     assert_eq!(
         cmd("cluster add 192.0.2.1+192.0.2.2 proportions 100 0 0 0"),
         Command::ClusterAdd {
+            label: None,
             clusters: vec![ip("192.0.2.1"), ip("192.0.2.2")],
             proportions: Some(p(100, 0, 0, 0)),
             defaults: Default::default(),
