@@ -14,6 +14,7 @@ impl Node {
     /// probes, the data plane's records, snapshots streamed from the table; transmits out.
     pub fn run_ha(self: Arc<Self>) {
         crate::diagnostics::Diagnostics::start(self.clone());
+        self.web.attach(&self);
         let mut more = false;
         let mut filter_checked: Option<(Instant, u16)> = None;
         loop {

@@ -26,6 +26,7 @@ mod reach;
 
 mod report;
 mod scripts;
+mod web;
 
 use anyhow::Result;
 use clap::Parser;

@@ -99,6 +99,8 @@ pub struct Node {
     pub started_at: Instant,
     /// Builds diagnostics bundles for the partner (`diagnostics.rs`).
     pub diagnostics: crate::diagnostics::Diagnostics,
+    /// The web server (`executor set metrics`; see `web`).
+    pub web: crate::web::Control,
 }
 
 impl Node {
@@ -125,6 +127,7 @@ impl Node {
             opts,
             started_at: Instant::now(),
             diagnostics: Default::default(),
+            web: Default::default(),
         }
     }
 
@@ -337,6 +340,7 @@ impl Node {
             afxdp: st.dataplane.as_ref().and_then(|d| d.afxdp_stats()),
             ring: self.opts.ring.version,
             uptime: self.started_at.elapsed(),
+            web: self.web.addr(),
         };
         report::render(&view, cmd)
     }
@@ -348,6 +352,7 @@ impl Node {
         let now = Instant::now();
         let origin = st.origin.take();
         self.sync_gate(st, &new, origin.as_ref())?;
+        let web = self.prepare_web(st, &new)?;
         // Scripts run as root: a new script directory must be root's alone (docs/ha.md).
         if new.ha.script_dir != st.config.ha.script_dir
             && let Some(dir) = &new.ha.script_dir
@@ -473,6 +478,7 @@ impl Node {
             st.ha.executor_stopped(now);
         }
         st.config = new;
+        self.web.apply(web);
         if let Some(key) = key {
             st.ha.set_key(now, key);
         }
@@ -508,6 +514,13 @@ impl Node {
         self.refresh_plan(st);
         self.wake();
         Ok(())
+    }
+
+    /// `executor set metrics`: binds the new address before anything changes (a bind failure
+    /// refuses the command); `web.apply` swaps the servers once the commit is through.
+    fn prepare_web(&self, st: &State, new: &Config) -> Result<crate::web::Prepared> {
+        self.web
+            .prepare(st.config.executor.metrics, new.executor.metrics)
     }
 
     /// New weights from the health loop: installs its latest overlay, read under the node lock

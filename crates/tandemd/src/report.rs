@@ -30,6 +30,8 @@ pub struct View<'a> {
     pub afxdp: Option<crate::afxdp::AfxdpStats>,
     pub ring: RingVersion,
     pub uptime: Duration,
+    /// Where the web server (metrics, status page) listens; None: off.
+    pub web: Option<std::net::SocketAddr>,
 }
 
 /// Renders a query command: (text, JSON data).

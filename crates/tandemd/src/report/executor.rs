@@ -58,6 +58,8 @@ pub(super) struct ExecutorView {
     fragment_evicted: u64,
     /// Tagged frames dropped (reason `vlan`), per VLAN id.
     vlan_drops: Vec<VlanDrops>,
+    /// Where the metrics are served (`http://ADDR/metrics`), None: off.
+    metrics: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -151,6 +153,7 @@ pub(super) fn executor(v: &View) -> ExecutorView {
                 ),
             })
             .collect(),
+        metrics: v.web.map(|a| format!("http://{a}/metrics")),
     }
 }
 
@@ -199,6 +202,13 @@ pub(super) fn executor_text(e: &ExecutorView) -> String {
         );
     }
     dots(&mut s, "Uptime", format!("{} s", e.uptime_seconds));
+    dots(
+        &mut s,
+        "Metrics and status page",
+        e.metrics
+            .as_deref()
+            .unwrap_or("off (executor set metrics ADDR:PORT)"),
+    );
     dots(
         &mut s,
         "Clusters / ports / servers",
