@@ -17,8 +17,8 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tandem_lab::cluster::{ClusterLab, TandemNode, demo_config, join_pair, wait_ha_state};
-use tandem_lab::{Host, LabProcess};
 use tandem_lab::serial;
+use tandem_lab::{Host, LabProcess};
 
 const HA_PORT: u16 = 20001;
 const WEB_PORT: u16 = 9100;
@@ -29,12 +29,18 @@ const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// One HTTP/1.1 request to chromedriver (from inside the client's namespace); the JSON
 /// `value` of the answer, or the WebDriver error.
-fn webdriver(client: &Host, method: &str, path: &str, body: Option<Value>) -> Result<Value, String> {
+fn webdriver(
+    client: &Host,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let method = method.to_string();
     let path = path.to_string();
     client
         .in_ns(move || -> Result<Value, String> {
-            let mut s = TcpStream::connect(("127.0.0.1", DRIVER_PORT)).map_err(|e| e.to_string())?;
+            let mut s =
+                TcpStream::connect(("127.0.0.1", DRIVER_PORT)).map_err(|e| e.to_string())?;
             s.set_read_timeout(Some(Duration::from_secs(60))).ok();
             let body = body.map(|b| b.to_string()).unwrap_or_default();
             let req = format!(
@@ -48,7 +54,10 @@ fn webdriver(client: &Host, method: &str, path: &str, body: Option<Value>) -> Re
             s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
             let text = String::from_utf8_lossy(&answer);
             let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-            let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            let body = if head
+                .to_ascii_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
                 dechunk(body)
             } else {
                 body.to_string()
@@ -167,8 +176,12 @@ impl<'a> Browser<'a> {
 
     /// Runs `script` (a function body) in the page and returns its value.
     fn js(&self, script: &str) -> Value {
-        self.call("POST", "/execute/sync", Some(json!({"script": script, "args": []})))
-            .unwrap_or_else(|e| panic!("script {script}: {e}"))
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .unwrap_or_else(|e| panic!("script {script}: {e}"))
     }
 
     fn text(&self, selector: &str) -> String {
@@ -250,30 +263,48 @@ fn lab_status_page_follows_a_takeover_in_chromium_and_renders_labels_as_text() {
     let cluster = "192.0.2.100";
     let server = lab.servers[0].ip().to_string();
     let quoted = format!("\"{HOSTILE}\"");
-    lb1.ctl(&["cluster", "set", cluster, "label", &quoted]).unwrap();
-    lb1.ctl(&["server", "set", &format!("{cluster}@80@{server}"), "label", &quoted])
+    lb1.ctl(&["cluster", "set", cluster, "label", &quoted])
         .unwrap();
-    tandem_lab::wait_until(Duration::from_secs(10), "the labels to reach the Standby", || {
-        lb2.ctl_json(&["server", "report", "@@"]).is_ok_and(|v| {
-            v.as_array()
-                .is_some_and(|rows| rows.iter().any(|r| r["label"] == json!(HOSTILE)))
-        })
-    })
+    lb1.ctl(&[
+        "server",
+        "set",
+        &format!("{cluster}@80@{server}"),
+        "label",
+        &quoted,
+    ])
+    .unwrap();
+    tandem_lab::wait_until(
+        Duration::from_secs(10),
+        "the labels to reach the Standby",
+        || {
+            lb2.ctl_json(&["server", "report", "@@"]).is_ok_and(|v| {
+                v.as_array()
+                    .is_some_and(|rows| rows.iter().any(|r| r["label"] == json!(HOSTILE)))
+            })
+        },
+    )
     .unwrap();
     // The reports show them, text and JSON.
     let report = lb2.ctl(&["cluster", "report", cluster]).unwrap();
-    assert!(report.contains("Label") && report.contains(HOSTILE), "{report}");
+    assert!(
+        report.contains("Label") && report.contains(HOSTILE),
+        "{report}"
+    );
     let clusters = lb2.ctl_json(&["cluster", "report", cluster]).unwrap();
     assert_eq!(clusters[0]["label"], json!(HOSTILE), "{clusters}");
-    let report = lb2.ctl(&["server", "report", &format!("{cluster}@80@{server}")]).unwrap();
+    let report = lb2
+        .ctl(&["server", "report", &format!("{cluster}@80@{server}")])
+        .unwrap();
     assert!(report.contains(HOSTILE), "{report}");
 
     let profile = lab.lab.log_dir().join("chromium-profile");
     let browser = Browser::start(&lab.client, profile);
     browser.open(&format!("http://192.0.2.3:{WEB_PORT}/"));
-    browser.wait(Duration::from_secs(15), "both nodes with their states", |b| {
-        b.text("#node-self .state") == "Standby" && b.text("#node-partner .state") == "Active"
-    });
+    browser.wait(
+        Duration::from_secs(15),
+        "both nodes with their states",
+        |b| b.text("#node-self .state") == "Standby" && b.text("#node-partner .state") == "Active",
+    );
     assert_eq!(browser.text("#node-self .addr"), "192.0.2.3");
     assert_eq!(browser.text("#node-partner .addr"), "192.0.2.2");
 
@@ -288,7 +319,11 @@ fn lab_status_page_follows_a_takeover_in_chromium_and_renders_labels_as_text() {
          }};",
         serde_json::to_string(HOSTILE).unwrap()
     ));
-    assert_eq!(seen["literal"], json!(2), "cluster and server label as text: {seen}");
+    assert_eq!(
+        seen["literal"],
+        json!(2),
+        "cluster and server label as text: {seen}"
+    );
     assert_eq!(seen["pwned"], json!("undefined"), "{seen}");
     assert_eq!(seen["bold"], json!(0), "{seen}");
     let body = browser.text("body");
@@ -296,13 +331,16 @@ fn lab_status_page_follows_a_takeover_in_chromium_and_renders_labels_as_text() {
 
     // The Active dies; within 5 s the Standby's page shows itself Active and the transition.
     lb1.kill().unwrap();
-    let took = browser.wait(Duration::from_secs(5), "this node Active with the transition", |b| {
-        b.text("#node-self .state") == "Active"
-            && b.js(
-                "return document.querySelectorAll(\
-                 '#timeline li[data-from=\"Standby\"][data-to=\"Active\"]').length > 0",
-            ) == json!(true)
-    });
+    let took = browser.wait(
+        Duration::from_secs(5),
+        "this node Active with the transition",
+        |b| {
+            b.text("#node-self .state") == "Active"
+                && b.js("return document.querySelectorAll(\
+                 '#timeline li[data-from=\"Standby\"][data-to=\"Active\"]').length > 0")
+                    == json!(true)
+        },
+    );
     println!("page showed the takeover {took:?} after kill -9");
     assert!(
         !browser.text("#node-partner .state").starts_with("Active")
