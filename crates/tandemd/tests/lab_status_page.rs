@@ -50,18 +50,37 @@ fn webdriver(
                 body.len()
             );
             s.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+            // Read the header, then exactly Content-Length bytes (chromedriver may keep the
+            // connection open whatever `Connection: close` says).
             let mut answer = Vec::new();
-            s.read_to_end(&mut answer).map_err(|e| e.to_string())?;
-            let text = String::from_utf8_lossy(&answer);
-            let (head, body) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-            let body = if head
-                .to_ascii_lowercase()
-                .contains("transfer-encoding: chunked")
-            {
-                dechunk(body)
-            } else {
-                body.to_string()
+            let mut buf = [0u8; 16384];
+            let (head, mut rest) = loop {
+                let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    return Err("connection closed before the header ended".into());
+                }
+                answer.extend_from_slice(&buf[..n]);
+                if let Some(i) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&answer[..i]).to_string();
+                    break (head, answer[i + 4..].to_vec());
+                }
             };
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .ok_or_else(|| format!("no Content-Length in {head}"))?;
+            while rest.len() < length {
+                let n = s.read(&mut buf).map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                rest.extend_from_slice(&buf[..n]);
+            }
+            let body = String::from_utf8_lossy(&rest).to_string();
             let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
             if !head.starts_with("HTTP/1.1 200") {
                 return Err(format!("{head}\n{}", v["value"]));
@@ -69,19 +88,6 @@ fn webdriver(
             Ok(v["value"].clone())
         })
         .map_err(|e| format!("{e:#}"))?
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = rest[n..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 fn base64_decode(s: &str) -> Vec<u8> {
