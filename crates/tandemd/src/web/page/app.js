@@ -204,6 +204,11 @@ function niceMax(v) {
   return 10 * p;
 }
 
+// An axis label: whole numbers, with decimals on a small scale (0, 0.25, 0.5...).
+function tick(v, max) {
+  return max >= 4 ? String(Math.round(v)) : String(Math.round(v * 100) / 100);
+}
+
 function drawChart(st) {
   const canvas = $("#chart");
   const ctx = canvas.getContext("2d");
@@ -235,9 +240,9 @@ function drawChart(st) {
     ctx.lineTo(w - pad.r, yy);
     ctx.stroke();
     ctx.textAlign = "right";
-    ctx.fillText(String(Math.round((rMax * i) / 4)), pad.l - 4, yy + 4);
+    ctx.fillText(tick((rMax * i) / 4, rMax), pad.l - 4, yy + 4);
     ctx.textAlign = "left";
-    ctx.fillText(String(Math.round((cMax * i) / 4)), w - pad.r + 4, yy + 4);
+    ctx.fillText(tick((cMax * i) / 4, cMax), w - pad.r + 4, yy + 4);
   }
   ctx.textAlign = "center";
   for (let m = 0; now - m * 60000 >= t0; m++) {
