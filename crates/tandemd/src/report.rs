@@ -74,6 +74,8 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
 #[derive(Serialize)]
 struct ClusterRow {
     cluster: IpAddr,
+    /// The operator's `label` (`null` when none).
+    label: Option<String>,
     ports: Vec<u16>,
     #[serde(flatten)]
     traffic: ServerCountersView,
@@ -99,6 +101,7 @@ fn clusters(v: &View, list: &[IpAddr]) -> Vec<ClusterRow> {
             }
             ClusterRow {
                 cluster: c,
+                label: cl.label.clone(),
                 ports: cl.ports.keys().copied().collect(),
                 traffic: sum,
             }
@@ -117,7 +120,9 @@ fn traffic_cells(t: &ServerCountersView) -> [String; 4] {
 }
 
 fn clusters_text(rows: &Vec<ClusterRow>) -> String {
-    let mut t = Table::new(&["Cluster", "Ports", "Packets", "Bytes", "Active", "Total"]);
+    let mut t = Table::new(&[
+        "Cluster", "Ports", "Packets", "Bytes", "Active", "Total", "Label",
+    ]);
     for r in rows {
         let ports = r
             .ports
@@ -132,10 +137,16 @@ fn clusters_text(rows: &Vec<ClusterRow>) -> String {
             ]
             .into_iter()
             .chain(traffic_cells(&r.traffic))
+            .chain([label_cell(&r.label)])
             .collect(),
         );
     }
     t.render()
+}
+
+/// The last column of the cluster and server tables: the label, or `-`.
+fn label_cell(label: &Option<String>) -> String {
+    label.clone().unwrap_or_else(|| "-".into())
 }
 
 #[derive(Serialize)]
@@ -269,6 +280,8 @@ struct ServerRow {
     cluster: IpAddr,
     port: u16,
     server: IpAddr,
+    /// The operator's `label` (`null` when none).
+    label: Option<String>,
     /// The effective weight (what the data plane uses).
     weight: u32,
     /// The rule that decided it (config, manager, sasp, advisor-down, ...).
@@ -293,6 +306,7 @@ fn servers(v: &View, list: &[(IpAddr, u16, IpAddr)]) -> Vec<ServerRow> {
                 cluster: c,
                 port: p,
                 server: s,
+                label: srv.label.clone(),
                 weight: eff.weight,
                 weight_source: eff.source.name(),
                 configured_weight: srv.weight,
@@ -319,7 +333,7 @@ fn servers(v: &View, list: &[(IpAddr, u16, IpAddr)]) -> Vec<ServerRow> {
 fn servers_text(rows: &Vec<ServerRow>) -> String {
     let mut t = Table::new(&[
         "Cluster", "Port", "Server", "Weight", "Source", "State", "Packets", "Bytes", "Active",
-        "Total",
+        "Total", "Label",
     ]);
     for r in rows {
         t.row(
@@ -333,6 +347,7 @@ fn servers_text(rows: &Vec<ServerRow>) -> String {
             ]
             .into_iter()
             .chain(traffic_cells(&r.traffic))
+            .chain([label_cell(&r.label)])
             .collect(),
         );
     }

@@ -146,6 +146,7 @@ fn is_object_statement(cmd: &Command) -> bool {
         Command::ClusterAdd { .. }
             | Command::ClusterSetProportions { .. }
             | Command::ClusterSetDefaults { .. }
+            | Command::ClusterSetLabel { .. }
             | Command::ClusterRemove(_)
             | Command::PortAdd { .. }
             | Command::PortSet { .. }
@@ -334,6 +335,7 @@ impl Config {
                 proportions: None,
                 defaults: cluster.defaults,
                 primaryhost: cluster.primaryhost,
+                label: cluster.label.clone(),
             });
             if cluster.proportions != Proportions::default() {
                 cmds.push(Command::ClusterSetProportions {
@@ -380,6 +382,7 @@ impl Config {
                         mapport: server.mapport,
                         advisorrequest: server.advisorrequest.clone(),
                         advisorresponse: server.advisorresponse.clone(),
+                        label: server.label.clone(),
                     };
                     cmds.push(Command::ServerAdd {
                         target: target(c, p, s),

@@ -29,10 +29,10 @@ pub use file::{
 pub use grammar::{
     AdvisorSetting, Appliance, ApplianceOptions, ByRole, Command, DEFAULT_HA_PORT, ExecutorSetting,
     GwmSelector, MAX_ADVISOR_TEXT, MAX_CUSTOM_ADVISOR_NAME, MAX_FILE_NAME, MAX_FINTIMEOUT,
-    MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, NoResolver, ParseError, PortOptions,
-    PortTarget, Resolver, ServerOptions, ServerTarget, Targets, check_file_name, is_mutation,
-    parse, parse_line, parse_line_resolving, parse_resolving, parse_words, parse_words_resolving,
-    split_line, syntax,
+    MAX_LABEL, MAX_RETRIES, MAX_SECONDS, MAX_SMOOTHING, MIN_SECONDS, NoResolver, ParseError,
+    PortOptions, PortTarget, Resolver, ServerOptions, ServerTarget, Targets, check_file_name,
+    is_mutation, parse, parse_line, parse_line_resolving, parse_resolving, parse_words,
+    parse_words_resolving, split_line, syntax,
 };
 pub use health::*;
 pub use model::*;

@@ -190,6 +190,9 @@ pub struct Cluster {
     /// `cluster add|set CLUSTER primaryhost NFA`: the nfa of the node that forwards this
     /// cluster in mutual high availability (role `both`, see `docs/mutual-ha.md`).
     pub primaryhost: Option<IpAddr>,
+    /// `cluster add|set CLUSTER label "TEXT"`: the operator's name for the cluster, shown by
+    /// the reports and the status page (at most 64 printable characters, shared by the pair).
+    pub label: Option<String>,
     pub ports: BTreeMap<u16, Port>,
 }
 
@@ -303,6 +306,9 @@ pub struct Server {
     pub advisorrequest: Option<String>,
     /// The reply the advisors expect (`advisorresponse`, a substring of the reply).
     pub advisorresponse: Option<String>,
+    /// `server add|set ... label "TEXT"`: the operator's name for the server (reports,
+    /// status page; at most 64 printable characters).
+    pub label: Option<String>,
 }
 
 impl Server {

@@ -70,6 +70,7 @@ fn affinity() -> AffinityRecord {
 
 fn server(addr: &str, returnaddress: Option<&str>) -> Server {
     Server {
+        label: None,
         address: ip(addr),
         weight: 10,
         fixedweight: false,
@@ -104,6 +105,7 @@ fn config() -> Config {
     cfg.clusters.insert(
         ip("192.0.2.100"),
         Cluster {
+            label: None,
             address: ip("192.0.2.100"),
             proportions: Default::default(),
             defaults: Default::default(),

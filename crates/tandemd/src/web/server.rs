@@ -179,6 +179,11 @@ fn response(a: Answer) -> Response<Full<Bytes>> {
         HeaderValue::from_static(a.content_type),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The page runs no inline script or style and talks only to its own origin.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(super::page::CONTENT_SECURITY_POLICY),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -165,6 +165,7 @@ impl Config {
                 proportions,
                 defaults,
                 primaryhost,
+                label,
             } => {
                 if clusters.is_empty() {
                     return Err(ConfigError::Invalid(
@@ -182,6 +183,7 @@ impl Config {
                             proportions: proportions.unwrap_or_default(),
                             defaults: *defaults,
                             primaryhost: *primaryhost,
+                            label: label.clone().filter(|l| !l.is_empty()),
                             ports: Default::default(),
                         },
                     );
@@ -338,6 +340,15 @@ impl Config {
                 for c in &clusters {
                     if let Some(cluster) = self.clusters.get_mut(c) {
                         cluster.primaryhost = Some(*primaryhost);
+                    }
+                }
+                Resolved::Clusters(clusters)
+            }
+            Command::ClusterSetLabel { clusters, label } => {
+                let clusters = non_empty(self.select_clusters(clusters)?, "cluster", clusters)?;
+                for c in &clusters {
+                    if let Some(cluster) = self.clusters.get_mut(c) {
+                        cluster.label = (!label.is_empty()).then(|| label.clone());
                     }
                 }
                 Resolved::Clusters(clusters)

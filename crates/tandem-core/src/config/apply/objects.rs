@@ -117,6 +117,7 @@ impl Config {
                     quiesced: false,
                     advisorrequest: non_empty_text(&options.advisorrequest),
                     advisorresponse: non_empty_text(&options.advisorresponse),
+                    label: non_empty_text(&options.label),
                 };
                 port.servers.insert(address, server);
                 added.push((c, p, address));
@@ -173,6 +174,9 @@ impl Config {
             }
             if let Some(text) = &options.advisorresponse {
                 server.advisorresponse = (!text.is_empty()).then(|| text.clone());
+            }
+            if let Some(text) = &options.label {
+                server.label = (!text.is_empty()).then(|| text.clone());
             }
         }
         self.check_ports(servers.iter().map(|&(c, p, _)| (c, p)))?;

@@ -70,6 +70,10 @@ impl fmt::Display for ServerOptions {
             f.write_str(" advisorresponse ")?;
             write_quoted(f, text)?;
         }
+        if let Some(text) = &self.label {
+            f.write_str(" label ")?;
+            write_quoted(f, text)?;
+        }
         Ok(())
     }
 }
@@ -120,6 +124,7 @@ impl fmt::Display for Command {
                 proportions,
                 defaults,
                 primaryhost,
+                label,
             } => {
                 f.write_str("cluster add ")?;
                 Targets::List(clusters.clone()).write_part(f)?;
@@ -128,6 +133,10 @@ impl fmt::Display for Command {
                 }
                 if let Some(a) = primaryhost {
                     write!(f, " primaryhost {a}")?;
+                }
+                if let Some(text) = label {
+                    f.write_str(" label ")?;
+                    write_quoted(f, text)?;
                 }
                 write!(f, "{}", DefaultWords(defaults))
             }
@@ -163,6 +172,10 @@ impl fmt::Display for Command {
                 "cluster set {clusters} proportions {}",
                 ProportionWords(proportions)
             ),
+            ClusterSetLabel { clusters, label } => {
+                write!(f, "cluster set {clusters} label ")?;
+                write_quoted(f, label)
+            }
             ClusterRemove(t) => write!(f, "cluster remove {t}"),
             ClusterReport(t) => write!(f, "cluster report {t}"),
             ClusterStatus(t) => write!(f, "cluster status {t}"),

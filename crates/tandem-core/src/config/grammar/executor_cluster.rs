@@ -4,7 +4,9 @@ use super::super::health::Proportions;
 use super::super::model::{LogLevel, PacketIo, PortDefaults};
 use super::syntax::{CLUSTER_VERBS, EXECUTOR_VERBS};
 use super::targets::{Targets, cluster_target_in};
-use super::words::{Words, match_keyword, parse_number, parse_seconds, parse_u32, set_once};
+use super::words::{
+    Words, match_keyword, parse_label, parse_number, parse_seconds, parse_u32, set_once,
+};
 use super::{Command, ParseError};
 use serde::Serialize;
 use std::net::IpAddr;
@@ -59,6 +61,7 @@ const LOGLEVEL_WORDS: &[&str] = &["error", "warn", "info", "debug", "trace"];
 const PACKETIO_WORDS: &[&str] = &["auto", "afxdp", "afpacket"];
 const CLUSTER_ADD_OPTIONS: &[&str] = &[
     "address",
+    "label",
     "primaryhost",
     "proportions",
     "staletimeout",
@@ -66,6 +69,7 @@ const CLUSTER_ADD_OPTIONS: &[&str] = &[
     "weightbound",
 ];
 const CLUSTER_SET_OPTIONS: &[&str] = &[
+    "label",
     "primaryhost",
     "proportions",
     "staletimeout",
@@ -166,6 +170,7 @@ struct ClusterOptions {
     address: Option<std::net::IpAddr>,
     proportions: Option<Proportions>,
     primaryhost: Option<std::net::IpAddr>,
+    label: Option<String>,
     defaults: PortDefaults,
 }
 
@@ -202,6 +207,10 @@ fn parse_cluster_options(w: &mut Words<'_>, add: bool) -> Result<ClusterOptions,
             "primaryhost" => {
                 let a = w.address("primaryhost")?;
                 set_once(&mut o.primaryhost, name, a)?;
+            }
+            "label" => {
+                let v = parse_label(w.value("\"text\"")?)?;
+                set_once(&mut o.label, name, v)?;
             }
             "staletimeout" => {
                 let v = parse_u32(w.value("seconds")?, name, 1, "1-4294967295")?;
@@ -259,11 +268,26 @@ pub(super) fn parse_cluster(w: &mut Words<'_>) -> Result<Command, ParseError> {
                 proportions: o.proportions,
                 defaults: o.defaults,
                 primaryhost: o.primaryhost,
+                label: o.label,
             }
         }
         "set" => {
             let target = cluster_target_in(w, word)?;
             let o = parse_cluster_options(w, false)?;
+            if let Some(label) = o.label {
+                if o.primaryhost.is_some() || o.proportions.is_some() || !o.defaults.is_empty() {
+                    return Err(ParseError::Invalid(
+                        "cluster set takes label alone (give another cluster set command for \
+                         the other settings)"
+                            .to_string(),
+                    ));
+                }
+                w.end()?;
+                return Ok(Command::ClusterSetLabel {
+                    clusters: target,
+                    label,
+                });
+            }
             if let Some(primaryhost) = o.primaryhost {
                 if o.proportions.is_some() || !o.defaults.is_empty() {
                     return Err(ParseError::Invalid(

@@ -7,6 +7,7 @@
 //!     | metrics ADDR:PORT|off | loglevel error|warn|info|debug|trace
 //! cluster add CLUSTER[+CLUSTER...] [proportions ACTIVE NEW PORT SYSTEM]
 //! cluster set CLUSTER[+CLUSTER...]|@ proportions ACTIVE NEW PORT SYSTEM
+//! cluster add|set CLUSTER ... [label "TEXT"];  server add|set ... [label "TEXT"]
 //! cluster remove|report|status CLUSTER[+CLUSTER...]|@
 //! port add|set CLUSTER@PORT[+PORT...] [method mac|nat] [protocol tcp|udp]
 //!     [selectionalgorithm connection|affinity|conn+affin|hash] [stickytime S]
@@ -72,7 +73,7 @@ pub use health::{
 };
 pub use port_server::{PortOptions, ServerOptions};
 pub use targets::{PortTarget, ServerTarget, Targets};
-pub use words::{MAX_ADVISOR_TEXT, NoResolver, Resolver, split_line};
+pub use words::{MAX_ADVISOR_TEXT, MAX_LABEL, NoResolver, Resolver, split_line};
 
 use super::health::{AdvisorKey, GwmAddress, Proportions, SaspGroupTarget, SaspGwm};
 use super::model::{Backup, PortDefaults, Recovery};
@@ -188,6 +189,8 @@ pub enum Command {
         defaults: PortDefaults,
         /// The nfa of the node that forwards these clusters in mutual HA (mutual helper).
         primaryhost: Option<IpAddr>,
+        /// `label "TEXT"`: the operator's name for the clusters (reports, status page).
+        label: Option<String>,
     },
     /// `cluster set CLUSTER[+...]|@ proportions ACTIVE NEW PORT SYSTEM` (each 0-100, sum 100)
     ClusterSetProportions {
@@ -368,6 +371,12 @@ pub enum Command {
     ClusterSetPrimaryHost {
         clusters: Targets<IpAddr>,
         primaryhost: IpAddr,
+    },
+    /// `cluster set CLUSTER[+...]|@ label "TEXT"`: the operator's name for the clusters
+    /// (at most 64 printable characters; `""` removes it)
+    ClusterSetLabel {
+        clusters: Targets<IpAddr>,
+        label: String,
     },
 }
 

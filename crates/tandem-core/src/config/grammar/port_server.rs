@@ -4,7 +4,8 @@ use super::super::model::{Method, Protocol, RepStrategy, Selection};
 use super::syntax::{PORT_VERBS, SERVER_VERBS};
 use super::targets::{ServerTarget, Targets, parse_part, port_target_in, server_target_in};
 use super::words::{
-    Words, YES_NO, match_keyword, parse_number, parse_port, parse_text, parse_u32, set_once,
+    Words, YES_NO, match_keyword, parse_label, parse_number, parse_port, parse_text, parse_u32,
+    set_once,
 };
 use super::{Command, ParseError};
 use serde::Serialize;
@@ -39,6 +40,8 @@ pub struct ServerOptions {
     pub advisorrequest: Option<String>,
     /// The expected reply (a substring); `""` = back to the default (the status class).
     pub advisorresponse: Option<String>,
+    /// `label "TEXT"`: the operator's name for the server; `""` = no label.
+    pub label: Option<String>,
 }
 
 const PORT_OPTIONS: &[&str] = &[
@@ -61,6 +64,7 @@ const SERVER_ADD_OPTIONS: &[&str] = &[
     "mapport",
     "advisorrequest",
     "advisorresponse",
+    "label",
 ];
 const SERVER_SET_OPTIONS: &[&str] = &[
     "weight",
@@ -69,6 +73,7 @@ const SERVER_SET_OPTIONS: &[&str] = &[
     "router",
     "advisorrequest",
     "advisorresponse",
+    "label",
 ];
 const METHODS: &[&str] = &["mac", "nat"];
 const PROTOCOLS: &[&str] = &["tcp", "udp"];
@@ -197,6 +202,10 @@ fn parse_server_options(
             "advisorresponse" => {
                 let v = parse_text(w.value("\"text\"")?, name)?;
                 set_once(&mut o.advisorresponse, name, v)?;
+            }
+            "label" => {
+                let v = parse_label(w.value("\"text\"")?)?;
+                set_once(&mut o.label, name, v)?;
             }
             _ => {
                 let v = parse_port(w.value("port")?)?;

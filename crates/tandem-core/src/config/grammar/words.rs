@@ -379,3 +379,26 @@ pub(super) fn write_quoted(f: &mut std::fmt::Formatter<'_>, text: &str) -> std::
     }
     f.write_char('"')
 }
+
+/// Longest `label` of a cluster or server, in characters.
+pub const MAX_LABEL: usize = 64;
+
+/// A `label "TEXT"` of a cluster or server: a string value ([`parse_text`]) of at most
+/// [`MAX_LABEL`] characters, printable (no control characters: no line breaks or tabs);
+/// `""` removes the label. Any other text is kept as it is, `<script>` included: the reports
+/// print it and the status page renders it as text.
+pub(super) fn parse_label(word: &str) -> Result<String, ParseError> {
+    let text = parse_text(word, "label")?;
+    let chars = text.chars().count();
+    if chars > MAX_LABEL {
+        return Err(ParseError::Invalid(format!(
+            "label is {chars} characters long (at most {MAX_LABEL})"
+        )));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(ParseError::Invalid(format!(
+            "label holds the control character {c:?} (a label is one line of printable text)"
+        )));
+    }
+    Ok(text)
+}

@@ -200,6 +200,7 @@ fn server_defaults_and_weights() {
     assert_eq!(
         s,
         Server {
+            label: None,
             address: ip("192.0.2.11"),
             weight: 10,
             fixedweight: false,
@@ -508,6 +509,7 @@ fn commands_built_in_code_are_range_checked() {
         Command::ExecutorSet(ExecutorSetting::HaTimeout(-1.0)),
         Command::ManagerReachInterval(f64::INFINITY),
         Command::ClusterAdd {
+            label: None,
             clusters: vec![],
             proportions: None,
             defaults: Default::default(),

@@ -206,6 +206,7 @@ fn primaryhost_grammar_apply_and_save() {
     assert_eq!(
         cmd("cluster add 192.0.2.100+192.0.2.101 primaryhost 192.0.2.1"),
         Command::ClusterAdd {
+            label: None,
             clusters: vec![ip("192.0.2.100"), ip("192.0.2.101")],
             proportions: None,
             defaults: Default::default(),

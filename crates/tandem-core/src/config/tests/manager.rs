@@ -243,6 +243,7 @@ fn proportions() {
     assert_eq!(
         cmd("cluster add 192.0.2.1+192.0.2.2 proportions 100 0 0 0"),
         Command::ClusterAdd {
+            label: None,
             clusters: vec![ip("192.0.2.1"), ip("192.0.2.2")],
             proportions: Some(p(100, 0, 0, 0)),
             defaults: Default::default(),
@@ -263,15 +264,15 @@ fn proportions() {
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 proportions 50 50 0 0 0"),
-        "unknown keyword '0' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
+        "unknown keyword '0' (expected one of: label, primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100 nosuch 5"),
-        "unknown keyword 'nosuch' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
+        "unknown keyword 'nosuch' (expected one of: label, primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster set 192.0.2.100"),
-        "missing keyword after '192.0.2.100' (expected one of: primaryhost, proportions, staletimeout, stickytime, weightbound)"
+        "missing keyword after '192.0.2.100' (expected one of: label, primaryhost, proportions, staletimeout, stickytime, weightbound)"
     );
     assert_eq!(
         parse_err("cluster add 192.0.2.1 proportions 50 50 0 x"),

@@ -9,6 +9,7 @@ mod grammar;
 mod health;
 mod highavailability;
 mod ibm;
+mod labels;
 mod manager;
 mod properties;
 mod quoting;
