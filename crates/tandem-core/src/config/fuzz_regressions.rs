@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 /// the ports it touched, once each: loading is linear.
 ///
 /// 150 000 servers in one cluster, as `file save` writes them: before the fix this took
-/// 101 s in the test profile (measured), now 0.3 s.
+/// 101 s in the test profile (measured), now 0.3 s (12 s seen on a machine at load 12). The
+/// bound of 60 s is a correctness bound, not a speed figure: 200 times the linear load, well
+/// under the quadratic one.
 #[test]
 fn fuzz_regression_newload_is_linear_in_servers() {
     let mut text = String::from("cluster add 192.0.2.100\n");
@@ -36,7 +38,7 @@ fn fuzz_regression_newload_is_linear_in_servers() {
         .sum();
     assert_eq!(servers, 150_000);
     assert!(
-        took < Duration::from_secs(10),
+        took < Duration::from_secs(60),
         "loading 150 000 servers took {took:?} (quadratic checks?)"
     );
 }
