@@ -9,6 +9,9 @@
 # target/debug/deb-gen/ (cargo-deb's `target/release/` in Cargo.toml names the profile's
 # directory). Runs serialized by a lock in the target directory, so concurrent builds do not
 # mix their generated files. Needs cargo-deb: cargo install --locked cargo-deb.
+# TANDEM_DEB_PREBUILT=1 packages the binaries as they are, without `cargo build` (the package
+# test sets it: the test suite has built them with the whole workspace's features, and a
+# `cargo build -p` of three packages would build them again with other features).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -30,7 +33,13 @@ exec 9>"$target/build-deb.lock"
 flock 9
 
 # A no-op when the test suite built them already.
-cargo build --quiet -p tandemd -p tandemctl -p tandem-gwm
+if [ "${TANDEM_DEB_PREBUILT:-0}" = 1 ]; then
+  for b in tandemd tandemctl tandem-gwm; do
+    [ -x "$bin/$b" ] || fail "TANDEM_DEB_PREBUILT=1 but $bin/$b is not built (cargo build --workspace)"
+  done
+else
+  cargo build --quiet -p tandemd -p tandemctl -p tandem-gwm
+fi
 
 rm -rf "$gen"
 mkdir -p "$gen/man1" "$gen/man8" "$gen/completions"

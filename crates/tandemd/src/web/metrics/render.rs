@@ -280,6 +280,51 @@ fn server_state(s: &str) -> &'static str {
 const SERVER_STATES: &[&str] = &["up", "down", "advisor-down", "quiesced", "weight-zero"];
 
 /// Per cluster, port and server: connections, packets, bytes, weight, state.
+/// Per advisor and server (the `data` of each started advisor's `advisor report`): its
+/// verdict (one series per state, 1 for the current), the last load it measured, and the
+/// failed queries in a row.
+pub fn advisors(m: &mut Metrics, reports: &[Value]) {
+    let mut state = Vec::new();
+    let mut load = Vec::new();
+    let mut failures = Vec::new();
+    for rep in reports {
+        let advisor = as_text(&rep["name"]);
+        for s in rep["servers"].as_array().into_iter().flatten() {
+            let lab = labels(&[
+                ("advisor", &advisor),
+                ("cluster", &as_text(&s["cluster"])),
+                ("port", &as_text(&s["port"])),
+                ("server", &as_text(&s["server"])),
+            ]);
+            let current = s["state"].as_str().unwrap_or("unknown");
+            for v in ["up", "down", "unknown"] {
+                let mut l = lab.clone();
+                l.push(("state".into(), v.to_string()));
+                state.push((l, f64::from(u8::from(v == current))));
+            }
+            if let Some(ms) = s["load"].as_f64() {
+                load.push((lab.clone(), ms));
+            }
+            failures.push((lab, f(&s["failures"])));
+        }
+    }
+    m.gauge(
+        "tandem_advisor_server_state",
+        "An advisor's verdict on a server: one series per state (up, down, unknown), 1 for the current one",
+        state,
+    );
+    m.gauge(
+        "tandem_advisor_server_load",
+        "The last load an advisor measured on a server while trusted (milliseconds, or a custom advisor's value)",
+        load,
+    );
+    m.gauge(
+        "tandem_advisor_server_failures",
+        "Failed advisor queries in a row, per server",
+        failures,
+    );
+}
+
 pub fn traffic(m: &mut Metrics, clusters: &Value, ports: &Value, servers: &Value) {
     let rows = |v: &Value| v.as_array().cloned().unwrap_or_default();
     type Key = fn(&Value) -> Vec<(&'static str, String)>;
@@ -665,5 +710,47 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("tandem_ha_partner_last_heard_seconds "), "{t}");
+    }
+
+    #[test]
+    fn advisor_verdicts_loads_and_failures_per_server() {
+        let mut m = Metrics::default();
+        let rep = json!({"name": "http", "cluster": null, "port": 80, "running": true,
+            "servers": [
+                {"cluster": "192.0.2.100", "port": 80, "server": "192.0.2.11", "state": "up",
+                 "load": 12, "failures": 0, "last_error": null},
+                {"cluster": "192.0.2.100", "port": 80, "server": "192.0.2.12", "state": "down",
+                 "load": null, "failures": 3, "last_error": "connection refused"}]});
+        advisors(&mut m, &[rep]);
+        let t = m.text();
+        let l = |server: &str| {
+            format!(r#"advisor="http",cluster="192.0.2.100",port="80",server="{server}""#)
+        };
+        for want in [
+            format!(
+                r#"tandem_advisor_server_state{{{},state="up"}} 1"#,
+                l("192.0.2.11")
+            ),
+            format!(
+                r#"tandem_advisor_server_state{{{},state="down"}} 0"#,
+                l("192.0.2.11")
+            ),
+            format!(
+                r#"tandem_advisor_server_state{{{},state="down"}} 1"#,
+                l("192.0.2.12")
+            ),
+            format!(r#"tandem_advisor_server_load{{{}}} 12"#, l("192.0.2.11")),
+            format!(r#"tandem_advisor_server_failures{{{}}} 3"#, l("192.0.2.12")),
+        ] {
+            assert!(t.contains(&want), "{want} not in\n{t}");
+        }
+        // A server without a trusted load has no load series.
+        assert!(
+            !t.contains(&format!(
+                "tandem_advisor_server_load{{{}}}",
+                l("192.0.2.12")
+            )),
+            "{t}"
+        );
     }
 }
