@@ -373,9 +373,10 @@ mod tests {
 
     #[test]
     fn failures_are_sorted_into_before_during_and_after_the_takeover() {
+        // Before the kill: started more than ATTEMPT_TIMEOUT (0.9 s) before it.
         let samples = vec![
-            s(-1.0, true),
-            s(-0.5, false),
+            s(-2.0, true),
+            s(-1.2, false),
             s(-0.1, false),
             s(0.5, false),
             s(1.9, false),
